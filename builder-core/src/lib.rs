@@ -1,0 +1,4 @@
+//! kiln's build engine.
+//!
+//! Owns everything between a parsed Dockerfile and an image: planning, solving, the content store,
+//! snapshots, isolated execution of RUN steps, layers, image configs and exports.
