@@ -6,3 +6,5 @@
 
 pub mod changes;
 pub mod fsroot;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,0 +1,39 @@
+# Installs the Debian packages kiln and its tests use, when any is missing. Always refreshes the
+# package lists first, as a fresh machine has none.
+
+# Packages the tests need: a static busybox for offline base images, a real registry, a real OCI
+# runtime, OCI tooling to check our output, jq for scripts, htpasswd for the auth registry.
+KILN_TEST_PACKAGES=(busybox-static docker-registry runc umoci skopeo jq apache2-utils curl python3 ca-certificates)
+# Packages kiln itself needs at run time for the example build.
+KILN_RUN_PACKAGES=(busybox-static runc curl ca-certificates)
+
+install_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ "$(id -u)" -ne 0 ]; then
+        if [ ${#missing[@]} -gt 0 ]; then
+            echo "missing packages: ${missing[*]} (run as root to install them)" >&2
+            return 1
+        fi
+        return 0
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing: ${missing[*]}"
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+ensure_rust() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        if [ -x "$HOME/.cargo/bin/cargo" ]; then
+            export PATH="$HOME/.cargo/bin:$PATH"
+        else
+            echo "cargo not found: install a Rust toolchain (rustup) first" >&2
+            return 1
+        fi
+    fi
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs kiln's whole test suite on a Debian/Ubuntu machine, as root: installs the Debian packages the
+# tests need, starts real registries on free loopback ports, and runs every test, the privileged
+# ones included (KILN_REQUIRE_PRIVILEGED=1 turns a missing capability into a failure).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/packages.sh
+source scripts/lib/registry.sh
+
+install_packages "${KILN_TEST_PACKAGES[@]}"
+ensure_rust
+
+trap registry_stop_all EXIT
+
+registry_start plain
+export KILN_TEST_REGISTRY="$REGISTRY_ADDR"
+
+htdir=$(mktemp -d /tmp/kiln-htpasswd.XXXXXX)
+KILN_REGISTRY_DIRS+=("$htdir")
+htpasswd -Bbn kiln-user kiln-secret-pw >"$htdir/htpasswd"
+registry_start basic "$htdir/htpasswd"
+export KILN_TEST_REGISTRY_BASIC="$REGISTRY_ADDR"
+export KILN_TEST_REGISTRY_USER=kiln-user
+export KILN_TEST_REGISTRY_PASSWORD=kiln-secret-pw
+
+export KILN_REQUIRE_PRIVILEGED="${KILN_REQUIRE_PRIVILEGED:-1}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "registries: plain $KILN_TEST_REGISTRY, basic-auth $KILN_TEST_REGISTRY_BASIC"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked
