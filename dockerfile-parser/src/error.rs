@@ -1,0 +1,172 @@
+//! Parse errors: typed, with a span, a plain-words explanation and a `miette` diagnostic.
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+use crate::span::{LineIndex, Span};
+
+/// What is wrong with the Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ParseErrorKind {
+    /// The file holds no instruction at all.
+    #[error("file with no instructions")]
+    Empty,
+    /// A keyword that is not a Dockerfile instruction.
+    #[error("unknown instruction: {0}")]
+    UnknownInstruction(String),
+    /// A flag the instruction does not accept.
+    #[error("unknown flag: {flag}")]
+    UnknownFlag {
+        /// The flag name without `--`.
+        flag: String,
+    },
+    /// A flag given twice that may only be given once.
+    #[error("duplicate flag specified: {0}")]
+    DuplicateFlag(String),
+    /// `--flag` without `=value` where a value is required, or `--flag=` for a boolean.
+    #[error("missing a value on flag: {0}")]
+    MissingFlagValue(String),
+    /// A flag value that is not allowed.
+    #[error("invalid value for flag --{flag}: {message}")]
+    InvalidFlagValue {
+        /// The flag name without `--`.
+        flag: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A `--mount` option problem.
+    #[error("invalid --mount: {0}")]
+    InvalidMount(String),
+    /// Wrong number or shape of arguments.
+    #[error("{0}")]
+    Arguments(String),
+    /// A JSON array with an element that is not a string.
+    #[error("when using JSON array syntax, arrays must be comprised of strings only")]
+    JsonNotStrings,
+    /// SHELL not in JSON form.
+    #[error("SHELL requires the arguments to be in JSON form")]
+    ShellNotJson,
+    /// A heredoc without its terminator line.
+    #[error("unterminated heredoc {0}")]
+    UnterminatedHeredoc(String),
+    /// A heredoc used where it is not allowed.
+    #[error("{0}")]
+    BadHeredoc(String),
+    /// `# escape=` with a value other than `\` or `` ` ``.
+    #[error("invalid escape token '{0}' does not match ` or \\")]
+    InvalidEscape(String),
+    /// A parser directive given twice.
+    #[error("only one {0} parser directive can be used")]
+    DuplicateDirective(String),
+    /// `FROM ... AS name` with an invalid name.
+    #[error(
+        "invalid name for build stage: \"{0}\", name can't start with a number or contain symbols"
+    )]
+    InvalidStageName(String),
+    /// Two stages with the same name.
+    #[error("duplicate stage name \"{0}\"")]
+    DuplicateStageName(String),
+    /// An instruction other than ARG before the first FROM.
+    #[error("no build stage in current context")]
+    NoStage,
+    /// ONBUILD with a forbidden trigger.
+    #[error("{0}")]
+    OnbuildTrigger(String),
+    /// A HEALTHCHECK duration or retry count that does not parse.
+    #[error("{0}")]
+    Healthcheck(String),
+}
+
+/// A parse error with its location.
+///
+/// The CLI renders it with `miette` after attaching the Dockerfile text as source code.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Diagnostic)]
+#[error("{kind}")]
+#[diagnostic(code(kiln::dockerfile::parse))]
+pub struct ParseError {
+    /// What is wrong.
+    pub kind: ParseErrorKind,
+    /// The offending text.
+    #[label("{label}")]
+    pub span: Span,
+    /// Expected/found explanation in plain words, shown under the caret.
+    pub label: String,
+    /// A hint such as "did you mean `RUN`?".
+    #[help]
+    pub help: Option<String>,
+    /// 1-based line of `span.start`.
+    pub line: usize,
+    /// 1-based column (characters) of `span.start`.
+    pub column: usize,
+}
+
+impl ParseError {
+    /// Build an error at `span`, computing line and column from `src`.
+    pub(crate) fn new(
+        kind: ParseErrorKind,
+        span: Span,
+        label: impl Into<String>,
+        src: &str,
+    ) -> Self {
+        let (line, column) = LineIndex::new(src).line_col(span.start);
+        ParseError {
+            kind,
+            span,
+            label: label.into(),
+            help: None,
+            line,
+            column,
+        }
+    }
+
+    /// Attach a help line.
+    pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate to `word` (case-insensitive), if it is close enough to be a likely typo.
+pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let lower = word.to_ascii_lowercase();
+    if lower.len() > 64 {
+        return None;
+    }
+    let max = (lower.chars().count() / 3).max(1).min(3);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&lower, &c.to_ascii_lowercase()), *c))
+        .filter(|(d, _)| *d <= max)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(suggest("RUNN", &["run", "cmd"]), Some("run"));
+        assert_eq!(suggest("copx", &["copy", "cmd"]), Some("copy"));
+        assert_eq!(suggest("zzzzzz", &["copy", "cmd"]), None);
+    }
+}
