@@ -1,10 +1,19 @@
 //! kiln's build engine.
 //!
 //! Owns everything between a parsed Dockerfile and an image: planning, solving, the content store,
-//! snapshots, isolated execution of RUN steps, layers, image configs and exports.
+//! snapshots, isolated execution of RUN steps, layers, image configs and exports. It creates no
+//! async runtime of its own: the public API is async and runs on the caller's tokio runtime.
 #![deny(missing_docs)]
 
+pub mod cache;
 pub mod changes;
+mod error;
 pub mod fsroot;
+pub mod graph;
+pub mod plan;
+pub mod progress;
+pub mod solver;
 #[cfg(feature = "testing")]
 pub mod testing;
+
+pub use error::Error;

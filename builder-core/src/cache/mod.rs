@@ -1,0 +1,129 @@
+//! The step cache: cache keys, and records that map a key to the layer the step produced.
+//!
+//! A record is only a pointer: the layer blob it names lives in the content store, and the solver
+//! trusts a record only after the worker confirms that the blob is present (and the store verifies
+//! it when read). Records are small JSON files replaced atomically, so a crash never leaves a torn
+//! one; an unreadable record is treated as a miss and overwritten by the next run of the step.
+
+mod key;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use key::{CacheKey, KEY_VERSION, KeyBuilder};
+
+/// A layer a step produced, as recorded in the cache and in the image.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LayerRef {
+    /// `sha256:<hex>` of the uncompressed layer tar (the image's diff_id; also the blob digest in
+    /// kiln's store, which keeps layers uncompressed).
+    pub diff_id: String,
+    /// Size of the uncompressed tar in bytes.
+    pub size: u64,
+}
+
+/// What a cached step produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheRecord {
+    /// The layer, or `None` when the step changed nothing.
+    pub layer: Option<LayerRef>,
+    /// When the step first ran (seconds since the epoch); becomes the history entry's `created`.
+    pub created: i64,
+}
+
+/// Errors of the record store.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// Writing a record failed.
+    #[error("cannot write cache record {path}: {source}")]
+    Write {
+        /// The record file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where cache records are kept.
+pub trait CacheStore: Send + Sync {
+    /// The record for `key`, if any (unreadable records are misses).
+    fn get(&self, key: &CacheKey) -> Option<CacheRecord>;
+    /// Stores a record for `key`, replacing any.
+    fn put(&self, key: &CacheKey, record: &CacheRecord) -> Result<(), CacheError>;
+    /// Forgets `key` (after its layer was found missing or corrupt).
+    fn remove(&self, key: &CacheKey);
+}
+
+/// Records as files `<dir>/<2 hex>/<64 hex>.json`.
+#[derive(Debug, Clone)]
+pub struct FileCacheStore {
+    dir: PathBuf,
+}
+
+impl FileCacheStore {
+    /// Records under `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FileCacheStore { dir: dir.into() }
+    }
+
+    fn path(&self, key: &CacheKey) -> PathBuf {
+        let hex = key.to_hex();
+        self.dir.join(&hex[..2]).join(format!("{hex}.json"))
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename, fsync the directory.
+pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+impl CacheStore for FileCacheStore {
+    fn get(&self, key: &CacheKey) -> Option<CacheRecord> {
+        let bytes = std::fs::read(self.path(key)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn put(&self, key: &CacheKey, record: &CacheRecord) -> Result<(), CacheError> {
+        let path = self.path(key);
+        // Serialising a plain struct of strings and integers cannot fail.
+        let bytes = serde_json::to_vec(record).unwrap_or_default();
+        write_file_atomic(&path, &bytes).map_err(|source| CacheError::Write { path, source })
+    }
+
+    fn remove(&self, key: &CacheKey) {
+        let _ = std::fs::remove_file(self.path(key));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_torn_files_are_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileCacheStore::new(dir.path());
+        let key = KeyBuilder::new("run", None).finish();
+        assert_eq!(store.get(&key), None);
+        let rec = CacheRecord {
+            layer: Some(LayerRef { diff_id: format!("sha256:{}", "a".repeat(64)), size: 10 }),
+            created: 5,
+        };
+        store.put(&key, &rec).unwrap();
+        assert_eq!(store.get(&key), Some(rec));
+        std::fs::write(store.path(&key), b"{\"layer\":").unwrap();
+        assert_eq!(store.get(&key), None);
+        store.remove(&key);
+        assert!(!store.path(&key).exists());
+    }
+}

@@ -1,0 +1,37 @@
+//! The crate's error: one variant per module error, plus the context the solver adds.
+
+use crate::graph::Origin;
+
+/// Any error of the build engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Dockerfile could not be planned.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    /// A cache record could not be written.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    /// A confined filesystem operation failed.
+    #[error(transparent)]
+    Fs(#[from] crate::fsroot::FsError),
+    /// A step failed; `origin` is the Dockerfile instruction.
+    #[error("{} (line {}): {source}", origin.text, origin.start_line)]
+    Step {
+        /// The instruction that failed.
+        origin: Origin,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A RUN command exited unsuccessfully.
+    #[error("process {argv:?} did not complete successfully: {status}")]
+    RunFailed {
+        /// The command.
+        argv: Vec<String>,
+        /// `exit code: N` or `killed by signal N`.
+        status: String,
+    },
+    /// A build task ended abnormally (panicked or was cancelled).
+    #[error("build task failed: {0}")]
+    TaskFailed(String),
+}

@@ -1,0 +1,636 @@
+//! Planning one stage: each instruction's effect on the config, and the steps it adds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kiln_dockerfile_parser::shell::Expander;
+use kiln_dockerfile_parser::{
+    CommandForm, CopyInstruction, Healthcheck, Instruction, InstructionNode, MountType, NetworkMode,
+    RunInstruction, SecurityMode, Span, Word,
+};
+
+use super::scope::{ArgUsage, PROXY_ARGS, StageScope};
+use super::{ContainerConfig, DEFAULT_PATH, Empty, HealthConfig, ImageLookup, PlanError, PlanOptions, origin_of};
+use crate::graph::{Base, CopyOp, InlineFile, Network, Op, RunMount, RunOp, SourceRef, StagePlan, Step};
+
+pub(super) struct StageInput<'a> {
+    pub df: &'a kiln_dockerfile_parser::Dockerfile,
+    pub index: usize,
+    pub base: Base,
+    pub globals: &'a [(String, Option<String>)],
+    pub opts: &'a PlanOptions,
+    pub is_target: bool,
+}
+
+struct StageState<'a> {
+    input: &'a StageInput<'a>,
+    expander: Expander,
+    config: ContainerConfig,
+    author: Option<String>,
+    scope: StageScope,
+    steps: Vec<Step>,
+    depends_on: BTreeSet<usize>,
+    image_sources: BTreeSet<String>,
+    cmd_set: bool,
+}
+
+pub(super) fn plan_stage(
+    input: StageInput<'_>,
+    planned: &BTreeMap<usize, StagePlan>,
+    images: &ImageLookup<'_>,
+    usage: &mut ArgUsage,
+) -> Result<StagePlan, PlanError> {
+    let stage = &input.df.stages[input.index];
+    let from_origin = origin_of(&stage.from);
+    let (mut config, inherited_from) = match &input.base {
+        Base::Scratch => (ContainerConfig::default(), None),
+        Base::Stage(i) => match planned.get(i) {
+            Some(p) => (p.config.clone(), Some(format!("stage {}", p.name.clone().unwrap_or_else(|| i.to_string())))),
+            None => {
+                return Err(PlanError::StageReference {
+                    message: format!("stage {i} is not available"),
+                    span: from_origin.span,
+                });
+            }
+        },
+        Base::Image(r) => match images(r) {
+            Some(c) => (c, Some(r.clone())),
+            None => return Err(PlanError::UnresolvedImage { reference: r.clone(), span: from_origin.span }),
+        },
+    };
+    // Docker gives images without PATH the default one.
+    if config.env_get("PATH").is_none() {
+        config.env_set("PATH", DEFAULT_PATH);
+    }
+    let triggers = std::mem::take(&mut config.on_build);
+    let mut depends_on = BTreeSet::new();
+    if let Base::Stage(i) = input.base {
+        depends_on.insert(i);
+    }
+    let mut st = StageState {
+        expander: Expander::new(input.df.escape),
+        input: &input,
+        config,
+        author: None,
+        scope: StageScope::default(),
+        steps: Vec::new(),
+        depends_on,
+        image_sources: BTreeSet::new(),
+        cmd_set: false,
+    };
+
+    // ONBUILD triggers of the base run first, as if written right after FROM.
+    for trigger in &triggers {
+        let image = inherited_from.clone().unwrap_or_default();
+        let parsed = kiln_dockerfile_parser::parse(&format!("FROM scratch\n{trigger}\n")).map_err(|e| {
+            PlanError::Onbuild { image: image.clone(), trigger: trigger.clone(), span: from_origin.span, source: Box::new(e) }
+        })?;
+        let Some(node) = parsed.stages.first().and_then(|s| s.instructions.first()) else { continue };
+        let mut node = node.clone();
+        // Errors in a trigger point at the FROM line that inherited it.
+        node.raw.span = from_origin.span;
+        node.raw.start_line = from_origin.start_line;
+        node.raw.end_line = from_origin.end_line;
+        st.dispatch(&node, usage)?;
+    }
+    for node in &stage.instructions {
+        st.dispatch(node, usage)?;
+    }
+    if input.is_target {
+        for (k, v) in &input.opts.labels {
+            st.config.labels.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(StagePlan {
+        index: input.index,
+        name: stage.name.clone(),
+        base: input.base.clone(),
+        from_origin,
+        steps: st.steps,
+        config: st.config,
+        author: st.author,
+        depends_on: st.depends_on,
+        image_sources: st.image_sources,
+    })
+}
+
+/// Cleans an absolute container path the way Go's `path.Clean` does (keeping it absolute).
+pub(crate) fn clean_abs(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+impl StageState<'_> {
+    /// The value of `$name` for expansion: ENV wins over ARG.
+    fn lookup(&self, name: &str) -> Option<String> {
+        if let Some(v) = self.config.env_get(name) {
+            return Some(v.to_string());
+        }
+        self.scope.arg(name).map(str::to_string)
+    }
+
+    fn expand(&self, word: &Word, what: &str) -> Result<String, PlanError> {
+        let lookup = |k: &str| self.lookup(k);
+        self.expander
+            .expand(&word.text, &lookup)
+            .map(|e| e.value)
+            .map_err(|source| PlanError::Expand { what: what.to_string(), span: word.span, source })
+    }
+
+    fn expand_words(&self, word: &Word, what: &str) -> Result<Vec<String>, PlanError> {
+        let lookup = |k: &str| self.lookup(k);
+        self.expander
+            .expand_words(&word.text, &lookup)
+            .map(|e| e.words)
+            .map_err(|source| PlanError::Expand { what: what.to_string(), span: word.span, source })
+    }
+
+    fn push(&mut self, node: &InstructionNode, op: Op, created_by: String) {
+        self.steps.push(Step { origin: origin_of(node), op, created_by });
+    }
+
+    /// Build args in effect for RUN: declared in this stage, with a value, not shadowed by ENV.
+    fn run_args(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .scope
+            .args
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+            .filter(|(k, _)| self.config.env_get(k).is_none())
+            .collect();
+        for proxy in PROXY_ARGS {
+            if let Some(v) = self.input.opts.build_args.get(*proxy) {
+                if !out.iter().any(|(k, _)| k == proxy) {
+                    out.push((proxy.to_string(), v.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    fn abs_path(&self, path: &str) -> String {
+        if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("{}/{}", self.config.workdir_or_root().trim_end_matches('/'), path)
+        }
+    }
+
+    fn command_argv(&self, form: &CommandForm) -> Vec<String> {
+        match form {
+            CommandForm::Exec(v) => v.clone(),
+            CommandForm::Shell(w) => {
+                let mut argv = self.config.shell_or_default();
+                argv.push(w.text.clone());
+                argv
+            }
+        }
+    }
+
+    fn dispatch(&mut self, node: &InstructionNode, usage: &mut ArgUsage) -> Result<(), PlanError> {
+        let text = node.original().to_string();
+        match &node.instruction {
+            Instruction::From(_) => {}
+            Instruction::Arg { args } => {
+                for (name, default) in args {
+                    usage.declared.insert(name.text.clone());
+                    let value = match self.input.opts.build_args.get(&name.text) {
+                        Some(v) => Some(v.clone()),
+                        None => match default {
+                            Some(w) => Some(self.expand(w, &format!("ARG {}", name.text))?),
+                            None => self
+                                .input
+                                .globals
+                                .iter()
+                                .find(|(n, _)| n == &name.text)
+                                .and_then(|(_, v)| v.clone()),
+                        },
+                    };
+                    self.scope.declare(&name.text, value);
+                }
+                self.push(node, Op::Config, format!("ARG {}", arg_history(args)));
+            }
+            Instruction::Env { pairs } => {
+                let mut parts = Vec::new();
+                for (k, v) in pairs {
+                    let key = self.expand(k, "ENV key")?;
+                    let value = self.expand(v, &format!("ENV {key}"))?;
+                    if key.is_empty() {
+                        return Err(PlanError::Invalid { message: "ENV names can not be blank".into(), span: k.span });
+                    }
+                    parts.push(format!("{key}={value}"));
+                    self.config.env_set(&key, &value);
+                }
+                self.push(node, Op::Config, format!("ENV {}", parts.join(" ")));
+            }
+            Instruction::Label { pairs } => {
+                let mut parts = Vec::new();
+                for (k, v) in pairs {
+                    let key = self.expand(k, "LABEL key")?;
+                    let value = self.expand(v, &format!("LABEL {key}"))?;
+                    if key.is_empty() {
+                        return Err(PlanError::Invalid { message: "LABEL names can not be blank".into(), span: k.span });
+                    }
+                    parts.push(format!("{key}={value}"));
+                    self.config.labels.insert(key, value);
+                }
+                self.push(node, Op::Config, format!("LABEL {}", parts.join(" ")));
+            }
+            Instruction::Maintainer(name) => {
+                self.author = Some(name.clone());
+                self.push(node, Op::Config, format!("MAINTAINER {name}"));
+            }
+            Instruction::Workdir(w) => {
+                let path = self.expand(w, "WORKDIR")?;
+                if path.is_empty() {
+                    return Err(PlanError::Invalid { message: "WORKDIR cannot be empty".into(), span: w.span });
+                }
+                let abs = clean_abs(&self.abs_path(&path));
+                self.config.working_dir = abs.clone();
+                let op = if abs == "/" { Op::Config } else { Op::Workdir { path: abs.clone(), user: self.config.user.clone() } };
+                self.push(node, op, format!("WORKDIR {abs}"));
+            }
+            Instruction::User(w) => {
+                let user = self.expand(w, "USER")?;
+                if user.is_empty() {
+                    return Err(PlanError::Invalid { message: "USER cannot be empty".into(), span: w.span });
+                }
+                self.config.user = user.clone();
+                self.push(node, Op::Config, format!("USER {user}"));
+            }
+            Instruction::Expose(words) => {
+                let mut ports = Vec::new();
+                for w in words {
+                    for p in self.expand_words(w, "EXPOSE")? {
+                        for port in parse_ports(&p).ok_or_else(|| PlanError::Invalid {
+                            message: format!("invalid port in EXPOSE: {p:?} (expected PORT[-PORT][/tcp|udp|sctp])"),
+                            span: w.span,
+                        })? {
+                            self.config.exposed_ports.insert(port.clone(), Empty {});
+                            ports.push(port);
+                        }
+                    }
+                }
+                self.push(node, Op::Config, format!("EXPOSE {}", ports.join(" ")));
+            }
+            Instruction::Volume(words) => {
+                let mut vols = Vec::new();
+                for w in words {
+                    let v = self.expand(w, "VOLUME")?;
+                    let v = v.trim();
+                    if v.is_empty() {
+                        return Err(PlanError::Invalid { message: "VOLUME specified can not be an empty string".into(), span: w.span });
+                    }
+                    self.config.volumes.insert(v.to_string(), Empty {});
+                    vols.push(v.to_string());
+                }
+                self.push(node, Op::Config, format!("VOLUME [{}]", vols.join(" ")));
+            }
+            Instruction::Stopsignal(w) => {
+                let sig = self.expand(w, "STOPSIGNAL")?;
+                if !valid_signal(&sig) {
+                    return Err(PlanError::Invalid { message: format!("invalid STOPSIGNAL {sig:?}"), span: w.span });
+                }
+                self.config.stop_signal = Some(sig.clone());
+                self.push(node, Op::Config, format!("STOPSIGNAL {sig}"));
+            }
+            Instruction::Cmd(form) => {
+                let argv = self.command_argv(form);
+                self.config.cmd = Some(argv.clone());
+                self.cmd_set = true;
+                self.push(node, Op::Config, format!("CMD {}", json_list(&argv)));
+            }
+            Instruction::Entrypoint(form) => {
+                let argv = self.command_argv(form);
+                self.config.entrypoint = Some(argv.clone());
+                // An inherited CMD is reset by ENTRYPOINT; one set in this stage is kept.
+                if !self.cmd_set {
+                    self.config.cmd = None;
+                }
+                self.push(node, Op::Config, format!("ENTRYPOINT {}", json_list(&argv)));
+            }
+            Instruction::Shell(argv) => {
+                self.config.shell = argv.clone();
+                self.push(node, Op::Config, format!("SHELL {}", json_list(argv)));
+            }
+            Instruction::Onbuild(o) => {
+                self.config.on_build.push(o.expression.clone());
+                self.push(node, Op::Config, format!("ONBUILD {}", o.expression));
+            }
+            Instruction::Healthcheck(h) => {
+                let hc = match h {
+                    Healthcheck::None => HealthConfig { test: vec!["NONE".into()], ..Default::default() },
+                    Healthcheck::Cmd(c) => {
+                        let test = match &c.command {
+                            CommandForm::Exec(v) => std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect(),
+                            CommandForm::Shell(w) => vec!["CMD-SHELL".to_string(), w.text.clone()],
+                        };
+                        let ns = |d: &Option<kiln_dockerfile_parser::DurationFlag>| {
+                            d.as_ref().map_or(0, |d| i64::try_from(d.value.as_nanos()).unwrap_or(i64::MAX))
+                        };
+                        HealthConfig {
+                            test,
+                            interval: ns(&c.interval),
+                            timeout: ns(&c.timeout),
+                            start_period: ns(&c.start_period),
+                            start_interval: ns(&c.start_interval),
+                            retries: i64::from(c.retries.unwrap_or(0)),
+                        }
+                    }
+                };
+                self.config.healthcheck = Some(hc);
+                self.push(node, Op::Config, text.clone());
+            }
+            Instruction::Run(run) => self.dispatch_run(node, run)?,
+            Instruction::Copy(c) => self.dispatch_copy(node, c, false)?,
+            Instruction::Add(c) => self.dispatch_copy(node, c, true)?,
+        }
+        Ok(())
+    }
+
+    fn source_ref(&mut self, from: &str, span: Span) -> Result<SourceRef, PlanError> {
+        let lower = from.to_ascii_lowercase();
+        let stages = &self.input.df.stages;
+        if let Some(pos) = stages[..self.input.index].iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
+            self.depends_on.insert(pos);
+            return Ok(SourceRef::Stage(pos));
+        }
+        if let Ok(n) = from.parse::<usize>() {
+            if n >= self.input.index {
+                return Err(PlanError::StageReference {
+                    message: format!("invalid stage index {n}: only the {} earlier stage(s) can be used", self.input.index),
+                    span,
+                });
+            }
+            self.depends_on.insert(n);
+            return Ok(SourceRef::Stage(n));
+        }
+        self.image_sources.insert(from.to_string());
+        Ok(SourceRef::Image(from.to_string()))
+    }
+
+    fn dispatch_copy(&mut self, node: &InstructionNode, c: &CopyInstruction, add: bool) -> Result<(), PlanError> {
+        let kw = if add { "ADD" } else { "COPY" };
+        let from = match &c.from {
+            Some(w) => {
+                let v = self.expand(w, "--from")?;
+                self.source_ref(&v, w.span)?
+            }
+            None => SourceRef::Context,
+        };
+        let mut sources = Vec::new();
+        for w in &c.sources {
+            if c.json_form {
+                sources.push(self.expand(w, kw)?);
+            } else {
+                sources.extend(self.expand_words(w, kw)?);
+            }
+        }
+        let mut inline = Vec::new();
+        for h in &c.heredocs {
+            let body = h.body().into_owned();
+            let content = if h.expand {
+                self.expand(&Word::new(body, h.body_span), "heredoc")?
+            } else {
+                body
+            };
+            inline.push(InlineFile { name: h.name.clone(), content });
+        }
+        let dest_raw = self.expand(&c.dest, &format!("{kw} destination"))?;
+        if dest_raw.is_empty() {
+            return Err(PlanError::Invalid { message: format!("{kw} requires a destination"), span: c.dest.span });
+        }
+        let trailing = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
+        let mut dest = clean_abs(&self.abs_path(&dest_raw));
+        if trailing && dest != "/" {
+            dest.push('/');
+        }
+        let opt = |s: &Self, w: &Option<Word>, what: &str| -> Result<Option<String>, PlanError> {
+            w.as_ref().map(|w| s.expand(w, what)).transpose()
+        };
+        let op = CopyOp {
+            add,
+            from,
+            sources,
+            inline,
+            dest,
+            chown: opt(self, &c.chown, "--chown")?,
+            chmod: opt(self, &c.chmod, "--chmod")?,
+            exclude: c.exclude.iter().map(|w| self.expand(w, "--exclude")).collect::<Result<_, _>>()?,
+            parents: c.parents,
+            link: c.link,
+            checksum: opt(self, &c.checksum, "--checksum")?,
+            unpack: c.unpack,
+            keep_git_dir: c.keep_git_dir.unwrap_or(false),
+        };
+        self.push(node, Op::Copy(op), node.original().to_string());
+        Ok(())
+    }
+
+    fn dispatch_run(&mut self, node: &InstructionNode, run: &RunInstruction) -> Result<(), PlanError> {
+        let mut inline = Vec::new();
+        let argv = match &run.command {
+            CommandForm::Exec(v) => v.clone(),
+            CommandForm::Shell(w) => {
+                let mut argv = self.config.shell_or_default();
+                let cmd = w.text.trim();
+                if let [h] = run.heredocs.as_slice() {
+                    if cmd.starts_with("<<") && !cmd.contains(char::is_whitespace) {
+                        // `RUN <<EOF`: the body is the script.
+                        let body = h.body().into_owned();
+                        if body.starts_with("#!") {
+                            let path = format!("/dev/pipes/{}", h.name);
+                            inline.push(InlineFile { name: path.clone(), content: body });
+                            argv = vec![path];
+                        } else {
+                            argv.push(body);
+                        }
+                        return self.finish_run(node, run, argv, inline);
+                    }
+                }
+                // The shell reads heredocs itself: hand it the line and the bodies.
+                let mut script = w.text.clone();
+                for h in &run.heredocs {
+                    script.push('\n');
+                    script.push_str(&h.content);
+                    if !h.content.ends_with('\n') && !h.content.is_empty() {
+                        script.push('\n');
+                    }
+                    script.push_str(&h.name);
+                }
+                argv.push(script);
+                argv
+            }
+        };
+        self.finish_run(node, run, argv, inline)
+    }
+
+    fn finish_run(&mut self, node: &InstructionNode, run: &RunInstruction, argv: Vec<String>, inline: Vec<InlineFile>) -> Result<(), PlanError> {
+        let args = self.run_args();
+        let mut env: BTreeMap<String, String> = self.config.env_pairs().into_iter().collect();
+        for (k, v) in &args {
+            env.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let env_not_cached: BTreeSet<String> =
+            PROXY_ARGS.iter().filter(|p| self.input.opts.build_args.contains_key(**p)).map(|p| p.to_string()).collect();
+        let network = match run.network {
+            Some(NetworkMode::Host) => Network::Host,
+            Some(NetworkMode::None) => Network::None,
+            Some(NetworkMode::Default) | None => self.input.opts.network,
+        };
+        let mut mounts = Vec::new();
+        for m in &run.mounts {
+            let spec = if m.raw.has_variables() {
+                let expanded = self.expand(&m.raw, "--mount")?;
+                kiln_dockerfile_parser::MountSpec::parse(&expanded).map_err(|e| PlanError::Invalid {
+                    message: format!("invalid --mount: {e}"),
+                    span: m.raw.span,
+                })?
+            } else {
+                m.clone()
+            };
+            mounts.push(self.run_mount(&spec)?);
+        }
+        let history_args: Vec<String> =
+            args.iter().filter(|(k, _)| !env_not_cached.contains(k)).map(|(k, v)| format!("{k}={v}")).collect();
+        let created_by = if history_args.is_empty() {
+            format!("RUN {}", argv.join(" "))
+        } else {
+            format!("RUN |{} {} {}", history_args.len(), history_args.join(" "), argv.join(" "))
+        };
+        let op = RunOp {
+            argv,
+            env: env.into_iter().collect(),
+            env_not_cached,
+            user: self.config.user.clone(),
+            cwd: self.config.workdir_or_root().to_string(),
+            network,
+            mounts,
+            inline,
+            insecure: run.security == Some(SecurityMode::Insecure),
+        };
+        self.push(node, Op::Run(op), created_by);
+        Ok(())
+    }
+
+    fn run_mount(&mut self, m: &kiln_dockerfile_parser::MountSpec) -> Result<RunMount, PlanError> {
+        let span = m.raw.span;
+        let target = m.target.as_deref().map(|t| clean_abs(&self.abs_path(t)));
+        let need_target = |t: Option<String>| {
+            t.ok_or_else(|| PlanError::Invalid { message: "mount target is required".into(), span })
+        };
+        Ok(match m.kind {
+            MountType::Bind => {
+                let from = match &m.from {
+                    Some(f) => self.source_ref(f, span)?,
+                    None => SourceRef::Context,
+                };
+                RunMount::Bind {
+                    from,
+                    source: m.source.clone().unwrap_or_else(|| "/".into()),
+                    target: need_target(target)?,
+                    readonly: m.is_readonly(),
+                }
+            }
+            MountType::Cache => {
+                let target = need_target(target)?;
+                RunMount::Cache {
+                    id: m.id.clone().unwrap_or_else(|| target.clone()),
+                    target,
+                    sharing: match m.sharing {
+                        Some(kiln_dockerfile_parser::MountSharing::Private) => "private",
+                        Some(kiln_dockerfile_parser::MountSharing::Locked) => "locked",
+                        _ => "shared",
+                    }
+                    .into(),
+                    readonly: m.is_readonly(),
+                    uid: m.uid.unwrap_or(0),
+                    gid: m.gid.unwrap_or(0),
+                    mode: m.mode.unwrap_or(0o755),
+                }
+            }
+            MountType::Tmpfs => RunMount::Tmpfs { target: need_target(target)?, size: m.size },
+            MountType::Secret => {
+                let id = m
+                    .id
+                    .clone()
+                    .or_else(|| m.target.as_deref().and_then(|t| t.rsplit('/').next()).map(str::to_string))
+                    .ok_or_else(|| PlanError::Invalid { message: "secret mount needs an id or a target".into(), span })?;
+                let target = if m.env.is_some() && m.target.is_none() { None } else { Some(target.unwrap_or_else(|| format!("/run/secrets/{id}"))) };
+                RunMount::Secret {
+                    id,
+                    target,
+                    env: m.env.clone(),
+                    required: m.required.unwrap_or(false),
+                    mode: m.mode.unwrap_or(0o400),
+                    uid: m.uid.unwrap_or(0),
+                    gid: m.gid.unwrap_or(0),
+                }
+            }
+            MountType::Ssh => RunMount::Ssh {
+                id: m.id.clone().unwrap_or_else(|| "default".into()),
+                target: target.unwrap_or_else(|| "/run/buildkit/ssh_agent.0".into()),
+                required: m.required.unwrap_or(false),
+            },
+        })
+    }
+}
+
+fn arg_history(args: &[(Word, Option<Word>)]) -> String {
+    args.iter()
+        .map(|(n, d)| match d {
+            Some(d) => format!("{}={}", n.text, d.text),
+            None => n.text.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// Expands an EXPOSE word into `port/proto` keys; ranges give one key per port.
+pub(crate) fn parse_ports(spec: &str) -> Option<Vec<String>> {
+    let (ports, proto) = match spec.split_once('/') {
+        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return None;
+    }
+    // `ip:hostport:containerport` forms are not valid in EXPOSE; Docker keeps only the last part.
+    let ports = ports.rsplit(':').next()?;
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => (a.parse::<u16>().ok()?, b.parse::<u16>().ok()?),
+        None => {
+            let p = ports.parse::<u16>().ok()?;
+            (p, p)
+        }
+    };
+    if lo > hi {
+        return None;
+    }
+    Some((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
+}
+
+fn valid_signal(sig: &str) -> bool {
+    if let Ok(n) = sig.parse::<u32>() {
+        return (1..=64).contains(&n);
+    }
+    let name = sig.strip_prefix("SIG").unwrap_or(sig);
+    const NAMES: &[&str] = &[
+        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE", "POLL",
+        "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1",
+        "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+    ];
+    NAMES.contains(&name) || name.starts_with("RTMIN") || name.starts_with("RTMAX")
+}

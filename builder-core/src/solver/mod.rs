@@ -1,0 +1,335 @@
+//! The solver: runs a [`BuildGraph`], each filesystem step first looked up in the cache.
+//!
+//! It knows the graph, the [`CacheStore`] and the [`Worker`] trait, never a concrete snapshotter
+//! or executor. Stages whose dependencies are done run concurrently as tokio tasks; within a stage
+//! steps run in order. A step's cache key covers the state it runs on (the parent key), its op and
+//! every input that changes its result (see `docs/cache-keys.md`); config-only steps make no layer
+//! and need no key of their own, because their effect is fully in the planned config.
+
+mod keys;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::cache::{CacheKey, CacheRecord, CacheStore, KeyBuilder, LayerRef};
+use crate::graph::{Base, BuildGraph, Op, Origin, SourceRef, StepId};
+use crate::plan::ContainerConfig;
+use crate::progress::{BuildEvent, EventSink};
+
+pub use keys::step_key;
+
+/// A boxed future, so [`Worker`] stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A root filesystem state: the layers from the bottom up and the key that names the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsState {
+    /// Names the state for cache keys of the steps that run on it.
+    pub key: CacheKey,
+    /// The layers, bottom first.
+    pub layers: Vec<LayerRef>,
+}
+
+/// One image history entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Seconds since the epoch.
+    pub created: i64,
+    /// The instruction.
+    pub created_by: String,
+    /// Whether the entry has no layer.
+    pub empty_layer: bool,
+    /// Author, if any.
+    pub author: Option<String>,
+    /// Comment, if any.
+    pub comment: Option<String>,
+}
+
+/// An image a build starts from or reads files from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedImage {
+    /// The manifest digest (`sha256:...`) the reference resolved to: it pins the build.
+    pub digest: String,
+    /// The image's container config.
+    pub config: ContainerConfig,
+    /// The image's layers, bottom first.
+    pub layers: Vec<LayerRef>,
+    /// The image's history.
+    pub history: Vec<HistoryEntry>,
+    /// The image's `created`, seconds since the epoch.
+    pub created: Option<i64>,
+    /// The image's `author`.
+    pub author: Option<String>,
+}
+
+/// What a worker needs to run or key one step.
+#[derive(Debug)]
+pub struct StepContext<'a> {
+    /// Which step.
+    pub id: StepId,
+    /// Where it came from.
+    pub origin: &'a Origin,
+    /// What to do.
+    pub op: &'a Op,
+    /// The state to run on.
+    pub parent: &'a FsState,
+    /// States of the stages and images the op reads from.
+    pub sources: &'a BTreeMap<SourceRef, FsState>,
+}
+
+/// Does the real work of steps: resolving images, hashing inputs, running ops.
+pub trait Worker: Send + Sync {
+    /// Resolves an image reference (FROM, `COPY --from=image`), importing or pulling it as needed.
+    fn resolve_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<ResolvedImage, crate::Error>>;
+
+    /// A digest of the step's inputs that are not in the graph: the content and metadata of COPY
+    /// sources and of bind-mounted context files. `None` when the op has no such inputs.
+    fn input_digest<'a>(&'a self, step: &'a StepContext<'a>) -> BoxFuture<'a, Result<Option<String>, crate::Error>>;
+
+    /// Whether the layer's blob is present and trusted, so a cache record pointing at it is usable.
+    fn has_layer(&self, layer: &LayerRef) -> bool;
+
+    /// Runs a filesystem op on the parent state and returns the layer it made (`None` when the op
+    /// changed nothing).
+    fn execute<'a>(&'a self, step: &'a StepContext<'a>, events: EventSink) -> BoxFuture<'a, Result<Option<LayerRef>, crate::Error>>;
+}
+
+/// Options of a solve.
+#[derive(Debug, Clone, Default)]
+pub struct SolveOptions {
+    /// Ignore cache records (results are still recorded).
+    pub no_cache: bool,
+    /// `SOURCE_DATE_EPOCH`: every timestamp in the image comes from it.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// The result of one stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageResult {
+    /// The final filesystem state.
+    pub state: FsState,
+    /// The final container config.
+    pub config: ContainerConfig,
+    /// History, the base image's first.
+    pub history: Vec<HistoryEntry>,
+    /// The image `created` time.
+    pub created: i64,
+    /// The image author.
+    pub author: Option<String>,
+    /// Per-step outcome, in step order: (step, cached, seconds).
+    pub steps: Vec<StepOutcome>,
+}
+
+/// How one filesystem step went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutcome {
+    /// Which step.
+    pub id: StepId,
+    /// Whether it came from the cache.
+    pub cached: bool,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Placeholder for history times that are only known when the stage ends.
+const PENDING_TIME: i64 = i64::MIN;
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn image_state(image: &ResolvedImage) -> FsState {
+    let mut b = KeyBuilder::new("image", None);
+    b.str("digest", &image.digest);
+    FsState { key: b.finish(), layers: image.layers.clone() }
+}
+
+fn scratch_state() -> FsState {
+    FsState { key: KeyBuilder::new("scratch", None).finish(), layers: Vec::new() }
+}
+
+/// Everything a stage task needs, shared between tasks.
+struct Shared {
+    worker: Arc<dyn Worker>,
+    cache: Arc<dyn CacheStore>,
+    graph: Arc<BuildGraph>,
+    bases: BTreeMap<String, ResolvedImage>,
+    opts: SolveOptions,
+    events: EventSink,
+}
+
+/// Runs the graph and returns the target stage's result. `bases` holds the images the FROM lines
+/// resolved to (the same ones given to the planner).
+pub async fn solve(
+    worker: Arc<dyn Worker>,
+    cache: Arc<dyn CacheStore>,
+    graph: Arc<BuildGraph>,
+    bases: BTreeMap<String, ResolvedImage>,
+    opts: SolveOptions,
+    events: EventSink,
+) -> Result<StageResult, crate::Error> {
+    let shared = Arc::new(Shared { worker, cache, graph, bases, opts, events });
+    let mut results: BTreeMap<usize, Arc<StageResult>> = BTreeMap::new();
+    let mut pending: BTreeSet<usize> = shared.graph.stages.keys().copied().collect();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        let ready: Vec<usize> = pending
+            .iter()
+            .copied()
+            .filter(|i| shared.graph.stages[i].depends_on.iter().all(|d| results.contains_key(d)))
+            .collect();
+        for i in ready {
+            pending.remove(&i);
+            let deps: BTreeMap<usize, Arc<StageResult>> = shared.graph.stages[&i]
+                .depends_on
+                .iter()
+                .map(|d| (*d, results[d].clone()))
+                .collect();
+            let shared = shared.clone();
+            running.spawn(async move { (i, run_stage(&shared, i, &deps).await) });
+        }
+        match running.join_next().await {
+            None => break,
+            Some(Ok((i, Ok(r)))) => {
+                results.insert(i, Arc::new(r));
+            }
+            Some(Ok((_, Err(e)))) => {
+                // Dropping the other stages cancels them; workers kill their containers on drop.
+                running.abort_all();
+                return Err(e);
+            }
+            Some(Err(join)) => {
+                running.abort_all();
+                return Err(crate::Error::TaskFailed(join.to_string()));
+            }
+        }
+    }
+    let target = shared.graph.target;
+    match results.remove(&target) {
+        Some(r) => Ok(Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone())),
+        None => Err(crate::Error::TaskFailed(format!("target stage {target} produced no result"))),
+    }
+}
+
+async fn run_stage(
+    shared: &Shared,
+    index: usize,
+    deps: &BTreeMap<usize, Arc<StageResult>>,
+) -> Result<StageResult, crate::Error> {
+    let plan = &shared.graph.stages[&index];
+    let epoch = shared.opts.source_date_epoch;
+    let (mut state, mut history, mut created, base_author) = match &plan.base {
+        Base::Scratch => (scratch_state(), Vec::new(), None, None),
+        Base::Stage(i) => {
+            let r = deps.get(i).ok_or_else(|| crate::Error::TaskFailed(format!("stage {i} result missing")))?;
+            (r.state.clone(), r.history.clone(), Some(r.created), r.author.clone())
+        }
+        Base::Image(reference) => {
+            let image = shared.bases.get(reference).ok_or_else(|| crate::Error::TaskFailed(format!("base image {reference} was not resolved")))?;
+            (image_state(image), image.history.clone(), image.created, image.author.clone())
+        }
+    };
+    // States of the stages and images this stage reads from.
+    let mut sources: BTreeMap<SourceRef, FsState> = BTreeMap::new();
+    for d in &plan.depends_on {
+        if let Some(r) = deps.get(d) {
+            sources.insert(SourceRef::Stage(*d), r.state.clone());
+        }
+    }
+    for reference in &plan.image_sources {
+        let image = shared.worker.resolve_image(reference).await?;
+        sources.insert(SourceRef::Image(reference.clone()), image_state(&image));
+    }
+
+    let stage_name = plan.name.clone().unwrap_or_else(|| format!("stage-{index}"));
+    let fs_steps = plan.steps.iter().filter(|s| s.op.changes_filesystem()).count();
+    let mut fs_seen = 0;
+    let mut outcomes = Vec::new();
+    for (step_index, step) in plan.steps.iter().enumerate() {
+        let id = StepId { stage: index, index: step_index };
+        if !step.op.changes_filesystem() {
+            // Config entries take the stage's final time (set below), so a rebuild that runs
+            // nothing gets the same times and so the same image digest.
+            history.push(HistoryEntry {
+                created: PENDING_TIME,
+                created_by: step.created_by.clone(),
+                empty_layer: true,
+                author: None,
+                comment: None,
+            });
+            continue;
+        }
+        fs_seen += 1;
+        let started = Instant::now();
+        shared.events.send(BuildEvent::StepStarted {
+            id,
+            name: format!("[{stage_name} {fs_seen}/{fs_steps}] {}", step.origin.text),
+        });
+        let ctx = StepContext { id, origin: &step.origin, op: &step.op, parent: &state, sources: &sources };
+        let wrap = |e: crate::Error| crate::Error::Step { origin: step.origin.clone(), source: Box::new(e) };
+        let input = shared.worker.input_digest(&ctx).await.map_err(wrap)?;
+        let key = step_key(&step.op, &state.key, input.as_deref(), &sources);
+        let cached = if shared.opts.no_cache {
+            None
+        } else {
+            match shared.cache.get(&key) {
+                Some(rec) if rec.layer.as_ref().is_none_or(|l| shared.worker.has_layer(l)) => Some(rec),
+                Some(_) => {
+                    // The record points at a layer that is gone or failed verification.
+                    shared.cache.remove(&key);
+                    None
+                }
+                None => None,
+            }
+        };
+        let was_cached = cached.is_some();
+        let record = match cached {
+            Some(rec) => {
+                shared.events.send(BuildEvent::StepCached { id });
+                rec
+            }
+            None => {
+                let layer = shared.worker.execute(&ctx, shared.events.clone()).await.map_err(wrap)?;
+                let rec = CacheRecord { layer, created: epoch.unwrap_or_else(now_secs) };
+                shared.cache.put(&key, &rec).map_err(|e| wrap(e.into()))?;
+                rec
+            }
+        };
+        let layer_size = record.layer.as_ref().map(|l| l.size);
+        state.key = key;
+        if let Some(layer) = &record.layer {
+            state.layers.push(layer.clone());
+        }
+        let entry_created = epoch.unwrap_or(record.created);
+        created = Some(created.map_or(entry_created, |c| c.max(entry_created)));
+        history.push(HistoryEntry {
+            created: entry_created,
+            created_by: step.created_by.clone(),
+            empty_layer: record.layer.is_none(),
+            author: None,
+            comment: None,
+        });
+        let elapsed = started.elapsed();
+        shared.events.send(BuildEvent::StepFinished { id, duration: elapsed, layer_size });
+        outcomes.push(StepOutcome { id, cached: was_cached, seconds: elapsed.as_secs_f64() });
+    }
+    let created = epoch.or(created).unwrap_or_else(now_secs);
+    for h in &mut history {
+        if h.created == PENDING_TIME {
+            h.created = created;
+        }
+    }
+    Ok(StageResult {
+        state,
+        config: plan.config.clone(),
+        history,
+        created,
+        author: plan.author.clone().or(base_author),
+        steps: outcomes,
+    })
+}
