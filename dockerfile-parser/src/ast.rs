@@ -326,6 +326,7 @@ pub struct HealthcheckCmd {
 }
 
 /// `HEALTHCHECK NONE` or `HEALTHCHECK [flags] CMD command`
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Healthcheck {
     /// `HEALTHCHECK NONE`: disable any inherited check.

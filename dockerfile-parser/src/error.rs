@@ -1,6 +1,6 @@
 //! Parse errors: typed, with a span, a plain-words explanation and a `miette` diagnostic.
 
-use miette::Diagnostic;
+use miette::{Diagnostic, LabeledSpan};
 use thiserror::Error;
 
 use crate::span::{LineIndex, Span};
@@ -80,25 +80,20 @@ pub enum ParseErrorKind {
 
 /// A parse error with its location.
 ///
-/// The CLI renders it with `miette` after attaching the Dockerfile text as source code.
-#[derive(Debug, Clone, PartialEq, Eq, Error, Diagnostic)]
-#[error("{kind}")]
-#[diagnostic(code(kiln::dockerfile::parse))]
-pub struct ParseError {
-    /// What is wrong.
-    pub kind: ParseErrorKind,
-    /// The offending text.
-    #[label("{label}")]
-    pub span: Span,
-    /// Expected/found explanation in plain words, shown under the caret.
-    pub label: String,
-    /// A hint such as "did you mean `RUN`?".
-    #[help]
-    pub help: Option<String>,
-    /// 1-based line of `span.start`.
-    pub line: usize,
-    /// 1-based column (characters) of `span.start`.
-    pub column: usize,
+/// The CLI renders it with `miette` after attaching the Dockerfile text as source code. The details
+/// are boxed so `Result<_, ParseError>` stays small on the happy path.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{}", .0.kind)]
+pub struct ParseError(Box<Details>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Details {
+    kind: ParseErrorKind,
+    span: Span,
+    label: String,
+    help: Option<String>,
+    line: usize,
+    column: usize,
 }
 
 impl ParseError {
@@ -110,20 +105,68 @@ impl ParseError {
         src: &str,
     ) -> Self {
         let (line, column) = LineIndex::new(src).line_col(span.start);
-        ParseError {
+        ParseError(Box::new(Details {
             kind,
             span,
             label: label.into(),
             help: None,
             line,
             column,
-        }
+        }))
     }
 
     /// Attach a help line.
     pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.0.help = Some(help.into());
         self
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> &ParseErrorKind {
+        &self.0.kind
+    }
+
+    /// The offending text.
+    pub fn span(&self) -> Span {
+        self.0.span
+    }
+
+    /// Expected/found explanation in plain words, shown under the caret.
+    pub fn label(&self) -> &str {
+        &self.0.label
+    }
+
+    /// A hint such as "did you mean `RUN`?".
+    pub fn help(&self) -> Option<&str> {
+        self.0.help.as_deref()
+    }
+
+    /// 1-based line of the start of the span.
+    pub fn line(&self) -> usize {
+        self.0.line
+    }
+
+    /// 1-based column (in characters) of the start of the span.
+    pub fn column(&self) -> usize {
+        self.0.column
+    }
+}
+
+impl Diagnostic for ParseError {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new("kiln::dockerfile::parse"))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.0
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let label = LabeledSpan::new_with_span(Some(self.0.label.clone()), self.0.span);
+        Some(Box::new(std::iter::once(label)))
     }
 }
 
@@ -149,7 +192,7 @@ pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
     if lower.len() > 64 {
         return None;
     }
-    let max = (lower.chars().count() / 3).max(1).min(3);
+    let max = (lower.chars().count() / 3).clamp(1, 3);
     candidates
         .iter()
         .map(|c| (edit_distance(&lower, &c.to_ascii_lowercase()), *c))

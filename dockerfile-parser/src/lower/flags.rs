@@ -1,0 +1,137 @@
+//! Instruction flags with BuildKit's `BFlags` rules: declared names, boolean / single / repeated
+//! values, unknown flags rejected with a suggestion.
+
+use crate::ast::{Flag, RawInstruction, Word};
+use crate::error::{ParseError, ParseErrorKind, suggest};
+
+/// How a flag takes its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FlagKind {
+    /// `--link` or `--link=true|false`
+    Bool,
+    /// `--from=x`, once
+    Str,
+    /// `--mount=x`, repeatable
+    Strs,
+}
+
+/// Flags of one instruction, checked against a declaration.
+pub(crate) struct Flags<'a> {
+    used: Vec<(&'static str, FlagKind, Vec<&'a Flag>)>,
+}
+
+impl<'a> Flags<'a> {
+    /// Checks `raw.flags` against `spec`.
+    pub fn parse(
+        raw: &'a RawInstruction,
+        spec: &[(&'static str, FlagKind)],
+        src: &str,
+    ) -> Result<Self, ParseError> {
+        let mut used: Vec<(&'static str, FlagKind, Vec<&'a Flag>)> =
+            spec.iter().map(|(n, k)| (*n, *k, Vec::new())).collect();
+        let keyword = raw.keyword.text.to_ascii_uppercase();
+        for flag in &raw.flags {
+            let Some(entry) = used.iter_mut().find(|(n, _, _)| *n == flag.name) else {
+                let names: Vec<&str> = spec.iter().map(|(n, _)| *n).collect();
+                let label = if names.is_empty() {
+                    format!("{keyword} takes no flags, found `--{}`", flag.name)
+                } else {
+                    format!(
+                        "expected one of {}, found `--{}`",
+                        names
+                            .iter()
+                            .map(|n| format!("--{n}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        flag.name
+                    )
+                };
+                let mut err = ParseError::new(
+                    ParseErrorKind::UnknownFlag {
+                        flag: flag.name.clone(),
+                    },
+                    flag.span,
+                    label,
+                    src,
+                );
+                if let Some(s) = suggest(&flag.name, &names) {
+                    err = err.with_help(format!("did you mean `--{s}`?"));
+                }
+                return Err(err);
+            };
+            let (name, kind, list) = entry;
+            if *kind != FlagKind::Strs && !list.is_empty() {
+                return Err(ParseError::new(
+                    ParseErrorKind::DuplicateFlag(name.to_string()),
+                    flag.span,
+                    format!("`--{name}` was already given"),
+                    src,
+                )
+                .with_help("give the flag once"));
+            }
+            match (*kind, &flag.value) {
+                (FlagKind::Bool, Some(v)) if v.is_empty() => {
+                    return Err(missing(name, flag, src));
+                }
+                (FlagKind::Bool, Some(v))
+                    if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") =>
+                {
+                    return Err(ParseError::new(
+                        ParseErrorKind::InvalidFlagValue {
+                            flag: name.to_string(),
+                            message: format!("expecting boolean value, not: {v}"),
+                        },
+                        flag.span,
+                        format!("expected `true` or `false`, found `{v}`"),
+                        src,
+                    ));
+                }
+                (FlagKind::Str | FlagKind::Strs, None) => return Err(missing(name, flag, src)),
+                _ => {}
+            }
+            list.push(flag);
+        }
+        Ok(Flags { used })
+    }
+
+    fn get(&self, name: &str) -> &[&'a Flag] {
+        self.used
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, _, v)| v.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// A single-valued flag's value.
+    pub fn string(&self, name: &str) -> Option<Word> {
+        self.get(name).first().map(|f| f.value_word())
+    }
+
+    /// The flag itself (for its span).
+    pub fn flag(&self, name: &str) -> Option<&'a Flag> {
+        self.get(name).first().copied()
+    }
+
+    /// A repeated flag's values in order.
+    pub fn strings(&self, name: &str) -> Vec<Word> {
+        self.get(name).iter().map(|f| f.value_word()).collect()
+    }
+
+    /// A boolean flag: `None` if absent.
+    pub fn boolean(&self, name: &str) -> Option<bool> {
+        self.get(name).first().map(|f| {
+            f.value
+                .as_deref()
+                .is_none_or(|v| v.eq_ignore_ascii_case("true"))
+        })
+    }
+}
+
+fn missing(name: &str, flag: &Flag, src: &str) -> ParseError {
+    ParseError::new(
+        ParseErrorKind::MissingFlagValue(name.to_string()),
+        flag.span,
+        format!("expected `--{name}=<value>`, found no value"),
+        src,
+    )
+}

@@ -1,0 +1,184 @@
+//! Raw instructions → typed [`Instruction`]s, and instructions → stages.
+//!
+//! One file per instruction family. The checks mirror BuildKit's `instructions` package: argument
+//! counts, allowed flags and their values, stage names, ONBUILD triggers.
+
+mod command;
+mod copy;
+mod flags;
+mod from_run;
+mod simple;
+
+use crate::ast::{
+    CommandForm, Dockerfile, Instruction, InstructionNode, RawInstruction, Stage, Warning, Word,
+};
+use crate::error::{ParseError, ParseErrorKind, suggest};
+use crate::span::Span;
+
+pub(crate) use flags::{FlagKind, Flags};
+
+/// Every instruction keyword, lower-case.
+pub(crate) const KEYWORDS: &[&str] = &[
+    "add",
+    "arg",
+    "cmd",
+    "copy",
+    "entrypoint",
+    "env",
+    "expose",
+    "from",
+    "healthcheck",
+    "label",
+    "maintainer",
+    "onbuild",
+    "run",
+    "shell",
+    "stopsignal",
+    "user",
+    "volume",
+    "workdir",
+];
+
+/// Shared state while lowering one file.
+pub(crate) struct Ctx<'a> {
+    pub src: &'a str,
+    pub warnings: Vec<Warning>,
+}
+
+impl Ctx<'_> {
+    pub fn error(&self, kind: ParseErrorKind, span: Span, label: impl Into<String>) -> ParseError {
+        ParseError::new(kind, span, label, self.src)
+    }
+
+    pub fn warn(&mut self, rule: &str, message: String, span: Span, line: usize) {
+        self.warnings.push(Warning {
+            rule: rule.to_string(),
+            message,
+            span,
+            line,
+        });
+    }
+
+    /// "X requires exactly one argument" and friends, pointing at the arguments or the keyword.
+    pub fn arg_error(&self, raw: &RawInstruction, message: String, label: &str) -> ParseError {
+        let span = if raw.rest.text.is_empty() {
+            raw.keyword.span
+        } else {
+            raw.rest.span
+        };
+        self.error(ParseErrorKind::Arguments(message), span, label)
+    }
+}
+
+/// The command of RUN, CMD, ENTRYPOINT: exec form from JSON, shell form otherwise.
+pub(crate) fn command_form(raw: &RawInstruction, args: &[Word]) -> CommandForm {
+    if raw.json {
+        CommandForm::Exec(args.iter().map(|w| w.text.clone()).collect())
+    } else {
+        match args.first() {
+            Some(w) => CommandForm::Shell(w.clone()),
+            None => CommandForm::Shell(Word::new("", Span::empty(raw.rest.span.start))),
+        }
+    }
+}
+
+/// Lowers one raw instruction.
+pub(crate) fn lower(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction, ParseError> {
+    let name = raw.name();
+    match name.as_str() {
+        "from" => from_run::from(raw, ctx),
+        "run" => from_run::run(raw, ctx),
+        "cmd" => command::cmd(raw, ctx).map(Instruction::Cmd),
+        "entrypoint" => command::entrypoint(raw, ctx).map(Instruction::Entrypoint),
+        "shell" => command::shell(raw, ctx),
+        "healthcheck" => command::healthcheck(raw, ctx),
+        "copy" => copy::copy(raw, ctx, false).map(Instruction::Copy),
+        "add" => copy::copy(raw, ctx, true).map(Instruction::Add),
+        "env" => simple::key_values(raw, ctx, "ENV").map(|pairs| Instruction::Env { pairs }),
+        "label" => simple::key_values(raw, ctx, "LABEL").map(|pairs| Instruction::Label { pairs }),
+        "arg" => simple::arg(raw, ctx),
+        "expose" => simple::expose(raw, ctx),
+        "volume" => simple::volume(raw, ctx),
+        "user" => simple::one_word(raw, ctx, "USER").map(Instruction::User),
+        "workdir" => simple::one_word(raw, ctx, "WORKDIR").map(Instruction::Workdir),
+        "stopsignal" => simple::one_word(raw, ctx, "STOPSIGNAL").map(Instruction::Stopsignal),
+        "maintainer" => simple::maintainer(raw, ctx),
+        "onbuild" => simple::onbuild(raw, ctx),
+        _ => {
+            let kw = &raw.keyword.text;
+            let mut err = ctx.error(
+                ParseErrorKind::UnknownInstruction(kw.clone()),
+                raw.keyword.span,
+                format!("expected an instruction such as FROM, RUN or COPY, found `{kw}`"),
+            );
+            if let Some(s) = suggest(kw, KEYWORDS) {
+                err = err.with_help(format!("did you mean `{}`?", s.to_ascii_uppercase()));
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Groups instructions into global ARGs and stages.
+pub(crate) fn assemble(
+    nodes: Vec<InstructionNode>,
+    ctx: &mut Ctx<'_>,
+) -> Result<(Vec<InstructionNode>, Vec<Stage>), ParseError> {
+    let mut global_args = Vec::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    for node in nodes {
+        if let Instruction::From(f) = &node.instruction {
+            let name = f.alias.as_ref().map(|a| a.text.to_ascii_lowercase());
+            if let Some(n) = &name
+                && stages.iter().any(|s| s.name.as_ref() == Some(n))
+            {
+                let span = f.alias.as_ref().map(|a| a.span).unwrap_or(node.raw.span);
+                ctx.warn(
+                    "DuplicateStageName",
+                    format!("duplicate stage name \"{n}\", stage names should be unique"),
+                    span,
+                    node.raw.start_line,
+                );
+            }
+            stages.push(Stage {
+                from: node,
+                name,
+                instructions: Vec::new(),
+            });
+            continue;
+        }
+        match stages.last_mut() {
+            Some(stage) => stage.instructions.push(node),
+            None if matches!(node.instruction, Instruction::Arg { .. }) => global_args.push(node),
+            None => {
+                let kw = node.raw.keyword.text.to_ascii_uppercase();
+                return Err(ctx
+                    .error(
+                        ParseErrorKind::NoStage,
+                        node.raw.keyword.span,
+                        format!("expected FROM (only ARG may come before it), found {kw}"),
+                    )
+                    .with_help("start the build stage with `FROM <image>` before this line"));
+            }
+        }
+    }
+    Ok((global_args, stages))
+}
+
+/// Builds the [`Dockerfile`] from its parts.
+pub(crate) fn finish(
+    directives: Vec<crate::ast::Directive>,
+    escape: char,
+    global_args: Vec<InstructionNode>,
+    stages: Vec<Stage>,
+    mut warnings: Vec<Warning>,
+) -> Dockerfile {
+    warnings.sort_by_key(|w| (w.span.start, w.line));
+    Dockerfile {
+        directives,
+        escape,
+        global_args,
+        stages,
+        warnings,
+    }
+}

@@ -1,0 +1,526 @@
+//! Logical line → [`RawInstruction`]: keyword and flags through the pest grammar, arguments split
+//! per keyword the way BuildKit's line parsers split them.
+
+use pest::Parser;
+
+use crate::ast::{Flag, Heredoc, RawInstruction, Word};
+use crate::error::{ParseError, ParseErrorKind};
+use crate::grammar::{DockerfileGrammar, Rule};
+use crate::scan::LogicalLine;
+use crate::shell::Expander;
+use crate::span::Span;
+
+/// ASCII blanks as in BuildKit's `[\t\v\f\r ]+`.
+pub(crate) fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\u{0B}' | '\u{0C}' | '\r' | '\n')
+}
+
+/// A heredoc marker found in an instruction line, body not read yet.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingHeredoc {
+    pub name: String,
+    pub fd: u32,
+    pub expand: bool,
+    pub chomp: bool,
+    pub marker_span: Span,
+}
+
+/// Context for building raw instructions out of one logical line.
+pub(crate) struct RawBuilder<'a> {
+    pub line: &'a LogicalLine,
+    pub escape: char,
+    pub src: &'a str,
+}
+
+/// Outcome of looking at an argument string as a JSON array.
+pub(crate) enum JsonArgs {
+    NotJson,
+    Strings(Vec<(String, usize, usize)>),
+    NotStrings,
+}
+
+/// BuildKit's `parseJSON`: a JSON array of strings; a JSON array with anything else is an error;
+/// anything that is not a valid JSON array is not JSON (and falls back to shell form).
+pub(crate) fn parse_json_args(rest: &str) -> JsonArgs {
+    if !rest.starts_with('[') {
+        return JsonArgs::NotJson;
+    }
+    match serde_json::from_str::<Vec<serde_json::Value>>(rest) {
+        Ok(values) => {
+            let mut out = Vec::with_capacity(values.len());
+            let spans = json_string_spans(rest);
+            for (i, v) in values.into_iter().enumerate() {
+                match v {
+                    serde_json::Value::String(s) => {
+                        let (a, b) = spans.get(i).copied().unwrap_or((0, rest.len()));
+                        out.push((s, a, b));
+                    }
+                    _ => return JsonArgs::NotStrings,
+                }
+            }
+            JsonArgs::Strings(out)
+        }
+        // Nesting deeper than serde_json allows means nested arrays: not strings either way.
+        Err(e) if e.to_string().contains("recursion limit") => JsonArgs::NotStrings,
+        Err(_) => JsonArgs::NotJson,
+    }
+}
+
+/// Byte ranges of the string literals of a JSON array already known to be valid.
+fn json_string_spans(s: &str) -> Vec<(usize, usize)> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'"' {
+            let start = i;
+            i += 1;
+            while i < b.len() && b[i] != b'"' {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            out.push((start, (i + 1).min(b.len())));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Splits on runs of ASCII blanks; returns `(start, end)` ranges of the pieces.
+pub(crate) fn split_blanks(s: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    for (i, c) in s.char_indices() {
+        if is_blank(c) {
+            if let Some(st) = start.take() {
+                out.push((st, i));
+            }
+        } else if start.is_none() {
+            start = Some(i);
+        }
+    }
+    if let Some(st) = start {
+        out.push((st, s.len()));
+    }
+    out
+}
+
+/// BuildKit's `parseWords`: quote-aware words, quotes and escapes kept in the text.
+pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(String, usize, usize)> {
+    #[derive(PartialEq)]
+    enum Phase {
+        Spaces,
+        Word,
+        Quote(char),
+    }
+    let mut words = Vec::new();
+    let mut phase = Phase::Spaces;
+    let mut cur = String::new();
+    let mut blank_ok = false;
+    let mut start = 0;
+    let mut it = rest.char_indices().peekable();
+    while let Some((pos, ch)) = it.next() {
+        let at_end = |it: &mut std::iter::Peekable<std::str::CharIndices<'_>>| it.peek().is_none();
+        if phase == Phase::Spaces {
+            if ch.is_whitespace() {
+                continue;
+            }
+            phase = Phase::Word;
+            start = pos;
+        }
+        match phase {
+            Phase::Word => {
+                if ch.is_whitespace() {
+                    if blank_ok || !cur.is_empty() {
+                        words.push((std::mem::take(&mut cur), start, pos));
+                    }
+                    cur.clear();
+                    blank_ok = false;
+                    phase = Phase::Spaces;
+                    continue;
+                }
+                if ch == '\'' || ch == '"' {
+                    phase = Phase::Quote(ch);
+                    blank_ok = true;
+                }
+                if ch == escape {
+                    if at_end(&mut it) {
+                        continue;
+                    }
+                    cur.push(ch);
+                    if let Some((_, n)) = it.next() {
+                        cur.push(n);
+                    }
+                    continue;
+                }
+                cur.push(ch);
+            }
+            Phase::Quote(q) => {
+                if ch == q {
+                    phase = Phase::Word;
+                }
+                if ch == escape && q != '\'' {
+                    if at_end(&mut it) {
+                        phase = Phase::Word;
+                        continue;
+                    }
+                    cur.push(ch);
+                    if let Some((_, n)) = it.next() {
+                        cur.push(n);
+                    }
+                    continue;
+                }
+                cur.push(ch);
+            }
+            Phase::Spaces => {}
+        }
+    }
+    if phase != Phase::Spaces && (blank_ok || !cur.is_empty()) {
+        words.push((cur, start, rest.len()));
+    }
+    words
+}
+
+/// Removes the quotes and backslash escapes of a flag word, as BuildKit's flag tokenizer does.
+fn unquote_flag(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut quote: Option<char> = None;
+    let mut it = raw.chars();
+    while let Some(c) = it.next() {
+        match (quote, c) {
+            (_, '\\') => {
+                if let Some(n) = it.next() {
+                    out.push(n);
+                }
+            }
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Keywords whose instruction may carry heredocs.
+fn heredoc_capable(name: &str) -> bool {
+    matches!(name, "run" | "copy" | "add")
+}
+
+/// Parses a heredoc marker word (`<<EOF`, `3<<-"EOF"`); `None` if the word is not one.
+pub(crate) fn parse_heredoc_marker(word: &str) -> Result<Option<(String, u32, bool, bool)>, ()> {
+    let Ok(mut pairs) = DockerfileGrammar::parse(Rule::heredoc_marker, word) else {
+        return Ok(None);
+    };
+    let Some(marker) = pairs.next() else {
+        return Ok(None);
+    };
+    let mut fd = 0u32;
+    let mut chomp = false;
+    let mut rest = "";
+    for p in marker.into_inner() {
+        match p.as_rule() {
+            Rule::heredoc_fd => fd = p.as_str().parse().unwrap_or(0),
+            Rule::heredoc_chomp => chomp = true,
+            Rule::heredoc_name => rest = p.as_str(),
+            _ => {}
+        }
+    }
+    let plain = Expander::new('\\').skip_unset(true);
+    let words = plain.expand_words(rest, &|_| None).map_err(|_| ())?.words;
+    if words.len() != 1 {
+        return Ok(None);
+    }
+    let raw = plain
+        .raw_quotes(true)
+        .expand_words(rest, &|_| None)
+        .map_err(|_| ())?
+        .words;
+    let quotes = |s: &str| s.chars().filter(|c| *c == '"' || *c == '\'').count();
+    let expand = raw.first().map(|r| quotes(r)) == Some(quotes(&words[0]));
+    Ok(Some((words[0].clone(), fd, chomp, expand)))
+}
+
+impl RawBuilder<'_> {
+    fn word(&self, text: impl Into<String>, start: usize, end: usize) -> Word {
+        Word::new(text, self.line.span(start, end))
+    }
+
+    fn error(&self, kind: ParseErrorKind, span: Span, label: impl Into<String>) -> ParseError {
+        ParseError::new(kind, span, label, self.src)
+    }
+
+    /// Builds the raw instruction starting at logical offset `base` (non-zero for ONBUILD
+    /// triggers). Heredoc markers are returned for the caller to read the bodies.
+    pub fn build(&self, base: usize) -> Result<(RawInstruction, Vec<PendingHeredoc>), ParseError> {
+        let text = &self.line.text[base..];
+        let head = DockerfileGrammar::parse(Rule::head, text)
+            .ok()
+            .and_then(|mut p| p.next())
+            .ok_or_else(|| {
+                let at = self.line.span(base, self.line.text.len());
+                self.error(
+                    ParseErrorKind::UnknownInstruction(String::new()),
+                    at,
+                    "expected an instruction keyword such as FROM or RUN, found nothing",
+                )
+            })?;
+        let head_end = head.as_span().end();
+        let mut keyword = Word::default();
+        let mut flags = Vec::new();
+        for p in head.into_inner() {
+            let (s, e) = (base + p.as_span().start(), base + p.as_span().end());
+            match p.as_rule() {
+                Rule::keyword => keyword = self.word(p.as_str(), s, e),
+                Rule::flag => {
+                    let text = unquote_flag(p.as_str());
+                    let body = &text[2..];
+                    let (name, value) = match body.split_once('=') {
+                        Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                        None => (body.to_string(), None),
+                    };
+                    flags.push(Flag {
+                        text,
+                        name,
+                        value,
+                        span: self.line.span(s, e),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let after = &text[head_end..];
+        let rest_trimmed = after.trim_start_matches(char::is_whitespace);
+        let rest_start = base + head_end + (after.len() - rest_trimmed.len());
+        let rest_str = rest_trimmed.trim_end_matches(char::is_whitespace);
+        let rest_end = rest_start + rest_str.len();
+        let rest = self.word(rest_str, rest_start, rest_end);
+        let name = keyword.text.to_ascii_lowercase();
+
+        let mut json = false;
+        let mut sub = None;
+        let mut args: Vec<Word> = Vec::new();
+        let mut pending = Vec::new();
+        let split_into = |args: &mut Vec<Word>| {
+            for (a, b) in split_blanks(rest_str) {
+                args.push(self.word(&rest_str[a..b], rest_start + a, rest_start + b));
+            }
+        };
+        match name.as_str() {
+            "add" | "copy" | "volume" => match self.json(rest_str, rest_start, &rest)? {
+                Some(words) => {
+                    json = true;
+                    args = words;
+                }
+                None => split_into(&mut args),
+            },
+            "run" | "cmd" | "entrypoint" | "shell" if !rest_str.is_empty() => {
+                match self.json(rest_str, rest_start, &rest)? {
+                    Some(words) => {
+                        json = true;
+                        args = words;
+                    }
+                    None => args.push(rest.clone()),
+                }
+            }
+            "from" | "expose" => split_into(&mut args),
+            "arg" => {
+                for (w, a, b) in parse_words(rest_str, self.escape) {
+                    args.push(self.word(w, rest_start + a, rest_start + b));
+                }
+            }
+            "env" | "label" => args = self.name_values(rest_str, rest_start, &name)?,
+            "healthcheck" => {
+                let typ_len = rest_str.find(is_blank).unwrap_or(rest_str.len());
+                if typ_len > 0 {
+                    args.push(self.word(&rest_str[..typ_len], rest_start, rest_start + typ_len));
+                    let cmd = rest_str[typ_len..].trim_start_matches(is_blank);
+                    let cmd_start = rest_end - cmd.len();
+                    if !cmd.is_empty() {
+                        let cmd_word = self.word(cmd, cmd_start, rest_end);
+                        match self.json(cmd, cmd_start, &cmd_word)? {
+                            Some(words) => {
+                                json = true;
+                                args.extend(words);
+                            }
+                            None => args.push(cmd_word),
+                        }
+                    }
+                }
+            }
+            "maintainer" | "stopsignal" | "user" | "workdir" if !rest_str.is_empty() => {
+                args.push(rest.clone());
+            }
+            "onbuild" if !rest_str.is_empty() => {
+                let sub_keyword = rest_str.split(is_blank).next().unwrap_or("");
+                if sub_keyword.eq_ignore_ascii_case("onbuild") {
+                    return Err(self
+                        .error(
+                            ParseErrorKind::OnbuildTrigger(
+                                "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into(),
+                            ),
+                            self.line.span(rest_start, rest_start + sub_keyword.len()),
+                            "ONBUILD cannot trigger another ONBUILD",
+                        )
+                        .with_help("put the trigger instruction directly after ONBUILD"));
+                }
+                let (child, child_heredocs) = self.build(rest_start)?;
+                pending = child_heredocs;
+                sub = Some(Box::new(child));
+            }
+            _ => {}
+        }
+
+        if pending.is_empty() && heredoc_capable(&name) && !json && text.contains("<<") {
+            pending = self.heredocs(base)?;
+        }
+
+        let original = text.to_string();
+        let raw = RawInstruction {
+            keyword,
+            flags,
+            args,
+            rest,
+            json,
+            sub,
+            heredocs: Vec::new(),
+            original,
+            span: Span::new(self.line.source_offset(base), self.line.end),
+            start_line: self.line.start_line,
+            end_line: self.line.end_line,
+        };
+        Ok((raw, pending))
+    }
+
+    /// JSON form of `rest`, if it is a JSON array of strings.
+    fn json(
+        &self,
+        rest: &str,
+        start: usize,
+        whole: &Word,
+    ) -> Result<Option<Vec<Word>>, ParseError> {
+        match parse_json_args(rest) {
+            JsonArgs::NotJson => Ok(None),
+            JsonArgs::Strings(items) => Ok(Some(
+                items
+                    .into_iter()
+                    .map(|(s, a, b)| self.word(s, start + a, start + b))
+                    .collect(),
+            )),
+            JsonArgs::NotStrings => Err(self
+                .error(
+                    ParseErrorKind::JsonNotStrings,
+                    whole.span,
+                    "expected a JSON array of strings, found an element that is not a string",
+                )
+                .with_help("quote every element, e.g. [\"sleep\", \"10\"]")),
+        }
+    }
+
+    /// BuildKit's `parseNameVal` for ENV and LABEL: key, value, separator triples.
+    fn name_values(&self, rest: &str, start: usize, name: &str) -> Result<Vec<Word>, ParseError> {
+        let words = parse_words(rest, self.escape);
+        let Some(first) = words.first() else {
+            return Ok(Vec::new());
+        };
+        let upper = name.to_ascii_uppercase();
+        if !first.0.contains('=') {
+            let pieces = split_blanks(rest);
+            let Some(&(ka, kb)) = pieces.first() else {
+                return Ok(Vec::new());
+            };
+            let value_start = rest[kb..].find(|c| !is_blank(c)).map(|i| kb + i);
+            let Some(va) = value_start else {
+                return Err(self
+                    .error(
+                        ParseErrorKind::Arguments(format!("{upper} must have two arguments")),
+                        self.line.span(start + ka, start + kb),
+                        "expected `name=value` or `name value`, found only a name",
+                    )
+                    .with_help(format!("give a value: `{upper} {}=value`", &rest[ka..kb])));
+            };
+            return Ok(vec![
+                self.word(&rest[ka..kb], start + ka, start + kb),
+                self.word(&rest[va..], start + va, start + rest.len()),
+                self.word("", start + rest.len(), start + rest.len()),
+            ]);
+        }
+        let mut out = Vec::with_capacity(words.len() * 3);
+        for (w, a, b) in words {
+            let Some(eq) = w.find('=') else {
+                return Err(self
+                    .error(
+                        ParseErrorKind::Arguments(format!(
+                            "syntax error - can't find = in \"{w}\"; must be of the form: name=value"
+                        )),
+                        self.line.span(start + a, start + b),
+                        "expected `name=value`, found a word without `=`",
+                    )
+                    .with_help("quote values that contain spaces: name=\"a value\""));
+            };
+            // Offsets inside `w` match the source except where an escape was dropped at the very
+            // end, which cannot happen before the first `=`.
+            let eq_at = start + a + eq;
+            out.push(self.word(&w[..eq], start + a, eq_at));
+            out.push(self.word(&w[eq + 1..], eq_at + 1, start + b));
+            out.push(self.word("=", eq_at, eq_at + 1));
+        }
+        Ok(out)
+    }
+
+    /// Heredoc markers in the line, found the way BuildKit finds them: the whole line split into
+    /// words (quotes and escapes kept, variables left alone), each word matched as a marker.
+    fn heredocs(&self, base: usize) -> Result<Vec<PendingHeredoc>, ParseError> {
+        let text = &self.line.text[base..];
+        let lexer = Expander::new('\\')
+            .raw_quotes(true)
+            .raw_escapes(true)
+            .skip_unset(true);
+        let Ok(words) = lexer.expand_words(text, &|_| None) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut search_from = 0;
+        for w in words.words {
+            if !w.contains("<<") {
+                continue;
+            }
+            let found = text[search_from..].find(&w).map(|i| search_from + i);
+            let (a, b) = match found {
+                Some(i) => (i, i + w.len()),
+                None => (0, text.len()),
+            };
+            search_from = b.min(text.len());
+            let span = self.line.span(base + a, base + b);
+            match parse_heredoc_marker(&w) {
+                Ok(Some((name, fd, chomp, expand))) => out.push(PendingHeredoc {
+                    name,
+                    fd,
+                    expand,
+                    chomp,
+                    marker_span: span,
+                }),
+                Ok(None) => {}
+                Err(()) => {
+                    return Err(self.error(
+                        ParseErrorKind::BadHeredoc(format!("invalid heredoc marker {w}")),
+                        span,
+                        "expected `<<NAME` with a single-word name",
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Turns a pending heredoc and its body into a [`Heredoc`].
+pub(crate) fn finish_heredoc(p: PendingHeredoc, content: String, body_span: Span) -> Heredoc {
+    Heredoc {
+        name: p.name,
+        fd: p.fd,
+        expand: p.expand,
+        chomp: p.chomp,
+        content,
+        marker_span: p.marker_span,
+        body_span,
+    }
+}

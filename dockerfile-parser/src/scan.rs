@@ -1,0 +1,279 @@
+//! The line pre-pass: physical lines → logical instructions.
+//!
+//! This is plain Rust rather than grammar rules because the rules it implements are line
+//! oriented and stateful in ways a PEG expresses poorly: parser directives are only recognised in
+//! the leading comment block and change the escape character for everything after them, a
+//! continuation is "escape character followed by optional blanks at end of line" (unless the
+//! escape character is itself escaped), comment and blank lines inside a continued instruction are
+//! dropped, and heredoc bodies are raw lines whose terminators depend on the instruction that
+//! introduced them. Each logical line is then handed to the pest grammar.
+
+use crate::ast::{Directive, Warning};
+use crate::error::{ParseError, ParseErrorKind};
+use crate::span::Span;
+
+const BOM: &str = "\u{feff}";
+
+/// One logical instruction line with the map from its offsets back into the source.
+#[derive(Debug, Clone)]
+pub(crate) struct LogicalLine {
+    /// Continuations joined, comment lines dropped, leading blanks of the first line removed.
+    pub text: String,
+    /// `(logical offset, source offset)` at the start of each joined segment, ascending.
+    pub segments: Vec<(usize, usize)>,
+    /// Source offset of the end of the last physical line (newline excluded).
+    pub end: usize,
+    /// 1-based first physical line.
+    pub start_line: usize,
+    /// 1-based last physical line.
+    pub end_line: usize,
+}
+
+impl LogicalLine {
+    /// Source offset of logical offset `at`.
+    pub fn source_offset(&self, at: usize) -> usize {
+        let i = match self.segments.binary_search_by(|(l, _)| l.cmp(&at)) {
+            Ok(i) => i,
+            Err(0) => 0,
+            Err(i) => i - 1,
+        };
+        let (l, s) = self.segments[i];
+        s + at.saturating_sub(l)
+    }
+
+    /// Source span of logical range `start..end`.
+    pub fn span(&self, start: usize, end: usize) -> Span {
+        if end <= start {
+            return Span::empty(self.source_offset(start));
+        }
+        // Map the last byte rather than `end` so a word ending at a segment boundary does not
+        // stretch into the next physical line.
+        Span::new(self.source_offset(start), self.source_offset(end - 1) + 1)
+    }
+}
+
+/// A physical line: its bytes without the line ending, and where it starts.
+struct PhysLine<'a> {
+    /// Line content without trailing `\r`/`\n`.
+    text: &'a str,
+    /// Line content including its line ending.
+    full: &'a str,
+    start: usize,
+}
+
+/// Reads a Dockerfile line by line.
+pub(crate) struct Scanner<'a> {
+    src: &'a str,
+    pos: usize,
+    line: usize,
+    pub escape: char,
+    pub directives: Vec<Directive>,
+    directives_done: bool,
+    pub warnings: Vec<Warning>,
+}
+
+fn is_go_space(c: char) -> bool {
+    c.is_whitespace()
+}
+
+impl<'a> Scanner<'a> {
+    pub fn new(src: &'a str) -> Self {
+        Scanner {
+            src,
+            pos: 0,
+            line: 0,
+            escape: '\\',
+            directives: Vec::new(),
+            directives_done: false,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Current line number (1-based) of the last line read.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    fn next_phys(&mut self) -> Option<PhysLine<'a>> {
+        if self.pos >= self.src.len() {
+            return None;
+        }
+        let rest = &self.src[self.pos..];
+        let len = rest.find('\n').map(|i| i + 1).unwrap_or(rest.len());
+        let mut start = self.pos;
+        let mut full = &rest[..len];
+        if self.line == 0
+            && let Some(stripped) = full.strip_prefix(BOM)
+        {
+            full = stripped;
+            start += BOM.len();
+        }
+        self.pos += len;
+        self.line += 1;
+        let text = full.trim_end_matches(['\r', '\n']);
+        Some(PhysLine { text, full, start })
+    }
+
+    fn parse_directive(&mut self, token: &str, span: Span) -> Result<(), ParseError> {
+        if self.directives_done {
+            return Ok(());
+        }
+        let Some(body) = token.strip_prefix('#') else {
+            self.directives_done = true;
+            return Ok(());
+        };
+        let body = body.trim_start_matches(is_go_space);
+        let name_len = body
+            .char_indices()
+            .take_while(|(i, c)| {
+                if *i == 0 {
+                    c.is_ascii_alphabetic()
+                } else {
+                    c.is_ascii_alphanumeric()
+                }
+            })
+            .count();
+        let after = body[name_len..].trim_start_matches(is_go_space);
+        let value = after.strip_prefix('=').map(|v| v.trim_matches(is_go_space));
+        let (name, value) = match value {
+            Some(v) if name_len > 0 && !v.is_empty() => (body[..name_len].to_ascii_lowercase(), v),
+            _ => {
+                self.directives_done = true;
+                return Ok(());
+            }
+        };
+        if !matches!(name.as_str(), "syntax" | "escape" | "check") {
+            self.directives_done = true;
+            return Ok(());
+        }
+        if self.directives.iter().any(|d| d.name == name) {
+            return Err(ParseError::new(
+                ParseErrorKind::DuplicateDirective(name.clone()),
+                span,
+                format!("second `{name}` directive"),
+                self.src,
+            )
+            .with_help("remove one of the two directives"));
+        }
+        if name == "escape" {
+            self.escape = match value {
+                "\\" => '\\',
+                "`" => '`',
+                _ => {
+                    return Err(ParseError::new(
+                        ParseErrorKind::InvalidEscape(value.to_string()),
+                        span,
+                        "expected `\\` or a backtick here",
+                        self.src,
+                    )
+                    .with_help("use `# escape=\\` (the default) or `# escape=`` ` ``"));
+                }
+            };
+        }
+        self.directives.push(Directive {
+            name,
+            value: value.to_string(),
+            span,
+            line: self.line,
+        });
+        Ok(())
+    }
+
+    /// Strips a trailing continuation (escape character plus blanks); `None` if there is none.
+    fn trim_continuation<'t>(&self, token: &'t str) -> Option<&'t str> {
+        let t = token.trim_end_matches([' ', '\t']);
+        let before = t.strip_suffix(self.escape)?;
+        if before.ends_with(self.escape) {
+            return None;
+        }
+        Some(before)
+    }
+
+    /// Reads the next logical instruction line, or `None` at the end of the file.
+    pub fn next_logical(&mut self) -> Result<Option<LogicalLine>, ParseError> {
+        loop {
+            let Some(pl) = self.next_phys() else {
+                return Ok(None);
+            };
+            let trimmed = pl.text.trim_start_matches(is_go_space);
+            let lead = pl.text.len() - trimmed.len();
+            let tok_start = pl.start + lead;
+            self.parse_directive(trimmed, Span::new(tok_start, pl.start + pl.text.len()))?;
+            if trimmed.starts_with('#') {
+                continue;
+            }
+            let start_line = self.line;
+            let (first, mut ended) = match self.trim_continuation(trimmed) {
+                Some(t) => (t, false),
+                None => (trimmed, true),
+            };
+            if ended && first.is_empty() {
+                continue;
+            }
+            let mut text = String::with_capacity(first.len() + 16);
+            text.push_str(first);
+            let mut segments = vec![(0usize, tok_start)];
+            let mut end = pl.start + pl.text.len();
+            let mut empty_line: Option<(usize, Span)> = None;
+            while !ended {
+                let Some(cl) = self.next_phys() else { break };
+                let span = Span::new(cl.start, cl.start + cl.text.len());
+                self.parse_directive(cl.text, span)?;
+                end = cl.start + cl.text.len();
+                let lead_trimmed = cl.text.trim_start_matches(is_go_space);
+                if lead_trimmed.starts_with('#') {
+                    continue;
+                }
+                if lead_trimmed.is_empty() {
+                    if empty_line.is_none() {
+                        empty_line = Some((self.line, span));
+                    }
+                    continue;
+                }
+                let piece = match self.trim_continuation(cl.text) {
+                    Some(t) => t,
+                    None => {
+                        ended = true;
+                        cl.text
+                    }
+                };
+                segments.push((text.len(), cl.start));
+                text.push_str(piece);
+            }
+            if let Some((line, span)) = empty_line {
+                self.warnings.push(Warning {
+                    rule: "NoEmptyContinuation".to_string(),
+                    message: format!("empty continuation line found in: {}", text.trim_end()),
+                    span,
+                    line,
+                });
+            }
+            return Ok(Some(LogicalLine {
+                text,
+                segments,
+                end,
+                start_line,
+                end_line: self.line,
+            }));
+        }
+    }
+
+    /// Reads a heredoc body up to its terminator. Returns the body, the span of body plus
+    /// terminator, or `None` if the file ends first.
+    pub fn read_heredoc(&mut self, name: &str, chomp: bool) -> Option<(String, Span)> {
+        let start = self.pos;
+        let mut content = String::new();
+        while let Some(pl) = self.next_phys() {
+            let candidate = if chomp {
+                pl.text.trim_start_matches('\t')
+            } else {
+                pl.text
+            };
+            if candidate == name {
+                return Some((content, Span::new(start, pl.start + pl.text.len())));
+            }
+            content.push_str(pl.full);
+        }
+        None
+    }
+}
