@@ -48,7 +48,9 @@ pub struct KeyBuilder {
 impl KeyBuilder {
     /// Starts a key for `op` (e.g. `"run"`), on top of `parent` (the state the op runs on).
     pub fn new(op: &str, parent: Option<&CacheKey>) -> Self {
-        let mut b = KeyBuilder { hasher: Sha256::new() };
+        let mut b = KeyBuilder {
+            hasher: Sha256::new(),
+        };
         b.field(KEY_VERSION.as_bytes());
         b.field(op.as_bytes());
         match parent {
@@ -73,14 +75,18 @@ impl KeyBuilder {
     /// Adds a named optional field (absent and empty are different).
     pub fn opt(&mut self, name: &str, value: Option<&str>) -> &mut Self {
         match value {
-            Some(v) => self.field(name.as_bytes()).field(b"some").field(v.as_bytes()),
+            Some(v) => self
+                .field(name.as_bytes())
+                .field(b"some")
+                .field(v.as_bytes()),
             None => self.field(name.as_bytes()).field(b"none"),
         }
     }
 
     /// Adds a named list of strings (its length first).
     pub fn list<S: AsRef<str>>(&mut self, name: &str, values: &[S]) -> &mut Self {
-        self.field(name.as_bytes()).field(&(values.len() as u64).to_le_bytes());
+        self.field(name.as_bytes())
+            .field(&(values.len() as u64).to_le_bytes());
         for v in values {
             self.field(v.as_ref().as_bytes());
         }

@@ -116,7 +116,10 @@ mod tests {
         let key = KeyBuilder::new("run", None).finish();
         assert_eq!(store.get(&key), None);
         let rec = CacheRecord {
-            layer: Some(LayerRef { diff_id: format!("sha256:{}", "a".repeat(64)), size: 10 }),
+            layer: Some(LayerRef {
+                diff_id: format!("sha256:{}", "a".repeat(64)),
+                size: 10,
+            }),
             created: 5,
         };
         store.put(&key, &rec).unwrap();

@@ -100,7 +100,11 @@ impl ContainerConfig {
     /// Sets `key=value`, replacing an existing value in place or appending.
     pub fn env_set(&mut self, key: &str, value: &str) {
         let entry = format!("{key}={value}");
-        match self.env.iter_mut().find(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k) == key) {
+        match self
+            .env
+            .iter_mut()
+            .find(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k) == key)
+        {
             Some(slot) => *slot = entry,
             None => self.env.push(entry),
         }
@@ -128,7 +132,11 @@ impl ContainerConfig {
 
     /// The working directory in effect (`/` when unset).
     pub fn workdir_or_root(&self) -> &str {
-        if self.working_dir.is_empty() { "/" } else { &self.working_dir }
+        if self.working_dir.is_empty() {
+            "/"
+        } else {
+            &self.working_dir
+        }
     }
 }
 

@@ -4,13 +4,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_dockerfile_parser::shell::Expander;
 use kiln_dockerfile_parser::{
-    CommandForm, CopyInstruction, Healthcheck, Instruction, InstructionNode, MountType, NetworkMode,
-    RunInstruction, SecurityMode, Span, Word,
+    CommandForm, CopyInstruction, Healthcheck, Instruction, InstructionNode, MountType,
+    NetworkMode, RunInstruction, SecurityMode, Span, Word,
 };
 
 use super::scope::{ArgUsage, PROXY_ARGS, StageScope};
-use super::{ContainerConfig, DEFAULT_PATH, Empty, HealthConfig, ImageLookup, PlanError, PlanOptions, origin_of};
-use crate::graph::{Base, CopyOp, InlineFile, Network, Op, RunMount, RunOp, SourceRef, StagePlan, Step};
+use super::{
+    ContainerConfig, DEFAULT_PATH, Empty, HealthConfig, ImageLookup, PlanError, PlanOptions,
+    origin_of,
+};
+use crate::graph::{
+    Base, CopyOp, InlineFile, Network, Op, RunMount, RunOp, SourceRef, StagePlan, Step,
+};
 
 pub(super) struct StageInput<'a> {
     pub df: &'a kiln_dockerfile_parser::Dockerfile,
@@ -44,7 +49,13 @@ pub(super) fn plan_stage(
     let (mut config, inherited_from) = match &input.base {
         Base::Scratch => (ContainerConfig::default(), None),
         Base::Stage(i) => match planned.get(i) {
-            Some(p) => (p.config.clone(), Some(format!("stage {}", p.name.clone().unwrap_or_else(|| i.to_string())))),
+            Some(p) => (
+                p.config.clone(),
+                Some(format!(
+                    "stage {}",
+                    p.name.clone().unwrap_or_else(|| i.to_string())
+                )),
+            ),
             None => {
                 return Err(PlanError::StageReference {
                     message: format!("stage {i} is not available"),
@@ -54,7 +65,12 @@ pub(super) fn plan_stage(
         },
         Base::Image(r) => match images(r) {
             Some(c) => (c, Some(r.clone())),
-            None => return Err(PlanError::UnresolvedImage { reference: r.clone(), span: from_origin.span }),
+            None => {
+                return Err(PlanError::UnresolvedImage {
+                    reference: r.clone(),
+                    span: from_origin.span,
+                });
+            }
         },
     };
     // Docker gives images without PATH the default one.
@@ -81,10 +97,18 @@ pub(super) fn plan_stage(
     // ONBUILD triggers of the base run first, as if written right after FROM.
     for trigger in &triggers {
         let image = inherited_from.clone().unwrap_or_default();
-        let parsed = kiln_dockerfile_parser::parse(&format!("FROM scratch\n{trigger}\n")).map_err(|e| {
-            PlanError::Onbuild { image: image.clone(), trigger: trigger.clone(), span: from_origin.span, source: Box::new(e) }
-        })?;
-        let Some(node) = parsed.stages.first().and_then(|s| s.instructions.first()) else { continue };
+        let parsed =
+            kiln_dockerfile_parser::parse(&format!("FROM scratch\n{trigger}\n")).map_err(|e| {
+                PlanError::Onbuild {
+                    image: image.clone(),
+                    trigger: trigger.clone(),
+                    span: from_origin.span,
+                    source: Box::new(e),
+                }
+            })?;
+        let Some(node) = parsed.stages.first().and_then(|s| s.instructions.first()) else {
+            continue;
+        };
         let mut node = node.clone();
         // Errors in a trigger point at the FROM line that inherited it.
         node.raw.span = from_origin.span;
@@ -142,7 +166,11 @@ impl StageState<'_> {
         self.expander
             .expand(&word.text, &lookup)
             .map(|e| e.value)
-            .map_err(|source| PlanError::Expand { what: what.to_string(), span: word.span, source })
+            .map_err(|source| PlanError::Expand {
+                what: what.to_string(),
+                span: word.span,
+                source,
+            })
     }
 
     fn expand_words(&self, word: &Word, what: &str) -> Result<Vec<String>, PlanError> {
@@ -150,11 +178,19 @@ impl StageState<'_> {
         self.expander
             .expand_words(&word.text, &lookup)
             .map(|e| e.words)
-            .map_err(|source| PlanError::Expand { what: what.to_string(), span: word.span, source })
+            .map_err(|source| PlanError::Expand {
+                what: what.to_string(),
+                span: word.span,
+                source,
+            })
     }
 
     fn push(&mut self, node: &InstructionNode, op: Op, created_by: String) {
-        self.steps.push(Step { origin: origin_of(node), op, created_by });
+        self.steps.push(Step {
+            origin: origin_of(node),
+            op,
+            created_by,
+        });
     }
 
     /// Build args in effect for RUN: declared in this stage, with a value, not shadowed by ENV.
@@ -167,10 +203,10 @@ impl StageState<'_> {
             .filter(|(k, _)| self.config.env_get(k).is_none())
             .collect();
         for proxy in PROXY_ARGS {
-            if let Some(v) = self.input.opts.build_args.get(*proxy) {
-                if !out.iter().any(|(k, _)| k == proxy) {
-                    out.push((proxy.to_string(), v.clone()));
-                }
+            if let Some(v) = self.input.opts.build_args.get(*proxy)
+                && !out.iter().any(|(k, _)| k == proxy)
+            {
+                out.push((proxy.to_string(), v.clone()));
             }
         }
         out
@@ -180,7 +216,11 @@ impl StageState<'_> {
         if path.starts_with('/') {
             path.to_string()
         } else {
-            format!("{}/{}", self.config.workdir_or_root().trim_end_matches('/'), path)
+            format!(
+                "{}/{}",
+                self.config.workdir_or_root().trim_end_matches('/'),
+                path
+            )
         }
     }
 
@@ -224,7 +264,10 @@ impl StageState<'_> {
                     let key = self.expand(k, "ENV key")?;
                     let value = self.expand(v, &format!("ENV {key}"))?;
                     if key.is_empty() {
-                        return Err(PlanError::Invalid { message: "ENV names can not be blank".into(), span: k.span });
+                        return Err(PlanError::Invalid {
+                            message: "ENV names can not be blank".into(),
+                            span: k.span,
+                        });
                     }
                     parts.push(format!("{key}={value}"));
                     self.config.env_set(&key, &value);
@@ -237,7 +280,10 @@ impl StageState<'_> {
                     let key = self.expand(k, "LABEL key")?;
                     let value = self.expand(v, &format!("LABEL {key}"))?;
                     if key.is_empty() {
-                        return Err(PlanError::Invalid { message: "LABEL names can not be blank".into(), span: k.span });
+                        return Err(PlanError::Invalid {
+                            message: "LABEL names can not be blank".into(),
+                            span: k.span,
+                        });
                     }
                     parts.push(format!("{key}={value}"));
                     self.config.labels.insert(key, value);
@@ -251,17 +297,30 @@ impl StageState<'_> {
             Instruction::Workdir(w) => {
                 let path = self.expand(w, "WORKDIR")?;
                 if path.is_empty() {
-                    return Err(PlanError::Invalid { message: "WORKDIR cannot be empty".into(), span: w.span });
+                    return Err(PlanError::Invalid {
+                        message: "WORKDIR cannot be empty".into(),
+                        span: w.span,
+                    });
                 }
                 let abs = clean_abs(&self.abs_path(&path));
                 self.config.working_dir = abs.clone();
-                let op = if abs == "/" { Op::Config } else { Op::Workdir { path: abs.clone(), user: self.config.user.clone() } };
+                let op = if abs == "/" {
+                    Op::Config
+                } else {
+                    Op::Workdir {
+                        path: abs.clone(),
+                        user: self.config.user.clone(),
+                    }
+                };
                 self.push(node, op, format!("WORKDIR {abs}"));
             }
             Instruction::User(w) => {
                 let user = self.expand(w, "USER")?;
                 if user.is_empty() {
-                    return Err(PlanError::Invalid { message: "USER cannot be empty".into(), span: w.span });
+                    return Err(PlanError::Invalid {
+                        message: "USER cannot be empty".into(),
+                        span: w.span,
+                    });
                 }
                 self.config.user = user.clone();
                 self.push(node, Op::Config, format!("USER {user}"));
@@ -287,7 +346,10 @@ impl StageState<'_> {
                     let v = self.expand(w, "VOLUME")?;
                     let v = v.trim();
                     if v.is_empty() {
-                        return Err(PlanError::Invalid { message: "VOLUME specified can not be an empty string".into(), span: w.span });
+                        return Err(PlanError::Invalid {
+                            message: "VOLUME specified can not be an empty string".into(),
+                            span: w.span,
+                        });
                     }
                     self.config.volumes.insert(v.to_string(), Empty {});
                     vols.push(v.to_string());
@@ -297,7 +359,10 @@ impl StageState<'_> {
             Instruction::Stopsignal(w) => {
                 let sig = self.expand(w, "STOPSIGNAL")?;
                 if !valid_signal(&sig) {
-                    return Err(PlanError::Invalid { message: format!("invalid STOPSIGNAL {sig:?}"), span: w.span });
+                    return Err(PlanError::Invalid {
+                        message: format!("invalid STOPSIGNAL {sig:?}"),
+                        span: w.span,
+                    });
                 }
                 self.config.stop_signal = Some(sig.clone());
                 self.push(node, Op::Config, format!("STOPSIGNAL {sig}"));
@@ -327,14 +392,21 @@ impl StageState<'_> {
             }
             Instruction::Healthcheck(h) => {
                 let hc = match h {
-                    Healthcheck::None => HealthConfig { test: vec!["NONE".into()], ..Default::default() },
+                    Healthcheck::None => HealthConfig {
+                        test: vec!["NONE".into()],
+                        ..Default::default()
+                    },
                     Healthcheck::Cmd(c) => {
                         let test = match &c.command {
-                            CommandForm::Exec(v) => std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect(),
+                            CommandForm::Exec(v) => std::iter::once("CMD".to_string())
+                                .chain(v.iter().cloned())
+                                .collect(),
                             CommandForm::Shell(w) => vec!["CMD-SHELL".to_string(), w.text.clone()],
                         };
                         let ns = |d: &Option<kiln_dockerfile_parser::DurationFlag>| {
-                            d.as_ref().map_or(0, |d| i64::try_from(d.value.as_nanos()).unwrap_or(i64::MAX))
+                            d.as_ref().map_or(0, |d| {
+                                i64::try_from(d.value.as_nanos()).unwrap_or(i64::MAX)
+                            })
                         };
                         HealthConfig {
                             test,
@@ -359,14 +431,20 @@ impl StageState<'_> {
     fn source_ref(&mut self, from: &str, span: Span) -> Result<SourceRef, PlanError> {
         let lower = from.to_ascii_lowercase();
         let stages = &self.input.df.stages;
-        if let Some(pos) = stages[..self.input.index].iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
+        if let Some(pos) = stages[..self.input.index]
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+        {
             self.depends_on.insert(pos);
             return Ok(SourceRef::Stage(pos));
         }
         if let Ok(n) = from.parse::<usize>() {
             if n >= self.input.index {
                 return Err(PlanError::StageReference {
-                    message: format!("invalid stage index {n}: only the {} earlier stage(s) can be used", self.input.index),
+                    message: format!(
+                        "invalid stage index {n}: only the {} earlier stage(s) can be used",
+                        self.input.index
+                    ),
                     span,
                 });
             }
@@ -377,7 +455,12 @@ impl StageState<'_> {
         Ok(SourceRef::Image(from.to_string()))
     }
 
-    fn dispatch_copy(&mut self, node: &InstructionNode, c: &CopyInstruction, add: bool) -> Result<(), PlanError> {
+    fn dispatch_copy(
+        &mut self,
+        node: &InstructionNode,
+        c: &CopyInstruction,
+        add: bool,
+    ) -> Result<(), PlanError> {
         let kw = if add { "ADD" } else { "COPY" };
         let from = match &c.from {
             Some(w) => {
@@ -402,11 +485,17 @@ impl StageState<'_> {
             } else {
                 body
             };
-            inline.push(InlineFile { name: h.name.clone(), content });
+            inline.push(InlineFile {
+                name: h.name.clone(),
+                content,
+            });
         }
         let dest_raw = self.expand(&c.dest, &format!("{kw} destination"))?;
         if dest_raw.is_empty() {
-            return Err(PlanError::Invalid { message: format!("{kw} requires a destination"), span: c.dest.span });
+            return Err(PlanError::Invalid {
+                message: format!("{kw} requires a destination"),
+                span: c.dest.span,
+            });
         }
         let trailing = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
         let mut dest = clean_abs(&self.abs_path(&dest_raw));
@@ -424,7 +513,11 @@ impl StageState<'_> {
             dest,
             chown: opt(self, &c.chown, "--chown")?,
             chmod: opt(self, &c.chmod, "--chmod")?,
-            exclude: c.exclude.iter().map(|w| self.expand(w, "--exclude")).collect::<Result<_, _>>()?,
+            exclude: c
+                .exclude
+                .iter()
+                .map(|w| self.expand(w, "--exclude"))
+                .collect::<Result<_, _>>()?,
             parents: c.parents,
             link: c.link,
             checksum: opt(self, &c.checksum, "--checksum")?,
@@ -435,26 +528,34 @@ impl StageState<'_> {
         Ok(())
     }
 
-    fn dispatch_run(&mut self, node: &InstructionNode, run: &RunInstruction) -> Result<(), PlanError> {
+    fn dispatch_run(
+        &mut self,
+        node: &InstructionNode,
+        run: &RunInstruction,
+    ) -> Result<(), PlanError> {
         let mut inline = Vec::new();
         let argv = match &run.command {
             CommandForm::Exec(v) => v.clone(),
             CommandForm::Shell(w) => {
                 let mut argv = self.config.shell_or_default();
                 let cmd = w.text.trim();
-                if let [h] = run.heredocs.as_slice() {
-                    if cmd.starts_with("<<") && !cmd.contains(char::is_whitespace) {
-                        // `RUN <<EOF`: the body is the script.
-                        let body = h.body().into_owned();
-                        if body.starts_with("#!") {
-                            let path = format!("/dev/pipes/{}", h.name);
-                            inline.push(InlineFile { name: path.clone(), content: body });
-                            argv = vec![path];
-                        } else {
-                            argv.push(body);
-                        }
-                        return self.finish_run(node, run, argv, inline);
+                if let [h] = run.heredocs.as_slice()
+                    && cmd.starts_with("<<")
+                    && !cmd.contains(char::is_whitespace)
+                {
+                    // `RUN <<EOF`: the body is the script.
+                    let body = h.body().into_owned();
+                    if body.starts_with("#!") {
+                        let path = format!("/dev/pipes/{}", h.name);
+                        inline.push(InlineFile {
+                            name: path.clone(),
+                            content: body,
+                        });
+                        argv = vec![path];
+                    } else {
+                        argv.push(body);
                     }
+                    return self.finish_run(node, run, argv, inline);
                 }
                 // The shell reads heredocs itself: hand it the line and the bodies.
                 let mut script = w.text.clone();
@@ -473,14 +574,23 @@ impl StageState<'_> {
         self.finish_run(node, run, argv, inline)
     }
 
-    fn finish_run(&mut self, node: &InstructionNode, run: &RunInstruction, argv: Vec<String>, inline: Vec<InlineFile>) -> Result<(), PlanError> {
+    fn finish_run(
+        &mut self,
+        node: &InstructionNode,
+        run: &RunInstruction,
+        argv: Vec<String>,
+        inline: Vec<InlineFile>,
+    ) -> Result<(), PlanError> {
         let args = self.run_args();
         let mut env: BTreeMap<String, String> = self.config.env_pairs().into_iter().collect();
         for (k, v) in &args {
             env.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        let env_not_cached: BTreeSet<String> =
-            PROXY_ARGS.iter().filter(|p| self.input.opts.build_args.contains_key(**p)).map(|p| p.to_string()).collect();
+        let env_not_cached: BTreeSet<String> = PROXY_ARGS
+            .iter()
+            .filter(|p| self.input.opts.build_args.contains_key(**p))
+            .map(|p| p.to_string())
+            .collect();
         let network = match run.network {
             Some(NetworkMode::Host) => Network::Host,
             Some(NetworkMode::None) => Network::None,
@@ -490,21 +600,31 @@ impl StageState<'_> {
         for m in &run.mounts {
             let spec = if m.raw.has_variables() {
                 let expanded = self.expand(&m.raw, "--mount")?;
-                kiln_dockerfile_parser::MountSpec::parse(&expanded).map_err(|e| PlanError::Invalid {
-                    message: format!("invalid --mount: {e}"),
-                    span: m.raw.span,
+                kiln_dockerfile_parser::MountSpec::parse(&expanded).map_err(|e| {
+                    PlanError::Invalid {
+                        message: format!("invalid --mount: {e}"),
+                        span: m.raw.span,
+                    }
                 })?
             } else {
                 m.clone()
             };
             mounts.push(self.run_mount(&spec)?);
         }
-        let history_args: Vec<String> =
-            args.iter().filter(|(k, _)| !env_not_cached.contains(k)).map(|(k, v)| format!("{k}={v}")).collect();
+        let history_args: Vec<String> = args
+            .iter()
+            .filter(|(k, _)| !env_not_cached.contains(k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let created_by = if history_args.is_empty() {
             format!("RUN {}", argv.join(" "))
         } else {
-            format!("RUN |{} {} {}", history_args.len(), history_args.join(" "), argv.join(" "))
+            format!(
+                "RUN |{} {} {}",
+                history_args.len(),
+                history_args.join(" "),
+                argv.join(" ")
+            )
         };
         let op = RunOp {
             argv,
@@ -525,7 +645,10 @@ impl StageState<'_> {
         let span = m.raw.span;
         let target = m.target.as_deref().map(|t| clean_abs(&self.abs_path(t)));
         let need_target = |t: Option<String>| {
-            t.ok_or_else(|| PlanError::Invalid { message: "mount target is required".into(), span })
+            t.ok_or_else(|| PlanError::Invalid {
+                message: "mount target is required".into(),
+                span,
+            })
         };
         Ok(match m.kind {
             MountType::Bind => {
@@ -557,14 +680,28 @@ impl StageState<'_> {
                     mode: m.mode.unwrap_or(0o755),
                 }
             }
-            MountType::Tmpfs => RunMount::Tmpfs { target: need_target(target)?, size: m.size },
+            MountType::Tmpfs => RunMount::Tmpfs {
+                target: need_target(target)?,
+                size: m.size,
+            },
             MountType::Secret => {
-                let id = m
-                    .id
-                    .clone()
-                    .or_else(|| m.target.as_deref().and_then(|t| t.rsplit('/').next()).map(str::to_string))
-                    .ok_or_else(|| PlanError::Invalid { message: "secret mount needs an id or a target".into(), span })?;
-                let target = if m.env.is_some() && m.target.is_none() { None } else { Some(target.unwrap_or_else(|| format!("/run/secrets/{id}"))) };
+                let id =
+                    m.id.clone()
+                        .or_else(|| {
+                            m.target
+                                .as_deref()
+                                .and_then(|t| t.rsplit('/').next())
+                                .map(str::to_string)
+                        })
+                        .ok_or_else(|| PlanError::Invalid {
+                            message: "secret mount needs an id or a target".into(),
+                            span,
+                        })?;
+                let target = if m.env.is_some() && m.target.is_none() {
+                    None
+                } else {
+                    Some(target.unwrap_or_else(|| format!("/run/secrets/{id}")))
+                };
                 RunMount::Secret {
                     id,
                     target,
@@ -628,9 +765,9 @@ fn valid_signal(sig: &str) -> bool {
     }
     let name = sig.strip_prefix("SIG").unwrap_or(sig);
     const NAMES: &[&str] = &[
-        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE", "POLL",
-        "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1",
-        "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
+        "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
+        "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
     ];
     NAMES.contains(&name) || name.starts_with("RTMIN") || name.starts_with("RTMAX")
 }

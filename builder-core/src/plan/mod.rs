@@ -26,7 +26,7 @@ pub use config::{ContainerConfig, DEFAULT_PATH, DEFAULT_SHELL, Empty, HealthConf
 pub use scope::{PROXY_ARGS, Platform, platform_args};
 
 use crate::graph::{Base, BuildGraph, Network, Origin, StagePlan};
-use scope::{ArgUsage, StageScope};
+use scope::ArgUsage;
 
 /// What the build was asked for, besides the Dockerfile.
 #[derive(Debug, Clone)]
@@ -147,14 +147,21 @@ pub(crate) fn origin_of(node: &InstructionNode) -> Origin {
 }
 
 /// The global scope: declared global ARGs with values, plus the platform args.
-fn global_scope(df: &Dockerfile, opts: &PlanOptions, usage: &mut ArgUsage) -> Result<Vec<(String, Option<String>)>, PlanError> {
+fn global_scope(
+    df: &Dockerfile,
+    opts: &PlanOptions,
+    usage: &mut ArgUsage,
+) -> Result<Vec<(String, Option<String>)>, PlanError> {
     let expander = Expander::new(df.escape);
-    let mut globals: Vec<(String, Option<String>)> = platform_args(&opts.platform, &Platform::linux_amd64())
-        .into_iter()
-        .map(|(k, v)| (k, Some(v)))
-        .collect();
+    let mut globals: Vec<(String, Option<String>)> =
+        platform_args(&opts.platform, &Platform::linux_amd64())
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect();
     for node in &df.global_args {
-        let Instruction::Arg { args } = &node.instruction else { continue };
+        let Instruction::Arg { args } = &node.instruction else {
+            continue;
+        };
         for (name, default) in args {
             usage.declared.insert(name.text.clone());
             let value = match opts.build_args.get(&name.text) {
@@ -162,7 +169,10 @@ fn global_scope(df: &Dockerfile, opts: &PlanOptions, usage: &mut ArgUsage) -> Re
                 None => match default {
                     Some(word) => {
                         let lookup = |k: &str| {
-                            globals.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.clone())
+                            globals
+                                .iter()
+                                .find(|(n, _)| n == k)
+                                .and_then(|(_, v)| v.clone())
                         };
                         Some(
                             expander
@@ -186,15 +196,28 @@ fn global_scope(df: &Dockerfile, opts: &PlanOptions, usage: &mut ArgUsage) -> Re
 }
 
 /// What a FROM line refers to after expansion with global args.
-fn resolve_from(df: &Dockerfile, index: usize, globals: &[(String, Option<String>)]) -> Result<Base, PlanError> {
+fn resolve_from(
+    df: &Dockerfile,
+    index: usize,
+    globals: &[(String, Option<String>)],
+) -> Result<Base, PlanError> {
     let stage = &df.stages[index];
     let Some(from) = stage.from_instruction() else {
         return Err(PlanError::NoStage);
     };
-    let lookup = |k: &str| globals.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.clone());
+    let lookup = |k: &str| {
+        globals
+            .iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.clone())
+    };
     let image = Expander::new(df.escape)
         .expand(&from.image.text, &lookup)
-        .map_err(|source| PlanError::Expand { what: "FROM".into(), span: from.image.span, source })?
+        .map_err(|source| PlanError::Expand {
+            what: "FROM".into(),
+            span: from.image.span,
+            source,
+        })?
         .value;
     if image.is_empty() {
         return Err(PlanError::Invalid {
@@ -205,7 +228,10 @@ fn resolve_from(df: &Dockerfile, index: usize, globals: &[(String, Option<String
     let lower = image.to_ascii_lowercase();
     // Only earlier stages can be bases; a later stage's name is an image reference, as BuildKit
     // treats it.
-    if let Some(pos) = df.stages[..index].iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
+    if let Some(pos) = df.stages[..index]
+        .iter()
+        .position(|s| s.name.as_deref() == Some(lower.as_str()))
+    {
         return Ok(Base::Stage(pos));
     }
     if lower == "scratch" {
@@ -221,10 +247,10 @@ pub fn base_images(df: &Dockerfile, opts: &PlanOptions) -> Result<Vec<(String, S
     let globals = global_scope(df, opts, &mut usage)?;
     let mut out: Vec<(String, Span)> = Vec::new();
     for (i, stage) in df.stages.iter().enumerate() {
-        if let Base::Image(r) = resolve_from(df, i, &globals)? {
-            if !out.iter().any(|(x, _)| x == &r) {
-                out.push((r, stage.from.span()));
-            }
+        if let Base::Image(r) = resolve_from(df, i, &globals)?
+            && !out.iter().any(|(x, _)| x == &r)
+        {
+            out.push((r, stage.from.span()));
         }
     }
     Ok(out)
@@ -232,7 +258,11 @@ pub fn base_images(df: &Dockerfile, opts: &PlanOptions) -> Result<Vec<(String, S
 
 /// Phase two: builds the graph. `images` returns the container config of a base image reference
 /// returned by [`base_images`].
-pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &ImageLookup<'_>) -> Result<BuildGraph, PlanError> {
+pub fn plan(
+    df: &Dockerfile,
+    opts: &PlanOptions,
+    images: &ImageLookup<'_>,
+) -> Result<BuildGraph, PlanError> {
     if df.stages.is_empty() {
         return Err(PlanError::NoStage);
     }
@@ -241,10 +271,19 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &ImageLookup<'_>) -> Re
 
     let target = match &opts.target {
         None => df.stages.len() - 1,
-        Some(name) => df.stage_by_name(name).map(|(i, _)| i).ok_or_else(|| PlanError::UnknownTarget {
-            name: name.clone(),
-            stages: df.stages.iter().filter_map(|s| s.name.clone()).collect::<Vec<_>>().join(", "),
-        })?,
+        Some(name) => {
+            df.stage_by_name(name)
+                .map(|(i, _)| i)
+                .ok_or_else(|| PlanError::UnknownTarget {
+                    name: name.clone(),
+                    stages: df
+                        .stages
+                        .iter()
+                        .filter_map(|s| s.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?
+        }
     };
 
     // Plan every stage up to the target (later stages can never be needed), then keep only those
@@ -253,7 +292,14 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &ImageLookup<'_>) -> Re
     for index in 0..=target {
         let base = resolve_from(df, index, &globals)?;
         let stage_plan = dispatch::plan_stage(
-            dispatch::StageInput { df, index, base, globals: &globals, opts, is_target: index == target },
+            dispatch::StageInput {
+                df,
+                index,
+                base,
+                globals: &globals,
+                opts,
+                is_target: index == target,
+            },
             &planned,
             images,
             &mut usage,
@@ -279,7 +325,11 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &ImageLookup<'_>) -> Re
     for name in usage.unused(&opts.build_args) {
         warnings.push(format!("build arg {name} was given but no ARG declares it"));
     }
-    Ok(BuildGraph { stages: planned, target, warnings })
+    Ok(BuildGraph {
+        stages: planned,
+        target,
+        warnings,
+    })
 }
 
 #[cfg(test)]

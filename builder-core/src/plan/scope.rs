@@ -13,8 +13,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Build args that reach RUN steps without being declared, and never reach cache keys or history.
 pub const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY",
-    "no_proxy", "ALL_PROXY", "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
 /// The platform args for a build on and for `linux/amd64`.
@@ -24,7 +32,10 @@ pub fn platform_args(target: &Platform, build: &Platform) -> Vec<(String, String
         out.push((format!("{prefix}PLATFORM"), p.to_string()));
         out.push((format!("{prefix}OS"), p.os.clone()));
         out.push((format!("{prefix}ARCH"), p.architecture.clone()));
-        out.push((format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default()));
+        out.push((
+            format!("{prefix}VARIANT"),
+            p.variant.clone().unwrap_or_default(),
+        ));
     }
     out
 }
@@ -43,7 +54,11 @@ pub struct Platform {
 impl Platform {
     /// The platform of this machine as kiln supports it: `linux/amd64`.
     pub fn linux_amd64() -> Self {
-        Platform { os: "linux".into(), architecture: "amd64".into(), variant: None }
+        Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+        }
     }
 
     /// Parses `os/arch[/variant]`.
@@ -55,7 +70,11 @@ impl Platform {
         if parts.next().is_some() {
             return None;
         }
-        Some(Platform { os, architecture, variant })
+        Some(Platform {
+            os,
+            architecture,
+            variant,
+        })
     }
 }
 
@@ -85,7 +104,10 @@ impl StageScope {
 
     /// The value of an ARG declared in this stage.
     pub fn arg(&self, name: &str) -> Option<&str> {
-        self.args.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+        self.args
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
     }
 }
 

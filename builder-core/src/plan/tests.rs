@@ -18,7 +18,10 @@ fn plan_src(src: &str, opts: &PlanOptions) -> Result<BuildGraph, PlanError> {
 
 fn opts_with_args(args: &[(&str, &str)]) -> PlanOptions {
     PlanOptions {
-        build_args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        build_args: args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..PlanOptions::default()
     }
 }
@@ -29,9 +32,16 @@ fn global_args_reach_from_and_redeclared_args() {
     let g = plan_src(src, &PlanOptions::default()).unwrap();
     let stage = g.target_stage();
     assert_eq!(stage.base, Base::Image("base:1".into()));
-    let Op::Run(run) = &stage.steps[1].op else { panic!("expected RUN") };
+    // The base's ONBUILD trigger comes first, then ARG, then RUN.
+    assert_eq!(stage.steps.len(), 3);
+    let Op::Run(run) = &stage.steps[2].op else {
+        panic!("expected RUN")
+    };
     assert!(run.env.contains(&("TAG".into(), "1".into())));
-    assert_eq!(stage.steps[1].created_by, "RUN |1 TAG=1 /bin/sh -c echo $TAG");
+    assert_eq!(
+        stage.steps[2].created_by,
+        "RUN |1 TAG=1 /bin/sh -c echo $TAG"
+    );
     // A global ARG not re-declared is not visible in the stage.
     assert!(!run.env.iter().any(|(k, _)| k == "UNUSED_DEFAULT"));
 }
@@ -43,7 +53,10 @@ fn build_arg_overrides_default_and_env_wins_over_arg() {
     let stage = g.target_stage();
     assert_eq!(stage.config.env_get("B"), Some("given"));
     assert_eq!(stage.config.working_dir, "/w/env");
-    assert_eq!(g.warnings, vec!["build arg NOBODY was given but no ARG declares it"]);
+    assert_eq!(
+        g.warnings,
+        vec!["build arg NOBODY was given but no ARG declares it"]
+    );
     // ARG values never reach the image config.
     assert!(stage.config.env_get("A").is_none());
 }
@@ -54,7 +67,10 @@ fn proxy_args_reach_run_but_not_history() {
     let g = plan_src(src, &opts_with_args(&[("HTTP_PROXY", "http://p:3128")])).unwrap();
     let step = &g.target_stage().steps[0];
     let Op::Run(run) = &step.op else { panic!() };
-    assert!(run.env.contains(&("HTTP_PROXY".into(), "http://p:3128".into())));
+    assert!(
+        run.env
+            .contains(&("HTTP_PROXY".into(), "http://p:3128".into()))
+    );
     assert!(run.env_not_cached.contains("HTTP_PROXY"));
     assert_eq!(step.created_by, "RUN /bin/sh -c true");
     assert!(g.warnings.is_empty());
@@ -63,16 +79,35 @@ fn proxy_args_reach_run_but_not_history() {
 #[test]
 fn target_selects_needed_stages_only() {
     let src = "FROM scratch AS a\nRUN a\nFROM scratch AS b\nRUN b\nFROM scratch AS c\nCOPY --from=a /x /x\nCOPY --from=0 /y /y\nFROM c AS d\n";
-    let g = plan_src(src, &PlanOptions { target: Some("C".into()), ..Default::default() }).unwrap();
+    let g = plan_src(
+        src,
+        &PlanOptions {
+            target: Some("C".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(g.target, 2);
     assert_eq!(g.stages.keys().copied().collect::<Vec<_>>(), vec![0, 2]);
-    let Op::Copy(c) = &g.stages[&2].steps[0].op else { panic!() };
+    let Op::Copy(c) = &g.stages[&2].steps[0].op else {
+        panic!()
+    };
     assert_eq!(c.from, SourceRef::Stage(0));
     let all = plan_src(src, &PlanOptions::default()).unwrap();
-    assert_eq!(all.stages.keys().copied().collect::<Vec<_>>(), vec![0, 2, 3]);
+    assert_eq!(
+        all.stages.keys().copied().collect::<Vec<_>>(),
+        vec![0, 2, 3]
+    );
     assert_eq!(all.stages[&3].base, Base::Stage(2));
 
-    let err = plan_src(src, &PlanOptions { target: Some("zzz".into()), ..Default::default() }).unwrap_err();
+    let err = plan_src(
+        src,
+        &PlanOptions {
+            target: Some("zzz".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert!(matches!(err, PlanError::UnknownTarget { .. }), "{err}");
 }
 
@@ -93,10 +128,21 @@ fn copy_from_unknown_name_is_an_image_source() {
 
 #[test]
 fn entrypoint_resets_inherited_cmd_but_keeps_own() {
-    let g = plan_src("FROM base:1\nENTRYPOINT [\"/e\"]\n", &PlanOptions::default()).unwrap();
+    let g = plan_src(
+        "FROM base:1\nENTRYPOINT [\"/e\"]\n",
+        &PlanOptions::default(),
+    )
+    .unwrap();
     assert_eq!(g.target_stage().config.cmd, None);
-    let g = plan_src("FROM base:1\nCMD x\nENTRYPOINT [\"/e\"]\n", &PlanOptions::default()).unwrap();
-    assert_eq!(g.target_stage().config.cmd, Some(vec!["/bin/sh".into(), "-c".into(), "x".into()]));
+    let g = plan_src(
+        "FROM base:1\nCMD x\nENTRYPOINT [\"/e\"]\n",
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        g.target_stage().config.cmd,
+        Some(vec!["/bin/sh".into(), "-c".into(), "x".into()])
+    );
 }
 
 #[test]
@@ -117,7 +163,10 @@ fn expose_volume_stopsignal_healthcheck() {
     let g = plan_src(src, &PlanOptions::default()).unwrap();
     let c = &g.target_stage().config;
     let ports: Vec<_> = c.exposed_ports.keys().cloned().collect();
-    assert_eq!(ports, vec!["53/udp", "80/tcp", "8000/tcp", "8001/tcp", "8002/tcp"]);
+    assert_eq!(
+        ports,
+        vec!["53/udp", "80/tcp", "8000/tcp", "8001/tcp", "8002/tcp"]
+    );
     assert!(c.volumes.contains_key("/data"));
     assert_eq!(c.stop_signal.as_deref(), Some("SIGTERM"));
     let hc = c.healthcheck.as_ref().unwrap();
@@ -126,7 +175,11 @@ fn expose_volume_stopsignal_healthcheck() {
     assert_eq!(hc.retries, 3);
     let err = plan_src("FROM scratch\nEXPOSE 80/foo\n", &PlanOptions::default()).unwrap_err();
     assert!(err.to_string().contains("80/foo"), "{err}");
-    let err = plan_src("FROM scratch\nSTOPSIGNAL SIGNOPE\n", &PlanOptions::default()).unwrap_err();
+    let err = plan_src(
+        "FROM scratch\nSTOPSIGNAL SIGNOPE\n",
+        &PlanOptions::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("SIGNOPE"), "{err}");
 }
 
@@ -134,25 +187,38 @@ fn expose_volume_stopsignal_healthcheck() {
 fn copy_dest_is_absolute_against_workdir() {
     let src = "FROM scratch\nWORKDIR /app\nCOPY a b/\nCOPY [\"x y\", \"z\"]\nCOPY c .\n";
     let g = plan_src(src, &PlanOptions::default()).unwrap();
-    let dests: Vec<_> = g.target_stage().steps.iter().filter_map(|s| match &s.op {
-        Op::Copy(c) => Some((c.sources.clone(), c.dest.clone())),
-        _ => None,
-    }).collect();
-    assert_eq!(dests, vec![
-        (vec!["a".to_string()], "/app/b/".to_string()),
-        (vec!["x y".to_string()], "/app/z".to_string()),
-        (vec!["c".to_string()], "/app/".to_string()),
-    ]);
+    let dests: Vec<_> = g
+        .target_stage()
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::Copy(c) => Some((c.sources.clone(), c.dest.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        dests,
+        vec![
+            (vec!["a".to_string()], "/app/b/".to_string()),
+            (vec!["x y".to_string()], "/app/z".to_string()),
+            (vec!["c".to_string()], "/app/".to_string()),
+        ]
+    );
 }
 
 #[test]
 fn run_heredoc_becomes_script() {
     let src = "FROM scratch\nRUN <<EOF\necho one\necho two\nEOF\nRUN cat <<A > /f\nbody\nA\n";
     let g = plan_src(src, &PlanOptions::default()).unwrap();
-    let runs: Vec<_> = g.target_stage().steps.iter().filter_map(|s| match &s.op {
-        Op::Run(r) => Some(r.argv.clone()),
-        _ => None,
-    }).collect();
+    let runs: Vec<_> = g
+        .target_stage()
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::Run(r) => Some(r.argv.clone()),
+            _ => None,
+        })
+        .collect();
     assert_eq!(runs[0], vec!["/bin/sh", "-c", "echo one\necho two\n"]);
     assert_eq!(runs[1], vec!["/bin/sh", "-c", "cat <<A > /f\nbody\nA"]);
 }

@@ -8,7 +8,12 @@ use crate::graph::{Network, Op, RunMount, SourceRef};
 
 use super::FsState;
 
-fn source_field(b: &mut KeyBuilder, name: &str, source: &SourceRef, sources: &BTreeMap<SourceRef, FsState>) {
+fn source_field(
+    b: &mut KeyBuilder,
+    name: &str,
+    source: &SourceRef,
+    sources: &BTreeMap<SourceRef, FsState>,
+) {
     match source {
         SourceRef::Context => {
             b.str(name, "context");
@@ -28,7 +33,12 @@ fn source_field(b: &mut KeyBuilder, name: &str, source: &SourceRef, sources: &BT
 /// The key of a filesystem op running on `parent`. `input` is the worker's digest of the inputs
 /// outside the graph (COPY sources, context bind mounts); `sources` the states of the stages and
 /// images the op reads.
-pub fn step_key(op: &Op, parent: &CacheKey, input: Option<&str>, sources: &BTreeMap<SourceRef, FsState>) -> CacheKey {
+pub fn step_key(
+    op: &Op,
+    parent: &CacheKey,
+    input: Option<&str>,
+    sources: &BTreeMap<SourceRef, FsState>,
+) -> CacheKey {
     match op {
         Op::Run(run) => {
             let mut b = KeyBuilder::new("run", Some(parent));
@@ -41,38 +51,74 @@ pub fn step_key(op: &Op, parent: &CacheKey, input: Option<&str>, sources: &BTree
                 .collect();
             b.list("env", &env);
             b.str("user", &run.user).str("cwd", &run.cwd);
-            b.str("network", match run.network {
-                Network::None => "none",
-                Network::Host => "host",
-            });
+            b.str(
+                "network",
+                match run.network {
+                    Network::None => "none",
+                    Network::Host => "host",
+                },
+            );
             b.str("insecure", if run.insecure { "1" } else { "0" });
-            b.field(b"mounts").field(&(run.mounts.len() as u64).to_le_bytes());
+            b.field(b"mounts")
+                .field(&(run.mounts.len() as u64).to_le_bytes());
             for m in &run.mounts {
                 match m {
-                    RunMount::Bind { from, source, target, readonly } => {
+                    RunMount::Bind {
+                        from,
+                        source,
+                        target,
+                        readonly,
+                    } => {
                         b.str("bind", target);
                         source_field(&mut b, "from", from, sources);
-                        b.str("source", source).str("ro", if *readonly { "1" } else { "0" });
+                        b.str("source", source)
+                            .str("ro", if *readonly { "1" } else { "0" });
                     }
-                    RunMount::Cache { id, target, sharing, readonly, uid, gid, mode } => {
+                    RunMount::Cache {
+                        id,
+                        target,
+                        sharing,
+                        readonly,
+                        uid,
+                        gid,
+                        mode,
+                    } => {
                         b.str("cache", target).str("id", id).str("sharing", sharing);
                         b.str("ro", if *readonly { "1" } else { "0" });
                         b.str("owner", &format!("{uid}:{gid}:{mode:o}"));
                     }
                     RunMount::Tmpfs { target, size } => {
-                        b.str("tmpfs", target).str("size", &size.map(|s| s.to_string()).unwrap_or_default());
+                        b.str("tmpfs", target)
+                            .str("size", &size.map(|s| s.to_string()).unwrap_or_default());
                     }
                     // A secret's value never reaches the key: only which secret, and where.
-                    RunMount::Secret { id, target, env, required, mode, uid, gid } => {
-                        b.str("secret", id).opt("target", target.as_deref()).opt("env", env.as_deref());
+                    RunMount::Secret {
+                        id,
+                        target,
+                        env,
+                        required,
+                        mode,
+                        uid,
+                        gid,
+                    } => {
+                        b.str("secret", id)
+                            .opt("target", target.as_deref())
+                            .opt("env", env.as_deref());
                         b.str("attrs", &format!("{required}:{uid}:{gid}:{mode:o}"));
                     }
-                    RunMount::Ssh { id, target, required } => {
-                        b.str("ssh", id).str("target", target).str("required", if *required { "1" } else { "0" });
+                    RunMount::Ssh {
+                        id,
+                        target,
+                        required,
+                    } => {
+                        b.str("ssh", id)
+                            .str("target", target)
+                            .str("required", if *required { "1" } else { "0" });
                     }
                 }
             }
-            b.field(b"inline").field(&(run.inline.len() as u64).to_le_bytes());
+            b.field(b"inline")
+                .field(&(run.inline.len() as u64).to_le_bytes());
             for f in &run.inline {
                 b.str(&f.name, &f.content);
             }
@@ -83,14 +129,22 @@ pub fn step_key(op: &Op, parent: &CacheKey, input: Option<&str>, sources: &BTree
             let mut b = KeyBuilder::new(if c.add { "add" } else { "copy" }, Some(parent));
             source_field(&mut b, "from", &c.from, sources);
             b.list("sources", &c.sources);
-            b.field(b"inline").field(&(c.inline.len() as u64).to_le_bytes());
+            b.field(b"inline")
+                .field(&(c.inline.len() as u64).to_le_bytes());
             for f in &c.inline {
                 b.str(&f.name, &f.content);
             }
             b.str("dest", &c.dest);
-            b.opt("chown", c.chown.as_deref()).opt("chmod", c.chmod.as_deref());
+            b.opt("chown", c.chown.as_deref())
+                .opt("chmod", c.chmod.as_deref());
             b.list("exclude", &c.exclude);
-            b.str("flags", &format!("parents={} link={} keep_git_dir={}", c.parents, c.link, c.keep_git_dir));
+            b.str(
+                "flags",
+                &format!(
+                    "parents={} link={} keep_git_dir={}",
+                    c.parents, c.link, c.keep_git_dir
+                ),
+            );
             b.opt("checksum", c.checksum.as_deref());
             b.opt("unpack", c.unpack.map(|u| if u { "1" } else { "0" }));
             b.opt("input", input);

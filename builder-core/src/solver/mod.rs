@@ -85,18 +85,28 @@ pub struct StepContext<'a> {
 /// Does the real work of steps: resolving images, hashing inputs, running ops.
 pub trait Worker: Send + Sync {
     /// Resolves an image reference (FROM, `COPY --from=image`), importing or pulling it as needed.
-    fn resolve_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<ResolvedImage, crate::Error>>;
+    fn resolve_image<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, Result<ResolvedImage, crate::Error>>;
 
     /// A digest of the step's inputs that are not in the graph: the content and metadata of COPY
     /// sources and of bind-mounted context files. `None` when the op has no such inputs.
-    fn input_digest<'a>(&'a self, step: &'a StepContext<'a>) -> BoxFuture<'a, Result<Option<String>, crate::Error>>;
+    fn input_digest<'a>(
+        &'a self,
+        step: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Option<String>, crate::Error>>;
 
     /// Whether the layer's blob is present and trusted, so a cache record pointing at it is usable.
     fn has_layer(&self, layer: &LayerRef) -> bool;
 
     /// Runs a filesystem op on the parent state and returns the layer it made (`None` when the op
     /// changed nothing).
-    fn execute<'a>(&'a self, step: &'a StepContext<'a>, events: EventSink) -> BoxFuture<'a, Result<Option<LayerRef>, crate::Error>>;
+    fn execute<'a>(
+        &'a self,
+        step: &'a StepContext<'a>,
+        events: EventSink,
+    ) -> BoxFuture<'a, Result<Option<LayerRef>, crate::Error>>;
 }
 
 /// Options of a solve.
@@ -140,17 +150,26 @@ pub struct StepOutcome {
 const PENDING_TIME: i64 = i64::MIN;
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn image_state(image: &ResolvedImage) -> FsState {
     let mut b = KeyBuilder::new("image", None);
     b.str("digest", &image.digest);
-    FsState { key: b.finish(), layers: image.layers.clone() }
+    FsState {
+        key: b.finish(),
+        layers: image.layers.clone(),
+    }
 }
 
 fn scratch_state() -> FsState {
-    FsState { key: KeyBuilder::new("scratch", None).finish(), layers: Vec::new() }
+    FsState {
+        key: KeyBuilder::new("scratch", None).finish(),
+        layers: Vec::new(),
+    }
 }
 
 /// Everything a stage task needs, shared between tasks.
@@ -173,7 +192,14 @@ pub async fn solve(
     opts: SolveOptions,
     events: EventSink,
 ) -> Result<StageResult, crate::Error> {
-    let shared = Arc::new(Shared { worker, cache, graph, bases, opts, events });
+    let shared = Arc::new(Shared {
+        worker,
+        cache,
+        graph,
+        bases,
+        opts,
+        events,
+    });
     let mut results: BTreeMap<usize, Arc<StageResult>> = BTreeMap::new();
     let mut pending: BTreeSet<usize> = shared.graph.stages.keys().copied().collect();
     let mut running = tokio::task::JoinSet::new();
@@ -181,7 +207,12 @@ pub async fn solve(
         let ready: Vec<usize> = pending
             .iter()
             .copied()
-            .filter(|i| shared.graph.stages[i].depends_on.iter().all(|d| results.contains_key(d)))
+            .filter(|i| {
+                shared.graph.stages[i]
+                    .depends_on
+                    .iter()
+                    .all(|d| results.contains_key(d))
+            })
             .collect();
         for i in ready {
             pending.remove(&i);
@@ -212,7 +243,9 @@ pub async fn solve(
     let target = shared.graph.target;
     match results.remove(&target) {
         Some(r) => Ok(Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone())),
-        None => Err(crate::Error::TaskFailed(format!("target stage {target} produced no result"))),
+        None => Err(crate::Error::TaskFailed(format!(
+            "target stage {target} produced no result"
+        ))),
     }
 }
 
@@ -226,12 +259,26 @@ async fn run_stage(
     let (mut state, mut history, mut created, base_author) = match &plan.base {
         Base::Scratch => (scratch_state(), Vec::new(), None, None),
         Base::Stage(i) => {
-            let r = deps.get(i).ok_or_else(|| crate::Error::TaskFailed(format!("stage {i} result missing")))?;
-            (r.state.clone(), r.history.clone(), Some(r.created), r.author.clone())
+            let r = deps
+                .get(i)
+                .ok_or_else(|| crate::Error::TaskFailed(format!("stage {i} result missing")))?;
+            (
+                r.state.clone(),
+                r.history.clone(),
+                Some(r.created),
+                r.author.clone(),
+            )
         }
         Base::Image(reference) => {
-            let image = shared.bases.get(reference).ok_or_else(|| crate::Error::TaskFailed(format!("base image {reference} was not resolved")))?;
-            (image_state(image), image.history.clone(), image.created, image.author.clone())
+            let image = shared.bases.get(reference).ok_or_else(|| {
+                crate::Error::TaskFailed(format!("base image {reference} was not resolved"))
+            })?;
+            (
+                image_state(image),
+                image.history.clone(),
+                image.created,
+                image.author.clone(),
+            )
         }
     };
     // States of the stages and images this stage reads from.
@@ -246,12 +293,22 @@ async fn run_stage(
         sources.insert(SourceRef::Image(reference.clone()), image_state(&image));
     }
 
-    let stage_name = plan.name.clone().unwrap_or_else(|| format!("stage-{index}"));
-    let fs_steps = plan.steps.iter().filter(|s| s.op.changes_filesystem()).count();
+    let stage_name = plan
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("stage-{index}"));
+    let fs_steps = plan
+        .steps
+        .iter()
+        .filter(|s| s.op.changes_filesystem())
+        .count();
     let mut fs_seen = 0;
     let mut outcomes = Vec::new();
     for (step_index, step) in plan.steps.iter().enumerate() {
-        let id = StepId { stage: index, index: step_index };
+        let id = StepId {
+            stage: index,
+            index: step_index,
+        };
         if !step.op.changes_filesystem() {
             // Config entries take the stage's final time (set below), so a rebuild that runs
             // nothing gets the same times and so the same image digest.
@@ -270,15 +327,31 @@ async fn run_stage(
             id,
             name: format!("[{stage_name} {fs_seen}/{fs_steps}] {}", step.origin.text),
         });
-        let ctx = StepContext { id, origin: &step.origin, op: &step.op, parent: &state, sources: &sources };
-        let wrap = |e: crate::Error| crate::Error::Step { origin: step.origin.clone(), source: Box::new(e) };
+        let ctx = StepContext {
+            id,
+            origin: &step.origin,
+            op: &step.op,
+            parent: &state,
+            sources: &sources,
+        };
+        let wrap = |e: crate::Error| crate::Error::Step {
+            origin: step.origin.clone(),
+            source: Box::new(e),
+        };
         let input = shared.worker.input_digest(&ctx).await.map_err(wrap)?;
         let key = step_key(&step.op, &state.key, input.as_deref(), &sources);
         let cached = if shared.opts.no_cache {
             None
         } else {
             match shared.cache.get(&key) {
-                Some(rec) if rec.layer.as_ref().is_none_or(|l| shared.worker.has_layer(l)) => Some(rec),
+                Some(rec)
+                    if rec
+                        .layer
+                        .as_ref()
+                        .is_none_or(|l| shared.worker.has_layer(l)) =>
+                {
+                    Some(rec)
+                }
                 Some(_) => {
                     // The record points at a layer that is gone or failed verification.
                     shared.cache.remove(&key);
@@ -294,8 +367,15 @@ async fn run_stage(
                 rec
             }
             None => {
-                let layer = shared.worker.execute(&ctx, shared.events.clone()).await.map_err(wrap)?;
-                let rec = CacheRecord { layer, created: epoch.unwrap_or_else(now_secs) };
+                let layer = shared
+                    .worker
+                    .execute(&ctx, shared.events.clone())
+                    .await
+                    .map_err(wrap)?;
+                let rec = CacheRecord {
+                    layer,
+                    created: epoch.unwrap_or_else(now_secs),
+                };
                 shared.cache.put(&key, &rec).map_err(|e| wrap(e.into()))?;
                 rec
             }
@@ -315,8 +395,16 @@ async fn run_stage(
             comment: None,
         });
         let elapsed = started.elapsed();
-        shared.events.send(BuildEvent::StepFinished { id, duration: elapsed, layer_size });
-        outcomes.push(StepOutcome { id, cached: was_cached, seconds: elapsed.as_secs_f64() });
+        shared.events.send(BuildEvent::StepFinished {
+            id,
+            duration: elapsed,
+            layer_size,
+        });
+        outcomes.push(StepOutcome {
+            id,
+            cached: was_cached,
+            seconds: elapsed.as_secs_f64(),
+        });
     }
     let created = epoch.or(created).unwrap_or_else(now_secs);
     for h in &mut history {
