@@ -1,5 +1,45 @@
-//! The `kiln` command line.
+//! The `kiln` command line: a daemonless Dockerfile image builder.
+//!
+//! stdout carries only results (digests, JSON, tables) so scripts can pipe them; diagnostics and
+//! progress go to stderr. Exit codes: 0 success, 1 build or command failure, 2 usage error.
 
-fn main() {
-    println!("kiln {}", env!("CARGO_PKG_VERSION"));
+mod commands;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// kiln builds OCI images from Dockerfiles, without a daemon.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, max_term_width = 100)]
+struct Cli {
+    /// Directory of kiln's store (an OCI image layout plus kiln's state).
+    /// Default: $XDG_DATA_HOME/kiln, else ~/.local/share/kiln.
+    #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse a Dockerfile and print its instructions (or, with --json, the stable JSON form).
+    Parse(commands::parse::ParseArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Parse(args) => commands::parse::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(report) => {
+            render::print_report(&report);
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,0 +1,66 @@
+//! `kiln parse`: the JSON dump and the error paths, through the real binary.
+
+use assert_cmd::Command;
+
+fn kiln() -> Command {
+    Command::cargo_bin("kiln").expect("the kiln binary is built for tests")
+}
+
+#[test]
+fn json_dump_of_stdin() {
+    let out = kiln()
+        .args(["parse", "--json", "-"])
+        .write_stdin("# syntax=docker/dockerfile:1\nFROM golang:1.22 AS build\nRUN --mount=type=cache,target=/root/.cache go build\n")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("one JSON document");
+    assert_eq!(v["directives"][0]["name"], "syntax");
+    assert_eq!(v["directives"][0]["value"], "docker/dockerfile:1");
+    assert_eq!(
+        v["instructions"][0]["args"],
+        serde_json::json!(["golang:1.22", "AS", "build"])
+    );
+    assert_eq!(
+        v["instructions"][1]["flags"],
+        serde_json::json!(["--mount=type=cache,target=/root/.cache"])
+    );
+    assert_eq!(
+        v["instructions"][1]["args"],
+        serde_json::json!(["go build"])
+    );
+    assert_eq!(v["instructions"][1]["start_line"], 3);
+}
+
+#[test]
+fn parse_error_exits_1_with_location() {
+    let assert = kiln()
+        .args(["parse", "--json", "-"])
+        .write_stdin("FROM scratch\nCOPYY a b\n")
+        .assert()
+        .code(1);
+    let out = assert.get_output();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("error JSON on stdout");
+    assert_eq!(v["line"], 2);
+    assert_eq!(v["column"], 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("COPYY"), "{stderr}");
+    assert!(stderr.contains("did you mean"), "{stderr}");
+}
+
+#[test]
+fn missing_file_is_an_error_naming_it() {
+    let assert = kiln()
+        .args(["parse", "/nonexistent/Dockerfile"])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("/nonexistent/Dockerfile"), "{stderr}");
+}
+
+#[test]
+fn usage_error_exits_2() {
+    kiln().args(["parse", "--no-such-flag"]).assert().code(2);
+}
