@@ -17,3 +17,8 @@ pub mod solver;
 pub mod testing;
 
 pub use error::Error;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

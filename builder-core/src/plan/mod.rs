@@ -10,7 +10,9 @@
 //! let df = kiln_dockerfile_parser::parse("FROM scratch\nENV A=1\nCMD [\"/app\"]\n").unwrap();
 //! let graph = plan(&df, &PlanOptions::default(), &|_| None).unwrap();
 //! let target = graph.target_stage();
-//! assert_eq!(target.config.env, vec!["A=1"]);
+//! assert_eq!(target.config.env_get("A"), Some("1"));
+//! // Like Docker, an image without PATH gets the default one.
+//! assert!(target.config.env_get("PATH").is_some());
 //! ```
 
 mod config;
