@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod changes;
+pub mod context;
 pub mod fsroot;
 #[cfg(feature = "testing")]
 pub mod testing;
