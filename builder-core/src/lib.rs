@@ -5,7 +5,9 @@
 #![deny(missing_docs)]
 
 pub mod changes;
+pub mod chmod;
 pub mod context;
 pub mod fsroot;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod userdb;

@@ -26,7 +26,10 @@ pub const REGISTRY_BASIC_ENV: &str = "KILN_TEST_REGISTRY_BASIC";
 
 /// Whether `KILN_REQUIRE_PRIVILEGED` asks for every privileged test to run.
 pub fn privileged_required() -> bool {
-    matches!(std::env::var(REQUIRE_PRIVILEGED_ENV).as_deref(), Ok("1") | Ok("true") | Ok("yes"))
+    matches!(
+        std::env::var(REQUIRE_PRIVILEGED_ENV).as_deref(),
+        Ok("1") | Ok("true") | Ok("yes")
+    )
 }
 
 /// Why privileged tests cannot run here, or `None` when they can. Probed once per process: the
@@ -44,7 +47,9 @@ fn probe_privileges() -> Option<String> {
     // Probe in a child so this process's namespaces stay as they are. `unshare` from util-linux is
     // on every Debian system; fall back to reporting it missing.
     let status = std::process::Command::new("unshare")
-        .args(["--mount", "--pid", "--ipc", "--uts", "--net", "--fork", "true"])
+        .args([
+            "--mount", "--pid", "--ipc", "--uts", "--net", "--fork", "true",
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -69,7 +74,9 @@ pub fn require_privileged(what: &str) -> bool {
             panic!("{what}: privileged test required by {REQUIRE_PRIVILEGED_ENV}=1 but {problem}")
         }
         Some(problem) => {
-            eprintln!("skipping {what}: {problem} (set {REQUIRE_PRIVILEGED_ENV}=1 to fail instead)");
+            eprintln!(
+                "skipping {what}: {problem} (set {REQUIRE_PRIVILEGED_ENV}=1 to fail instead)"
+            );
             false
         }
     }
@@ -88,7 +95,10 @@ impl std::fmt::Debug for TestRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestRegistry")
             .field("addr", &self.addr)
-            .field("credentials", &self.credentials.as_ref().map(|(u, _)| (u, "<redacted>")))
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(u, _)| (u, "<redacted>")),
+            )
             .finish()
     }
 }
@@ -133,8 +143,9 @@ pub fn busybox_binary() -> PathBuf {
 /// The applets linked in every busybox rootfs these helpers build.
 pub const BUSYBOX_APPLETS: &[&str] = &[
     "sh", "echo", "cat", "ls", "ps", "id", "hostname", "sleep", "true", "false", "mkdir", "rm",
-    "touch", "env", "pwd", "ip", "wc", "grep", "sed", "head", "tail", "test", "[", "printf", "chmod",
-    "chown", "ln", "cp", "mv", "stat", "find", "tar", "sort", "uname", "kill", "mount", "date",
+    "touch", "env", "pwd", "ip", "wc", "grep", "sed", "head", "tail", "test", "[", "printf",
+    "chmod", "chown", "ln", "cp", "mv", "stat", "find", "tar", "sort", "uname", "kill", "mount",
+    "date",
 ];
 
 /// Builds a minimal busybox root filesystem in `dir`: `/bin/busybox`, applet symlinks, `/etc/passwd`
@@ -146,7 +157,10 @@ pub fn busybox_rootfs(dir: &Path) -> std::io::Result<()> {
     }
     std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777))?;
     std::fs::copy(busybox_binary(), dir.join("bin/busybox"))?;
-    std::fs::set_permissions(dir.join("bin/busybox"), std::fs::Permissions::from_mode(0o755))?;
+    std::fs::set_permissions(
+        dir.join("bin/busybox"),
+        std::fs::Permissions::from_mode(0o755),
+    )?;
     for applet in BUSYBOX_APPLETS {
         std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet))?;
     }
