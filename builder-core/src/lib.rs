@@ -7,6 +7,7 @@
 pub mod changes;
 pub mod chmod;
 pub mod context;
+pub mod copy;
 pub mod fsroot;
 #[cfg(feature = "testing")]
 pub mod testing;
