@@ -348,3 +348,28 @@ fn pattern_files_from_testdata() {
     }
     assert!(count > 0, "no cases found in {}", dir.display());
 }
+
+mod no_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_pattern_and_path(pattern in "[a-c*?\\[\\]\\\\!^/.-]{0,12}", path in "[a-c/.\n-]{0,12}") {
+            if let Ok(m) = IgnoreMatcher::from_strings(Path::new("p"), &[pattern.as_str()]) {
+                let _ = m.matches(&path);
+                let _ = m.matches_with_parent(&path, &MatchState::default());
+                let _ = m.can_skip_excluded_dir(&path);
+            }
+            let _ = crate::context::glob::matches(&pattern, &path);
+            let _ = read_patterns(pattern.as_bytes());
+        }
+
+        #[test]
+        fn any_chmod_text(text in "[0-9ugoarwxXst+=,-]{0,10}") {
+            if let Ok(spec) = crate::chmod::ChmodSpec::parse(&text) {
+                prop_assert!(spec.apply(0o7777, true) <= 0o7777);
+            }
+        }
+    }
+}
