@@ -216,10 +216,11 @@ impl Root {
             match self.resolve_raw(&prefix, DIR_FLAGS) {
                 Ok(next) => fd = next,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    match rustix::fs::mkdirat(&fd, comp, Mode::from_raw_mode(mode)) {
-                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    let created = match rustix::fs::mkdirat(&fd, comp, Mode::from_raw_mode(mode)) {
+                        Ok(()) => true,
+                        Err(rustix::io::Errno::EXIST) => false,
                         Err(e) => return Err(self.err("create directory", &prefix, e)),
-                    }
+                    };
                     // Resolve again from the root: if something raced us and planted a symlink,
                     // it is still followed inside the root.
                     fd = match self.resolve_raw(&prefix, DIR_FLAGS) {
@@ -240,8 +241,9 @@ impl Root {
                         }
                         Err(e) => return Err(self.err("create directory", &prefix, e)),
                     };
-                    if mode & 0o7000 != 0 || mode & 0o022 != 0o022 {
-                        // mkdir applies the umask; set the exact mode asked for.
+                    // mkdir applies the process umask, whatever it is; set the exact mode asked
+                    // for on the directories created here (never on existing ones).
+                    if created {
                         rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
                             .map_err(|e| self.err("chmod directory", &prefix, e))?;
                     }
@@ -475,11 +477,18 @@ impl Root {
         }
     }
 
-    /// Sets an extended attribute on a regular file or directory at `rel` (not following symlinks).
+    /// Sets an extended attribute on a regular file or directory at `rel` (a final symlink is not
+    /// followed; symlinks themselves cannot take one here and give `EPERM`).
     pub fn set_xattr(&self, rel: &Path, name: &OsStr, value: &[u8]) -> FsResult<()> {
         let fd = self.open_nofollow_path(rel)?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| self.err("set xattr", rel, e))?;
+        if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+            return Err(self.err("set xattr", rel, io::Error::from_raw_os_error(libc::EPERM)));
+        }
+        // The descriptor is O_PATH, which fsetxattr rejects; `setxattr` on its proc link follows
+        // the link to the very inode the descriptor holds (an `l*` call would act on the link).
         let proc = proc_fd_path(&fd);
-        rustix::fs::lsetxattr(&proc, name, value, rustix::fs::XattrFlags::empty())
+        rustix::fs::setxattr(&proc, name, value, rustix::fs::XattrFlags::empty())
             .map_err(|e| self.err("set xattr", rel, e))
     }
 
@@ -613,6 +622,24 @@ mod tests {
         root.remove_all(Path::new("a")).unwrap();
         assert!(!dir.path().join("a").exists());
         root.remove_all(Path::new("missing/x")).unwrap();
+    }
+
+    #[test]
+    fn mkdir_all_sets_exact_mode_and_xattr_lands_on_the_file() {
+        let (_o, dir, root) = setup();
+        root.mkdir_all(Path::new("m/n"), 0o750).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("m/n"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o750);
+        root.create_file(Path::new("m/f"), 0o644).unwrap();
+        root.set_xattr(Path::new("m/f"), OsStr::new("user.kiln"), b"v")
+            .unwrap();
+        let mut buf = [0u8; 8];
+        let n = rustix::fs::getxattr(dir.path().join("m/f"), "user.kiln", &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"v");
     }
 
     #[test]

@@ -7,6 +7,9 @@
 
 pub mod cache;
 pub mod changes;
+pub mod chmod;
+pub mod context;
+pub mod copy;
 mod error;
 pub mod fsroot;
 pub mod graph;
@@ -15,6 +18,7 @@ pub mod progress;
 pub mod solver;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod userdb;
 
 pub use error::Error;
 

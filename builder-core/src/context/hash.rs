@@ -1,0 +1,317 @@
+//! Content digests of context files, with a stat cache so unchanged files are not read again.
+//!
+//! [`FileHasher`] is what the copy code asks for a file's sha256. [`CachingHasher`] answers from
+//! a [`StatCache`] when the file's (size, mtime, ctime, inode, mode) are those recorded with the
+//! digest, and reads the file otherwise. A file changed within [`RACY_WINDOW`] of being hashed is
+//! not cached: a change in the same timestamp tick would otherwise go unnoticed. The cache lives
+//! in memory and can be saved to and loaded from a single file written atomically
+//! (`context::statcache`), keyed by the path relative to the context.
+//!
+//! This module reads files through a [`Root`] (never following a final symlink) and writes
+//! nothing but the cache file.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use rustix::fs::{Mode, OFlags};
+use sha2::{Digest as _, Sha256};
+
+use super::walk::{Entry, EntryKind};
+use crate::fsroot::Root;
+
+/// A sha256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sha256Digest(pub [u8; 32]);
+
+impl Sha256Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// Lowercase hex, without the algorithm prefix.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses `sha256:<64 hex digits>`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex = s.strip_prefix("sha256:")?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hex, &mut out).ok()?;
+        Some(Self(out))
+    }
+}
+
+impl std::fmt::Display for Sha256Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sha256:{}", self.hex())
+    }
+}
+
+impl std::fmt::Debug for Sha256Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// An error hashing a file.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot hash {path} in {root}: {source}")]
+pub struct HashError {
+    /// The root the file was read from.
+    pub root: PathBuf,
+    /// The file, relative to the root.
+    pub path: PathBuf,
+    /// The underlying error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Gives the sha256 of a regular file's content.
+pub trait FileHasher: Sync {
+    /// The digest of the regular file `entry` (its metadata as walked) inside `root`.
+    fn digest(&self, root: &Root, entry: &Entry) -> Result<Sha256Digest, HashError>;
+}
+
+/// Reads and hashes a regular file inside `root` without following a final symlink.
+pub fn hash_file(root: &Root, path: &Path) -> Result<Sha256Digest, HashError> {
+    let err = |source: std::io::Error| HashError {
+        root: root.path().to_path_buf(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let (parent, name) = root.parent(path, false).map_err(|e| err(e.source))?;
+    let name = name.ok_or_else(|| err(std::io::ErrorKind::IsADirectory.into()))?;
+    let fd = rustix::fs::openat(
+        &parent,
+        &name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+        Mode::empty(),
+    )
+    .map_err(|e| err(e.into()))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| err(e.into()))?;
+    if EntryKind::from_mode(st.st_mode) != EntryKind::File {
+        return Err(err(std::io::Error::other("not a regular file")));
+    }
+    let mut file = std::fs::File::from(fd);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 128 * 1024];
+    loop {
+        let n = file.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Sha256Digest(hasher.finalize().into()))
+}
+
+/// Hashes every file it is asked about.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DirectHasher;
+
+impl FileHasher for DirectHasher {
+    fn digest(&self, root: &Root, entry: &Entry) -> Result<Sha256Digest, HashError> {
+        hash_file(root, &entry.path)
+    }
+}
+
+/// The stat fields that decide whether a cached digest still holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatKey {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time.
+    pub mtime: (i64, u32),
+    /// Status change time.
+    pub ctime: (i64, u32),
+    /// Inode number.
+    pub ino: u64,
+    /// Mode bits (permissions only; the entry is a regular file).
+    pub mode: u32,
+}
+
+impl StatKey {
+    /// The key of a walked entry.
+    pub fn of(entry: &Entry) -> Self {
+        Self {
+            size: entry.size,
+            mtime: entry.mtime,
+            ctime: entry.ctime,
+            ino: entry.ino,
+            mode: entry.mode,
+        }
+    }
+}
+
+/// How close to the hashing moment a change may be before the digest is not cached.
+pub const RACY_WINDOW: Duration = Duration::from_millis(100);
+
+/// Digests keyed by context-relative path, valid while the file's [`StatKey`] is unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatCache {
+    pub(crate) entries: HashMap<PathBuf, (StatKey, Sha256Digest)>,
+}
+
+impl StatCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The cached digest of `path` if its stat key is unchanged.
+    pub fn lookup(&self, path: &Path, key: &StatKey) -> Option<Sha256Digest> {
+        match self.entries.get(path) {
+            Some((k, d)) if k == key => Some(*d),
+            _ => None,
+        }
+    }
+
+    /// Records a digest.
+    pub fn insert(&mut self, path: PathBuf, key: StatKey, digest: Sha256Digest) {
+        self.entries.insert(path, (key, digest));
+    }
+
+    /// Drops entries for which `keep` is false (e.g. files no longer in the context).
+    pub fn retain(&mut self, mut keep: impl FnMut(&Path) -> bool) {
+        self.entries.retain(|p, _| keep(p));
+    }
+
+    /// The number of cached digests.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// A [`FileHasher`] backed by a [`StatCache`], counting how many files it actually read.
+#[derive(Debug, Default)]
+pub struct CachingHasher {
+    cache: Mutex<StatCache>,
+    reads: std::sync::atomic::AtomicU64,
+}
+
+impl CachingHasher {
+    /// A hasher starting from `cache`.
+    pub fn new(cache: StatCache) -> Self {
+        Self {
+            cache: Mutex::new(cache),
+            reads: Default::default(),
+        }
+    }
+
+    /// How many files were read (cache misses) so far.
+    pub fn files_read(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The cache as it is now.
+    pub fn into_cache(self) -> StatCache {
+        self.cache.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StatCache> {
+        // A panic while holding the lock cannot leave the map half-updated in a way that matters:
+        // every update is a single insert.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn is_racy(entry: &Entry, now: SystemTime) -> bool {
+    let newest = entry.mtime.max(entry.ctime);
+    let changed = if newest.0 >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::new(newest.0 as u64, newest.1)
+    } else {
+        SystemTime::UNIX_EPOCH
+    };
+    match now.duration_since(changed) {
+        Ok(age) => age < RACY_WINDOW,
+        Err(_) => true,
+    }
+}
+
+impl FileHasher for CachingHasher {
+    fn digest(&self, root: &Root, entry: &Entry) -> Result<Sha256Digest, HashError> {
+        let key = StatKey::of(entry);
+        if let Some(d) = self.lock().lookup(&entry.path, &key) {
+            return Ok(d);
+        }
+        let now = SystemTime::now();
+        let digest = hash_file(root, &entry.path)?;
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !is_racy(entry, now) {
+            self.lock().insert(entry.path.clone(), key, digest);
+        }
+        Ok(digest)
+    }
+}
+
+/// Hashes `entries` (regular files) on up to `threads` threads; results are in input order.
+pub fn hash_all(
+    root: &Root,
+    hasher: &dyn FileHasher,
+    entries: &[&Entry],
+    threads: usize,
+) -> Result<Vec<Sha256Digest>, HashError> {
+    let threads = threads.clamp(1, 16).min(entries.len().max(1));
+    if threads == 1 {
+        return entries.iter().map(|e| hasher.digest(root, e)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<Option<Sha256Digest>> = vec![None; entries.len()];
+    let results = Mutex::new(Vec::with_capacity(entries.len()));
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let first_err: Mutex<Option<HashError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut local = Vec::new();
+                loop {
+                    if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(e) = entries.get(i) else { break };
+                    match hasher.digest(root, e) {
+                        Ok(d) => local.push((i, d)),
+                        Err(err) => {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            let mut slot = first_err.lock().unwrap_or_else(|p| p.into_inner());
+                            slot.get_or_insert(err);
+                            break;
+                        }
+                    }
+                }
+                results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(local);
+            });
+        }
+    });
+    if let Some(e) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    for (i, d) in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        out[i] = Some(d);
+    }
+    out.into_iter()
+        .zip(entries)
+        .map(|(d, e)| {
+            d.ok_or_else(|| HashError {
+                root: root.path().to_path_buf(),
+                path: e.path.clone(),
+                source: std::io::Error::other("not hashed"),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,108 @@
+//! The build context: `.dockerignore` matching with Docker's semantics, walking the context
+//! directory, and content digests of its files with a stat cache.
+//!
+//! This module owns reading the context; it never writes to it and never follows a symlink out of
+//! it (every path is resolved through a [`crate::fsroot::Root`], and the walk opens directories
+//! with `O_NOFOLLOW`). What a `COPY` does with the entries lives in `crate::copy`.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use kiln_builder_core::context::{BuildContext, CachingHasher, StatCache};
+//! let ctx = BuildContext::open("ctx".as_ref(), Some("ctx/Dockerfile".as_ref()))?;
+//! let index = ctx.walk()?;
+//! let hasher = CachingHasher::new(StatCache::load("cache/ctx.statcache".as_ref()));
+//! for entry in index.iter().filter(|e| e.kind == kiln_builder_core::context::EntryKind::File) {
+//!     use kiln_builder_core::context::FileHasher;
+//!     println!("{} {}", entry.path.display(), hasher.digest(ctx.root(), entry)?);
+//! }
+//! hasher.into_cache().save("cache/ctx.statcache".as_ref())?;
+//! # Ok(()) }
+//! ```
+
+pub mod glob;
+pub mod hash;
+pub mod ignore;
+pub mod pattern;
+pub mod statcache;
+pub mod walk;
+
+use std::path::Path;
+
+pub use hash::{
+    CachingHasher, DirectHasher, FileHasher, HashError, Sha256Digest, StatCache, StatKey, hash_all,
+    hash_file,
+};
+pub use ignore::{IgnoreError, IgnoreFile, IgnoreMatcher, MatchState};
+pub use pattern::Pattern;
+pub use walk::{ContextIndex, Entry, EntryKind, WalkError, walk};
+
+use crate::fsroot::{FsError, Root};
+
+/// An error opening or walking a build context.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    /// The context directory cannot be opened.
+    #[error(transparent)]
+    Open(#[from] FsError),
+    /// The ignore file is unreadable or malformed.
+    #[error(transparent)]
+    Ignore(#[from] IgnoreError),
+    /// Walking failed.
+    #[error(transparent)]
+    Walk(#[from] WalkError),
+}
+
+/// A build context directory with its ignore rules.
+#[derive(Debug)]
+pub struct BuildContext {
+    root: Root,
+    ignore_file: Option<IgnoreFile>,
+    matcher: IgnoreMatcher,
+}
+
+impl BuildContext {
+    /// Opens the context at `dir` (a trusted host path) and loads its ignore rules: the
+    /// `<dockerfile>.dockerignore` beside `dockerfile` if there is one, else the context's
+    /// `.dockerignore`.
+    pub fn open(dir: &Path, dockerfile: Option<&Path>) -> Result<Self, ContextError> {
+        let root = Root::open(dir)?;
+        Self::with_root(root, dockerfile)
+    }
+
+    /// Like [`BuildContext::open`] with an already opened root.
+    pub fn with_root(root: Root, dockerfile: Option<&Path>) -> Result<Self, ContextError> {
+        let ignore_file = IgnoreFile::locate(&root, dockerfile)?;
+        let matcher = match &ignore_file {
+            Some(f) => f.matcher()?,
+            None => IgnoreMatcher::empty(),
+        };
+        Ok(Self {
+            root,
+            ignore_file,
+            matcher,
+        })
+    }
+
+    /// The context root.
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    /// The ignore file in effect, if any.
+    pub fn ignore_file(&self) -> Option<&IgnoreFile> {
+        self.ignore_file.as_ref()
+    }
+
+    /// The ignore rules.
+    pub fn matcher(&self) -> &IgnoreMatcher {
+        &self.matcher
+    }
+
+    /// Walks the context with the ignore rules applied.
+    pub fn walk(&self) -> Result<ContextIndex, ContextError> {
+        Ok(walk(&self.root, &self.matcher)?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+//! Walk, hash and stat-cache tests over temporary contexts.
+
+use super::*;
+use std::os::unix::fs::symlink;
+use std::path::PathBuf;
+
+fn write(dir: &Path, rel: &str, data: &[u8]) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, data).unwrap();
+}
+
+fn paths(index: &ContextIndex) -> Vec<String> {
+    index
+        .iter()
+        .map(|e| e.path.to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn walk_applies_dockerignore_and_keeps_reincluded_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "Dockerfile", b"FROM scratch");
+    write(
+        d,
+        ".dockerignore",
+        b"node_modules\ndocs\n!docs/keep.md\n*.log\nDockerfile\n",
+    );
+    write(d, "node_modules/x/y.js", b"1");
+    write(d, "docs/a.md", b"2");
+    write(d, "docs/keep.md", b"3");
+    write(d, "docs/sub/deep.md", b"4");
+    write(d, "app.log", b"5");
+    write(d, "src/main.rs", b"6");
+    write(d, "src/a.b", b"7");
+    let ctx = BuildContext::open(d, None).unwrap();
+    let index = ctx.walk().unwrap();
+    assert_eq!(
+        paths(&index),
+        [
+            "",
+            ".dockerignore",
+            "docs",
+            "docs/keep.md",
+            "src",
+            "src/a.b",
+            "src/main.rs"
+        ]
+    );
+    let kids: Vec<_> = index
+        .children(Path::new("src"))
+        .map(|e| e.path.clone())
+        .collect();
+    assert_eq!(
+        kids,
+        [PathBuf::from("src/a.b"), PathBuf::from("src/main.rs")]
+    );
+}
+
+#[test]
+fn dockerfile_specific_ignore_file_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, ".dockerignore", b"a\n");
+    write(d, "build/app.Dockerfile", b"FROM scratch");
+    write(d, "build/app.Dockerfile.dockerignore", b"b\n");
+    write(d, "a", b"");
+    write(d, "b", b"");
+    let ctx = BuildContext::open(d, Some(&d.join("build/app.Dockerfile"))).unwrap();
+    let index = ctx.walk().unwrap();
+    assert!(index.get(Path::new("a")).is_some());
+    assert!(index.get(Path::new("b")).is_none());
+    let ctx = BuildContext::open(d, Some(&d.join("Dockerfile"))).unwrap();
+    let index = ctx.walk().unwrap();
+    assert!(index.get(Path::new("a")).is_none());
+    assert!(index.get(Path::new("b")).is_some());
+}
+
+#[test]
+fn invalid_ignore_pattern_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), ".dockerignore", b"ok\n\n[\n");
+    let err = BuildContext::open(dir.path(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(".dockerignore:3: invalid pattern \"[\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn symlinks_are_recorded_not_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret/file", b"host secret");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    symlink(outside.path().join("secret"), d.join("abs")).unwrap();
+    symlink("../../../../../../", d.join("up")).unwrap();
+    symlink("/etc", d.join("evil")).unwrap();
+    let index = BuildContext::open(d, None).unwrap().walk().unwrap();
+    assert_eq!(paths(&index), ["", "abs", "evil", "up"]);
+    let evil = index.get(Path::new("evil")).unwrap();
+    assert_eq!(evil.kind, EntryKind::Symlink);
+    assert_eq!(evil.link_target.as_deref(), Some(Path::new("/etc")));
+    // Hashing through a link is refused rather than followed.
+    let root = Root::open(d).unwrap();
+    assert!(hash_file(&root, Path::new("abs/file")).is_err());
+    assert!(hash_file(&root, Path::new("evil")).is_err());
+}
+
+#[test]
+fn caching_hasher_reads_only_changed_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "a", b"one");
+    write(d, "b", b"two");
+    // Age the files past the racy window so their digests are cacheable.
+    std::thread::sleep(hash::RACY_WINDOW + std::time::Duration::from_millis(20));
+    let root = Root::open(d).unwrap();
+    let index = walk(&root, &IgnoreMatcher::empty()).unwrap();
+    let files: Vec<&Entry> = index.iter().filter(|e| e.kind == EntryKind::File).collect();
+    let hasher = CachingHasher::new(StatCache::new());
+    let first = hash_all(&root, &hasher, &files, 2).unwrap();
+    assert_eq!(first[0], Sha256Digest::of(b"one"));
+    assert_eq!(first[1], Sha256Digest::of(b"two"));
+    assert_eq!(hasher.files_read(), 2);
+
+    let cache_file = d.join("cache/ctx.statcache");
+    hasher.into_cache().save(&cache_file).unwrap();
+    let loaded = StatCache::load(&cache_file);
+    assert_eq!(loaded.len(), 2);
+
+    write(d, "b", b"changed");
+    let index = walk(&root, &IgnoreMatcher::empty()).unwrap();
+    let files: Vec<&Entry> = index
+        .iter()
+        .filter(|e| e.kind == EntryKind::File && !e.path.starts_with("cache"))
+        .collect();
+    let hasher = CachingHasher::new(loaded);
+    let second = hash_all(&root, &hasher, &files, 1).unwrap();
+    assert_eq!(second[0], first[0]);
+    assert_eq!(second[1], Sha256Digest::of(b"changed"));
+    assert_eq!(hasher.files_read(), 1, "only the changed file is read");
+}
+
+#[test]
+fn damaged_stat_cache_loads_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cache = StatCache::new();
+    let key = StatKey {
+        size: 1,
+        mtime: (1, 2),
+        ctime: (3, 4),
+        ino: 5,
+        mode: 0o644,
+    };
+    cache.insert(PathBuf::from("x/y"), key, Sha256Digest::of(b"x"));
+    let p = dir.path().join("c");
+    cache.save(&p).unwrap();
+    assert_eq!(StatCache::load(&p), cache);
+    let mut bytes = std::fs::read(&p).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&p, &bytes).unwrap();
+    assert!(StatCache::load(&p).is_empty());
+    std::fs::write(&p, &bytes[..10]).unwrap();
+    assert!(StatCache::load(&p).is_empty());
+    assert!(StatCache::load(&dir.path().join("missing")).is_empty());
+}
+
+/// Context hashing of 10,000 files × 3 KiB (30 MB), cold and with a warm stat cache.
+/// Run: `cargo test -p kiln-builder-core --release --lib context::tests::bench_ -- --ignored --nocapture`
+#[test]
+#[ignore = "timing; run explicitly"]
+fn bench_context_hashing_10k_files() {
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = vec![b'x'; 3 * 1024];
+    for i in 0..10_000 {
+        let rel = format!("d{:02}/f{:05}", i % 100, i);
+        let p = d.join(&rel);
+        if i < 100 {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        }
+        let mut content = data.clone();
+        content[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        std::fs::write(p, content).unwrap();
+    }
+    std::thread::sleep(hash::RACY_WINDOW);
+    let root = Root::open(d).unwrap();
+    let cache_file = tempfile::tempdir().unwrap();
+    let cache_path = cache_file.path().join("ctx.statcache");
+    for threads in [1, 2] {
+        let t = Instant::now();
+        let index = walk(&root, &IgnoreMatcher::empty()).unwrap();
+        let walked = t.elapsed();
+        let files: Vec<&Entry> = index.iter().filter(|e| e.kind == EntryKind::File).collect();
+        let hasher = CachingHasher::new(StatCache::new());
+        hash_all(&root, &hasher, &files, threads).unwrap();
+        let cold = t.elapsed();
+        hasher.into_cache().save(&cache_path).unwrap();
+        let t = Instant::now();
+        let index = walk(&root, &IgnoreMatcher::empty()).unwrap();
+        let files: Vec<&Entry> = index.iter().filter(|e| e.kind == EntryKind::File).collect();
+        let hasher = CachingHasher::new(StatCache::load(&cache_path));
+        hash_all(&root, &hasher, &files, threads).unwrap();
+        let warm = t.elapsed();
+        assert_eq!(hasher.files_read(), 0);
+        println!(
+            "threads={threads}: walk {walked:?}, cold walk+hash {cold:?}, warm walk+load+lookup {warm:?} ({} files)",
+            files.len()
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! Writing a [`Selection`] into the destination root filesystem.
+//!
+//! Every path is resolved through the destination [`Root`], so a destination such as `/app`
+//! that is a symlink to `/` or `../../..` in the image stays inside the image. Entries are created
+//! relative to the real (symlink-resolved) destination directory, and the paths returned are
+//! those real paths, relative to the root, which is what the layer must contain.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FileType, Timespec, Timestamps, XattrFlags};
+
+use super::archive::decompress;
+use super::select::{Selection, dest_mode, normalize_dest};
+use super::source::{SourceFs, open_source_file, read_xattrs};
+use super::{ArchiveExtractor, CopyError, CopyRequest, real_rel};
+use crate::context::{Entry, EntryKind};
+use crate::fsroot::{Root, clean};
+use crate::userdb::UserDb;
+
+/// How [`apply`] writes.
+#[derive(Default, Clone, Copy)]
+pub struct ApplyOptions<'a> {
+    /// Extracts `ADD` archives; without one an archive source is an error.
+    pub extractor: Option<&'a dyn ArchiveExtractor>,
+    /// Do not change ownership on disk (e.g. rootless without a user namespace); the owner each
+    /// path should have is still what [`CopyOutput::owners`] reports.
+    pub skip_chown: bool,
+    /// Modification time for directories the copy creates as missing parents (default: now, as
+    /// BuildKit).
+    pub created_dir_mtime: Option<(i64, u32)>,
+}
+
+/// What [`apply`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyOutput {
+    /// Every path created or changed, relative to the destination root, sorted, without
+    /// duplicates; parents come before their children.
+    pub written: Vec<PathBuf>,
+    /// The owner each written path has (or should have, with `skip_chown`).
+    pub owners: HashMap<PathBuf, (u32, u32)>,
+}
+
+struct Writer<'a> {
+    fs: &'a dyn SourceFs,
+    dest: &'a Root,
+    req: &'a CopyRequest,
+    opts: &'a ApplyOptions<'a>,
+    chown: Option<(u32, u32)>,
+    written: BTreeSet<PathBuf>,
+    owners: HashMap<PathBuf, (u32, u32)>,
+}
+
+/// Copies `sel` (selected from `fs`) into `dest` as `req` says.
+pub fn apply(
+    fs: &dyn SourceFs,
+    sel: &Selection,
+    req: &CopyRequest,
+    dest: &Root,
+    opts: &ApplyOptions<'_>,
+) -> Result<CopyOutput, CopyError> {
+    let chown = match &req.chown {
+        Some(spec) => {
+            let db = if UserDb::chown_needs_lookup(spec) {
+                UserDb::load(dest)?
+            } else {
+                UserDb::default()
+            };
+            Some(db.resolve_chown(spec)?)
+        }
+        None => None,
+    };
+    let mut w = Writer {
+        fs,
+        dest,
+        req,
+        opts,
+        chown,
+        written: BTreeSet::new(),
+        owners: HashMap::new(),
+    };
+    let norm = normalize_dest(&req.dest, &req.workdir);
+    let dest_rel = clean(Path::new(&norm));
+    let as_dir = norm.ends_with('/') || sel.is_multiple();
+    let ensure = if as_dir {
+        dest_rel.clone()
+    } else {
+        dest_rel.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    w.mkdir_all(&ensure)?;
+    for item in &sel.items {
+        if let Some(kind) = item.archive {
+            w.mkdir_all(&dest_rel)?;
+            let dir = real_rel(dest, &dest_rel)?;
+            let extractor = opts.extractor.ok_or_else(|| CopyError::Extract {
+                path: item.entry.path.clone(),
+                message: "no archive extractor is configured".to_string(),
+            })?;
+            let file = open_source_file(fs.root(), &item.entry.path)?;
+            let mut tar = decompress(kind, file).map_err(|e| CopyError::Extract {
+                path: item.entry.path.clone(),
+                message: e.to_string(),
+            })?;
+            let paths = extractor
+                .extract(dest, &dir, &mut tar as &mut dyn Read, chown)
+                .map_err(|message| CopyError::Extract {
+                    path: item.entry.path.clone(),
+                    message,
+                })?;
+            w.written.extend(paths);
+            continue;
+        }
+        if item.entry.is_dir() {
+            w.mkdir_all(&dest_rel)?;
+            let top = real_rel(dest, &dest_rel)?;
+            // The directory itself keeps its mode and owner; BuildKit restores its mtime from
+            // the source directory.
+            w.set_times(&top, item.entry.mtime)?;
+            w.written.insert(top.clone());
+            let mut links = HashMap::new();
+            for s in &item.contents {
+                w.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
+            }
+            continue;
+        }
+        let into_dir = match dest.stat(&dest_rel) {
+            Ok(st) => FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => return Err(e.into()),
+        };
+        let target = if into_dir {
+            let dir = real_rel(dest, &dest_rel)?;
+            match &item.name {
+                Some(name) => dir.join(name),
+                None => dir,
+            }
+        } else {
+            let parent = dest_rel.parent().map(Path::to_path_buf).unwrap_or_default();
+            let name = dest_rel.file_name().unwrap_or_else(|| OsStr::new(""));
+            real_rel(dest, &parent)?.join(name)
+        };
+        let mut links = HashMap::new();
+        w.copy_entry(&item.entry, &target, false, &mut links)?;
+    }
+    Ok(CopyOutput {
+        written: w.written.into_iter().collect(),
+        owners: w.owners,
+    })
+}
+
+fn ts(t: (i64, u32)) -> Timestamps {
+    let spec = Timespec {
+        tv_sec: t.0,
+        tv_nsec: t.1 as _,
+    };
+    Timestamps {
+        last_access: spec,
+        last_modification: spec,
+    }
+}
+
+impl Writer<'_> {
+    fn io(&self, op: &'static str, path: &Path, e: impl Into<std::io::Error>) -> CopyError {
+        CopyError::Io {
+            op,
+            root: self.dest.path().to_path_buf(),
+            path: path.to_path_buf(),
+            source: e.into(),
+        }
+    }
+
+    fn owner_of(&self, entry: &Entry) -> (u32, u32) {
+        self.chown
+            .or_else(|| self.fs.default_owner())
+            .unwrap_or((entry.uid, entry.gid))
+    }
+
+    fn chown(&mut self, path: &Path, owner: (u32, u32)) -> Result<(), CopyError> {
+        self.owners.insert(path.to_path_buf(), owner);
+        if !self.opts.skip_chown {
+            self.dest.lchown(path, owner.0, owner.1)?;
+        }
+        Ok(())
+    }
+
+    fn set_times(&self, path: &Path, t: (i64, u32)) -> Result<(), CopyError> {
+        self.dest.set_times(path, t.0, t.1 as i64)?;
+        Ok(())
+    }
+
+    /// `mkdir -p` through the destination root; new directories get 0755, the `--chown` owner
+    /// and are recorded as written.
+    fn mkdir_all(&mut self, rel: &Path) -> Result<(), CopyError> {
+        let mut prefix = PathBuf::new();
+        for comp in rel.components() {
+            prefix.push(comp);
+            match self.dest.stat(&prefix) {
+                Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => continue,
+                Ok(_) => return Err(CopyError::NotDir { path: prefix }),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.dest.mkdir_all(&prefix, 0o755)?;
+            let real = real_rel(self.dest, &prefix)?;
+            self.dest.chmod(&real, 0o755)?;
+            match self.chown {
+                Some(owner) => self.chown(&real, owner)?,
+                None => {
+                    self.owners.insert(real.clone(), (0, 0));
+                }
+            }
+            if let Some(t) = self.opts.created_dir_mtime {
+                self.set_times(&real, t)?;
+            }
+            self.written.insert(real);
+        }
+        Ok(())
+    }
+
+    /// Copies one entry to `dst` (a real path: its parent has no symlink).
+    fn copy_entry(
+        &mut self,
+        entry: &Entry,
+        dst: &Path,
+        overwrite_dir_metadata: bool,
+        links: &mut HashMap<(u64, u64), PathBuf>,
+    ) -> Result<(), CopyError> {
+        let existing = match self.dest.lstat(dst) {
+            Ok(st) => Some(FileType::from_raw_mode(st.st_mode)),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
+        };
+        let owner = self.owner_of(entry);
+        let mode = dest_mode(self.req, entry);
+        match entry.kind {
+            EntryKind::Dir => {
+                let created = match existing {
+                    None => true,
+                    Some(FileType::Directory) => false,
+                    Some(_) => {
+                        return Err(CopyError::NotDir {
+                            path: dst.to_path_buf(),
+                        });
+                    }
+                };
+                let fd = self.dest.create_dir(dst, mode)?;
+                if created || overwrite_dir_metadata {
+                    self.chown(dst, owner)?;
+                    rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(mode))
+                        .map_err(|e| self.io("chmod", dst, e))?;
+                    self.copy_xattrs(entry, &fd, dst)?;
+                }
+                self.set_times(dst, entry.mtime)?;
+            }
+            EntryKind::File => {
+                if existing == Some(FileType::Directory) {
+                    return Err(CopyError::ReplaceDir {
+                        path: dst.to_path_buf(),
+                    });
+                }
+                if entry.nlink > 1 {
+                    if let Some(first) = links.get(&(entry.dev, entry.ino)) {
+                        self.dest.hard_link(first, dst)?;
+                        self.owners.insert(dst.to_path_buf(), owner);
+                        self.written.insert(dst.to_path_buf());
+                        return Ok(());
+                    }
+                    links.insert((entry.dev, entry.ino), dst.to_path_buf());
+                }
+                let mut out = self.dest.create_file(dst, mode)?;
+                let mut src = open_source_file(self.fs.root(), &entry.path)?;
+                std::io::copy(&mut src, &mut out).map_err(|e| self.io("write", dst, e))?;
+                self.owners.insert(dst.to_path_buf(), owner);
+                if !self.opts.skip_chown {
+                    rustix::fs::fchown(
+                        &out,
+                        Some(rustix::fs::Uid::from_raw(owner.0)),
+                        Some(rustix::fs::Gid::from_raw(owner.1)),
+                    )
+                    .map_err(|e| self.io("chown", dst, e))?;
+                }
+                rustix::fs::fchmod(&out, rustix::fs::Mode::from_raw_mode(mode))
+                    .map_err(|e| self.io("chmod", dst, e))?;
+                let fd = OwnedFd::from(out);
+                self.copy_xattrs(entry, &fd, dst)?;
+                rustix::fs::futimens(&fd, &ts(entry.mtime))
+                    .map_err(|e| self.io("set times", dst, e))?;
+            }
+            EntryKind::Symlink => {
+                if existing == Some(FileType::Directory) {
+                    return Err(CopyError::ReplaceDir {
+                        path: dst.to_path_buf(),
+                    });
+                }
+                let target = entry.link_target.clone().unwrap_or_default();
+                self.dest.symlink(&target, dst)?;
+                self.chown(dst, owner)?;
+                self.set_times(dst, entry.mtime)?;
+            }
+            EntryKind::Fifo
+            | EntryKind::Socket
+            | EntryKind::CharDevice
+            | EntryKind::BlockDevice => {
+                if existing == Some(FileType::Directory) {
+                    return Err(CopyError::ReplaceDir {
+                        path: dst.to_path_buf(),
+                    });
+                }
+                let kind = match entry.kind {
+                    EntryKind::Fifo => FileType::Fifo,
+                    EntryKind::Socket => FileType::Socket,
+                    EntryKind::CharDevice => FileType::CharacterDevice,
+                    _ => FileType::BlockDevice,
+                };
+                self.dest.mknod(dst, kind, mode, entry.rdev)?;
+                self.chown(dst, owner)?;
+                self.dest.chmod(dst, mode)?;
+                self.set_times(dst, entry.mtime)?;
+            }
+        }
+        self.written.insert(dst.to_path_buf());
+        Ok(())
+    }
+
+    /// Copies the source entry's xattrs onto `fd`. Failures are logged and skipped, as BuildKit
+    /// does (e.g. `security.*` names a filesystem refuses).
+    fn copy_xattrs(&self, entry: &Entry, fd: &impl AsFd, dst: &Path) -> Result<(), CopyError> {
+        for (name, value) in read_xattrs(self.fs.root(), &entry.path)? {
+            if let Err(e) = rustix::fs::fsetxattr(fd, &name, &value, XattrFlags::empty()) {
+                tracing::debug!(path = %dst.display(), xattr = ?name, error = %e, "xattr not copied");
+            }
+        }
+        Ok(())
+    }
+}
