@@ -5,4 +5,6 @@
 #![deny(missing_docs)]
 
 pub mod changes;
+pub mod content;
 pub mod fsroot;
+pub mod image;
