@@ -8,3 +8,4 @@ pub mod changes;
 pub mod content;
 pub mod fsroot;
 pub mod image;
+pub mod layer;
