@@ -6,6 +6,8 @@
 
 pub mod changes;
 pub mod content;
+pub mod export;
 pub mod fsroot;
 pub mod image;
+pub mod import;
 pub mod layer;

@@ -47,7 +47,7 @@ pub use atomic::{fsync_dir, write_atomic};
 pub use blob::{BlobInfo, BlobWriter, VerifiedReader, unwrap_io_error};
 pub use digest::{Digest, Hasher, InvalidDigest};
 pub use error::{ContentError, Result};
-pub use index::{read_index, tag_of, validate_tag, write_index};
+pub use index::{index_set_tag, read_index, tag_of, validate_tag, write_index};
 
 use crate::image::{Descriptor, Index};
 use index::IndexFiles;

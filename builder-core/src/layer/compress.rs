@@ -92,24 +92,58 @@ struct Done {
     data: Vec<u8>,
 }
 
-/// Deflates one block with a fresh compressor: `Compress::reset` leaves state behind that
-/// changes the output (measured with zlib-rs), which would make bytes depend on which worker
-/// compressed which blocks before.
+/// Incompressible blocks are detected on a probe of this many bytes first.
+const PROBE: usize = 64 * 1024;
+/// A stored deflate block holds at most this many bytes.
+const STORED_MAX: usize = 65_535;
+
+/// Deflates one block, ending byte-aligned. A block that does not shrink (already compressed
+/// data) is written as stored blocks instead, which is faster and does not grow it; whether the
+/// probe or the whole block decides depends only on the block's bytes, so output stays
+/// deterministic.
 fn deflate_block(job: &Job, out: &mut Vec<u8>) -> io::Result<()> {
+    if job.data.len() > PROBE {
+        deflate_raw(&job.dict, &job.data[..PROBE], out)?;
+        if out.len() >= PROBE {
+            store_block(&job.data, out);
+            return Ok(());
+        }
+    }
+    deflate_raw(&job.dict, &job.data, out)?;
+    if out.len() >= job.data.len() {
+        store_block(&job.data, out);
+    }
+    Ok(())
+}
+
+/// Non-final stored blocks: a zero header byte (we are byte-aligned), LEN and NLEN, the bytes.
+fn store_block(data: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    for chunk in data.chunks(STORED_MAX) {
+        let len = chunk.len() as u16;
+        out.push(0);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+}
+
+/// Raw deflate at level 1 with a sync flush, from a fresh compressor: `Compress::reset` leaves
+/// state behind that changes the output (measured with zlib-rs), which would make the bytes
+/// depend on which blocks a worker compressed before.
+fn deflate_raw(dict: &[u8], data: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
     let c = &mut Compress::new(flate2::Compression::fast(), false);
-    if !job.dict.is_empty() {
-        c.set_dictionary(&job.dict).map_err(io::Error::other)?;
+    if !dict.is_empty() {
+        c.set_dictionary(dict).map_err(io::Error::other)?;
     }
     out.clear();
-    out.reserve(job.data.len() + job.data.len() / 16 + 1024);
-    let start = c.total_in();
+    out.reserve(data.len() + data.len() / 16 + 1024);
     loop {
-        let done = (c.total_in() - start) as usize;
-        c.compress_vec(&job.data[done..], out, FlushCompress::Sync)
+        let done = c.total_in() as usize;
+        c.compress_vec(&data[done..], out, FlushCompress::Sync)
             .map_err(io::Error::other)?;
-        let done = (c.total_in() - start) as usize;
         // The flush is complete once all input is in and the output buffer was not filled.
-        if done == job.data.len() && out.len() < out.capacity() {
+        if c.total_in() as usize == data.len() && out.len() < out.capacity() {
             return Ok(());
         }
         out.reserve(64 * 1024);

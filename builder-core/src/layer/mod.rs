@@ -28,11 +28,13 @@
 
 mod apply;
 mod compress;
-mod tarfmt;
+pub(crate) mod tarfmt;
 mod writer;
 
 #[cfg(test)]
 mod apply_tests;
+#[cfg(test)]
+mod bench_tests;
 #[cfg(test)]
 mod tests;
 

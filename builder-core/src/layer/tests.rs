@@ -370,6 +370,26 @@ fn gzip_is_deterministic_across_thread_counts() {
         .read_to_end(&mut back)
         .unwrap();
     assert!(back == data, "gzip round trip");
+    // Incompressible data is stored, not grown, and still round-trips.
+    let random: Vec<u8> = (0..GZIP_BLOCK + 70_000)
+        .map(|i| {
+            x = x
+                .wrapping_mul(1_664_525)
+                .wrapping_add(1_013_904_223 ^ i as u32);
+            (x >> 24) as u8
+        })
+        .collect();
+    let gz = gzip_parallel(&random[..], Vec::new(), 2).unwrap();
+    assert!(
+        gz.len() < random.len() + random.len() / 1000,
+        "{}",
+        gz.len()
+    );
+    let mut back = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut back)
+        .unwrap();
+    assert!(back == random, "stored blocks round trip");
     let empty = gzip_parallel(&b""[..], Vec::new(), 2).unwrap();
     let mut back = Vec::new();
     flate2::read::GzDecoder::new(&empty[..])
