@@ -136,3 +136,59 @@ fn skopeo_written_docker_manifest_is_converted_to_oci() {
         got.manifest
     );
 }
+
+#[test]
+fn archives_written_by_skopeo_import() {
+    if !have("skopeo") {
+        return;
+    }
+    let (dir, store, img) = setup();
+    let layout = dir.path().join("layout");
+    let opts = ExportOptions {
+        tags: vec!["t".into()],
+        ..Default::default()
+    };
+    let exported = export_oci_dir(&store, &img, &layout, &opts).unwrap();
+    let oci_tar = dir.path().join("oci.tar");
+    let docker_tar = dir.path().join("docker.tar");
+    run(std::process::Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:t", layout.display()))
+        .arg(format!("oci-archive:{}:t", oci_tar.display())));
+    // skopeo writes the pre-Docker-25 layout: <hex>.tar layers and <hex>.json config.
+    run(std::process::Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:t", layout.display()))
+        .arg(format!(
+            "docker-archive:{}:example.com/app:7",
+            docker_tar.display()
+        )));
+    let target = ContentStore::open(dir.path().join("target")).unwrap();
+    let from_oci = import_oci_archive(
+        &target,
+        fs::File::open(&oci_tar).unwrap(),
+        Some("t"),
+        &Platform::linux_amd64(),
+    )
+    .unwrap();
+    assert_eq!(from_oci.manifest_desc.digest, exported.digest);
+    let from_docker = import_docker_archive(
+        &target,
+        fs::File::open(&docker_tar).unwrap(),
+        Some("example.com/app:7"),
+    )
+    .unwrap();
+    assert_eq!(from_docker.config, from_oci.config);
+    assert_eq!(from_docker.manifest.layers.len(), 2);
+    // skopeo decompresses layers for docker-archive: the blobs are the diff_ids.
+    let diff_ids: Vec<_> = from_docker
+        .manifest
+        .layers
+        .iter()
+        .map(|l| l.digest)
+        .collect();
+    assert_eq!(diff_ids, from_docker.config.rootfs.diff_ids);
+    let err = import_docker_archive(&target, fs::File::open(&docker_tar).unwrap(), Some("other"))
+        .unwrap_err();
+    assert!(matches!(err, ImportError::TagNotFound { .. }), "{err}");
+}
