@@ -263,9 +263,7 @@ pub fn export_rootfs(
     })?;
     let root = Root::open(dest).map_err(LayerError::from)?;
     for l in &manifest.layers {
-        let mut reader = store.open_verified(&l.digest)?;
-        layer::apply_layer(&root, &mut reader, WhiteoutStyle::Apply, opts)?;
-        drain(&mut reader, store, &l.digest)?;
+        layer::apply_blob(store, &l.digest, &root, WhiteoutStyle::Apply, opts)?;
     }
     Ok(())
 }

@@ -286,7 +286,7 @@ fn rootfs_export_applies_all_layers() {
     )
     .unwrap_err();
     assert!(
-        matches!(&err, ExportError::Content(c) if c.is_corrupt()),
+        matches!(&err, ExportError::Layer(LayerError::Content(c)) if c.is_corrupt()),
         "{err}"
     );
 }

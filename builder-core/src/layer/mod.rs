@@ -126,6 +126,23 @@ pub enum LayerError {
     UnsupportedCompression(&'static str),
 }
 
+/// Applies the layer blob `digest` from the store onto `root`, then reads the blob to its end so
+/// its digest is checked even though the tar reader stops at the end-of-archive blocks. A corrupt
+/// blob fails after it was (partly) applied, so the caller discards `root` on error.
+pub fn apply_blob(
+    store: &ContentStore,
+    digest: &crate::content::Digest,
+    root: &Root,
+    style: crate::changes::WhiteoutStyle,
+    opts: &ApplyOptions,
+) -> Result<ApplyStats, LayerError> {
+    let mut reader = store.open_verified(digest)?;
+    let stats = apply_layer(root, &mut reader, style, opts)?;
+    io::copy(&mut reader, &mut io::sink())
+        .map_err(|e| crate::content::unwrap_io_error(e, "read", store.blob_path(digest)))?;
+    Ok(stats)
+}
+
 /// Writes the whole tree under `src` as an uncompressed layer blob; the blob's digest is the
 /// layer's diff_id.
 pub fn write_tree_to_store(
