@@ -478,15 +478,21 @@ impl Root {
     }
 
     /// Sets an extended attribute on a regular file or directory at `rel` (a final symlink is not
-    /// followed; symlinks themselves cannot take one here and give `EPERM`).
+    /// followed; symlinks themselves cannot take one here and give `EOPNOTSUPP`).
     pub fn set_xattr(&self, rel: &Path, name: &OsStr, value: &[u8]) -> FsResult<()> {
         let fd = self.open_nofollow_path(rel)?;
         let st = rustix::fs::fstat(&fd).map_err(|e| self.err("set xattr", rel, e))?;
         if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
-            return Err(self.err("set xattr", rel, io::Error::from_raw_os_error(libc::EPERM)));
+            // Reaching a symlink's own xattrs needs a path to it; through the descriptor's proc
+            // link only the link's target is reachable.
+            return Err(self.err(
+                "set xattr",
+                rel,
+                io::Error::from_raw_os_error(libc::EOPNOTSUPP),
+            ));
         }
-        // The descriptor is O_PATH, which fsetxattr rejects; `setxattr` on its proc link follows
-        // the link to the very inode the descriptor holds (an `l*` call would act on the link).
+        // fsetxattr does not work on O_PATH descriptors and lsetxattr would act on the proc
+        // link itself; setxattr through the proc link reaches exactly the opened inode.
         let proc = proc_fd_path(&fd);
         rustix::fs::setxattr(&proc, name, value, rustix::fs::XattrFlags::empty())
             .map_err(|e| self.err("set xattr", rel, e))

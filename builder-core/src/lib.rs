@@ -8,17 +8,22 @@
 pub mod cache;
 pub mod changes;
 pub mod chmod;
+pub mod content;
 pub mod context;
 pub mod copy;
 mod error;
+pub mod export;
 pub mod fsroot;
 pub mod graph;
+pub mod image;
+pub mod import;
+pub mod layer;
 pub mod plan;
 pub mod progress;
 pub mod solver;
+pub mod userdb;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod userdb;
 
 pub use error::Error;
 

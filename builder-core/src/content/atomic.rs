@@ -1,0 +1,58 @@
+//! Atomic replacement of small files: write a temp file beside the target, fsync it, rename it over
+//! the target, fsync the directory. Readers see the old or the new content, never a torn file, and a
+//! crash leaves at most a stray temp file (named `.tmp-*`, which readers ignore).
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+use super::error::{ContentError, Result};
+
+/// Replaces `path` with `bytes` atomically and durably. The parent directory must exist.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| ContentError::io("create temp file in", dir, e))?;
+    tmp.write_all(bytes)
+        .map_err(|e| ContentError::io("write", tmp.path().to_path_buf(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| ContentError::io("fsync", tmp.path().to_path_buf(), e))?;
+    tmp.persist(path)
+        .map_err(|e| ContentError::io("rename into place", path, e.error))?;
+    fsync_dir(dir)
+}
+
+/// Makes a directory's entries (a rename, a new file) durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ContentError::io("fsync directory", dir, e))
+}
+
+/// Creates a directory and its parents.
+pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|e| ContentError::io("create directory", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_without_leaving_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        let err = write_atomic(&dir.path().join("missing/f"), b"x").unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+}

@@ -1,0 +1,207 @@
+//! Writing blobs into the store (hash while writing, verify, then rename into place) and reading
+//! them back with verification at end of file.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+
+use tempfile::NamedTempFile;
+
+use super::atomic::fsync_dir;
+use super::digest::{Digest, Hasher};
+use super::error::{ContentError, Result};
+
+/// A committed blob: its digest and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlobInfo {
+    /// The blob's sha256.
+    pub digest: Digest,
+    /// The blob's size in bytes.
+    pub size: u64,
+}
+
+/// Writes a new blob into the store. Bytes go to a temp file in the store's temp directory and are
+/// hashed on the way; [`BlobWriter::commit`] verifies and renames the file into `blobs/sha256/`.
+/// Dropping the writer without committing removes the temp file.
+pub struct BlobWriter {
+    file: BufWriter<NamedTempFile>,
+    hasher: Hasher,
+    blobs_dir: PathBuf,
+}
+
+const BUF_SIZE: usize = 1 << 20;
+
+impl BlobWriter {
+    pub(super) fn new(tmp_dir: &std::path::Path, blobs_dir: PathBuf) -> Result<Self> {
+        let tmp = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(tmp_dir)
+            .map_err(|e| ContentError::io("create temp file in", tmp_dir, e))?;
+        Ok(Self {
+            file: BufWriter::with_capacity(BUF_SIZE, tmp),
+            hasher: Hasher::new(),
+            blobs_dir,
+        })
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    /// The temp file's path (for error messages).
+    pub fn temp_path(&self) -> &std::path::Path {
+        self.file.get_ref().path()
+    }
+
+    /// Finishes the blob: flushes and fsyncs it, checks it against `expected` (digest and size)
+    /// when given, and moves it to `blobs/sha256/<hex>`, then fsyncs that directory. A blob that
+    /// is already present is kept and the new copy discarded.
+    pub fn commit(self, expected: Option<(&Digest, u64)>) -> Result<BlobInfo> {
+        let (digest, size) = self.hasher.finish();
+        if let Some((want, want_size)) = expected {
+            if *want != digest {
+                return Err(ContentError::DigestMismatch {
+                    expected: *want,
+                    actual: digest,
+                });
+            }
+            if want_size != size {
+                return Err(ContentError::SizeMismatch {
+                    digest,
+                    expected: want_size,
+                    actual: size,
+                });
+            }
+        }
+        let info = BlobInfo { digest, size };
+        let target = self.blobs_dir.join(digest.hex());
+        if let Ok(meta) = std::fs::metadata(&target)
+            && meta.len() == size
+        {
+            return Ok(info);
+        }
+        let tmp_path = self.file.get_ref().path().to_path_buf();
+        let tmp = self
+            .file
+            .into_inner()
+            .map_err(|e| ContentError::io("write", &tmp_path, e.into_error()))?;
+        tmp.as_file()
+            .sync_data()
+            .map_err(|e| ContentError::io("fsync", &tmp_path, e))?;
+        tmp.persist(&target)
+            .map_err(|e| ContentError::io("rename into place", &target, e.error))?;
+        fsync_dir(&self.blobs_dir)?;
+        Ok(info)
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)?;
+        self.hasher.update(buf);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Reads a blob and checks, when the end is reached, that its bytes hash to the digest it is
+/// stored under. A mismatch is reported as an `InvalidData` I/O error wrapping a
+/// [`ContentError`], so no caller can consume a corrupt blob to its end without noticing.
+pub struct VerifiedReader {
+    file: File,
+    hasher: Hasher,
+    expected: Digest,
+    size: u64,
+    done: bool,
+}
+
+impl VerifiedReader {
+    pub(super) fn new(file: File, expected: Digest, size: u64) -> Self {
+        Self {
+            file,
+            hasher: Hasher::new(),
+            expected,
+            size,
+            done: false,
+        }
+    }
+
+    /// The blob's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The digest being verified.
+    pub fn digest(&self) -> &Digest {
+        &self.expected
+    }
+
+    fn check(&mut self) -> io::Result<()> {
+        let (actual, len) = std::mem::take(&mut self.hasher).finish();
+        self.done = true;
+        if len != self.size {
+            return Err(invalid(ContentError::SizeMismatch {
+                digest: self.expected,
+                expected: self.size,
+                actual: len,
+            }));
+        }
+        if actual != self.expected {
+            return Err(invalid(ContentError::DigestMismatch {
+                expected: self.expected,
+                actual,
+            }));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(e: ContentError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl Read for VerifiedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        let n = self.file.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.check()?;
+            return Ok(0);
+        }
+        self.hasher.update(&buf[..n]);
+        if self.hasher.len() > self.size {
+            return Err(invalid(ContentError::SizeMismatch {
+                digest: self.expected,
+                expected: self.size,
+                actual: self.hasher.len(),
+            }));
+        }
+        Ok(n)
+    }
+}
+
+/// Turns an I/O error from a [`VerifiedReader`] back into the content error it carries; other
+/// errors are wrapped naming `op` and `path`.
+pub fn unwrap_io_error(e: io::Error, op: &'static str, path: PathBuf) -> ContentError {
+    if e.get_ref().is_none_or(|inner| !inner.is::<ContentError>()) {
+        return ContentError::io(op, path, e);
+    }
+    let kind = e.kind();
+    match e.into_inner().map(|inner| inner.downcast::<ContentError>()) {
+        Some(Ok(ce)) => *ce,
+        Some(Err(other)) => ContentError::io(op, path, io::Error::new(kind, other)),
+        None => ContentError::io(op, path, io::Error::from(kind)),
+    }
+}

@@ -1,0 +1,274 @@
+//! Exporters: an image in the store written out as an OCI layout directory, an OCI archive tar
+//! (what BuildKit's `--output type=oci` writes), a docker-archive tar (what `docker load` and
+//! `skopeo copy docker-archive:` read), or a plain root filesystem directory.
+//!
+//! Layers are compressed on the way out (gzip by default, zstd on request, or left as they are)
+//! through [`crate::layer::compress_layer`], which remembers each result so a second export does
+//! not compress again; the compressed blobs and the export's manifest are stored in the content
+//! store too. Tar exports are deterministic: same image and options, same bytes.
+//!
+//! Tags are written the way the store writes them: `org.opencontainers.image.ref.name` and
+//! `io.containerd.image.name` both carry the name as given (kiln passes full references such as
+//! `docker.io/library/app:1`), and a docker-archive lists them in `RepoTags`.
+
+mod docker;
+mod oci;
+mod tarball;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+pub use docker::export_docker_archive;
+pub use oci::{export_oci_archive, export_oci_dir};
+
+use crate::changes::WhiteoutStyle;
+use crate::content::{ContentError, ContentStore, Digest, unwrap_io_error};
+use crate::fsroot::Root;
+use crate::image::{Compression, Descriptor, ImageConfig, Manifest, Platform, media};
+use crate::layer::{self, ApplyOptions, CompressOptions, LayerError};
+
+/// An error while exporting an image.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The content store failed (missing or corrupt blob, I/O).
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// Compressing, decompressing or applying a layer failed.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    /// Writing the output failed.
+    #[error("cannot write export: {0}")]
+    Write(#[source] io::Error),
+    /// A filesystem operation on the destination failed.
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        /// What was attempted.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A JSON document in the store is not what its descriptor says.
+    #[error("invalid {what} {digest}: {source}")]
+    Json {
+        /// What kind of document.
+        what: &'static str,
+        /// Its digest.
+        digest: Digest,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The descriptor does not name an image manifest, or a layer has an unknown media type.
+    #[error("cannot export {digest}: unsupported media type {media_type}")]
+    UnsupportedMediaType {
+        /// The blob.
+        digest: Digest,
+        /// Its media type.
+        media_type: String,
+    },
+    /// The config lists a different number of layers than the manifest.
+    #[error(
+        "image {manifest}: config has {diff_ids} diff_ids but the manifest has {layers} layers"
+    )]
+    LayerCount {
+        /// The manifest.
+        manifest: Digest,
+        /// Entries in `rootfs.diff_ids`.
+        diff_ids: usize,
+        /// Layers in the manifest.
+        layers: usize,
+    },
+    /// A decompressed layer does not match the config's diff_id.
+    #[error("layer {layer} decompresses to {actual}, but the config says {expected}")]
+    DiffIdMismatch {
+        /// The compressed layer.
+        layer: Digest,
+        /// The config's diff_id.
+        expected: Digest,
+        /// What it decompressed to.
+        actual: Digest,
+    },
+}
+
+/// Options shared by the exporters.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Layer compression in the output (gzip by default).
+    pub compression: Compression,
+    /// Threads and levels for compressing.
+    pub compress: CompressOptions,
+    /// Names to tag the image with in the output.
+    pub tags: Vec<String>,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            compression: Compression::Gzip,
+            compress: CompressOptions::default(),
+            tags: Vec::new(),
+        }
+    }
+}
+
+/// An image ready to write out: every blob it names is in the store.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The (possibly new) manifest's descriptor, with the image's platform.
+    pub manifest_desc: Descriptor,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The config.
+    pub config: ImageConfig,
+}
+
+fn json<T: serde::de::DeserializeOwned>(
+    store: &ContentStore,
+    digest: &Digest,
+    what: &'static str,
+) -> Result<T, ExportError> {
+    let bytes = store.read_verified_bytes(digest)?;
+    serde_json::from_slice(&bytes).map_err(|source| ExportError::Json {
+        what,
+        digest: *digest,
+        source,
+    })
+}
+
+/// Reads an image's manifest and config from the store and makes sure its layers exist in the
+/// store with `compression`, compressing (or decompressing) them where needed. The manifest is
+/// rewritten as an OCI manifest when anything changed.
+pub fn prepare(
+    store: &ContentStore,
+    manifest_desc: &Descriptor,
+    compression: Compression,
+    copts: &CompressOptions,
+) -> Result<Prepared, ExportError> {
+    if !media::is_manifest(&manifest_desc.media_type) {
+        return Err(ExportError::UnsupportedMediaType {
+            digest: manifest_desc.digest,
+            media_type: manifest_desc.media_type.clone(),
+        });
+    }
+    let manifest: Manifest = json(store, &manifest_desc.digest, "manifest")?;
+    let config: ImageConfig = json(store, &manifest.config.digest, "image config")?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(ExportError::LayerCount {
+            manifest: manifest_desc.digest,
+            diff_ids: config.rootfs.diff_ids.len(),
+            layers: manifest.layers.len(),
+        });
+    }
+    let mut changed = manifest.media_type.as_deref() != Some(media::OCI_MANIFEST);
+    let mut layers = Vec::with_capacity(manifest.layers.len());
+    for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
+        let have = media::layer_compression(&layer.media_type).ok_or_else(|| {
+            ExportError::UnsupportedMediaType {
+                digest: layer.digest,
+                media_type: layer.media_type.clone(),
+            }
+        })?;
+        if have == compression {
+            let mut l = layer.clone();
+            l.media_type = compression.oci_layer_media_type().to_string();
+            layers.push(l);
+            continue;
+        }
+        changed = true;
+        let uncompressed = if have == Compression::None {
+            layer.digest
+        } else {
+            ensure_uncompressed(store, &layer.digest, diff_id)?
+        };
+        let blob = layer::compress_layer(store, &uncompressed, compression, copts)?;
+        let mut l = Descriptor::new(compression.oci_layer_media_type(), blob.digest, blob.size);
+        l.annotations = layer.annotations.clone();
+        layers.push(l);
+    }
+    let mut manifest = manifest;
+    let mut manifest_desc = manifest_desc.clone();
+    if changed {
+        manifest.media_type = Some(media::OCI_MANIFEST.to_string());
+        if manifest.config.media_type == media::DOCKER_CONFIG {
+            manifest.config.media_type = media::OCI_CONFIG.to_string();
+        }
+        manifest.layers = layers;
+        manifest_desc = store.put_json(&manifest, media::OCI_MANIFEST)?;
+    }
+    manifest_desc.annotations = None;
+    manifest_desc.platform = Some(config.platform());
+    Ok(Prepared {
+        manifest_desc,
+        manifest,
+        config,
+    })
+}
+
+/// Makes sure the uncompressed form of a compressed layer is in the store (decompressing it if
+/// needed and checking it against the config's diff_id) and returns its digest.
+pub fn ensure_uncompressed(
+    store: &ContentStore,
+    layer: &Digest,
+    diff_id: &Digest,
+) -> Result<Digest, ExportError> {
+    if store.has(diff_id) {
+        return Ok(*diff_id);
+    }
+    let mut reader = store.open_verified(layer)?;
+    let mut w = store.writer()?;
+    let tmp = w.temp_path().to_path_buf();
+    let mut dec = layer::decompress(&mut reader)?;
+    io::copy(&mut dec, &mut w).map_err(|e| unwrap_io_error(e, "decompress into", tmp))?;
+    drop(dec);
+    drain(&mut reader, store, layer)?;
+    let info = w.commit(None)?;
+    if info.digest != *diff_id {
+        return Err(ExportError::DiffIdMismatch {
+            layer: *layer,
+            expected: *diff_id,
+            actual: info.digest,
+        });
+    }
+    Ok(info.digest)
+}
+
+/// Reads a verified reader to its end so that the digest check runs even when the consumer
+/// stopped early (a tar reader stops at the end-of-archive blocks).
+fn drain(r: &mut impl Read, store: &ContentStore, digest: &Digest) -> Result<(), ExportError> {
+    io::copy(r, &mut io::sink())
+        .map(|_| ())
+        .map_err(|e| unwrap_io_error(e, "read", store.blob_path(digest)).into())
+}
+
+/// Applies every layer of the image, base first, into `dest` (created if missing) as a plain
+/// root filesystem. A layer is verified against its digest as it is read; a corrupt one fails
+/// the export after it was (partly) applied, so `dest` should be a fresh directory.
+pub fn export_rootfs(
+    store: &ContentStore,
+    manifest_desc: &Descriptor,
+    dest: &Path,
+    opts: &ApplyOptions,
+) -> Result<(), ExportError> {
+    let manifest: Manifest = json(store, &manifest_desc.digest, "manifest")?;
+    std::fs::create_dir_all(dest).map_err(|source| ExportError::Io {
+        op: "create directory",
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    let root = Root::open(dest).map_err(LayerError::from)?;
+    for l in &manifest.layers {
+        layer::apply_blob(store, &l.digest, &root, WhiteoutStyle::Apply, opts)?;
+    }
+    Ok(())
+}
+
+/// The platform an exported image declares.
+pub fn platform_of(prepared: &Prepared) -> Platform {
+    prepared.config.platform()
+}

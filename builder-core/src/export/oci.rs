@@ -1,0 +1,145 @@
+//! OCI layout directory and OCI archive exports.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use super::tarball::{TarOut, blob_name};
+use super::{ExportError, ExportOptions, Prepared, prepare};
+use crate::content::{
+    ContentStore, Digest, OCI_LAYOUT_JSON, fsync_dir, read_index, unwrap_io_error, write_index,
+};
+use crate::image::{Descriptor, Index};
+
+/// The blobs of a prepared image, sorted and without duplicates.
+fn blobs(p: &Prepared) -> Vec<Digest> {
+    let mut v: Vec<Digest> = std::iter::once(p.manifest_desc.digest)
+        .chain(std::iter::once(p.manifest.config.digest))
+        .chain(p.manifest.layers.iter().map(|l| l.digest))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The index entries for a prepared image: one per tag, or one untagged entry.
+fn entries(p: &Prepared, tags: &[String]) -> Index {
+    let mut index = Index::default();
+    if tags.is_empty() {
+        index.manifests.push(p.manifest_desc.clone());
+    }
+    for tag in tags {
+        crate::content::index_set_tag(&mut index, tag, &p.manifest_desc);
+    }
+    index
+}
+
+/// Writes the image into an OCI layout directory (created if missing). An existing layout is
+/// added to: its other images are kept and tags of the same names are replaced. Returns the
+/// exported manifest's descriptor. Not safe against concurrent writers of the same directory.
+pub fn export_oci_dir(
+    store: &ContentStore,
+    manifest: &Descriptor,
+    dest: &Path,
+    opts: &ExportOptions,
+) -> Result<Descriptor, ExportError> {
+    for tag in &opts.tags {
+        crate::content::validate_tag(tag)?;
+    }
+    let p = prepare(store, manifest, opts.compression, &opts.compress)?;
+    let blobs_dir = dest.join("blobs").join("sha256");
+    std::fs::create_dir_all(&blobs_dir).map_err(|source| ExportError::Io {
+        op: "create directory",
+        path: blobs_dir.clone(),
+        source,
+    })?;
+    for d in blobs(&p) {
+        copy_blob(store, &d, &blobs_dir)?;
+    }
+    fsync_dir(&blobs_dir)?;
+    let layout = dest.join("oci-layout");
+    if !layout.exists() {
+        crate::content::write_atomic(&layout, OCI_LAYOUT_JSON)?;
+    }
+    let index_path = dest.join("index.json");
+    let mut index = if index_path.exists() {
+        read_index(&index_path)?
+    } else {
+        Index::default()
+    };
+    for entry in entries(&p, &opts.tags).manifests {
+        match crate::content::tag_of(&entry) {
+            Some(tag) => crate::content::index_set_tag(&mut index, tag, &p.manifest_desc),
+            None => {
+                index
+                    .manifests
+                    .retain(|d| d.digest != entry.digest || crate::content::tag_of(d).is_some());
+                index.manifests.push(entry);
+            }
+        }
+    }
+    write_index(&index_path, &index)?;
+    Ok(p.manifest_desc)
+}
+
+/// Copies a blob, verified, into a layout's `blobs/sha256` directory via a temp file there.
+fn copy_blob(store: &ContentStore, digest: &Digest, blobs_dir: &Path) -> Result<(), ExportError> {
+    let target = blobs_dir.join(digest.hex());
+    let mut r = store.open_verified(digest)?;
+    if std::fs::metadata(&target).is_ok_and(|m| m.len() == r.size()) {
+        return Ok(());
+    }
+    let io_err = |op, source| ExportError::Io {
+        op,
+        path: target.clone(),
+        source,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(blobs_dir)
+        .map_err(|e| io_err("create temp file for", e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r
+            .read(&mut buf)
+            .map_err(|e| unwrap_io_error(e, "read", store.blob_path(digest)))?;
+        if n == 0 {
+            break;
+        }
+        tmp.write_all(&buf[..n]).map_err(|e| io_err("write", e))?;
+    }
+    tmp.as_file().sync_data().map_err(|e| io_err("fsync", e))?;
+    tmp.persist(&target)
+        .map_err(|e| io_err("rename into place", e.error))?;
+    Ok(())
+}
+
+/// Writes the image as an OCI archive (a tar of an OCI layout) to `out`: `blobs/` with every
+/// blob sorted by digest, then `index.json` and `oci-layout`. Returns the exported manifest's
+/// descriptor and `out`.
+pub fn export_oci_archive<W: Write>(
+    store: &ContentStore,
+    manifest: &Descriptor,
+    out: W,
+    opts: &ExportOptions,
+) -> Result<(Descriptor, W), ExportError> {
+    for tag in &opts.tags {
+        crate::content::validate_tag(tag)?;
+    }
+    let p = prepare(store, manifest, opts.compression, &opts.compress)?;
+    let mut tar = TarOut::new(out);
+    tar.dir("blobs/")?;
+    tar.dir("blobs/sha256/")?;
+    for d in blobs(&p) {
+        tar.blob(&blob_name(&d), store, &d)?;
+    }
+    let index = entries(&p, &opts.tags)
+        .to_canonical_json()
+        .map_err(|source| ExportError::Json {
+            what: "index",
+            digest: p.manifest_desc.digest,
+            source,
+        })?;
+    tar.file("index.json", &index)?;
+    tar.file("oci-layout", OCI_LAYOUT_JSON)?;
+    Ok((p.manifest_desc, tar.finish()?))
+}

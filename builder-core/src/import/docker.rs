@@ -1,0 +1,247 @@
+//! Reading image archives in one streaming pass, and docker-archive import.
+//!
+//! A docker-archive (`docker save`) has a `manifest.json` naming the config and layer files by
+//! path: `blobs/sha256/<hex>` since Docker 25, `<id>/layer.tar` and `<hex>.json` before, with
+//! duplicate layers written as symlinks to the first copy. Every file is streamed into the store
+//! (files named by digest are verified against it), then the entry for the requested tag is
+//! turned into an OCI manifest.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::resolve::finish;
+use super::{ImportError, ImportedImage, read_err};
+use crate::content::{BlobInfo, ContentStore, Digest};
+use crate::fsroot::clean;
+use crate::image::{Descriptor, Manifest, media};
+use crate::layer::{ArchiveCompression, detect_compression};
+
+const METADATA: &[&str] = &["manifest.json", "repositories", "index.json", "oci-layout"];
+const METADATA_MAX: u64 = 64 << 20;
+
+/// Metadata files by name, and every other stored file by its cleaned path.
+pub(super) type Streamed = (BTreeMap<String, Vec<u8>>, BTreeMap<String, BlobInfo>);
+
+fn digest_name(name: &str) -> Option<Digest> {
+    Digest::from_hex(name.strip_prefix("blobs/sha256/")?).ok()
+}
+
+/// Streams an archive into the store. With `oci_only`, files other than `blobs/sha256/<hex>` and
+/// the metadata files are skipped.
+pub(super) fn stream_archive(
+    store: &ContentStore,
+    reader: impl Read,
+    oci_only: bool,
+) -> Result<Streamed, ImportError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut meta = BTreeMap::new();
+    let mut blobs = BTreeMap::new();
+    let mut links: Vec<(String, String)> = Vec::new();
+    for entry in archive.entries().map_err(ImportError::Archive)? {
+        let mut entry = entry.map_err(ImportError::Archive)?;
+        let path = clean(Path::new(std::ffi::OsStr::from_bytes(&entry.path_bytes())));
+        let name = path.to_string_lossy().into_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            if let Some(target) = entry.link_name_bytes() {
+                let target = Path::new(std::ffi::OsStr::from_bytes(&target)).to_path_buf();
+                let base = if kind.is_symlink() {
+                    path.parent().unwrap_or(Path::new("")).join(target)
+                } else {
+                    target
+                };
+                links.push((name, clean(&base).to_string_lossy().into_owned()));
+            }
+            continue;
+        }
+        if !kind.is_file() {
+            continue;
+        }
+        let size = entry.size();
+        if METADATA.contains(&name.as_str()) {
+            if size > METADATA_MAX {
+                return Err(ImportError::Archive(io::Error::other(format!(
+                    "{name} is {size} bytes"
+                ))));
+            }
+            let mut bytes = Vec::with_capacity(size as usize);
+            entry
+                .read_to_end(&mut bytes)
+                .map_err(ImportError::Archive)?;
+            meta.insert(name, bytes);
+            continue;
+        }
+        let named = digest_name(&name);
+        let legacy_meta = name.ends_with("/json") || name.ends_with("/VERSION");
+        if named.is_none() && (oci_only || legacy_meta) {
+            continue;
+        }
+        if let Some(d) = named
+            && store.size(&d).ok() == Some(size)
+        {
+            blobs.insert(name, BlobInfo { digest: d, size });
+            continue;
+        }
+        let mut w = store.writer()?;
+        io::copy(&mut entry, &mut w).map_err(|e| read_err(e, PathBuf::from(&name)))?;
+        let info = w.commit(named.as_ref().map(|d| (d, size)))?;
+        blobs.insert(name, info);
+    }
+    for (name, target) in links {
+        if let Some(info) = blobs.get(&target).copied() {
+            blobs.insert(name, info);
+        }
+    }
+    Ok((meta, blobs))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ArchiveEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+/// `app:1` and `docker.io/library/app:1` name the same image, as Docker normalizes them.
+fn same_tag(a: &str, b: &str) -> bool {
+    fn norm(s: &str) -> String {
+        let s = s.strip_prefix("docker.io/").unwrap_or(s);
+        let s = s.strip_prefix("library/").unwrap_or(s);
+        let last = s.rsplit('/').next().unwrap_or(s);
+        if last.contains(':') || last.contains('@') {
+            s.to_string()
+        } else {
+            format!("{s}:latest")
+        }
+    }
+    a == b || norm(a) == norm(b)
+}
+
+/// Imports an image from a docker-archive tar, by tag (from `RepoTags`) or, without one, the
+/// archive's only image. The manifest is built as an OCI manifest; layer media types follow
+/// each layer's actual compression.
+pub fn import_docker_archive(
+    store: &ContentStore,
+    reader: impl Read,
+    tag: Option<&str>,
+) -> Result<ImportedImage, ImportError> {
+    let (meta, blobs) = stream_archive(store, reader, false)?;
+    let source_name = "docker archive".to_string();
+    let bytes = meta
+        .get("manifest.json")
+        .ok_or_else(|| ImportError::MissingBlob {
+            source_name: source_name.clone(),
+            what: "file",
+            name: "manifest.json".into(),
+        })?;
+    let entries: Vec<ArchiveEntry> =
+        serde_json::from_slice(bytes).map_err(|source| ImportError::Json {
+            what: "manifest.json".into(),
+            source,
+        })?;
+    let all_tags = || -> Vec<String> {
+        entries
+            .iter()
+            .flat_map(|e| e.repo_tags.clone().unwrap_or_default())
+            .collect()
+    };
+    let entry = match tag {
+        Some(tag) => entries
+            .iter()
+            .find(|e| e.repo_tags.iter().flatten().any(|t| same_tag(t, tag)))
+            .ok_or_else(|| ImportError::TagNotFound {
+                tag: tag.to_string(),
+                source_name: source_name.clone(),
+                available: all_tags(),
+            })?,
+        None => match entries.as_slice() {
+            [] => return Err(ImportError::Empty(source_name)),
+            [only] => only,
+            many => {
+                return Err(ImportError::Ambiguous {
+                    source_name,
+                    count: many.len(),
+                    available: all_tags(),
+                });
+            }
+        },
+    };
+    let find = |path: &str, what: &'static str| -> Result<BlobInfo, ImportError> {
+        let key = clean(Path::new(path)).to_string_lossy().into_owned();
+        blobs
+            .get(&key)
+            .copied()
+            .ok_or_else(|| ImportError::MissingBlob {
+                source_name: "docker archive".into(),
+                what,
+                name: path.to_string(),
+            })
+    };
+    let config = find(&entry.config, "config")?;
+    let mut layers = Vec::with_capacity(entry.layers.len());
+    for path in &entry.layers {
+        let blob = find(path, "layer")?;
+        let media_type = match sniff(store, &blob.digest)? {
+            ArchiveCompression::Gzip => media::OCI_LAYER_GZIP,
+            ArchiveCompression::Zstd => media::OCI_LAYER_ZSTD,
+            ArchiveCompression::None => media::OCI_LAYER_TAR,
+            ArchiveCompression::Bzip2 | ArchiveCompression::Xz => {
+                return Err(ImportError::UnsupportedMediaType {
+                    digest: blob.digest,
+                    media_type: "bzip2 or xz layer".into(),
+                });
+            }
+        };
+        layers.push(Descriptor::new(media_type, blob.digest, blob.size));
+    }
+    let manifest = Manifest::oci(
+        Descriptor::new(media::OCI_CONFIG, config.digest, config.size),
+        layers,
+    );
+    let desc = store.put_json(&manifest, media::OCI_MANIFEST)?;
+    finish(store, desc, manifest)
+}
+
+/// The compression of a stored blob, from its first bytes.
+fn sniff(store: &ContentStore, digest: &Digest) -> Result<ArchiveCompression, ImportError> {
+    let path = store.blob_path(digest);
+    let mut head = [0u8; 6];
+    let mut f = std::fs::File::open(&path).map_err(|source| ImportError::Io {
+        op: "open",
+        path: path.clone(),
+        source,
+    })?;
+    let mut got = 0;
+    while got < head.len() {
+        match f.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(ImportError::Io {
+                    op: "read",
+                    path,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(detect_compression(&head[..got]))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn docker_tags_normalize() {
+        assert!(super::same_tag("app:1", "docker.io/library/app:1"));
+        assert!(super::same_tag("app", "app:latest"));
+        assert!(!super::same_tag("app:1", "app:2"));
+        assert!(super::same_tag("ghcr.io/x/y:1", "ghcr.io/x/y:1"));
+    }
+}

@@ -1,0 +1,225 @@
+//! Importers for `FROM`: an image from an OCI layout directory, an OCI archive tar or a
+//! docker-archive tar is copied into the content store, every blob verified against its digest
+//! and size, and its manifest (converted to OCI when it came in Docker's format) and config are
+//! returned. When the source names an index, the manifest for the requested platform is picked.
+//!
+//! Layers are kept as they came (compressed or not); the applier reads any of them. An archive is
+//! read in one streaming pass, so every blob in it is stored, including those of platforms that
+//! were not picked.
+
+mod docker;
+mod resolve;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+pub use docker::import_docker_archive;
+
+use crate::content::{ContentError, ContentStore, Digest, unwrap_io_error};
+use crate::image::{Descriptor, ImageConfig, Index, Manifest, Platform};
+use crate::layer::LayerError;
+use resolve::{BlobSource, resolve};
+
+/// An error while importing an image.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The content store failed, or a blob did not match its digest or size.
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// Reading the source failed.
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        /// What was attempted.
+        op: &'static str,
+        /// The source path or archive member.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the archive failed.
+    #[error("cannot read image archive: {0}")]
+    Archive(#[source] io::Error),
+    /// A JSON document is malformed.
+    #[error("invalid {what}: {source}")]
+    Json {
+        /// Which document.
+        what: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// No image carries the requested tag.
+    #[error("no image tagged {tag:?} in {source_name} (tags: {available:?})")]
+    TagNotFound {
+        /// The tag asked for.
+        tag: String,
+        /// The source.
+        source_name: String,
+        /// The tags that exist.
+        available: Vec<String>,
+    },
+    /// The source holds several images and no tag was given.
+    #[error("{source_name} holds {count} images; name one with a tag (tags: {available:?})")]
+    Ambiguous {
+        /// The source.
+        source_name: String,
+        /// How many images.
+        count: usize,
+        /// The tags that exist.
+        available: Vec<String>,
+    },
+    /// The source holds no image.
+    #[error("{0} holds no image")]
+    Empty(String),
+    /// No manifest in the index is for the requested platform.
+    #[error("no image for platform {platform} in index {index}")]
+    NoPlatform {
+        /// The platform asked for.
+        platform: String,
+        /// The index.
+        index: Digest,
+    },
+    /// A blob the image needs is not in the source.
+    #[error("{source_name} lacks {what} {name}")]
+    MissingBlob {
+        /// The source.
+        source_name: String,
+        /// What the blob is.
+        what: &'static str,
+        /// Its digest or path.
+        name: String,
+    },
+    /// A descriptor of a type that cannot be imported.
+    #[error("unsupported media type {media_type} for {digest}")]
+    UnsupportedMediaType {
+        /// The blob.
+        digest: Digest,
+        /// Its media type.
+        media_type: String,
+    },
+    /// Indexes nested too deep.
+    #[error("indexes nested more than {0} deep")]
+    TooDeep(usize),
+    /// The config and the manifest disagree on the number of layers.
+    #[error("image config lists {diff_ids} diff_ids but the manifest has {layers} layers")]
+    LayerCount {
+        /// Entries in `rootfs.diff_ids`.
+        diff_ids: usize,
+        /// Layers in the manifest.
+        layers: usize,
+    },
+    /// A layer's compression cannot be read.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+}
+
+/// An image now in the store.
+#[derive(Debug, Clone)]
+pub struct ImportedImage {
+    /// The OCI manifest's descriptor (digest in the store).
+    pub manifest_desc: Descriptor,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The config.
+    pub config: ImageConfig,
+}
+
+impl ImportedImage {
+    /// The config blob's digest.
+    pub fn config_digest(&self) -> Digest {
+        self.manifest.config.digest
+    }
+}
+
+/// The layout directory as a blob source.
+struct DirSource<'a> {
+    dir: &'a Path,
+}
+
+impl BlobSource for DirSource<'_> {
+    fn name(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn copy_into(&self, store: &ContentStore, d: &Descriptor) -> Result<(), ImportError> {
+        if store.size(&d.digest).ok() == Some(d.size) {
+            return Ok(());
+        }
+        let path = self.dir.join("blobs").join("sha256").join(d.digest.hex());
+        let mut f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ImportError::MissingBlob {
+                    source_name: self.name(),
+                    what: "blob",
+                    name: d.digest.to_string(),
+                });
+            }
+            Err(source) => {
+                return Err(ImportError::Io {
+                    op: "open",
+                    path,
+                    source,
+                });
+            }
+        };
+        let mut w = store.writer()?;
+        // Never read more than the descriptor promises.
+        let mut limited = (&mut f).take(d.size + 1);
+        io::copy(&mut limited, &mut w).map_err(|source| ImportError::Io {
+            op: "read",
+            path: path.clone(),
+            source,
+        })?;
+        w.commit(Some((&d.digest, d.size)))?;
+        Ok(())
+    }
+}
+
+/// Reads an OCI layout's index.
+fn read_layout_index(dir: &Path) -> Result<Index, ImportError> {
+    Ok(crate::content::read_index(&dir.join("index.json"))?)
+}
+
+/// Imports an image from an OCI layout directory, by tag (`org.opencontainers.image.ref.name` or
+/// `io.containerd.image.name`) or, without a tag, the layout's only image.
+pub fn import_oci_dir(
+    store: &ContentStore,
+    dir: &Path,
+    tag: Option<&str>,
+    platform: &Platform,
+) -> Result<ImportedImage, ImportError> {
+    let index = read_layout_index(dir)?;
+    resolve(store, &DirSource { dir }, &index, tag, platform)
+}
+
+/// Imports an image from an OCI archive tar, read in one pass: every blob is stored (verified
+/// against its name), then the image is resolved from `index.json` as for a directory.
+pub fn import_oci_archive(
+    store: &ContentStore,
+    reader: impl Read,
+    tag: Option<&str>,
+    platform: &Platform,
+) -> Result<ImportedImage, ImportError> {
+    let (files, _) = docker::stream_archive(store, reader, true)?;
+    let index_bytes = files
+        .get("index.json")
+        .ok_or_else(|| ImportError::MissingBlob {
+            source_name: "OCI archive".into(),
+            what: "file",
+            name: "index.json".into(),
+        })?;
+    let index: Index = serde_json::from_slice(index_bytes).map_err(|source| ImportError::Json {
+        what: "index.json".into(),
+        source,
+    })?;
+    resolve(store, &resolve::StoreSource, &index, tag, platform)
+}
+
+pub(crate) fn read_err(e: io::Error, path: PathBuf) -> ImportError {
+    ImportError::Content(unwrap_io_error(e, "read", path))
+}

@@ -1,0 +1,166 @@
+//! Layers: the deterministic tar writer, the confined applier, and compression.
+//!
+//! A layer is written once, uncompressed, straight into the content store; its sha256 (the
+//! diff_id) is computed by the blob writer in the same pass. Identical trees give identical bytes.
+//! Compression happens only when an export or push needs it, and is remembered.
+//!
+//! All functions here are synchronous and CPU or disk bound; async callers use `spawn_blocking`.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use kiln_builder_core::{content::ContentStore, fsroot::Root, layer};
+//! let src = tempfile::tempdir()?;
+//! std::fs::write(src.path().join("hello"), "hi\n")?;
+//! let store_dir = tempfile::tempdir()?;
+//! let store = ContentStore::open(store_dir.path())?;
+//! let (blob, _stats) =
+//!     layer::write_tree_to_store(&store, &Root::open(src.path())?, &Default::default())?;
+//! let dest = tempfile::tempdir()?;
+//! layer::apply_layer(
+//!     &Root::open(dest.path())?,
+//!     store.open_verified(&blob.digest)?,
+//!     kiln_builder_core::changes::WhiteoutStyle::Apply,
+//!     &Default::default(),
+//! )?;
+//! assert_eq!(std::fs::read(dest.path().join("hello"))?, b"hi\n");
+//! # Ok(()) }
+//! ```
+
+mod apply;
+mod compress;
+pub(crate) mod tarfmt;
+mod writer;
+
+#[cfg(test)]
+mod apply_tests;
+#[cfg(test)]
+mod bench_tests;
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::path::PathBuf;
+
+pub use apply::{ApplyOptions, ApplyStats, apply_layer};
+pub use compress::{
+    ArchiveCompression, CompressOptions, GZIP_BLOCK, compress_layer, decompress,
+    detect_compression, gzip_parallel, lookup_compressed,
+};
+pub use writer::{LayerOptions, WriteStats, write_changes, write_tree};
+
+use crate::changes::Change;
+use crate::content::{BlobInfo, ContentError, ContentStore};
+use crate::fsroot::{FsError, Root};
+
+/// An error while writing, applying or compressing a layer.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// A confined filesystem operation failed.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// Another filesystem operation failed.
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        /// What was attempted.
+        op: &'static str,
+        /// The host path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing the tar stream failed.
+    #[error("cannot write layer: {0}")]
+    Write(#[source] io::Error),
+    /// Reading or decompressing the tar stream failed.
+    #[error("cannot read layer archive: {0}")]
+    Read(#[source] io::Error),
+    /// The content store failed.
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// A file in the tree has a name that layers reserve for whiteouts.
+    #[error("cannot store {path} in a layer: names beginning with .wh. are reserved for whiteouts")]
+    WhiteoutName {
+        /// The path inside the tree.
+        path: PathBuf,
+    },
+    /// A file was shorter than its size while it was read.
+    #[error("{path} changed while it was archived: expected {expected} bytes, read {actual}")]
+    FileChanged {
+        /// The host path.
+        path: PathBuf,
+        /// Size when stat'ed.
+        expected: u64,
+        /// Bytes read.
+        actual: u64,
+    },
+    /// A tar entry is malformed.
+    #[error("invalid layer entry {path}: {reason}")]
+    InvalidEntry {
+        /// The entry's cleaned path.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A tar entry type that layers cannot contain.
+    #[error("unsupported entry type {kind} for {path}")]
+    UnsupportedEntry {
+        /// The entry's cleaned path.
+        path: PathBuf,
+        /// The type.
+        kind: String,
+    },
+    /// A hard link whose target does not exist inside the root.
+    #[error("cannot hard link {path} to {target}: {source}")]
+    HardLink {
+        /// The link's path.
+        path: PathBuf,
+        /// The target, cleaned and confined to the root.
+        target: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: FsError,
+    },
+    /// The stream uses a compression kiln cannot read.
+    #[error("unsupported archive compression {0}")]
+    UnsupportedCompression(&'static str),
+}
+
+/// Applies the layer blob `digest` from the store onto `root`, then reads the blob to its end so
+/// its digest is checked even though the tar reader stops at the end-of-archive blocks. A corrupt
+/// blob fails after it was (partly) applied, so the caller discards `root` on error.
+pub fn apply_blob(
+    store: &ContentStore,
+    digest: &crate::content::Digest,
+    root: &Root,
+    style: crate::changes::WhiteoutStyle,
+    opts: &ApplyOptions,
+) -> Result<ApplyStats, LayerError> {
+    let mut reader = store.open_verified(digest)?;
+    let stats = apply_layer(root, &mut reader, style, opts)?;
+    io::copy(&mut reader, &mut io::sink())
+        .map_err(|e| crate::content::unwrap_io_error(e, "read", store.blob_path(digest)))?;
+    Ok(stats)
+}
+
+/// Writes the whole tree under `src` as an uncompressed layer blob; the blob's digest is the
+/// layer's diff_id.
+pub fn write_tree_to_store(
+    store: &ContentStore,
+    src: &Root,
+    opts: &LayerOptions,
+) -> Result<(BlobInfo, WriteStats), LayerError> {
+    let (w, stats) = write_tree(src, opts, store.writer()?)?;
+    Ok((w.commit(None)?, stats))
+}
+
+/// Writes the given changes of `src` as an uncompressed layer blob.
+pub fn write_changes_to_store(
+    store: &ContentStore,
+    src: &Root,
+    changes: &[Change],
+    opts: &LayerOptions,
+) -> Result<(BlobInfo, WriteStats), LayerError> {
+    let (w, stats) = write_changes(src, changes, opts, store.writer()?)?;
+    Ok((w.commit(None)?, stats))
+}
