@@ -21,9 +21,9 @@ pub mod layer;
 pub mod plan;
 pub mod progress;
 pub mod solver;
-pub mod userdb;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod userdb;
 
 pub use error::Error;
 

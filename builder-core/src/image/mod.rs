@@ -12,11 +12,13 @@
 
 mod canonical;
 mod config;
+mod edit;
 pub mod media;
 mod oci;
 
 pub use canonical::{canonicalize, to_canonical_json};
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs, format_rfc3339};
+pub use edit::{DEFAULT_PATH, DEFAULT_SHELL};
 pub use media::Compression;
 pub use oci::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Extra, Index, Manifest, Platform,

@@ -9,13 +9,11 @@ use kiln_dockerfile_parser::{
 };
 
 use super::scope::{ArgUsage, PROXY_ARGS, StageScope};
-use super::{
-    ContainerConfig, DEFAULT_PATH, Empty, HealthConfig, ImageLookup, PlanError, PlanOptions,
-    origin_of,
-};
+use super::{ContainerConfig, DEFAULT_PATH, ImageLookup, PlanError, PlanOptions, origin_of};
 use crate::graph::{
     Base, CopyOp, InlineFile, Network, Op, RunMount, RunOp, SourceRef, StagePlan, Step,
 };
+use crate::image::Healthcheck as HealthConfig;
 
 pub(super) struct StageInput<'a> {
     pub df: &'a kiln_dockerfile_parser::Dockerfile,
@@ -77,7 +75,7 @@ pub(super) fn plan_stage(
     if config.env_get("PATH").is_none() {
         config.env_set("PATH", DEFAULT_PATH);
     }
-    let triggers = std::mem::take(&mut config.on_build);
+    let triggers = config.on_build.take().unwrap_or_default();
     let mut depends_on = BTreeSet::new();
     if let Base::Stage(i) = input.base {
         depends_on.insert(i);
@@ -121,7 +119,10 @@ pub(super) fn plan_stage(
     }
     if input.is_target {
         for (k, v) in &input.opts.labels {
-            st.config.labels.insert(k.clone(), v.clone());
+            st.config
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert(k.clone(), v.clone());
         }
     }
     Ok(StagePlan {
@@ -286,7 +287,10 @@ impl StageState<'_> {
                         });
                     }
                     parts.push(format!("{key}={value}"));
-                    self.config.labels.insert(key, value);
+                    self.config
+                        .labels
+                        .get_or_insert_with(Default::default)
+                        .insert(key, value);
                 }
                 self.push(node, Op::Config, format!("LABEL {}", parts.join(" ")));
             }
@@ -303,13 +307,13 @@ impl StageState<'_> {
                     });
                 }
                 let abs = clean_abs(&self.abs_path(&path));
-                self.config.working_dir = abs.clone();
+                self.config.working_dir = Some(abs.clone());
                 let op = if abs == "/" {
                     Op::Config
                 } else {
                     Op::Workdir {
                         path: abs.clone(),
-                        user: self.config.user.clone(),
+                        user: self.config.user_or_root().to_string(),
                     }
                 };
                 self.push(node, op, format!("WORKDIR {abs}"));
@@ -322,7 +326,7 @@ impl StageState<'_> {
                         span: w.span,
                     });
                 }
-                self.config.user = user.clone();
+                self.config.user = Some(user.clone());
                 self.push(node, Op::Config, format!("USER {user}"));
             }
             Instruction::Expose(words) => {
@@ -333,7 +337,7 @@ impl StageState<'_> {
                             message: format!("invalid port in EXPOSE: {p:?} (expected PORT[-PORT][/tcp|udp|sctp])"),
                             span: w.span,
                         })? {
-                            self.config.exposed_ports.insert(port.clone(), Empty {});
+                            self.config.exposed_ports.get_or_insert_with(Default::default).insert(port.clone());
                             ports.push(port);
                         }
                     }
@@ -351,7 +355,10 @@ impl StageState<'_> {
                             span: w.span,
                         });
                     }
-                    self.config.volumes.insert(v.to_string(), Empty {});
+                    self.config
+                        .volumes
+                        .get_or_insert_with(Default::default)
+                        .insert(v.to_string());
                     vols.push(v.to_string());
                 }
                 self.push(node, Op::Config, format!("VOLUME [{}]", vols.join(" ")));
@@ -383,17 +390,20 @@ impl StageState<'_> {
                 self.push(node, Op::Config, format!("ENTRYPOINT {}", json_list(&argv)));
             }
             Instruction::Shell(argv) => {
-                self.config.shell = argv.clone();
+                self.config.shell = Some(argv.clone());
                 self.push(node, Op::Config, format!("SHELL {}", json_list(argv)));
             }
             Instruction::Onbuild(o) => {
-                self.config.on_build.push(o.expression.clone());
+                self.config
+                    .on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(o.expression.clone());
                 self.push(node, Op::Config, format!("ONBUILD {}", o.expression));
             }
             Instruction::Healthcheck(h) => {
                 let hc = match h {
                     Healthcheck::None => HealthConfig {
-                        test: vec!["NONE".into()],
+                        test: Some(vec!["NONE".into()]),
                         ..Default::default()
                     },
                     Healthcheck::Cmd(c) => {
@@ -404,17 +414,17 @@ impl StageState<'_> {
                             CommandForm::Shell(w) => vec!["CMD-SHELL".to_string(), w.text.clone()],
                         };
                         let ns = |d: &Option<kiln_dockerfile_parser::DurationFlag>| {
-                            d.as_ref().map_or(0, |d| {
-                                i64::try_from(d.value.as_nanos()).unwrap_or(i64::MAX)
-                            })
+                            d.as_ref()
+                                .map(|d| i64::try_from(d.value.as_nanos()).unwrap_or(i64::MAX))
                         };
                         HealthConfig {
-                            test,
+                            test: Some(test),
                             interval: ns(&c.interval),
                             timeout: ns(&c.timeout),
                             start_period: ns(&c.start_period),
                             start_interval: ns(&c.start_interval),
-                            retries: i64::from(c.retries.unwrap_or(0)),
+                            retries: c.retries.map(i64::from),
+                            ..Default::default()
                         }
                     }
                 };
@@ -630,7 +640,7 @@ impl StageState<'_> {
             argv,
             env: env.into_iter().collect(),
             env_not_cached,
-            user: self.config.user.clone(),
+            user: self.config.user_or_root().to_string(),
             cwd: self.config.workdir_or_root().to_string(),
             network,
             mounts,

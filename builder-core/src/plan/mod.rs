@@ -15,7 +15,6 @@
 //! assert!(target.config.env_get("PATH").is_some());
 //! ```
 
-mod config;
 mod dispatch;
 mod scope;
 
@@ -24,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kiln_dockerfile_parser::shell::{ExpandError, Expander};
 use kiln_dockerfile_parser::{Dockerfile, Instruction, InstructionNode, ParseError, Span};
 
-pub use config::{ContainerConfig, DEFAULT_PATH, DEFAULT_SHELL, Empty, HealthConfig};
+pub use crate::image::{ContainerConfig, DEFAULT_PATH, DEFAULT_SHELL};
 pub use scope::{PROXY_ARGS, Platform, platform_args};
 
 use crate::graph::{Base, BuildGraph, Network, Origin, StagePlan};

@@ -9,8 +9,8 @@ fn plan_src(src: &str, opts: &PlanOptions) -> Result<BuildGraph, PlanError> {
             c.env_set("PATH", "/bin");
             c.env_set("FROM_BASE", "yes");
             c.cmd = Some(vec!["base-cmd".into()]);
-            c.working_dir = "/base".into();
-            c.on_build = vec!["ENV TRIGGERED=1".into()];
+            c.working_dir = Some("/base".into());
+            c.on_build = Some(vec!["ENV TRIGGERED=1".into()]);
             c
         })
     })
@@ -52,7 +52,7 @@ fn build_arg_overrides_default_and_env_wins_over_arg() {
     let g = plan_src(src, &opts_with_args(&[("A", "given"), ("NOBODY", "x")])).unwrap();
     let stage = g.target_stage();
     assert_eq!(stage.config.env_get("B"), Some("given"));
-    assert_eq!(stage.config.working_dir, "/w/env");
+    assert_eq!(stage.config.workdir_or_root(), "/w/env");
     assert_eq!(
         g.warnings,
         vec!["build arg NOBODY was given but no ARG declares it"]
@@ -151,8 +151,8 @@ fn base_config_is_inherited_and_onbuild_triggers_run() {
     let s = g.target_stage();
     assert_eq!(s.config.env_get("FROM_BASE"), Some("yes"));
     assert_eq!(s.config.env_get("TRIGGERED"), Some("1"));
-    assert_eq!(s.config.working_dir, "/base/sub");
-    assert!(s.config.on_build.is_empty(), "triggers are consumed");
+    assert_eq!(s.config.workdir_or_root(), "/base/sub");
+    assert!(s.config.on_build.is_none(), "triggers are consumed");
     let err = plan_src("FROM other:2\n", &PlanOptions::default()).unwrap_err();
     assert!(matches!(err, PlanError::UnresolvedImage { .. }));
 }
@@ -162,17 +162,25 @@ fn expose_volume_stopsignal_healthcheck() {
     let src = "FROM scratch\nARG P=80\nEXPOSE $P 53/udp 8000-8002\nVOLUME /data \"/other\"\nSTOPSIGNAL SIGTERM\nHEALTHCHECK --interval=5s --retries=3 CMD curl -f http://localhost/\n";
     let g = plan_src(src, &PlanOptions::default()).unwrap();
     let c = &g.target_stage().config;
-    let ports: Vec<_> = c.exposed_ports.keys().cloned().collect();
+    let ports: Vec<_> = c.exposed_ports.iter().flatten().cloned().collect();
     assert_eq!(
         ports,
         vec!["53/udp", "80/tcp", "8000/tcp", "8001/tcp", "8002/tcp"]
     );
-    assert!(c.volumes.contains_key("/data"));
+    assert!(c.volumes.as_ref().is_some_and(|v| v.contains("/data")));
     assert_eq!(c.stop_signal.as_deref(), Some("SIGTERM"));
     let hc = c.healthcheck.as_ref().unwrap();
-    assert_eq!(hc.test, vec!["CMD-SHELL", "curl -f http://localhost/"]);
-    assert_eq!(hc.interval, 5_000_000_000);
-    assert_eq!(hc.retries, 3);
+    assert_eq!(
+        hc.test.as_deref(),
+        Some(
+            &[
+                "CMD-SHELL".to_string(),
+                "curl -f http://localhost/".to_string()
+            ][..]
+        )
+    );
+    assert_eq!(hc.interval, Some(5_000_000_000));
+    assert_eq!(hc.retries, Some(3));
     let err = plan_src("FROM scratch\nEXPOSE 80/foo\n", &PlanOptions::default()).unwrap_err();
     assert!(err.to_string().contains("80/foo"), "{err}");
     let err = plan_src(
@@ -229,9 +237,15 @@ fn labels_from_options_apply_to_target_only() {
     let mut opts = PlanOptions::default();
     opts.labels.insert("ci".into(), "yes".into());
     let g = plan_src(src, &opts).unwrap();
-    let labels = &g.target_stage().config.labels;
+    let labels = g.target_stage().config.labels.clone().unwrap_or_default();
     assert_eq!(labels.get("x").map(String::as_str), Some("1"));
     assert_eq!(labels.get("y").map(String::as_str), Some("two words"));
     assert_eq!(labels.get("ci").map(String::as_str), Some("yes"));
-    assert!(!g.stages[&0].config.labels.contains_key("ci"));
+    assert!(
+        !g.stages[&0]
+            .config
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key("ci"))
+    );
 }

@@ -1,0 +1,93 @@
+//! Reading and editing a [`ContainerConfig`] the way Dockerfile instructions do, so the planner
+//! works on the same type that images are read from and written to (and unknown fields of a base
+//! image's config carry over into the child, as Docker does).
+
+use super::config::ContainerConfig;
+
+/// The shell used for shell-form commands when SHELL was never set.
+pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+
+/// The PATH Docker sets in Linux images that do not set one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn split_env(kv: &str) -> (&str, &str) {
+    kv.split_once('=').unwrap_or((kv, ""))
+}
+
+impl ContainerConfig {
+    /// The value of environment variable `key`, if set.
+    pub fn env_get(&self, key: &str) -> Option<&str> {
+        self.env.iter().flatten().find_map(|kv| {
+            let (k, v) = split_env(kv);
+            (k == key).then_some(v)
+        })
+    }
+
+    /// Sets `key=value`, replacing an existing value in place or appending.
+    pub fn env_set(&mut self, key: &str, value: &str) {
+        let entry = format!("{key}={value}");
+        let env = self.env.get_or_insert_with(Vec::new);
+        match env.iter_mut().find(|kv| split_env(kv).0 == key) {
+            Some(slot) => *slot = entry,
+            None => env.push(entry),
+        }
+    }
+
+    /// The environment as key/value pairs in order.
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        self.env
+            .iter()
+            .flatten()
+            .map(|kv| {
+                let (k, v) = split_env(kv);
+                (k.to_string(), v.to_string())
+            })
+            .collect()
+    }
+
+    /// The SHELL in effect.
+    pub fn shell_or_default(&self) -> Vec<String> {
+        match &self.shell {
+            Some(shell) if !shell.is_empty() => shell.clone(),
+            _ => DEFAULT_SHELL.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// The working directory in effect (`/` when unset).
+    pub fn workdir_or_root(&self) -> &str {
+        match self.working_dir.as_deref() {
+            Some(w) if !w.is_empty() => w,
+            _ => "/",
+        }
+    }
+
+    /// The USER in effect (empty for root).
+    pub fn user_or_root(&self) -> &str {
+        self.user.as_deref().unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_set_replaces_in_place() {
+        let mut c = ContainerConfig::default();
+        assert_eq!(c.env_get("A"), None);
+        c.env_set("A", "1");
+        c.env_set("B", "2");
+        c.env_set("A", "3");
+        assert_eq!(c.env, Some(vec!["A=3".to_string(), "B=2".to_string()]));
+        assert_eq!(c.env_get("A"), Some("3"));
+        assert_eq!(c.env_pairs()[1], ("B".to_string(), "2".to_string()));
+    }
+
+    #[test]
+    fn defaults_when_unset() {
+        let c = ContainerConfig::default();
+        assert_eq!(c.shell_or_default(), vec!["/bin/sh", "-c"]);
+        assert_eq!(c.workdir_or_root(), "/");
+        assert_eq!(c.user_or_root(), "");
+    }
+}
