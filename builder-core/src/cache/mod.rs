@@ -17,9 +17,9 @@ pub use key::{CacheKey, KEY_VERSION, KeyBuilder};
 /// A layer a step produced, as recorded in the cache and in the image.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LayerRef {
-    /// `sha256:<hex>` of the uncompressed layer tar (the image's diff_id; also the blob digest in
-    /// kiln's store, which keeps layers uncompressed).
-    pub diff_id: String,
+    /// Digest of the uncompressed layer tar (the image's diff_id; also the blob digest in kiln's
+    /// store, which keeps layers uncompressed).
+    pub diff_id: crate::content::Digest,
     /// Size of the uncompressed tar in bytes.
     pub size: u64,
 }

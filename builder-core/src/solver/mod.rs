@@ -53,8 +53,8 @@ pub struct HistoryEntry {
 /// An image a build starts from or reads files from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedImage {
-    /// The manifest digest (`sha256:...`) the reference resolved to: it pins the build.
-    pub digest: String,
+    /// The manifest digest the reference resolved to: it pins the build.
+    pub digest: crate::content::Digest,
     /// The image's container config.
     pub config: ContainerConfig,
     /// The image's layers, bottom first.
@@ -158,7 +158,7 @@ fn now_secs() -> i64 {
 
 fn image_state(image: &ResolvedImage) -> FsState {
     let mut b = KeyBuilder::new("image", None);
-    b.str("digest", &image.digest);
+    b.str("digest", &image.digest.to_string());
     FsState {
         key: b.finish(),
         layers: image.layers.clone(),

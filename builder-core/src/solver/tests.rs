@@ -15,7 +15,7 @@ struct FakeWorker {
     executed: AtomicUsize,
     executed_steps: Mutex<Vec<String>>,
     inputs: Mutex<BTreeMap<String, String>>,
-    missing_layers: Mutex<Vec<String>>,
+    missing_layers: Mutex<Vec<crate::content::Digest>>,
     fail_on: Option<String>,
     /// Concurrently running executions, and the maximum seen.
     running: AtomicUsize,
@@ -29,7 +29,7 @@ impl Worker for FakeWorker {
     ) -> BoxFuture<'a, Result<ResolvedImage, crate::Error>> {
         Box::pin(async move {
             Ok(ResolvedImage {
-                digest: format!("sha256:{}", hex::encode(reference.as_bytes())),
+                digest: crate::content::Digest::of(reference.as_bytes()),
                 config: ContainerConfig::default(),
                 layers: vec![],
                 history: vec![],
@@ -90,13 +90,8 @@ impl Worker for FakeWorker {
             {
                 return Ok(None);
             }
-            let digest = format!(
-                "sha256:{}",
-                hex::encode(
-                    KeyBuilder::new(&step.origin.text, Some(&step.parent.key))
-                        .finish()
-                        .0
-                )
+            let digest = crate::content::Digest::of(
+                &KeyBuilder::new(&step.origin.text, Some(&step.parent.key)).finish().0,
             );
             Ok(Some(LayerRef {
                 diff_id: digest,
