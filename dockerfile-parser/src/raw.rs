@@ -258,7 +258,7 @@ impl RawBuilder<'_> {
             .ok_or_else(|| {
                 let at = self.line.span(base, self.line.text.len());
                 self.error(
-                    ParseErrorKind::UnknownInstruction(String::new()),
+                    ParseErrorKind::MissingKeyword,
                     at,
                     "expected an instruction keyword such as FROM or RUN, found nothing",
                 )
