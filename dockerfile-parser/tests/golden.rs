@@ -10,13 +10,19 @@ use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource};
 use serde_json::{Value, json};
 
 fn cases(kind: &str) -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/dockerfiles").join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/dockerfiles")
+        .join(kind);
     let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
         .expect("testdata dir")
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.join("Dockerfile").is_file())
         .map(|p: PathBuf| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
             let src = std::fs::read_to_string(p.join("Dockerfile")).expect("read Dockerfile");
             (name, src)
         })
@@ -79,8 +85,8 @@ fn invalid_dockerfiles() {
             Err(e) => e,
         };
         let json = dump::error_to_json(&err);
-        let report = miette::Report::new(err)
-            .with_source_code(NamedSource::new("Dockerfile", src.clone()));
+        let report =
+            miette::Report::new(err).with_source_code(NamedSource::new("Dockerfile", src.clone()));
         let mut rendered = String::new();
         GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
             .with_width(100)
