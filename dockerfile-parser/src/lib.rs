@@ -39,7 +39,7 @@ pub struct RawDockerfile {
 /// Parse a Dockerfile into its untyped instructions, without checking instruction semantics.
 pub fn parse_raw(src: &str) -> Result<RawDockerfile, ParseError> {
     let mut scanner = Scanner::new(src);
-    let mut instructions = Vec::new();
+    let mut instructions = Vec::with_capacity(src.len() / 64 + 1);
     while let Some(line) = scanner.next_logical()? {
         let builder = RawBuilder {
             line: &line,
@@ -65,6 +65,8 @@ pub fn parse_raw(src: &str) -> Result<RawDockerfile, ParseError> {
             raw.heredocs.push(finish_heredoc(p, content, body));
         }
         raw.end_line = scanner.line();
+        // The logical line is the original text; hand it over instead of copying it.
+        raw.original = line.text;
         instructions.push(raw);
     }
     if instructions.is_empty() {
@@ -91,15 +93,18 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
         src,
         warnings: raw.warnings,
     };
-    let mut nodes = Vec::with_capacity(raw.instructions.len());
+    let mut asm = lower::Assembler::default();
     for r in raw.instructions {
         let instruction = lower::lower(&r, &mut ctx)?;
-        nodes.push(InstructionNode {
-            instruction,
-            raw: r,
-        });
+        asm.push(
+            InstructionNode {
+                instruction,
+                raw: r,
+            },
+            &mut ctx,
+        )?;
     }
-    let (global_args, stages) = lower::assemble(nodes, &mut ctx)?;
+    let (global_args, stages) = (asm.global_args, asm.stages);
     if stages.is_empty() {
         let at = global_args.last().map(|n| n.raw.span).unwrap_or_default();
         return Err(ParseError::new(

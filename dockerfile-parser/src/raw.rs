@@ -207,6 +207,11 @@ fn heredoc_capable(name: &str) -> bool {
 
 /// Parses a heredoc marker word (`<<EOF`, `3<<-"EOF"`); `None` if the word is not one.
 pub(crate) fn parse_heredoc_marker(word: &str) -> Result<Option<(String, u32, bool, bool)>, ()> {
+    // Cheap rejection first: a failed pest parse builds a detailed error, which is costly.
+    let digits = word.bytes().take_while(u8::is_ascii_digit).count();
+    if !word[digits..].starts_with("<<") {
+        return Ok(None);
+    }
     let Ok(mut pairs) = DockerfileGrammar::parse(Rule::heredoc_marker, word) else {
         return Ok(None);
     };
@@ -239,19 +244,34 @@ pub(crate) fn parse_heredoc_marker(word: &str) -> Result<Option<(String, u32, bo
     Ok(Some((words[0].clone(), fd, chomp, expand)))
 }
 
+/// The lower-case name of a known instruction keyword (case-insensitive), without allocating.
+pub(crate) fn keyword_name(keyword: &str) -> Option<&'static str> {
+    crate::lower::KEYWORDS
+        .iter()
+        .copied()
+        .find(|k| k.eq_ignore_ascii_case(keyword))
+}
+
+/// The keyword range of an instruction line without flags, or `None` when the line may hold
+/// flags (or anything unusual) and must go through the grammar.
+///
+/// This is a shortcut for the common case, exactly equivalent to the `head` rule when it returns
+/// `Some`: optional blanks, a keyword up to the first blank, and a rest that does not start with
+/// `-`. Most instructions take it, which keeps the per-instruction cost low (see the crate docs).
+fn fast_head(text: &str) -> Option<(usize, usize)> {
+    let start = text.find(|c| !is_blank(c))?;
+    let len = text[start..].find(is_blank).unwrap_or(text.len() - start);
+    let end = start + len;
+    let rest = text[end..].trim_start_matches(is_blank);
+    if rest.starts_with('-') {
+        return None;
+    }
+    Some((start, end))
+}
+
 impl RawBuilder<'_> {
-    fn word(&self, text: impl Into<String>, start: usize, end: usize) -> Word {
-        Word::new(text, self.line.span(start, end))
-    }
-
-    fn error(&self, kind: ParseErrorKind, span: Span, label: impl Into<String>) -> ParseError {
-        ParseError::new(kind, span, label, self.src)
-    }
-
-    /// Builds the raw instruction starting at logical offset `base` (non-zero for ONBUILD
-    /// triggers). Heredoc markers are returned for the caller to read the bodies.
-    pub fn build(&self, base: usize) -> Result<(RawInstruction, Vec<PendingHeredoc>), ParseError> {
-        let text = &self.line.text[base..];
+    /// Keyword and flags through the pest `head` rule.
+    fn pest_head(&self, text: &str, base: usize) -> Result<(Word, Vec<Flag>, usize), ParseError> {
         let head = DockerfileGrammar::parse(Rule::head, text)
             .ok()
             .and_then(|mut p| p.next())
@@ -287,13 +307,36 @@ impl RawBuilder<'_> {
                 _ => {}
             }
         }
+        Ok((keyword, flags, head_end))
+    }
+
+    fn word(&self, text: impl Into<String>, start: usize, end: usize) -> Word {
+        Word::new(text, self.line.span(start, end))
+    }
+
+    fn error(&self, kind: ParseErrorKind, span: Span, label: impl Into<String>) -> ParseError {
+        ParseError::new(kind, span, label, self.src)
+    }
+
+    /// Builds the raw instruction starting at logical offset `base` (non-zero for ONBUILD
+    /// triggers). Heredoc markers are returned for the caller to read the bodies.
+    pub fn build(&self, base: usize) -> Result<(RawInstruction, Vec<PendingHeredoc>), ParseError> {
+        let text = &self.line.text[base..];
+        let (keyword, flags, head_end) = match fast_head(text) {
+            Some((ks, ke)) => (
+                self.word(&text[ks..ke], base + ks, base + ke),
+                Vec::new(),
+                ke,
+            ),
+            None => self.pest_head(text, base)?,
+        };
         let after = &text[head_end..];
         let rest_trimmed = after.trim_start_matches(char::is_whitespace);
         let rest_start = base + head_end + (after.len() - rest_trimmed.len());
         let rest_str = rest_trimmed.trim_end_matches(char::is_whitespace);
         let rest_end = rest_start + rest_str.len();
         let rest = self.word(rest_str, rest_start, rest_end);
-        let name = keyword.text.to_ascii_lowercase();
+        let name = keyword_name(&keyword.text).unwrap_or("");
 
         let mut json = false;
         let mut sub = None;
@@ -304,7 +347,7 @@ impl RawBuilder<'_> {
                 args.push(self.word(&rest_str[a..b], rest_start + a, rest_start + b));
             }
         };
-        match name.as_str() {
+        match name {
             "add" | "copy" | "volume" => match self.json(rest_str, rest_start, &rest)? {
                 Some(words) => {
                     json = true;
@@ -373,7 +416,12 @@ impl RawBuilder<'_> {
             pending = self.heredocs(base)?;
         }
 
-        let original = text.to_string();
+        // The caller replaces this with the line itself for top-level instructions.
+        let original = if base == 0 {
+            String::new()
+        } else {
+            text.to_string()
+        };
         let raw = RawInstruction {
             keyword,
             flags,
