@@ -370,7 +370,7 @@ impl RawBuilder<'_> {
                     args.push(self.word(w, rest_start + a, rest_start + b));
                 }
             }
-            "env" | "label" => args = self.name_values(rest_str, rest_start, &name)?,
+            "env" | "label" => args = self.name_values(rest_str, rest_start, name)?,
             "healthcheck" => {
                 let typ_len = rest_str.find(is_blank).unwrap_or(rest_str.len());
                 if typ_len > 0 {
@@ -412,7 +412,7 @@ impl RawBuilder<'_> {
             _ => {}
         }
 
-        if pending.is_empty() && heredoc_capable(&name) && !json && text.contains("<<") {
+        if pending.is_empty() && heredoc_capable(name) && !json && text.contains("<<") {
             pending = self.heredocs(base)?;
         }
 
