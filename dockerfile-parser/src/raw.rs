@@ -60,8 +60,7 @@ pub(crate) fn parse_json_args(rest: &str) -> JsonArgs {
             }
             JsonArgs::Strings(out)
         }
-        // Nesting deeper than serde_json allows means nested arrays: not strings either way.
-        Err(e) if e.to_string().contains("recursion limit") => JsonArgs::NotStrings,
+        // Nesting deeper than the decoder allows is not JSON (Go's decoder also gives up).
         Err(_) => JsonArgs::NotJson,
     }
 }
@@ -570,5 +569,50 @@ pub(crate) fn finish_heredoc(p: PendingHeredoc, content: String, body_span: Span
         content,
         marker_span: p.marker_span,
         body_span,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pest_keyword(text: &str) -> Option<(usize, usize)> {
+        let head = DockerfileGrammar::parse(Rule::head, text).ok()?.next()?;
+        head.into_inner()
+            .find(|p| p.as_rule() == Rule::keyword)
+            .map(|p| (p.as_span().start(), p.as_span().end()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+        /// The fast path finds the same keyword as the grammar whenever it applies.
+        #[test]
+        fn fast_head_agrees_with_grammar(text in "[ \t\u{0B}a-zA-Z\"'=-]{0,24}") {
+            if let Some(fast) = fast_head(&text) {
+                prop_assert_eq!(Some(fast), pest_keyword(&text));
+            }
+        }
+    }
+
+    #[test]
+    fn json_args() {
+        assert!(matches!(parse_json_args("[\"a\", \"b\"]"), JsonArgs::Strings(v) if v.len() == 2));
+        assert!(matches!(
+            parse_json_args("[\"a\", 1]"),
+            JsonArgs::NotStrings
+        ));
+        assert!(matches!(parse_json_args("['a']"), JsonArgs::NotJson));
+        assert!(matches!(parse_json_args("[\"a\"] x"), JsonArgs::NotJson));
+        assert!(matches!(parse_json_args("[]"), JsonArgs::Strings(v) if v.is_empty()));
+    }
+
+    #[test]
+    fn words_keep_quotes() {
+        let w: Vec<String> = parse_words("a=\"1 2\" b='x y' c\\ d", '\\')
+            .into_iter()
+            .map(|w| w.0)
+            .collect();
+        assert_eq!(w, ["a=\"1 2\"", "b='x y'", "c\\ d"]);
     }
 }
