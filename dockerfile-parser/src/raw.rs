@@ -104,7 +104,11 @@ pub(crate) fn split_blanks(s: &str) -> Vec<(usize, usize)> {
 }
 
 /// BuildKit's `parseWords`: quote-aware words, quotes and escapes kept in the text.
-pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(String, usize, usize)> {
+///
+/// Returns `(start, end, text_end)`: the word spans `start..end` and its text is
+/// `rest[start..text_end]`, which differs from `end` only when an escape character at the very
+/// end of the line is dropped (as BuildKit drops it).
+pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)> {
     #[derive(PartialEq)]
     enum Phase {
         Spaces,
@@ -113,12 +117,10 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(String, usize, usize
     }
     let mut words = Vec::new();
     let mut phase = Phase::Spaces;
-    let mut cur = String::new();
     let mut blank_ok = false;
     let mut start = 0;
     let mut it = rest.char_indices().peekable();
     while let Some((pos, ch)) = it.next() {
-        let at_end = |it: &mut std::iter::Peekable<std::str::CharIndices<'_>>| it.peek().is_none();
         if phase == Phase::Spaces {
             if ch.is_whitespace() {
                 continue;
@@ -129,10 +131,9 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(String, usize, usize
         match phase {
             Phase::Word => {
                 if ch.is_whitespace() {
-                    if blank_ok || !cur.is_empty() {
-                        words.push((std::mem::take(&mut cur), start, pos));
+                    if blank_ok || pos > start {
+                        words.push((start, pos, pos));
                     }
-                    cur.clear();
                     blank_ok = false;
                     phase = Phase::Spaces;
                     continue;
@@ -142,39 +143,32 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(String, usize, usize
                     blank_ok = true;
                 }
                 if ch == escape {
-                    if at_end(&mut it) {
-                        continue;
+                    if it.peek().is_none() {
+                        // Escape at the very end: dropped.
+                        if blank_ok || pos > start {
+                            words.push((start, rest.len(), pos));
+                        }
+                        return words;
                     }
-                    cur.push(ch);
-                    if let Some((_, n)) = it.next() {
-                        cur.push(n);
-                    }
-                    continue;
+                    it.next();
                 }
-                cur.push(ch);
             }
             Phase::Quote(q) => {
                 if ch == q {
                     phase = Phase::Word;
-                }
-                if ch == escape && q != '\'' {
-                    if at_end(&mut it) {
-                        phase = Phase::Word;
-                        continue;
+                } else if ch == escape && q != '\'' {
+                    if it.peek().is_none() {
+                        words.push((start, rest.len(), pos));
+                        return words;
                     }
-                    cur.push(ch);
-                    if let Some((_, n)) = it.next() {
-                        cur.push(n);
-                    }
-                    continue;
+                    it.next();
                 }
-                cur.push(ch);
             }
             Phase::Spaces => {}
         }
     }
-    if phase != Phase::Spaces && (blank_ok || !cur.is_empty()) {
-        words.push((cur, start, rest.len()));
+    if phase != Phase::Spaces && (blank_ok || rest.len() > start) {
+        words.push((start, rest.len(), rest.len()));
     }
     words
 }
@@ -251,21 +245,50 @@ pub(crate) fn keyword_name(keyword: &str) -> Option<&'static str> {
         .find(|k| k.eq_ignore_ascii_case(keyword))
 }
 
-/// The keyword range of an instruction line without flags, or `None` when the line may hold
-/// flags (or anything unusual) and must go through the grammar.
+/// Keyword and flag ranges of an instruction line, found without the grammar, or `None` when the
+/// line needs the grammar (a flag word with quotes or backslashes, or no keyword at all).
 ///
-/// This is a shortcut for the common case, exactly equivalent to the `head` rule when it returns
-/// `Some`: optional blanks, a keyword up to the first blank, and a rest that does not start with
-/// `-`. Most instructions take it, which keeps the per-instruction cost low (see the crate docs).
-fn fast_head(text: &str) -> Option<(usize, usize)> {
+/// A shortcut for the common case, exactly equivalent to the `head` rule when it returns `Some`
+/// (a property test checks this): optional blanks, a keyword up to the first blank, then words
+/// starting with `--` up to the next blank. Most instructions take it, which keeps the
+/// per-instruction cost low (see the crate docs).
+fn fast_head(text: &str) -> Option<FastHead> {
     let start = text.find(|c| !is_blank(c))?;
     let len = text[start..].find(is_blank).unwrap_or(text.len() - start);
-    let end = start + len;
-    let rest = text[end..].trim_start_matches(is_blank);
-    if rest.starts_with('-') {
-        return None;
+    let keyword = (start, start + len);
+    let mut flags = Vec::new();
+    let mut end = keyword.1;
+    loop {
+        let rest = &text[end..];
+        let word_start = end + (rest.len() - rest.trim_start_matches(is_blank).len());
+        if word_start == end || !text[word_start..].starts_with("--") {
+            break;
+        }
+        let word_len = text[word_start..]
+            .find(is_blank)
+            .unwrap_or(text.len() - word_start);
+        let word = &text[word_start..word_start + word_len];
+        if word.contains(['"', '\'', '\\']) {
+            return None;
+        }
+        end = word_start + word_len;
+        if word == "--" {
+            break;
+        }
+        flags.push((word_start, end));
     }
-    Some((start, end))
+    Some(FastHead {
+        keyword,
+        flags,
+        end,
+    })
+}
+
+/// Result of [`fast_head`]: byte ranges in the line.
+struct FastHead {
+    keyword: (usize, usize),
+    flags: Vec<(usize, usize)>,
+    end: usize,
 }
 
 impl RawBuilder<'_> {
@@ -309,6 +332,22 @@ impl RawBuilder<'_> {
         Ok((keyword, flags, head_end))
     }
 
+    /// A flag from its word as written at logical range `s..e`.
+    fn flag(&self, raw: &str, s: usize, e: usize) -> Flag {
+        let text = unquote_flag(raw);
+        let body = text.get(2..).unwrap_or("");
+        let (name, value) = match body.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (body.to_string(), None),
+        };
+        Flag {
+            text,
+            name,
+            value,
+            span: self.line.span(s, e),
+        }
+    }
+
     fn word(&self, text: impl Into<String>, start: usize, end: usize) -> Word {
         Word::new(text, self.line.span(start, end))
     }
@@ -322,11 +361,15 @@ impl RawBuilder<'_> {
     pub fn build(&self, base: usize) -> Result<(RawInstruction, Vec<PendingHeredoc>), ParseError> {
         let text = &self.line.text[base..];
         let (keyword, flags, head_end) = match fast_head(text) {
-            Some((ks, ke)) => (
-                self.word(&text[ks..ke], base + ks, base + ke),
-                Vec::new(),
-                ke,
-            ),
+            Some(h) => {
+                let (ks, ke) = h.keyword;
+                let flags = h
+                    .flags
+                    .iter()
+                    .map(|&(a, b)| self.flag(&text[a..b], base + a, base + b))
+                    .collect();
+                (self.word(&text[ks..ke], base + ks, base + ke), flags, h.end)
+            }
             None => self.pest_head(text, base)?,
         };
         let after = &text[head_end..];
@@ -365,8 +408,8 @@ impl RawBuilder<'_> {
             }
             "from" | "expose" => split_into(&mut args),
             "arg" => {
-                for (w, a, b) in parse_words(rest_str, self.escape) {
-                    args.push(self.word(w, rest_start + a, rest_start + b));
+                for (a, b, t) in parse_words(rest_str, self.escape) {
+                    args.push(self.word(&rest_str[a..t], rest_start + a, rest_start + b));
                 }
             }
             "env" | "label" => args = self.name_values(rest_str, rest_start, name)?,
@@ -465,11 +508,11 @@ impl RawBuilder<'_> {
     /// BuildKit's `parseNameVal` for ENV and LABEL: key, value, separator triples.
     fn name_values(&self, rest: &str, start: usize, name: &str) -> Result<Vec<Word>, ParseError> {
         let words = parse_words(rest, self.escape);
-        let Some(first) = words.first() else {
+        let Some(&(fa, _, ft)) = words.first() else {
             return Ok(Vec::new());
         };
-        let upper = name.to_ascii_uppercase();
-        if !first.0.contains('=') {
+        if !rest[fa..ft].contains('=') {
+            let upper = name.to_ascii_uppercase();
             let pieces = split_blanks(rest);
             let Some(&(ka, kb)) = pieces.first() else {
                 return Ok(Vec::new());
@@ -491,7 +534,8 @@ impl RawBuilder<'_> {
             ]);
         }
         let mut out = Vec::with_capacity(words.len() * 3);
-        for (w, a, b) in words {
+        for (a, b, t) in words {
+            let w = &rest[a..t];
             let Some(eq) = w.find('=') else {
                 return Err(self
                     .error(
@@ -577,20 +621,43 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn pest_keyword(text: &str) -> Option<(usize, usize)> {
+    type Ranges = (Vec<(usize, usize)>, usize);
+
+    fn pest_ranges(text: &str) -> Option<Ranges> {
         let head = DockerfileGrammar::parse(Rule::head, text).ok()?.next()?;
-        head.into_inner()
-            .find(|p| p.as_rule() == Rule::keyword)
+        let end = head.as_span().end();
+        let ranges = head
+            .into_inner()
+            .filter(|p| matches!(p.as_rule(), Rule::keyword | Rule::flag))
             .map(|p| (p.as_span().start(), p.as_span().end()))
+            .collect();
+        Some((ranges, end))
     }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
-        /// The fast path finds the same keyword as the grammar whenever it applies.
+        /// The fast path finds the same keyword, flags and end as the grammar whenever it applies.
         #[test]
-        fn fast_head_agrees_with_grammar(text in "[ \t\u{0B}a-zA-Z\"'=-]{0,24}") {
+        fn fast_head_agrees_with_grammar(text in "[ \t\u{0B}a-zA-Z\"'=,\\\\-]{0,32}") {
             if let Some(fast) = fast_head(&text) {
-                prop_assert_eq!(Some(fast), pest_keyword(&text));
+                let mut ranges = vec![fast.keyword];
+                ranges.extend(fast.flags);
+                prop_assert_eq!(Some((ranges, fast.end)), pest_ranges(&text));
+            }
+        }
+
+        #[test]
+        fn fast_head_agrees_on_flag_lines(
+            kw in "[A-Z]{1,6}",
+            flags in proptest::collection::vec("--[a-z=,/-]{0,8}", 0..4),
+            gap in "[ \t]{1,3}",
+            rest in "[a-z -]{0,8}",
+        ) {
+            let text = format!("{kw}{gap}{}{gap}{rest}", flags.join(&gap));
+            if let Some(fast) = fast_head(&text) {
+                let mut ranges = vec![fast.keyword];
+                ranges.extend(fast.flags);
+                prop_assert_eq!(Some((ranges, fast.end)), pest_ranges(&text));
             }
         }
     }
@@ -609,10 +676,11 @@ mod tests {
 
     #[test]
     fn words_keep_quotes() {
-        let w: Vec<String> = parse_words("a=\"1 2\" b='x y' c\\ d", '\\')
+        let src = "a=\"1 2\" b='x y' c\\ d e\\";
+        let w: Vec<&str> = parse_words(src, '\\')
             .into_iter()
-            .map(|w| w.0)
+            .map(|(a, _, t)| &src[a..t])
             .collect();
-        assert_eq!(w, ["a=\"1 2\"", "b='x y'", "c\\ d"]);
+        assert_eq!(w, ["a=\"1 2\"", "b='x y'", "c\\ d", "e"]);
     }
 }
