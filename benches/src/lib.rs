@@ -1,1 +1,3 @@
 //! Input generators shared by kiln's benchmarks.
+
+pub mod dockerfiles;

@@ -12,6 +12,9 @@ pub enum ParseErrorKind {
     /// The file holds no instruction at all.
     #[error("file with no instructions")]
     Empty,
+    /// A line with no instruction keyword (only an escape character).
+    #[error("expected an instruction keyword")]
+    MissingKeyword,
     /// A keyword that is not a Dockerfile instruction.
     #[error("unknown instruction: {0}")]
     UnknownInstruction(String),
@@ -170,20 +173,32 @@ impl Diagnostic for ParseError {
     }
 }
 
-/// Levenshtein distance, for "did you mean" hints.
+/// Edit distance counting insertions, deletions, substitutions and adjacent transpositions
+/// (optimal string alignment), for "did you mean" hints.
 pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for (i, row) in d.chunks_mut(w).enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d.iter_mut().take(w).enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * w + j] + 1)
+                .min(d[i * w + j - 1] + 1)
+                .min(d[(i - 1) * w + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * w + j - 2] + 1);
+            }
+            d[i * w + j] = v;
+        }
+    }
+    d[a.len() * w + b.len()]
 }
 
 /// The closest candidate to `word` (case-insensitive), if it is close enough to be a likely typo.
@@ -210,6 +225,7 @@ mod tests {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(suggest("RUNN", &["run", "cmd"]), Some("run"));
         assert_eq!(suggest("copx", &["copy", "cmd"]), Some("copy"));
+        assert_eq!(suggest("form", &["chown", "from"]), Some("from"));
         assert_eq!(suggest("zzzzzz", &["copy", "cmd"]), None);
     }
 }

@@ -60,8 +60,7 @@ pub(crate) fn parse_json_args(rest: &str) -> JsonArgs {
             }
             JsonArgs::Strings(out)
         }
-        // Nesting deeper than serde_json allows means nested arrays: not strings either way.
-        Err(e) if e.to_string().contains("recursion limit") => JsonArgs::NotStrings,
+        // Nesting deeper than the decoder allows is not JSON (Go's decoder also gives up).
         Err(_) => JsonArgs::NotJson,
     }
 }
@@ -105,7 +104,11 @@ pub(crate) fn split_blanks(s: &str) -> Vec<(usize, usize)> {
 }
 
 /// BuildKit's `parseWords`: quote-aware words, quotes and escapes kept in the text.
-pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(String, usize, usize)> {
+///
+/// Returns `(start, end, text_end)`: the word spans `start..end` and its text is
+/// `rest[start..text_end]`, which differs from `end` only when an escape character at the very
+/// end of the line is dropped (as BuildKit drops it).
+pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)> {
     #[derive(PartialEq)]
     enum Phase {
         Spaces,
@@ -114,12 +117,10 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(String, usize, usize
     }
     let mut words = Vec::new();
     let mut phase = Phase::Spaces;
-    let mut cur = String::new();
     let mut blank_ok = false;
     let mut start = 0;
     let mut it = rest.char_indices().peekable();
     while let Some((pos, ch)) = it.next() {
-        let at_end = |it: &mut std::iter::Peekable<std::str::CharIndices<'_>>| it.peek().is_none();
         if phase == Phase::Spaces {
             if ch.is_whitespace() {
                 continue;
@@ -130,10 +131,9 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(String, usize, usize
         match phase {
             Phase::Word => {
                 if ch.is_whitespace() {
-                    if blank_ok || !cur.is_empty() {
-                        words.push((std::mem::take(&mut cur), start, pos));
+                    if blank_ok || pos > start {
+                        words.push((start, pos, pos));
                     }
-                    cur.clear();
                     blank_ok = false;
                     phase = Phase::Spaces;
                     continue;
@@ -143,39 +143,32 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(String, usize, usize
                     blank_ok = true;
                 }
                 if ch == escape {
-                    if at_end(&mut it) {
-                        continue;
+                    if it.peek().is_none() {
+                        // Escape at the very end: dropped.
+                        if blank_ok || pos > start {
+                            words.push((start, rest.len(), pos));
+                        }
+                        return words;
                     }
-                    cur.push(ch);
-                    if let Some((_, n)) = it.next() {
-                        cur.push(n);
-                    }
-                    continue;
+                    it.next();
                 }
-                cur.push(ch);
             }
             Phase::Quote(q) => {
                 if ch == q {
                     phase = Phase::Word;
-                }
-                if ch == escape && q != '\'' {
-                    if at_end(&mut it) {
-                        phase = Phase::Word;
-                        continue;
+                } else if ch == escape && q != '\'' {
+                    if it.peek().is_none() {
+                        words.push((start, rest.len(), pos));
+                        return words;
                     }
-                    cur.push(ch);
-                    if let Some((_, n)) = it.next() {
-                        cur.push(n);
-                    }
-                    continue;
+                    it.next();
                 }
-                cur.push(ch);
             }
             Phase::Spaces => {}
         }
     }
-    if phase != Phase::Spaces && (blank_ok || !cur.is_empty()) {
-        words.push((cur, start, rest.len()));
+    if phase != Phase::Spaces && (blank_ok || rest.len() > start) {
+        words.push((start, rest.len(), rest.len()));
     }
     words
 }
@@ -207,6 +200,11 @@ fn heredoc_capable(name: &str) -> bool {
 
 /// Parses a heredoc marker word (`<<EOF`, `3<<-"EOF"`); `None` if the word is not one.
 pub(crate) fn parse_heredoc_marker(word: &str) -> Result<Option<(String, u32, bool, bool)>, ()> {
+    // Cheap rejection first: a failed pest parse builds a detailed error, which is costly.
+    let digits = word.bytes().take_while(u8::is_ascii_digit).count();
+    if !word[digits..].starts_with("<<") {
+        return Ok(None);
+    }
     let Ok(mut pairs) = DockerfileGrammar::parse(Rule::heredoc_marker, word) else {
         return Ok(None);
     };
@@ -239,26 +237,70 @@ pub(crate) fn parse_heredoc_marker(word: &str) -> Result<Option<(String, u32, bo
     Ok(Some((words[0].clone(), fd, chomp, expand)))
 }
 
+/// The lower-case name of a known instruction keyword (case-insensitive), without allocating.
+pub(crate) fn keyword_name(keyword: &str) -> Option<&'static str> {
+    crate::lower::KEYWORDS
+        .iter()
+        .copied()
+        .find(|k| k.eq_ignore_ascii_case(keyword))
+}
+
+/// Keyword and flag ranges of an instruction line, found without the grammar, or `None` when the
+/// line needs the grammar (a flag word with quotes or backslashes, or no keyword at all).
+///
+/// A shortcut for the common case, exactly equivalent to the `head` rule when it returns `Some`
+/// (a property test checks this): optional blanks, a keyword up to the first blank, then words
+/// starting with `--` up to the next blank. Most instructions take it, which keeps the
+/// per-instruction cost low (see the crate docs).
+fn fast_head(text: &str) -> Option<FastHead> {
+    let start = text.find(|c| !is_blank(c))?;
+    let len = text[start..].find(is_blank).unwrap_or(text.len() - start);
+    let keyword = (start, start + len);
+    let mut flags = Vec::new();
+    let mut end = keyword.1;
+    loop {
+        let rest = &text[end..];
+        let word_start = end + (rest.len() - rest.trim_start_matches(is_blank).len());
+        if word_start == end || !text[word_start..].starts_with("--") {
+            break;
+        }
+        let word_len = text[word_start..]
+            .find(is_blank)
+            .unwrap_or(text.len() - word_start);
+        let word = &text[word_start..word_start + word_len];
+        if word.contains(['"', '\'', '\\']) {
+            return None;
+        }
+        end = word_start + word_len;
+        if word == "--" {
+            break;
+        }
+        flags.push((word_start, end));
+    }
+    Some(FastHead {
+        keyword,
+        flags,
+        end,
+    })
+}
+
+/// Result of [`fast_head`]: byte ranges in the line.
+struct FastHead {
+    keyword: (usize, usize),
+    flags: Vec<(usize, usize)>,
+    end: usize,
+}
+
 impl RawBuilder<'_> {
-    fn word(&self, text: impl Into<String>, start: usize, end: usize) -> Word {
-        Word::new(text, self.line.span(start, end))
-    }
-
-    fn error(&self, kind: ParseErrorKind, span: Span, label: impl Into<String>) -> ParseError {
-        ParseError::new(kind, span, label, self.src)
-    }
-
-    /// Builds the raw instruction starting at logical offset `base` (non-zero for ONBUILD
-    /// triggers). Heredoc markers are returned for the caller to read the bodies.
-    pub fn build(&self, base: usize) -> Result<(RawInstruction, Vec<PendingHeredoc>), ParseError> {
-        let text = &self.line.text[base..];
+    /// Keyword and flags through the pest `head` rule.
+    fn pest_head(&self, text: &str, base: usize) -> Result<(Word, Vec<Flag>, usize), ParseError> {
         let head = DockerfileGrammar::parse(Rule::head, text)
             .ok()
             .and_then(|mut p| p.next())
             .ok_or_else(|| {
                 let at = self.line.span(base, self.line.text.len());
                 self.error(
-                    ParseErrorKind::UnknownInstruction(String::new()),
+                    ParseErrorKind::MissingKeyword,
                     at,
                     "expected an instruction keyword such as FROM or RUN, found nothing",
                 )
@@ -287,13 +329,56 @@ impl RawBuilder<'_> {
                 _ => {}
             }
         }
+        Ok((keyword, flags, head_end))
+    }
+
+    /// A flag from its word as written at logical range `s..e`.
+    fn flag(&self, raw: &str, s: usize, e: usize) -> Flag {
+        let text = unquote_flag(raw);
+        let body = text.get(2..).unwrap_or("");
+        let (name, value) = match body.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (body.to_string(), None),
+        };
+        Flag {
+            text,
+            name,
+            value,
+            span: self.line.span(s, e),
+        }
+    }
+
+    fn word(&self, text: impl Into<String>, start: usize, end: usize) -> Word {
+        Word::new(text, self.line.span(start, end))
+    }
+
+    fn error(&self, kind: ParseErrorKind, span: Span, label: impl Into<String>) -> ParseError {
+        ParseError::new(kind, span, label, self.src)
+    }
+
+    /// Builds the raw instruction starting at logical offset `base` (non-zero for ONBUILD
+    /// triggers). Heredoc markers are returned for the caller to read the bodies.
+    pub fn build(&self, base: usize) -> Result<(RawInstruction, Vec<PendingHeredoc>), ParseError> {
+        let text = &self.line.text[base..];
+        let (keyword, flags, head_end) = match fast_head(text) {
+            Some(h) => {
+                let (ks, ke) = h.keyword;
+                let flags = h
+                    .flags
+                    .iter()
+                    .map(|&(a, b)| self.flag(&text[a..b], base + a, base + b))
+                    .collect();
+                (self.word(&text[ks..ke], base + ks, base + ke), flags, h.end)
+            }
+            None => self.pest_head(text, base)?,
+        };
         let after = &text[head_end..];
         let rest_trimmed = after.trim_start_matches(char::is_whitespace);
         let rest_start = base + head_end + (after.len() - rest_trimmed.len());
         let rest_str = rest_trimmed.trim_end_matches(char::is_whitespace);
         let rest_end = rest_start + rest_str.len();
         let rest = self.word(rest_str, rest_start, rest_end);
-        let name = keyword.text.to_ascii_lowercase();
+        let name = keyword_name(&keyword.text).unwrap_or("");
 
         let mut json = false;
         let mut sub = None;
@@ -304,7 +389,7 @@ impl RawBuilder<'_> {
                 args.push(self.word(&rest_str[a..b], rest_start + a, rest_start + b));
             }
         };
-        match name.as_str() {
+        match name {
             "add" | "copy" | "volume" => match self.json(rest_str, rest_start, &rest)? {
                 Some(words) => {
                     json = true;
@@ -323,11 +408,11 @@ impl RawBuilder<'_> {
             }
             "from" | "expose" => split_into(&mut args),
             "arg" => {
-                for (w, a, b) in parse_words(rest_str, self.escape) {
-                    args.push(self.word(w, rest_start + a, rest_start + b));
+                for (a, b, t) in parse_words(rest_str, self.escape) {
+                    args.push(self.word(&rest_str[a..t], rest_start + a, rest_start + b));
                 }
             }
-            "env" | "label" => args = self.name_values(rest_str, rest_start, &name)?,
+            "env" | "label" => args = self.name_values(rest_str, rest_start, name)?,
             "healthcheck" => {
                 let typ_len = rest_str.find(is_blank).unwrap_or(rest_str.len());
                 if typ_len > 0 {
@@ -369,11 +454,16 @@ impl RawBuilder<'_> {
             _ => {}
         }
 
-        if pending.is_empty() && heredoc_capable(&name) && !json && text.contains("<<") {
+        if pending.is_empty() && heredoc_capable(name) && !json && text.contains("<<") {
             pending = self.heredocs(base)?;
         }
 
-        let original = text.to_string();
+        // The caller replaces this with the line itself for top-level instructions.
+        let original = if base == 0 {
+            String::new()
+        } else {
+            text.to_string()
+        };
         let raw = RawInstruction {
             keyword,
             flags,
@@ -418,11 +508,11 @@ impl RawBuilder<'_> {
     /// BuildKit's `parseNameVal` for ENV and LABEL: key, value, separator triples.
     fn name_values(&self, rest: &str, start: usize, name: &str) -> Result<Vec<Word>, ParseError> {
         let words = parse_words(rest, self.escape);
-        let Some(first) = words.first() else {
+        let Some(&(fa, _, ft)) = words.first() else {
             return Ok(Vec::new());
         };
-        let upper = name.to_ascii_uppercase();
-        if !first.0.contains('=') {
+        if !rest[fa..ft].contains('=') {
+            let upper = name.to_ascii_uppercase();
             let pieces = split_blanks(rest);
             let Some(&(ka, kb)) = pieces.first() else {
                 return Ok(Vec::new());
@@ -444,7 +534,8 @@ impl RawBuilder<'_> {
             ]);
         }
         let mut out = Vec::with_capacity(words.len() * 3);
-        for (w, a, b) in words {
+        for (a, b, t) in words {
+            let w = &rest[a..t];
             let Some(eq) = w.find('=') else {
                 return Err(self
                     .error(
@@ -524,3 +615,7 @@ pub(crate) fn finish_heredoc(p: PendingHeredoc, content: String, body_span: Span
         body_span,
     }
 }
+
+#[cfg(test)]
+#[path = "raw_tests.rs"]
+mod tests;

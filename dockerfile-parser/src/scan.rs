@@ -19,7 +19,10 @@ const BOM: &str = "\u{feff}";
 pub(crate) struct LogicalLine {
     /// Continuations joined, comment lines dropped, leading blanks of the first line removed.
     pub text: String,
-    /// `(logical offset, source offset)` at the start of each joined segment, ascending.
+    /// Source offset of logical offset 0.
+    pub first: usize,
+    /// `(logical offset, source offset)` at the start of each continuation segment, ascending
+    /// (empty for single-line instructions, so they need no allocation).
     pub segments: Vec<(usize, usize)>,
     /// Source offset of the end of the last physical line (newline excluded).
     pub end: usize,
@@ -32,12 +35,11 @@ pub(crate) struct LogicalLine {
 impl LogicalLine {
     /// Source offset of logical offset `at`.
     pub fn source_offset(&self, at: usize) -> usize {
-        let i = match self.segments.binary_search_by(|(l, _)| l.cmp(&at)) {
-            Ok(i) => i,
-            Err(0) => 0,
-            Err(i) => i - 1,
+        let (l, s) = match self.segments.binary_search_by(|(l, _)| l.cmp(&at)) {
+            Ok(i) => self.segments[i],
+            Err(0) => (0, self.first),
+            Err(i) => self.segments[i - 1],
         };
-        let (l, s) = self.segments[i];
         s + at.saturating_sub(l)
     }
 
@@ -210,9 +212,9 @@ impl<'a> Scanner<'a> {
             if ended && first.is_empty() {
                 continue;
             }
-            let mut text = String::with_capacity(first.len() + 16);
+            let mut text = String::with_capacity(if ended { first.len() } else { first.len() * 8 });
             text.push_str(first);
-            let mut segments = vec![(0usize, tok_start)];
+            let mut segments = Vec::new();
             let mut end = pl.start + pl.text.len();
             let mut empty_line: Option<(usize, Span)> = None;
             while !ended {
@@ -250,6 +252,7 @@ impl<'a> Scanner<'a> {
             }
             return Ok(Some(LogicalLine {
                 text,
+                first: tok_start,
                 segments,
                 end,
                 start_line,

@@ -17,7 +17,9 @@ pub(crate) enum FlagKind {
 
 /// Flags of one instruction, checked against a declaration.
 pub(crate) struct Flags<'a> {
-    used: Vec<(&'static str, FlagKind, Vec<&'a Flag>)>,
+    /// Flags given, in order, with their declared name. Empty (no allocation) for the many
+    /// instructions without flags.
+    used: Vec<(&'static str, &'a Flag)>,
 }
 
 impl<'a> Flags<'a> {
@@ -27,11 +29,10 @@ impl<'a> Flags<'a> {
         spec: &[(&'static str, FlagKind)],
         src: &str,
     ) -> Result<Self, ParseError> {
-        let mut used: Vec<(&'static str, FlagKind, Vec<&'a Flag>)> =
-            spec.iter().map(|(n, k)| (*n, *k, Vec::new())).collect();
-        let keyword = raw.keyword.text.to_ascii_uppercase();
+        let mut used: Vec<(&'static str, &'a Flag)> = Vec::new();
         for flag in &raw.flags {
-            let Some(entry) = used.iter_mut().find(|(n, _, _)| *n == flag.name) else {
+            let Some(&(name, kind)) = spec.iter().find(|(n, _)| *n == flag.name) else {
+                let keyword = raw.keyword.text.to_ascii_uppercase();
                 let names: Vec<&str> = spec.iter().map(|(n, _)| *n).collect();
                 let label = if names.is_empty() {
                     format!("{keyword} takes no flags, found `--{}`", flag.name)
@@ -59,8 +60,7 @@ impl<'a> Flags<'a> {
                 }
                 return Err(err);
             };
-            let (name, kind, list) = entry;
-            if *kind != FlagKind::Strs && !list.is_empty() {
+            if kind != FlagKind::Strs && used.iter().any(|(n, _)| *n == name) {
                 return Err(ParseError::new(
                     ParseErrorKind::DuplicateFlag(name.to_string()),
                     flag.span,
@@ -69,7 +69,7 @@ impl<'a> Flags<'a> {
                 )
                 .with_help("give the flag once"));
             }
-            match (*kind, &flag.value) {
+            match (kind, &flag.value) {
                 (FlagKind::Bool, Some(v)) if v.is_empty() => {
                     return Err(missing(name, flag, src));
                 }
@@ -89,37 +89,36 @@ impl<'a> Flags<'a> {
                 (FlagKind::Str | FlagKind::Strs, None) => return Err(missing(name, flag, src)),
                 _ => {}
             }
-            list.push(flag);
+            used.push((name, flag));
         }
         Ok(Flags { used })
     }
 
-    fn get(&self, name: &str) -> &[&'a Flag] {
+    fn get<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a Flag> + 's {
         self.used
             .iter()
-            .find(|(n, _, _)| *n == name)
-            .map(|(_, _, v)| v.as_slice())
-            .unwrap_or(&[])
+            .filter(move |(n, _)| *n == name)
+            .map(|(_, f)| *f)
     }
 
     /// A single-valued flag's value.
     pub fn string(&self, name: &str) -> Option<Word> {
-        self.get(name).first().map(|f| f.value_word())
+        self.get(name).next().map(|f| f.value_word())
     }
 
     /// The flag itself (for its span).
     pub fn flag(&self, name: &str) -> Option<&'a Flag> {
-        self.get(name).first().copied()
+        self.get(name).next()
     }
 
     /// A repeated flag's values in order.
     pub fn strings(&self, name: &str) -> Vec<Word> {
-        self.get(name).iter().map(|f| f.value_word()).collect()
+        self.get(name).map(|f| f.value_word()).collect()
     }
 
     /// A boolean flag: `None` if absent.
     pub fn boolean(&self, name: &str) -> Option<bool> {
-        self.get(name).first().map(|f| {
+        self.get(name).next().map(|f| {
             f.value
                 .as_deref()
                 .is_none_or(|v| v.eq_ignore_ascii_case("true"))

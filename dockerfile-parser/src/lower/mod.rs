@@ -84,8 +84,7 @@ pub(crate) fn command_form(raw: &RawInstruction, args: &[Word]) -> CommandForm {
 
 /// Lowers one raw instruction.
 pub(crate) fn lower(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction, ParseError> {
-    let name = raw.name();
-    match name.as_str() {
+    match crate::raw::keyword_name(&raw.keyword.text).unwrap_or("") {
         "from" => from_run::from(raw, ctx),
         "run" => from_run::run(raw, ctx),
         "cmd" => command::cmd(raw, ctx).map(Instruction::Cmd),
@@ -119,18 +118,21 @@ pub(crate) fn lower(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instructi
     }
 }
 
-/// Groups instructions into global ARGs and stages.
-pub(crate) fn assemble(
-    nodes: Vec<InstructionNode>,
-    ctx: &mut Ctx<'_>,
-) -> Result<(Vec<InstructionNode>, Vec<Stage>), ParseError> {
-    let mut global_args = Vec::new();
-    let mut stages: Vec<Stage> = Vec::new();
-    for node in nodes {
+/// Groups instructions into global ARGs and stages as they come.
+#[derive(Default)]
+pub(crate) struct Assembler {
+    pub global_args: Vec<InstructionNode>,
+    pub stages: Vec<Stage>,
+    names: std::collections::HashSet<String>,
+}
+
+impl Assembler {
+    /// Adds the next instruction in file order.
+    pub fn push(&mut self, node: InstructionNode, ctx: &mut Ctx<'_>) -> Result<(), ParseError> {
         if let Instruction::From(f) = &node.instruction {
             let name = f.alias.as_ref().map(|a| a.text.to_ascii_lowercase());
             if let Some(n) = &name
-                && stages.iter().any(|s| s.name.as_ref() == Some(n))
+                && !self.names.insert(n.clone())
             {
                 let span = f.alias.as_ref().map(|a| a.span).unwrap_or(node.raw.span);
                 ctx.warn(
@@ -140,16 +142,18 @@ pub(crate) fn assemble(
                     node.raw.start_line,
                 );
             }
-            stages.push(Stage {
+            self.stages.push(Stage {
                 from: node,
                 name,
                 instructions: Vec::new(),
             });
-            continue;
+            return Ok(());
         }
-        match stages.last_mut() {
+        match self.stages.last_mut() {
             Some(stage) => stage.instructions.push(node),
-            None if matches!(node.instruction, Instruction::Arg { .. }) => global_args.push(node),
+            None if matches!(node.instruction, Instruction::Arg { .. }) => {
+                self.global_args.push(node)
+            }
             None => {
                 let kw = node.raw.keyword.text.to_ascii_uppercase();
                 return Err(ctx
@@ -161,8 +165,8 @@ pub(crate) fn assemble(
                     .with_help("start the build stage with `FROM <image>` before this line"));
             }
         }
+        Ok(())
     }
-    Ok((global_args, stages))
 }
 
 /// Builds the [`Dockerfile`] from its parts.

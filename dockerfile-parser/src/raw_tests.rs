@@ -1,0 +1,65 @@
+use super::*;
+use proptest::prelude::*;
+
+type Ranges = (Vec<(usize, usize)>, usize);
+
+fn pest_ranges(text: &str) -> Option<Ranges> {
+    let head = DockerfileGrammar::parse(Rule::head, text).ok()?.next()?;
+    let end = head.as_span().end();
+    let ranges = head
+        .into_inner()
+        .filter(|p| matches!(p.as_rule(), Rule::keyword | Rule::flag))
+        .map(|p| (p.as_span().start(), p.as_span().end()))
+        .collect();
+    Some((ranges, end))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    /// The fast path finds the same keyword, flags and end as the grammar whenever it applies.
+    #[test]
+    fn fast_head_agrees_with_grammar(text in "[ \t\u{0B}a-zA-Z\"'=,\\\\-]{0,32}") {
+        if let Some(fast) = fast_head(&text) {
+            let mut ranges = vec![fast.keyword];
+            ranges.extend(fast.flags);
+            prop_assert_eq!(Some((ranges, fast.end)), pest_ranges(&text));
+        }
+    }
+
+    #[test]
+    fn fast_head_agrees_on_flag_lines(
+        kw in "[A-Z]{1,6}",
+        flags in proptest::collection::vec("--[a-z=,/-]{0,8}", 0..4),
+        gap in "[ \t]{1,3}",
+        rest in "[a-z -]{0,8}",
+    ) {
+        let text = format!("{kw}{gap}{}{gap}{rest}", flags.join(&gap));
+        if let Some(fast) = fast_head(&text) {
+            let mut ranges = vec![fast.keyword];
+            ranges.extend(fast.flags);
+            prop_assert_eq!(Some((ranges, fast.end)), pest_ranges(&text));
+        }
+    }
+}
+
+#[test]
+fn json_args() {
+    assert!(matches!(parse_json_args("[\"a\", \"b\"]"), JsonArgs::Strings(v) if v.len() == 2));
+    assert!(matches!(
+        parse_json_args("[\"a\", 1]"),
+        JsonArgs::NotStrings
+    ));
+    assert!(matches!(parse_json_args("['a']"), JsonArgs::NotJson));
+    assert!(matches!(parse_json_args("[\"a\"] x"), JsonArgs::NotJson));
+    assert!(matches!(parse_json_args("[]"), JsonArgs::Strings(v) if v.is_empty()));
+}
+
+#[test]
+fn words_keep_quotes() {
+    let src = "a=\"1 2\" b='x y' c\\ d e\\";
+    let w: Vec<&str> = parse_words(src, '\\')
+        .into_iter()
+        .map(|(a, _, t)| &src[a..t])
+        .collect();
+    assert_eq!(w, ["a=\"1 2\"", "b='x y'", "c\\ d", "e"]);
+}

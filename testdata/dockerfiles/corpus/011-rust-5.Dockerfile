@@ -1,0 +1,28 @@
+FROM rust:1.80.1 AS chef
+RUN cargo install cargo-chef --locked
+WORKDIR /app
+
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+# native target
+COPY --from=planner /app/recipe.json recipe.json
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    cargo chef cook --release --target x86_64-unknown-linux-gnu --recipe-path recipe.json
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/app/target,id=target-daemon \
+    cargo build --release --target x86_64-unknown-linux-gnu --bin daemon && \
+    cp target/x86_64-unknown-linux-gnu/release/daemon /usr/local/bin/daemon
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates tini \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=builder /usr/local/bin/daemon /usr/local/bin/
+ENV RUST_LOG=info
+EXPOSE 7000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["/usr/local/bin/daemon", "--health"]
+ENTRYPOINT ["tini", "--", "/usr/local/bin/daemon"]

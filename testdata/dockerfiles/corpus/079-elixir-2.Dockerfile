@@ -1,0 +1,35 @@
+ARG ELIXIR_VERSION=1.16.3
+ARG OTP_VERSION=26.2.5
+ARG DEBIAN_VERSION=bookworm-20240612-slim
+ARG BUILDER_IMAGE="hexpm/elixir:${ELIXIR_VERSION}-erlang-${OTP_VERSION}-debian-${DEBIAN_VERSION}"
+ARG RUNNER_IMAGE="debian:${DEBIAN_VERSION}"
+
+FROM ${BUILDER_IMAGE} AS builder
+RUN apt-get update -y && apt-get install -y build-essential git \
+    && apt-get clean && rm -f /var/lib/apt/lists/*_*
+WORKDIR /app
+RUN mix local.hex --force && \
+    mix local.rebar --force
+ENV MIX_ENV="prod"
+COPY mix.exs mix.lock ./
+RUN mix deps.get --only $MIX_ENV
+RUN mkdir config
+COPY config/config.exs config/${MIX_ENV}.exs config/
+RUN mix deps.compile
+COPY priv priv
+COPY lib lib
+RUN mix compile
+RUN mix release
+
+FROM ${RUNNER_IMAGE}
+RUN apt-get update -y && \
+  apt-get install -y libstdc++6 openssl libncurses5 locales ca-certificates \
+  && apt-get clean && rm -f /var/lib/apt/lists/*_*
+ENV LANG en_US.UTF-8
+ENV LANGUAGE en_US:en
+WORKDIR "/app"
+RUN chown nobody /app
+COPY --from=builder --chown=nobody:root /app/_build/prod/rel/chat ./
+USER nobody
+EXPOSE 4001
+CMD ["/app/bin/server"]
