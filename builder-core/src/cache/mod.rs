@@ -117,7 +117,7 @@ mod tests {
         assert_eq!(store.get(&key), None);
         let rec = CacheRecord {
             layer: Some(LayerRef {
-                diff_id: format!("sha256:{}", "a".repeat(64)),
+                diff_id: crate::content::Digest::of(b"layer"),
                 size: 10,
             }),
             created: 5,
