@@ -308,7 +308,7 @@ async fn no_cache_and_missing_layers_rerun() {
         .missing_layers
         .lock()
         .unwrap()
-        .push(r.state.layers[0].diff_id.clone());
+        .push(r.state.layers[0].diff_id);
     h.build(
         "FROM scratch\nRUN x\n",
         &PlanOptions::default(),
