@@ -5,4 +5,5 @@
 #![deny(missing_docs)]
 
 pub mod changes;
+pub mod exec;
 pub mod fsroot;
