@@ -7,3 +7,4 @@
 pub mod changes;
 pub mod exec;
 pub mod fsroot;
+pub mod snapshot;
