@@ -12,6 +12,7 @@ pub mod content;
 pub mod context;
 pub mod copy;
 mod error;
+pub mod exec;
 pub mod export;
 pub mod fsroot;
 pub mod graph;
@@ -20,6 +21,7 @@ pub mod import;
 pub mod layer;
 pub mod plan;
 pub mod progress;
+pub mod snapshot;
 pub mod solver;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,0 +1,432 @@
+//! The sandbox helper: the process [`super::SandboxExecutor`] starts for every run.
+//!
+//! Three processes, all single-threaded, so `fork()` followed by ordinary Rust is sound:
+//!
+//! 1. the helper (started by the executor, in the host's PID namespace) enters a user namespace when
+//!    not root, unshares the mount, UTS, IPC, PID and (unless `--network=host`) network namespaces and
+//!    forks;
+//! 2. the init process (PID 1 of the new PID namespace) dies with the helper (`PR_SET_PDEATHSIG`),
+//!    sets the host name, brings `lo` up, carries out the mount plan, pivots into the rootfs, forks
+//!    the command and reaps every orphan until the command exits, then reports its status and exits,
+//!    which makes the kernel kill whatever the command left running;
+//! 3. the command process drops capabilities to Docker's default set, switches user, changes
+//!    directory, marks every inherited descriptor close-on-exec and executes the command.
+//!
+//! Errors and the exit status travel back as [`Message`]s on the control socket (fd 3).
+//!
+//! This module must not start threads or touch the async runtime: it runs before either exists.
+
+use std::ffi::CString;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use rustix::io::FdFlags;
+use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
+
+use super::plan::mount_plan;
+use super::protocol::{CONTROL_FD, HelperSpec, Message, VERSION};
+use super::sys::{RealSys, StepError, apply};
+use super::{DEFAULT_PATH, ExitStatus, HELPER_ENV, NetworkMode, caps};
+
+/// Runs the sandbox helper and exits if this process was started as one; returns at once
+/// otherwise.
+///
+/// Call it first thing in `main()`, before creating any thread or async runtime (so not from a
+/// `#[tokio::main]` function): the helper needs a single-threaded process and checks that it has
+/// one.
+pub fn sandbox_main_if_requested() {
+    let Some(version) = std::env::var_os(HELPER_ENV) else {
+        return;
+    };
+    let code = if version == VERSION {
+        helper_main()
+    } else {
+        eprintln!(
+            "kiln sandbox helper: protocol version {version:?} does not match this binary's {VERSION}"
+        );
+        125
+    };
+    std::process::exit(code)
+}
+
+fn err(stage: impl Into<String>) -> impl FnOnce(io::Error) -> StepError {
+    let stage = stage.into();
+    move |source| StepError { stage, source }
+}
+
+fn errno(stage: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> StepError {
+    let f = err(stage);
+    move |e| f(e.into())
+}
+
+fn helper_main() -> i32 {
+    // SAFETY: the executor placed the control socket at this descriptor; nothing else in this
+    // process owns it.
+    let ctl = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
+    if rustix::io::fcntl_setfd(&ctl, FdFlags::CLOEXEC).is_err() {
+        eprintln!("kiln sandbox helper: no control socket on fd {CONTROL_FD}");
+        return 125;
+    }
+    let ctl = UnixStream::from(ctl);
+    let mut buf = Vec::new();
+    let spec: HelperSpec = match (&ctl)
+        .read_to_end(&mut buf)
+        .and_then(|_| serde_json::from_slice(&buf).map_err(io::Error::other))
+    {
+        Ok(spec) => spec,
+        Err(e) => {
+            let _ = Message::error("read spec", &e).send(&ctl);
+            return 125;
+        }
+    };
+    match supervise(&spec, &ctl) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = Message::error(e.stage, &e.source).send(&ctl);
+            125
+        }
+    }
+}
+
+fn single_threaded() -> io::Result<bool> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count() == 1)
+}
+
+fn supervise(spec: &HelperSpec, ctl: &UnixStream) -> Result<i32, StepError> {
+    if !single_threaded().map_err(err("check threads"))? {
+        return Err(StepError {
+            stage: "start helper".into(),
+            source: io::Error::other(
+                "the sandbox helper is multi-threaded: call sandbox_main_if_requested() first in main()",
+            ),
+        });
+    }
+    let rootless = !rustix::process::geteuid().is_root();
+    if rootless {
+        enter_user_namespace(spec)?;
+    }
+    let mut flags =
+        UnshareFlags::NEWNS | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC | UnshareFlags::NEWPID;
+    if spec.network == NetworkMode::None {
+        flags |= UnshareFlags::NEWNET;
+    }
+    // SAFETY: no CLONE_FILES, and the process is single-threaded (checked above).
+    unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(errno("unshare namespaces"))?;
+
+    let (alive_r, alive_w) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(errno("create pipe"))?;
+    // SAFETY: the process is single-threaded, so the child may run any code after fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(err("fork init")(io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        drop(alive_w);
+        let code = init_main(spec, ctl, &alive_r, rootless);
+        // SAFETY: ends this process without running the parent's exit handlers twice.
+        unsafe { libc::_exit(code) }
+    }
+    drop(alive_r);
+    let status = wait_for(pid).map_err(errno("wait for init"))?;
+    drop(alive_w);
+    Ok(match status {
+        ExitStatus::Code(c) => c,
+        ExitStatus::Signal(s) => 128 + s,
+    })
+}
+
+fn wait_for(pid: i32) -> rustix::io::Result<ExitStatus> {
+    let pid = rustix::process::Pid::from_raw(pid).ok_or(rustix::io::Errno::SRCH)?;
+    loop {
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
+            Ok(Some((_, st))) => return Ok(status_of(st)),
+            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn status_of(st: rustix::process::WaitStatus) -> ExitStatus {
+    match (st.exit_status(), st.terminating_signal()) {
+        (Some(c), _) => ExitStatus::Code(c),
+        (None, Some(s)) => ExitStatus::Signal(s),
+        (None, None) => ExitStatus::Code(255),
+    }
+}
+
+/// Maps root in a new user namespace to the calling user. Without `newuidmap` only that one id
+/// exists inside, so the command must run as root.
+fn enter_user_namespace(spec: &HelperSpec) -> Result<(), StepError> {
+    if spec.user.uid != 0 || spec.user.gid != 0 || !spec.user.additional_gids.is_empty() {
+        return Err(StepError {
+            stage: "user namespace".into(),
+            source: io::Error::other(
+                "rootless mode maps only root (uid 0) into the sandbox; other users need newuidmap, which is not supported yet",
+            ),
+        });
+    }
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    // SAFETY: no CLONE_FILES, and the process is single-threaded.
+    unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER) }
+        .map_err(errno("unshare user namespace"))?;
+    std::fs::write("/proc/self/setgroups", "deny").map_err(err("write setgroups"))?;
+    std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(err("write uid_map"))?;
+    std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(err("write gid_map"))?;
+    Ok(())
+}
+
+fn init_main(spec: &HelperSpec, ctl: &UnixStream, alive: &OwnedFd, rootless: bool) -> i32 {
+    match init_setup(spec, alive, rootless) {
+        Ok(()) => {}
+        Err(e) => {
+            let _ = Message::error(e.stage, &e.source).send(ctl);
+            return 125;
+        }
+    }
+    // SAFETY: the process is single-threaded.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        let _ = Message::error("fork command", &io::Error::last_os_error()).send(ctl);
+        return 125;
+    }
+    if pid == 0 {
+        let e = exec_command(spec);
+        let _ = Message::error(e.stage, &e.source).send(ctl);
+        // SAFETY: ends the failed command process.
+        unsafe { libc::_exit(127) }
+    }
+    // Reap everything (orphans are re-parented to us) until the command itself exits; returning
+    // then ends the PID namespace and the kernel kills what is left.
+    let status = loop {
+        match rustix::process::wait(rustix::process::WaitOptions::empty()) {
+            Ok(Some((p, st))) if p.as_raw_nonzero().get() == pid => break status_of(st),
+            Ok(_) | Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                let _ = Message::error("wait for command", &e.into()).send(ctl);
+                return 125;
+            }
+        }
+    };
+    let _ = Message::Exit(status).send(ctl);
+    0
+}
+
+fn init_setup(spec: &HelperSpec, alive: &OwnedFd, rootless: bool) -> Result<(), StepError> {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .map_err(errno("set parent death signal"))?;
+    // The helper may have died before the line above: its end of the pipe is then closed.
+    let mut pfd = libc::pollfd {
+        fd: alive.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no timeout.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } != 0 {
+        return Err(err("start init")(io::Error::other("the helper exited")));
+    }
+    rustix::system::sethostname(spec.hostname.as_bytes())
+        .map_err(errno(format!("set host name {:?}", spec.hostname)))?;
+    if spec.network == NetworkMode::None {
+        loopback_up().map_err(err("bring up lo"))?;
+    }
+    apply(
+        &mut RealSys,
+        &spec.rootfs,
+        &mount_plan(&spec.mounts, rootless),
+    )
+}
+
+/// `ip link set lo up` in the new network namespace.
+fn loopback_up() -> io::Result<()> {
+    // SAFETY: plain socket call; the descriptor is owned right after.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we pass.
+    unsafe {
+        if libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(fd.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Becomes the command; returns only on failure.
+fn exec_command(spec: &HelperSpec) -> StepError {
+    match try_exec(spec) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+fn try_exec(spec: &HelperSpec) -> Result<std::convert::Infallible, StepError> {
+    rustix::process::setsid().map_err(errno("setsid"))?;
+    drop_bounding_set()?;
+    let groups: Vec<_> = spec
+        .user
+        .additional_gids
+        .iter()
+        .map(|g| rustix::process::Gid::from_raw(*g))
+        .collect();
+    let uid = rustix::process::Uid::from_raw(spec.user.uid);
+    let gid = rustix::process::Gid::from_raw(spec.user.gid);
+    rustix::thread::set_thread_groups(&groups).map_err(errno("setgroups"))?;
+    rustix::thread::set_thread_res_gid(gid, gid, gid)
+        .map_err(errno(format!("setgid {}", spec.user.gid)))?;
+    rustix::thread::set_thread_res_uid(uid, uid, uid)
+        .map_err(errno(format!("setuid {}", spec.user.uid)))?;
+    if spec.user.uid == 0 {
+        let set = caps::default_set();
+        rustix::thread::set_capabilities(
+            None,
+            CapabilitySets {
+                effective: set,
+                permitted: set,
+                inheritable: CapabilitySet::empty(),
+            },
+        )
+        .map_err(errno("set capabilities"))?;
+    }
+    rustix::process::chdir(&spec.cwd).map_err(|e| StepError {
+        stage: format!("working directory {}", spec.cwd.display()),
+        source: e.into(),
+    })?;
+    // SAFETY: marks every descriptor above stderr close-on-exec; none is used as an owned Rust
+    // object past exec.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r < 0 {
+        return Err(err("close inherited descriptors")(
+            io::Error::last_os_error(),
+        ));
+    }
+    let cstr = |s: &str, what: &str| {
+        CString::new(s).map_err(|_| StepError {
+            stage: what.to_owned(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{s:?} contains a NUL byte"),
+            ),
+        })
+    };
+    let argv: Vec<CString> = spec
+        .argv
+        .iter()
+        .map(|a| cstr(a, "argument"))
+        .collect::<Result<_, _>>()?;
+    let env: Vec<CString> = spec
+        .env
+        .iter()
+        .map(|e| cstr(e, "environment"))
+        .collect::<Result<_, _>>()?;
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut env_p: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    env_p.push(std::ptr::null());
+
+    let path_var = spec
+        .env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    let prog = &spec.argv[0];
+    let stage = format!("exec {prog:?}");
+    let mut denied = None;
+    for cand in candidates(prog, path_var) {
+        let c = cstr(&cand.to_string_lossy(), "executable path")?;
+        // SAFETY: argv and envp are NUL-terminated arrays of valid C strings that outlive the call.
+        unsafe { libc::execve(c.as_ptr(), argv_p.as_ptr(), env_p.as_ptr()) };
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) if !prog.contains('/') => continue,
+            Some(libc::EACCES) if !prog.contains('/') => denied = Some(e),
+            _ => return Err(err(stage)(e)),
+        }
+    }
+    Err(match denied {
+        Some(e) => err(stage)(e),
+        None => StepError {
+            stage,
+            source: io::Error::new(
+                io::ErrorKind::NotFound,
+                "executable file not found in $PATH",
+            ),
+        },
+    })
+}
+
+/// Where to look for `prog`: itself when it has a `/`, else every `PATH` entry (an empty entry
+/// meaning the working directory, as execvp does).
+fn candidates(prog: &str, path: &str) -> Vec<PathBuf> {
+    if prog.contains('/') {
+        return vec![PathBuf::from(prog)];
+    }
+    path.split(':')
+        .map(|d| {
+            if d.is_empty() {
+                Path::new(".").join(prog)
+            } else {
+                Path::new(d).join(prog)
+            }
+        })
+        .collect()
+}
+
+/// Removes every capability outside Docker's default set from the bounding set, so not even a
+/// setuid binary can get it back.
+fn drop_bounding_set() -> Result<(), StepError> {
+    let keep = caps::default_set();
+    for bit in 0..64u32 {
+        let cap = CapabilitySet::from_bits_retain(1u64 << bit);
+        if keep.contains(cap) {
+            continue;
+        }
+        match rustix::thread::remove_capability_from_bounding_set(cap) {
+            // Past the kernel's last capability.
+            Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+            Err(e) => return Err(errno(format!("drop capability {bit}"))(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_candidates() {
+        assert_eq!(candidates("/bin/sh", "/x"), vec![PathBuf::from("/bin/sh")]);
+        assert_eq!(candidates("./run", "/x"), vec![PathBuf::from("./run")]);
+        assert_eq!(
+            candidates("ls", "/usr/bin::/bin"),
+            vec![
+                PathBuf::from("/usr/bin/ls"),
+                PathBuf::from("./ls"),
+                PathBuf::from("/bin/ls")
+            ]
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! What the executor and its helper process say to each other over the control socket (fd 3 in the
+//! helper): the executor writes one JSON [`HelperSpec`] and shuts its side down; the helper and its
+//! children write newline-separated JSON [`Message`]s back until they exit.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use super::{ExitStatus, Mount, NetworkMode, User};
+
+/// The protocol version, the value of [`super::HELPER_ENV`].
+pub(crate) const VERSION: &str = "1";
+
+/// The descriptor the control socket has in the helper.
+pub(crate) const CONTROL_FD: i32 = 3;
+
+/// Everything the helper needs, with host-side preparation done (generated files written, mount
+/// points created).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct HelperSpec {
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: PathBuf,
+    pub user: User,
+    pub hostname: String,
+    pub network: NetworkMode,
+    pub rootfs: PathBuf,
+    /// Standard mounts that depend on the host (`/etc/hosts`, `/etc/resolv.conf`) followed by the
+    /// spec's extra mounts.
+    pub mounts: Vec<Mount>,
+}
+
+/// A report from the helper.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Message {
+    /// Setup failed at `stage`.
+    Error {
+        stage: String,
+        message: String,
+        errno: Option<i32>,
+    },
+    /// The command ended.
+    Exit(ExitStatus),
+}
+
+impl Message {
+    pub(crate) fn error(stage: impl Into<String>, err: &io::Error) -> Self {
+        Message::Error {
+            stage: stage.into(),
+            message: err.to_string(),
+            errno: err.raw_os_error(),
+        }
+    }
+
+    /// Writes the message as one line with a single `write` (messages are far below `PIPE_BUF`, so
+    /// writers never interleave).
+    pub(crate) fn send(&self, mut w: impl Write) -> io::Result<()> {
+        let mut line = serde_json::to_vec(self).map_err(io::Error::other)?;
+        line.push(b'\n');
+        w.write_all(&line)
+    }
+}
+
+/// Reads messages until end of file.
+pub(crate) fn read_messages(mut r: impl Read) -> io::Result<Vec<Message>> {
+    let mut buf = Vec::new();
+    r.read_to_end(&mut buf)?;
+    buf.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_slice(l).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let mut buf = Vec::new();
+        Message::error("chdir /x", &io::Error::from_raw_os_error(libc::ENOENT))
+            .send(&mut buf)
+            .unwrap();
+        Message::Exit(ExitStatus::Signal(9)).send(&mut buf).unwrap();
+        let msgs = read_messages(&buf[..]).unwrap();
+        assert_eq!(msgs.len(), 2);
+        assert!(
+            matches!(&msgs[0], Message::Error { errno: Some(2), stage, .. } if stage == "chdir /x")
+        );
+        assert_eq!(msgs[1], Message::Exit(ExitStatus::Signal(9)));
+    }
+}

@@ -1,0 +1,294 @@
+//! Finding what a step changed.
+//!
+//! - [`compare_trees`] (copy snapshotter) walks the parent tree and the active tree side by side,
+//!   like containerd's walking differ. Entries are the same when type, permission bits, owner,
+//!   link target, device number, xattrs, modification time (with nanoseconds) and, for
+//!   non-directories, size are equal. When both times have zero nanoseconds (a filesystem or an
+//!   archive that truncates them) equal metadata is not trusted and regular files' contents are
+//!   compared. A directory that gained or lost an entry has a new modification time and is
+//!   reported too, as Docker's layers record it.
+//! - [`overlay_changes`] (overlay snapshotter) walks the upper directory: a 0/0 character device
+//!   is a deletion, a directory marked opaque hides the lower ones, anything else was added or
+//!   modified, except directories that overlayfs only copied up to hold a changed entry (same
+//!   metadata as in the lower layer).
+//!
+//! Both report a directory whose previous entries are all gone (deleted and recreated) as
+//! [`Change::Opaque`], and a directory that replaces a non-directory as [`Change::Upsert`], so the
+//! two snapshotters agree on the list.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FileType, Stat};
+
+use super::copytree::xattrs;
+use super::{SnapshotError, io_err};
+use crate::changes::Change;
+
+const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+fn lstat(path: &Path) -> Result<Option<Stat>, SnapshotError> {
+    match rustix::fs::lstat(path) {
+        Ok(st) => Ok(Some(st)),
+        Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => Ok(None),
+        Err(e) => Err(io_err("stat", path)(e.into())),
+    }
+}
+
+fn list(dir: &Path) -> Result<Vec<OsString>, SnapshotError> {
+    let mut names: Vec<OsString> = std::fs::read_dir(dir)
+        .map_err(io_err("list", dir))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()
+        .map_err(io_err("list", dir))?;
+    names.sort();
+    Ok(names)
+}
+
+fn ftype(st: &Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+/// Xattrs that describe the content, not overlayfs' bookkeeping.
+fn content_xattrs(path: &Path) -> Result<Vec<(OsString, Vec<u8>)>, SnapshotError> {
+    let mut x = xattrs(path)?;
+    x.retain(|(n, _)| !n.to_string_lossy().starts_with("trusted.overlay."));
+    Ok(x)
+}
+
+/// Whether `a` (at `pa`) and `b` (at `pb`) are the same entry for a layer.
+fn same_entry(pa: &Path, a: &Stat, pb: &Path, b: &Stat) -> Result<bool, SnapshotError> {
+    let ft = ftype(a);
+    if ft != ftype(b) || a.st_mode != b.st_mode || a.st_uid != b.st_uid || a.st_gid != b.st_gid {
+        return Ok(false);
+    }
+    if a.st_mtime != b.st_mtime
+        || a.st_mtime_nsec != b.st_mtime_nsec
+        || (ft != FileType::Directory && a.st_size != b.st_size)
+    {
+        return Ok(false);
+    }
+    match ft {
+        FileType::Symlink => {
+            let ta = rustix::fs::readlink(pa, Vec::new())
+                .map_err(|e| io_err("read link", pa)(e.into()))?;
+            let tb = rustix::fs::readlink(pb, Vec::new())
+                .map_err(|e| io_err("read link", pb)(e.into()))?;
+            if ta != tb {
+                return Ok(false);
+            }
+        }
+        FileType::CharacterDevice | FileType::BlockDevice if a.st_rdev != b.st_rdev => {
+            return Ok(false);
+        }
+        _ => {}
+    }
+    if content_xattrs(pa)? != content_xattrs(pb)? {
+        return Ok(false);
+    }
+    if ft == FileType::RegularFile && a.st_mtime_nsec == 0 && b.st_mtime_nsec == 0 {
+        return same_content(pa, pb);
+    }
+    Ok(true)
+}
+
+fn same_content(pa: &Path, pb: &Path) -> Result<bool, SnapshotError> {
+    let mut fa = std::fs::File::open(pa).map_err(io_err("open", pa))?;
+    let mut fb = std::fs::File::open(pb).map_err(io_err("open", pb))?;
+    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let na = read_full(&mut fa, &mut ba).map_err(io_err("read", pa))?;
+        let nb = read_full(&mut fb, &mut bb).map_err(io_err("read", pb))?;
+        if na != nb || ba[..na] != bb[..nb] {
+            return Ok(false);
+        }
+        if na == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Every entry below `dir` (excluding it) as an upsert, skipping overlay whiteouts.
+fn add_all(root: &Path, rel: &Path, out: &mut Vec<Change>) -> Result<(), SnapshotError> {
+    let dir = root.join(rel);
+    for name in list(&dir)? {
+        let r = rel.join(&name);
+        let Some(st) = lstat(&root.join(&r))? else {
+            continue;
+        };
+        if is_whiteout(&st) {
+            continue;
+        }
+        out.push(Change::Upsert(r.clone()));
+        if ftype(&st) == FileType::Directory {
+            add_all(root, &r, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Changes from the tree `old` (absent for an empty parent) to the tree `new`, sorted by path.
+pub(crate) fn compare_trees(old: Option<&Path>, new: &Path) -> Result<Vec<Change>, SnapshotError> {
+    let mut out = Vec::new();
+    match old {
+        Some(old) => compare_dir(old, new, Path::new(""), &mut out)?,
+        None => add_all(new, Path::new(""), &mut out)?,
+    }
+    out.sort_by(|a, b| a.path().cmp(b.path()));
+    Ok(out)
+}
+
+fn compare_dir(
+    old: &Path,
+    new: &Path,
+    rel: &Path,
+    out: &mut Vec<Change>,
+) -> Result<(), SnapshotError> {
+    let old_names = list(&old.join(rel))?;
+    let new_names = list(&new.join(rel))?;
+    for name in &old_names {
+        if new_names.binary_search(name).is_err() {
+            out.push(Change::Delete(rel.join(name)));
+        }
+    }
+    for name in &new_names {
+        let r = rel.join(name);
+        let (po, pn) = (old.join(&r), new.join(&r));
+        let Some(sn) = lstat(&pn)? else { continue };
+        let so = if old_names.binary_search(name).is_ok() {
+            lstat(&po)?
+        } else {
+            None
+        };
+        let new_is_dir = ftype(&sn) == FileType::Directory;
+        match so {
+            None => {
+                out.push(Change::Upsert(r.clone()));
+                if new_is_dir {
+                    add_all(new, &r, out)?;
+                }
+            }
+            Some(so) if new_is_dir && ftype(&so) == FileType::Directory => {
+                let before = list(&po)?;
+                let now = list(&pn)?;
+                if !before.is_empty() && before.iter().all(|n| now.binary_search(n).is_err()) {
+                    out.push(Change::Opaque(r.clone()));
+                    add_all(new, &r, out)?;
+                } else {
+                    if !same_entry(&po, &so, &pn, &sn)? {
+                        out.push(Change::Upsert(r.clone()));
+                    }
+                    compare_dir(old, new, &r, out)?;
+                }
+            }
+            Some(so) => {
+                if !same_entry(&po, &so, &pn, &sn)? {
+                    out.push(Change::Upsert(r.clone()));
+                    if new_is_dir {
+                        add_all(new, &r, out)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_whiteout(st: &Stat) -> bool {
+    ftype(st) == FileType::CharacterDevice && st.st_rdev == 0
+}
+
+fn is_opaque(path: &Path) -> Result<bool, SnapshotError> {
+    let mut buf = [0u8; 4];
+    match rustix::fs::lgetxattr(path, OPAQUE_XATTR, &mut buf[..]) {
+        Ok(n) => Ok(&buf[..n] == b"y"),
+        Err(rustix::io::Errno::NODATA) | Err(rustix::io::Errno::NOTSUP) => Ok(false),
+        Err(rustix::io::Errno::RANGE) => Ok(false),
+        Err(e) => Err(io_err("read xattr", path)(e.into())),
+    }
+}
+
+/// The entry the lower layers (`lowers`, topmost first) show at `rel`, with its path.
+fn lower_entry(lowers: &[PathBuf], rel: &Path) -> Result<Option<(PathBuf, Stat)>, SnapshotError> {
+    for l in lowers {
+        let p = l.join(rel);
+        if let Some(st) = lstat(&p)? {
+            if is_whiteout(&st) {
+                return Ok(None);
+            }
+            return Ok(Some((p, st)));
+        }
+    }
+    Ok(None)
+}
+
+/// Changes recorded in an overlay upper directory over `lowers` (topmost first), sorted by path.
+pub(crate) fn overlay_changes(
+    upper: &Path,
+    lowers: &[PathBuf],
+) -> Result<Vec<Change>, SnapshotError> {
+    let mut out = Vec::new();
+    walk_upper(upper, lowers, Path::new(""), &mut out)?;
+    out.sort_by(|a, b| a.path().cmp(b.path()));
+    Ok(out)
+}
+
+fn walk_upper(
+    upper: &Path,
+    lowers: &[PathBuf],
+    rel: &Path,
+    out: &mut Vec<Change>,
+) -> Result<(), SnapshotError> {
+    for name in list(&upper.join(rel))? {
+        let r = rel.join(&name);
+        let p = upper.join(&r);
+        let Some(st) = lstat(&p)? else { continue };
+        if is_whiteout(&st) {
+            out.push(Change::Delete(r));
+            continue;
+        }
+        if ftype(&st) != FileType::Directory {
+            out.push(Change::Upsert(r));
+            continue;
+        }
+        let lower = lower_entry(lowers, &r)?;
+        let lower_dir = lower
+            .as_ref()
+            .filter(|(_, ls)| ftype(ls) == FileType::Directory);
+        if is_opaque(&p)? {
+            // Opaque only hides something when a lower layer has a non-empty directory here.
+            let hides = match lower_dir {
+                Some((lp, _)) => !list(lp)?.is_empty(),
+                None => false,
+            };
+            out.push(if hides {
+                Change::Opaque(r.clone())
+            } else {
+                Change::Upsert(r.clone())
+            });
+            add_all(upper, &r, out)?;
+            continue;
+        }
+        let copied_up_only = match lower_dir {
+            Some((lp, ls)) => same_entry(lp, ls, &p, &st)?,
+            None => false,
+        };
+        if !copied_up_only {
+            out.push(Change::Upsert(r.clone()));
+        }
+        walk_upper(upper, lowers, &r, out)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! The overlayfs snapshotter: one directory per layer, an overlay mount per active snapshot.
+
+use std::path::{Path, PathBuf};
+
+use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags};
+
+use super::diff::overlay_changes;
+use super::store::{Active, FS, MERGED, Store, TempEntry, View};
+use super::{Fill, SnapshotError, Snapshotter, io_err};
+use crate::changes::{Change, WhiteoutStyle};
+use crate::fsroot::Root;
+
+const UPPER: &str = "upper";
+const WORK: &str = "work";
+
+/// Options that keep the upper directory a plain record of changes: no redirects of renamed
+/// directories and no metadata-only copy-ups, which a walk of the upper directory could not read.
+const OPTIONS: &[(&str, &str)] = &[
+    ("redirect_dir", "off"),
+    ("metacopy", "off"),
+    ("index", "off"),
+];
+
+/// Snapshots as overlayfs layers. Needs root (mounts, whiteout devices, `trusted.` xattrs).
+#[derive(Debug)]
+pub struct OverlaySnapshotter {
+    store: Store,
+}
+
+impl OverlaySnapshotter {
+    /// Opens (creating if needed) the snapshots under `dir` and removes leftovers of killed builds.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, SnapshotError> {
+        Ok(Self {
+            store: Store::open(dir.as_ref())?,
+        })
+    }
+
+    fn entry_of<'a>(&self, active: &'a Active) -> Result<&'a TempEntry, SnapshotError> {
+        match &active.entry {
+            Some(e) if e.dir.starts_with(&self.store.tmp) => Ok(e),
+            _ => Err(io_err("use active snapshot", active.root())(
+                std::io::Error::other("it does not belong to this snapshotter"),
+            )),
+        }
+    }
+}
+
+/// Whether an overlay with a whiteout can be mounted under `dir` (filesystem, privileges).
+pub(crate) fn probe(dir: &Path) -> bool {
+    let run = || -> Result<(), SnapshotError> {
+        std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        let t = tempfile::Builder::new()
+            .prefix(".probe-")
+            .tempdir_in(dir)
+            .map_err(io_err("create probe in", dir))?;
+        let p = t.path();
+        for d in ["l", UPPER, WORK, MERGED] {
+            std::fs::create_dir(p.join(d)).map_err(io_err("create", p))?;
+        }
+        std::fs::write(p.join("l/f"), b"x").map_err(io_err("write", p))?;
+        mount_overlay(
+            &[p.join("l")],
+            Some((&p.join(UPPER), &p.join(WORK))),
+            &p.join(MERGED),
+        )?;
+        let removed = std::fs::remove_file(p.join(MERGED).join("f"));
+        let _ = rustix::mount::unmount(p.join(MERGED), rustix::mount::UnmountFlags::DETACH);
+        removed.map_err(io_err("remove in probe", p))?;
+        Ok(())
+    };
+    match run() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "overlayfs probe failed");
+            false
+        }
+    }
+}
+
+/// Mounts an overlay of `lowers` (topmost first) on `target`, writable with `upper` (upper, work
+/// directories), read-only without.
+pub(crate) fn mount_overlay(
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Result<(), SnapshotError> {
+    let mount_err = |source: std::io::Error| SnapshotError::Mount {
+        target: target.to_path_buf(),
+        layers: lowers.len(),
+        source,
+    };
+    match mount_fsconfig(lowers, upper, target) {
+        Ok(()) => Ok(()),
+        Err(Fallback::Unsupported) => mount_classic(lowers, upper, target).map_err(mount_err),
+        Err(Fallback::Failed(e)) => Err(mount_err(e)),
+    }
+}
+
+enum Fallback {
+    Unsupported,
+    Failed(std::io::Error),
+}
+
+/// The new mount API: every lower layer is its own `lowerdir+` parameter, so no option string
+/// limits the chain (overlayfs itself stacks up to 500 layers).
+fn mount_fsconfig(
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Result<(), Fallback> {
+    let failed = |e: rustix::io::Errno| Fallback::Failed(e.into());
+    let fs = match rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
+        Ok(fs) => fs,
+        Err(rustix::io::Errno::NOSYS) => return Err(Fallback::Unsupported),
+        Err(e) => return Err(failed(e)),
+    };
+    for (i, l) in lowers.iter().enumerate() {
+        match rustix::mount::fsconfig_set_string(&fs, "lowerdir+", l.as_path()) {
+            Ok(()) => {}
+            // Kernels before 6.8 do not know `lowerdir+`.
+            Err(rustix::io::Errno::INVAL) if i == 0 => return Err(Fallback::Unsupported),
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    if let Some((u, w)) = upper {
+        rustix::mount::fsconfig_set_string(&fs, "upperdir", u).map_err(failed)?;
+        rustix::mount::fsconfig_set_string(&fs, "workdir", w).map_err(failed)?;
+    }
+    for (k, v) in OPTIONS {
+        rustix::mount::fsconfig_set_string(&fs, *k, *v).map_err(failed)?;
+    }
+    rustix::mount::fsconfig_create(&fs).map_err(failed)?;
+    let attrs = if upper.is_some() {
+        MountAttrFlags::empty()
+    } else {
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+    };
+    let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(failed)?;
+    rustix::mount::move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(failed)
+}
+
+/// `mount(2)` with the whole configuration in one option string, limited to a page.
+fn mount_classic(
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+) -> std::io::Result<()> {
+    let mut data = String::from("lowerdir=");
+    let lower: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    data.push_str(&lower.join(":"));
+    if let Some((u, w)) = upper {
+        data.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.display(),
+            w.display()
+        ));
+    }
+    for (k, v) in OPTIONS {
+        data.push_str(&format!(",{k}={v}"));
+    }
+    if data.len() >= 4096 {
+        return Err(std::io::Error::other(format!(
+            "the overlay options for {} layers exceed a page; this kernel lacks `lowerdir+` (Linux 6.8)",
+            lowers.len()
+        )));
+    }
+    let flags = if upper.is_some() {
+        MountFlags::empty()
+    } else {
+        MountFlags::RDONLY
+    };
+    let data = std::ffi::CString::new(data).map_err(std::io::Error::other)?;
+    rustix::mount::mount("overlay", target, "overlay", flags, data.as_c_str()).map_err(Into::into)
+}
+
+fn mkdirs(base: &Path, names: &[&str]) -> Result<(), SnapshotError> {
+    for n in names {
+        let p = base.join(n);
+        std::fs::create_dir(&p).map_err(io_err("create", &p))?;
+    }
+    Ok(())
+}
+
+impl Snapshotter for OverlaySnapshotter {
+    fn name(&self) -> &'static str {
+        "overlayfs"
+    }
+
+    fn prepare(&self, parent: Option<&str>) -> Result<Active, SnapshotError> {
+        let lowers = match parent {
+            Some(p) => self.store.chain(p)?,
+            None => Vec::new(),
+        };
+        let entry = self.store.temp()?;
+        let dir = entry.dir.clone();
+        let mut active = Active {
+            root: dir.join(UPPER),
+            parent: parent.map(str::to_owned),
+            entry: Some(entry),
+            mounted: None,
+        };
+        if lowers.is_empty() {
+            // Nothing below: the upper directory is the rootfs, no mount needed.
+            mkdirs(&dir, &[UPPER])?;
+            return Ok(active);
+        }
+        mkdirs(&dir, &[UPPER, WORK, MERGED])?;
+        let merged = dir.join(MERGED);
+        mount_overlay(&lowers, Some((&dir.join(UPPER), &dir.join(WORK))), &merged)?;
+        active.root = merged.clone();
+        active.mounted = Some(merged);
+        Ok(active)
+    }
+
+    fn changes(&self, active: &Active) -> Result<Vec<Change>, SnapshotError> {
+        let entry = self.entry_of(active)?;
+        let lowers = match &active.parent {
+            Some(p) => self.store.chain(p)?,
+            None => Vec::new(),
+        };
+        overlay_changes(&entry.dir.join(UPPER), &lowers)
+    }
+
+    fn commit(&self, mut active: Active, key: &str) -> Result<(), SnapshotError> {
+        self.entry_of(&active)?;
+        active.unmount()?;
+        let Some(entry) = active.entry.take() else {
+            return Ok(());
+        };
+        let dir = entry.dir.clone();
+        std::fs::rename(dir.join(UPPER), dir.join(FS)).map_err(io_err("rename", &dir))?;
+        for extra in [WORK, MERGED] {
+            let p = dir.join(extra);
+            match std::fs::remove_dir_all(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &p)(e)),
+            }
+        }
+        self.store.commit(entry, key, active.parent.as_deref())?;
+        Ok(())
+    }
+
+    fn import(&self, key: &str, parent: Option<&str>, fill: Fill<'_>) -> Result<(), SnapshotError> {
+        if self.store.exists(key) {
+            return Ok(());
+        }
+        if let Some(p) = parent {
+            self.store.require(p)?;
+        }
+        let entry = self.store.temp()?;
+        mkdirs(&entry.dir, &[FS])?;
+        let root = Root::open(entry.dir.join(FS))?;
+        fill(&root, WhiteoutStyle::Overlay).map_err(|source| SnapshotError::Fill {
+            key: key.to_owned(),
+            source,
+        })?;
+        self.store.commit(entry, key, parent)?;
+        Ok(())
+    }
+
+    fn view(&self, key: &str) -> Result<View, SnapshotError> {
+        let chain = self.store.chain(key)?;
+        if chain.len() == 1 {
+            // A base layer is its own full tree.
+            return Ok(View {
+                path: chain[0].clone(),
+                _mount: None,
+            });
+        }
+        let entry = self.store.temp()?;
+        mkdirs(&entry.dir, &[MERGED])?;
+        let merged = entry.dir.join(MERGED);
+        let mut active = Active {
+            root: merged.clone(),
+            parent: Some(key.to_owned()),
+            entry: Some(entry),
+            mounted: None,
+        };
+        mount_overlay(&chain, None, &merged)?;
+        active.mounted = Some(merged.clone());
+        Ok(View {
+            path: merged,
+            _mount: Some(active),
+        })
+    }
+
+    fn exists(&self, key: &str) -> bool {
+        self.store.exists(key)
+    }
+
+    fn parent(&self, key: &str) -> Result<Option<String>, SnapshotError> {
+        self.store.parent(key)
+    }
+
+    fn remove(&self, key: &str) -> Result<(), SnapshotError> {
+        self.store.require(key)?;
+        if let Some(child) = self.store.child_of(key)? {
+            return Err(SnapshotError::InUse {
+                key: key.to_owned(),
+                child,
+            });
+        }
+        self.store.remove(key)
+    }
+}

@@ -1,0 +1,333 @@
+//! The on-disk layout shared by both snapshotters: committed snapshots, locked temporary entries,
+//! atomic commits and the cleanup of what a killed build left behind.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{AtFlags, CWD, Mode, OFlags};
+use rustix::mount::UnmountFlags;
+use sha2::Digest;
+
+use super::{SnapshotError, io_err};
+use crate::fsroot::proc_fd_path;
+
+/// Directory names inside a snapshot or temporary entry.
+pub(crate) const FS: &str = "fs";
+const KEY: &str = "key";
+const PARENT: &str = "parent";
+/// Where an overlay is mounted inside a temporary entry.
+pub(crate) const MERGED: &str = "merged";
+
+#[derive(Debug)]
+pub(crate) struct Store {
+    pub snapshots: PathBuf,
+    pub tmp: PathBuf,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Store {
+    /// Creates the layout under `dir` and removes stale temporary entries.
+    pub(crate) fn open(dir: &Path) -> Result<Self, SnapshotError> {
+        let store = Store {
+            snapshots: dir.join("snapshots"),
+            tmp: dir.join("tmp"),
+        };
+        for d in [&store.snapshots, &store.tmp] {
+            std::fs::create_dir_all(d).map_err(io_err("create directory", d))?;
+        }
+        store.clean_stale()?;
+        Ok(store)
+    }
+
+    /// The directory of the committed snapshot `key`.
+    pub(crate) fn dir_of(&self, key: &str) -> PathBuf {
+        let hash = sha2::Sha256::digest(key.as_bytes());
+        self.snapshots.join(hex::encode(hash))
+    }
+
+    pub(crate) fn exists(&self, key: &str) -> bool {
+        self.dir_of(key).join(FS).is_dir()
+    }
+
+    pub(crate) fn require(&self, key: &str) -> Result<PathBuf, SnapshotError> {
+        let dir = self.dir_of(key);
+        if dir.join(FS).is_dir() {
+            Ok(dir)
+        } else {
+            Err(SnapshotError::NotFound {
+                key: key.to_owned(),
+            })
+        }
+    }
+
+    pub(crate) fn parent(&self, key: &str) -> Result<Option<String>, SnapshotError> {
+        let dir = self.require(key)?;
+        let p = dir.join(PARENT);
+        match std::fs::read_to_string(&p) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &p)(e)),
+        }
+    }
+
+    /// The layer directories of `key` and its ancestors, `key`'s first.
+    pub(crate) fn chain(&self, key: &str) -> Result<Vec<PathBuf>, SnapshotError> {
+        let mut out = Vec::new();
+        let mut next = Some(key.to_owned());
+        while let Some(k) = next {
+            out.push(self.require(&k)?.join(FS));
+            next = self.parent(&k)?;
+            if out.len() > 4096 {
+                return Err(io_err("walk parents of", &self.dir_of(key))(
+                    io::Error::other("parent chain loops"),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A fresh temporary entry, locked by this process until dropped.
+    pub(crate) fn temp(&self) -> Result<TempEntry, SnapshotError> {
+        let tmpfile = rustix::fs::open(
+            &self.tmp,
+            OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| io_err("create lock in", &self.tmp)(e.into()))?;
+        let lock = File::from(tmpfile);
+        lock.lock().map_err(io_err("lock", &self.tmp))?;
+        // The lock file gets its name only once locked, so a concurrent cleanup never sees it
+        // unlocked; the directory is created after it and removed before it.
+        loop {
+            let id = format!(
+                "{}-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0)
+            );
+            let lock_path = self.tmp.join(format!("{id}.lock"));
+            match rustix::fs::linkat(
+                CWD,
+                proc_fd_path(&lock.as_fd()),
+                CWD,
+                &lock_path,
+                AtFlags::SYMLINK_FOLLOW,
+            ) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(io_err("create", &lock_path)(e.into())),
+            }
+            let dir = self.tmp.join(&id);
+            let entry = TempEntry {
+                dir: dir.clone(),
+                lock_path,
+                _lock: lock,
+                keep: false,
+            };
+            std::fs::create_dir(&dir).map_err(io_err("create", &dir))?;
+            return Ok(entry);
+        }
+    }
+
+    /// Moves a complete temporary entry (with `fs/`) into place as `key`. Returns whether it was
+    /// placed; `false` when `key` existed already (the entry is then discarded).
+    pub(crate) fn commit(
+        &self,
+        mut entry: TempEntry,
+        key: &str,
+        parent: Option<&str>,
+    ) -> Result<bool, SnapshotError> {
+        let kp = entry.dir.join(KEY);
+        std::fs::write(&kp, key).map_err(io_err("write", &kp))?;
+        if let Some(parent) = parent {
+            let pp = entry.dir.join(PARENT);
+            std::fs::write(&pp, parent).map_err(io_err("write", &pp))?;
+        }
+        let dest = self.dir_of(key);
+        if dest.exists() {
+            return Ok(false);
+        }
+        match std::fs::rename(&entry.dir, &dest) {
+            Ok(()) => {
+                entry.keep = true;
+                Ok(true)
+            }
+            // Another build committed the same key first.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY)) => {
+                Ok(false)
+            }
+            Err(e) => Err(io_err("rename into place", &dest)(e)),
+        }
+    }
+
+    /// Removes `key` by renaming it out of `snapshots/` first, so it disappears at once.
+    pub(crate) fn remove(&self, key: &str) -> Result<(), SnapshotError> {
+        let dir = self.require(key)?;
+        let entry = self.temp()?;
+        // Replace the empty temp directory with the snapshot; dropping the entry deletes it.
+        std::fs::remove_dir(&entry.dir).map_err(io_err("remove", &entry.dir))?;
+        std::fs::rename(&dir, &entry.dir).map_err(io_err("move away", &dir))?;
+        drop(entry);
+        Ok(())
+    }
+
+    /// A committed child of `key`, if any.
+    pub(crate) fn child_of(&self, key: &str) -> Result<Option<String>, SnapshotError> {
+        let rd = std::fs::read_dir(&self.snapshots).map_err(io_err("list", &self.snapshots))?;
+        for e in rd.flatten() {
+            let mut parent = String::new();
+            if File::open(e.path().join(PARENT))
+                .and_then(|mut f| f.read_to_string(&mut parent))
+                .is_ok()
+                && parent == key
+            {
+                let child = std::fs::read_to_string(e.path().join(KEY)).unwrap_or_default();
+                return Ok(Some(child));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes temporary entries no live process holds.
+    fn clean_stale(&self) -> Result<(), SnapshotError> {
+        let rd = std::fs::read_dir(&self.tmp).map_err(io_err("list", &self.tmp))?;
+        let mut names: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in &names {
+            if let Some(id) = name.strip_suffix(".lock") {
+                let lock_path = self.tmp.join(name);
+                let Ok(f) = File::open(&lock_path) else {
+                    continue;
+                };
+                if f.try_lock().is_err() {
+                    continue; // a live build owns it
+                }
+                let dir = self.tmp.join(id);
+                if remove_entry_dir(&dir) {
+                    let _ = std::fs::remove_file(&lock_path);
+                }
+            } else if !names.contains(&format!("{name}.lock")) {
+                // Its lock was removed (the owner was cleaning up when it died).
+                remove_entry_dir(&self.tmp.join(name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Unmounts a leftover overlay and removes the directory. Returns whether it is gone; a mount that
+/// cannot be unmounted keeps the directory (deleting through it would damage its layers).
+fn remove_entry_dir(dir: &Path) -> bool {
+    let merged = dir.join(MERGED);
+    if is_mount_point(&merged) {
+        let _ = rustix::mount::unmount(&merged, UnmountFlags::DETACH);
+        if is_mount_point(&merged) {
+            tracing::warn!(path = %merged.display(), "cannot unmount leftover snapshot mount");
+            return false;
+        }
+    }
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+        Err(e) => {
+            tracing::warn!(path = %dir.display(), error = %e, "cannot remove leftover snapshot");
+            false
+        }
+    }
+}
+
+/// Whether `path` is the root of a mount (its device differs from its parent's).
+pub(crate) fn is_mount_point(path: &Path) -> bool {
+    let (Ok(st), Some(parent)) = (rustix::fs::lstat(path), path.parent()) else {
+        return false;
+    };
+    match rustix::fs::lstat(parent) {
+        Ok(pst) => st.st_dev != pst.st_dev || st.st_ino == pst.st_ino,
+        Err(_) => false,
+    }
+}
+
+/// A directory under `tmp/` owned by this process (its lock file is locked); removed on drop
+/// unless it was moved into place.
+#[derive(Debug)]
+pub(crate) struct TempEntry {
+    pub dir: PathBuf,
+    lock_path: PathBuf,
+    _lock: File,
+    keep: bool,
+}
+
+impl Drop for TempEntry {
+    fn drop(&mut self) {
+        if !self.keep && !remove_entry_dir(&self.dir) {
+            // Keep the lock file too, so a later cleanup retries.
+            return;
+        }
+        let _ = std::fs::remove_file(&self.lock_path);
+    }
+}
+
+/// A writable rootfs prepared by a [`super::Snapshotter`]. Dropping it discards it.
+#[derive(Debug)]
+pub struct Active {
+    pub(crate) root: PathBuf,
+    pub(crate) parent: Option<String>,
+    pub(crate) entry: Option<TempEntry>,
+    /// The overlay mount point, when mounted.
+    pub(crate) mounted: Option<PathBuf>,
+}
+
+impl Active {
+    /// The rootfs directory to run steps in and read changed files from.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The parent snapshot's key.
+    pub fn parent(&self) -> Option<&str> {
+        self.parent.as_deref()
+    }
+
+    /// Unmounts the overlay, if any.
+    pub(crate) fn unmount(&mut self) -> Result<(), SnapshotError> {
+        if let Some(m) = self.mounted.take() {
+            rustix::mount::unmount(&m, UnmountFlags::empty())
+                .or_else(|_| rustix::mount::unmount(&m, UnmountFlags::DETACH))
+                .map_err(|e| io_err("unmount", &m)(e.into()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        if let Err(e) = self.unmount() {
+            tracing::warn!(error = %e, "cannot unmount active snapshot");
+        }
+    }
+}
+
+/// A read-only view of a committed snapshot. Dropping it releases the mount, if one was needed.
+#[derive(Debug)]
+pub struct View {
+    pub(crate) path: PathBuf,
+    /// Held so the mount lives as long as the view.
+    pub(crate) _mount: Option<Active>,
+}
+
+impl View {
+    /// The tree's root directory; nothing may be written under it.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
