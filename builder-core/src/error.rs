@@ -5,6 +5,9 @@ use crate::graph::Origin;
 /// Any error of the build engine.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The Dockerfile does not parse.
+    #[error(transparent)]
+    Parse(Box<kiln_dockerfile_parser::ParseError>),
     /// The Dockerfile could not be planned.
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
@@ -14,6 +17,9 @@ pub enum Error {
     /// A confined filesystem operation failed.
     #[error(transparent)]
     Fs(#[from] crate::fsroot::FsError),
+    /// The local worker failed (boxed: it is the largest error and results stay small).
+    #[error(transparent)]
+    Worker(Box<crate::worker::WorkerError>),
     /// A step failed; `origin` is the Dockerfile instruction.
     #[error("{} (line {}): {source}", origin.text, origin.start_line)]
     Step {
@@ -34,4 +40,10 @@ pub enum Error {
     /// A build task ended abnormally (panicked or was cancelled).
     #[error("build task failed: {0}")]
     TaskFailed(String),
+}
+
+impl From<crate::worker::WorkerError> for Error {
+    fn from(e: crate::worker::WorkerError) -> Self {
+        Error::Worker(Box::new(e))
+    }
 }

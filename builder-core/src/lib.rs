@@ -5,6 +5,7 @@
 //! async runtime of its own: the public API is async and runs on the caller's tokio runtime.
 #![deny(missing_docs)]
 
+pub mod builder;
 pub mod cache;
 pub mod changes;
 pub mod chmod;
@@ -26,7 +27,9 @@ pub mod solver;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod userdb;
+pub mod worker;
 
+pub use builder::{BuildOutput, BuildRequest, Builder, BuilderOptions, ExecutorChoice};
 pub use error::Error;
 
 /// The README's Rust examples, compiled and run as doctests.

@@ -4,6 +4,7 @@
 //! progress go to stderr. Exit codes: 0 success, 1 build or command failure, 2 usage error.
 
 mod commands;
+mod progress;
 mod render;
 
 use std::path::PathBuf;
@@ -26,13 +27,23 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile and a context directory.
+    Build(Box<commands::build::BuildArgs>),
     /// Parse a Dockerfile and print its instructions (or, with --json, the stable JSON form).
     Parse(commands::parse::ParseArgs),
 }
 
 fn main() -> ExitCode {
+    // When this process was started as the RUN sandbox's helper, this runs the helper and never
+    // returns. It must come before anything starts a thread.
+    kiln_builder_core::exec::sandbox_main_if_requested();
     let cli = Cli::parse();
+    let root = cli
+        .root
+        .clone()
+        .unwrap_or_else(kiln_builder_core::builder::default_root);
     let result = match cli.command {
+        Command::Build(args) => commands::build::run(&args, &root),
         Command::Parse(args) => commands::parse::run(&args),
     };
     match result {

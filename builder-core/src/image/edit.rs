@@ -84,6 +84,20 @@ mod tests {
     }
 
     #[test]
+    fn rfc3339_round_trips() {
+        use crate::image::{format_rfc3339, parse_rfc3339};
+        for secs in [0, 1, 951_782_400, 1_700_000_000, 4_102_444_800] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(secs)), Some(secs));
+        }
+        assert_eq!(
+            parse_rfc3339("2024-01-02T03:04:05.999999999+01:00"),
+            parse_rfc3339("2024-01-02T02:04:05Z")
+        );
+        assert_eq!(parse_rfc3339("2024-13-02T03:04:05Z"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
     fn defaults_when_unset() {
         let c = ContainerConfig::default();
         assert_eq!(c.shell_or_default(), vec!["/bin/sh", "-c"]);

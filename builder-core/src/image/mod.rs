@@ -17,7 +17,9 @@ pub mod media;
 mod oci;
 
 pub use canonical::{canonicalize, to_canonical_json};
-pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs, format_rfc3339};
+pub use config::{
+    ContainerConfig, Healthcheck, History, ImageConfig, RootFs, format_rfc3339, parse_rfc3339,
+};
 pub use edit::{DEFAULT_PATH, DEFAULT_SHELL};
 pub use media::Compression;
 pub use oci::{

@@ -40,6 +40,8 @@ pub struct FsState {
 pub struct HistoryEntry {
     /// Seconds since the epoch.
     pub created: i64,
+    /// The time exactly as a base image wrote it (kept so inherited history is unchanged).
+    pub created_text: Option<String>,
     /// The instruction.
     pub created_by: String,
     /// Whether the entry has no layer.
@@ -314,6 +316,7 @@ async fn run_stage(
             // nothing gets the same times and so the same image digest.
             history.push(HistoryEntry {
                 created: PENDING_TIME,
+                created_text: None,
                 created_by: step.created_by.clone(),
                 empty_layer: true,
                 author: None,
@@ -389,6 +392,7 @@ async fn run_stage(
         created = Some(created.map_or(entry_created, |c| c.max(entry_created)));
         history.push(HistoryEntry {
             created: entry_created,
+            created_text: None,
             created_by: step.created_by.clone(),
             empty_layer: record.layer.is_none(),
             author: None,

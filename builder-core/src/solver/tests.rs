@@ -91,7 +91,9 @@ impl Worker for FakeWorker {
                 return Ok(None);
             }
             let digest = crate::content::Digest::of(
-                &KeyBuilder::new(&step.origin.text, Some(&step.parent.key)).finish().0,
+                &KeyBuilder::new(&step.origin.text, Some(&step.parent.key))
+                    .finish()
+                    .0,
             );
             Ok(Some(LayerRef {
                 diff_id: digest,

@@ -1,0 +1,292 @@
+//! The library facade: [`Builder::new`] opens a store, [`Builder::build`] turns a Dockerfile and a
+//! context into a tagged image in it. Progress arrives as [`BuildEvent`](crate::progress::BuildEvent)s
+//! on an [`EventSink`]; dropping the build future cancels it (running containers are killed and
+//! unfinished snapshots discarded).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cache::FileCacheStore;
+use crate::content::{ContentStore, Digest};
+use crate::context::BuildContext;
+use crate::exec::{Executor, RuncConfig, RuncExecutor, SandboxConfig, SandboxExecutor};
+use crate::image::{Descriptor, History, ImageConfig, Manifest, RootFs, format_rfc3339, media};
+use crate::plan::PlanOptions;
+use crate::progress::{BuildEvent, EventSink};
+use crate::snapshot::Snapshotter;
+use crate::solver::{ResolvedImage, SolveOptions, StageResult, StepOutcome, Worker};
+use crate::worker::{LocalWorker, LocalWorkerConfig, WorkerError};
+
+/// Which executor runs RUN steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutorChoice {
+    /// The built-in namespace sandbox. `helper` is the program re-executed as the sandbox helper
+    /// (default: the current program, which must call
+    /// [`sandbox_main_if_requested`](crate::exec::sandbox_main_if_requested) first in `main`).
+    Sandbox {
+        /// The helper program, if not the current one.
+        helper: Option<PathBuf>,
+    },
+    /// An OCI runtime binary such as `runc`.
+    Runc {
+        /// Path or name of the runtime.
+        path: PathBuf,
+    },
+}
+
+/// How a [`Builder`] is set up.
+#[derive(Debug, Clone)]
+pub struct BuilderOptions {
+    /// The store directory (an OCI image layout plus kiln's state under `kiln/`).
+    pub root: PathBuf,
+    /// The executor for RUN steps.
+    pub executor: ExecutorChoice,
+}
+
+impl BuilderOptions {
+    /// A store at `root` with the built-in sandbox.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        BuilderOptions {
+            root: root.into(),
+            executor: ExecutorChoice::Sandbox { helper: None },
+        }
+    }
+}
+
+/// One build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    /// Where it came from, for `<Dockerfile>.dockerignore` and messages.
+    pub dockerfile_path: Option<PathBuf>,
+    /// The build context directory.
+    pub context: Option<PathBuf>,
+    /// Build args, target, labels, network.
+    pub plan: PlanOptions,
+    /// Tags to give the image in the store (full or short references).
+    pub tags: Vec<String>,
+    /// Ignore the cache.
+    pub no_cache: bool,
+    /// `SOURCE_DATE_EPOCH`.
+    pub source_date_epoch: Option<i64>,
+    /// Secrets by id.
+    pub secrets: BTreeMap<String, Vec<u8>>,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutput {
+    /// The image manifest in the store; its digest is the image's identity.
+    pub manifest: Descriptor,
+    /// The config blob's digest (Docker's image id).
+    pub config_digest: Digest,
+    /// The tags set in the store.
+    pub tags: Vec<String>,
+    /// How each filesystem step of the target went.
+    pub steps: Vec<StepOutcome>,
+    /// Warnings (unused build args, ...).
+    pub warnings: Vec<String>,
+}
+
+/// Builds images into a store.
+pub struct Builder {
+    store: Arc<ContentStore>,
+    snapshots: Arc<dyn Snapshotter>,
+    executor: Arc<dyn Executor>,
+    cache: Arc<FileCacheStore>,
+}
+
+fn state_path(store: &ContentStore, name: &str) -> PathBuf {
+    store.state_dir().join(name)
+}
+
+impl Builder {
+    /// Opens (or creates) the store and sets up the snapshotter and executor.
+    pub fn new(opts: BuilderOptions) -> Result<Self, crate::Error> {
+        let store = Arc::new(ContentStore::open(&opts.root).map_err(WorkerError::from)?);
+        let snapshots: Arc<dyn Snapshotter> = Arc::from(
+            crate::snapshot::open(state_path(&store, "snapshots")).map_err(WorkerError::from)?,
+        );
+        let run_dir = state_path(&store, "run");
+        let executor: Arc<dyn Executor> = match &opts.executor {
+            ExecutorChoice::Sandbox { helper } => {
+                let mut cfg = SandboxConfig::new(&run_dir);
+                if let Some(h) = helper {
+                    cfg = cfg.with_helper(h);
+                }
+                Arc::new(SandboxExecutor::new(cfg))
+            }
+            ExecutorChoice::Runc { path } => {
+                let mut cfg = RuncConfig::new(&run_dir);
+                cfg.runtime = path.clone();
+                Arc::new(RuncExecutor::new(cfg))
+            }
+        };
+        let cache = Arc::new(FileCacheStore::new(state_path(&store, "cache")));
+        Ok(Builder {
+            store,
+            snapshots,
+            executor,
+            cache,
+        })
+    }
+
+    /// The content store.
+    pub fn store(&self) -> &ContentStore {
+        &self.store
+    }
+
+    /// Runs a build and tags the result.
+    pub async fn build(
+        &self,
+        req: BuildRequest,
+        events: EventSink,
+    ) -> Result<BuildOutput, crate::Error> {
+        let df = kiln_dockerfile_parser::parse(&req.dockerfile)
+            .map_err(|e| crate::Error::Parse(Box::new(e)))?;
+        for w in &df.warnings {
+            events.send(BuildEvent::Warning {
+                message: format!("line {}: {}", w.line, w.message),
+            });
+        }
+        let context = match &req.context {
+            Some(dir) => Some(Arc::new(
+                BuildContext::open(dir, req.dockerfile_path.as_deref())
+                    .map_err(WorkerError::from)?,
+            )),
+            None => None,
+        };
+        let worker = Arc::new(LocalWorker::new(LocalWorkerConfig {
+            store: self.store.clone(),
+            snapshots: self.snapshots.clone(),
+            executor: self.executor.clone(),
+            context,
+            secrets: req.secrets.clone(),
+            source_date_epoch: req.source_date_epoch,
+            state_dir: state_path(&self.store, "run"),
+            platform: crate::image::Platform::linux_amd64(),
+        }));
+
+        let mut bases: BTreeMap<String, ResolvedImage> = BTreeMap::new();
+        for (reference, span) in crate::plan::base_images(&df, &req.plan)? {
+            let image = worker
+                .resolve_image(&reference)
+                .await
+                .map_err(|e| crate::Error::Step {
+                    origin: crate::graph::Origin {
+                        span,
+                        start_line: line_of(&req.dockerfile, span.start),
+                        end_line: line_of(&req.dockerfile, span.start),
+                        text: format!("FROM {reference}"),
+                    },
+                    source: Box::new(e),
+                })?;
+            bases.insert(reference, image);
+        }
+        let graph = crate::plan::plan(&df, &req.plan, &|r: &str| {
+            bases.get(r).map(|b| b.config.clone())
+        })?;
+        for w in &graph.warnings {
+            events.send(BuildEvent::Warning { message: w.clone() });
+        }
+        let warnings = graph.warnings.clone();
+        let opts = SolveOptions {
+            no_cache: req.no_cache,
+            source_date_epoch: req.source_date_epoch,
+        };
+        let result = crate::solver::solve(
+            worker,
+            self.cache.clone(),
+            Arc::new(graph),
+            bases,
+            opts,
+            events,
+        )
+        .await?;
+        let store = self.store.clone();
+        let tags = req.tags.clone();
+        let (manifest, config_digest, steps) = tokio::task::spawn_blocking(move || {
+            let (manifest, config) = write_image(&store, &result, &tags)?;
+            Ok::<_, crate::Error>((manifest, config, result.steps))
+        })
+        .await
+        .map_err(|e| crate::Error::TaskFailed(e.to_string()))??;
+        Ok(BuildOutput {
+            manifest,
+            config_digest,
+            tags: req.tags,
+            steps,
+            warnings,
+        })
+    }
+}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    src.get(..offset).map_or(1, |s| s.matches('\n').count() + 1)
+}
+
+/// Writes the config and manifest of a stage result into the store and tags it.
+fn write_image(
+    store: &ContentStore,
+    result: &StageResult,
+    tags: &[String],
+) -> Result<(Descriptor, Digest), crate::Error> {
+    let platform = crate::image::Platform::linux_amd64();
+    let mut config = ImageConfig::scratch(&platform);
+    config.created = Some(format_rfc3339(result.created));
+    config.author = result.author.clone();
+    config.config = Some(result.config.clone());
+    config.rootfs = RootFs {
+        diff_ids: result.state.layers.iter().map(|l| l.diff_id).collect(),
+        ..RootFs::default()
+    };
+    config.history = Some(
+        result
+            .history
+            .iter()
+            .map(|h| History {
+                created: Some(
+                    h.created_text
+                        .clone()
+                        .unwrap_or_else(|| format_rfc3339(h.created)),
+                ),
+                created_by: Some(h.created_by.clone()),
+                author: h.author.clone(),
+                comment: h.comment.clone(),
+                empty_layer: h.empty_layer.then_some(true),
+                ..History::default()
+            })
+            .collect(),
+    );
+    let config_desc = store
+        .put_json(&config, media::OCI_CONFIG)
+        .map_err(WorkerError::from)?;
+    let layers = result
+        .state
+        .layers
+        .iter()
+        .map(|l| Descriptor::new(media::OCI_LAYER_TAR, l.diff_id, l.size))
+        .collect();
+    let manifest = Manifest::oci(config_desc.clone(), layers);
+    let manifest_desc = store
+        .put_json(&manifest, media::OCI_MANIFEST)
+        .map_err(WorkerError::from)?;
+    for tag in tags {
+        let name = crate::worker::normalize_reference(tag);
+        store
+            .set_tag(&name, &manifest_desc)
+            .map_err(WorkerError::from)?;
+    }
+    Ok((manifest_desc, config_desc.digest))
+}
+
+/// The default store directory: `$XDG_DATA_HOME/kiln`, else `~/.local/share/kiln`.
+pub fn default_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Path::new(&dir).join("kiln");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    Path::new(&home).join(".local/share/kiln")
+}

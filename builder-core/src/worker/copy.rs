@@ -1,0 +1,302 @@
+//! COPY, ADD and WORKDIR on the local worker, and the input digests of steps that read the build
+//! context.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{LocalWorker, LocalWorkerConfig, WorkerError, blocking, finish, prepare, view};
+use crate::cache::LayerRef;
+use crate::chmod::ChmodSpec;
+use crate::context::{ContextIndex, DirectHasher};
+use crate::copy::{
+    ApplyOptions, ArchiveExtractor, ContextSource, CopyRequest, RootfsSource, SourceFs,
+};
+use crate::fsroot::Root;
+use crate::graph::{CopyOp, Op, RunMount, SourceRef};
+use crate::solver::{FsState, StepContext};
+
+impl LocalWorker {
+    /// The build context's index, walked once per worker (that is, once per build).
+    pub(crate) fn context_index(&self) -> Result<Option<Arc<ContextIndex>>, WorkerError> {
+        let Some(ctx) = &self.cfg.context else {
+            return Ok(None);
+        };
+        let res = self
+            .context_index
+            .get_or_init(|| ctx.walk().map(Arc::new).map_err(Arc::new));
+        match res {
+            Ok(index) => Ok(Some(index.clone())),
+            Err(e) => Err(WorkerError::ContextWalk(e.clone())),
+        }
+    }
+}
+
+fn parse_chmod(c: &CopyOp) -> Result<Option<ChmodSpec>, WorkerError> {
+    Ok(c.chmod.as_deref().map(ChmodSpec::parse).transpose()?)
+}
+
+fn copy_request(c: &CopyOp, sources: Vec<String>) -> Result<CopyRequest, WorkerError> {
+    let chmod = parse_chmod(c)?;
+    Ok(CopyRequest {
+        sources,
+        dest: c.dest.clone(),
+        workdir: "/".to_string(),
+        chown: c.chown.clone(),
+        chmod,
+        excludes: c.exclude.clone(),
+        parents: c.parents,
+        link: c.link,
+        is_add: c.add,
+    })
+}
+
+/// The digest of a step's context inputs (see [`crate::solver::Worker::input_digest`]).
+pub(super) async fn input_digest(
+    w: &LocalWorker,
+    step: &StepContext<'_>,
+) -> Result<Option<String>, WorkerError> {
+    let requests: Vec<CopyRequest> = match step.op {
+        Op::Copy(c) if c.from == SourceRef::Context && !c.sources.is_empty() => {
+            if let Some(url) = c.sources.iter().find(|s| crate::copy::is_url(s)) {
+                return Err(WorkerError::Unsupported(if url.starts_with("git") {
+                    "ADD from a git repository"
+                } else {
+                    "ADD from a URL"
+                }));
+            }
+            vec![copy_request(c, c.sources.clone())?]
+        }
+        Op::Run(run) => run
+            .mounts
+            .iter()
+            .filter_map(|m| match m {
+                RunMount::Bind {
+                    from: SourceRef::Context,
+                    source,
+                    ..
+                } => Some(CopyRequest::new(&[source.as_str()], "/mnt/")),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    if requests.is_empty() {
+        return Ok(None);
+    }
+    let Some(index) = w.context_index()? else {
+        return Err(WorkerError::Unsupported(
+            "reading the build context in a build without one",
+        ));
+    };
+    let ctx = w.cfg.context.clone();
+    blocking(move || {
+        let Some(ctx) = ctx else { return Ok(None) };
+        let fs = ContextSource::new(ctx.root(), &index, &DirectHasher);
+        let mut parts = Vec::new();
+        for req in &requests {
+            let sel = crate::copy::select(&fs, req)?;
+            parts.push(sel.digest(&fs, req)?.hex());
+        }
+        Ok(Some(parts.join(",")))
+    })
+    .await
+}
+
+/// Extracts ADD archives with the confined layer applier.
+struct LayerExtractor;
+
+impl ArchiveExtractor for LayerExtractor {
+    fn extract(
+        &self,
+        dest: &Root,
+        dest_dir: &Path,
+        tar: &mut dyn Read,
+        owner: Option<(u32, u32)>,
+    ) -> Result<Vec<PathBuf>, String> {
+        let real = dest.real_path(dest_dir).map_err(|e| e.to_string())?;
+        let sub = Root::open(&real).map_err(|e| e.to_string())?;
+        let opts = crate::layer::ApplyOptions {
+            chown: owner.is_none(),
+            ..Default::default()
+        };
+        crate::layer::apply_layer(&sub, tar, crate::changes::WhiteoutStyle::Apply, &opts)
+            .map_err(|e| e.to_string())?;
+        if let Some((uid, gid)) = owner {
+            // Walk without following symlinks; every path is changed through the confined root.
+            for entry in walkdir::WalkDir::new(&real).follow_links(false) {
+                let entry = entry.map_err(|e| e.to_string())?;
+                let rel = entry
+                    .path()
+                    .strip_prefix(&real)
+                    .map_err(|e| e.to_string())?;
+                sub.lchown(rel, uid, gid).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(vec![crate::fsroot::clean(dest_dir)])
+    }
+}
+
+fn write_inline(cfg: &LocalWorkerConfig, dest: &Root, c: &CopyOp) -> Result<(), WorkerError> {
+    let chmod = parse_chmod(c)?;
+    let owner = match &c.chown {
+        Some(spec) => Some(
+            crate::userdb::UserDb::load(dest)
+                .or_else(|e| {
+                    if crate::userdb::UserDb::chown_needs_lookup(spec) {
+                        Err(e)
+                    } else {
+                        Ok(Default::default())
+                    }
+                })?
+                .resolve_chown(spec)?,
+        ),
+        None => None,
+    };
+    for f in &c.inline {
+        let path = if c.dest.ends_with('/') || c.inline.len() > 1 {
+            format!("{}/{}", c.dest.trim_end_matches('/'), f.name)
+        } else {
+            c.dest.clone()
+        };
+        let mode = chmod.as_ref().map_or(0o644, |m| m.apply(0o644, false));
+        let mut file = dest.create_file(Path::new(&path), mode)?;
+        std::io::Write::write_all(&mut file, f.content.as_bytes()).map_err(|source| {
+            WorkerError::Io {
+                what: "cannot write",
+                path: PathBuf::from(&path),
+                source,
+            }
+        })?;
+        drop(file);
+        if let Some((uid, gid)) = owner {
+            dest.lchown(Path::new(&path), uid, gid)?;
+        }
+        if let Some(epoch) = cfg.source_date_epoch {
+            dest.set_times(Path::new(&path), epoch, 0)?;
+        }
+    }
+    Ok(())
+}
+
+/// COPY or ADD.
+pub(super) async fn execute_copy(
+    w: &LocalWorker,
+    step: &StepContext<'_>,
+    c: &CopyOp,
+) -> Result<Option<LayerRef>, WorkerError> {
+    let cfg = w.cfg.clone();
+    let parent = step.parent.clone();
+    let c = c.clone();
+    let source_state: Option<FsState> = match &c.from {
+        SourceRef::Context => None,
+        other => Some(
+            step.sources
+                .get(other)
+                .cloned()
+                .ok_or(WorkerError::Unsupported(
+                    "a COPY source that was not resolved",
+                ))?,
+        ),
+    };
+    let index = if c.from == SourceRef::Context && !c.sources.is_empty() {
+        w.context_index()?
+    } else {
+        None
+    };
+    blocking(move || {
+        let active = prepare(&cfg, &parent)?;
+        let dest = Root::open(active.root())?;
+        write_inline(&cfg, &dest, &c)?;
+        if !c.sources.is_empty() {
+            let req = copy_request(&c, c.sources.clone())?;
+            let opts = ApplyOptions {
+                extractor: if c.add && c.unpack != Some(false) {
+                    Some(&LayerExtractor)
+                } else {
+                    None
+                },
+                skip_chown: false,
+                created_dir_mtime: cfg.source_date_epoch.map(|e| (e, 0)),
+            };
+            match (&c.from, &source_state) {
+                (SourceRef::Context, _) => {
+                    let (Some(ctx), Some(index)) = (&cfg.context, &index) else {
+                        return Err(WorkerError::Unsupported(
+                            "COPY from the context in a build without one",
+                        ));
+                    };
+                    let fs = ContextSource::new(ctx.root(), index, &DirectHasher);
+                    copy_from(&fs, &req, &dest, &opts)?;
+                }
+                (_, Some(state)) => {
+                    let view = view(&cfg, state)?;
+                    let empty;
+                    let src_root = match &view {
+                        Some(v) => Root::open(v.path())?,
+                        None => {
+                            empty = tempfile::tempdir_in(&cfg.state_dir).map_err(|source| {
+                                WorkerError::Io {
+                                    what: "cannot create a directory in",
+                                    path: cfg.state_dir.clone(),
+                                    source,
+                                }
+                            })?;
+                            Root::open(empty.path())?
+                        }
+                    };
+                    let fs = RootfsSource::new(&src_root);
+                    copy_from(&fs, &req, &dest, &opts)?;
+                    drop(view);
+                }
+                (_, None) => {
+                    return Err(WorkerError::Unsupported(
+                        "a COPY source that was not resolved",
+                    ));
+                }
+            }
+        }
+        drop(dest);
+        finish(&cfg, &parent, active)
+    })
+    .await
+}
+
+fn copy_from(
+    fs: &dyn SourceFs,
+    req: &CopyRequest,
+    dest: &Root,
+    opts: &ApplyOptions<'_>,
+) -> Result<(), WorkerError> {
+    let sel = crate::copy::select(fs, req)?;
+    crate::copy::apply(fs, &sel, req, dest, opts)?;
+    Ok(())
+}
+
+/// WORKDIR: create the directory (owned by USER when it is new), as BuildKit does.
+pub(super) async fn execute_workdir(
+    w: &LocalWorker,
+    step: &StepContext<'_>,
+    path: &str,
+    user: &str,
+) -> Result<Option<LayerRef>, WorkerError> {
+    let cfg = w.cfg.clone();
+    let parent = step.parent.clone();
+    let (path, user) = (PathBuf::from(path), user.to_string());
+    blocking(move || {
+        let active = prepare(&cfg, &parent)?;
+        let root = Root::open(active.root())?;
+        let existed = root.stat(&path).is_ok();
+        root.mkdir_all(&path, 0o755)?;
+        if !existed && !user.is_empty() {
+            let u = super::resolve_user(&root, &user)?;
+            root.lchown(&path, u.uid, u.gid)?;
+        }
+        if !existed && let Some(epoch) = cfg.source_date_epoch {
+            root.set_times(&path, epoch, 0)?;
+        }
+        drop(root);
+        finish(&cfg, &parent, active)
+    })
+    .await
+}

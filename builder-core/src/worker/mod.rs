@@ -1,0 +1,285 @@
+//! The local worker: runs the solver's steps on this machine with the content store, a
+//! snapshotter, an executor and the build context.
+//!
+//! Layers are the truth and snapshots are derived from them: a filesystem state (a list of layer
+//! diff_ids) is materialised as a chain of committed snapshots named by OCI chain IDs, imported from
+//! the layer blobs on first use. A step prepares a writable snapshot on its parent's chain, does its
+//! work there, asks the snapshotter what changed, writes those changes as a layer into the store and
+//! commits the snapshot under the new chain ID, so the next step (and the next build) starts from it
+//! without unpacking anything.
+
+mod copy;
+mod image;
+mod run;
+mod user;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::cache::LayerRef;
+use crate::changes::WhiteoutStyle;
+use crate::content::ContentStore;
+use crate::context::BuildContext;
+use crate::exec::Executor;
+use crate::fsroot::Root;
+use crate::graph::Op;
+use crate::progress::EventSink;
+use crate::snapshot::{Active, Snapshotter, View};
+use crate::solver::{BoxFuture, FsState, ResolvedImage, StepContext, Worker};
+
+pub use image::{
+    DOCKER_ARCHIVE_PREFIX, OCI_ARCHIVE_PREFIX, OCI_LAYOUT_PREFIX, normalize_reference,
+};
+pub use user::resolve_user;
+
+/// Errors of the local worker.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// A snapshot operation failed.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+    /// Writing or applying a layer failed.
+    #[error(transparent)]
+    Layer(#[from] crate::layer::LayerError),
+    /// The content store failed.
+    #[error(transparent)]
+    Content(#[from] crate::content::ContentError),
+    /// COPY or ADD failed.
+    #[error(transparent)]
+    Copy(#[from] crate::copy::CopyError),
+    /// A `--chmod` value is invalid.
+    #[error(transparent)]
+    Chmod(#[from] crate::chmod::ChmodError),
+    /// The build context could not be read.
+    #[error(transparent)]
+    Context(#[from] crate::context::ContextError),
+    /// Walking the build context failed (kept shared: the walk runs once per build).
+    #[error(transparent)]
+    ContextWalk(Arc<crate::context::ContextError>),
+    /// Running a command failed to start or was lost.
+    #[error(transparent)]
+    Exec(#[from] crate::exec::ExecError),
+    /// Importing an image failed.
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
+    /// A user or group could not be resolved in the rootfs.
+    #[error(transparent)]
+    User(#[from] crate::userdb::UserDbError),
+    /// A confined filesystem operation failed.
+    #[error(transparent)]
+    Fs(#[from] crate::fsroot::FsError),
+    /// An image reference names nothing kiln can find.
+    #[error("image {reference} not found: {reason}")]
+    ImageNotFound {
+        /// The reference.
+        reference: String,
+        /// Where kiln looked.
+        reason: String,
+    },
+    /// A feature the Dockerfile asks for that this worker does not provide.
+    #[error("{0} is not supported yet")]
+    Unsupported(&'static str),
+    /// A secret the build needs was not given.
+    #[error("secret {id} is required but was not given (use --secret id={id},src=PATH)")]
+    MissingSecret {
+        /// The secret id.
+        id: String,
+    },
+    /// An I/O error on kiln's own state (not on image or context data).
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was attempted.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("worker task failed: {0}")]
+    Task(String),
+}
+
+/// How the local worker is set up.
+#[derive(Clone)]
+pub struct LocalWorkerConfig {
+    /// The store.
+    pub store: Arc<ContentStore>,
+    /// The snapshotter.
+    pub snapshots: Arc<dyn Snapshotter>,
+    /// The executor for RUN.
+    pub executor: Arc<dyn Executor>,
+    /// The build context, if the build has one.
+    pub context: Option<Arc<BuildContext>>,
+    /// Secrets by id (`--secret`): their values, kept in memory only.
+    pub secrets: BTreeMap<String, Vec<u8>>,
+    /// `SOURCE_DATE_EPOCH`.
+    pub source_date_epoch: Option<i64>,
+    /// Directory for per-run scratch files (secrets, heredoc scripts, cache mounts).
+    pub state_dir: PathBuf,
+    /// The platform images are resolved for.
+    pub platform: crate::image::Platform,
+}
+
+/// Runs steps on this machine.
+pub struct LocalWorker {
+    cfg: LocalWorkerConfig,
+    context_index: std::sync::OnceLock<
+        Result<Arc<crate::context::ContextIndex>, Arc<crate::context::ContextError>>,
+    >,
+}
+
+impl LocalWorker {
+    /// A worker with this setup.
+    pub fn new(cfg: LocalWorkerConfig) -> Self {
+        LocalWorker {
+            cfg,
+            context_index: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The setup.
+    pub fn config(&self) -> &LocalWorkerConfig {
+        &self.cfg
+    }
+}
+
+/// The OCI chain ID of each prefix of `layers`, as snapshot keys (hex).
+pub fn chain_ids(layers: &[LayerRef]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let id = match out.last() {
+            None => layer.diff_id.hex(),
+            Some(prev) => {
+                let mut h = Sha256::new();
+                h.update(format!("sha256:{prev} {}", layer.diff_id).as_bytes());
+                hex::encode(h.finalize())
+            }
+        };
+        out.push(id);
+    }
+    out
+}
+
+/// Makes sure every layer of `state` has a committed snapshot, importing missing ones from the
+/// store, and returns the key of the top one (`None` for an empty state). Blocking.
+pub(crate) fn ensure_snapshots(
+    store: &ContentStore,
+    snapshots: &dyn Snapshotter,
+    layers: &[LayerRef],
+) -> Result<Option<String>, WorkerError> {
+    let keys = chain_ids(layers);
+    let mut parent: Option<String> = None;
+    for (layer, key) in layers.iter().zip(&keys) {
+        if !snapshots.exists(key) {
+            let diff_id = layer.diff_id;
+            let mut fill =
+                |root: &Root, style: WhiteoutStyle| -> Result<(), crate::snapshot::FillError> {
+                    let opts = crate::layer::ApplyOptions::default();
+                    crate::layer::apply_blob(store, &diff_id, root, style, &opts)?;
+                    Ok(())
+                };
+            snapshots.import(key, parent.as_deref(), &mut fill)?;
+        }
+        parent = Some(key.clone());
+    }
+    Ok(parent)
+}
+
+/// Prepares a writable snapshot on top of `state`.
+pub(crate) fn prepare(cfg: &LocalWorkerConfig, state: &FsState) -> Result<Active, WorkerError> {
+    let parent = ensure_snapshots(&cfg.store, cfg.snapshots.as_ref(), &state.layers)?;
+    Ok(cfg.snapshots.prepare(parent.as_deref())?)
+}
+
+/// A read-only view of `state` (for `COPY --from` and bind mounts), or `None` when it is empty.
+pub(crate) fn view(cfg: &LocalWorkerConfig, state: &FsState) -> Result<Option<View>, WorkerError> {
+    match ensure_snapshots(&cfg.store, cfg.snapshots.as_ref(), &state.layers)? {
+        Some(key) => Ok(Some(cfg.snapshots.view(&key)?)),
+        None => Ok(None),
+    }
+}
+
+/// Turns what changed in `active` into a layer in the store and commits the snapshot under the
+/// new chain ID. Returns `None` (and discards the snapshot) when nothing changed.
+pub(crate) fn finish(
+    cfg: &LocalWorkerConfig,
+    parent: &FsState,
+    active: Active,
+) -> Result<Option<LayerRef>, WorkerError> {
+    let changes = cfg.snapshots.changes(&active)?;
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let root = Root::open(active.root())?;
+    let opts = crate::layer::LayerOptions {
+        source_date_epoch: cfg.source_date_epoch,
+    };
+    let (info, _stats) = crate::layer::write_changes_to_store(&cfg.store, &root, &changes, &opts)?;
+    drop(root);
+    let layer = LayerRef {
+        diff_id: info.digest,
+        size: info.size,
+    };
+    let mut layers = parent.layers.clone();
+    layers.push(layer.clone());
+    let keys = chain_ids(&layers);
+    if let Some(key) = keys.last() {
+        cfg.snapshots.commit(active, key)?;
+    }
+    Ok(Some(layer))
+}
+
+/// Runs blocking work on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, WorkerError> + Send + 'static,
+) -> Result<T, WorkerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| WorkerError::Task(e.to_string()))?
+}
+
+impl Worker for LocalWorker {
+    fn resolve_image<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, Result<ResolvedImage, crate::Error>> {
+        Box::pin(async move {
+            let cfg = self.cfg.clone();
+            let reference = reference.to_string();
+            Ok(blocking(move || image::resolve(&cfg, &reference)).await?)
+        })
+    }
+
+    fn input_digest<'a>(
+        &'a self,
+        step: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Option<String>, crate::Error>> {
+        Box::pin(async move { Ok(copy::input_digest(self, step).await?) })
+    }
+
+    fn has_layer(&self, layer: &LayerRef) -> bool {
+        self.cfg.store.has(&layer.diff_id)
+    }
+
+    fn execute<'a>(
+        &'a self,
+        step: &'a StepContext<'a>,
+        events: EventSink,
+    ) -> BoxFuture<'a, Result<Option<LayerRef>, crate::Error>> {
+        Box::pin(async move {
+            match step.op {
+                Op::Run(run) => run::execute(self, step, run, events).await,
+                Op::Copy(c) => Ok(copy::execute_copy(self, step, c).await?),
+                Op::Workdir { path, user } => {
+                    Ok(copy::execute_workdir(self, step, path, user).await?)
+                }
+                Op::Config => Ok(None),
+            }
+        })
+    }
+}

@@ -1,0 +1,256 @@
+//! RUN on the local worker: mounts, user, the executor, and the layer of what changed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use super::{LocalWorker, LocalWorkerConfig, WorkerError, blocking, finish, prepare, view};
+use crate::cache::LayerRef;
+use crate::exec::{Mount, NetworkMode, OutputSink, RunSpec};
+use crate::fsroot::Root;
+use crate::graph::{Network, RunMount, RunOp, SourceRef};
+use crate::progress::{BuildEvent, EventSink, Stream};
+use crate::snapshot::{Active, View};
+use crate::solver::{FsState, StepContext};
+
+/// The hostname RUN steps see.
+pub const BUILD_HOSTNAME: &str = "kiln";
+
+/// What must stay alive while the command runs.
+struct Prepared {
+    active: Active,
+    spec: RunSpec,
+    _views: Vec<View>,
+    _scratch: tempfile::TempDir,
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WorkerError {
+    let path = path.to_path_buf();
+    move |source| WorkerError::Io { what, path, source }
+}
+
+fn write_private(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    mode: u32,
+    owner: (u32, u32),
+) -> Result<PathBuf, WorkerError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let path = dir.join(name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_err("cannot create", &path))?;
+    f.write_all(bytes).map_err(io_err("cannot write", &path))?;
+    drop(f);
+    std::os::unix::fs::chown(&path, Some(owner.0), Some(owner.1))
+        .map_err(io_err("cannot chown", &path))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+        .map_err(io_err("cannot chmod", &path))?;
+    Ok(path)
+}
+
+fn prepare_run(
+    cfg: &LocalWorkerConfig,
+    parent: &FsState,
+    run: &RunOp,
+    sources: &std::collections::BTreeMap<SourceRef, FsState>,
+) -> Result<Prepared, WorkerError> {
+    std::fs::create_dir_all(&cfg.state_dir).map_err(io_err("cannot create", &cfg.state_dir))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(&cfg.state_dir)
+        .map_err(io_err("cannot create a directory in", &cfg.state_dir))?;
+    let active = prepare(cfg, parent)?;
+    let root = Root::open(active.root())?;
+    let user = super::resolve_user(&root, &run.user)?;
+    let mut env = run.env.clone();
+    let mut mounts = Vec::new();
+    let mut views = Vec::new();
+    for (i, m) in run.mounts.iter().enumerate() {
+        match m {
+            RunMount::Bind {
+                from,
+                source,
+                target,
+                readonly,
+            } => {
+                if !readonly {
+                    return Err(WorkerError::Unsupported(
+                        "read-write bind mounts (rw) in RUN --mount",
+                    ));
+                }
+                let host = match from {
+                    SourceRef::Context => {
+                        let ctx = cfg.context.as_ref().ok_or(WorkerError::Unsupported(
+                            "bind mounts of the context in a build without one",
+                        ))?;
+                        ctx.root().real_path(Path::new(source))?
+                    }
+                    other => {
+                        let state = sources.get(other).ok_or(WorkerError::Unsupported(
+                            "a mount source that was not resolved",
+                        ))?;
+                        let v = view(cfg, state)?
+                            .ok_or(WorkerError::Unsupported("bind mounts of an empty stage"))?;
+                        let p = Root::open(v.path())?.real_path(Path::new(source))?;
+                        views.push(v);
+                        p
+                    }
+                };
+                mounts.push(Mount::Bind {
+                    source: host,
+                    target: PathBuf::from(target),
+                    readonly: true,
+                });
+            }
+            RunMount::Cache {
+                id,
+                target,
+                readonly,
+                uid,
+                gid,
+                mode,
+                ..
+            } => {
+                let dir = cfg
+                    .state_dir
+                    .join("cache-mounts")
+                    .join(hex::encode(Sha256::digest(id.as_bytes())));
+                if !dir.exists() {
+                    std::fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
+                    std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
+                        .map_err(io_err("cannot chown", &dir))?;
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(*mode))
+                        .map_err(io_err("cannot chmod", &dir))?;
+                }
+                mounts.push(Mount::Bind {
+                    source: dir,
+                    target: PathBuf::from(target),
+                    readonly: *readonly,
+                });
+            }
+            RunMount::Tmpfs { target, size } => mounts.push(Mount::Tmpfs {
+                target: PathBuf::from(target),
+                size: *size,
+            }),
+            RunMount::Secret {
+                id,
+                target,
+                env: env_name,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                let Some(value) = cfg.secrets.get(id) else {
+                    if *required {
+                        return Err(WorkerError::MissingSecret { id: id.clone() });
+                    }
+                    continue;
+                };
+                if let Some(name) = env_name {
+                    env.push((name.clone(), String::from_utf8_lossy(value).into_owned()));
+                }
+                if let Some(target) = target {
+                    let file = write_private(
+                        scratch.path(),
+                        &format!("secret-{i}"),
+                        value,
+                        *mode,
+                        (*uid, *gid),
+                    )?;
+                    mounts.push(Mount::Secret {
+                        source: file,
+                        target: PathBuf::from(target),
+                    });
+                }
+            }
+            RunMount::Ssh { .. } => return Err(WorkerError::Unsupported("RUN --mount=type=ssh")),
+        }
+    }
+    for (i, f) in run.inline.iter().enumerate() {
+        let file = write_private(
+            scratch.path(),
+            &format!("script-{i}"),
+            f.content.as_bytes(),
+            0o755,
+            (user.uid, user.gid),
+        )?;
+        mounts.push(Mount::Bind {
+            source: file,
+            target: PathBuf::from(&f.name),
+            readonly: true,
+        });
+    }
+    let mut spec = RunSpec::new(active.root().to_path_buf(), run.argv.clone());
+    spec.env = env;
+    spec.cwd = PathBuf::from(&run.cwd);
+    spec.user = user;
+    spec.hostname = BUILD_HOSTNAME.to_string();
+    spec.network = match run.network {
+        Network::None => NetworkMode::None,
+        Network::Host => NetworkMode::Host,
+    };
+    spec.mounts = mounts;
+    drop(root);
+    Ok(Prepared {
+        active,
+        spec,
+        _views: views,
+        _scratch: scratch,
+    })
+}
+
+/// Runs a RUN step.
+pub(super) async fn execute(
+    w: &LocalWorker,
+    step: &StepContext<'_>,
+    run: &RunOp,
+    events: EventSink,
+) -> Result<Option<LayerRef>, crate::Error> {
+    let cfg = w.cfg.clone();
+    let (parent, run_c, sources) = (step.parent.clone(), run.clone(), step.sources.clone());
+    let prepared = blocking(move || prepare_run(&cfg, &parent, &run_c, &sources)).await?;
+    let id = step.id;
+    let sink_events = events.clone();
+    let sink = OutputSink::new(move |stream, data: &[u8]| {
+        let stream = match stream {
+            crate::exec::Stream::Stdout => Stream::Stdout,
+            crate::exec::Stream::Stderr => Stream::Stderr,
+        };
+        sink_events.send(BuildEvent::Log {
+            id,
+            stream,
+            data: data.to_vec(),
+        });
+    });
+    let Prepared {
+        active,
+        spec,
+        _views,
+        _scratch,
+    } = prepared;
+    let result = w
+        .cfg
+        .executor
+        .run(spec, sink)
+        .await
+        .map_err(WorkerError::from)?;
+    drop(_views);
+    drop(_scratch);
+    if !result.status.success() {
+        return Err(crate::Error::RunFailed {
+            argv: run.argv.clone(),
+            status: result.status.to_string(),
+        });
+    }
+    let cfg = w.cfg.clone();
+    let parent = step.parent.clone();
+    Ok(blocking(move || finish(&cfg, &parent, active)).await?)
+}
