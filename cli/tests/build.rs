@@ -1,0 +1,313 @@
+//! End-to-end builds through the `kiln` binary: real namespaces, real layers in a real store, the
+//! results unpacked with `umoci` and launched with `runc`, exports read back with `skopeo`.
+//! These need root; with `KILN_REQUIRE_PRIVILEGED=1` (CI) a missing capability fails them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Std;
+
+use assert_cmd::Command;
+use kiln_builder_core::testing::require_privileged;
+
+fn kiln(root: &Path) -> Command {
+    let mut c = Command::cargo_bin("kiln").expect("the kiln binary is built for tests");
+    c.arg("--root").arg(root).env_remove("SOURCE_DATE_EPOCH");
+    c
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/examples")
+}
+
+/// A build context: a copy of `testdata/examples/<name>` plus the static busybox.
+fn context(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(examples().join(name)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    std::fs::copy("/bin/busybox", dir.path().join("busybox")).unwrap();
+    dir
+}
+
+fn tool(name: &str) -> bool {
+    let found = Std::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found && kiln_builder_core::testing::privileged_required() {
+        panic!("{name} is required (scripts/test.sh installs it)");
+    }
+    found
+}
+
+/// Builds and returns (image id, stderr).
+fn build(root: &Path, ctx: &Path, extra: &[&str]) -> (String, String) {
+    let out = kiln(root)
+        .arg("build")
+        .args(extra)
+        .arg(ctx)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "build failed:\n{stderr}");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(id.starts_with("sha256:"), "stdout is the image id: {id:?}");
+    (id, stderr)
+}
+
+/// Unpacks `name` from the store with umoci and runs it with runc; returns (stdout, bundle config).
+fn run_image(root: &Path, name: &str) -> (String, serde_json::Value) {
+    let bundle = tempfile::tempdir().unwrap();
+    let dir = bundle.path().join("b");
+    let status = Std::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:{name}", root.display()))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "umoci unpack: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let cfg_path = dir.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    cfg["process"]["terminal"] = serde_json::Value::Bool(false);
+    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let id = format!("kiln-test-{}-{}", std::process::id(), name.len());
+    let out = Std::new("runc")
+        .arg("run")
+        .arg(&id)
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let _ = Std::new("runc").args(["delete", "-f", &id]).output();
+    assert!(
+        out.status.success(),
+        "runc run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (String::from_utf8_lossy(&out.stdout).to_string(), cfg)
+}
+
+#[test]
+fn hello_builds_runs_and_rebuilds_from_cache() {
+    if !require_privileged("hello build") || !tool("umoci") || !tool("runc") || !tool("skopeo") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context("hello");
+    let (id, stderr) = build(root.path(), ctx.path(), &["-t", "hello:1"]);
+    assert!(stderr.contains("0 of 5 steps cached"), "{stderr}");
+
+    let (again, stderr) = build(root.path(), ctx.path(), &["-t", "hello:1"]);
+    assert_eq!(again, id, "a rebuild gives the same image");
+    assert!(stderr.contains("5 of 5 steps cached"), "{stderr}");
+
+    let (stdout, cfg) = run_image(root.path(), "docker.io/library/hello:1");
+    assert_eq!(
+        stdout,
+        "hello from kiln\nbuilt by kiln from testdata/examples/hello\n"
+    );
+    assert_eq!(cfg["process"]["cwd"], "/srv");
+    let env: Vec<String> = serde_json::from_value(cfg["process"]["env"].clone()).unwrap();
+    assert!(
+        env.contains(&"GREETING=hello from kiln".to_string()),
+        "{env:?}"
+    );
+    assert_eq!(
+        cfg["annotations"]["org.opencontainers.image.title"],
+        "kiln hello example"
+    );
+    assert_eq!(
+        cfg["annotations"]["org.opencontainers.image.exposedPorts"],
+        "8080/tcp"
+    );
+
+    // A changed file re-runs from the COPY that reads it: that COPY and the WORKDIR after it.
+    std::fs::write(ctx.path().join("motd.txt"), "changed\n").unwrap();
+    let (changed, stderr) = build(root.path(), ctx.path(), &["-t", "hello:1"]);
+    assert_ne!(changed, id);
+    assert!(stderr.contains("3 of 5 steps cached"), "{stderr}");
+}
+
+#[test]
+fn exports_load_with_skopeo() {
+    if !require_privileged("export build") || !tool("skopeo") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context("hello");
+    let out = tempfile::tempdir().unwrap();
+    let oci = out.path().join("img.tar");
+    let docker = out.path().join("docker.tar");
+    build(
+        root.path(),
+        ctx.path(),
+        &[
+            "-t",
+            "hello:2",
+            "--output",
+            &format!("type=oci,dest={}", oci.display()),
+            "--output",
+            &format!("type=docker,dest={}", docker.display()),
+        ],
+    );
+    let inspect = Std::new("skopeo")
+        .arg("inspect")
+        .arg("--config")
+        .arg(format!("oci-archive:{}", oci.display()))
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    let config: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(config["config"]["WorkingDir"], "/srv");
+    assert_eq!(
+        config["config"]["Cmd"],
+        serde_json::json!(["sh", "-c", "cat /srv/message; cat /etc/motd"])
+    );
+
+    let copied = out.path().join("copied");
+    let copy = Std::new("skopeo")
+        .arg("copy")
+        .arg(format!("docker-archive:{}", docker.display()))
+        .arg(format!("oci:{}:x", copied.display()))
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+    // skopeo re-serialises the config when it converts the manifest to OCI, so compare what it
+    // means: the runtime config, the layers and the history.
+    let theirs = raw_config(&format!("oci:{}:x", copied.display()));
+    let ours = raw_config(&format!(
+        "oci:{}:docker.io/library/hello:2",
+        root.path().display()
+    ));
+    assert_eq!(ours["rootfs"]["diff_ids"].as_array().map(Vec::len), Some(4));
+    for key in [
+        "config",
+        "rootfs",
+        "history",
+        "created",
+        "architecture",
+        "os",
+    ] {
+        assert_eq!(
+            theirs[key], ours[key],
+            "{key} round-trips through docker-archive"
+        );
+    }
+}
+
+/// The config blob of an image, as JSON, read with `skopeo inspect --raw --config`.
+fn raw_config(image: &str) -> serde_json::Value {
+    let out = Std::new("skopeo")
+        .args(["inspect", "--raw", "--config", image])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo inspect {image}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn source_date_epoch_makes_fresh_builds_identical() {
+    if !require_privileged("reproducible build") {
+        return;
+    }
+    let ctx = context("hello");
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let root = tempfile::tempdir().unwrap();
+            let out = kiln(root.path())
+                .env("SOURCE_DATE_EPOCH", "1700000000")
+                .args(["build", "-q"])
+                .arg(ctx.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        })
+        .collect();
+    assert_eq!(ids[0], ids[1]);
+}
+
+#[test]
+fn multistage_and_every_instruction_images_run() {
+    if !require_privileged("multi-stage build") || !tool("umoci") || !tool("runc") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context("multistage");
+    build(root.path(), ctx.path(), &["-t", "multi:1"]);
+    let (stdout, _) = run_image(root.path(), "docker.io/library/multi:1");
+    assert_eq!(stdout, "left\nright\n");
+
+    let ctx = context("every-instruction");
+    build(root.path(), ctx.path(), &["-t", "every:1"]);
+    let (stdout, cfg) = run_image(root.path(), "docker.io/library/every:1");
+    assert_eq!(
+        stdout,
+        "hello from a heredoc\ninline test\n1000\n1000:1000 640\n"
+    );
+    assert_eq!(cfg["process"]["user"]["uid"], 1000);
+    assert_eq!(cfg["process"]["cwd"], "/app");
+    let config = raw_config(&format!(
+        "oci:{}:docker.io/library/every:1",
+        root.path().display()
+    ));
+    let c = &config["config"];
+    assert_eq!(c["User"], "app");
+    assert_eq!(
+        c["ExposedPorts"],
+        serde_json::json!({"53/udp": {}, "8080/tcp": {}})
+    );
+    assert_eq!(c["Volumes"], serde_json::json!({"/data": {}}));
+    assert_eq!(c["StopSignal"], "SIGTERM");
+    assert_eq!(c["Healthcheck"]["Test"], serde_json::json!(["CMD", "true"]));
+    assert_eq!(c["OnBuild"], serde_json::json!(["RUN echo triggered"]));
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-c"]));
+    assert_eq!(c["Labels"]["org.example.name"], "every instruction");
+    assert_eq!(config["author"], "kiln tests");
+}
+
+#[test]
+fn failing_run_points_at_its_line() {
+    if !require_privileged("failing build") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context("hello");
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo doomed; exit 3\"]\n").unwrap();
+    let out = kiln(root.path())
+        .arg("build")
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("exit code 3"), "{stderr}");
+    assert!(stderr.contains("this step failed"), "{stderr}");
+    assert!(
+        stderr.contains("3 │ RUN"),
+        "the failing line is shown: {stderr}"
+    );
+    assert!(stderr.contains("doomed"), "its output is shown: {stderr}");
+}
