@@ -2,6 +2,8 @@
 //! results unpacked with `umoci` and launched with `runc`, exports read back with `skopeo`.
 //! These need root; with `KILN_REQUIRE_PRIVILEGED=1` (CI) a missing capability fails them.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed setup step should panic loudly
+
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
