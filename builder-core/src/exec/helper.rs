@@ -22,7 +22,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use rustix::io::FdFlags;
 use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
 
 use super::plan::mount_plan;
@@ -62,13 +61,14 @@ fn errno(stage: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> StepErro
 }
 
 fn helper_main() -> i32 {
-    // SAFETY: the executor placed the control socket at this descriptor; nothing else in this
-    // process owns it.
-    let ctl = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
-    if rustix::io::fcntl_setfd(&ctl, FdFlags::CLOEXEC).is_err() {
+    // SAFETY: only asks whether the descriptor is open, before anything takes ownership of it.
+    if unsafe { libc::fcntl(CONTROL_FD, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
         eprintln!("kiln sandbox helper: no control socket on fd {CONTROL_FD}");
         return 125;
     }
+    // SAFETY: the descriptor is open (checked above) and the executor placed the control socket
+    // there; nothing else in this process owns it.
+    let ctl = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
     let ctl = UnixStream::from(ctl);
     let mut buf = Vec::new();
     let spec: HelperSpec = match (&ctl)
@@ -193,7 +193,7 @@ fn init_main(spec: &HelperSpec, ctl: &UnixStream, alive: &OwnedFd, rootless: boo
         return 125;
     }
     if pid == 0 {
-        let e = exec_command(spec);
+        let e = exec_command(spec, rootless);
         let _ = Message::error(e.stage, &e.source).send(ctl);
         // SAFETY: ends the failed command process.
         unsafe { libc::_exit(127) }
@@ -267,14 +267,14 @@ fn loopback_up() -> io::Result<()> {
 }
 
 /// Becomes the command; returns only on failure.
-fn exec_command(spec: &HelperSpec) -> StepError {
-    match try_exec(spec) {
+fn exec_command(spec: &HelperSpec, rootless: bool) -> StepError {
+    match try_exec(spec, rootless) {
         Ok(never) => match never {},
         Err(e) => e,
     }
 }
 
-fn try_exec(spec: &HelperSpec) -> Result<std::convert::Infallible, StepError> {
+fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallible, StepError> {
     rustix::process::setsid().map_err(errno("setsid"))?;
     drop_bounding_set()?;
     let groups: Vec<_> = spec
@@ -285,7 +285,10 @@ fn try_exec(spec: &HelperSpec) -> Result<std::convert::Infallible, StepError> {
         .collect();
     let uid = rustix::process::Uid::from_raw(spec.user.uid);
     let gid = rustix::process::Gid::from_raw(spec.user.gid);
-    rustix::thread::set_thread_groups(&groups).map_err(errno("setgroups"))?;
+    // A single-id user namespace denies setgroups; its process has no supplementary groups.
+    if !rootless {
+        rustix::thread::set_thread_groups(&groups).map_err(errno("setgroups"))?;
+    }
     rustix::thread::set_thread_res_gid(gid, gid, gid)
         .map_err(errno(format!("setgid {}", spec.user.gid)))?;
     rustix::thread::set_thread_res_uid(uid, uid, uid)
