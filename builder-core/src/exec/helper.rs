@@ -129,12 +129,57 @@ fn supervise(spec: &HelperSpec, ctl: &UnixStream) -> Result<i32, StepError> {
         unsafe { libc::_exit(code) }
     }
     drop(alive_r);
+    watch_executor(pid, ctl);
     let status = wait_for(pid).map_err(errno("wait for init"))?;
     drop(alive_w);
     Ok(match status {
         ExitStatus::Code(c) => c,
         ExitStatus::Signal(s) => 128 + s,
     })
+}
+
+/// Returns when init exits, or kills it (and with it the whole PID namespace) when the executor's
+/// end of the control socket closes: kiln died, and nobody would collect the result. The executor
+/// keeps its end open until the helper has exited, so a hang-up means exactly that.
+fn watch_executor(pid: i32, ctl: &UnixStream) {
+    // SAFETY: plain syscall; the returned descriptor is owned right after.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        return; // Pre-5.3 kernel: fall back to a plain wait.
+    }
+    // SAFETY: a fresh descriptor we own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let mut fds = [
+        libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            // Only POLLHUP matters, which poll always reports.
+            fd: ctl.as_raw_fd(),
+            events: 0,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: two valid pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        if fds[0].revents != 0 {
+            return;
+        }
+        if fds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            // SAFETY: plain syscall on our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return;
+        }
+    }
 }
 
 fn wait_for(pid: i32) -> rustix::io::Result<ExitStatus> {
