@@ -96,3 +96,26 @@ impl ExecError {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_means_namespaces_refused() {
+        let setup = |stage: &str, errno| ExecError::Setup {
+            command: "true".into(),
+            stage: stage.into(),
+            message: "denied".into(),
+            errno: Some(errno),
+        };
+        assert!(setup("unshare namespaces", libc::EPERM).is_unsupported());
+        assert!(setup("unshare user namespace", libc::ENOSPC).is_unsupported());
+        assert!(!setup("mount proc on /proc", libc::EPERM).is_unsupported());
+        let e = setup("working directory /app", libc::ENOENT);
+        assert_eq!(
+            e.to_string(),
+            "cannot run `true`: working directory /app: denied"
+        );
+    }
+}

@@ -22,7 +22,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use rustix::io::FdFlags;
 use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
 
 use super::plan::mount_plan;
@@ -62,13 +61,14 @@ fn errno(stage: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> StepErro
 }
 
 fn helper_main() -> i32 {
-    // SAFETY: the executor placed the control socket at this descriptor; nothing else in this
-    // process owns it.
-    let ctl = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
-    if rustix::io::fcntl_setfd(&ctl, FdFlags::CLOEXEC).is_err() {
+    // SAFETY: only asks whether the descriptor is open, before anything takes ownership of it.
+    if unsafe { libc::fcntl(CONTROL_FD, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
         eprintln!("kiln sandbox helper: no control socket on fd {CONTROL_FD}");
         return 125;
     }
+    // SAFETY: the descriptor is open (checked above) and the executor placed the control socket
+    // there; nothing else in this process owns it.
+    let ctl = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
     let ctl = UnixStream::from(ctl);
     let mut buf = Vec::new();
     let spec: HelperSpec = match (&ctl)
@@ -129,12 +129,57 @@ fn supervise(spec: &HelperSpec, ctl: &UnixStream) -> Result<i32, StepError> {
         unsafe { libc::_exit(code) }
     }
     drop(alive_r);
+    watch_executor(pid, ctl);
     let status = wait_for(pid).map_err(errno("wait for init"))?;
     drop(alive_w);
     Ok(match status {
         ExitStatus::Code(c) => c,
         ExitStatus::Signal(s) => 128 + s,
     })
+}
+
+/// Returns when init exits, or kills it (and with it the whole PID namespace) when the executor's
+/// end of the control socket closes: kiln died, and nobody would collect the result. The executor
+/// keeps its end open until the helper has exited, so a hang-up means exactly that.
+fn watch_executor(pid: i32, ctl: &UnixStream) {
+    // SAFETY: plain syscall; the returned descriptor is owned right after.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        return; // Pre-5.3 kernel: fall back to a plain wait.
+    }
+    // SAFETY: a fresh descriptor we own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let mut fds = [
+        libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            // Only POLLHUP matters, which poll always reports.
+            fd: ctl.as_raw_fd(),
+            events: 0,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: two valid pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        if fds[0].revents != 0 {
+            return;
+        }
+        if fds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            // SAFETY: plain syscall on our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return;
+        }
+    }
 }
 
 fn wait_for(pid: i32) -> rustix::io::Result<ExitStatus> {
@@ -193,7 +238,7 @@ fn init_main(spec: &HelperSpec, ctl: &UnixStream, alive: &OwnedFd, rootless: boo
         return 125;
     }
     if pid == 0 {
-        let e = exec_command(spec);
+        let e = exec_command(spec, rootless);
         let _ = Message::error(e.stage, &e.source).send(ctl);
         // SAFETY: ends the failed command process.
         unsafe { libc::_exit(127) }
@@ -267,14 +312,14 @@ fn loopback_up() -> io::Result<()> {
 }
 
 /// Becomes the command; returns only on failure.
-fn exec_command(spec: &HelperSpec) -> StepError {
-    match try_exec(spec) {
+fn exec_command(spec: &HelperSpec, rootless: bool) -> StepError {
+    match try_exec(spec, rootless) {
         Ok(never) => match never {},
         Err(e) => e,
     }
 }
 
-fn try_exec(spec: &HelperSpec) -> Result<std::convert::Infallible, StepError> {
+fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallible, StepError> {
     rustix::process::setsid().map_err(errno("setsid"))?;
     drop_bounding_set()?;
     let groups: Vec<_> = spec
@@ -285,7 +330,10 @@ fn try_exec(spec: &HelperSpec) -> Result<std::convert::Infallible, StepError> {
         .collect();
     let uid = rustix::process::Uid::from_raw(spec.user.uid);
     let gid = rustix::process::Gid::from_raw(spec.user.gid);
-    rustix::thread::set_thread_groups(&groups).map_err(errno("setgroups"))?;
+    // A single-id user namespace denies setgroups; its process has no supplementary groups.
+    if !rootless {
+        rustix::thread::set_thread_groups(&groups).map_err(errno("setgroups"))?;
+    }
     rustix::thread::set_thread_res_gid(gid, gid, gid)
         .map_err(errno(format!("setgid {}", spec.user.gid)))?;
     rustix::thread::set_thread_res_uid(uid, uid, uid)
