@@ -17,11 +17,21 @@ trap 'rm -rf "$ctx"' EXIT
 cp -r testdata/examples/hello/. "$ctx/"
 cp /bin/busybox "$ctx/busybox"
 
-"$kiln" build -t kiln-hello:latest "$ctx"
+root=${KILN_ROOT:-${XDG_DATA_HOME:-$HOME/.local/share}/kiln}
+"$kiln" --root "$root" build -t kiln-hello:latest "$ctx"
+
+image="docker.io/library/kiln-hello:latest"
 echo
-echo "The image is in kiln's store ($("$kiln" info --root-dir 2>/dev/null || echo '$XDG_DATA_HOME/kiln')):"
-"$kiln" images
+echo "The image is in kiln's store, an OCI image layout at $root, tagged $image."
+echo "Run it with any OCI runtime, for example:"
+echo "  umoci unpack --image $root:$image /tmp/kiln-hello-bundle"
+echo "  (cd /tmp/kiln-hello-bundle && runc run kiln-hello)"
+echo "or export it for docker:  $kiln --root $root build -t kiln-hello:latest -o type=docker,dest=hello.tar <context>; docker load -i hello.tar"
 echo
-echo "Run it:"
-echo "  $kiln run --rm kiln-hello:latest"
-"$kiln" run --rm kiln-hello:latest
+echo "Running it now:"
+bundle=$(mktemp -d /tmp/kiln-hello-bundle.XXXXXX)
+trap 'rm -rf "$ctx" "$bundle"' EXIT
+umoci unpack --image "$root:$image" "$bundle/b" >/dev/null
+# umoci asks for a terminal; this demo runs without one.
+jq '.process.terminal = false' "$bundle/b/config.json" >"$bundle/config.json" && mv "$bundle/config.json" "$bundle/b/config.json"
+(cd "$bundle/b" && runc run "kiln-hello-$$" </dev/null)

@@ -24,6 +24,8 @@ export KILN_TEST_REGISTRY_USER=kiln-user
 export KILN_TEST_REGISTRY_PASSWORD=kiln-secret-pw
 
 export KILN_REQUIRE_PRIVILEGED="${KILN_REQUIRE_PRIVILEGED:-1}"
+# runc is installed above, so the runc executor tests must run too.
+export KILN_REQUIRE_RUNC="${KILN_REQUIRE_RUNC:-1}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 echo "registries: plain $KILN_TEST_REGISTRY, basic-auth $KILN_TEST_REGISTRY_BASIC"

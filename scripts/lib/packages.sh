@@ -5,7 +5,7 @@
 # runtime, OCI tooling to check our output, jq for scripts, htpasswd for the auth registry.
 KILN_TEST_PACKAGES=(busybox-static docker-registry runc umoci skopeo jq apache2-utils curl python3 ca-certificates)
 # Packages kiln itself needs at run time for the example build.
-KILN_RUN_PACKAGES=(busybox-static runc curl ca-certificates)
+KILN_RUN_PACKAGES=(busybox-static runc umoci jq curl ca-certificates)
 
 install_packages() {
     local missing=() p
