@@ -196,15 +196,19 @@ impl Builder {
             no_cache: req.no_cache,
             source_date_epoch: req.source_date_epoch,
         };
-        let result = crate::solver::solve(
-            worker,
+        let solved = crate::solver::solve(
+            worker.clone(),
             self.cache.clone(),
             Arc::new(graph),
             bases,
             opts,
             events,
         )
-        .await?;
+        .await;
+        // Digests learnt in this build stay valid whether it succeeded or not.
+        let saver = worker.clone();
+        let _ = tokio::task::spawn_blocking(move || saver.save_stat_cache()).await;
+        let result = solved?;
         let store = self.store.clone();
         let tags = req.tags.clone();
         let (manifest, config_digest, steps) = tokio::task::spawn_blocking(move || {

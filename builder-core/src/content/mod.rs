@@ -256,9 +256,11 @@ impl ContentStore {
     /// Points the tag `name` at `manifest` (replacing what it pointed to).
     pub fn set_tag(&self, name: &str, manifest: &Descriptor) -> Result<()> {
         validate_tag(name)?;
+        // Re-tagging with the same manifest leaves index.json untouched (no write, no fsync).
         self.index_files().update(|idx| {
+            let before = idx.clone();
             index::index_set_tag(idx, name, manifest);
-            true
+            *idx != before
         })?;
         Ok(())
     }

@@ -213,6 +213,11 @@ impl CachingHasher {
         self.reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Runs `f` on the cache as it is now (e.g. to prune and save it while the hasher is shared).
+    pub fn with_cache<R>(&self, f: impl FnOnce(&mut StatCache) -> R) -> R {
+        f(&mut self.lock())
+    }
+
     /// The cache as it is now.
     pub fn into_cache(self) -> StatCache {
         self.cache.into_inner().unwrap_or_else(|p| p.into_inner())

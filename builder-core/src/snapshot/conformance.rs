@@ -447,10 +447,14 @@ fn overlay_probe_works_here_as_root() {
     assert!(super::overlay::probe(dir.path()));
     let s = super::open(dir.path()).unwrap();
     assert_eq!(s.name(), "overlayfs");
-    // The probe leaves nothing behind.
+    // The probe leaves nothing behind but the remembered answer.
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
+        .filter(|n| n != ".driver")
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(std::fs::read_to_string(dir.path().join(".driver")).unwrap(), "overlayfs");
+    // A second open reads the answer instead of mounting again.
+    assert_eq!(super::open(dir.path()).unwrap().name(), "overlayfs");
 }

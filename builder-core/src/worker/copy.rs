@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{LocalWorker, LocalWorkerConfig, WorkerError, blocking, finish, prepare, view};
 use crate::cache::LayerRef;
 use crate::chmod::ChmodSpec;
-use crate::context::{ContextIndex, DirectHasher};
+use crate::context::ContextIndex;
 use crate::copy::{
     ApplyOptions, ArchiveExtractor, ContextSource, CopyRequest, RootfsSource, SourceFs,
 };
@@ -90,9 +90,10 @@ pub(super) async fn input_digest(
         ));
     };
     let ctx = w.cfg.context.clone();
+    let hasher = w.hasher.clone();
     blocking(move || {
         let Some(ctx) = ctx else { return Ok(None) };
-        let fs = ContextSource::new(ctx.root(), &index, &DirectHasher);
+        let fs = ContextSource::new(ctx.root(), &index, hasher.as_ref());
         let mut parts = Vec::new();
         for req in &requests {
             let sel = crate::copy::select(&fs, req)?;
@@ -204,6 +205,7 @@ pub(super) async fn execute_copy(
     } else {
         None
     };
+    let hasher = w.hasher.clone();
     blocking(move || {
         let active = prepare(&cfg, &parent)?;
         let dest = Root::open(active.root())?;
@@ -226,7 +228,7 @@ pub(super) async fn execute_copy(
                             "COPY from the context in a build without one",
                         ));
                     };
-                    let fs = ContextSource::new(ctx.root(), index, &DirectHasher);
+                    let fs = ContextSource::new(ctx.root(), index, hasher.as_ref());
                     copy_from(&fs, &req, &dest, &opts)?;
                 }
                 (_, Some(state)) => {

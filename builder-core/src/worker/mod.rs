@@ -128,6 +128,10 @@ pub struct LocalWorkerConfig {
 /// Runs steps on this machine.
 pub struct LocalWorker {
     cfg: LocalWorkerConfig,
+    /// Digests of context files, reused while their size, times, inode and mode are unchanged;
+    /// loaded from and saved to a per-context file in the store.
+    hasher: Arc<crate::context::CachingHasher>,
+    stat_cache_path: Option<PathBuf>,
     context_index: std::sync::OnceLock<
         Result<Arc<crate::context::ContextIndex>, Arc<crate::context::ContextError>>,
     >,
@@ -136,10 +140,46 @@ pub struct LocalWorker {
 impl LocalWorker {
     /// A worker with this setup.
     pub fn new(cfg: LocalWorkerConfig) -> Self {
+        let stat_cache_path = cfg.context.as_ref().map(|ctx| {
+            let key = hex::encode(Sha256::digest(
+                ctx.root().path().as_os_str().as_encoded_bytes(),
+            ));
+            cfg.store.state_dir().join("statcache").join(key)
+        });
+        let cache = stat_cache_path
+            .as_deref()
+            .map(crate::context::StatCache::load)
+            .unwrap_or_default();
         LocalWorker {
+            hasher: Arc::new(crate::context::CachingHasher::new(cache)),
+            stat_cache_path,
             cfg,
             context_index: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Saves the context's stat cache (atomically), keeping only files that still exist. A
+    /// failure only costs re-hashing next time, so it is logged, not returned.
+    pub fn save_stat_cache(&self) {
+        let (Some(path), Some(Ok(index))) = (&self.stat_cache_path, self.context_index.get())
+        else {
+            return;
+        };
+        if self.hasher.files_read() == 0 {
+            return;
+        }
+        self.hasher.with_cache(|cache| {
+            cache.retain(|p| index.get(p).is_some());
+            if let Some(dir) = path.parent()
+                && let Err(e) = std::fs::create_dir_all(dir)
+            {
+                tracing::warn!(dir = %dir.display(), "cannot create the stat cache directory: {e}");
+                return;
+            }
+            if let Err(e) = cache.save(path) {
+                tracing::warn!("cannot save the stat cache: {e}");
+            }
+        });
     }
 
     /// The setup.
