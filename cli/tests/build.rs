@@ -78,7 +78,9 @@ fn run_image(root: &Path, name: &str) -> (String, serde_json::Value) {
         serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
     cfg["process"]["terminal"] = serde_json::Value::Bool(false);
     std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
-    let id = format!("kiln-test-{}-{}", std::process::id(), name.len());
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let id = format!("kiln-test-{}-{n}", std::process::id());
     let out = Std::new("runc")
         .arg("run")
         .arg(&id)
@@ -312,4 +314,143 @@ fn failing_run_points_at_its_line() {
         "the failing line is shown: {stderr}"
     );
     assert!(stderr.contains("doomed"), "its output is shown: {stderr}");
+}
+
+/// Writes `files` into a fresh context that also holds busybox.
+fn context_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/busybox", dir.path().join("busybox")).unwrap();
+    for (name, content) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn base_images_from_oci_layouts_and_archives_and_onbuild_triggers() {
+    if !require_privileged("base image build") || !tool("umoci") || !tool("runc") {
+        return;
+    }
+    let first = tempfile::tempdir().unwrap();
+    let ctx = context("every-instruction");
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("layout");
+    let archive = out.path().join("img.tar");
+    build(
+        first.path(),
+        ctx.path(),
+        &[
+            "-t",
+            "every:1",
+            "-o",
+            &format!("type=oci,dest={},tar=false", layout.display()),
+            "-o",
+            &format!("type=docker,dest={}", archive.display()),
+        ],
+    );
+
+    // A fresh store builds on the exported image; the base's ONBUILD trigger runs first.
+    for base in [
+        format!("oci-layout://{}", layout.display()),
+        format!("docker-archive:{}", archive.display()),
+    ] {
+        let second = tempfile::tempdir().unwrap();
+        let child = context_with(&[(
+            "Dockerfile",
+            &format!(
+                "FROM {base}\nRUN cat /app/inline.txt > /tmp/child\nCMD [\"cat /tmp/child\"]\n"
+            ),
+        )]);
+        let (_, stderr) = build(second.path(), child.path(), &["-t", "child:1"]);
+        assert!(
+            stderr.contains("RUN echo triggered"),
+            "the ONBUILD trigger ran: {stderr}"
+        );
+        let (stdout, cfg) = run_image(second.path(), "docker.io/library/child:1");
+        assert_eq!(stdout, "inline test\n");
+        // Inherited config: user, workdir and entrypoint come from the base.
+        assert_eq!(cfg["process"]["user"]["uid"], 1000);
+        assert_eq!(cfg["process"]["cwd"], "/app");
+    }
+}
+
+#[test]
+fn dockerignore_and_secrets() {
+    if !require_privileged("dockerignore build") || !tool("umoci") || !tool("runc") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context_with(&[
+        (".dockerignore", "*.log\nsecret-dir\n!keep.log\n"),
+        ("a.txt", "a\n"),
+        ("debug.log", "noise\n"),
+        ("keep.log", "kept\n"),
+        ("secret-dir/key", "hidden\n"),
+        (
+            "Dockerfile",
+            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY . /ctx/\n\
+             RUN --mount=type=secret,id=token,target=/run/secrets/token,required=true [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox cat /run/secrets/token > /seen\"]\n\
+             CMD [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox ls /ctx /run/secrets 2>&1; /bin/busybox cat /seen\"]\n",
+        ),
+    ]);
+    let secret = ctx
+        .path()
+        .join("..")
+        .join(format!("kiln-secret-{}", std::process::id()));
+    std::fs::write(&secret, "s3cr3t\n").unwrap();
+    let (id, _) = build(
+        root.path(),
+        ctx.path(),
+        &[
+            "-t",
+            "ign:1",
+            "--secret",
+            &format!("id=token,src={}", secret.display()),
+        ],
+    );
+    let (stdout, _) = run_image(root.path(), "docker.io/library/ign:1");
+    std::fs::remove_file(&secret).unwrap();
+    // Ignored files are not in the image; the re-included one is; the secret was readable during
+    // the RUN but its mount point left nothing in the image.
+    assert!(
+        stdout.contains("a.txt") && stdout.contains("keep.log"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("debug.log") && !stdout.contains("secret-dir"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("s3cr3t"), "{stdout}");
+    assert!(
+        stdout.contains("/run/secrets: No such file or directory") || !stdout.contains("token\n"),
+        "{stdout}"
+    );
+
+    // A change to an ignored file invalidates nothing.
+    std::fs::write(ctx.path().join("debug.log"), "more noise\n").unwrap();
+    let out = kiln(root.path())
+        .args(["build", "-t", "ign:1", "--secret"])
+        .arg("id=token,env=KILN_TEST_TOKEN")
+        .env("KILN_TEST_TOKEN", "s3cr3t\n")
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), id);
+
+    // A required secret that is missing is a clear error.
+    let out = kiln(root.path())
+        .args(["build", "--no-cache"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("secret token"), "{stderr}");
 }
