@@ -27,7 +27,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let dockerfile_path = context.join("Dockerfile");
     let dockerfile = std::fs::read_to_string(&dockerfile_path)?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let builder = Builder::new(BuilderOptions::new(store))?;
     let output = runtime.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -36,8 +38,12 @@ fn main() -> Result<(), Box<dyn Error>> {
                 match event {
                     BuildEvent::StepStarted { name, .. } => eprintln!("{name}"),
                     BuildEvent::StepCached { .. } => eprintln!("  cached"),
-                    BuildEvent::Log { data, .. } => eprint!("  | {}", String::from_utf8_lossy(&data)),
-                    BuildEvent::StepFinished { duration, .. } => eprintln!("  done in {duration:.2?}"),
+                    BuildEvent::Log { data, .. } => {
+                        eprint!("  | {}", String::from_utf8_lossy(&data))
+                    }
+                    BuildEvent::StepFinished { duration, .. } => {
+                        eprintln!("  done in {duration:.2?}")
+                    }
                     BuildEvent::Warning { message } => eprintln!("warning: {message}"),
                 }
             }

@@ -171,3 +171,80 @@ pub fn busybox_rootfs(dir: &Path) -> std::io::Result<()> {
     std::fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
     Ok(())
 }
+
+/// Errors of [`busybox_layout`].
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// Building the rootfs failed.
+    #[error("cannot build the busybox rootfs in {path}: {source}")]
+    Rootfs {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing blobs, the layer or the export failed.
+    #[error(transparent)]
+    Worker(#[from] crate::worker::WorkerError),
+    /// Exporting the layout failed.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+}
+
+/// Makes a busybox base image offline and writes it as an OCI image layout at `dest`, tagged
+/// `tag` (use it as `FROM oci-layout://<dest>:<tag>`). The image has one layer (the rootfs of
+/// [`busybox_rootfs`]), `PATH` set and `sh` as its command; with the same busybox binary it is
+/// byte-for-byte the same every time. Returns the manifest digest.
+pub fn busybox_layout(dest: &Path, tag: &str) -> Result<crate::content::Digest, LayoutError> {
+    use crate::image::{Descriptor, ImageConfig, Manifest, Platform, RootFs, media};
+    use crate::worker::WorkerError;
+    let work = tempfile::tempdir().map_err(|source| LayoutError::Rootfs {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let rootfs = work.path().join("rootfs");
+    busybox_rootfs(&rootfs).map_err(|source| LayoutError::Rootfs {
+        path: rootfs.clone(),
+        source,
+    })?;
+    let store =
+        crate::content::ContentStore::open(work.path().join("store")).map_err(WorkerError::from)?;
+    let root = crate::fsroot::Root::open(&rootfs).map_err(WorkerError::from)?;
+    // Fixed times so the layout is reproducible.
+    let opts = crate::layer::LayerOptions {
+        source_date_epoch: Some(0),
+    };
+    let (layer, _) =
+        crate::layer::write_tree_to_store(&store, &root, &opts).map_err(WorkerError::from)?;
+    let mut config = ImageConfig::scratch(&Platform::linux_amd64());
+    config.created = Some(crate::image::format_rfc3339(0));
+    let mut cc = crate::image::ContainerConfig::default();
+    cc.env_set("PATH", crate::image::DEFAULT_PATH);
+    cc.cmd = Some(vec!["sh".to_string()]);
+    config.config = Some(cc);
+    config.rootfs = RootFs {
+        diff_ids: vec![layer.digest],
+        ..RootFs::default()
+    };
+    let config_desc = store
+        .put_json(&config, media::OCI_CONFIG)
+        .map_err(WorkerError::from)?;
+    let manifest = Manifest::oci(
+        config_desc,
+        vec![Descriptor::new(
+            media::OCI_LAYER_TAR,
+            layer.digest,
+            layer.size,
+        )],
+    );
+    let manifest_desc = store
+        .put_json(&manifest, media::OCI_MANIFEST)
+        .map_err(WorkerError::from)?;
+    let export = crate::export::ExportOptions {
+        tags: vec![tag.to_string()],
+        ..Default::default()
+    };
+    crate::export::export_oci_dir(&store, &manifest_desc, dest, &export)?;
+    Ok(manifest_desc.digest)
+}

@@ -454,3 +454,26 @@ fn dockerignore_and_secrets() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("secret token"), "{stderr}");
 }
+
+#[test]
+fn busybox_base_layout_from_test_support() {
+    if !require_privileged("busybox layout build") || !tool("umoci") || !tool("runc") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("busybox");
+    let first = kiln_builder_core::testing::busybox_layout(&layout, "1").unwrap();
+    let again = kiln_builder_core::testing::busybox_layout(&dir.path().join("again"), "1").unwrap();
+    assert_eq!(first, again, "the base image is reproducible");
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context_with(&[(
+        "Dockerfile",
+        &format!(
+            "FROM oci-layout://{}:1\nRUN echo from-base > /m\nCMD [\"cat\", \"/m\"]\n",
+            layout.display()
+        ),
+    )]);
+    build(root.path(), ctx.path(), &["-t", "onbase:1"]);
+    let (stdout, _) = run_image(root.path(), "docker.io/library/onbase:1");
+    assert_eq!(stdout, "from-base\n");
+}

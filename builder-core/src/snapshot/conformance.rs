@@ -454,7 +454,10 @@ fn overlay_probe_works_here_as_root() {
         .filter(|n| n != ".driver")
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
-    assert_eq!(std::fs::read_to_string(dir.path().join(".driver")).unwrap(), "overlayfs");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".driver")).unwrap(),
+        "overlayfs"
+    );
     // A second open reads the answer instead of mounting again.
     assert_eq!(super::open(dir.path()).unwrap().name(), "overlayfs");
 }
