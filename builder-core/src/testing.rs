@@ -184,12 +184,18 @@ pub enum LayoutError {
         #[source]
         source: std::io::Error,
     },
-    /// Writing blobs, the layer or the export failed.
+    /// Writing blobs or the layer failed (boxed: the error is large).
     #[error(transparent)]
-    Worker(#[from] crate::worker::WorkerError),
+    Worker(Box<crate::worker::WorkerError>),
     /// Exporting the layout failed.
     #[error(transparent)]
     Export(#[from] crate::export::ExportError),
+}
+
+impl From<crate::worker::WorkerError> for LayoutError {
+    fn from(e: crate::worker::WorkerError) -> Self {
+        LayoutError::Worker(Box::new(e))
+    }
 }
 
 /// Makes a busybox base image offline and writes it as an OCI image layout at `dest`, tagged
