@@ -16,6 +16,7 @@
 //! ```
 
 mod dispatch;
+mod run;
 mod scope;
 
 use std::collections::{BTreeMap, BTreeSet};

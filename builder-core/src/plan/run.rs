@@ -1,0 +1,206 @@
+//! Planning RUN: the command (shell form, heredoc scripts), its environment, network and mounts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kiln_dockerfile_parser::{
+    CommandForm, InstructionNode, MountType, NetworkMode, RunInstruction, SecurityMode,
+};
+
+use super::PlanError;
+use super::dispatch::{StageState, clean_abs};
+use super::scope::PROXY_ARGS;
+use crate::graph::{InlineFile, Network, Op, RunMount, RunOp, SourceRef};
+
+impl StageState<'_> {
+    pub(super) fn dispatch_run(
+        &mut self,
+        node: &InstructionNode,
+        run: &RunInstruction,
+    ) -> Result<(), PlanError> {
+        let mut inline = Vec::new();
+        let argv = match &run.command {
+            CommandForm::Exec(v) => v.clone(),
+            CommandForm::Shell(w) => {
+                let mut argv = self.config.shell_or_default();
+                let cmd = w.text.trim();
+                if let [h] = run.heredocs.as_slice()
+                    && cmd.starts_with("<<")
+                    && !cmd.contains(char::is_whitespace)
+                {
+                    // `RUN <<EOF`: the body is the script.
+                    let body = h.body().into_owned();
+                    if body.starts_with("#!") {
+                        let path = format!("/dev/pipes/{}", h.name);
+                        inline.push(InlineFile {
+                            name: path.clone(),
+                            content: body,
+                        });
+                        argv = vec![path];
+                    } else {
+                        argv.push(body);
+                    }
+                    return self.finish_run(node, run, argv, inline);
+                }
+                // The shell reads heredocs itself: hand it the line and the bodies.
+                let mut script = w.text.clone();
+                for h in &run.heredocs {
+                    script.push('\n');
+                    script.push_str(&h.content);
+                    if !h.content.ends_with('\n') && !h.content.is_empty() {
+                        script.push('\n');
+                    }
+                    script.push_str(&h.name);
+                }
+                argv.push(script);
+                argv
+            }
+        };
+        self.finish_run(node, run, argv, inline)
+    }
+
+    fn finish_run(
+        &mut self,
+        node: &InstructionNode,
+        run: &RunInstruction,
+        argv: Vec<String>,
+        inline: Vec<InlineFile>,
+    ) -> Result<(), PlanError> {
+        let args = self.run_args();
+        let mut env: BTreeMap<String, String> = self.config.env_pairs().into_iter().collect();
+        for (k, v) in &args {
+            env.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let env_not_cached: BTreeSet<String> = PROXY_ARGS
+            .iter()
+            .filter(|p| self.input.opts.build_args.contains_key(**p))
+            .map(|p| p.to_string())
+            .collect();
+        let network = match run.network {
+            Some(NetworkMode::Host) => Network::Host,
+            Some(NetworkMode::None) => Network::None,
+            Some(NetworkMode::Default) | None => self.input.opts.network,
+        };
+        let mut mounts = Vec::new();
+        for m in &run.mounts {
+            let spec = if m.raw.has_variables() {
+                let expanded = self.expand(&m.raw, "--mount")?;
+                kiln_dockerfile_parser::MountSpec::parse(&expanded).map_err(|e| {
+                    PlanError::Invalid {
+                        message: format!("invalid --mount: {e}"),
+                        span: m.raw.span,
+                    }
+                })?
+            } else {
+                m.clone()
+            };
+            mounts.push(self.run_mount(&spec)?);
+        }
+        let history_args: Vec<String> = args
+            .iter()
+            .filter(|(k, _)| !env_not_cached.contains(k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let created_by = if history_args.is_empty() {
+            format!("RUN {}", argv.join(" "))
+        } else {
+            format!(
+                "RUN |{} {} {}",
+                history_args.len(),
+                history_args.join(" "),
+                argv.join(" ")
+            )
+        };
+        let op = RunOp {
+            argv,
+            env: env.into_iter().collect(),
+            env_not_cached,
+            user: self.config.user_or_root().to_string(),
+            cwd: self.config.workdir_or_root().to_string(),
+            network,
+            mounts,
+            inline,
+            insecure: run.security == Some(SecurityMode::Insecure),
+        };
+        self.push(node, Op::Run(op), created_by);
+        Ok(())
+    }
+
+    fn run_mount(&mut self, m: &kiln_dockerfile_parser::MountSpec) -> Result<RunMount, PlanError> {
+        let span = m.raw.span;
+        let target = m.target.as_deref().map(|t| clean_abs(&self.abs_path(t)));
+        let need_target = |t: Option<String>| {
+            t.ok_or_else(|| PlanError::Invalid {
+                message: "mount target is required".into(),
+                span,
+            })
+        };
+        Ok(match m.kind {
+            MountType::Bind => {
+                let from = match &m.from {
+                    Some(f) => self.source_ref(f, span)?,
+                    None => SourceRef::Context,
+                };
+                RunMount::Bind {
+                    from,
+                    source: m.source.clone().unwrap_or_else(|| "/".into()),
+                    target: need_target(target)?,
+                    readonly: m.is_readonly(),
+                }
+            }
+            MountType::Cache => {
+                let target = need_target(target)?;
+                RunMount::Cache {
+                    id: m.id.clone().unwrap_or_else(|| target.clone()),
+                    target,
+                    sharing: match m.sharing {
+                        Some(kiln_dockerfile_parser::MountSharing::Private) => "private",
+                        Some(kiln_dockerfile_parser::MountSharing::Locked) => "locked",
+                        _ => "shared",
+                    }
+                    .into(),
+                    readonly: m.is_readonly(),
+                    uid: m.uid.unwrap_or(0),
+                    gid: m.gid.unwrap_or(0),
+                    mode: m.mode.unwrap_or(0o755),
+                }
+            }
+            MountType::Tmpfs => RunMount::Tmpfs {
+                target: need_target(target)?,
+                size: m.size,
+            },
+            MountType::Secret => {
+                let id =
+                    m.id.clone()
+                        .or_else(|| {
+                            m.target
+                                .as_deref()
+                                .and_then(|t| t.rsplit('/').next())
+                                .map(str::to_string)
+                        })
+                        .ok_or_else(|| PlanError::Invalid {
+                            message: "secret mount needs an id or a target".into(),
+                            span,
+                        })?;
+                let target = if m.env.is_some() && m.target.is_none() {
+                    None
+                } else {
+                    Some(target.unwrap_or_else(|| format!("/run/secrets/{id}")))
+                };
+                RunMount::Secret {
+                    id,
+                    target,
+                    env: m.env.clone(),
+                    required: m.required.unwrap_or(false),
+                    mode: m.mode.unwrap_or(0o400),
+                    uid: m.uid.unwrap_or(0),
+                    gid: m.gid.unwrap_or(0),
+                }
+            }
+            MountType::Ssh => RunMount::Ssh {
+                id: m.id.clone().unwrap_or_else(|| "default".into()),
+                target: target.unwrap_or_else(|| "/run/buildkit/ssh_agent.0".into()),
+                required: m.required.unwrap_or(false),
+            },
+        })
+    }
+}
