@@ -95,6 +95,9 @@ pub struct Entry {
     pub rdev: u64,
     /// The target of a symlink, as stored (never resolved).
     pub link_target: Option<PathBuf>,
+    /// Extended attributes sorted by name, when the walk read them (the context walk does, through
+    /// the directory it holds open); `None` means "not read", and readers read them themselves.
+    pub xattrs: Option<Vec<(std::ffi::OsString, Vec<u8>)>>,
 }
 
 impl Entry {
@@ -114,6 +117,7 @@ impl Entry {
             nlink: st.st_nlink,
             rdev: st.st_rdev,
             link_target,
+            xattrs: None,
         }
     }
 
@@ -252,7 +256,15 @@ where
             } else {
                 None
             };
-            let entry = Entry::from_stat(path.clone(), &st, target);
+            let mut entry = Entry::from_stat(path.clone(), &st, target);
+            if kind != EntryKind::Symlink {
+                // Through the open directory: no path resolution from the root per file.
+                let at = crate::fsroot::proc_fd_path(fd).join(name);
+                entry.xattrs = Some(
+                    crate::copy::source::list_xattrs(&at)
+                        .map_err(|e| (self.err)("list xattrs", &path, e))?,
+                );
+            }
             if excluded {
                 // An excluded directory that may hold re-included entries: walk it, emit it only
                 // if something below it is emitted.

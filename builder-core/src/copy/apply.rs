@@ -328,7 +328,11 @@ impl Writer<'_> {
     /// Copies the source entry's xattrs onto `fd`. Failures are logged and skipped, as BuildKit
     /// does (e.g. `security.*` names a filesystem refuses).
     fn copy_xattrs(&self, entry: &Entry, fd: &impl AsFd, dst: &Path) -> Result<(), CopyError> {
-        for (name, value) in read_xattrs(self.fs.root(), &entry.path)? {
+        let xattrs = match &entry.xattrs {
+            Some(x) => x.clone(),
+            None => read_xattrs(self.fs.root(), &entry.path)?,
+        };
+        for (name, value) in xattrs {
             if let Err(e) = rustix::fs::fsetxattr(fd, &name, &value, XattrFlags::empty()) {
                 tracing::debug!(path = %dst.display(), xattr = ?name, error = %e, "xattr not copied");
             }

@@ -334,7 +334,14 @@ fn encode(
     if matches!(entry.kind, EntryKind::CharDevice | EntryKind::BlockDevice) {
         h.update(entry.rdev.to_le_bytes());
     }
-    let xattrs = read_xattrs(fs.root(), &entry.path)?;
+    let read;
+    let xattrs = match &entry.xattrs {
+        Some(x) => x,
+        None => {
+            read = read_xattrs(fs.root(), &entry.path)?;
+            &read
+        }
+    };
     h.update((xattrs.len() as u64).to_le_bytes());
     for (k, v) in xattrs {
         field(h, k.as_bytes());

@@ -336,13 +336,20 @@ pub fn read_xattrs(root: &Root, path: &Path) -> Result<Vec<(OsString, Vec<u8>)>,
         Some(n) => crate::fsroot::proc_fd_path(&parent).join(n),
         None => crate::fsroot::proc_fd_path(&parent),
     };
+    list_xattrs(&target).map_err(|e| io_err(root, "read xattrs", path, e))
+}
+
+/// The extended attributes of the entry at `target` (a trusted path such as a descriptor's
+/// `/proc/self/fd` link joined with a name), not following a final symlink, sorted by name.
+/// Filesystems without xattrs give none.
+pub fn list_xattrs(target: &Path) -> std::io::Result<Vec<(OsString, Vec<u8>)>> {
     let mut names = vec![0u8; 1024];
     let len = loop {
-        match rustix::fs::llistxattr(&target, &mut names) {
+        match rustix::fs::llistxattr(target, &mut names) {
             Ok(n) => break n,
             Err(rustix::io::Errno::RANGE) => names.resize(names.len() * 4, 0),
             Err(rustix::io::Errno::NOTSUP) | Err(rustix::io::Errno::PERM) => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(root, "list xattrs", path, e.into())),
+            Err(e) => return Err(e.into()),
         }
         if names.len() > 1 << 20 {
             return Ok(Vec::new());
@@ -353,13 +360,13 @@ pub fn read_xattrs(root: &Root, path: &Path) -> Result<Vec<(OsString, Vec<u8>)>,
         let key = OsStr::from_bytes(key);
         let mut value = vec![0u8; 256];
         let n = loop {
-            match rustix::fs::lgetxattr(&target, key, &mut value) {
+            match rustix::fs::lgetxattr(target, key, &mut value) {
                 Ok(n) => break Some(n),
                 Err(rustix::io::Errno::RANGE) if value.len() < 1 << 20 => {
                     value.resize(value.len() * 4, 0)
                 }
                 Err(rustix::io::Errno::NODATA) => break None,
-                Err(e) => return Err(io_err(root, "read xattr", path, e.into())),
+                Err(e) => return Err(e.into()),
             }
         };
         if let Some(n) = n {
