@@ -618,3 +618,303 @@ RUN mkdir -p /out && cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' | sort >
     assert_eq!(seen, host_interfaces());
     assert_store_consistent(root.path());
 }
+
+// ---- confinement of COPY and ADD ---------------------------------------------------------------
+
+enum Entry<'a> {
+    File(&'a str, &'a [u8]),
+    Symlink(&'a str, &'a str),
+    Hardlink(&'a str, &'a str),
+}
+
+/// A tar with these entries, names and link targets written as given (the `tar` crate refuses to
+/// build `..` and absolute names through its checked setters).
+fn evil_tar(path: &Path, entries: &[Entry<'_>]) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for e in entries {
+        let mut h = tar::Header::new_gnu();
+        let (name, link, data, kind) = match e {
+            Entry::File(n, d) => (*n, None, *d, tar::EntryType::Regular),
+            Entry::Symlink(n, t) => (*n, Some(*t), &b""[..], tar::EntryType::Symlink),
+            Entry::Hardlink(n, t) => (*n, Some(*t), &b""[..], tar::EntryType::Link),
+        };
+        assert!(name.len() < 100 && link.is_none_or(|l| l.len() < 100));
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(l) = link {
+            h.as_old_mut().linkname[..l.len()].copy_from_slice(l.as_bytes());
+        }
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.finish().unwrap();
+}
+
+/// What a host file looks like, to tell that nothing wrote to or linked it.
+fn fingerprint(path: &Path) -> (Vec<u8>, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (
+        std::fs::read(path).unwrap(),
+        std::fs::metadata(path).unwrap().nlink(),
+    )
+}
+
+#[test]
+fn add_of_a_hostile_tar_never_writes_outside_the_rootfs() {
+    if !require_privileged("confinement build") {
+        return;
+    }
+    // Every escape aims at this host directory; afterwards it must hold only `target`, unchanged.
+    let host = tempfile::Builder::new()
+        .prefix("kiln-escape-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::write(host.path().join("target"), b"original\n").unwrap();
+    let h = host.path().display().to_string();
+    let h_rel = h.trim_start_matches('/');
+    let passwd_before = fingerprint(Path::new("/etc/passwd"));
+
+    let dotdot = format!("../../../../../../../../../../../../{h_rel}/dotdot");
+    let absolute = format!("{h}/absolute");
+    let through_root = format!("rootlink/{h_rel}/through-root-symlink");
+    let target = format!("{h}/target");
+    let through_up = format!("up/{h_rel}/through-up-symlink");
+    let cases: Vec<(&str, Vec<Entry<'_>>)> = vec![
+        ("dotdot", vec![Entry::File(&dotdot, b"escaped\n")]),
+        ("absolute", vec![Entry::File(&absolute, b"escaped\n")]),
+        (
+            "through-root-symlink",
+            vec![
+                Entry::Symlink("rootlink", "/"),
+                Entry::File(&through_root, b"escaped\n"),
+            ],
+        ),
+        (
+            "through-dir-symlink",
+            vec![
+                Entry::Symlink("dirlink", &h),
+                Entry::File("dirlink/through-dir-symlink", b"escaped\n"),
+            ],
+        ),
+        (
+            "through-up-symlink",
+            vec![
+                Entry::Symlink("up", "../../../../../../../../../../.."),
+                Entry::File(&through_up, b"escaped\n"),
+            ],
+        ),
+        ("passwd", vec![Entry::Hardlink("pw", "/etc/passwd")]),
+        (
+            "target",
+            vec![
+                Entry::Hardlink("hl", &target),
+                Entry::File("hl", b"pwned\n"),
+            ],
+        ),
+    ];
+
+    let root = tempfile::tempdir().unwrap();
+    for (name, entries) in &cases {
+        let ctx = context(
+            "FROM scratch\nCOPY busybox /bin/busybox\nADD evil.tar /dst/\nCMD [\"/bin/busybox\"]\n",
+        );
+        evil_tar(&ctx.path().join("evil.tar"), entries);
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("rootfs");
+        let (ok, _, stderr) = try_build(
+            root.path(),
+            ctx.path(),
+            &["--output", &format!("type=local,dest={}", dest.display())],
+        );
+
+        let mut left: Vec<String> = std::fs::read_dir(host.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["target"],
+            "{name}: nothing is written outside the rootfs"
+        );
+        assert_eq!(
+            std::fs::read(host.path().join("target")).unwrap(),
+            b"original\n",
+            "{name}: the host file is untouched"
+        );
+        assert_eq!(
+            fingerprint(Path::new("/etc/passwd")),
+            passwd_before,
+            "{name}: the host's /etc/passwd is untouched"
+        );
+        if ok {
+            // Confined: whatever landed is inside the image and holds no host bytes.
+            let mut files = Vec::new();
+            walk(&dest, &mut files);
+            for f in files.iter().filter(|f| f.is_file()) {
+                let bytes = std::fs::read(f).unwrap();
+                assert_ne!(
+                    bytes,
+                    passwd_before.0,
+                    "{name}: {} is the host's passwd",
+                    f.display()
+                );
+                assert_ne!(
+                    bytes,
+                    b"original\n",
+                    "{name}: {} is the host's file",
+                    f.display()
+                );
+            }
+            eprintln!(
+                "{name}: confined; image has {:?}",
+                files
+                    .iter()
+                    .map(|f| f.strip_prefix(&dest).unwrap())
+                    .collect::<Vec<_>>()
+            );
+        } else {
+            assert!(
+                stderr.contains(name) || stderr.contains(entries_first_name(entries)),
+                "{name}: the error names the entry:\n{stderr}"
+            );
+            eprintln!(
+                "{name}: rejected:
+{stderr}"
+            );
+        }
+    }
+    assert_store_consistent(root.path());
+}
+
+fn entries_first_name<'a>(entries: &[Entry<'a>]) -> &'a str {
+    match entries[0] {
+        Entry::File(n, _) | Entry::Symlink(n, _) | Entry::Hardlink(n, _) => n,
+    }
+}
+
+#[test]
+fn copy_keeps_context_symlinks_as_symlinks_and_never_reads_the_host() {
+    if !require_privileged("confinement build") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context("FROM scratch\nCOPY busybox /bin/busybox\nCOPY . /app\n");
+    std::os::unix::fs::symlink("/etc", ctx.path().join("evil")).unwrap();
+    std::os::unix::fs::symlink("../../..", ctx.path().join("up")).unwrap();
+    let (out, _) = build_rootfs(root.path(), ctx.path(), &[]);
+    let app = out.path().join("rootfs/app");
+    for (link, target) in [("evil", "/etc"), ("up", "../../..")] {
+        let meta = std::fs::symlink_metadata(app.join(link)).unwrap();
+        assert!(meta.file_type().is_symlink(), "{link} stays a symlink");
+        assert_eq!(
+            std::fs::read_link(app.join(link)).unwrap(),
+            Path::new(target)
+        );
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&app)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Dockerfile", "busybox", "evil", "up"]);
+
+    // Sources that go through the links resolve inside the context, never on the host.
+    let passwd = std::fs::read("/etc/passwd").unwrap();
+    for (source, what) in [
+        ("evil/passwd", "a file behind a link to /etc"),
+        ("up/etc/passwd", "a file behind a link out of the context"),
+    ] {
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            format!("FROM scratch\nCOPY {source} /leak\n"),
+        )
+        .unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("rootfs");
+        let (ok, _, stderr) = try_build(
+            root.path(),
+            ctx.path(),
+            &["--output", &format!("type=local,dest={}", dest.display())],
+        );
+        if ok {
+            let leak = std::fs::read(dest.join("leak")).unwrap_or_default();
+            assert_ne!(leak, passwd, "{what}: the host's /etc/passwd was copied");
+        } else {
+            assert!(
+                stderr.contains(source.split('/').next().unwrap()) || stderr.contains("passwd"),
+                "{what}: {stderr}"
+            );
+            eprintln!(
+                "{source}: rejected:
+{stderr}"
+            );
+        }
+    }
+    assert_store_consistent(root.path());
+}
+
+// ---- failed steps and --no-cache ---------------------------------------------------------------
+
+/// The cache records in the store.
+fn cache_records(root: &Path) -> usize {
+    let mut files = Vec::new();
+    walk(&root.join("kiln/cache"), &mut files);
+    files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "json"))
+        .count()
+}
+
+#[test]
+fn a_failed_run_leaves_no_snapshot_or_record_and_no_cache_runs_every_step() {
+    if !require_privileged("failed build") {
+        return;
+    }
+    let prefix = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+    let failing = format!(
+        "{prefix}RUN echo doomed-step && head -c 3000000 /bin/busybox > /partial && exit 3\n"
+    );
+
+    // How many records the steps before the failing one make on their own.
+    let reference = tempfile::tempdir().unwrap();
+    build(reference.path(), context(prefix).path(), &[]);
+    let before_failure = cache_records(reference.path());
+    assert!(before_failure >= 2);
+
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context(&failing);
+    for attempt in 0..2 {
+        let (ok, _, stderr) = try_build(root.path(), ctx.path(), &["--progress=plain"]);
+        assert!(!ok, "attempt {attempt}: the build fails");
+        assert!(stderr.contains("exit code 3"), "{stderr}");
+        // The failing step ran again rather than coming from a cache.
+        assert!(
+            stderr.matches("doomed-step").count() >= 2,
+            "attempt {attempt}: the step ran and printed:\n{stderr}"
+        );
+        assert_eq!(
+            cache_records(root.path()),
+            before_failure,
+            "attempt {attempt}: no record for the failed step"
+        );
+        assert_store_consistent(root.path());
+    }
+
+    // --no-cache runs every step even though all are cached.
+    let ctx = context(&format!("{prefix}RUN echo ran-again > /x\n"));
+    let (first, stderr) = build(root.path(), ctx.path(), &[]);
+    assert!(stderr.contains("of 3 steps cached"), "{stderr}");
+    let (_, stderr) = build(root.path(), ctx.path(), &[]);
+    assert!(stderr.contains("3 of 3 steps cached"), "{stderr}");
+    let (second, stderr) = build(root.path(), ctx.path(), &["--no-cache", "--progress=plain"]);
+    assert!(stderr.contains("0 of 3 steps cached"), "{stderr}");
+    assert!(stderr.contains("ran-again"), "the RUN ran:\n{stderr}");
+    assert!(first.starts_with("sha256:") && second.starts_with("sha256:"));
+    assert_store_consistent(root.path());
+}
