@@ -33,10 +33,7 @@ const BUF_SIZE: usize = 1 << 20;
 
 impl BlobWriter {
     pub(super) fn new(tmp_dir: &std::path::Path, blobs_dir: PathBuf) -> Result<Self> {
-        let tmp = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(tmp_dir)
-            .map_err(|e| ContentError::io("create temp file in", tmp_dir, e))?;
+        let tmp = locked_temp_file(tmp_dir)?;
         Ok(Self {
             file: BufWriter::with_capacity(BUF_SIZE, tmp),
             hasher: Hasher::new(),
@@ -93,6 +90,33 @@ impl BlobWriter {
             .map_err(|e| ContentError::io("rename into place", &target, e.error))?;
         fsync_dir(&self.blobs_dir)?;
         Ok(info)
+    }
+}
+
+/// A new temp file in `tmp_dir`, exclusively locked for as long as it is open, so that
+/// [`super::ContentStore::clean_abandoned`] can tell a live writer's file from one a killed process
+/// left behind. The cleaner deletes a file only while holding its lock; a file that was deleted
+/// between its creation and our lock has no links left, and we start again with a new one.
+fn locked_temp_file(tmp_dir: &std::path::Path) -> Result<NamedTempFile> {
+    use std::os::unix::fs::MetadataExt;
+    let mut attempts = 0;
+    loop {
+        let tmp = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(tmp_dir)
+            .map_err(|e| ContentError::io("create temp file in", tmp_dir, e))?;
+        tmp.as_file()
+            .lock()
+            .map_err(|e| ContentError::io("lock", tmp.path(), e))?;
+        let links = tmp
+            .as_file()
+            .metadata()
+            .map_err(|e| ContentError::io("stat", tmp.path(), e))?
+            .nlink();
+        attempts += 1;
+        if links > 0 || attempts >= 8 {
+            return Ok(tmp);
+        }
     }
 }
 

@@ -11,7 +11,8 @@
 //! It owns blob integrity and metadata atomicity: a blob only appears under its digest after its
 //! bytes were fsynced and verified, readers verify again at end of file, and `index.json` and
 //! other metadata are replaced by rename under a lock. A process killed at any moment leaves at
-//! most stray files in `kiln/tmp/`, which [`ContentStore::clean_tmp`] removes. It does not know
+//! most stray files in `kiln/tmp/`, which [`ContentStore::open`] removes (see
+//! [`ContentStore::clean_abandoned`]). It does not know
 //! about layers, builds or the cache: those put and get blobs through it.
 //!
 //! All functions are synchronous; async callers run them on blocking threads.
@@ -79,7 +80,7 @@ impl ContentStore {
         atomic::create_dir_all(&store.tmp)?;
         // Creation runs under the lock so that a concurrent first build cannot replace an index
         // another one just wrote.
-        let _lock = index::MetaLock::acquire(&store.lock_path())?;
+        let lock = index::MetaLock::acquire(&store.lock_path())?;
         let layout = store.root.join("oci-layout");
         match std::fs::read(&layout) {
             Ok(bytes) => check_layout(&layout, &bytes)?,
@@ -92,6 +93,8 @@ impl ContentStore {
         if !index.exists() {
             write_index(&index, &Index::default())?;
         }
+        drop(lock);
+        store.clean_abandoned()?;
         Ok(store)
     }
 
@@ -228,7 +231,28 @@ impl ContentStore {
         }
     }
 
-    /// Removes temp files older than `age` left by killed writers.
+    /// Removes the temp files of writers that no longer exist (a killed build's half-written
+    /// blobs). Every live [`BlobWriter`] holds an exclusive lock on its temp file, so a file whose
+    /// lock can be taken has no writer; it is deleted while the lock is held, which a writer that
+    /// is just starting detects (see `blob::locked_temp_file`). Returns how many were removed.
+    pub fn clean_abandoned(&self) -> Result<usize> {
+        let mut removed = 0;
+        let entries =
+            std::fs::read_dir(&self.tmp).map_err(|e| ContentError::io("list", &self.tmp, e))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes temp files older than `age` left by killed writers, whether or not a writer still
+    /// holds them.
     pub fn clean_tmp(&self, age: Duration) -> Result<usize> {
         let now = SystemTime::now();
         let mut removed = 0;

@@ -184,6 +184,29 @@ fn clean_tmp_removes_stale_files() {
     assert!(!p.exists());
 }
 
+#[test]
+fn open_removes_abandoned_temp_blobs_but_not_live_ones() {
+    let (d, store) = store();
+    let tmp = store.state_dir().join("tmp");
+    // What a killed writer leaves: a temp file nobody holds a lock on.
+    let stale = tmp.join("blob-killed");
+    std::fs::write(&stale, b"half a layer").unwrap();
+    let mut live = store.writer().unwrap();
+    live.write_all(b"still writing").unwrap();
+    let live_path = live.temp_path().to_path_buf();
+
+    let reopened = ContentStore::open(d.path()).unwrap();
+    assert!(!stale.exists(), "the abandoned temp file is removed");
+    assert!(live_path.exists(), "a live writer's temp file is kept");
+    assert_eq!(reopened.clean_abandoned().unwrap(), 0);
+    let blob = live.commit(None).unwrap();
+    assert_eq!(
+        reopened.read_verified_bytes(&blob.digest).unwrap(),
+        b"still writing"
+    );
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+}
+
 /// podman and skopeo must find kiln's tags through the `oci:` transport.
 #[test]
 fn skopeo_finds_tag() {
