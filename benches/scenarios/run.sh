@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# End-to-end scenario runner: builds each scenario with kiln (and buildah / BuildKit when they are
+# installed) cold, as a no-op rebuild and (S5) after a one-file change; reports the median wall time
+# (hyperfine) and the peak RSS (/usr/bin/time -v's "Maximum resident set size") of every phase as
+# one markdown table, printed and written to benches/results/<date>.md.
+#
+# Usage: benches/scenarios/run.sh [SCENARIO...]      (default: s1 s5 s4 s3; also s2 s6)
+# Environment:
+#   BENCH_DATA  where contexts and builder state live (default /mnt/labfs/bench if mounted, else
+#               /var/tmp/kiln-bench). Use a dedicated loop ext4: `../shared/peers/benchfs.sh up`.
+#   KILN        the kiln binary (default $CARGO_TARGET_DIR/release/kiln, else target/release/kiln)
+#   RUNS        runs per phase (default 3; the median is reported)
+#   PEERS       "auto" (default: use buildah / docker when found) or "none"
+#   OUT         the results file (default benches/results/$(date +%F).md)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+if [ -z "${BENCH_DATA:-}" ]; then
+  if mountpoint -q /mnt/labfs; then BENCH_DATA=/mnt/labfs/bench; else BENCH_DATA=/var/tmp/kiln-bench; fi
+fi
+KILN=${KILN:-${CARGO_TARGET_DIR:-$repo/target}/release/kiln}
+RUNS=${RUNS:-3}
+PEERS=${PEERS:-auto}
+OUT=${OUT:-$repo/benches/results/$(date +%F).md}
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(s1 s5 s4 s3)
+
+need() { command -v "$1" >/dev/null || { echo "run.sh: $1 is required ($2)" >&2; exit 2; }; }
+need hyperfine "apt-get install hyperfine"
+need python3 "for the context generator and the JSON summaries"
+[ -x /usr/bin/time ] || { echo "run.sh: /usr/bin/time is required (apt-get install time)" >&2; exit 2; }
+[ -x "$KILN" ] || { echo "run.sh: no kiln binary at $KILN (cargo build --release -p kiln-cli)" >&2; exit 2; }
+BUSYBOX=${BUSYBOX:-$(command -v busybox || true)}
+[ -n "$BUSYBOX" ] && file -L "$BUSYBOX" | grep -q "statically linked" ||
+  { echo "run.sh: a static busybox is required (apt-get install busybox-static)" >&2; exit 2; }
+export BUSYBOX
+
+TOOLS=(kiln)
+if [ "$PEERS" = auto ]; then
+  command -v buildah >/dev/null && TOOLS+=(buildah)
+  if [ -x /usr/bin/docker ] && /usr/bin/docker info >/dev/null 2>&1; then TOOLS+=(buildkit); fi
+fi
+
+mkdir -p "$BENCH_DATA" "$(dirname "$OUT")"
+work="$BENCH_DATA/work"
+rm -rf "$work"
+mkdir -p "$work"
+results="$work/results.tsv"
+: >"$results"
+
+gen=()
+for s in "${SCENARIOS[@]}"; do
+  case $s in
+    s5) gen+=(s1) ;;
+    s1 | s2 | s3 | s4 | s6) gen+=("$s") ;;
+    *) echo "run.sh: unknown scenario $s" >&2; exit 2 ;;
+  esac
+done
+echo "== generating contexts in $BENCH_DATA (once)"
+python3 "$here/gen.py" "$BENCH_DATA" base "${gen[@]}"
+
+ctx_of() { # scenario -> context dir
+  case $1 in
+    s5) echo "$work/s5" ;;
+    *) echo "$BENCH_DATA/$1" ;;
+  esac
+}
+
+# --- per-tool commands -------------------------------------------------------------------------
+# reset_TOOL: an empty build cache with only the base image present (untimed).
+# build_TOOL TAG CTX: one build.
+kiln_root="$work/kiln"
+kiln_seed="$work/kiln-seed"
+setup_kiln() {
+  rm -rf "$kiln_seed"
+  "$KILN" --root "$kiln_seed" build -t bench-base:1 "$BENCH_DATA/base" >/dev/null 2>&1
+}
+reset_kiln() { echo "rm -rf '$kiln_root' && cp -a '$kiln_seed' '$kiln_root'"; }
+build_kiln() { echo "'$KILN' --root '$kiln_root' build -t $1 '$2'"; }
+
+setup_buildah() { buildah bud -q -t bench-base:1 "$BENCH_DATA/base" >/dev/null; }
+reset_buildah() {
+  echo "buildah rmi -a -f >/dev/null 2>&1; buildah bud -q -t bench-base:1 '$BENCH_DATA/base' >/dev/null"
+}
+build_buildah() { echo "buildah bud --layers -q -t $1 '$2'"; }
+
+docker=(/usr/bin/docker)
+setup_buildkit() { DOCKER_BUILDKIT=1 "${docker[@]}" build -q -t bench-base:1 "$BENCH_DATA/base" >/dev/null; }
+reset_buildkit() {
+  echo "/usr/bin/docker image rm -f \$(/usr/bin/docker image ls -q | sort -u) >/dev/null 2>&1; /usr/bin/docker builder prune -af >/dev/null; DOCKER_BUILDKIT=1 /usr/bin/docker build -q -t bench-base:1 '$BENCH_DATA/base' >/dev/null"
+}
+build_buildkit() { echo "DOCKER_BUILDKIT=1 /usr/bin/docker build -q -t $1 '$2'"; }
+
+# measure TOOL SCENARIO PHASE PREPARE COMMAND
+measure() {
+  local tool=$1 scen=$2 phase=$3 prep=$4 cmd=$5
+  local json="$work/$tool-$scen-$phase.json" rss="$work/$tool-$scen-$phase.rss"
+  : >"$rss"
+  local args=(--runs "$RUNS" --export-json "$json" --style basic)
+  [ -n "$prep" ] && args+=(--prepare "$prep")
+  echo "== $tool $scen $phase"
+  hyperfine "${args[@]}" "/usr/bin/time -f %M -a -o '$rss' sh -c \"$cmd\" " |
+    grep -E "Time|Range" || true
+  python3 - "$json" "$rss" "$tool" "$scen" "$phase" >>"$results" <<'EOF'
+import json, statistics, sys
+j, rss, tool, scen, phase = sys.argv[1:]
+times = json.load(open(j))["results"][0]["times"]
+kb = [int(l) for l in open(rss) if l.strip().isdigit()]
+print(f"{scen}\t{phase}\t{tool}\t{statistics.median(times):.3f}\t{min(times):.3f}\t{max(times):.3f}\t{max(kb) / 1024:.0f}")
+EOF
+}
+
+change_one_file() { # a new 8-byte stamp over the start of one file: content changes, size does not
+  echo "date +%N | head -c 8 | dd of='$work/s5/src/pkg000/mod00/part00/file000.rs' conv=notrunc status=none"
+}
+
+for tool in "${TOOLS[@]}"; do
+  echo "== setting up $tool (base image bench-base:1)"
+  "setup_$tool"
+done
+
+for s in "${SCENARIOS[@]}"; do
+  ctx=$(ctx_of "$s")
+  if [ "$s" = s5 ]; then rm -rf "$ctx" && cp -a "$BENCH_DATA/s1" "$ctx"; fi
+  for tool in "${TOOLS[@]}"; do
+    tag="bench-$s:1"
+    build=$("build_$tool" "$tag" "$ctx")
+    if [ "$s" = s5 ]; then
+      # S5 is S1's cold and no-op; only the one-file change is its own.
+      bash -c "$("reset_$tool") && $build" >/dev/null 2>&1
+      measure "$tool" "$s" "one-file change" "$(change_one_file)" "$build"
+      continue
+    fi
+    measure "$tool" "$s" cold "$("reset_$tool")" "$build"
+    measure "$tool" "$s" "no-op" "" "$build"
+    if [ "$s" = s3 ]; then
+      one=$("build_$tool" bench-s3one:1 "$BENCH_DATA/s3one")
+      measure "$tool" "s3 (one stage alone)" cold "$("reset_$tool")" "$one"
+    fi
+  done
+done
+
+# --- the table -------------------------------------------------------------------------------------
+{
+  echo "## kiln end-to-end scenarios, $(date +%F)"
+  echo
+  echo "Machine: $(nproc) cores, $(uname -r), data and builder state on $(findmnt -n -o FSTYPE -T "$BENCH_DATA") ($BENCH_DATA)."
+  echo "kiln $(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo '?'); tools: ${TOOLS[*]}; $RUNS runs per phase."
+  [ "${#TOOLS[@]}" -eq 1 ] && echo "Peers: none found (buildah, /usr/bin/docker with a running dockerd)."
+  echo
+  python3 - "$results" <<'EOF'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+kiln = {(r[0], r[1]): float(r[3]) for r in rows if r[2] == "kiln"}
+print("| scenario | phase | tool | median s | min s | max s | peak RSS MB | kiln / tool |")
+print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+for scen, phase, tool, med, lo, hi, rss in rows:
+    k = kiln.get((scen, phase))
+    ratio = f"{k / float(med):.2f}" if k is not None and tool != "kiln" and float(med) > 0 else ""
+    print(f"| {scen[0].upper() + scen[1:]} | {phase} | {tool} | {med} | {lo} | {hi} | {rss} | {ratio} |")
+EOF
+} >"$work/table.md"
+cat "$work/table.md"
+cp "$work/table.md" "$OUT"
+echo
+echo "written to $OUT"
