@@ -345,7 +345,7 @@ fn encode(
     h.update((xattrs.len() as u64).to_le_bytes());
     for (k, v) in xattrs {
         field(h, k.as_bytes());
-        field(h, &v);
+        field(h, v);
     }
     Ok(())
 }
