@@ -110,6 +110,8 @@ impl Builder {
             crate::snapshot::open(state_path(&store, "snapshots")).map_err(WorkerError::from)?,
         );
         let run_dir = state_path(&store, "run");
+        // Per-run directories of builds that were killed: nobody holds their lock any more.
+        crate::scratch::sweep(&run_dir, "run-");
         let executor: Arc<dyn Executor> = match &opts.executor {
             ExecutorChoice::Sandbox { helper } => {
                 let mut cfg = SandboxConfig::new(&run_dir);

@@ -365,9 +365,8 @@ fn sigkill_at_any_moment_leaves_a_store_the_next_build_uses() {
     eprintln!("killed while a layer blob was being written: {caught}");
 
     let (id, _) = build(root.path(), ctx.path(), &["-t", "crash:1"]);
-    // A kill that lands during the RUN leaves its run directory behind: the known bug that
-    // `sigkill_during_a_run_step_leaves_no_run_state_after_the_next_build` records.
-    assert_store_consistent_but(root.path(), true);
+    // The next build swept the run directories the kills left behind.
+    assert_store_consistent_but(root.path(), false);
     let out = run_image(root.path(), "docker.io/library/crash:1");
     assert_eq!(
         out.split_whitespace().collect::<Vec<_>>(),
@@ -931,12 +930,10 @@ fn sigkill_during_a_run_step_kills_the_step_and_releases_its_mounts() {
     sigkill_during_run(true);
 }
 
-/// KNOWN FAILURE, not fixed yet: the per-run state directory (`kiln/run/run-*`, holding the
-/// `hosts` and `resolv.conf` files bind-mounted into the step) that `exec::prepare` creates is
-/// removed only when the run's `Prepared` value is dropped, so a build killed during a RUN leaves
-/// it behind for good; no later build sweeps `kiln/run/`.
+/// The per-run state directory (`kiln/run/run-*`, holding the `hosts` and `resolv.conf` files
+/// bind-mounted into the step) of a build killed during a RUN is swept by the next build: it is
+/// locked while its run lives, and the next build removes the ones nobody holds.
 #[test]
-#[ignore = "known bug: run state directories of a killed build are never removed (exec/prepare.rs)"]
 fn sigkill_during_a_run_step_leaves_no_run_state_after_the_next_build() {
     sigkill_during_run(false);
 }

@@ -18,7 +18,7 @@ pub(crate) struct Prepared {
     // Declared before `dir` so the stubs go first; both after the run.
     pub stubs: Stubs,
     /// Per-run temporary directory (generated files, a runc bundle).
-    pub dir: tempfile::TempDir,
+    pub dir: crate::scratch::ScratchDir,
 }
 
 /// Standard mount points every run needs.
@@ -41,9 +41,8 @@ pub(crate) fn prepare(spec: &RunSpec, state_dir: &Path) -> Result<Prepared, Exec
         }
     };
     std::fs::create_dir_all(state_dir).map_err(prep_err("create state directory", state_dir))?;
-    let dir = tempfile::Builder::new()
-        .prefix("run-")
-        .tempdir_in(state_dir)
+    // Locked while the run lives, so the next build can sweep it if this process is killed.
+    let dir = crate::scratch::ScratchDir::new_in(state_dir, "run-")
         .map_err(prep_err("create run directory in", state_dir))?;
 
     let hosts = dir.path().join("hosts");

@@ -22,7 +22,7 @@ struct Prepared {
     active: Active,
     spec: RunSpec,
     _views: Vec<View>,
-    _scratch: tempfile::TempDir,
+    _scratch: crate::scratch::ScratchDir,
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WorkerError {
@@ -61,9 +61,7 @@ fn prepare_run(
     sources: &std::collections::BTreeMap<SourceRef, FsState>,
 ) -> Result<Prepared, WorkerError> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(io_err("cannot create", &cfg.state_dir))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("run-")
-        .tempdir_in(&cfg.state_dir)
+    let scratch = crate::scratch::ScratchDir::new_in(&cfg.state_dir, "run-")
         .map_err(io_err("cannot create a directory in", &cfg.state_dir))?;
     let active = prepare(cfg, parent)?;
     let root = Root::open(active.root())?;
@@ -118,7 +116,8 @@ fn prepare_run(
                 ..
             } => {
                 let dir = cfg
-                    .state_dir
+                    .store
+                    .state_dir()
                     .join("cache-mounts")
                     .join(hex::encode(Sha256::digest(id.as_bytes())));
                 if !dir.exists() {
