@@ -4,98 +4,12 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup step should panic loudly
 
-use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
-use assert_cmd::Command;
 use kiln_builder_core::testing::require_privileged;
 
-fn kiln(root: &Path) -> Command {
-    let mut c = Command::cargo_bin("kiln").expect("the kiln binary is built for tests");
-    c.arg("--root").arg(root).env_remove("SOURCE_DATE_EPOCH");
-    c
-}
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/examples")
-}
-
-/// A build context: a copy of `testdata/examples/<name>` plus the static busybox.
-fn context(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(examples().join(name)).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-    }
-    std::fs::copy("/bin/busybox", dir.path().join("busybox")).unwrap();
-    dir
-}
-
-fn tool(name: &str) -> bool {
-    let found = Std::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found && kiln_builder_core::testing::privileged_required() {
-        panic!("{name} is required (scripts/test.sh installs it)");
-    }
-    found
-}
-
-/// Builds and returns (image id, stderr).
-fn build(root: &Path, ctx: &Path, extra: &[&str]) -> (String, String) {
-    let out = kiln(root)
-        .arg("build")
-        .args(extra)
-        .arg(ctx)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "build failed:\n{stderr}");
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(id.starts_with("sha256:"), "stdout is the image id: {id:?}");
-    (id, stderr)
-}
-
-/// Unpacks `name` from the store with umoci and runs it with runc; returns (stdout, bundle config).
-fn run_image(root: &Path, name: &str) -> (String, serde_json::Value) {
-    let bundle = tempfile::tempdir().unwrap();
-    let dir = bundle.path().join("b");
-    let status = Std::new("umoci")
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:{name}", root.display()))
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "umoci unpack: {}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    let cfg_path = dir.join("config.json");
-    let mut cfg: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
-    cfg["process"]["terminal"] = serde_json::Value::Bool(false);
-    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let id = format!("kiln-test-{}-{n}", std::process::id());
-    let out = Std::new("runc")
-        .arg("run")
-        .arg(&id)
-        .current_dir(&dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let _ = Std::new("runc").args(["delete", "-f", &id]).output();
-    assert!(
-        out.status.success(),
-        "runc run: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (String::from_utf8_lossy(&out.stdout).to_string(), cfg)
-}
+mod common;
+use common::{build, context_with, example_context as context, kiln, raw_config, run_image, tool};
 
 #[test]
 fn hello_builds_runs_and_rebuilds_from_cache() {
@@ -213,20 +127,6 @@ fn exports_load_with_skopeo() {
     }
 }
 
-/// The config blob of an image, as JSON, read with `skopeo inspect --raw --config`.
-fn raw_config(image: &str) -> serde_json::Value {
-    let out = Std::new("skopeo")
-        .args(["inspect", "--raw", "--config", image])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo inspect {image}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn source_date_epoch_makes_fresh_builds_identical() {
     if !require_privileged("reproducible build") {
@@ -314,18 +214,6 @@ fn failing_run_points_at_its_line() {
         "the failing line is shown: {stderr}"
     );
     assert!(stderr.contains("doomed"), "its output is shown: {stderr}");
-}
-
-/// Writes `files` into a fresh context that also holds busybox.
-fn context_with(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy("/bin/busybox", dir.path().join("busybox")).unwrap();
-    for (name, content) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    }
-    dir
 }
 
 #[test]

@@ -13,61 +13,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as Std, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use kiln_builder_core::testing::require_privileged;
 
-/// Upper bound for any single `kiln` run in these tests.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn kiln(root: &Path) -> Command {
-    let mut c = Command::cargo_bin("kiln").expect("the kiln binary is built for tests");
-    c.arg("--root")
-        .arg(root)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .timeout(BUILD_TIMEOUT);
-    c
-}
+mod common;
+use common::{build, tool, try_build};
 
 /// A build context holding the static busybox and `dockerfile`.
 fn context(dockerfile: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy("/bin/busybox", dir.path().join("busybox")).unwrap();
-    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-    dir
+    common::context_with(&[("Dockerfile", dockerfile)])
 }
 
-fn tool(name: &str) -> bool {
-    let found = Std::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found && kiln_builder_core::testing::privileged_required() {
-        panic!("{name} is required (scripts/test.sh installs it)");
-    }
-    found
-}
-
-/// Runs `kiln build`; returns (success, stdout, stderr).
-fn try_build(root: &Path, ctx: &Path, extra: &[&str]) -> (bool, String, String) {
-    let out = kiln(root)
-        .arg("build")
-        .args(extra)
-        .arg(ctx)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
-/// Builds and returns (image id, stderr).
-fn build(root: &Path, ctx: &Path, extra: &[&str]) -> (String, String) {
-    let (ok, id, stderr) = try_build(root, ctx, extra);
-    assert!(ok, "build failed:\n{stderr}");
-    assert!(id.starts_with("sha256:"), "stdout is the image id: {id:?}");
-    (id, stderr)
+/// Unpacks and runs `name`; returns its stdout.
+fn run_image(root: &Path, name: &str) -> String {
+    common::run_image(root, name).0
 }
 
 /// Builds and exports the image's root filesystem to a fresh directory.
@@ -79,48 +37,6 @@ fn build_rootfs(root: &Path, ctx: &Path, extra: &[&str]) -> (tempfile::TempDir, 
     args.extend(["--output", &output]);
     let (_, stderr) = build(root, ctx, &args);
     (out, stderr)
-}
-
-/// Unpacks `name` from the store with umoci and runs it with runc; returns its stdout.
-fn run_image(root: &Path, name: &str) -> String {
-    let bundle = tempfile::tempdir().unwrap();
-    let dir = bundle.path().join("b");
-    let status = Std::new("umoci")
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:{name}", root.display()))
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "umoci unpack: {}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    let cfg_path = dir.join("config.json");
-    let mut cfg: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
-    cfg["process"]["terminal"] = serde_json::Value::Bool(false);
-    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
-    let id = format!(
-        "kiln-robust-{}-{}",
-        std::process::id(),
-        name.replace([':', '/', '.'], "-")
-    );
-    let out = Std::new("runc")
-        .arg("run")
-        .arg(&id)
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let _ = Std::new("runc").args(["delete", "-f", &id]).output();
-    assert!(
-        out.status.success(),
-        "runc run {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 // ---- store and host checks -------------------------------------------------------------------
