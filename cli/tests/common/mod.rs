@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 
+pub mod checks;
+
 /// Upper bound for any single `kiln` run in the tests.
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -138,4 +140,25 @@ pub fn raw_config(image: &str) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A build context holding the static busybox and `dockerfile`.
+pub fn dockerfile_context(dockerfile: &str) -> tempfile::TempDir {
+    context_with(&[("Dockerfile", dockerfile)])
+}
+
+/// Unpacks and runs `name`; returns its stdout.
+pub fn run_stdout(root: &Path, name: &str) -> String {
+    run_image(root, name).0
+}
+
+/// Builds and exports the image's root filesystem to a fresh directory (`<dir>/rootfs`).
+pub fn build_rootfs(root: &Path, ctx: &Path, extra: &[&str]) -> (tempfile::TempDir, String) {
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("rootfs");
+    let mut args = extra.to_vec();
+    let output = format!("type=local,dest={}", dest.display());
+    args.extend(["--output", &output]);
+    let (_, stderr) = build(root, ctx, &args);
+    (out, stderr)
 }
