@@ -338,8 +338,9 @@ pub enum Healthcheck {
 /// `ONBUILD trigger`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OnbuildInstruction {
-    /// The trigger, parsed.
-    pub trigger: Box<Instruction>,
+    /// The trigger, parsed; `None` when its arguments are invalid. As in BuildKit, such an
+    /// ONBUILD is accepted (with a warning): the trigger only fails when a child build runs it.
+    pub trigger: Option<Box<Instruction>>,
     /// The trigger text as stored in the image config (BuildKit's expression: the original line
     /// without `ONBUILD`, heredoc bodies appended).
     pub expression: String,

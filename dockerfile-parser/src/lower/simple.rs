@@ -189,7 +189,20 @@ pub(super) fn onbuild(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruc
     }
     let mut sub = (**sub).clone();
     sub.heredocs = raw.heredocs.clone();
-    let trigger = lower(&sub, ctx)?;
+    // BuildKit stores the trigger's text and only parses it when a child build runs it, so an
+    // invalid trigger is a warning here, not an error.
+    let trigger = match lower(&sub, ctx) {
+        Ok(t) => Some(Box::new(t)),
+        Err(e) => {
+            ctx.warn(
+                "InvalidOnbuildTrigger",
+                format!("ONBUILD trigger is invalid and will fail in any build that uses this image: {e}"),
+                sub.span,
+                sub.start_line,
+            );
+            None
+        }
+    };
     let mut expression = raw.original.trim_start().to_string();
     let kw_len = raw.keyword.text.len();
     expression = expression
@@ -203,7 +216,7 @@ pub(super) fn onbuild(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruc
         expression.push_str(&h.name);
     }
     Ok(Instruction::Onbuild(OnbuildInstruction {
-        trigger: Box::new(trigger),
+        trigger,
         expression,
     }))
 }
