@@ -249,3 +249,19 @@ fn labels_from_options_apply_to_target_only() {
             .is_some_and(|l| l.contains_key("ci"))
     );
 }
+
+#[test]
+fn invalid_onbuild_trigger_fails_the_child_build_at_its_from_line() {
+    let src = "FROM scratch\nFROM bad:1\nRUN x\n";
+    let df = kiln_dockerfile_parser::parse(src).unwrap();
+    let err = plan(&df, &PlanOptions::default(), &|_| {
+        let mut c = ContainerConfig::default();
+        c.on_build = Some(vec!["COPY onlyone".into()]);
+        Some(c)
+    })
+    .unwrap_err();
+    assert!(matches!(err, PlanError::Onbuild { .. }), "{err}");
+    assert!(err.to_string().contains("COPY onlyone"), "{err}");
+    let span = err.span().unwrap();
+    assert_eq!(&src[span.start..span.end], "FROM bad:1");
+}
