@@ -255,9 +255,10 @@ fn invalid_onbuild_trigger_fails_the_child_build_at_its_from_line() {
     let src = "FROM scratch\nFROM bad:1\nRUN x\n";
     let df = kiln_dockerfile_parser::parse(src).unwrap();
     let err = plan(&df, &PlanOptions::default(), &|_| {
-        let mut c = ContainerConfig::default();
-        c.on_build = Some(vec!["COPY onlyone".into()]);
-        Some(c)
+        Some(ContainerConfig {
+            on_build: Some(vec!["COPY onlyone".into()]),
+            ..ContainerConfig::default()
+        })
     })
     .unwrap_err();
     assert!(matches!(err, PlanError::Onbuild { .. }), "{err}");
