@@ -567,7 +567,14 @@ fn spawn_helper(
     // SAFETY: async-signal-safe calls only, between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(raw, 3) < 0 {
+            // When the socket already is descriptor 3, dup2 would be a no-op that leaves
+            // close-on-exec set, and the helper would start without its control socket.
+            let moved = if raw == 3 {
+                libc::fcntl(raw, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(raw, 3)
+            };
+            if moved < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             if let Some(id) = as_user
