@@ -172,6 +172,7 @@ impl Builder {
         }));
 
         let mut bases: BTreeMap<String, ResolvedImage> = BTreeMap::new();
+        let lines = kiln_dockerfile_parser::LineIndex::new(&req.dockerfile);
         for (reference, span) in crate::plan::base_images(&df, &req.plan)? {
             let image = worker
                 .resolve_image(&reference)
@@ -179,8 +180,8 @@ impl Builder {
                 .map_err(|e| crate::Error::Step {
                     origin: crate::graph::Origin {
                         span,
-                        start_line: line_of(&req.dockerfile, span.start),
-                        end_line: line_of(&req.dockerfile, span.start),
+                        start_line: lines.line(span.start),
+                        end_line: lines.line(span.start),
                         text: format!("FROM {reference}"),
                     },
                     source: Box::new(e),
@@ -227,10 +228,6 @@ impl Builder {
             warnings,
         })
     }
-}
-
-fn line_of(src: &str, offset: usize) -> usize {
-    src.get(..offset).map_or(1, |s| s.matches('\n').count() + 1)
 }
 
 /// Writes the config and manifest of a stage result into the store and tags it.

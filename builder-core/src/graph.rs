@@ -272,10 +272,4 @@ impl BuildGraph {
         // The planner always inserts the target; a graph without it cannot be built.
         &self.stages[&self.target]
     }
-
-    /// Stages in an order where every stage comes after the stages it depends on.
-    pub fn topological_order(&self) -> Vec<usize> {
-        // Stages can only refer to earlier stages, so Dockerfile order is topological.
-        self.stages.keys().copied().collect()
-    }
 }

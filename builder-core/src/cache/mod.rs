@@ -7,8 +7,7 @@
 
 mod key;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,8 +35,11 @@ pub struct CacheRecord {
 /// Errors of the record store.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    /// Writing a record failed.
-    #[error("cannot write cache record {path}: {source}")]
+    /// Replacing a record atomically failed (the store's error names the file).
+    #[error(transparent)]
+    Record(Box<crate::content::ContentError>),
+    /// Creating the records' directory failed.
+    #[error("cannot create cache directory {path}: {source}")]
     Write {
         /// The record file.
         path: PathBuf,
@@ -75,18 +77,6 @@ impl FileCacheStore {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename, fsync the directory.
-pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
-}
-
 impl CacheStore for FileCacheStore {
     fn get(&self, key: &CacheKey) -> Option<CacheRecord> {
         let bytes = std::fs::read(self.path(key)).ok()?;
@@ -97,7 +87,13 @@ impl CacheStore for FileCacheStore {
         let path = self.path(key);
         // Serialising a plain struct of strings and integers cannot fail.
         let bytes = serde_json::to_vec(record).unwrap_or_default();
-        write_file_atomic(&path, &bytes).map_err(|source| CacheError::Write { path, source })
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| CacheError::Write {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        crate::content::write_atomic(&path, &bytes).map_err(|e| CacheError::Record(Box::new(e)))
     }
 
     fn remove(&self, key: &CacheKey) {
