@@ -3,9 +3,12 @@
 //!
 //! BuildKit extracts a local `ADD` source when it decompresses (gzip, bzip2, xz, zstd, or none)
 //! into something whose first tar header reads; otherwise the file is copied as is. kiln checks
-//! the same for plain, gzip and zstd archives; bzip2 and xz are recognised by their magic bytes
-//! only (no decompressor for them is linked yet), so such a file that is not a tar inside fails to
-//! extract instead of being copied.
+//! the same for all five: the magic bytes pick the decompressor and the first 512 bytes it yields
+//! must be a valid tar header, so a lone `file.txt.gz` is copied as is.
+//!
+//! The xz decoder only offers a push interface (it writes into a `Write`), so [`decompress`] runs
+//! it on its own thread feeding a pipe; a decoding error reaches the reader when the pipe ends,
+//! never as a silently truncated stream.
 //!
 //! Extraction itself is the layer applier's job (confinement, whiteouts, ownership): the caller
 //! plugs it in through [`ArchiveExtractor`].
@@ -128,9 +131,6 @@ pub fn detect_archive(root: &Root, path: &Path) -> Result<Option<ArchiveKind>, C
     } else {
         return Ok(is_tar_header(&head).then_some(ArchiveKind::Tar));
     };
-    if matches!(kind, ArchiveKind::Bzip2 | ArchiveKind::Xz) {
-        return Ok(Some(kind));
-    }
     let file = open_source_file(root, path)?;
     let Ok(mut reader) = decompress(kind, file) else {
         return Ok(None);
@@ -152,13 +152,66 @@ pub fn decompress(
             file,
         ))),
         ArchiveKind::Zstd => Box::new(zstd::stream::read::Decoder::new(file)?),
-        ArchiveKind::Bzip2 | ArchiveKind::Xz => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                format!("{} archives are not supported yet", kind.name()),
-            ));
-        }
+        ArchiveKind::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(std::io::BufReader::new(
+            file,
+        ))),
+        ArchiveKind::Xz => Box::new(XzReader::spawn(file)?),
     })
+}
+
+/// The decompressed bytes of an xz stream, decoded on a helper thread into a pipe.
+struct XzReader {
+    pipe: std::io::PipeReader,
+    decoder: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl XzReader {
+    fn spawn(file: std::fs::File) -> std::io::Result<Self> {
+        let (pipe, mut writer) = std::io::pipe()?;
+        let decoder = std::thread::Builder::new()
+            .name("kiln-xz".to_string())
+            .spawn(move || {
+                let mut input = std::io::BufReader::new(file);
+                let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut writer);
+                match lzma_rs::xz_decompress(&mut input, &mut out) {
+                    Ok(()) => std::io::Write::flush(&mut out),
+                    // The reader went away (it read what it needed): not a decoding error.
+                    Err(lzma_rs::error::Error::IoError(e))
+                        if e.kind() == std::io::ErrorKind::BrokenPipe =>
+                    {
+                        Ok(())
+                    }
+                    Err(lzma_rs::error::Error::IoError(e)) => Err(e),
+                    Err(e) => Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("xz: {e}"),
+                    )),
+                }
+            })?;
+        Ok(XzReader {
+            pipe,
+            decoder: Some(decoder),
+        })
+    }
+}
+
+impl Read for XzReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.pipe.read(buf)?;
+        if n == 0
+            && !buf.is_empty()
+            && let Some(decoder) = self.decoder.take()
+        {
+            // End of the pipe: the stream is complete only if the decoder says so.
+            match decoder.join() {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(std::io::Error::other("the xz decoder thread panicked"));
+                }
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Checks `--checksum=sha256:<hex>` against the content read from `reader`.

@@ -1,5 +1,6 @@
 //! COPY/ADD tests over temporary contexts and root filesystems.
 
+use super::archive::decompress;
 use super::*;
 use crate::chmod::ChmodSpec;
 use crate::context::{BuildContext, CachingHasher, ContextIndex, Sha256Digest, StatCache};
@@ -518,4 +519,60 @@ fn checksum_verification() {
     let err = verify_checksum("x", &good, &mut &b"other"[..]).unwrap_err();
     assert!(err.to_string().contains("checksum mismatch for x"), "{err}");
     assert!(verify_checksum("x", "md5:abc", &mut &b"data"[..]).is_err());
+}
+
+#[test]
+fn add_decompresses_bzip2_and_xz() {
+    use std::io::{Read, Write};
+    // Big enough that the xz decoder thread fills the pipe more than once.
+    let mut raw = tar_bytes();
+    raw.extend(std::iter::repeat_n(0u8, 200 * 1024));
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    bz.write_all(&raw).unwrap();
+    let bz = bz.finish().unwrap();
+    let mut xz = Vec::new();
+    lzma_rs::xz_compress(&mut &raw[..], &mut xz).unwrap();
+    let truncated = xz[..xz.len() - 20].to_vec();
+    let f = fixture(|d| {
+        write(d, "a.tar.bz2", &bz);
+        write(d, "a.tar.xz", &xz);
+        write(d, "cut.tar.xz", &truncated);
+        write(d, "bogus.bz2", b"BZh9 not bzip2 at all");
+    });
+    let root = f.ctx.root();
+    for (name, kind) in [
+        ("a.tar.bz2", ArchiveKind::Bzip2),
+        ("a.tar.xz", ArchiveKind::Xz),
+    ] {
+        assert_eq!(detect_archive(root, Path::new(name)).unwrap(), Some(kind));
+        let file = std::fs::File::open(f.ctx.root().path().join(name)).unwrap();
+        let mut out = Vec::new();
+        decompress(kind, file)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out == raw, "{name} decompresses to the original tar");
+    }
+    assert_eq!(detect_archive(root, Path::new("bogus.bz2")).unwrap(), None);
+    // A truncated xz stream is an error at its end, not a short tar.
+    let file = std::fs::File::open(f.ctx.root().path().join("cut.tar.xz")).unwrap();
+    let mut out = Vec::new();
+    let err = decompress(ArchiveKind::Xz, file)
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap_err();
+    assert!(!err.to_string().is_empty());
+
+    let ex = RecordingExtractor(Default::default());
+    let hasher = CachingHasher::new(StatCache::new());
+    let src = ContextSource::new(f.ctx.root(), &f.index, &hasher);
+    let mut req = CopyRequest::new(&["a.tar.xz"], "/x/");
+    req.is_add = true;
+    let sel = select(&src, &req).unwrap();
+    let opts = ApplyOptions {
+        extractor: Some(&ex),
+        ..Default::default()
+    };
+    apply(&src, &sel, &req, &f.dest, &opts).unwrap();
+    assert!(*ex.0.lock().unwrap() == raw, "the extractor gets the tar");
 }
