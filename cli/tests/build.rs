@@ -365,3 +365,45 @@ fn busybox_base_layout_from_test_support() {
     let (stdout, _) = run_image(root.path(), "docker.io/library/onbase:1");
     assert_eq!(stdout, "from-base\n");
 }
+
+#[test]
+fn read_write_bind_mounts_discard_their_writes() {
+    if !require_privileged("rw bind mounts") || !tool("umoci") || !tool("runc") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context_with(&[
+        (".dockerignore", "**/*.log\n"),
+        ("src/a.txt", "from context\n"),
+        ("src/debug.log", "ignored\n"),
+        ("one.txt", "single file\n"),
+        (
+            "Dockerfile",
+            "FROM scratch AS tools\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir /data && echo stage > /data/s.txt\"]\n\
+             FROM tools\n\
+             RUN --mount=type=bind,source=src,target=/src,rw --mount=type=bind,from=tools,source=/data,target=/d,rw --mount=type=bind,source=one.txt,target=/one.txt,rw \
+             [\"/bin/busybox\", \"sh\", \"-c\", \"echo new > /src/new.txt && echo changed > /src/a.txt && echo x >> /d/s.txt && echo y >> /one.txt && /bin/busybox ls /src > /seen && /bin/busybox cat /d/s.txt /one.txt >> /seen\"]\n\
+             CMD [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox cat /seen; echo DATA; /bin/busybox cat /data/s.txt\"]\n",
+        ),
+    ]);
+    build(root.path(), ctx.path(), &["-t", "rw:1"]);
+    let (stdout, _) = run_image(root.path(), "docker.io/library/rw:1");
+    // During the RUN the mounts were writable and the context copy had no ignored file.
+    assert!(
+        stdout.contains("a.txt\nnew.txt\n") && !stdout.contains("debug.log"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("stage\nx\nsingle file\ny\n"), "{stdout}");
+    // The writes went nowhere: the stage's files and the context are unchanged, and the mount
+    // points left nothing in the image.
+    assert!(stdout.ends_with("DATA\nstage\n"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(ctx.path().join("src/a.txt")).unwrap(),
+        "from context\n"
+    );
+    assert!(!ctx.path().join("src/new.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(ctx.path().join("one.txt")).unwrap(),
+        "single file\n"
+    );
+}

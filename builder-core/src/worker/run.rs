@@ -54,11 +54,46 @@ fn write_private(
     Ok(path)
 }
 
+/// The context's file list and hasher, for writable copies of context bind mounts.
+type ContextFiles = (
+    std::sync::Arc<crate::context::ContextIndex>,
+    std::sync::Arc<crate::context::CachingHasher>,
+);
+
+/// A throw-away copy of a bind mount's source for `rw`: BuildKit lets the command write to such
+/// a mount and discards the writes, so the source (the context, a stage's snapshot) must never
+/// see them. The copy goes through the COPY machinery: confined to its root, symlinks kept as
+/// links, `.dockerignore`d context files absent.
+fn writable_copy(
+    scratch: &Path,
+    index: usize,
+    source: &str,
+    fs: &dyn crate::copy::SourceFs,
+    is_dir: bool,
+) -> Result<PathBuf, WorkerError> {
+    let dir = scratch.join(format!("rw-{index}"));
+    std::fs::create_dir(&dir).map_err(io_err("cannot create", &dir))?;
+    let dest = Root::open(&dir)?;
+    let req = crate::copy::CopyRequest::new(&[source], "/");
+    let sel = crate::copy::select(fs, &req).map_err(WorkerError::from)?;
+    let opts = crate::copy::ApplyOptions::default();
+    crate::copy::apply(fs, &sel, &req, &dest, &opts).map_err(WorkerError::from)?;
+    if is_dir {
+        return Ok(dir);
+    }
+    let name = Path::new(source.trim_end_matches('/'))
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    Ok(dir.join(name))
+}
+
 fn prepare_run(
     cfg: &LocalWorkerConfig,
     parent: &FsState,
     run: &RunOp,
     sources: &std::collections::BTreeMap<SourceRef, FsState>,
+    ctx_files: Option<ContextFiles>,
 ) -> Result<Prepared, WorkerError> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(io_err("cannot create", &cfg.state_dir))?;
     let scratch = crate::scratch::ScratchDir::new_in(&cfg.state_dir, "run-")
@@ -77,17 +112,28 @@ fn prepare_run(
                 target,
                 readonly,
             } => {
-                if !readonly {
-                    return Err(WorkerError::Unsupported(
-                        "read-write bind mounts (rw) in RUN --mount",
-                    ));
-                }
                 let host = match from {
                     SourceRef::Context => {
                         let ctx = cfg.context.as_ref().ok_or(WorkerError::Unsupported(
                             "bind mounts of the context in a build without one",
                         ))?;
-                        ctx.root().real_path(Path::new(source))?
+                        let host = ctx.root().real_path(Path::new(source))?;
+                        match (&ctx_files, readonly) {
+                            (_, true) => host,
+                            (Some((index, hasher)), false) => {
+                                let fs = crate::copy::ContextSource::new(
+                                    ctx.root(),
+                                    index,
+                                    hasher.as_ref(),
+                                );
+                                writable_copy(scratch.path(), i, source, &fs, host.is_dir())?
+                            }
+                            (None, false) => {
+                                return Err(WorkerError::Unsupported(
+                                    "read-write bind mounts of the context in a build without one",
+                                ));
+                            }
+                        }
                     }
                     other => {
                         let state = sources.get(other).ok_or(WorkerError::Unsupported(
@@ -95,7 +141,14 @@ fn prepare_run(
                         ))?;
                         let v = view(cfg, state)?
                             .ok_or(WorkerError::Unsupported("bind mounts of an empty stage"))?;
-                        let p = Root::open(v.path())?.real_path(Path::new(source))?;
+                        let src_root = Root::open(v.path())?;
+                        let p = src_root.real_path(Path::new(source))?;
+                        let p = if *readonly {
+                            p
+                        } else {
+                            let fs = crate::copy::RootfsSource::new(&src_root);
+                            writable_copy(scratch.path(), i, source, &fs, p.is_dir())?
+                        };
                         views.push(v);
                         p
                     }
@@ -103,7 +156,7 @@ fn prepare_run(
                 mounts.push(Mount::Bind {
                     source: host,
                     target: PathBuf::from(target),
-                    readonly: true,
+                    readonly: *readonly,
                 });
             }
             RunMount::Cache {
@@ -215,7 +268,22 @@ pub(super) async fn execute(
 ) -> Result<Option<LayerRef>, crate::Error> {
     let cfg = w.cfg.clone();
     let (parent, run_c, sources) = (step.parent.clone(), run.clone(), step.sources.clone());
-    let prepared = blocking(move || prepare_run(&cfg, &parent, &run_c, &sources)).await?;
+    let rw_context = run.mounts.iter().any(|m| {
+        matches!(
+            m,
+            RunMount::Bind {
+                from: SourceRef::Context,
+                readonly: false,
+                ..
+            }
+        )
+    });
+    let ctx_files = match rw_context {
+        true => w.context_index()?.map(|index| (index, w.hasher.clone())),
+        false => None,
+    };
+    let prepared =
+        blocking(move || prepare_run(&cfg, &parent, &run_c, &sources, ctx_files)).await?;
     let id = step.id;
     let sink_events = events.clone();
     let sink = OutputSink::new(move |stream, data: &[u8]| {
