@@ -1,5 +1,6 @@
 //! Build-context work: `.dockerignore` matching on 100,000 paths, and the walk + sha256 of a
-//! 10,000-file context (the shape of scenario S1) without a stat cache and with a warm one.
+//! 10,000-file context (the shape of scenario S1) and of a 100,000-file one (S6) without a stat
+//! cache and with a warm one.
 //!
 //! "cold" means no stat cache (every file is read and hashed); the page cache is warm in both,
 //! as it is on a developer's machine rebuilding the same tree.
@@ -41,10 +42,15 @@ fn hash_context(root: &Root, hasher: &dyn FileHasher, threads: usize) -> usize {
 }
 
 fn context(c: &mut Criterion) {
-    let (dir, bytes) = small_files(10_000, 2048, 4096);
+    context_of(c, "context_10k", 10_000, 2048, 4096);
+    context_of(c, "context_100k", 100_000, 64, 1024);
+}
+
+fn context_of(c: &mut Criterion, name: &str, files: usize, min: u64, max: u64) {
+    let (dir, bytes) = small_files(files, min, max);
     let root = Root::open(&dir).expect("open the bench context");
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut group = c.benchmark_group("context_10k");
+    let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.throughput(Throughput::Bytes(bytes));
     group.bench_function("walk", |b| {
@@ -59,7 +65,7 @@ fn context(c: &mut Criterion) {
         h.into_cache()
     };
     assert!(
-        warm.len() >= 10_000,
+        warm.len() >= files,
         "every bench file is old enough to cache"
     );
     group.bench_function("walk_hash_warm_stat_cache", |b| {

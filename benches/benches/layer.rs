@@ -1,13 +1,17 @@
 //! Layer writing of a 256 MiB mixed tree: the deterministic tar writer alone, tar + sha256 (the
 //! diff_id pass), and gzip (parallel, byte-identical for any thread count) and zstd -3 of the
-//! same tar bytes. Compare with `gzip -1` / `zstd -3` / `sha256sum` in docs/performance.md.
+//! same tar bytes; extraction of that layer into an empty directory. The physical-limit
+//! references run in the same group on the same bytes: GNU `gzip -1`, the `zstd -3` command
+//! line tool and `sha256sum`, when they are installed (they read the tar from a file in the
+//! page cache and write to /dev/null).
 
 use std::io::{self, Write};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln_benches::trees::mixed_256m;
 use kiln_builder_core::fsroot::Root;
-use kiln_builder_core::layer::{LayerOptions, gzip_parallel, write_tree};
+use kiln_builder_core::changes::WhiteoutStyle;
+use kiln_builder_core::layer::{ApplyOptions, LayerOptions, apply_layer, gzip_parallel, write_tree};
 use sha2::{Digest as _, Sha256};
 
 /// A writer that only hashes, as the store writer does besides writing.
@@ -55,7 +59,57 @@ fn layer(c: &mut Criterion) {
             enc.finish().expect("zstd")
         })
     });
+    let scratch = kiln_benches::trees::data_dir().join("extract");
+    group.bench_function("extract", |b| {
+        b.iter_batched(
+            || {
+                let _ = std::fs::remove_dir_all(&scratch);
+                std::fs::create_dir_all(&scratch).expect("create the extraction directory");
+                Root::open(&scratch).expect("open the extraction directory")
+            },
+            |dest| {
+                apply_layer(&dest, &tar[..], WhiteoutStyle::Apply, &ApplyOptions::default())
+                    .expect("extract")
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    // The same bytes through the usual command line tools: what "fast" is measured against.
+    let tar_file = kiln_benches::trees::data_dir().join("layer_256m.tar");
+    std::fs::write(&tar_file, &tar).expect("write the reference tar");
+    for (name, tool, args) in [
+        ("reference_gnu_gzip_1", "gzip", &["-1", "-c"][..]),
+        ("reference_zstd_cli_3", "zstd", &["-3", "-q", "-c", "-T1"][..]),
+        ("reference_sha256sum", "sha256sum", &[][..]),
+    ] {
+        if !tool_exists(tool) {
+            eprintln!("{name}: `{tool}` is not installed, skipped");
+            continue;
+        }
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let status = std::process::Command::new(tool)
+                    .args(args)
+                    .arg(&tar_file)
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .expect("run the reference tool");
+                assert!(status.success(), "{tool} failed");
+            })
+        });
+    }
     group.finish();
+}
+
+fn tool_exists(name: &str) -> bool {
+    std::process::Command::new(name)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 criterion_group!(benches, layer);
