@@ -9,9 +9,11 @@ use std::io::{self, Write};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln_benches::trees::mixed_256m;
-use kiln_builder_core::fsroot::Root;
 use kiln_builder_core::changes::WhiteoutStyle;
-use kiln_builder_core::layer::{ApplyOptions, LayerOptions, apply_layer, gzip_parallel, write_tree};
+use kiln_builder_core::fsroot::Root;
+use kiln_builder_core::layer::{
+    ApplyOptions, LayerOptions, apply_layer, gzip_parallel, write_tree,
+};
 use sha2::{Digest as _, Sha256};
 
 /// A writer that only hashes, as the store writer does besides writing.
@@ -68,8 +70,13 @@ fn layer(c: &mut Criterion) {
                 Root::open(&scratch).expect("open the extraction directory")
             },
             |dest| {
-                apply_layer(&dest, &tar[..], WhiteoutStyle::Apply, &ApplyOptions::default())
-                    .expect("extract")
+                apply_layer(
+                    &dest,
+                    &tar[..],
+                    WhiteoutStyle::Apply,
+                    &ApplyOptions::default(),
+                )
+                .expect("extract")
             },
             criterion::BatchSize::PerIteration,
         )
@@ -81,7 +88,11 @@ fn layer(c: &mut Criterion) {
     std::fs::write(&tar_file, &tar).expect("write the reference tar");
     for (name, tool, args) in [
         ("reference_gnu_gzip_1", "gzip", &["-1", "-c"][..]),
-        ("reference_zstd_cli_3", "zstd", &["-3", "-q", "-c", "-T1"][..]),
+        (
+            "reference_zstd_cli_3",
+            "zstd",
+            &["-3", "-q", "-c", "-T1"][..],
+        ),
         ("reference_sha256sum", "sha256sum", &[][..]),
     ] {
         if !tool_exists(tool) {

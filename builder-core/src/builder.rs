@@ -73,6 +73,8 @@ pub struct BuildRequest {
     pub source_date_epoch: Option<i64>,
     /// Secrets by id.
     pub secrets: BTreeMap<String, Vec<u8>>,
+    /// SSH agent sockets by id (`default` is what `RUN --mount=type=ssh` uses without `id=`).
+    pub ssh: BTreeMap<String, PathBuf>,
 }
 
 /// What a build produced.
@@ -166,6 +168,7 @@ impl Builder {
             executor: self.executor.clone(),
             context,
             secrets: req.secrets.clone(),
+            ssh_agents: req.ssh.clone(),
             source_date_epoch: req.source_date_epoch,
             state_dir: state_path(&self.store, "run"),
             platform: crate::image::Platform::linux_amd64(),

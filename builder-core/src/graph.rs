@@ -159,6 +159,12 @@ pub enum RunMount {
         target: String,
         /// Fail when no agent was given.
         required: bool,
+        /// Mode of the socket.
+        mode: u32,
+        /// Owner of the socket.
+        uid: u32,
+        /// Group of the socket.
+        gid: u32,
     },
 }
 

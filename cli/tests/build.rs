@@ -9,7 +9,10 @@ use std::process::Command as Std;
 use kiln_builder_core::testing::require_privileged;
 
 mod common;
-use common::{build, context_with, example_context as context, kiln, raw_config, run_image, tool};
+use common::{
+    build, context_with, dockerfile_context, example_context as context, kiln, raw_config,
+    run_image, tool, try_build,
+};
 
 #[test]
 fn hello_builds_runs_and_rebuilds_from_cache() {
@@ -406,4 +409,81 @@ fn read_write_bind_mounts_discard_their_writes() {
         std::fs::read_to_string(ctx.path().join("one.txt")).unwrap(),
         "single file\n"
     );
+}
+
+#[test]
+fn ssh_mounts_reach_the_agent_through_a_relay() {
+    use std::io::Read;
+    if !require_privileged("ssh mounts") || !tool("umoci") || !tool("runc") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let agent_dir = tempfile::tempdir().unwrap();
+    let agent_path = agent_dir.path().join("agent.sock");
+    let agent = std::os::unix::net::UnixListener::bind(&agent_path).unwrap();
+    agent.set_nonblocking(true).unwrap();
+    // A stand-in agent that records what reaches it (bounded: it gives up after 20 s).
+    let seen = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            match agent.accept() {
+                Ok((mut c, _)) => {
+                    c.set_nonblocking(false).unwrap();
+                    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                        .unwrap();
+                    let mut buf = Vec::new();
+                    let _ = c.read_to_end(&mut buf);
+                    got.extend(buf);
+                    if String::from_utf8_lossy(&got).contains("hello-agent") {
+                        break;
+                    }
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    // busybox's `logger` speaks to /dev/log over a stream socket when datagrams are refused:
+    // a client for the relay that needs nothing but busybox.
+    let ctx = dockerfile_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN --mount=type=ssh,target=/dev/log,uid=1000,mode=0660 [\"/bin/busybox\", \"sh\", \"-c\", \
+         \"/bin/busybox logger -t kiln hello-agent && /bin/busybox stat -c '%u %a' /dev/log > /seen && echo $SSH_AUTH_SOCK >> /seen\"]\n\
+         CMD [\"/bin/busybox\", \"cat\", \"/seen\"]\n",
+    );
+    build(
+        root.path(),
+        ctx.path(),
+        &[
+            "-t",
+            "ssh:1",
+            "--ssh",
+            &format!("default={}", agent_path.display()),
+        ],
+    );
+    let received = seen.join().unwrap();
+    assert!(received.contains("kiln: hello-agent"), "{received:?}");
+    let (stdout, _) = run_image(root.path(), "docker.io/library/ssh:1");
+    assert_eq!(stdout, "1000 660\n/dev/log\n");
+
+    // Without an agent, a required ssh mount is an error naming the id.
+    let ctx = dockerfile_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN --mount=type=ssh,id=deploy,required=true [\"/bin/busybox\", \"true\"]\n",
+    );
+    let (ok, _, stderr) = try_build(root.path(), ctx.path(), &["-t", "ssh:2"]);
+    assert!(!ok);
+    assert!(stderr.contains("SSH agent deploy is required"), "{stderr}");
+    // A key file instead of a socket is refused up front.
+    let (ok, _, stderr) = try_build(
+        root.path(),
+        ctx.path(),
+        &[
+            "--ssh",
+            &format!("deploy={}", ctx.path().join("Dockerfile").display()),
+        ],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("is not an SSH agent socket"), "{stderr}");
 }

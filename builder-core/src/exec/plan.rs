@@ -2,7 +2,7 @@
 //! operations, so the order and flags can be tested without privileges. [`super::sys`] carries the
 //! list out.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rustix::mount::MountFlags;
 
@@ -158,6 +158,26 @@ pub(crate) fn mount_plan(mounts: &[Mount], rootless: bool) -> Vec<Op> {
     ops.extend(MASKED_PATHS.iter().map(|p| Op::Mask(rel(p))));
     ops.extend(READONLY_PATHS.iter().map(|p| Op::ReadOnly(rel(p))));
     for m in mounts {
+        // The rootfs's mount-point stubs are hidden by the `/dev` tmpfs: a target in it (an SSH
+        // agent socket at `/dev/log`, say) is created there first, as runc does.
+        let target = clean(m.target());
+        if in_dev_tmpfs(&target) {
+            if let Some(parent) = target.parent()
+                && parent != Path::new("dev")
+            {
+                ops.push(Op::Mkdir(parent.to_path_buf()));
+            }
+            let is_dir = match m {
+                Mount::Tmpfs { .. } => true,
+                Mount::Secret { .. } => false,
+                Mount::Bind { source, .. } => source.is_dir(),
+            };
+            ops.push(if is_dir {
+                Op::Mkdir(target.clone())
+            } else {
+                Op::Touch(target.clone())
+            });
+        }
         ops.push(match m {
             Mount::Bind {
                 source,
@@ -193,10 +213,56 @@ pub(crate) fn mount_plan(mounts: &[Mount], rootless: bool) -> Vec<Op> {
     ops
 }
 
+/// Whether `target` lies in the `/dev` tmpfs the plan mounts, outside the entries the plan itself
+/// makes there.
+fn in_dev_tmpfs(target: &Path) -> bool {
+    let Some(first) = target
+        .strip_prefix("dev")
+        .ok()
+        .and_then(|rest| rest.components().next())
+    else {
+        return false;
+    };
+    !DEVICES
+        .iter()
+        .chain(&[
+            "pts", "shm", "mqueue", "fd", "stdin", "stdout", "stderr", "ptmx",
+        ])
+        .any(|d| first.as_os_str() == std::ffi::OsStr::new(d))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+
+    #[test]
+    fn targets_in_the_dev_tmpfs_are_created_there_first() {
+        let mounts = [
+            Mount::Secret {
+                source: "/host/s".into(),
+                target: "/dev/log".into(),
+            },
+            Mount::Tmpfs {
+                target: "/dev/cache/dir".into(),
+                size: None,
+            },
+            Mount::Tmpfs {
+                target: "/dev/shm/x".into(),
+                size: None,
+            },
+        ];
+        let ops = mount_plan(&mounts, false);
+        let at = |op: &Op| ops.iter().position(|o| o == op).unwrap();
+        let bind = ops
+            .iter()
+            .position(|o| matches!(o, Op::Bind { target, .. } if target == Path::new("dev/log")))
+            .unwrap();
+        assert_eq!(at(&Op::Touch("dev/log".into())) + 1, bind);
+        assert!(at(&Op::Mkdir("dev/cache".into())) < at(&Op::Mkdir("dev/cache/dir".into())));
+        // Entries the plan makes itself are left alone.
+        assert!(!ops.contains(&Op::Mkdir("dev/shm/x".into())));
+        assert!(!in_dev_tmpfs(Path::new("dev")) && !in_dev_tmpfs(Path::new("etc/dev")));
+    }
 
     #[test]
     fn order_private_first_pivot_last() {

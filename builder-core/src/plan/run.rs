@@ -200,6 +200,9 @@ impl StageState<'_> {
                 id: m.id.clone().unwrap_or_else(|| "default".into()),
                 target: target.unwrap_or_else(|| "/run/buildkit/ssh_agent.0".into()),
                 required: m.required.unwrap_or(false),
+                mode: m.mode.unwrap_or(0o600),
+                uid: m.uid.unwrap_or(0),
+                gid: m.gid.unwrap_or(0),
             },
         })
     }

@@ -110,10 +110,13 @@ pub fn step_key(
                         id,
                         target,
                         required,
+                        mode,
+                        uid,
+                        gid,
                     } => {
                         b.str("ssh", id)
                             .str("target", target)
-                            .str("required", if *required { "1" } else { "0" });
+                            .str("attrs", &format!("{required}:{uid}:{gid}:{mode:o}"));
                     }
                 }
             }

@@ -11,6 +11,7 @@
 mod copy;
 mod image;
 mod run;
+mod ssh;
 mod user;
 
 use std::collections::BTreeMap;
@@ -82,6 +83,12 @@ pub enum WorkerError {
     /// A feature the Dockerfile asks for that this worker does not provide.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
+    /// An SSH agent the build needs was not given.
+    #[error("SSH agent {id} is required but was not given (use --ssh {id}=SOCKET)")]
+    MissingSsh {
+        /// The agent id.
+        id: String,
+    },
     /// A secret the build needs was not given.
     #[error("secret {id} is required but was not given (use --secret id={id},src=PATH)")]
     MissingSecret {
@@ -117,6 +124,8 @@ pub struct LocalWorkerConfig {
     pub context: Option<Arc<BuildContext>>,
     /// Secrets by id (`--secret`): their values, kept in memory only.
     pub secrets: BTreeMap<String, Vec<u8>>,
+    /// SSH agent sockets by id, for `RUN --mount=type=ssh`.
+    pub ssh_agents: BTreeMap<String, PathBuf>,
     /// `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<i64>,
     /// Directory for per-run scratch files (secrets, heredoc scripts, cache mounts).

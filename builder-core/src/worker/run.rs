@@ -22,6 +22,8 @@ struct Prepared {
     active: Active,
     spec: RunSpec,
     _views: Vec<View>,
+    // Before the scratch directory its sockets live in.
+    _relays: Vec<super::ssh::AgentRelay>,
     _scratch: crate::scratch::ScratchDir,
 }
 
@@ -104,6 +106,7 @@ fn prepare_run(
     let mut env = run.env.clone();
     let mut mounts = Vec::new();
     let mut views = Vec::new();
+    let mut relays = Vec::new();
     for (i, m) in run.mounts.iter().enumerate() {
         match m {
             RunMount::Bind {
@@ -223,7 +226,37 @@ fn prepare_run(
                     });
                 }
             }
-            RunMount::Ssh { .. } => return Err(WorkerError::Unsupported("RUN --mount=type=ssh")),
+            RunMount::Ssh {
+                id,
+                target,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                let Some(agent) = cfg.ssh_agents.get(id) else {
+                    if *required {
+                        return Err(WorkerError::MissingSsh { id: id.clone() });
+                    }
+                    continue;
+                };
+                let relay = super::ssh::AgentRelay::start(
+                    &scratch.path().join(format!("ssh-{i}.sock")),
+                    agent,
+                    (*uid, *gid),
+                    *mode,
+                )?;
+                // As BuildKit: the step's SSH clients find the (first) agent without help.
+                if !env.iter().any(|(k, _)| k == "SSH_AUTH_SOCK") {
+                    env.push(("SSH_AUTH_SOCK".to_string(), target.clone()));
+                }
+                mounts.push(Mount::Bind {
+                    source: relay.path().to_path_buf(),
+                    target: PathBuf::from(target),
+                    readonly: false,
+                });
+                relays.push(relay);
+            }
         }
     }
     for (i, f) in run.inline.iter().enumerate() {
@@ -255,6 +288,7 @@ fn prepare_run(
         active,
         spec,
         _views: views,
+        _relays: relays,
         _scratch: scratch,
     })
 }
@@ -301,6 +335,7 @@ pub(super) async fn execute(
         active,
         spec,
         _views,
+        _relays,
         _scratch,
     } = prepared;
     let result = w
@@ -310,6 +345,7 @@ pub(super) async fn execute(
         .await
         .map_err(WorkerError::from)?;
     drop(_views);
+    drop(_relays);
     drop(_scratch);
     if !result.status.success() {
         return Err(crate::Error::RunFailed {

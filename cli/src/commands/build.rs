@@ -49,6 +49,11 @@ pub struct BuildArgs {
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
     secrets: Vec<String>,
 
+    /// An SSH agent for `RUN --mount=type=ssh`: `default` (from $SSH_AUTH_SOCK) or
+    /// `ID=SOCKET`; repeatable. Only agent sockets are accepted, not key files.
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    ssh: Vec<String>,
+
     /// Also write the image out: `type=oci,dest=FILE` (an OCI archive; `tar=false` for a
     /// directory), `type=docker,dest=FILE` (docker-archive), `type=local,dest=DIR` (the rootfs).
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
@@ -122,6 +127,36 @@ fn parse_secret(spec: &str) -> miette::Result<(String, Vec<u8>)> {
     Ok((id, value))
 }
 
+/// `--ssh default`, `--ssh ID=SOCKET`: the agent socket for an id.
+fn parse_ssh(spec: &str) -> miette::Result<(String, PathBuf)> {
+    let (id, path) = match spec.split_once('=') {
+        Some((id, path)) => (id.to_string(), PathBuf::from(path)),
+        None => {
+            let sock = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| {
+                miette!("--ssh {spec} names no socket and $SSH_AUTH_SOCK is not set")
+            })?;
+            (spec.to_string(), PathBuf::from(sock))
+        }
+    };
+    if id.is_empty() || path.as_os_str().is_empty() || path.to_string_lossy().contains(',') {
+        return Err(miette!(
+            "--ssh {spec:?}: expected `default`, `ID` or `ID=SOCKET` (one agent socket)"
+        ));
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::metadata(&path)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("--ssh {id}: cannot use {}", path.display()))?;
+    if !meta.file_type().is_socket() {
+        return Err(miette!(
+            "--ssh {id}: {} is not an SSH agent socket (key files are not supported; start \
+             ssh-agent and ssh-add the key)",
+            path.display()
+        ));
+    }
+    Ok((id, path))
+}
+
 /// Runs `kiln build`.
 pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     let (dockerfile_name, dockerfile, dockerfile_path) = match &args.file {
@@ -167,6 +202,11 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         .iter()
         .map(|s| parse_secret(s))
         .collect::<miette::Result<BTreeMap<_, _>>>()?;
+    let ssh = args
+        .ssh
+        .iter()
+        .map(|s| parse_ssh(s))
+        .collect::<miette::Result<BTreeMap<_, _>>>()?;
     let outputs = args
         .outputs
         .iter()
@@ -194,6 +234,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         no_cache: args.no_cache,
         source_date_epoch,
         secrets,
+        ssh,
     };
     let executor = match &args.runtime {
         Some(path) => ExecutorChoice::Runc { path: path.clone() },
