@@ -56,16 +56,25 @@ pub(super) async fn input_digest(
     w: &LocalWorker,
     step: &StepContext<'_>,
 ) -> Result<Option<String>, WorkerError> {
+    let mut url_parts = Vec::new();
     let requests: Vec<CopyRequest> = match step.op {
         Op::Copy(c) if c.from == SourceRef::Context && !c.sources.is_empty() => {
-            if let Some(url) = c.sources.iter().find(|s| crate::copy::is_url(s)) {
-                return Err(WorkerError::Unsupported(if url.starts_with("git") {
-                    "ADD from a git repository"
-                } else {
-                    "ADD from a URL"
-                }));
+            let (urls, local) = split_urls(c)?;
+            for url in &urls {
+                // With --checksum the content is known without fetching it: a cache hit
+                // never touches the network.
+                url_parts.push(match &c.checksum {
+                    Some(sum) => format!(
+                        "url-checksum:{}",
+                        super::download::parse_checksum(url, sum)?
+                    ),
+                    None => w.downloads.fetch(url, None).await?.key_part(),
+                });
             }
-            vec![copy_request(c, c.sources.clone())?]
+            if local.is_empty() {
+                return Ok(Some(url_parts.join(",")));
+            }
+            vec![copy_request(c, local)?]
         }
         Op::Run(run) => run
             .mounts
@@ -94,7 +103,7 @@ pub(super) async fn input_digest(
     blocking(move || {
         let Some(ctx) = ctx else { return Ok(None) };
         let fs = ContextSource::new(ctx.root(), &index, hasher.as_ref());
-        let mut parts = Vec::new();
+        let mut parts = url_parts;
         for req in &requests {
             let sel = crate::copy::select(&fs, req)?;
             parts.push(sel.digest(&fs, req)?.hex());
@@ -102,6 +111,66 @@ pub(super) async fn input_digest(
         Ok(Some(parts.join(",")))
     })
     .await
+}
+
+/// The URL sources of an `ADD` and its local ones. Git sources are not supported; several
+/// sources need a directory destination, as Docker says.
+fn split_urls(c: &CopyOp) -> Result<(Vec<String>, Vec<String>), WorkerError> {
+    let (urls, local): (Vec<String>, Vec<String>) = c
+        .sources
+        .iter()
+        .cloned()
+        .partition(|s| crate::copy::is_url(s));
+    if c.sources
+        .iter()
+        .any(|s| s.starts_with("git@") || s.ends_with(".git"))
+    {
+        return Err(WorkerError::Unsupported("ADD from a git repository"));
+    }
+    if !urls.is_empty() && !c.add {
+        return Err(WorkerError::Unsupported(
+            "COPY from a URL (only ADD downloads URLs)",
+        ));
+    }
+    if !urls.is_empty() && c.sources.len() > 1 && !c.dest.ends_with('/') {
+        return Err(super::download::DownloadError::DestNotDir {
+            dest: c.dest.clone(),
+        }
+        .into());
+    }
+    Ok((urls, local))
+}
+
+/// Copies downloaded files into `dest` with `ADD`'s rules for URLs (never extracted; root
+/// owned unless `--chown`; mode 0600 unless `--chmod`).
+fn copy_downloads(
+    c: &CopyOp,
+    files: &[std::sync::Arc<super::download::Downloaded>],
+    urls: &[String],
+    dest: &Root,
+    created_dir_mtime: Option<(i64, u32)>,
+) -> Result<(), WorkerError> {
+    for (file, url) in files.iter().zip(urls) {
+        if c.dest.ends_with('/') && super::download::file_name(url).is_none() {
+            return Err(super::download::DownloadError::NoFileName { url: url.clone() }.into());
+        }
+        let mut req = copy_request(c, vec![file.name.clone()])?;
+        req.is_add = false;
+        req.excludes.clear();
+        req.parents = false;
+        if req.chown.is_none() {
+            req.chown = Some("0:0".to_string());
+        }
+        let src_root = Root::open(&file.dir)?;
+        let fs = RootfsSource::new(&src_root);
+        let opts = ApplyOptions {
+            extractor: None,
+            skip_chown: false,
+            created_dir_mtime,
+        };
+        copy_from(&fs, &req, dest, &opts)?;
+    }
+    Ok(())
 }
 
 /// Extracts ADD archives with the confined layer applier.
@@ -200,7 +269,15 @@ pub(super) async fn execute_copy(
                 ))?,
         ),
     };
-    let index = if c.from == SourceRef::Context && !c.sources.is_empty() {
+    let (urls, local) = match c.from {
+        SourceRef::Context => split_urls(&c)?,
+        _ => (Vec::new(), c.sources.clone()),
+    };
+    let mut downloads = Vec::new();
+    for url in &urls {
+        downloads.push(w.downloads.fetch(url, c.checksum.as_deref()).await?);
+    }
+    let index = if c.from == SourceRef::Context && !local.is_empty() {
         w.context_index()?
     } else {
         None
@@ -210,8 +287,15 @@ pub(super) async fn execute_copy(
         let active = prepare(&cfg, &parent)?;
         let dest = Root::open(active.root())?;
         write_inline(&cfg, &dest, &c)?;
-        if !c.sources.is_empty() {
-            let req = copy_request(&c, c.sources.clone())?;
+        copy_downloads(
+            &c,
+            &downloads,
+            &urls,
+            &dest,
+            cfg.source_date_epoch.map(|e| (e, 0)),
+        )?;
+        if !local.is_empty() {
+            let req = copy_request(&c, local.clone())?;
             let opts = ApplyOptions {
                 extractor: if c.add && c.unpack != Some(false) {
                     Some(&LayerExtractor)

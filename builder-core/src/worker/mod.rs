@@ -9,6 +9,7 @@
 //! without unpacking anything.
 
 mod copy;
+mod download;
 mod image;
 mod run;
 mod ssh;
@@ -51,6 +52,9 @@ pub enum WorkerError {
     /// COPY or ADD failed.
     #[error(transparent)]
     Copy(#[from] crate::copy::CopyError),
+    /// `ADD <url>` failed.
+    #[error(transparent)]
+    Download(#[from] download::DownloadError),
     /// A `--chmod` value is invalid.
     #[error(transparent)]
     Chmod(#[from] crate::chmod::ChmodError),
@@ -144,6 +148,8 @@ pub struct LocalWorker {
     context_index: std::sync::OnceLock<
         Result<Arc<crate::context::ContextIndex>, Arc<crate::context::ContextError>>,
     >,
+    /// `ADD <url>` files fetched by this build.
+    downloads: download::Downloads,
 }
 
 impl LocalWorker {
@@ -162,6 +168,7 @@ impl LocalWorker {
         LocalWorker {
             hasher: Arc::new(crate::context::CachingHasher::new(cache)),
             stat_cache_path,
+            downloads: download::Downloads::new(cfg.state_dir.clone()),
             cfg,
             context_index: std::sync::OnceLock::new(),
         }
