@@ -140,6 +140,23 @@ impl Builder {
         &self.store
     }
 
+    /// Runs an image from the store with the executor and snapshotter of RUN steps (see
+    /// [`crate::container`]); the command's output goes to `out`. Dropping the future kills it.
+    pub async fn run_image(
+        &self,
+        opts: crate::container::RunImageOptions,
+        out: crate::exec::OutputSink,
+    ) -> Result<crate::exec::ExitStatus, crate::container::RunImageError> {
+        crate::container::run_image(
+            self.store.clone(),
+            self.snapshots.clone(),
+            self.executor.clone(),
+            opts,
+            out,
+        )
+        .await
+    }
+
     /// Runs a build and tags the result.
     pub async fn build(
         &self,

@@ -1,6 +1,46 @@
 //! Rendering errors for people: miette reports with the Dockerfile line underlined.
 
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use miette::Report;
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// When stderr is a terminal and `NO_COLOR` is unset or empty.
+    Auto,
+    /// Always (even with `NO_COLOR`).
+    Always,
+    /// Never.
+    Never,
+}
+
+static COLOR: AtomicBool = AtomicBool::new(false);
+
+/// Whether messages and progress use colors.
+pub fn colors() -> bool {
+    COLOR.load(Ordering::Relaxed)
+}
+
+/// Decides on colors once, for miette reports and the progress display.
+pub fn setup_colors(choice: ColorChoice) {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let on = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => !no_color && std::io::stderr().is_terminal(),
+    };
+    COLOR.store(on, Ordering::Relaxed);
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(on)
+                .unicode(on)
+                .build(),
+        )
+    }));
+}
 
 /// Prints a report to stderr, honouring `NO_COLOR`.
 pub fn print_report(report: &Report) {

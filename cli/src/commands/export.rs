@@ -56,7 +56,7 @@ pub fn parse_output(spec: &str) -> miette::Result<Output> {
 }
 
 /// Writes a file through a temp file beside it, renamed into place only when complete.
-fn write_file_atomically(
+pub(crate) fn write_file_atomically(
     dest: &Path,
     write: impl FnOnce(std::fs::File) -> miette::Result<std::fs::File>,
 ) -> miette::Result<()> {
