@@ -69,6 +69,8 @@ pub struct BuildRequest {
     pub tags: Vec<String>,
     /// Ignore the cache.
     pub no_cache: bool,
+    /// Ignore the cache for the steps of these stages only (names, or indexes as numbers).
+    pub no_cache_filter: Vec<String>,
     /// `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<i64>,
     /// Secrets by id.
@@ -211,9 +213,31 @@ impl Builder {
         for w in &graph.warnings {
             events.send(BuildEvent::Warning { message: w.clone() });
         }
-        let warnings = graph.warnings.clone();
+        let mut warnings = graph.warnings.clone();
+        let mut no_cache_stages = Vec::new();
+        for want in &req.no_cache_filter {
+            let found = graph
+                .stages
+                .iter()
+                .find(|(_, s)| {
+                    s.name.as_deref() == Some(want.to_lowercase().as_str())
+                        || want.parse::<usize>() == Ok(s.index)
+                })
+                .map(|(i, _)| *i);
+            match found {
+                Some(i) => no_cache_stages.push(i),
+                None => {
+                    let message = format!("--no-cache-filter: no stage named {want:?}");
+                    events.send(BuildEvent::Warning {
+                        message: message.clone(),
+                    });
+                    warnings.push(message);
+                }
+            }
+        }
         let opts = SolveOptions {
             no_cache: req.no_cache,
+            no_cache_stages,
             source_date_epoch: req.source_date_epoch,
         };
         let solved = crate::solver::solve(

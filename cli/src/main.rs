@@ -8,6 +8,7 @@ mod commands;
 mod interrupt;
 mod progress;
 mod render;
+mod tty_progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

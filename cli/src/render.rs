@@ -48,7 +48,12 @@ pub fn print_report(report: &Report) {
 }
 
 /// Prints a build error; a failing step shows its Dockerfile line underlined.
-pub fn print_build_error(err: &kiln_builder_core::Error, name: &str, dockerfile: &str) {
+pub fn print_build_error(
+    err: &kiln_builder_core::Error,
+    name: &str,
+    dockerfile: &str,
+    tail: &crate::progress::LogTail,
+) {
     use kiln_builder_core::Error;
     use miette::{LabeledSpan, NamedSource};
     match err {
@@ -59,8 +64,24 @@ pub fn print_build_error(err: &kiln_builder_core::Error, name: &str, dockerfile:
         }
         Error::Step { origin, source } => {
             let span = origin.span;
+            let output = tail.failed_step_output(&origin.text);
+            let label = match &**source {
+                Error::RunFailed { status, .. } => format!("this step failed ({status})"),
+                _ => "this step failed".to_string(),
+            };
+            if !output.is_empty() {
+                eprintln!(
+                    "------\n > {}:\n{}\n------",
+                    origin.text,
+                    output
+                        .iter()
+                        .map(|l| format!("   {l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
             let report = miette::miette!(
-                labels = vec![LabeledSpan::at(span.start..span.end, "this step failed")],
+                labels = vec![LabeledSpan::at(span.start..span.end, label)],
                 "{source}"
             )
             .with_source_code(NamedSource::new(name, dockerfile.to_string()));
