@@ -139,6 +139,10 @@ impl TtyRenderer {
                 s.bar.abandon_with_message(if failed { "ERROR" } else { "CANCELED" });
             }
         }
+        // indicatif leaves the cursor after the last line it drew.
+        if !self.steps.is_empty() && !self.multi.is_hidden() {
+            eprintln!();
+        }
     }
 }
 
