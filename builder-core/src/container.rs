@@ -134,12 +134,11 @@ pub(crate) async fn run_image(
         if !b.target.is_absolute() {
             return Err(RunImageError::RelativeTarget(b.target.clone()));
         }
-        let source = std::fs::canonicalize(&b.source).map_err(|source| {
-            RunImageError::BindSource {
+        let source =
+            std::fs::canonicalize(&b.source).map_err(|source| RunImageError::BindSource {
                 path: b.source.clone(),
                 source,
-            }
-        })?;
+            })?;
         binds.push(Mount::Bind {
             source,
             target: b.target.clone(),
@@ -163,7 +162,9 @@ pub(crate) async fn run_image(
             });
         }
         let parent = crate::worker::ensure_snapshots(&store, snapshots.as_ref(), &layers)?;
-        let active = snapshots.prepare(parent.as_deref()).map_err(WorkerError::from)?;
+        let active = snapshots
+            .prepare(parent.as_deref())
+            .map_err(WorkerError::from)?;
         let root = Root::open(active.root()).map_err(WorkerError::from)?;
         let c = details.config.config.clone().unwrap_or_default();
         let user_spec = opts.user.clone().or(c.user.clone()).unwrap_or_default();

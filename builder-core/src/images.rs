@@ -193,7 +193,9 @@ fn id_prefix(reference: &str) -> Option<&str> {
     let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
     let ok = hex.len() >= 4
         && hex.len() <= 64
-        && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     ok.then_some(hex)
 }
 

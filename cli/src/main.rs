@@ -26,7 +26,13 @@ struct Cli {
 
     /// Colors in messages and progress: auto (when stderr is a terminal and NO_COLOR is unset),
     /// always or never.
-    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
     color: render::ColorChoice,
 
     #[command(subcommand)]

@@ -79,7 +79,11 @@ impl TtyRenderer {
                 );
             }
             BuildEvent::StepCached { id } => {
-                let done = self.done_style(if self.color { "\x1b[34m✔\x1b[0m" } else { "✔" });
+                let done = self.done_style(if self.color {
+                    "\x1b[34m✔\x1b[0m"
+                } else {
+                    "✔"
+                });
                 if let Some(s) = self.steps.get(id) {
                     s.bar.set_style(done);
                     s.bar.finish_with_message("CACHED");
@@ -111,7 +115,11 @@ impl TtyRenderer {
                 duration,
                 layer_size,
             } => {
-                let done = self.done_style(if self.color { "\x1b[32m✔\x1b[0m" } else { "✔" });
+                let done = self.done_style(if self.color {
+                    "\x1b[32m✔\x1b[0m"
+                } else {
+                    "✔"
+                });
                 if let Some(s) = self.steps.get(id).filter(|s| !s.bar.is_finished()) {
                     s.bar.set_style(done);
                     let layer = match layer_size {
@@ -131,12 +139,17 @@ impl TtyRenderer {
     /// Stops every spinner still running (a failed or interrupted build) and leaves the screen
     /// with the final state.
     pub fn finish(&mut self, failed: bool) {
-        let mark = if self.color { "\x1b[31m✘\x1b[0m" } else { "✘" };
+        let mark = if self.color {
+            "\x1b[31m✘\x1b[0m"
+        } else {
+            "✘"
+        };
         let style = self.done_style(mark);
         for s in self.steps.values() {
             if !s.bar.is_finished() {
                 s.bar.set_style(style.clone());
-                s.bar.abandon_with_message(if failed { "ERROR" } else { "CANCELED" });
+                s.bar
+                    .abandon_with_message(if failed { "ERROR" } else { "CANCELED" });
             }
         }
         // indicatif leaves the cursor after the last line it drew.

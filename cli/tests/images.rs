@@ -119,12 +119,13 @@ fn images_tag_rmi_inspect_history() {
         "rmi_by_id_with_two_names",
         redact(&String::from_utf8_lossy(&out.stderr))
     );
-    insta::assert_snapshot!(
-        "rmi_by_name",
-        stdout_of(kiln(r).args(["rmi", "other:2"]))
-    );
+    insta::assert_snapshot!("rmi_by_name", stdout_of(kiln(r).args(["rmi", "other:2"])));
     let out = kiln(r).args(["rmi", "other:2", "app:1"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "a missing name fails the command");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a missing name fails the command"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Untagged: docker.io/library/app:1"));
     assert_eq!(stdout_of(kiln(r).args(["images", "-q"])), "");
 }
@@ -149,7 +150,10 @@ fn missing_images_are_errors() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let out = kiln(root.path()).args(["save", "nope:1", "-o", "/dev/null"]).output().unwrap();
+    let out = kiln(root.path())
+        .args(["save", "nope:1", "-o", "/dev/null"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let out = kiln(root.path()).args(["rmi"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "usage error");
@@ -202,14 +206,22 @@ fn save_and_load_round_trip_and_skopeo_reads_the_archive() {
             .arg(format!("oci:{}:app", dest.display()))
             .output()
             .unwrap();
-        assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
         let st = Std::new("skopeo")
             .arg("copy")
             .arg(format!("oci-archive:{}", oci.display()))
             .arg(format!("oci:{}:app2", dest.display()))
             .output()
             .unwrap();
-        assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
     }
 }
 
@@ -259,13 +271,19 @@ fn run_prints_the_example_output_and_passes_exit_codes() {
     assert_eq!(out, "PIPED\n");
     // Nothing the container wrote stays in the image.
     let out = stdout_of(kiln(r).args(["run", "app:1", "sh", "-c", "ls /work 2>&1 || echo gone"]));
-    assert!(out.contains("gone") || out.contains("No such file"), "{out}");
+    assert!(
+        out.contains("gone") || out.contains("No such file"),
+        "{out}"
+    );
     let out = kiln(r)
         .args(["run", "app:1", "/nonexistent"])
         .output()
         .unwrap();
     assert_ne!(out.status.code(), Some(0));
-    let out = kiln(r).args(["run", "-v", "rel:x", "app:1"]).output().unwrap();
+    let out = kiln(r)
+        .args(["run", "-v", "rel:x", "app:1"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -279,7 +297,10 @@ fn completions_and_man_page() {
     ] {
         let out = stdout_of(kiln(root.path()).args(["completions", shell]));
         assert!(out.contains(marker), "{shell}: {out}");
-        assert!(out.contains("no-cache-filter"), "{shell} completes build flags");
+        assert!(
+            out.contains("no-cache-filter"),
+            "{shell} completes build flags"
+        );
     }
     let man = stdout_of(kiln(root.path()).arg("man"));
     assert!(man.contains(".TH kiln"), "{man}");
@@ -291,6 +312,9 @@ fn completions_and_man_page() {
         .assert()
         .success();
     assert!(dir.path().join("kiln-build.1").is_file());
-    let out = kiln(root.path()).args(["completions", "tcsh"]).output().unwrap();
+    let out = kiln(root.path())
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

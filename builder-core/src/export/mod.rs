@@ -286,8 +286,7 @@ pub fn export_rootfs_tar<W: io::Write>(
         let path = path.to_path_buf();
         move |source| ExportError::Io { op, path, source }
     };
-    std::fs::create_dir_all(scratch_parent)
-        .map_err(io_err("create directory", scratch_parent))?;
+    std::fs::create_dir_all(scratch_parent).map_err(io_err("create directory", scratch_parent))?;
     let scratch = tempfile::Builder::new()
         .prefix("rootfs-")
         .tempdir_in(scratch_parent)

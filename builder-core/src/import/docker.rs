@@ -176,7 +176,12 @@ pub(super) fn load_docker_streamed(
     }
     entries
         .iter()
-        .map(|e| Ok((e.repo_tags.clone().unwrap_or_default(), entry_image(store, e, blobs)?)))
+        .map(|e| {
+            Ok((
+                e.repo_tags.clone().unwrap_or_default(),
+                entry_image(store, e, blobs)?,
+            ))
+        })
         .collect()
 }
 

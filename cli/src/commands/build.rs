@@ -19,10 +19,12 @@ use crate::tty_progress::TtyRenderer;
 
 /// Arguments of `kiln build`.
 #[derive(Debug, Args)]
-#[command(after_help = "Differences from `docker build`: there is no daemon, images go to kiln's \
+#[command(
+    after_help = "Differences from `docker build`: there is no daemon, images go to kiln's \
     store (see --root; `kiln images` lists them); RUN steps have no network unless \
     --network=host; only linux/amd64 is built; -o type=image only tags the store. The context \
-    `-` reads the Dockerfile from standard input and builds without a context.")]
+    `-` reads the Dockerfile from standard input and builds without a context."
+)]
 pub struct BuildArgs {
     /// Name and optionally a tag (`name:tag`) for the image; repeatable.
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
@@ -287,7 +289,8 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     let render = runtime.spawn(async move {
         let mut tail = LogTail::default();
         let mut plain = PlainRenderer::new(std::io::stderr());
-        let mut tty = (mode == ProgressMode::Tty).then(|| TtyRenderer::new(crate::render::colors()));
+        let mut tty =
+            (mode == ProgressMode::Tty).then(|| TtyRenderer::new(crate::render::colors()));
         while let Some(ev) = rx.recv().await {
             tail.event(&ev);
             match mode {
@@ -308,9 +311,8 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         builder.build(request, EventSink::new(tx)),
     )?;
     // The build future is gone, and with it every sender: the renderer drains and ends.
-    let rendered = runtime.block_on(async {
-        tokio::time::timeout(std::time::Duration::from_secs(5), render).await
-    });
+    let rendered = runtime
+        .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(5), render).await });
     let (tail, mut tty) = match rendered {
         Ok(Ok(r)) => r,
         _ => (LogTail::default(), None),

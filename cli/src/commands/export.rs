@@ -85,7 +85,9 @@ pub fn parse_output(spec: &str) -> miette::Result<Output> {
         None => return Err(miette!("--output {spec:?} needs type=")),
     };
     if matches!(&out, Output::OciDir(p) | Output::Local(p) if p.as_os_str() == "-") {
-        return Err(miette!("--output {spec:?}: a directory cannot go to standard output"));
+        return Err(miette!(
+            "--output {spec:?}: a directory cannot go to standard output"
+        ));
     }
     Ok(out)
 }

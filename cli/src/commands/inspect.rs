@@ -43,6 +43,9 @@ pub fn run(args: &InspectArgs, root: &Path) -> miette::Result<ExitCode> {
             "Config": d.config,
         }),
     };
-    println!("{}", serde_json::to_string_pretty(&value).into_diagnostic()?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).into_diagnostic()?
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -30,7 +30,9 @@ pub fn run(args: &RmiArgs, root: &Path) -> miette::Result<ExitCode> {
                 }
             }
             Err(e) => {
-                crate::render::print_report(&miette::Report::new_boxed(Box::new(miette::MietteDiagnostic::new(e.to_string()))));
+                crate::render::print_report(&miette::Report::new_boxed(Box::new(
+                    miette::MietteDiagnostic::new(e.to_string()),
+                )));
                 failed = true;
             }
         }

@@ -61,7 +61,11 @@ pub struct RunArgs {
     image: String,
 
     /// The command and its arguments (replacing the image's CMD).
-    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     command: Vec<String>,
 }
 
