@@ -58,7 +58,7 @@ pub struct RunImageOptions {
 pub enum RunImageError {
     /// The image could not be found or read.
     #[error(transparent)]
-    Image(#[from] ImagesError),
+    Image(Box<ImagesError>),
     /// Neither an entrypoint nor a command.
     #[error("image {0} has no ENTRYPOINT or CMD and no command was given")]
     NoCommand(String),
@@ -80,6 +80,12 @@ pub enum RunImageError {
     /// Preparing the filesystem or running the command failed.
     #[error(transparent)]
     Worker(Box<WorkerError>),
+}
+
+impl From<ImagesError> for RunImageError {
+    fn from(e: ImagesError) -> Self {
+        RunImageError::Image(Box::new(e))
+    }
 }
 
 impl From<WorkerError> for RunImageError {

@@ -63,12 +63,24 @@ pub enum ImagesError {
         /// The images asked for.
         names: Vec<String>,
     },
-    /// Writing an archive failed.
+    /// Writing an archive failed (boxed: export and import errors are large).
     #[error(transparent)]
-    Export(#[from] ExportError),
+    Export(Box<ExportError>),
     /// Reading an archive failed.
     #[error(transparent)]
-    Import(#[from] ImportError),
+    Import(Box<ImportError>),
+}
+
+impl From<ExportError> for ImagesError {
+    fn from(e: ExportError) -> Self {
+        ImagesError::Export(Box::new(e))
+    }
+}
+
+impl From<ImportError> for ImagesError {
+    fn from(e: ImportError) -> Self {
+        ImagesError::Import(Box::new(e))
+    }
 }
 
 /// One tagged image, for listings.

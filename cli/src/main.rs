@@ -77,6 +77,8 @@ fn main() -> ExitCode {
         .root
         .clone()
         .unwrap_or_else(kiln_builder_core::builder::default_root);
+    // Paths under the store reach other processes (an OCI runtime's bundle), which run elsewhere.
+    let root = std::path::absolute(&root).unwrap_or(root);
     let result = match cli.command {
         Command::Build(args) => commands::build::run(&args, &root),
         Command::Parse(args) => commands::parse::run(&args),

@@ -269,6 +269,13 @@ fn run_prints_the_example_output_and_passes_exit_codes() {
             .write_stdin("piped\n"),
     );
     assert_eq!(out, "PIPED\n");
+    // Without -i the command reads nothing.
+    let out = stdout_of(
+        kiln(r)
+            .args(["run", "app:1", "sh", "-c", "cat; echo end"])
+            .write_stdin("ignored\n"),
+    );
+    assert_eq!(out, "end\n");
     // Nothing the container wrote stays in the image.
     let out = stdout_of(kiln(r).args(["run", "app:1", "sh", "-c", "ls /work 2>&1 || echo gone"]));
     assert!(
@@ -285,6 +292,65 @@ fn run_prints_the_example_output_and_passes_exit_codes() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    if tool("runc") {
+        let out = kiln(r)
+            .args(["run", "--runtime", "runc", "-i", "app:1", "sh", "-c"])
+            .arg("cat; echo $GREETING; exit 5")
+            .write_stdin("via runc\n")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(5));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "via runc\nhello from kiln\n"
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_stops_a_container_with_130() {
+    if !require_privileged("kiln run ctrl-c") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    built_hello(root.path());
+    let mut child = Std::new(assert_cmd::cargo::cargo_bin("kiln"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["run", "app:1", "sh", "-c", "echo up; exec sleep 5678"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 3];
+    let read = std::io::Read::read_exact(&mut stdout, &mut first);
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT) },
+        0
+    );
+    let status = child.wait().unwrap();
+    read.unwrap();
+    assert_eq!(&first, b"up\n");
+    assert_eq!(status.code(), Some(130));
+}
+
+#[test]
+fn color_follows_the_flag_and_no_color() {
+    let root = tempfile::tempdir().unwrap();
+    let err = |extra: &[&str], no_color: bool| {
+        let mut c = kiln(root.path());
+        if no_color {
+            c.env("NO_COLOR", "1");
+        } else {
+            c.env_remove("NO_COLOR");
+        }
+        let out = c.args(extra).args(["inspect", "nope"]).output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(err(&["--color", "always"], true).contains("\x1b["));
+    assert!(!err(&["--color", "never"], false).contains("\x1b["));
+    assert!(!err(&[], false).contains("\x1b["), "auto: stderr is not a terminal");
 }
 
 #[test]

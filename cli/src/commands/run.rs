@@ -2,7 +2,7 @@
 //! the same executor and isolation as RUN steps (namespaces, no network by default) on a
 //! throw-away snapshot of the image; its output is passed through and its exit code returned.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -10,21 +10,21 @@ use clap::Args;
 use kiln_builder_core::container::{BindMount, RunImageOptions};
 use kiln_builder_core::exec::{ExitStatus, NetworkMode, OutputSink, Stdin, Stream};
 use kiln_builder_core::{Builder, BuilderOptions, ExecutorChoice};
-use miette::{IntoDiagnostic, WrapErr, miette};
+use miette::{IntoDiagnostic, miette};
 
 /// Arguments of `kiln run`.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Differences from `docker run`: the container is always removed when it ends \
-                  (`--rm` is accepted and implied), there is no detached mode, no TTY (-t) and no \
-                  port publishing; `-i` reads standard input to its end before the command starts."
+                  (`--rm` is accepted and implied), there is no detached mode, no pseudo-terminal (-t) \
+                  and no port publishing; `-i` passes kiln's standard input straight through."
 )]
 pub struct RunArgs {
     /// Remove the container when it ends (always the case; accepted for compatibility).
     #[arg(long)]
     rm: bool,
 
-    /// Pass standard input to the command (read to its end first).
+    /// Keep standard input attached to the command.
     #[arg(short, long)]
     interactive: bool,
 
@@ -126,13 +126,8 @@ pub fn run(args: &RunArgs, root: &Path) -> miette::Result<ExitCode> {
         "host" => NetworkMode::Host,
         other => return Err(miette!("--network={other} is not supported (none or host)")),
     };
-    let stdin = if args.interactive && !std::io::stdin().is_terminal() {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .into_diagnostic()
-            .wrap_err("cannot read standard input")?;
-        Stdin::Bytes(bytes)
+    let stdin = if args.interactive {
+        Stdin::Inherit
     } else {
         Stdin::Null
     };
