@@ -33,10 +33,11 @@ pub fn setup_colors(choice: ColorChoice) {
     };
     COLOR.store(on, Ordering::Relaxed);
     let _ = miette::set_hook(Box::new(move |_| {
+        // Box-drawing characters whatever the colors, so that logs read the same everywhere.
         Box::new(
             miette::MietteHandlerOpts::new()
                 .color(on)
-                .unicode(on)
+                .unicode(true)
                 .build(),
         )
     }));

@@ -335,13 +335,19 @@ fn ctrl_c_stops_a_container_with_130() {
     assert_eq!(status.code(), Some(130));
     let sleeping = || {
         std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains("sleep 5678"))
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains("sleep 5678")
+            })
         })
     };
     let t = std::time::Instant::now();
     while sleeping() {
-        assert!(t.elapsed().as_secs() < 5, "the container's process outlived kiln");
+        assert!(
+            t.elapsed().as_secs() < 5,
+            "the container's process outlived kiln"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let run_dir = root.path().join("kiln/run");
@@ -349,7 +355,8 @@ fn ctrl_c_stops_a_container_with_130() {
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(
-        left.iter().all(|n| !n.to_string_lossy().starts_with("run-")),
+        left.iter()
+            .all(|n| !n.to_string_lossy().starts_with("run-")),
         "{left:?}"
     );
 }
@@ -369,7 +376,10 @@ fn color_follows_the_flag_and_no_color() {
     };
     assert!(err(&["--color", "always"], true).contains("\x1b["));
     assert!(!err(&["--color", "never"], false).contains("\x1b["));
-    assert!(!err(&[], false).contains("\x1b["), "auto: stderr is not a terminal");
+    assert!(
+        !err(&[], false).contains("\x1b["),
+        "auto: stderr is not a terminal"
+    );
 }
 
 #[test]
