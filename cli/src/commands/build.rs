@@ -73,8 +73,8 @@ pub struct BuildArgs {
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
     outputs: Vec<String>,
 
-    /// Progress on stderr: `auto` (tty on a terminal, else plain), `tty`, `plain`, `json` (one
-    /// event per line) or `quiet`.
+    /// Progress on stderr: `auto` (tty on a terminal, else plain), `tty` (plain when stderr is
+    /// not a terminal), `plain`, `json` (one event per line) or `quiet`.
     #[arg(long, value_enum, default_value = "auto", value_name = "MODE")]
     progress: ProgressMode,
 
