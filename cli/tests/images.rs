@@ -198,6 +198,33 @@ fn save_and_load_round_trip_and_skopeo_reads_the_archive() {
             .unwrap(),
     );
     assert_eq!(loaded.trim(), id);
+    // `docker load` reads the same format as podman; podman runs with a private store here.
+    let podman_found = Std::new("podman")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if podman_found {
+        let store = tempfile::tempdir().unwrap();
+        let st = Std::new("podman")
+            .arg("--root")
+            .arg(store.path().join("root"))
+            .arg("--runroot")
+            .arg(store.path().join("run"))
+            .args(["--storage-driver", "vfs", "load", "-i"])
+            .arg(&docker)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&st.stdout);
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        assert!(
+            text.contains("Loaded image: docker.io/library/app:1"),
+            "{text}"
+        );
+    }
     if tool("skopeo") {
         let dest = out.path().join("layout");
         let st = Std::new("skopeo")
