@@ -69,6 +69,8 @@ pub struct BuildRequest {
     pub tags: Vec<String>,
     /// Ignore the cache.
     pub no_cache: bool,
+    /// Ignore the cache for the steps of these stages only (names, or indexes as numbers).
+    pub no_cache_filter: Vec<String>,
     /// `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<i64>,
     /// Secrets by id.
@@ -142,6 +144,23 @@ impl Builder {
         &self.store
     }
 
+    /// Runs an image from the store with the executor and snapshotter of RUN steps (see
+    /// [`crate::container`]); the command's output goes to `out`. Dropping the future kills it.
+    pub async fn run_image(
+        &self,
+        opts: crate::container::RunImageOptions,
+        out: crate::exec::OutputSink,
+    ) -> Result<crate::exec::ExitStatus, crate::container::RunImageError> {
+        crate::container::run_image(
+            self.store.clone(),
+            self.snapshots.clone(),
+            self.executor.clone(),
+            opts,
+            out,
+        )
+        .await
+    }
+
     /// Runs a build and tags the result.
     pub async fn build(
         &self,
@@ -197,9 +216,31 @@ impl Builder {
         for w in &graph.warnings {
             events.send(BuildEvent::Warning { message: w.clone() });
         }
-        let warnings = graph.warnings.clone();
+        let mut warnings = graph.warnings.clone();
+        let mut no_cache_stages = Vec::new();
+        for want in &req.no_cache_filter {
+            let found = graph
+                .stages
+                .iter()
+                .find(|(_, s)| {
+                    s.name.as_deref() == Some(want.to_lowercase().as_str())
+                        || want.parse::<usize>() == Ok(s.index)
+                })
+                .map(|(i, _)| *i);
+            match found {
+                Some(i) => no_cache_stages.push(i),
+                None => {
+                    let message = format!("--no-cache-filter: no stage named {want:?}");
+                    events.send(BuildEvent::Warning {
+                        message: message.clone(),
+                    });
+                    warnings.push(message);
+                }
+            }
+        }
         let opts = SolveOptions {
             no_cache: req.no_cache,
+            no_cache_stages,
             source_date_epoch: req.source_date_epoch,
         };
         let solved = crate::solver::solve(

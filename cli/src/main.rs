@@ -1,16 +1,19 @@
 //! The `kiln` command line: a daemonless Dockerfile image builder.
 //!
 //! stdout carries only results (digests, JSON, tables) so scripts can pipe them; diagnostics and
-//! progress go to stderr. Exit codes: 0 success, 1 build or command failure, 2 usage error.
+//! progress go to stderr. Exit codes: 0 success, 1 build or command failure, 2 usage error, 130
+//! interrupted (Ctrl-C); `kiln run` passes its command's exit code through.
 
 mod commands;
+mod interrupt;
 mod progress;
 mod render;
+mod tty_progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// kiln builds OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
@@ -20,6 +23,17 @@ struct Cli {
     /// Default: $XDG_DATA_HOME/kiln, else ~/.local/share/kiln.
     #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
+
+    /// Colors in messages and progress: auto (when stderr is a terminal and NO_COLOR is unset),
+    /// always or never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    color: render::ColorChoice,
 
     #[command(subcommand)]
     command: Command,
@@ -31,6 +45,26 @@ enum Command {
     Build(Box<commands::build::BuildArgs>),
     /// Parse a Dockerfile and print its instructions (or, with --json, the stable JSON form).
     Parse(commands::parse::ParseArgs),
+    /// List the images in the store.
+    Images(commands::images::ImagesArgs),
+    /// Give an image another name.
+    Tag(commands::tag::TagArgs),
+    /// Remove image names (blobs stay until garbage collection).
+    Rmi(commands::rmi::RmiArgs),
+    /// Print an image's manifest and config as JSON.
+    Inspect(commands::inspect::InspectArgs),
+    /// Show an image's history: one row per Dockerfile instruction, with layer sizes.
+    History(commands::history::HistoryArgs),
+    /// Write images to a docker-archive (for `docker load`) or an OCI archive.
+    Save(commands::save::SaveArgs),
+    /// Read images from a docker-archive or an OCI archive into the store.
+    Load(commands::load::LoadArgs),
+    /// Run a command in a new container from an image, isolated like a RUN step.
+    Run(commands::run::RunArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(commands::completions::CompletionsArgs),
+    /// Print kiln's man page (roff) on stdout.
+    Man(commands::completions::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,13 +72,26 @@ fn main() -> ExitCode {
     // returns. It must come before anything starts a thread.
     kiln_builder_core::exec::sandbox_main_if_requested();
     let cli = Cli::parse();
+    render::setup_colors(cli.color);
     let root = cli
         .root
         .clone()
         .unwrap_or_else(kiln_builder_core::builder::default_root);
+    // Paths under the store reach other processes (an OCI runtime's bundle), which run elsewhere.
+    let root = std::path::absolute(&root).unwrap_or(root);
     let result = match cli.command {
         Command::Build(args) => commands::build::run(&args, &root),
         Command::Parse(args) => commands::parse::run(&args),
+        Command::Images(args) => commands::images::run(&args, &root),
+        Command::Tag(args) => commands::tag::run(&args, &root),
+        Command::Rmi(args) => commands::rmi::run(&args, &root),
+        Command::Inspect(args) => commands::inspect::run(&args, &root),
+        Command::History(args) => commands::history::run(&args, &root),
+        Command::Save(args) => commands::save::run(&args, &root),
+        Command::Load(args) => commands::load::run(&args, &root),
+        Command::Run(args) => commands::run::run(&args, &root),
+        Command::Completions(args) => commands::completions::run(&args, Cli::command()),
+        Command::Man(args) => commands::completions::man(&args, Cli::command()),
     };
     match result {
         Ok(code) => code,

@@ -30,6 +30,7 @@ pub struct PlainRenderer<W: Write> {
     numbers: BTreeMap<StepId, usize>,
     started: Instant,
     partial: BTreeMap<StepId, Vec<u8>>,
+    cached: std::collections::BTreeSet<StepId>,
 }
 
 impl<W: Write> PlainRenderer<W> {
@@ -40,6 +41,7 @@ impl<W: Write> PlainRenderer<W> {
             numbers: BTreeMap::new(),
             started: Instant::now(),
             partial: BTreeMap::new(),
+            cached: std::collections::BTreeSet::new(),
         }
     }
 
@@ -57,6 +59,7 @@ impl<W: Write> PlainRenderer<W> {
             }
             BuildEvent::StepCached { id } => {
                 let n = self.number(*id);
+                self.cached.insert(*id);
                 let _ = writeln!(self.out, "#{n} CACHED");
             }
             BuildEvent::Log {
@@ -74,6 +77,8 @@ impl<W: Write> PlainRenderer<W> {
                     let _ = writeln!(self.out, "#{n} {elapsed:.3} {text}");
                 }
             }
+            // A cache hit is reported as CACHED only, as BuildKit does.
+            BuildEvent::StepFinished { id, .. } if self.cached.contains(id) => {}
             BuildEvent::StepFinished { id, duration, .. } => {
                 let n = self.number(*id);
                 if let Some(rest) = self.partial.remove(id).filter(|r| !r.is_empty()) {
@@ -91,6 +96,69 @@ impl<W: Write> PlainRenderer<W> {
             }
         }
         let _ = self.out.flush();
+    }
+}
+
+/// The last lines of every step's output and the steps still running, kept whatever the display
+/// so that a failing RUN can show what it printed last.
+#[derive(Debug, Default)]
+pub struct LogTail {
+    names: BTreeMap<StepId, String>,
+    lines: BTreeMap<StepId, std::collections::VecDeque<String>>,
+    partial: BTreeMap<StepId, Vec<u8>>,
+    finished: std::collections::BTreeSet<StepId>,
+}
+
+/// Lines kept per step.
+pub const TAIL_LINES: usize = 20;
+
+impl LogTail {
+    /// Records one event.
+    pub fn event(&mut self, event: &BuildEvent) {
+        match event {
+            BuildEvent::StepStarted { id, name } => {
+                self.names.insert(*id, name.clone());
+            }
+            BuildEvent::StepCached { id } | BuildEvent::StepFinished { id, .. } => {
+                self.finished.insert(*id);
+            }
+            BuildEvent::Log { id, data, .. } => {
+                let buf = self.partial.entry(*id).or_default();
+                buf.extend_from_slice(data);
+                let lines = self.lines.entry(*id).or_default();
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    lines.push_back(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+                    if lines.len() > TAIL_LINES {
+                        lines.pop_front();
+                    }
+                }
+            }
+            BuildEvent::Warning { .. } => {}
+        }
+    }
+
+    /// The last lines of the unfinished step whose title ends with `text` (the failing
+    /// instruction), or of the last unfinished step.
+    pub fn failed_step_output(&self, text: &str) -> Vec<String> {
+        let unfinished: Vec<&StepId> = self
+            .names
+            .keys()
+            .filter(|id| !self.finished.contains(id))
+            .collect();
+        let id = unfinished
+            .iter()
+            .find(|id| self.names.get(id).is_some_and(|n| n.ends_with(text.trim())))
+            .or(unfinished.last());
+        let Some(id) = id else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = self.lines.get(id).into_iter().flatten().cloned().collect();
+        if let Some(rest) = self.partial.get(id).filter(|p| !p.is_empty()) {
+            out.push(String::from_utf8_lossy(rest).into_owned());
+        }
+        let skip = out.len().saturating_sub(TAIL_LINES);
+        out.split_off(skip)
     }
 }
 
@@ -159,6 +227,11 @@ mod tests {
                 name: "[stage-0 2/2] COPY a /a".into(),
             });
             r.event(&BuildEvent::StepCached { id: b });
+            r.event(&BuildEvent::StepFinished {
+                id: b,
+                duration: Duration::ZERO,
+                layer_size: None,
+            });
         }
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -172,6 +245,27 @@ mod tests {
         assert_eq!(lines[4], "#1 DONE 1.5s");
         assert_eq!(lines[5], "#2 [stage-0 2/2] COPY a /a");
         assert_eq!(lines[6], "#2 CACHED");
+        assert_eq!(lines.len(), 7, "no DONE after CACHED: {text}");
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines_of_the_failed_step() {
+        let a = StepId { stage: 0, index: 1 };
+        let mut t = LogTail::default();
+        t.event(&BuildEvent::StepStarted {
+            id: a,
+            name: "[stage-0 1/1] RUN make".into(),
+        });
+        let text: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+        t.event(&BuildEvent::Log {
+            id: a,
+            stream: Stream::Stdout,
+            data: format!("{text}partial").into_bytes(),
+        });
+        let out = t.failed_step_output("RUN make");
+        assert_eq!(out.len(), TAIL_LINES);
+        assert_eq!(out[0], "line 12");
+        assert_eq!(out[TAIL_LINES - 1], "partial");
     }
 
     #[test]

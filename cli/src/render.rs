@@ -1,6 +1,47 @@
 //! Rendering errors for people: miette reports with the Dockerfile line underlined.
 
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use miette::Report;
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// When stderr is a terminal and `NO_COLOR` is unset or empty.
+    Auto,
+    /// Always (even with `NO_COLOR`).
+    Always,
+    /// Never.
+    Never,
+}
+
+static COLOR: AtomicBool = AtomicBool::new(false);
+
+/// Whether messages and progress use colors.
+pub fn colors() -> bool {
+    COLOR.load(Ordering::Relaxed)
+}
+
+/// Decides on colors once, for miette reports and the progress display.
+pub fn setup_colors(choice: ColorChoice) {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let on = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => !no_color && std::io::stderr().is_terminal(),
+    };
+    COLOR.store(on, Ordering::Relaxed);
+    let _ = miette::set_hook(Box::new(move |_| {
+        // Box-drawing characters whatever the colors, so that logs read the same everywhere.
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(on)
+                .unicode(true)
+                .build(),
+        )
+    }));
+}
 
 /// Prints a report to stderr, honouring `NO_COLOR`.
 pub fn print_report(report: &Report) {
@@ -8,7 +49,12 @@ pub fn print_report(report: &Report) {
 }
 
 /// Prints a build error; a failing step shows its Dockerfile line underlined.
-pub fn print_build_error(err: &kiln_builder_core::Error, name: &str, dockerfile: &str) {
+pub fn print_build_error(
+    err: &kiln_builder_core::Error,
+    name: &str,
+    dockerfile: &str,
+    tail: &crate::progress::LogTail,
+) {
     use kiln_builder_core::Error;
     use miette::{LabeledSpan, NamedSource};
     match err {
@@ -19,8 +65,24 @@ pub fn print_build_error(err: &kiln_builder_core::Error, name: &str, dockerfile:
         }
         Error::Step { origin, source } => {
             let span = origin.span;
+            let output = tail.failed_step_output(&origin.text);
+            let label = match &**source {
+                Error::RunFailed { status, .. } => format!("this step failed ({status})"),
+                _ => "this step failed".to_string(),
+            };
+            if !output.is_empty() {
+                eprintln!(
+                    "------\n > {}:\n{}\n------",
+                    origin.text,
+                    output
+                        .iter()
+                        .map(|l| format!("   {l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
             let report = miette::miette!(
-                labels = vec![LabeledSpan::at(span.start..span.end, "this step failed")],
+                labels = vec![LabeledSpan::at(span.start..span.end, label)],
                 "{source}"
             )
             .with_source_code(NamedSource::new(name, dockerfile.to_string()));

@@ -122,6 +122,8 @@ pub enum Stdin {
     Null,
     /// These bytes, then end of file.
     Bytes(Vec<u8>),
+    /// The calling process's own standard input, passed straight through (`kiln run -i`).
+    Inherit,
 }
 
 /// One command to run in a prepared rootfs.

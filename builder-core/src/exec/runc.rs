@@ -136,6 +136,7 @@ impl RuncExecutor {
             .stdin(match spec.stdin {
                 Stdin::Null => Stdio::null(),
                 Stdin::Bytes(_) => Stdio::piped(),
+                Stdin::Inherit => Stdio::inherit(),
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

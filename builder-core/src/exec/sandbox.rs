@@ -104,6 +104,7 @@ impl SandboxExecutor {
             .stdin(match spec.stdin {
                 Stdin::Null => Stdio::null(),
                 Stdin::Bytes(_) => Stdio::piped(),
+                Stdin::Inherit => Stdio::inherit(),
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -272,3 +272,45 @@ pub fn export_rootfs(
 pub fn platform_of(prepared: &Prepared) -> Platform {
     prepared.config.platform()
 }
+
+/// Writes the image's root filesystem as one tar (`--output type=tar`): the layers are applied
+/// into a scratch directory under `scratch_parent` (removed afterwards), which is then archived
+/// with owners, modes and times kept, symlinks as links, entries sorted by name.
+pub fn export_rootfs_tar<W: io::Write>(
+    store: &ContentStore,
+    manifest_desc: &Descriptor,
+    scratch_parent: &Path,
+    out: W,
+) -> Result<W, ExportError> {
+    let io_err = |op: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ExportError::Io { op, path, source }
+    };
+    std::fs::create_dir_all(scratch_parent).map_err(io_err("create directory", scratch_parent))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("rootfs-")
+        .tempdir_in(scratch_parent)
+        .map_err(io_err("create a directory in", scratch_parent))?;
+    let dir = scratch.path().join("rootfs");
+    export_rootfs(store, manifest_desc, &dir, &ApplyOptions::default())?;
+    let mut builder = tar::Builder::new(out);
+    builder.follow_symlinks(false);
+    builder.mode(tar::HeaderMode::Complete);
+    let mut entries: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
+        .follow_links(false)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| {
+            e.map(|e| e.into_path())
+                .map_err(|e| ExportError::Write(io::Error::other(e)))
+        })
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        let rel = path.strip_prefix(&dir).unwrap_or(&path);
+        builder
+            .append_path_with_name(&path, rel)
+            .map_err(ExportError::Write)?;
+    }
+    builder.into_inner().map_err(ExportError::Write)
+}

@@ -132,19 +132,8 @@ pub fn import_docker_archive(
     tag: Option<&str>,
 ) -> Result<ImportedImage, ImportError> {
     let (meta, blobs) = stream_archive(store, reader, false)?;
+    let entries = archive_entries(&meta)?;
     let source_name = "docker archive".to_string();
-    let bytes = meta
-        .get("manifest.json")
-        .ok_or_else(|| ImportError::MissingBlob {
-            source_name: source_name.clone(),
-            what: "file",
-            name: "manifest.json".into(),
-        })?;
-    let entries: Vec<ArchiveEntry> =
-        serde_json::from_slice(bytes).map_err(|source| ImportError::Json {
-            what: "manifest.json".into(),
-            source,
-        })?;
     let all_tags = || -> Vec<String> {
         entries
             .iter()
@@ -172,6 +161,50 @@ pub fn import_docker_archive(
             }
         },
     };
+    entry_image(store, entry, &blobs)
+}
+
+/// Every image of an already streamed docker-archive, with the tags `RepoTags` gives it.
+pub(super) fn load_docker_streamed(
+    store: &ContentStore,
+    meta: &BTreeMap<String, Vec<u8>>,
+    blobs: &BTreeMap<String, BlobInfo>,
+) -> Result<Vec<(Vec<String>, ImportedImage)>, ImportError> {
+    let entries = archive_entries(meta)?;
+    if entries.is_empty() {
+        return Err(ImportError::Empty("docker archive".into()));
+    }
+    entries
+        .iter()
+        .map(|e| {
+            Ok((
+                e.repo_tags.clone().unwrap_or_default(),
+                entry_image(store, e, blobs)?,
+            ))
+        })
+        .collect()
+}
+
+fn archive_entries(meta: &BTreeMap<String, Vec<u8>>) -> Result<Vec<ArchiveEntry>, ImportError> {
+    let bytes = meta
+        .get("manifest.json")
+        .ok_or_else(|| ImportError::MissingBlob {
+            source_name: "docker archive".into(),
+            what: "file",
+            name: "manifest.json".into(),
+        })?;
+    serde_json::from_slice(bytes).map_err(|source| ImportError::Json {
+        what: "manifest.json".into(),
+        source,
+    })
+}
+
+/// Stores the OCI manifest of one `manifest.json` entry.
+fn entry_image(
+    store: &ContentStore,
+    entry: &ArchiveEntry,
+    blobs: &BTreeMap<String, BlobInfo>,
+) -> Result<ImportedImage, ImportError> {
     let find = |path: &str, what: &'static str| -> Result<BlobInfo, ImportError> {
         let key = clean(Path::new(path)).to_string_lossy().into_owned();
         blobs

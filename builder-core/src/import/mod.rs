@@ -220,6 +220,67 @@ pub fn import_oci_archive(
     resolve(store, &resolve::StoreSource, &index, tag, platform)
 }
 
+/// An image read from an archive by [`import_archive`], with the names the archive gives it.
+#[derive(Debug, Clone)]
+pub struct LoadedImage {
+    /// Names from `RepoTags` (docker-archive) or `org.opencontainers.image.ref.name` (OCI
+    /// archive), as written there; empty for an untagged image.
+    pub tags: Vec<String>,
+    /// The image, now in the store.
+    pub image: ImportedImage,
+}
+
+/// Imports every image of a docker-archive or an OCI archive, read in one pass: a
+/// `manifest.json` makes it a docker-archive (kiln's and Docker 25's archives also carry an
+/// `index.json`), otherwise `index.json` is read as an OCI layout index and each tagged entry (or
+/// the only untagged one) is resolved for `platform`.
+pub fn import_archive(
+    store: &ContentStore,
+    reader: impl Read,
+    platform: &Platform,
+) -> Result<Vec<LoadedImage>, ImportError> {
+    let (meta, blobs) = docker::stream_archive(store, reader, false)?;
+    if meta.contains_key("manifest.json") {
+        return Ok(docker::load_docker_streamed(store, &meta, &blobs)?
+            .into_iter()
+            .map(|(tags, image)| LoadedImage { tags, image })
+            .collect());
+    }
+    let index_bytes = meta
+        .get("index.json")
+        .ok_or_else(|| ImportError::MissingBlob {
+            source_name: "image archive".into(),
+            what: "file",
+            name: "manifest.json or index.json".into(),
+        })?;
+    let index: Index = serde_json::from_slice(index_bytes).map_err(|source| ImportError::Json {
+        what: "index.json".into(),
+        source,
+    })?;
+    let mut tags: Vec<String> = index
+        .manifests
+        .iter()
+        .filter_map(|d| crate::content::tag_of(d).map(str::to_string))
+        .collect();
+    tags.dedup();
+    if tags.is_empty() {
+        let image = resolve(store, &resolve::StoreSource, &index, None, platform)?;
+        return Ok(vec![LoadedImage {
+            tags: Vec::new(),
+            image,
+        }]);
+    }
+    tags.into_iter()
+        .map(|tag| {
+            let image = resolve(store, &resolve::StoreSource, &index, Some(&tag), platform)?;
+            Ok(LoadedImage {
+                tags: vec![tag],
+                image,
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn read_err(e: io::Error, path: PathBuf) -> ImportError {
     ImportError::Content(unwrap_io_error(e, "read", path))
 }

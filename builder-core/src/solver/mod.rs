@@ -116,6 +116,8 @@ pub trait Worker: Send + Sync {
 pub struct SolveOptions {
     /// Ignore cache records (results are still recorded).
     pub no_cache: bool,
+    /// Ignore cache records for the steps of these stages (by index; `--no-cache-filter`).
+    pub no_cache_stages: Vec<usize>,
     /// `SOURCE_DATE_EPOCH`: every timestamp in the image comes from it.
     pub source_date_epoch: Option<i64>,
 }
@@ -343,7 +345,7 @@ async fn run_stage(
         };
         let input = shared.worker.input_digest(&ctx).await.map_err(wrap)?;
         let key = step_key(&step.op, &state.key, input.as_deref(), &sources);
-        let cached = if shared.opts.no_cache {
+        let cached = if shared.opts.no_cache || shared.opts.no_cache_stages.contains(&id.stage) {
             None
         } else {
             match shared.cache.get(&key) {

@@ -322,6 +322,27 @@ async fn no_cache_and_missing_layers_rerun() {
 }
 
 #[tokio::test]
+async fn no_cache_stages_rerun_only_their_steps() {
+    let src = "FROM scratch AS a\nRUN a\nFROM scratch\nRUN b\nCOPY --from=a /a /a\n";
+    let h = Harness::new(FakeWorker::default());
+    h.build(src, &PlanOptions::default(), SolveOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(h.executed(), 3);
+    h.build(
+        src,
+        &PlanOptions::default(),
+        SolveOptions {
+            no_cache_stages: vec![0],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.executed(), 1, "only stage a's RUN runs again");
+}
+
+#[tokio::test]
 async fn independent_stages_run_concurrently() {
     let src = "FROM scratch AS a\nRUN a\nFROM scratch AS b\nRUN b\nFROM scratch AS c\nRUN c\nFROM scratch\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=c /c /c\n";
     let h = Harness::new(FakeWorker::default());

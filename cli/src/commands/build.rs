@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::Args;
 use kiln_builder_core::graph::Network;
@@ -12,16 +13,24 @@ use kiln_builder_core::progress::EventSink;
 use kiln_builder_core::{BuildRequest, Builder, BuilderOptions, ExecutorChoice};
 use miette::{IntoDiagnostic, WrapErr, miette};
 
-use crate::progress::{PlainRenderer, ProgressMode, event_json};
+use crate::commands::export::Output;
+use crate::progress::{LogTail, PlainRenderer, ProgressMode, event_json};
+use crate::tty_progress::TtyRenderer;
 
 /// Arguments of `kiln build`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Differences from `docker build`: there is no daemon, images go to kiln's \
+    store (see --root; `kiln images` lists them); RUN steps have no network unless \
+    --network=host; only linux/amd64 is built; -o type=image only tags the store. The context \
+    `-` reads the Dockerfile from standard input and builds without a context."
+)]
 pub struct BuildArgs {
     /// Name and optionally a tag (`name:tag`) for the image; repeatable.
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
     tags: Vec<String>,
 
-    /// The Dockerfile (default: PATH/Dockerfile); `-` reads it from standard input.
+    /// The Dockerfile (default: PATH/Dockerfile; may lie outside the context); `-` reads stdin.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
 
@@ -37,13 +46,21 @@ pub struct BuildArgs {
     #[arg(long)]
     no_cache: bool,
 
+    /// Do not use the cache for the steps of this stage (name or index); repeatable.
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    no_cache_filter: Vec<String>,
+
+    /// Target platform; only linux/amd64 is supported yet.
+    #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
+    platform: Option<String>,
+
     /// A label `KEY=VALUE` for the image; repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
 
-    /// Network for RUN steps: `none` (the default, as in BuildKit's sandbox) or `host`.
-    #[arg(long, value_name = "MODE", default_value = "none")]
-    network: String,
+    /// Network for RUN steps: `none` (the default, loopback only) or `host`.
+    #[arg(long, value_enum, value_name = "MODE", default_value = "none")]
+    network: NetworkArg,
 
     /// A secret `id=ID,src=PATH` or `id=ID,env=VAR`, for `RUN --mount=type=secret`; repeatable.
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
@@ -54,16 +71,19 @@ pub struct BuildArgs {
     #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
     ssh: Vec<String>,
 
-    /// Also write the image out: `type=oci,dest=FILE` (an OCI archive; `tar=false` for a
-    /// directory), `type=docker,dest=FILE` (docker-archive), `type=local,dest=DIR` (the rootfs).
+    /// Also write the image out (Docker's syntax): `type=oci,dest=FILE` (OCI archive;
+    /// `tar=false` for a directory), `type=docker,dest=FILE` (docker-archive),
+    /// `type=local,dest=DIR` (the rootfs), `type=tar,dest=FILE` (the rootfs as a tar),
+    /// `type=image,name=NAME` (tags in the store). `dest=-` writes a tar to stdout.
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
     outputs: Vec<String>,
 
-    /// Progress output on stderr.
-    #[arg(long, value_enum, default_value = "auto")]
+    /// Progress on stderr: `auto` (tty on a terminal, else plain), `tty` (plain when stderr is
+    /// not a terminal), `plain`, `json` (one event per line) or `quiet`.
+    #[arg(long, value_enum, default_value = "auto", value_name = "MODE")]
     progress: ProgressMode,
 
-    /// Print only the image id (the config digest) on stdout.
+    /// Print only the image id (the config digest) on stdout; no progress or summary.
     #[arg(short, long)]
     quiet: bool,
 
@@ -71,13 +91,41 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
 
+    /// Write build metadata as JSON (`containerimage.digest`, `containerimage.config.digest`,
+    /// `containerimage.descriptor`, `image.name`) to this file.
+    #[arg(long = "metadata-file", value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
+
     /// Run RUN steps with this OCI runtime (e.g. `runc`) instead of kiln's built-in sandbox.
     #[arg(long, value_name = "PATH")]
     runtime: Option<PathBuf>,
 
-    /// The build context directory.
-    #[arg(value_name = "PATH")]
+    /// The build context directory, or `-` for a Dockerfile on stdin and no context.
+    #[arg(value_name = "PATH|-")]
     context: PathBuf,
+}
+
+/// `--network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkArg {
+    /// Loopback only.
+    None,
+    /// Same as none (Docker's default for builds).
+    Default,
+    /// The host's network.
+    Host,
+}
+
+fn parse_platform(s: &str) -> Result<String, String> {
+    let ok = kiln_builder_core::image::Platform::parse(s)
+        .is_some_and(|p| p.matches(&kiln_builder_core::image::Platform::linux_amd64()));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "platform {s:?} is not supported yet (kiln builds linux/amd64 only)"
+        ))
+    }
 }
 
 pub(crate) fn parse_kv(s: &str, what: &str) -> miette::Result<(String, String)> {
@@ -159,9 +207,16 @@ fn parse_ssh(spec: &str) -> miette::Result<(String, PathBuf)> {
 
 /// Runs `kiln build`.
 pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
+    let no_context = args.context.as_os_str() == "-";
+    let stdin_dockerfile = no_context || args.file.as_ref().is_some_and(|f| f.as_os_str() == "-");
     let (dockerfile_name, dockerfile, dockerfile_path) = match &args.file {
-        Some(f) if f.as_os_str() == "-" => {
-            let (n, t) = super::parse::read_dockerfile(f)?;
+        _ if stdin_dockerfile => {
+            if no_context && args.file.as_ref().is_some_and(|f| f.as_os_str() != "-") {
+                return Err(miette!(
+                    "the context `-` reads the Dockerfile from standard input; -f cannot name another"
+                ));
+            }
+            let (n, t) = super::parse::read_dockerfile(Path::new("-"))?;
             (n, t, None)
         }
         Some(f) => {
@@ -192,10 +247,9 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         .iter()
         .map(|l| parse_kv(l, "--label"))
         .collect::<miette::Result<BTreeMap<_, _>>>()?;
-    let network = match args.network.as_str() {
-        "none" | "default" => Network::None,
-        "host" => Network::Host,
-        other => return Err(miette!("--network={other} is not supported (none or host)")),
+    let network = match args.network {
+        NetworkArg::None | NetworkArg::Default => Network::None,
+        NetworkArg::Host => Network::Host,
     };
     let secrets = args
         .secrets
@@ -212,6 +266,18 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         .iter()
         .map(|o| crate::commands::export::parse_output(o))
         .collect::<miette::Result<Vec<_>>>()?;
+    let to_stdout = outputs.iter().filter(|o| o.is_stdout()).count();
+    if to_stdout > 1 || (to_stdout == 1 && args.quiet) {
+        return Err(miette!(
+            "only one thing can go to standard output: one -o dest=- and no --quiet"
+        ));
+    }
+    let mut tags = args.tags.clone();
+    for o in &outputs {
+        if let Output::Image(names) = o {
+            tags.extend(names.iter().cloned());
+        }
+    }
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
             v.parse::<i64>()
@@ -222,7 +288,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     let request = BuildRequest {
         dockerfile: dockerfile.clone(),
         dockerfile_path,
-        context: Some(args.context.clone()),
+        context: (!no_context).then(|| args.context.clone()),
         plan: PlanOptions {
             build_args,
             target: args.target.clone(),
@@ -230,8 +296,9 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             network,
             ..PlanOptions::default()
         },
-        tags: args.tags.clone(),
+        tags,
         no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
         source_date_epoch,
         secrets,
         ssh,
@@ -244,48 +311,72 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         root: root.to_path_buf(),
         executor,
     })
-    .map_err(|e| miette!("{e}"))?;
+    .into_diagnostic()?;
 
     let mode = match (args.quiet, args.progress) {
         (true, _) => ProgressMode::Quiet,
         (false, ProgressMode::Auto) | (false, ProgressMode::Tty) => {
-            // The live display is not built yet; plain lines work everywhere.
-            let _ = std::io::stderr().is_terminal();
-            ProgressMode::Plain
+            if std::io::stderr().is_terminal() {
+                ProgressMode::Tty
+            } else {
+                ProgressMode::Plain
+            }
         }
         (false, m) => m,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .into_diagnostic()?;
-    let result = runtime.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let render = tokio::spawn(async move {
-            let mut plain = PlainRenderer::new(std::io::stderr());
-            while let Some(ev) = rx.recv().await {
-                match mode {
-                    ProgressMode::Plain | ProgressMode::Auto | ProgressMode::Tty => {
-                        plain.event(&ev)
+    let started = Instant::now();
+    let runtime = crate::interrupt::runtime()?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let render = runtime.spawn(async move {
+        let mut tail = LogTail::default();
+        let mut plain = PlainRenderer::new(std::io::stderr());
+        let mut tty =
+            (mode == ProgressMode::Tty).then(|| TtyRenderer::new(crate::render::colors()));
+        while let Some(ev) = rx.recv().await {
+            tail.event(&ev);
+            match mode {
+                ProgressMode::Tty => {
+                    if let Some(t) = tty.as_mut() {
+                        t.event(&ev);
                     }
-                    ProgressMode::Json => eprintln!("{}", event_json(&ev)),
-                    ProgressMode::Quiet => {}
                 }
+                ProgressMode::Plain | ProgressMode::Auto => plain.event(&ev),
+                ProgressMode::Json => eprintln!("{}", event_json(&ev)),
+                ProgressMode::Quiet => {}
             }
-        });
-        let out = builder.build(request, EventSink::new(tx)).await;
-        let _ = render.await;
-        out
+        }
+        (tail, tty)
     });
-    let output = match result {
-        Ok(o) => o,
-        Err(e) => {
-            crate::render::print_build_error(&e, &dockerfile_name, &dockerfile);
+    let built = crate::interrupt::run_until_interrupted(
+        &runtime,
+        builder.build(request, EventSink::new(tx)),
+    )?;
+    // The build future is gone, and with it every sender: the renderer drains and ends.
+    let rendered = runtime
+        .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(5), render).await });
+    let (tail, mut tty) = match rendered {
+        Ok(Ok(r)) => r,
+        _ => (LogTail::default(), None),
+    };
+    if let Some(t) = tty.as_mut() {
+        t.finish(!matches!(built, Some(Ok(_))));
+    }
+    let output = match built {
+        None => return Ok(crate::interrupt::interrupted(runtime)),
+        Some(Ok(o)) => o,
+        Some(Err(e)) => {
+            crate::render::print_build_error(&e, &dockerfile_name, &dockerfile, &tail);
             return Ok(ExitCode::from(1));
         }
     };
+    drop(runtime);
+    let all_tags: Vec<String> = output
+        .tags
+        .iter()
+        .map(|t| kiln_builder_core::worker::normalize_reference(t))
+        .collect();
     for o in &outputs {
-        crate::commands::export::write_output(builder.store(), &output.manifest, o, &output.tags)?;
+        crate::commands::export::write_output(builder.store(), &output.manifest, o, &all_tags)?;
     }
     let id = output.config_digest.to_string();
     if let Some(f) = &args.iidfile {
@@ -293,24 +384,48 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot write {}", f.display()))?;
     }
-    if args.quiet {
-        println!("{id}");
-    } else {
+    if let Some(f) = &args.metadata_file {
+        let meta = serde_json::json!({
+            "containerimage.digest": output.manifest.digest.to_string(),
+            "containerimage.config.digest": id,
+            "containerimage.descriptor": {
+                "mediaType": output.manifest.media_type,
+                "digest": output.manifest.digest.to_string(),
+                "size": output.manifest.size,
+            },
+            "image.name": all_tags.join(","),
+        });
+        let bytes = serde_json::to_vec_pretty(&meta).into_diagnostic()?;
+        kiln_builder_core::content::write_atomic(f, &bytes)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot write {}", f.display()))?;
+    }
+    if !args.quiet {
         let cached = output.steps.iter().filter(|s| s.cached).count();
+        let size = image_size(builder.store(), &output.manifest.digest);
         eprintln!(
-            "image {} (manifest {}), {} of {} steps cached",
-            id,
+            "image {id}\n  digest {}\n  size {}\n  {} of {} steps cached, {:.1}s",
             output.manifest.digest,
+            size.map_or("unknown".into(), crate::commands::images::human_size),
             cached,
-            output.steps.len()
+            output.steps.len(),
+            started.elapsed().as_secs_f64(),
         );
-        for t in &output.tags {
-            eprintln!(
-                "tagged {}",
-                kiln_builder_core::worker::normalize_reference(t)
-            );
+        for t in &all_tags {
+            eprintln!("  tagged {t}");
         }
+    }
+    if to_stdout == 0 {
         println!("{id}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The stored size of the image's config and layers.
+fn image_size(
+    store: &kiln_builder_core::content::ContentStore,
+    manifest: &kiln_builder_core::content::Digest,
+) -> Option<u64> {
+    let m: kiln_builder_core::image::Manifest = store.read_json(manifest).ok()?;
+    Some(m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>())
 }

@@ -1,5 +1,14 @@
 //! One module per subcommand.
 
 pub mod build;
+pub mod completions;
 pub mod export;
+pub mod history;
+pub mod images;
+pub mod inspect;
+pub mod load;
 pub mod parse;
+pub mod rmi;
+pub mod run;
+pub mod save;
+pub mod tag;

@@ -1,0 +1,545 @@
+//! Image management on the local store: listing, naming, removing, inspecting, saving and loading
+//! the images `index.json` tags. The command line only renders what these functions return, so
+//! programs embedding the engine get the same operations.
+//!
+//! Images are named by reference (`app:1`, normalized like Docker to `docker.io/library/app:1`,
+//! which is how the store tags them) or by id: the config digest (Docker's image id) or the
+//! manifest digest, with or without `sha256:`, or a unique prefix of at least 4 hex digits.
+//! Removing a tag never deletes blobs; they stay until garbage collection.
+
+use std::io::{Read, Write};
+
+use crate::content::{ContentError, ContentStore, Digest};
+use crate::export::{ExportError, ExportOptions, export_docker_archive, export_oci_archive};
+use crate::image::{Descriptor, ImageConfig, Manifest, Platform};
+use crate::import::{ImportError, import_archive};
+use crate::worker::normalize_reference;
+
+/// An error of an image operation.
+#[derive(Debug, thiserror::Error)]
+pub enum ImagesError {
+    /// The store failed.
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// No image has this name or id.
+    #[error("no image {reference:?} in the store")]
+    NotFound {
+        /// What was asked for.
+        reference: String,
+    },
+    /// An id prefix matches several images.
+    #[error("{reference:?} matches several images: {}", matches.join(", "))]
+    Ambiguous {
+        /// What was asked for.
+        reference: String,
+        /// The names of the matching images.
+        matches: Vec<String>,
+    },
+    /// `rmi` by id of an image with several names.
+    #[error("image {id} has several names ({}); remove them by name, or force", names.join(", "))]
+    SeveralNames {
+        /// The id.
+        id: String,
+        /// Its names.
+        names: Vec<String>,
+    },
+    /// The new name is not a valid reference.
+    #[error("invalid image name {0:?}")]
+    InvalidName(String),
+    /// A stored document is not what its descriptor says.
+    #[error("invalid {what} {digest}: {source}")]
+    Json {
+        /// Which document.
+        what: &'static str,
+        /// Its digest.
+        digest: Digest,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `save` of several different images into one archive.
+    #[error("cannot save several different images into one archive yet ({})", names.join(", "))]
+    SeveralImages {
+        /// The images asked for.
+        names: Vec<String>,
+    },
+    /// Writing an archive failed (boxed: export and import errors are large).
+    #[error(transparent)]
+    Export(Box<ExportError>),
+    /// Reading an archive failed.
+    #[error(transparent)]
+    Import(Box<ImportError>),
+}
+
+impl From<ExportError> for ImagesError {
+    fn from(e: ExportError) -> Self {
+        ImagesError::Export(Box::new(e))
+    }
+}
+
+impl From<ImportError> for ImagesError {
+    fn from(e: ImportError) -> Self {
+        ImagesError::Import(Box::new(e))
+    }
+}
+
+/// One tagged image, for listings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSummary {
+    /// The full name as tagged (`docker.io/library/app:1`).
+    pub name: String,
+    /// The repository part (`docker.io/library/app`).
+    pub repository: String,
+    /// The tag part (`1`), or the digest for `name@sha256:...` references.
+    pub tag: String,
+    /// The manifest's descriptor.
+    pub manifest: Descriptor,
+    /// The image id (config digest).
+    pub id: Digest,
+    /// The config's `created`, RFC 3339.
+    pub created: Option<String>,
+    /// Bytes of the config and layers as stored.
+    pub size: u64,
+}
+
+/// An image's manifest and config, parsed and as stored.
+#[derive(Debug, Clone)]
+pub struct ImageDetails {
+    /// Every name pointing to the image.
+    pub names: Vec<String>,
+    /// The manifest's descriptor.
+    pub manifest_desc: Descriptor,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The config.
+    pub config: ImageConfig,
+}
+
+impl ImageDetails {
+    /// The image id (config digest).
+    pub fn id(&self) -> Digest {
+        self.manifest.config.digest
+    }
+
+    /// Bytes of the config and layers as stored.
+    pub fn size(&self) -> u64 {
+        self.manifest.config.size + self.manifest.layers.iter().map(|l| l.size).sum::<u64>()
+    }
+}
+
+/// One row of an image's history, newest first, with the size of the layer it made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    /// When, RFC 3339.
+    pub created: Option<String>,
+    /// The instruction.
+    pub created_by: String,
+    /// The layer's size as stored; 0 for steps without a layer.
+    pub size: u64,
+    /// The layer's digest in the manifest; `None` for steps without a layer.
+    pub layer: Option<Digest>,
+    /// The entry's comment.
+    pub comment: Option<String>,
+}
+
+/// The archive formats of [`save`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// `docker save`'s format (also readable as an OCI layout).
+    Docker,
+    /// An OCI image layout in a tar.
+    Oci,
+}
+
+/// Splits `repo:tag` or `repo@digest` at the tag's colon (after the last slash) or at the `@`.
+pub fn split_reference(name: &str) -> (&str, &str) {
+    if let Some((repo, digest)) = name.split_once('@') {
+        return (repo, digest);
+    }
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[slash..].rfind(':') {
+        Some(i) => (&name[..slash + i], &name[slash + i + 1..]),
+        None => (name, ""),
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    store: &ContentStore,
+    digest: &Digest,
+    what: &'static str,
+) -> Result<T, ImagesError> {
+    let bytes = store.read_verified_bytes(digest)?;
+    serde_json::from_slice(&bytes).map_err(|source| ImagesError::Json {
+        what,
+        digest: *digest,
+        source,
+    })
+}
+
+fn manifest_of(store: &ContentStore, desc: &Descriptor) -> Result<Manifest, ImagesError> {
+    read_json(store, &desc.digest, "manifest")
+}
+
+/// Every tagged image, sorted by name.
+pub fn list(store: &ContentStore) -> Result<Vec<ImageSummary>, ImagesError> {
+    let mut out = Vec::new();
+    for (name, desc) in store.list()? {
+        let manifest = manifest_of(store, &desc)?;
+        let config: ImageConfig = read_json(store, &manifest.config.digest, "image config")?;
+        let (repository, tag) = split_reference(&name);
+        out.push(ImageSummary {
+            repository: repository.to_string(),
+            tag: tag.to_string(),
+            id: manifest.config.digest,
+            created: config.created.clone(),
+            size: manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
+            manifest: desc,
+            name,
+        });
+    }
+    Ok(out)
+}
+
+/// The hex digits of an id: `sha256:` stripped, at least 4, all hex.
+fn id_prefix(reference: &str) -> Option<&str> {
+    let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
+    let ok = hex.len() >= 4
+        && hex.len() <= 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    ok.then_some(hex)
+}
+
+/// Finds the image `reference` names: a tag (as given, or normalized), else an id prefix of a
+/// config or manifest digest. Returns every name of the image and its manifest descriptor.
+pub fn resolve(
+    store: &ContentStore,
+    reference: &str,
+) -> Result<(Vec<String>, Descriptor), ImagesError> {
+    let tagged = store.list()?;
+    let normalized = normalize_reference(reference);
+    let by_name = tagged
+        .iter()
+        .find(|(n, _)| n == reference)
+        .or_else(|| tagged.iter().find(|(n, _)| *n == normalized));
+    let names_of = |digest: &Digest| -> Vec<String> {
+        tagged
+            .iter()
+            .filter(|(_, d)| d.digest == *digest)
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    if let Some((_, desc)) = by_name {
+        return Ok((names_of(&desc.digest), strip(desc)));
+    }
+    let Some(prefix) = id_prefix(reference) else {
+        return Err(ImagesError::NotFound {
+            reference: reference.to_string(),
+        });
+    };
+    let mut found: Vec<&Descriptor> = Vec::new();
+    for (_, desc) in &tagged {
+        if found.iter().any(|d| d.digest == desc.digest) {
+            continue;
+        }
+        let matches = desc.digest.hex().starts_with(prefix)
+            || manifest_of(store, desc)?
+                .config
+                .digest
+                .hex()
+                .starts_with(prefix);
+        if matches {
+            found.push(desc);
+        }
+    }
+    match found.as_slice() {
+        [] => Err(ImagesError::NotFound {
+            reference: reference.to_string(),
+        }),
+        [one] => Ok((names_of(&one.digest), strip(one))),
+        many => Err(ImagesError::Ambiguous {
+            reference: reference.to_string(),
+            matches: many
+                .iter()
+                .flat_map(|d| names_of(&d.digest).into_iter().take(1))
+                .collect(),
+        }),
+    }
+}
+
+/// The descriptor without the index's naming annotations.
+fn strip(desc: &Descriptor) -> Descriptor {
+    let mut d = desc.clone();
+    d.annotations = None;
+    d
+}
+
+/// Gives the image `source` names the name `target` (normalized). Returns the full new name.
+pub fn tag(store: &ContentStore, source: &str, target: &str) -> Result<String, ImagesError> {
+    let (_, desc) = resolve(store, source)?;
+    let valid = !target.is_empty()
+        && !target.starts_with(['-', ':', '/', '@'])
+        && !target.ends_with([':', '/'])
+        && !target.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !valid {
+        return Err(ImagesError::InvalidName(target.to_string()));
+    }
+    let name = normalize_reference(target);
+    store.set_tag(&name, &desc)?;
+    Ok(name)
+}
+
+/// Removes the name `reference`, or, for an id, every name of the image when `force` is set or
+/// it has only one. Returns the removed names. Blobs are left for garbage collection.
+pub fn remove(
+    store: &ContentStore,
+    reference: &str,
+    force: bool,
+) -> Result<Vec<String>, ImagesError> {
+    let (names, _) = resolve(store, reference)?;
+    let normalized = normalize_reference(reference);
+    let by_name: Vec<String> = names
+        .iter()
+        .filter(|n| *n == reference || **n == normalized)
+        .cloned()
+        .collect();
+    let targets = if !by_name.is_empty() {
+        by_name
+    } else if names.len() > 1 && !force {
+        return Err(ImagesError::SeveralNames {
+            id: reference.to_string(),
+            names,
+        });
+    } else {
+        names
+    };
+    let mut removed = Vec::new();
+    for n in targets {
+        if store.remove_tag(&n)? {
+            removed.push(n);
+        }
+    }
+    Ok(removed)
+}
+
+/// The image's names, manifest and config.
+pub fn inspect(store: &ContentStore, reference: &str) -> Result<ImageDetails, ImagesError> {
+    let (names, manifest_desc) = resolve(store, reference)?;
+    let manifest = manifest_of(store, &manifest_desc)?;
+    let config: ImageConfig = read_json(store, &manifest.config.digest, "image config")?;
+    Ok(ImageDetails {
+        names,
+        manifest_desc,
+        manifest,
+        config,
+    })
+}
+
+/// The image's history, newest first, each entry with the layer it made (entries and layers are
+/// paired in order, skipping `empty_layer` entries, as Docker does).
+pub fn history(store: &ContentStore, reference: &str) -> Result<Vec<HistoryRow>, ImagesError> {
+    let details = inspect(store, reference)?;
+    let mut layers = details.manifest.layers.iter();
+    let mut rows: Vec<HistoryRow> = details
+        .config
+        .history
+        .iter()
+        .flatten()
+        .map(|h| {
+            let layer = if h.empty_layer.unwrap_or(false) {
+                None
+            } else {
+                layers.next()
+            };
+            HistoryRow {
+                created: h.created.clone(),
+                created_by: h.created_by.clone().unwrap_or_default(),
+                size: layer.map_or(0, |l| l.size),
+                layer: layer.map(|l| l.digest),
+                comment: h.comment.clone(),
+            }
+        })
+        .collect();
+    // Images without history (some tools write none) still list their layers.
+    for l in layers {
+        rows.push(HistoryRow {
+            created: None,
+            created_by: String::new(),
+            size: l.size,
+            layer: Some(l.digest),
+            comment: None,
+        });
+    }
+    rows.reverse();
+    Ok(rows)
+}
+
+/// Writes the images `references` name into one archive. They must all be the same image (by
+/// several names, each recorded in the archive). Names given by id add no name. Returns the
+/// manifest written.
+pub fn save<W: Write>(
+    store: &ContentStore,
+    references: &[String],
+    format: ArchiveFormat,
+    out: W,
+) -> Result<(Descriptor, W), ImagesError> {
+    let mut manifest: Option<Descriptor> = None;
+    let mut names: Vec<String> = Vec::new();
+    for r in references {
+        let (all_names, desc) = resolve(store, r)?;
+        if let Some(m) = &manifest
+            && m.digest != desc.digest
+        {
+            return Err(ImagesError::SeveralImages {
+                names: references.to_vec(),
+            });
+        }
+        manifest = Some(desc);
+        let normalized = normalize_reference(r);
+        if let Some(n) = all_names.iter().find(|n| **n == *r || **n == normalized)
+            && !names.contains(n)
+        {
+            names.push(n.clone());
+        }
+    }
+    let Some(manifest) = manifest else {
+        return Err(ImagesError::NotFound {
+            reference: String::new(),
+        });
+    };
+    let opts = ExportOptions {
+        tags: names,
+        ..ExportOptions::default()
+    };
+    Ok(match format {
+        ArchiveFormat::Docker => export_docker_archive(store, &manifest, out, &opts)?,
+        ArchiveFormat::Oci => export_oci_archive(store, &manifest, out, &opts)?,
+    })
+}
+
+/// An image [`load`] put into the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// The names it was given (normalized); empty when the archive named it not.
+    pub names: Vec<String>,
+    /// The manifest.
+    pub manifest: Descriptor,
+    /// The image id (config digest).
+    pub id: Digest,
+}
+
+/// Reads a docker-archive or OCI archive into the store and tags its images with the names the
+/// archive gives them. Every blob is verified while it is stored.
+pub fn load(store: &ContentStore, reader: impl Read) -> Result<Vec<Loaded>, ImagesError> {
+    let images = import_archive(store, reader, &Platform::linux_amd64())?;
+    let mut out = Vec::with_capacity(images.len());
+    for img in images {
+        let mut names = Vec::new();
+        for t in &img.tags {
+            let name = normalize_reference(t);
+            store.set_tag(&name, &img.image.manifest_desc)?;
+            names.push(name);
+        }
+        out.push(Loaded {
+            names,
+            id: img.image.config_digest(),
+            manifest: img.image.manifest_desc,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_at_the_tag_or_digest() {
+        assert_eq!(
+            split_reference("docker.io/library/app:1"),
+            ("docker.io/library/app", "1")
+        );
+        assert_eq!(
+            split_reference("localhost:5000/app"),
+            ("localhost:5000/app", "")
+        );
+        assert_eq!(
+            split_reference("localhost:5000/app:2"),
+            ("localhost:5000/app", "2")
+        );
+        assert_eq!(split_reference("a/b@sha256:00"), ("a/b", "sha256:00"));
+    }
+
+    #[test]
+    fn ids_need_four_hex_digits() {
+        assert_eq!(id_prefix("sha256:abcd"), Some("abcd"));
+        assert_eq!(id_prefix("abc"), None);
+        assert_eq!(id_prefix("app"), None);
+        assert_eq!(id_prefix("ABCD"), None);
+    }
+
+    fn store_with_image(dir: &std::path::Path) -> (ContentStore, Descriptor) {
+        let store = ContentStore::open(dir).unwrap();
+        let config = ImageConfig::scratch(&Platform::linux_amd64());
+        let cdesc = store
+            .put_json(&config, crate::image::media::OCI_CONFIG)
+            .unwrap();
+        let manifest = Manifest::oci(cdesc, Vec::new());
+        let mdesc = store
+            .put_json(&manifest, crate::image::media::OCI_MANIFEST)
+            .unwrap();
+        store.set_tag("docker.io/library/app:1", &mdesc).unwrap();
+        (store, mdesc)
+    }
+
+    #[test]
+    fn tag_resolve_and_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mdesc) = store_with_image(dir.path());
+        assert_eq!(resolve(&store, "app:1").unwrap().1.digest, mdesc.digest);
+        assert_eq!(
+            tag(&store, "app:1", "other").unwrap(),
+            "docker.io/library/other:latest"
+        );
+        let (names, _) = resolve(&store, &mdesc.digest.hex()[..8]).unwrap();
+        assert_eq!(names.len(), 2);
+        assert!(matches!(
+            remove(&store, &mdesc.digest.to_string(), false),
+            Err(ImagesError::SeveralNames { .. })
+        ));
+        assert_eq!(
+            remove(&store, "other", false).unwrap(),
+            vec!["docker.io/library/other:latest".to_string()]
+        );
+        assert!(matches!(
+            resolve(&store, "other"),
+            Err(ImagesError::NotFound { .. })
+        ));
+        assert!(store.has(&mdesc.digest), "blobs stay");
+        assert!(matches!(
+            tag(&store, "app:1", "bad name"),
+            Err(ImagesError::InvalidName(_))
+        ));
+    }
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mdesc) = store_with_image(dir.path());
+        for format in [ArchiveFormat::Docker, ArchiveFormat::Oci] {
+            let (_, bytes) = save(&store, &["app:1".to_string()], format, Vec::new()).unwrap();
+            let other_dir = tempfile::tempdir().unwrap();
+            let other = ContentStore::open(other_dir.path()).unwrap();
+            let loaded = load(&other, bytes.as_slice()).unwrap();
+            assert_eq!(loaded.len(), 1);
+            assert_eq!(loaded[0].names, vec!["docker.io/library/app:1".to_string()]);
+            assert_eq!(
+                list(&other).unwrap()[0].id,
+                list(&store).unwrap()[0].id,
+                "{format:?}"
+            );
+            let _ = mdesc;
+        }
+    }
+}

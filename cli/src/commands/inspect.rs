@@ -1,0 +1,51 @@
+//! `kiln inspect IMAGE`: the image's names, manifest and config as one JSON document.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+use kiln_builder_core::images;
+use miette::IntoDiagnostic;
+
+/// Arguments of `kiln inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image: a name or an id.
+    #[arg(value_name = "IMAGE")]
+    image: String,
+    /// Print only the config (`config`) or only the manifest (`manifest`).
+    #[arg(long, value_name = "PART")]
+    only: Option<Part>,
+}
+
+/// One part of the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// The image config.
+    Config,
+    /// The image manifest.
+    Manifest,
+}
+
+/// Runs `kiln inspect`.
+pub fn run(args: &InspectArgs, root: &Path) -> miette::Result<ExitCode> {
+    let store = super::images::open_store(root)?;
+    let d = images::inspect(&store, &args.image).into_diagnostic()?;
+    let value = match args.only {
+        Some(Part::Config) => serde_json::to_value(&d.config).into_diagnostic()?,
+        Some(Part::Manifest) => serde_json::to_value(&d.manifest).into_diagnostic()?,
+        None => serde_json::json!({
+            "Id": d.id().to_string(),
+            "Digest": d.manifest_desc.digest.to_string(),
+            "RepoTags": d.names,
+            "Size": d.size(),
+            "Manifest": d.manifest,
+            "Config": d.config,
+        }),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).into_diagnostic()?
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,199 @@
+//! `kiln run --rm IMAGE [COMMAND...]`: a quick check of a built image. The container runs with
+//! the same executor and isolation as RUN steps (namespaces, no network by default) on a
+//! throw-away snapshot of the image; its output is passed through and its exit code returned.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use kiln_builder_core::container::{BindMount, RunImageOptions};
+use kiln_builder_core::exec::{ExitStatus, NetworkMode, OutputSink, Stdin, Stream};
+use kiln_builder_core::{Builder, BuilderOptions, ExecutorChoice};
+use miette::{IntoDiagnostic, miette};
+
+/// Arguments of `kiln run`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Differences from `docker run`: the container is always removed when it ends \
+                  (`--rm` is accepted and implied), there is no detached mode, no pseudo-terminal (-t) \
+                  and no port publishing; `-i` passes kiln's standard input straight through."
+)]
+pub struct RunArgs {
+    /// Remove the container when it ends (always the case; accepted for compatibility).
+    #[arg(long)]
+    rm: bool,
+
+    /// Keep standard input attached to the command.
+    #[arg(short, long)]
+    interactive: bool,
+
+    /// Set an environment variable `KEY=VALUE`, or `KEY` to copy it from kiln's environment.
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+
+    /// Bind mount a host path: `HOST:CONTAINER[:ro|rw]`.
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    volumes: Vec<String>,
+
+    /// Working directory inside the container (created if missing).
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    workdir: Option<String>,
+
+    /// User to run as: `name`, `uid`, `name:group` or `uid:gid` (from the image's /etc/passwd).
+    #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
+    user: Option<String>,
+
+    /// Replace the image's ENTRYPOINT (an empty string clears it).
+    #[arg(long, value_name = "COMMAND")]
+    entrypoint: Option<String>,
+
+    /// Network: `none` (loopback only, the default) or `host`.
+    #[arg(long, value_name = "MODE", default_value = "none")]
+    network: String,
+
+    /// Run with this OCI runtime (e.g. `runc`) instead of kiln's built-in sandbox.
+    #[arg(long, value_name = "PATH")]
+    runtime: Option<PathBuf>,
+
+    /// The image: a name or an id.
+    #[arg(value_name = "IMAGE")]
+    image: String,
+
+    /// The command and its arguments (replacing the image's CMD).
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    command: Vec<String>,
+}
+
+fn parse_volume(spec: &str) -> miette::Result<BindMount> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, ctr, readonly) = match parts.as_slice() {
+        [h, c] => (*h, *c, false),
+        [h, c, "ro"] => (*h, *c, true),
+        [h, c, "rw"] => (*h, *c, false),
+        [_, _, other] => {
+            return Err(miette!(
+                "invalid -v option {other:?} in {spec:?} (ro or rw)"
+            ));
+        }
+        _ => return Err(miette!("invalid -v {spec:?}: expected HOST:CONTAINER[:ro]")),
+    };
+    if host.is_empty() || !ctr.starts_with('/') {
+        return Err(miette!(
+            "invalid -v {spec:?}: the container path must be absolute"
+        ));
+    }
+    Ok(BindMount {
+        source: PathBuf::from(host),
+        target: PathBuf::from(ctr),
+        readonly,
+    })
+}
+
+/// The exit code of `kiln run` for the command's status: its own code, or 128 + the signal.
+fn exit_code(status: ExitStatus) -> ExitCode {
+    match status {
+        ExitStatus::Code(c) => ExitCode::from(u8::try_from(c & 0xff).unwrap_or(1)),
+        ExitStatus::Signal(s) => ExitCode::from(u8::try_from(128 + (s & 0x7f)).unwrap_or(1)),
+    }
+}
+
+/// Runs `kiln run`.
+pub fn run(args: &RunArgs, root: &Path) -> miette::Result<ExitCode> {
+    let mut env = Vec::new();
+    for e in &args.env {
+        match e.split_once('=') {
+            Some((k, v)) if !k.is_empty() => env.push((k.to_string(), v.to_string())),
+            Some(_) => return Err(miette!("invalid -e {e:?}: expected KEY=VALUE")),
+            None => {
+                if let Ok(v) = std::env::var(e) {
+                    env.push((e.clone(), v));
+                }
+            }
+        }
+    }
+    let binds = args
+        .volumes
+        .iter()
+        .map(|v| parse_volume(v))
+        .collect::<miette::Result<Vec<_>>>()?;
+    let network = match args.network.as_str() {
+        "none" | "default" => NetworkMode::None,
+        "host" => NetworkMode::Host,
+        other => return Err(miette!("--network={other} is not supported (none or host)")),
+    };
+    let stdin = if args.interactive {
+        Stdin::Inherit
+    } else {
+        Stdin::Null
+    };
+    let entrypoint = args.entrypoint.as_ref().map(|e| {
+        if e.is_empty() {
+            Vec::new()
+        } else {
+            vec![e.clone()]
+        }
+    });
+    let opts = RunImageOptions {
+        image: args.image.clone(),
+        command: args.command.clone(),
+        entrypoint,
+        env,
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        binds,
+        network,
+        stdin,
+    };
+    let executor = match &args.runtime {
+        Some(path) => ExecutorChoice::Runc { path: path.clone() },
+        None => ExecutorChoice::Sandbox { helper: None },
+    };
+    let builder = Builder::new(BuilderOptions {
+        root: root.to_path_buf(),
+        executor,
+    })
+    .into_diagnostic()?;
+    let out = OutputSink::new(|stream, data| {
+        // A closed pipe on our side must not stop the container; its output is dropped.
+        let _ = match stream {
+            Stream::Stdout => {
+                let mut o = std::io::stdout().lock();
+                o.write_all(data).and_then(|()| o.flush())
+            }
+            Stream::Stderr => std::io::stderr().lock().write_all(data),
+        };
+    });
+    let runtime = crate::interrupt::runtime()?;
+    let result = crate::interrupt::run_until_interrupted(&runtime, builder.run_image(opts, out))?;
+    match result {
+        None => Ok(crate::interrupt::interrupted(runtime)),
+        Some(Ok(status)) => Ok(exit_code(status)),
+        Some(Err(e)) => Err(e).into_diagnostic(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes_parse() {
+        assert_eq!(
+            parse_volume("/a:/b:ro").unwrap(),
+            BindMount {
+                source: "/a".into(),
+                target: "/b".into(),
+                readonly: true
+            }
+        );
+        assert!(!parse_volume("./a:/b").unwrap().readonly);
+        assert!(parse_volume("/a:b").is_err());
+        assert!(parse_volume("/a:/b:x").is_err());
+        assert!(parse_volume("/a").is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! The live progress display for terminals (indicatif): one line per step as
+//! `[stage 2/4] RUN make`, a spinner and the elapsed time while it runs with the last lines of
+//! its output under it, then `DONE 1.2s` with the layer's size, or `CACHED`. Finished steps
+//! stay on screen, so the display ends as a readable record of the build.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kiln_builder_core::graph::StepId;
+use kiln_builder_core::progress::BuildEvent;
+
+use crate::commands::images::human_size;
+
+/// Lines of a running step's output shown under it.
+const SHOWN_LINES: usize = 5;
+
+struct Step {
+    bar: ProgressBar,
+    lines: VecDeque<String>,
+    partial: Vec<u8>,
+}
+
+/// Renders events on a terminal.
+pub struct TtyRenderer {
+    multi: MultiProgress,
+    steps: BTreeMap<StepId, Step>,
+    color: bool,
+}
+
+fn style(template: &str) -> ProgressStyle {
+    // The templates are constants; a bad one is a programming error caught by the tests.
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+impl TtyRenderer {
+    /// A display on stderr (hidden by indicatif when stderr is not a terminal).
+    pub fn new(color: bool) -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        TtyRenderer {
+            multi,
+            steps: BTreeMap::new(),
+            color,
+        }
+    }
+
+    fn running_style(&self) -> ProgressStyle {
+        if self.color {
+            style("{spinner:.cyan} {prefix:.bold} {elapsed:.dim}{msg}")
+        } else {
+            style("{spinner} {prefix} {elapsed}{msg}")
+        }
+        .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✔")
+    }
+
+    fn done_style(&self, mark: &str) -> ProgressStyle {
+        if self.color {
+            style(&format!("{mark} {{prefix}} {{msg:.dim}}"))
+        } else {
+            style(&format!("{mark} {{prefix}} {{msg}}"))
+        }
+    }
+
+    /// Renders one event.
+    pub fn event(&mut self, event: &BuildEvent) {
+        match event {
+            BuildEvent::StepStarted { id, name } => {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(self.running_style());
+                bar.set_prefix(name.clone());
+                bar.enable_steady_tick(Duration::from_millis(100));
+                self.steps.insert(
+                    *id,
+                    Step {
+                        bar,
+                        lines: VecDeque::new(),
+                        partial: Vec::new(),
+                    },
+                );
+            }
+            BuildEvent::StepCached { id } => {
+                let done = self.done_style(if self.color {
+                    "\x1b[34m✔\x1b[0m"
+                } else {
+                    "✔"
+                });
+                if let Some(s) = self.steps.get(id) {
+                    s.bar.set_style(done);
+                    s.bar.finish_with_message("CACHED");
+                }
+            }
+            BuildEvent::Log { id, data, .. } => {
+                if let Some(s) = self.steps.get_mut(id) {
+                    s.partial.extend_from_slice(data);
+                    while let Some(pos) = s.partial.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = s.partial.drain(..=pos).collect();
+                        let text = String::from_utf8_lossy(&line[..line.len() - 1])
+                            .trim_end_matches('\r')
+                            .to_string();
+                        s.lines.push_back(text);
+                        if s.lines.len() > SHOWN_LINES {
+                            s.lines.pop_front();
+                        }
+                    }
+                    let msg: String = s
+                        .lines
+                        .iter()
+                        .map(|l| format!("\n  │ {}", sanitize(l)))
+                        .collect();
+                    s.bar.set_message(msg);
+                }
+            }
+            BuildEvent::StepFinished {
+                id,
+                duration,
+                layer_size,
+            } => {
+                let done = self.done_style(if self.color {
+                    "\x1b[32m✔\x1b[0m"
+                } else {
+                    "✔"
+                });
+                if let Some(s) = self.steps.get(id).filter(|s| !s.bar.is_finished()) {
+                    s.bar.set_style(done);
+                    let layer = match layer_size {
+                        Some(n) => format!(", layer {}", human_size(*n)),
+                        None => String::new(),
+                    };
+                    s.bar
+                        .finish_with_message(format!("DONE {:.1}s{layer}", duration.as_secs_f64()));
+                }
+            }
+            BuildEvent::Warning { message } => {
+                let _ = self.multi.println(format!("WARNING: {message}"));
+            }
+        }
+    }
+
+    /// Stops every spinner still running (a failed or interrupted build) and leaves the screen
+    /// with the final state.
+    pub fn finish(&mut self, failed: bool) {
+        let mark = if self.color {
+            "\x1b[31m✘\x1b[0m"
+        } else {
+            "✘"
+        };
+        let style = self.done_style(mark);
+        for s in self.steps.values() {
+            if !s.bar.is_finished() {
+                s.bar.set_style(style.clone());
+                s.bar
+                    .abandon_with_message(if failed { "ERROR" } else { "CANCELED" });
+            }
+        }
+        // indicatif leaves the cursor after the last line it drew.
+        if !self.steps.is_empty() && !self.multi.is_hidden() {
+            eprintln!();
+        }
+    }
+}
+
+/// Output lines are shown inside the display: control characters would break it.
+fn sanitize(line: &str) -> String {
+    let clean: String = line
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    clean.chars().take(160).collect()
+}
