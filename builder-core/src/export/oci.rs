@@ -93,8 +93,10 @@ fn copy_blob(store: &ContentStore, digest: &Digest, blobs_dir: &Path) -> Result<
         path: target.clone(),
         source,
     };
+    // Readable by others like any exported file (a temp file would be 0600).
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(blobs_dir)
         .map_err(|e| io_err("create temp file for", e))?;
     let mut buf = vec![0u8; 1 << 20];

@@ -101,7 +101,10 @@ pub(crate) fn write_file_atomically(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir)
+    // Readable by others like any file a command writes (a temp file would be 0600).
+    let tmp = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot create a file in {}", dir.display()))?;
     let (file, path) = tmp.into_parts();
