@@ -42,6 +42,8 @@ pub struct BuilderOptions {
     pub root: PathBuf,
     /// The executor for RUN steps.
     pub executor: ExecutorChoice,
+    /// How registries are reached (insecure registries, CA files, Docker's config directory).
+    pub registry: crate::registry::RegistryOptions,
 }
 
 impl BuilderOptions {
@@ -50,6 +52,7 @@ impl BuilderOptions {
         BuilderOptions {
             root: root.into(),
             executor: ExecutorChoice::Sandbox { helper: None },
+            registry: crate::registry::RegistryOptions::default(),
         }
     }
 }
@@ -73,6 +76,8 @@ pub struct BuildRequest {
     pub source_date_epoch: Option<i64>,
     /// Secrets by id.
     pub secrets: BTreeMap<String, Vec<u8>>,
+    /// Re-resolve base images in their registries even when the store has them.
+    pub pull: bool,
 }
 
 /// What a build produced.
@@ -96,6 +101,7 @@ pub struct Builder {
     snapshots: Arc<dyn Snapshotter>,
     executor: Arc<dyn Executor>,
     cache: Arc<FileCacheStore>,
+    registry: crate::registry::RegistryOptions,
 }
 
 fn state_path(store: &ContentStore, name: &str) -> PathBuf {
@@ -132,6 +138,7 @@ impl Builder {
             snapshots,
             executor,
             cache,
+            registry: opts.registry.clone(),
         })
     }
 
@@ -140,12 +147,26 @@ impl Builder {
         &self.store
     }
 
+    /// The content store, shared (for pushes and pulls that outlive a borrow).
+    pub fn store_arc(&self) -> Arc<ContentStore> {
+        self.store.clone()
+    }
+
+    /// How this builder reaches registries.
+    pub fn registry_options(&self) -> &crate::registry::RegistryOptions {
+        &self.registry
+    }
+
     /// Runs a build and tags the result.
     pub async fn build(
         &self,
         req: BuildRequest,
         events: EventSink,
     ) -> Result<BuildOutput, crate::Error> {
+        for tag in &req.tags {
+            crate::registry::Reference::parse(tag)
+                .map_err(|e| WorkerError::Registry(Box::new(e.into())))?;
+        }
         let df = kiln_dockerfile_parser::parse(&req.dockerfile)
             .map_err(|e| crate::Error::Parse(Box::new(e)))?;
         for w in &df.warnings {
@@ -169,6 +190,8 @@ impl Builder {
             source_date_epoch: req.source_date_epoch,
             state_dir: state_path(&self.store, "run"),
             platform: crate::image::Platform::linux_amd64(),
+            registry: self.registry.clone(),
+            pull: req.pull,
         }));
 
         let mut bases: BTreeMap<String, ResolvedImage> = BTreeMap::new();

@@ -31,6 +31,14 @@ enum Command {
     Build(Box<commands::build::BuildArgs>),
     /// Parse a Dockerfile and print its instructions (or, with --json, the stable JSON form).
     Parse(commands::parse::ParseArgs),
+    /// Pull an image from a registry into the store.
+    Pull(commands::pull::PullArgs),
+    /// Push an image from the store to a registry.
+    Push(commands::push::PushArgs),
+    /// Save credentials for a registry in Docker's config.json.
+    Login(commands::login::LoginArgs),
+    /// Remove the credentials for a registry.
+    Logout(commands::login::LogoutArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +53,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => commands::build::run(&args, &root),
         Command::Parse(args) => commands::parse::run(&args),
+        Command::Pull(args) => commands::pull::run(&args, &root),
+        Command::Push(args) => commands::push::run(&args, &root),
+        Command::Login(args) => commands::login::login(&args),
+        Command::Logout(args) => commands::login::logout(&args),
     };
     match result {
         Ok(code) => code,

@@ -70,6 +70,20 @@ pub struct BuildArgs {
     #[arg(long, value_name = "PATH")]
     runtime: Option<PathBuf>,
 
+    /// Pull base images from their registries even when the store has them.
+    #[arg(long)]
+    pull: bool,
+
+    /// Push the image to the registry of every -t tag after the build.
+    #[arg(long)]
+    push: bool,
+
+    #[command(flatten)]
+    push_flags: crate::commands::push::PushFlags,
+
+    #[command(flatten)]
+    registry: crate::commands::registry::RegistryArgs,
+
     /// The build context directory.
     #[arg(value_name = "PATH")]
     context: PathBuf,
@@ -194,7 +208,11 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         no_cache: args.no_cache,
         source_date_epoch,
         secrets,
+        pull: args.pull,
     };
+    if args.push && args.tags.is_empty() {
+        return Err(miette!("--push needs at least one -t NAME[:TAG] to push to"));
+    }
     let executor = match &args.runtime {
         Some(path) => ExecutorChoice::Runc { path: path.clone() },
         None => ExecutorChoice::Sandbox { helper: None },
@@ -202,6 +220,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     let builder = Builder::new(BuilderOptions {
         root: root.to_path_buf(),
         executor,
+        registry: args.registry.options(),
     })
     .map_err(|e| miette!("{e}"))?;
 
@@ -245,6 +264,22 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     };
     for o in &outputs {
         crate::commands::export::write_output(builder.store(), &output.manifest, o, &output.tags)?;
+    }
+    if args.push {
+        let targets = output
+            .tags
+            .iter()
+            .map(|t| {
+                kiln_builder_core::registry::Reference::parse(t).map_err(|e| miette!("{e}"))
+            })
+            .collect::<miette::Result<Vec<_>>>()?;
+        crate::commands::push::push_image(
+            builder.store_arc(),
+            builder.registry_options(),
+            &output.manifest,
+            &targets,
+            &args.push_flags,
+        )?;
     }
     let id = output.config_digest.to_string();
     if let Some(f) = &args.iidfile {

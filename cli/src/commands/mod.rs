@@ -3,3 +3,7 @@
 pub mod build;
 pub mod export;
 pub mod parse;
+pub mod login;
+pub mod pull;
+pub mod push;
+pub mod registry;
