@@ -256,11 +256,7 @@ impl DockerConfig {
         let mut entry = Map::new();
         entry.insert(
             "auth".into(),
-            Value::String(BASE64.encode(format!(
-                "{}:{}",
-                creds.username,
-                creds.password.expose()
-            ))),
+            Value::String(BASE64.encode(format!("{}:{}", creds.username, creds.password.expose()))),
         );
         self.auths_mut().insert(key, Value::Object(entry));
         self.save()?;
@@ -328,12 +324,11 @@ impl DockerConfig {
         tmp.write_all(&bytes).map_err(io("write", tmp.path()))?;
         tmp.write_all(b"\n").map_err(io("write", tmp.path()))?;
         tmp.as_file().sync_all().map_err(io("fsync", tmp.path()))?;
-        tmp.persist(&self.path)
-            .map_err(|e| RegistryError::Io {
-                op: "rename into place",
-                path: self.path.clone(),
-                source: e.error,
-            })?;
+        tmp.persist(&self.path).map_err(|e| RegistryError::Io {
+            op: "rename into place",
+            path: self.path.clone(),
+            source: e.error,
+        })?;
         crate::content::fsync_dir(dir).map_err(|e| RegistryError::Config {
             path: dir.to_path_buf(),
             reason: e.to_string(),
@@ -392,7 +387,9 @@ fn is_not_found(msg: &[u8]) -> bool {
 
 fn helper_get(
     search: Option<&std::ffi::OsStr>,
-    helper: &str, server: &str) -> Result<Option<Credentials>, RegistryError> {
+    helper: &str,
+    server: &str,
+) -> Result<Option<Credentials>, RegistryError> {
     let (ok, out) = run_helper(search, helper, "get", server.as_bytes())?;
     if !ok {
         if is_not_found(&out) {
@@ -423,7 +420,10 @@ fn helper_get(
 
 fn helper_store(
     search: Option<&std::ffi::OsStr>,
-    helper: &str, server: &str, creds: &Credentials) -> Result<(), RegistryError> {
+    helper: &str,
+    server: &str,
+    creds: &Credentials,
+) -> Result<(), RegistryError> {
     let input = serde_json::json!({
         "ServerURL": server,
         "Username": creds.username,
@@ -442,7 +442,9 @@ fn helper_store(
 
 fn helper_erase(
     search: Option<&std::ffi::OsStr>,
-    helper: &str, server: &str) -> Result<bool, RegistryError> {
+    helper: &str,
+    server: &str,
+) -> Result<bool, RegistryError> {
     let (ok, out) = run_helper(search, helper, "erase", server.as_bytes())?;
     if ok {
         Ok(true)
@@ -485,7 +487,10 @@ mod tests {
         .unwrap();
         let cfg = DockerConfig::load(dir.path()).unwrap();
         let hub = cfg.credentials("docker.io").unwrap().unwrap();
-        assert_eq!((hub.username.as_str(), hub.password.expose()), ("hub", "pw1"));
+        assert_eq!(
+            (hub.username.as_str(), hub.password.expose()),
+            ("hub", "pw1")
+        );
         let local = cfg.credentials("127.0.0.1:5000").unwrap().unwrap();
         assert_eq!(local.password.expose(), "p:with:colons");
         assert_eq!(cfg.credentials("ghcr.io").unwrap().unwrap().username, "g");
@@ -498,7 +503,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.json"), r#"{"psFormat":"x"}"#).unwrap();
         let mut cfg = DockerConfig::load(dir.path()).unwrap();
-        cfg.store("127.0.0.1:1", &Credentials::new("a", "b")).unwrap();
+        cfg.store("127.0.0.1:1", &Credentials::new("a", "b"))
+            .unwrap();
         let mode = std::fs::metadata(dir.path().join("config.json"))
             .unwrap()
             .permissions()
@@ -512,7 +518,10 @@ mod tests {
         let mut cfg3 = cfg2.clone();
         assert!(cfg3.erase("127.0.0.1:1").unwrap());
         let text = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
-        assert!(text.contains("psFormat") && !text.contains("127.0.0.1:1"), "{text}");
+        assert!(
+            text.contains("psFormat") && !text.contains("127.0.0.1:1"),
+            "{text}"
+        );
     }
 
     #[test]

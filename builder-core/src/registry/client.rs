@@ -31,7 +31,10 @@ pub fn is_loopback(registry: &str) -> bool {
 #[derive(Debug, Clone)]
 enum Challenge {
     Basic,
-    Bearer { realm: String, service: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 /// Parses a `WWW-Authenticate` header: `Bearer realm="...",service="...",scope="..."` or
@@ -159,12 +162,11 @@ impl Client {
                 path: path.clone(),
                 source,
             })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                RegistryError::Tls {
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::Tls {
                     path: path.clone(),
-                    reason: chain(&e),
-                }
-            })?;
+                    reason: chain(&e.without_url()),
+                })?;
             if certs.is_empty() {
                 return Err(RegistryError::Tls {
                     path: path.clone(),
@@ -177,7 +179,7 @@ impl Client {
         }
         let http = builder.build().map_err(|e| RegistryError::Connect {
             registry: registry.to_string(),
-            reason: chain(&e),
+            reason: chain(&e.without_url()),
         })?;
         let plain_http_allowed = is_loopback(registry)
             || opts
@@ -238,13 +240,13 @@ impl Client {
             match self.http.get(format!("{https}/v2/")).send().await {
                 Ok(_) => https,
                 Err(e) if e.is_connect() || e.is_request() => {
-                    tracing::debug!(registry = %self.registry, "HTTPS failed, using HTTP: {}", chain(&e));
+                    tracing::debug!(registry = %self.registry, "HTTPS failed, using HTTP: {}", chain(&e.without_url()));
                     format!("http://{}", self.api_host)
                 }
                 Err(e) => {
                     return Err(RegistryError::Connect {
                         registry: self.registry.clone(),
-                        reason: chain(&e),
+                        reason: chain(&e.without_url()),
                     });
                 }
             }
@@ -343,7 +345,7 @@ impl Client {
         }
         let resp = req.send().await.map_err(|e| RegistryError::Connect {
             registry: self.registry.clone(),
-            reason: format!("token server {realm}: {}", chain(&e)),
+            reason: format!("token server {realm}: {}", chain(&e.without_url())),
         })?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -375,15 +377,14 @@ impl Client {
         }
         let bytes = resp.bytes().await.map_err(|e| RegistryError::Connect {
             registry: self.registry.clone(),
-            reason: format!("token server {realm}: {}", chain(&e)),
+            reason: format!("token server {realm}: {}", chain(&e.without_url())),
         })?;
-        let reply: Reply =
-            serde_json::from_slice(&bytes).map_err(|e| RegistryError::Status {
-                registry: self.registry.clone(),
-                what: format!("token from {realm}"),
-                status: status.as_u16(),
-                detail: format!("invalid JSON: {e}"),
-            })?;
+        let reply: Reply = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Status {
+            registry: self.registry.clone(),
+            what: format!("token from {realm}"),
+            status: status.as_u16(),
+            detail: format!("invalid JSON: {e}"),
+        })?;
         let value = reply
             .token
             .or(reply.access_token)
@@ -431,14 +432,14 @@ impl Client {
             let resp = match result {
                 Ok(r) => r,
                 Err(e) if idempotent && attempt < ATTEMPTS && !e.is_builder() => {
-                    tracing::debug!(registry = %self.registry, attempt, "retrying {method} {url}: {}", chain(&e));
+                    tracing::debug!(registry = %self.registry, attempt, "retrying {method} {url}: {}", chain(&e.without_url()));
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
                 }
                 Err(e) => {
                     return Err(RegistryError::Connect {
                         registry: self.registry.clone(),
-                        reason: chain(&e),
+                        reason: chain(&e.without_url()),
                     });
                 }
             };
@@ -566,7 +567,13 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in ["localhost:5000", "127.0.0.1:1", "[::1]:5000", "127.0.0.2", "localhost"] {
+        for h in [
+            "localhost:5000",
+            "127.0.0.1:1",
+            "[::1]:5000",
+            "127.0.0.2",
+            "localhost",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
         for h in ["example.com:5000", "10.0.0.1:5000", "[fe80::1]:1"] {

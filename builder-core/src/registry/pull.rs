@@ -130,8 +130,7 @@ async fn pull_with(
         }
         put_blob(&store, b.clone()).await?;
         // The index's media type wins over a registry that serves a generic content type.
-        let mt = if media::is_manifest(&picked.media_type) || media::is_index(&picked.media_type)
-        {
+        let mt = if media::is_manifest(&picked.media_type) || media::is_index(&picked.media_type) {
             picked.media_type.clone()
         } else {
             mt
@@ -157,7 +156,11 @@ async fn pull_with(
 
     let tag = popts
         .tag
-        .then(|| reference.tag().map(|_| reference.without_digest().to_string()))
+        .then(|| {
+            reference
+                .tag()
+                .map(|_| reference.without_digest().to_string())
+        })
         .flatten();
     let store2 = store.clone();
     let image = tokio::task::spawn_blocking(move || -> Result<ImportedImage, RegistryError> {
@@ -223,7 +226,7 @@ pub(crate) async fn fetch_manifest(
     loop {
         let chunk = resp.chunk().await.map_err(|e| RegistryError::Connect {
             registry: client.registry().to_string(),
-            reason: format!("reading manifest {what}: {}", chain(&e)),
+            reason: format!("reading manifest {what}: {}", chain(&e.without_url())),
         })?;
         let Some(chunk) = chunk else { break };
         if bytes.len() + chunk.len() > MAX_MANIFEST {
@@ -261,8 +264,7 @@ pub(crate) async fn fetch_manifest(
                 ..
             }) => m,
             Ok(Probe {
-                manifests: Some(_),
-                ..
+                manifests: Some(_), ..
             }) => media::OCI_INDEX.to_string(),
             Ok(_) => media::OCI_MANIFEST.to_string(),
             Err(e) => {
@@ -291,7 +293,12 @@ async fn fetch_blobs(
         if !seen.insert(d.digest) || store.size(&d.digest).ok() == Some(d.size) {
             continue;
         }
-        let (client, store, repo, limit) = (client.clone(), store.clone(), repo.to_string(), limit.clone());
+        let (client, store, repo, limit) = (
+            client.clone(),
+            store.clone(),
+            repo.to_string(),
+            limit.clone(),
+        );
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
             fetch_blob(&client, &store, &repo, what, &d).await
@@ -405,7 +412,11 @@ async fn stream_blob(
                     detail: "blob unknown".into(),
                 });
             }
-            _ => return Err(client.status_error(&format!("{what} {}", d.digest), resp).await),
+            _ => {
+                return Err(client
+                    .status_error(&format!("{what} {}", d.digest), resp)
+                    .await);
+            }
         }
         let outcome = loop {
             match resp.chunk().await {
@@ -423,7 +434,7 @@ async fn stream_blob(
                     tx.send(Chunk::Data(chunk)).await.map_err(|_| closed())?;
                 }
                 Ok(None) => break Ok(()),
-                Err(e) => break Err(lost(&e)),
+                Err(e) => break Err(lost(&e.without_url())),
             }
         };
         let retry_reason = match outcome {

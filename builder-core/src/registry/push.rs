@@ -139,9 +139,16 @@ pub async fn push(
             .await
             .map_err(wrap(name.clone()))?;
         for r in refs {
-            put_manifest(&client, repo, &r.manifest_ref(), &media_type, &manifest_bytes, digest)
-                .await
-                .map_err(wrap(r.to_string()))?;
+            put_manifest(
+                &client,
+                repo,
+                &r.manifest_ref(),
+                &media_type,
+                &manifest_bytes,
+                digest,
+            )
+            .await
+            .map_err(wrap(r.to_string()))?;
         }
     }
     Ok(Pushed {
@@ -277,11 +284,13 @@ async fn upload_once(
     scopes: &[String],
 ) -> Result<BlobOutcome, RegistryError> {
     let what = format!("blob {} upload to {repo}", d.digest);
-    let mut start = client
-        .url(&format!("/v2/{repo}/blobs/uploads/"))
-        .await?;
+    let mut start = client.url(&format!("/v2/{repo}/blobs/uploads/")).await?;
     if let Some(from) = mount {
-        start = with_query(&with_query(&start, "mount", &d.digest.to_string()), "from", from);
+        start = with_query(
+            &with_query(&start, "mount", &d.digest.to_string()),
+            "from",
+            from,
+        );
     }
     let len0 = |r: reqwest::RequestBuilder| Ok(r.header(CONTENT_LENGTH, 0));
     let resp = client.send(Method::POST, &start, scopes, &len0).await?;
@@ -347,7 +356,11 @@ async fn upload_once(
 }
 
 /// A streamed request body of `len` bytes of the blob file from `offset`.
-fn file_body(path: &std::path::Path, offset: u64, len: u64) -> Result<reqwest::Body, RegistryError> {
+fn file_body(
+    path: &std::path::Path,
+    offset: u64,
+    len: u64,
+) -> Result<reqwest::Body, RegistryError> {
     let file = std::fs::File::open(path).map_err(|source| RegistryError::Io {
         op: "open",
         path: path.to_path_buf(),
@@ -378,7 +391,10 @@ fn file_body(path: &std::path::Path, offset: u64, len: u64) -> Result<reqwest::B
                 )),
                 Ok(n) => {
                     buf.truncate(n);
-                    Some((Ok(bytes::Bytes::from(buf)), (f, offset, left - n as u64, seeked)))
+                    Some((
+                        Ok(bytes::Bytes::from(buf)),
+                        (f, offset, left - n as u64, seeked),
+                    ))
                 }
                 Err(e) => Some((Err(e), (f, offset, 0, seeked))),
             }
@@ -400,9 +416,8 @@ async fn put_manifest(
         .await?;
     let body = bytes::Bytes::copy_from_slice(bytes);
     let mt = media_type.to_string();
-    let build = move |r: reqwest::RequestBuilder| {
-        Ok(r.header(CONTENT_TYPE, mt.clone()).body(body.clone()))
-    };
+    let build =
+        move |r: reqwest::RequestBuilder| Ok(r.header(CONTENT_TYPE, mt.clone()).body(body.clone()));
     let resp = client
         .send(Method::PUT, &url, &[push_scope(repo)], &build)
         .await?;
@@ -459,7 +474,10 @@ impl Sources {
         let mut map = self.load();
         let mut changed = false;
         for d in digests {
-            changed |= map.entry(d.to_string()).or_default().insert(repo.to_string());
+            changed |= map
+                .entry(d.to_string())
+                .or_default()
+                .insert(repo.to_string());
         }
         if !changed {
             return;

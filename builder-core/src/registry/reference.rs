@@ -100,7 +100,9 @@ fn valid_domain(d: &str) -> bool {
     !host.is_empty()
         && host.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -111,8 +113,7 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= MAX_TAG_LEN
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b
-            .iter()
+        && b.iter()
             .all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
 }
 
@@ -122,14 +123,20 @@ impl Reference {
         if input.is_empty() {
             return Err(invalid(input, "it is empty"));
         }
-        if input.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        if input
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return Err(invalid(input, "it contains whitespace"));
         }
         let (name_tag, digest) = match input.split_once('@') {
             Some((n, d)) => {
                 let digest = match d.split_once(':') {
                     Some(("sha256", _)) => Digest::from_str(d).map_err(|_| {
-                        invalid(input, "the digest must be sha256: and 64 lowercase hex digits")
+                        invalid(
+                            input,
+                            "the digest must be sha256: and 64 lowercase hex digits",
+                        )
                     })?,
                     Some((algo, _)) => {
                         return Err(invalid(
@@ -173,7 +180,10 @@ impl Reference {
             _ => (DOCKER_HUB, name),
         };
         if !valid_domain(domain) {
-            return Err(invalid(input, format!("{domain:?} is not a valid registry host")));
+            return Err(invalid(
+                input,
+                format!("{domain:?} is not a valid registry host"),
+            ));
         }
         let registry = if domain == "index.docker.io" || domain == DOCKER_HUB_API {
             DOCKER_HUB.to_string()
@@ -341,13 +351,25 @@ mod tests {
         assert_eq!(norm("localhost/a"), "localhost/a:latest");
         assert_eq!(norm("host:5000/a/b:tag"), "host:5000/a/b:tag");
         assert_eq!(norm("ghcr.io/x/y"), "ghcr.io/x/y:latest");
-        assert_eq!(norm("index.docker.io/busybox"), "docker.io/library/busybox:latest");
-        assert_eq!(norm("docker.io/busybox:1.36"), "docker.io/library/busybox:1.36");
+        assert_eq!(
+            norm("index.docker.io/busybox"),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(
+            norm("docker.io/busybox:1.36"),
+            "docker.io/library/busybox:1.36"
+        );
         assert_eq!(norm("[::1]:5000/a:b"), "[::1]:5000/a:b");
-        assert_eq!(norm("a__b/c-d.e/f---g:T_1.x-y"), "docker.io/a__b/c-d.e/f---g:T_1.x-y");
+        assert_eq!(
+            norm("a__b/c-d.e/f---g:T_1.x-y"),
+            "docker.io/a__b/c-d.e/f---g:T_1.x-y"
+        );
         let hex = "a".repeat(64);
         let r = Reference::parse(&format!("alpine@sha256:{hex}")).unwrap();
-        assert_eq!(r.to_string(), format!("docker.io/library/alpine@sha256:{hex}"));
+        assert_eq!(
+            r.to_string(),
+            format!("docker.io/library/alpine@sha256:{hex}")
+        );
         assert_eq!(r.tag(), None);
         assert_eq!(r.manifest_ref(), format!("sha256:{hex}"));
         let r = Reference::parse(&format!("127.0.0.1:5000/x/y:1@sha256:{hex}")).unwrap();
@@ -356,7 +378,10 @@ mod tests {
         assert_eq!(r.tag(), Some("1"));
         assert_eq!(r.manifest_ref(), format!("sha256:{hex}"));
         assert_eq!(r.api_host(), "127.0.0.1:5000");
-        assert_eq!(Reference::parse("busybox").unwrap().api_host(), DOCKER_HUB_API);
+        assert_eq!(
+            Reference::parse("busybox").unwrap().api_host(),
+            DOCKER_HUB_API
+        );
     }
 
     #[test]
@@ -394,7 +419,10 @@ mod tests {
 
     #[test]
     fn string_normalization_keeps_invalid_input() {
-        assert_eq!(normalize_reference("busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            normalize_reference("busybox"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(normalize_reference("Not Valid"), "Not Valid");
     }
 }

@@ -144,15 +144,17 @@ pub fn resolve(cfg: &LocalWorkerConfig, reference: &str) -> Result<ResolvedImage
     } else {
         let normalized = normalize_reference(reference);
         let desc = match store.get_tag(reference)? {
-                Some(d) => d,
-                None => store.get_tag(&normalized)?.ok_or_else(|| WorkerError::ImageNotFound {
+            Some(d) => d,
+            None => store
+                .get_tag(&normalized)?
+                .ok_or_else(|| WorkerError::ImageNotFound {
                     reference: reference.to_string(),
                     reason: format!(
                         "no tag {normalized} in the local store {}",
                         store.root().display()
                     ),
                 })?,
-            };
+        };
         let manifest: Manifest = store.read_json(&desc.digest)?;
         let config: ImageConfig = store.read_json(&manifest.config.digest)?;
         (desc, manifest, config)

@@ -211,7 +211,9 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         pull: args.pull,
     };
     if args.push && args.tags.is_empty() {
-        return Err(miette!("--push needs at least one -t NAME[:TAG] to push to"));
+        return Err(miette!(
+            "--push needs at least one -t NAME[:TAG] to push to"
+        ));
     }
     let executor = match &args.runtime {
         Some(path) => ExecutorChoice::Runc { path: path.clone() },
@@ -269,9 +271,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         let targets = output
             .tags
             .iter()
-            .map(|t| {
-                kiln_builder_core::registry::Reference::parse(t).map_err(|e| miette!("{e}"))
-            })
+            .map(|t| kiln_builder_core::registry::Reference::parse(t).map_err(|e| miette!("{e}")))
             .collect::<miette::Result<Vec<_>>>()?;
         crate::commands::push::push_image(
             builder.store_arc(),

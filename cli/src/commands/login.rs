@@ -114,8 +114,14 @@ mod tests {
     #[test]
     fn registry_names_normalise() {
         assert_eq!(registry_name(None), "docker.io");
-        assert_eq!(registry_name(Some("https://index.docker.io/v1/")), "docker.io");
+        assert_eq!(
+            registry_name(Some("https://index.docker.io/v1/")),
+            "docker.io"
+        );
         assert_eq!(registry_name(Some("127.0.0.1:5000")), "127.0.0.1:5000");
-        assert_eq!(registry_name(Some("http://127.0.0.1:5000/")), "127.0.0.1:5000");
+        assert_eq!(
+            registry_name(Some("http://127.0.0.1:5000/")),
+            "127.0.0.1:5000"
+        );
     }
 }

@@ -2,8 +2,8 @@
 
 pub mod build;
 pub mod export;
-pub mod parse;
 pub mod login;
+pub mod parse;
 pub mod pull;
 pub mod push;
 pub mod registry;

@@ -34,10 +34,15 @@ pub struct PullArgs {
 /// Runs `kiln pull`: prints the digest the reference resolved to on stdout.
 pub fn run(args: &PullArgs, root: &Path) -> miette::Result<ExitCode> {
     let reference = Reference::parse(&args.reference).map_err(|e| miette!("{e}"))?;
-    let platform = Platform::parse(&args.platform)
-        .ok_or_else(|| miette!("invalid --platform {:?}: expected OS/ARCH[/VARIANT]", args.platform))?;
+    let platform = Platform::parse(&args.platform).ok_or_else(|| {
+        miette!(
+            "invalid --platform {:?}: expected OS/ARCH[/VARIANT]",
+            args.platform
+        )
+    })?;
     let store = Arc::new(
-        ContentStore::open(root).map_err(|e| miette!("cannot open the store {}: {e}", root.display()))?,
+        ContentStore::open(root)
+            .map_err(|e| miette!("cannot open the store {}: {e}", root.display()))?,
     );
     let popts = PullOptions {
         platform,
@@ -50,9 +55,7 @@ pub fn run(args: &PullArgs, root: &Path) -> miette::Result<ExitCode> {
         .map_err(|e| report(&e))?;
     eprintln!(
         "pulled {} ({}), image {}",
-        reference,
-        pulled.digest,
-        pulled.image.manifest.config.digest
+        reference, pulled.digest, pulled.image.manifest.config.digest
     );
     println!("{}", pulled.digest);
     Ok(ExitCode::SUCCESS)

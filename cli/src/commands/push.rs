@@ -132,7 +132,13 @@ pub fn run(args: &PushArgs, root: &Path) -> miette::Result<ExitCode> {
             .map_err(|e| miette!("{e}"))?
             .ok_or_else(|| miette!("no image {source} in the store {}", root.display()))?,
     };
-    let pushed = push_image(store, &args.registry.options(), &manifest, &targets, &args.push)?;
+    let pushed = push_image(
+        store,
+        &args.registry.options(),
+        &manifest,
+        &targets,
+        &args.push,
+    )?;
     if let Some(f) = &args.digestfile {
         std::fs::write(f, pushed.digest.to_string())
             .into_diagnostic()

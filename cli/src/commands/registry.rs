@@ -11,7 +11,12 @@ use miette::miette;
 pub struct RegistryArgs {
     /// Allow plain HTTP (and HTTPS without a trusted certificate chain falls back to HTTP) for
     /// this registry `host:port`; repeatable. Loopback registries always may use HTTP.
-    #[arg(long = "insecure-registry", value_name = "HOST:PORT", env = "KILN_INSECURE_REGISTRIES", value_delimiter = ',')]
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST:PORT",
+        env = "KILN_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
     pub insecure_registries: Vec<String>,
 
     /// Trust the CA certificates in this PEM file for registries; repeatable.
