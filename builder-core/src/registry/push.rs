@@ -134,6 +134,11 @@ pub async fn push(
                 c
             }
         };
+        // One authenticated round trip first, so that the concurrent uploads share one token.
+        client
+            .ping(&[push_scope(repo)])
+            .await
+            .map_err(wrap(name.clone()))?;
         let sources = Sources::new(&store, registry);
         upload_blobs(&client, &store, repo, &blobs, &sources, popts, &mut counts)
             .await
