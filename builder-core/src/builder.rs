@@ -78,6 +78,12 @@ pub struct BuildRequest {
     pub secrets: BTreeMap<String, Vec<u8>>,
     /// Re-resolve base images in their registries even when the store has them.
     pub pull: bool,
+    /// Registry references to import cache records and layers from before the build
+    /// (`--cache-from type=registry,ref=...`); one that cannot be read is a warning.
+    pub cache_from: Vec<String>,
+    /// A registry reference to export the cache records and layers of every stage to after
+    /// the build (`--cache-to type=registry,ref=...`).
+    pub cache_to: Option<String>,
 }
 
 /// What a build produced.
@@ -93,6 +99,8 @@ pub struct BuildOutput {
     pub steps: Vec<StepOutcome>,
     /// Warnings (unused build args, ...).
     pub warnings: Vec<String>,
+    /// The digest of the cache manifest pushed for `cache_to`.
+    pub cache_export: Option<Digest>,
 }
 
 /// Builds images into a store.
@@ -163,10 +171,24 @@ impl Builder {
         req: BuildRequest,
         events: EventSink,
     ) -> Result<BuildOutput, crate::Error> {
+        let bad_ref = |e: crate::registry::InvalidReference| {
+            crate::Error::from(WorkerError::Registry(Box::new(e.into())))
+        };
         for tag in &req.tags {
-            crate::registry::Reference::parse(tag)
-                .map_err(|e| WorkerError::Registry(Box::new(e.into())))?;
+            crate::registry::Reference::parse(tag).map_err(bad_ref)?;
         }
+        let cache_to = req
+            .cache_to
+            .as_deref()
+            .map(crate::registry::Reference::parse)
+            .transpose()
+            .map_err(bad_ref)?;
+        let cache_from = req
+            .cache_from
+            .iter()
+            .map(|r| crate::registry::Reference::parse(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad_ref)?;
         let df = kiln_dockerfile_parser::parse(&req.dockerfile)
             .map_err(|e| crate::Error::Parse(Box::new(e)))?;
         for w in &df.warnings {
@@ -217,14 +239,45 @@ impl Builder {
         for w in &graph.warnings {
             events.send(BuildEvent::Warning { message: w.clone() });
         }
-        let warnings = graph.warnings.clone();
+        let mut warnings = graph.warnings.clone();
+        for source in &cache_from {
+            let imported = crate::registry::cache::import_cache(
+                self.store.clone(),
+                self.cache.clone(),
+                &self.registry,
+                source,
+                4,
+            )
+            .await;
+            let mut notes = Vec::new();
+            match imported {
+                Ok(i) => {
+                    tracing::info!(%source, records = i.records, dropped = i.dropped, "imported cache");
+                    notes.extend(i.problems.into_iter().map(|p| format!("cache from {source}: {p}")));
+                }
+                Err(e) => notes.push(format!("cannot import cache from {source}: {e}")),
+            }
+            for message in notes {
+                events.send(BuildEvent::Warning {
+                    message: message.clone(),
+                });
+                warnings.push(message);
+            }
+        }
+        let recorder = cache_to.as_ref().map(|_| {
+            Arc::new(crate::registry::cache::RecordingCache::new(self.cache.clone()))
+        });
+        let cache: Arc<dyn crate::cache::CacheStore> = match &recorder {
+            Some(r) => r.clone(),
+            None => self.cache.clone(),
+        };
         let opts = SolveOptions {
             no_cache: req.no_cache,
             source_date_epoch: req.source_date_epoch,
         };
         let solved = crate::solver::solve(
             worker.clone(),
-            self.cache.clone(),
+            cache,
             Arc::new(graph),
             bases,
             opts,
@@ -243,12 +296,28 @@ impl Builder {
         })
         .await
         .map_err(|e| crate::Error::TaskFailed(e.to_string()))??;
+        let cache_export = match (&cache_to, &recorder) {
+            (Some(target), Some(rec)) => Some(
+                crate::registry::cache::export_cache(
+                    self.store.clone(),
+                    &self.registry,
+                    rec.records(),
+                    target,
+                    &crate::registry::PushOptions::default(),
+                )
+                .await
+                .map_err(|e| WorkerError::Registry(Box::new(e)))?
+                .digest,
+            ),
+            _ => None,
+        };
         Ok(BuildOutput {
             manifest,
             config_digest,
             tags: req.tags,
             steps,
             warnings,
+            cache_export,
         })
     }
 }

@@ -102,11 +102,38 @@ pub async fn push(
     .await
     .map_err(|e| RegistryError::Task(e.to_string()))?
     .map_err(wrap(first))?;
-    let digest = prepared.manifest_desc.digest;
-    let media_type = prepared.manifest_desc.media_type.clone();
     let mut blobs = vec![prepared.manifest.config.clone()];
     blobs.extend(prepared.manifest.layers.iter().cloned());
+    push_prepared(
+        &store,
+        opts,
+        &prepared.manifest_desc.media_type,
+        &manifest_bytes,
+        &blobs,
+        targets,
+        popts,
+    )
+    .await
+}
 
+/// Pushes a manifest whose blobs are all in `store`: blobs first, then the manifest under every
+/// reference in `targets`.
+pub(crate) async fn push_prepared(
+    store: &Arc<ContentStore>,
+    opts: &RegistryOptions,
+    media_type: &str,
+    manifest_bytes: &[u8],
+    blobs: &[Descriptor],
+    targets: &[Reference],
+    popts: &PushOptions,
+) -> Result<Pushed, RegistryError> {
+    let wrap = |reference: String| {
+        move |e: RegistryError| RegistryError::Push {
+            reference,
+            source: Box::new(e),
+        }
+    };
+    let digest = Digest::of(manifest_bytes);
     // One upload per repository, then its tags.
     let mut repos: BTreeMap<(String, String), Vec<Reference>> = BTreeMap::new();
     for t in targets {
@@ -139,8 +166,8 @@ pub async fn push(
             .ping(&[push_scope(repo)])
             .await
             .map_err(wrap(name.clone()))?;
-        let sources = Sources::new(&store, registry);
-        upload_blobs(&client, &store, repo, &blobs, &sources, popts, &mut counts)
+        let sources = Sources::new(store, registry);
+        upload_blobs(&client, store, repo, blobs, &sources, popts, &mut counts)
             .await
             .map_err(wrap(name.clone()))?;
         for r in refs {
@@ -148,8 +175,8 @@ pub async fn push(
                 &client,
                 repo,
                 &r.manifest_ref(),
-                &media_type,
-                &manifest_bytes,
+                media_type,
+                manifest_bytes,
                 digest,
             )
             .await

@@ -78,6 +78,15 @@ pub struct BuildArgs {
     #[arg(long)]
     push: bool,
 
+    /// Import cache records and layers: `type=registry,ref=REF`; repeatable. A cache that
+    /// cannot be read is a warning.
+    #[arg(long = "cache-from", value_name = "type=registry,ref=REF")]
+    cache_from: Vec<String>,
+
+    /// Export the cache records and layers of every stage: `type=registry,ref=REF[,mode=max]`.
+    #[arg(long = "cache-to", value_name = "type=registry,ref=REF")]
+    cache_to: Option<String>,
+
     #[command(flatten)]
     push_flags: crate::commands::push::PushFlags,
 
@@ -134,6 +143,31 @@ fn parse_secret(spec: &str) -> miette::Result<(String, Vec<u8>)> {
             .into_bytes(),
     };
     Ok((id, value))
+}
+
+/// Parses `type=registry,ref=REF[,mode=max]` (the only cache backend kiln has) into `REF`.
+fn parse_cache_spec(spec: &str, flag: &str) -> miette::Result<String> {
+    let mut kind = None;
+    let mut reference = None;
+    for part in spec.split(',') {
+        let (k, v) = parse_kv(part, flag)?;
+        match k.as_str() {
+            "type" => kind = Some(v),
+            "ref" => reference = Some(v),
+            // Every stage is always exported (BuildKit's mode=max).
+            "mode" if v == "max" || v == "min" => {}
+            other => {
+                return Err(miette!(
+                    "unknown {flag} field {other:?} (expected type, ref or mode)"
+                ));
+            }
+        }
+    }
+    match kind.as_deref() {
+        Some("registry") => reference.ok_or_else(|| miette!("{flag} {spec:?} needs ref=")),
+        Some(other) => Err(miette!("{flag} type={other} is not supported (registry)")),
+        None => Err(miette!("{flag} {spec:?} needs type=registry")),
+    }
 }
 
 /// Runs `kiln build`.
@@ -209,6 +243,16 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         source_date_epoch,
         secrets,
         pull: args.pull,
+        cache_from: args
+            .cache_from
+            .iter()
+            .map(|c| parse_cache_spec(c, "--cache-from"))
+            .collect::<miette::Result<Vec<_>>>()?,
+        cache_to: args
+            .cache_to
+            .as_deref()
+            .map(|c| parse_cache_spec(c, "--cache-to"))
+            .transpose()?,
     };
     if args.push && args.tags.is_empty() {
         return Err(miette!(
@@ -298,6 +342,9 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             cached,
             output.steps.len()
         );
+        if let (Some(d), Some(to)) = (&output.cache_export, &args.cache_to) {
+            eprintln!("cache exported ({to}): {d}");
+        }
         for t in &output.tags {
             eprintln!(
                 "tagged {}",

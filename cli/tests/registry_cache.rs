@@ -1,0 +1,81 @@
+//! The build cache through a real registry (`KILN_TEST_REGISTRY`): a build exports the records
+//! and layers of all its stages with `--cache-to`, and a build in an empty store with
+//! `--cache-from` gets every step from that cache and runs nothing.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed setup step should panic loudly
+
+use kiln_builder_core::testing::{registry, require_privileged};
+
+mod common;
+use common::{context_with, try_build};
+
+const DOCKERFILE: &str = r#"FROM scratch AS tools
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "echo one-$((40+2)); echo tool > /tool.txt"]
+FROM scratch
+COPY busybox /bin/busybox
+COPY --from=tools /tool.txt /tool.txt
+RUN ["/bin/busybox", "sh", "-c", "echo two-$((40+2)); cat /tool.txt > /final.txt"]
+"#;
+
+#[test]
+fn cache_exported_to_a_registry_lets_an_empty_store_run_nothing() {
+    let Some(reg) = registry("registry cache") else {
+        return;
+    };
+    if !require_privileged("registry cache") {
+        return;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let cache_ref = format!("{}/kiln-test/cache-{}-{nanos}:buildcache", reg.addr, std::process::id());
+    let ctx = context_with(&[("Dockerfile", DOCKERFILE)]);
+    let ctx_path = ctx.path();
+
+    // Nothing to import yet: a warning, and the build runs everything.
+    let first = tempfile::tempdir().unwrap();
+    let (ok, id, stderr) = try_build(
+        first.path(),
+        ctx_path,
+        &[
+            "--cache-from",
+            &format!("type=registry,ref={cache_ref}"),
+            "--cache-to",
+            &format!("type=registry,ref={cache_ref},mode=max"),
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("cannot import cache from"), "{stderr}");
+    assert!(stderr.contains("one-42") && stderr.contains("two-42"), "{stderr}");
+    assert!(stderr.contains("cache exported"), "{stderr}");
+
+    // An empty store with the cache: every step of both stages is a hit, no RUN executes, and
+    // the image is the same.
+    let second = tempfile::tempdir().unwrap();
+    let (ok, again, stderr) = try_build(
+        second.path(),
+        ctx_path,
+        &["--cache-from", &format!("type=registry,ref={cache_ref}")],
+    );
+    assert!(ok, "{stderr}");
+    // (The step titles show the command; only its output says it ran.)
+    assert!(!stderr.contains("one-42") && !stderr.contains("two-42"), "{stderr}");
+    assert!(stderr.contains("3 of 3 steps cached"), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert_eq!(again, id);
+
+    // A changed Dockerfile still reuses what matches and runs only the rest.
+    let changed = DOCKERFILE.replace("two-$", "changed-$");
+    std::fs::write(ctx_path.join("Dockerfile"), changed).unwrap();
+    let third = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = try_build(
+        third.path(),
+        ctx_path,
+        &["--cache-from", &format!("type=registry,ref={cache_ref}")],
+    );
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("one-42") && stderr.contains("changed-42"), "{stderr}");
+    assert!(stderr.contains("2 of 3 steps cached"), "{stderr}");
+}
