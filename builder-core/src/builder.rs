@@ -253,7 +253,11 @@ impl Builder {
             match imported {
                 Ok(i) => {
                     tracing::info!(%source, records = i.records, dropped = i.dropped, "imported cache");
-                    notes.extend(i.problems.into_iter().map(|p| format!("cache from {source}: {p}")));
+                    notes.extend(
+                        i.problems
+                            .into_iter()
+                            .map(|p| format!("cache from {source}: {p}")),
+                    );
                 }
                 Err(e) => notes.push(format!("cannot import cache from {source}: {e}")),
             }
@@ -265,7 +269,9 @@ impl Builder {
             }
         }
         let recorder = cache_to.as_ref().map(|_| {
-            Arc::new(crate::registry::cache::RecordingCache::new(self.cache.clone()))
+            Arc::new(crate::registry::cache::RecordingCache::new(
+                self.cache.clone(),
+            ))
         });
         let cache: Arc<dyn crate::cache::CacheStore> = match &recorder {
             Some(r) => r.clone(),
@@ -275,15 +281,8 @@ impl Builder {
             no_cache: req.no_cache,
             source_date_epoch: req.source_date_epoch,
         };
-        let solved = crate::solver::solve(
-            worker.clone(),
-            cache,
-            Arc::new(graph),
-            bases,
-            opts,
-            events,
-        )
-        .await;
+        let solved =
+            crate::solver::solve(worker.clone(), cache, Arc::new(graph), bases, opts, events).await;
         // Digests learnt in this build stay valid whether it succeeded or not.
         let saver = worker.clone();
         let _ = tokio::task::spawn_blocking(move || saver.save_stat_cache()).await;

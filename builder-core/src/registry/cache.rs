@@ -69,10 +69,7 @@ impl RecordingCache {
 
     /// The records seen so far, by key.
     pub fn records(&self) -> Vec<(CacheKey, CacheRecord)> {
-        self.seen()
-            .iter()
-            .map(|(k, r)| (*k, r.clone()))
-            .collect()
+        self.seen().iter().map(|(k, r)| (*k, r.clone())).collect()
     }
 }
 
@@ -218,7 +215,9 @@ pub async fn import_cache(
             .await
             .map_err(wrap)?;
     }
-    let config: CacheConfig = store.read_json(&manifest.config.digest).map_err(|e| wrap(e.into()))?;
+    let config: CacheConfig = store
+        .read_json(&manifest.config.digest)
+        .map_err(|e| wrap(e.into()))?;
     let by_digest: BTreeMap<Digest, &Descriptor> =
         manifest.layers.iter().map(|d| (d.digest, d)).collect();
 
@@ -315,9 +314,9 @@ pub async fn import_cache(
             created: r.created,
         };
         if cache.get(&key).as_ref() != Some(&record) {
-            cache.put(&key, &record).map_err(|e| {
-                RegistryError::Task(format!("cannot write cache record: {e}"))
-            })?;
+            cache
+                .put(&key, &record)
+                .map_err(|e| RegistryError::Task(format!("cannot write cache record: {e}")))?;
         }
         out.records += 1;
     }
