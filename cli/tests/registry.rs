@@ -482,3 +482,48 @@ fn bad_input_gives_clear_errors_and_leaves_nothing_behind() {
     );
     assert!(ok, "{stderr}");
 }
+
+#[test]
+fn a_download_that_breaks_is_resumed() {
+    let Some(reg) = registry("resumed pull") else {
+        return;
+    };
+    if !require_privileged("resumed pull") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = image_context(1024);
+    let repo = unique("resume");
+    let image = format!("{}/{repo}:1", reg.addr);
+    build(root.path(), ctx.path(), &["-t", &image]);
+    let (ok, digest, stderr) = run(root.path(), &["push", &image], None);
+    assert!(ok, "{stderr}");
+
+    // The first connection that carries 600 KB down is cut there; the pull goes on from the
+    // bytes it has (a Range request) and the blob verifies.
+    let p = proxy(&reg.addr, Fault::DropDownloadOnceAfter(600_000));
+    let via = format!("{}/{repo}:1", p.addr);
+    let fresh = tempfile::tempdir().unwrap();
+    let out = kiln(fresh.path())
+        .env("DOCKER_CONFIG", fresh.path().join("none"))
+        .env("RUST_LOG", "kiln_builder_core=debug")
+        .args(["pull", &via])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
+    assert!(temp_files(fresh.path()).is_empty());
+    // Resumed, not restarted: what came down is the blobs once plus headers, not 600 KB more.
+    let blobs: u64 = std::fs::read_dir(fresh.path().join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    let down = p.down.load(std::sync::atomic::Ordering::SeqCst) as u64;
+    assert!(blobs > 1_000_000, "{blobs}");
+    assert!(
+        down < blobs + 100_000,
+        "{down} bytes came down for {blobs} bytes of blobs"
+    );
+}
