@@ -22,6 +22,17 @@ const USER: &str = "token-user";
 const PASSWORD: &str = "token-secret-pw";
 const SERVICE: &str = "kiln-token-test";
 const ISSUER: &str = "kiln-token-issuer";
+const REFRESH_TOKEN: &str = "kiln-refresh-token";
+
+/// Whether the report `stderr` says `needle`, however it was wrapped.
+fn says(stderr: &str, needle: &str) -> bool {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !c.is_whitespace() && !matches!(c, '│' | '×'))
+            .collect()
+    };
+    squash(stderr).contains(&squash(needle))
+}
 
 fn b64(data: &[u8], url: bool) -> String {
     let table: &[u8; 64] = if url {
@@ -126,23 +137,46 @@ fn token_server(dir: &Path, requests: Arc<AtomicUsize>, seen: Arc<Mutex<Vec<Stri
                 continue;
             }
             let mut auth = None;
+            let mut length = 0usize;
             loop {
                 let mut h = String::new();
                 if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
                     break;
                 }
-                if let Some((k, v)) = h.split_once(':')
-                    && k.eq_ignore_ascii_case("authorization")
-                {
-                    auth = Some(v.trim().to_string());
+                if let Some((k, v)) = h.split_once(':') {
+                    if k.eq_ignore_ascii_case("authorization") {
+                        auth = Some(v.trim().to_string());
+                    } else if k.eq_ignore_ascii_case("content-length") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
                 }
             }
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let form = String::from_utf8_lossy(&body).into_owned();
             let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
-            let query = target.split_once('?').map_or("", |(_, q)| q);
-            let user = auth
-                .as_deref()
-                .and_then(|a| a.strip_prefix("Basic "))
-                .map(|b| String::from_utf8_lossy(&unb64(b)).into_owned());
+            // GET with basic credentials, or POST with an OAuth2 refresh token.
+            let post = line.starts_with("POST");
+            let query = if post {
+                form.as_str()
+            } else {
+                target.split_once('?').map_or("", |(_, q)| q)
+            };
+            let user = if post {
+                query_values(query, "refresh_token").first().map(|t| {
+                    if t == REFRESH_TOKEN {
+                        format!("{USER}:{PASSWORD}")
+                    } else {
+                        "bad".to_string()
+                    }
+                })
+            } else {
+                auth.as_deref()
+                    .and_then(|a| a.strip_prefix("Basic "))
+                    .map(|b| String::from_utf8_lossy(&unb64(b)).into_owned())
+            };
             let (status, body) = match user.as_deref() {
                 Some(u) if u != format!("{USER}:{PASSWORD}") => (
                     "401 Unauthorized",
@@ -311,7 +345,7 @@ fn bearer_tokens_from_the_challenge_are_scoped_and_cached() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("unauthorized") && stderr.contains("kiln login"),
+        says(&stderr, "unauthorized") && says(&stderr, "kiln login"),
         "{stderr}"
     );
 
@@ -324,7 +358,7 @@ fn bearer_tokens_from_the_challenge_are_scoped_and_cached() {
         .unwrap();
     assert!(!login.status.success());
     let stderr = String::from_utf8_lossy(&login.stderr);
-    assert!(stderr.contains("rejected the credentials"), "{stderr}");
+    assert!(says(&stderr, "rejected the credentials"), "{stderr}");
 
     let creds = tempfile::tempdir().unwrap();
     let login = kiln(root.path())
@@ -376,5 +410,42 @@ fn bearer_tokens_from_the_challenge_are_scoped_and_cached() {
     assert_eq!(
         seen.lock().unwrap().last().map(String::as_str),
         Some("repository:team/app:pull")
+    );
+
+    // An OAuth2 refresh token (`identitytoken`) is exchanged at the token server.
+    let oauth = tempfile::tempdir().unwrap();
+    std::fs::write(
+        oauth.path().join("config.json"),
+        serde_json::json!({"auths": {addr.clone(): {"identitytoken": REFRESH_TOKEN}}}).to_string(),
+    )
+    .unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let out = kiln(other.path())
+        .env("DOCKER_CONFIG", oauth.path())
+        .args(["pull", &image])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} {:?} {}",
+        String::from_utf8_lossy(&out.stderr),
+        seen.lock().unwrap(),
+        std::fs::read_to_string(d.join("registry.log")).unwrap_or_default()
+    );
+    std::fs::write(
+        oauth.path().join("config.json"),
+        serde_json::json!({"auths": {addr.clone(): {"identitytoken": "expired"}}}).to_string(),
+    )
+    .unwrap();
+    let out = kiln(root.path())
+        .env("DOCKER_CONFIG", oauth.path())
+        .args(["push", &image])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        says(&stderr, "rejected the credentials") && !stderr.contains("expired"),
+        "{stderr}"
     );
 }

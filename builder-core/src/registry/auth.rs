@@ -20,6 +20,11 @@ use super::reference::DOCKER_HUB;
 /// The key Docker uses for Docker Hub in `config.json`.
 pub const DOCKER_HUB_CONFIG_KEY: &str = "https://index.docker.io/v1/";
 
+/// The user name that marks an OAuth2 refresh token (Docker's `identitytoken`, and what
+/// credential helpers return for one): it is exchanged at the token server, never sent as a
+/// password.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+
 /// A password or token: printed only as `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -67,6 +72,11 @@ impl Credentials {
             username: username.into(),
             password: Secret::new(password),
         }
+    }
+
+    /// Whether the password is an OAuth2 refresh token.
+    pub fn is_identity_token(&self) -> bool {
+        self.username == IDENTITY_TOKEN_USER
     }
 
     /// The value of an HTTP `Authorization: Basic` header.
@@ -217,6 +227,13 @@ impl DockerConfig {
         let Some((key, entry)) = self.auth_entry(registry) else {
             return Ok(None);
         };
+        if let Some(token) = entry
+            .get("identitytoken")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            return Ok(Some(Credentials::new(IDENTITY_TOKEN_USER, token)));
+        }
         if let Some(auth) = entry
             .get("auth")
             .and_then(Value::as_str)
@@ -478,7 +495,8 @@ mod tests {
                 "auths": {
                     "https://index.docker.io/v1/": {"auth": BASE64.encode("hub:pw1")},
                     "https://127.0.0.1:5000/v2/": {"auth": BASE64.encode("u:p:with:colons")},
-                    "ghcr.io": {"username": "g", "password": "pw3"}
+                    "ghcr.io": {"username": "g", "password": "pw3"},
+                    "acr.example": {"auth": "", "identitytoken": "refresh-me"}
                 },
                 "other": 1
             })
@@ -494,6 +512,9 @@ mod tests {
         let local = cfg.credentials("127.0.0.1:5000").unwrap().unwrap();
         assert_eq!(local.password.expose(), "p:with:colons");
         assert_eq!(cfg.credentials("ghcr.io").unwrap().unwrap().username, "g");
+        let acr = cfg.credentials("acr.example").unwrap().unwrap();
+        assert!(acr.is_identity_token());
+        assert_eq!(acr.password.expose(), "refresh-me");
         assert!(cfg.credentials("quay.io").unwrap().is_none());
     }
 

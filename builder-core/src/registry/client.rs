@@ -339,10 +339,24 @@ impl Client {
         for s in scopes {
             query.push(("scope", s));
         }
-        let mut req = self.http.get(realm).query(&query);
-        if let Some(c) = creds {
-            req = req.header(AUTHORIZATION, c.basic_header());
-        }
+        let req = match creds {
+            // An OAuth2 refresh token is exchanged with a POST, as Docker does.
+            Some(c) if c.is_identity_token() => {
+                let mut form: Vec<(&str, &str)> = vec![
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "kiln"),
+                    ("refresh_token", c.password.expose()),
+                ];
+                form.extend(query.iter().copied());
+                self.http.post(realm).form(&form)
+            }
+            Some(c) => self
+                .http
+                .get(realm)
+                .query(&query)
+                .header(AUTHORIZATION, c.basic_header()),
+            None => self.http.get(realm).query(&query),
+        };
         let resp = req.send().await.map_err(|e| RegistryError::Connect {
             registry: self.registry.clone(),
             reason: format!("token server {realm}: {}", chain(&e.without_url())),
