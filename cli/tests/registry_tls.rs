@@ -164,6 +164,15 @@ fn https_registry_with_a_private_ca() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    let flat: String = String::from_utf8_lossy(&out.stderr)
+        .chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '│' | '×'))
+        .collect();
+    assert!(
+        flat.contains("HTTPSfailed") && flat.to_lowercase().contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let ca = d.join("ca.pem");
     let out = kiln(root.path())

@@ -240,8 +240,37 @@ impl Client {
             match self.http.get(format!("{https}/v2/")).send().await {
                 Ok(_) => https,
                 Err(e) if e.is_connect() || e.is_request() => {
-                    tracing::debug!(registry = %self.registry, "HTTPS failed, using HTTP: {}", chain(&e.without_url()));
-                    format!("http://{}", self.api_host)
+                    let tls = chain(&e.without_url());
+                    let http = format!("http://{}", self.api_host);
+                    // Only fall back to an API that answers over HTTP; otherwise the HTTPS error
+                    // (often an untrusted certificate) is the useful one.
+                    match self.http.get(format!("{http}/v2/")).send().await {
+                        Ok(r)
+                            if r.status() != StatusCode::BAD_REQUEST
+                                && !r.status().is_server_error() =>
+                        {
+                            tracing::debug!(registry = %self.registry, "HTTPS failed, using HTTP: {tls}");
+                            http
+                        }
+                        Ok(r) => {
+                            return Err(RegistryError::Connect {
+                                registry: self.registry.clone(),
+                                reason: format!(
+                                    "HTTPS failed ({tls}) and plain HTTP answered {}",
+                                    r.status()
+                                ),
+                            });
+                        }
+                        Err(e2) => {
+                            return Err(RegistryError::Connect {
+                                registry: self.registry.clone(),
+                                reason: format!(
+                                    "HTTPS failed ({tls}); plain HTTP failed too ({})",
+                                    chain(&e2.without_url())
+                                ),
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     return Err(RegistryError::Connect {
