@@ -527,3 +527,42 @@ fn a_download_that_breaks_is_resumed() {
         "{down} bytes came down for {blobs} bytes of blobs"
     );
 }
+
+#[test]
+fn a_pulled_image_whose_blobs_are_gone_is_pulled_again() {
+    let Some(reg) = registry("re-pull") else {
+        return;
+    };
+    if !require_privileged("re-pull") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = image_context(8);
+    let image = format!("{}/{}:1", reg.addr, unique("repull"));
+    build(root.path(), ctx.path(), &["-t", &image]);
+    let (ok, _, stderr) = run(root.path(), &["push", &image], None);
+    assert!(ok, "{stderr}");
+
+    let fresh = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run(fresh.path(), &["pull", &image], None);
+    assert!(ok, "{stderr}");
+    // Remove every blob but the JSON documents: the tag stays, its layers are gone.
+    for entry in std::fs::read_dir(fresh.path().join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+    {
+        if entry.metadata().unwrap().len() > 10_000 {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    let ctx2 = context_with(&[(
+        "Dockerfile",
+        &format!("FROM {image}\nRUN [\"/bin/busybox\", \"test\", \"-f\", \"/blob\"]\n"),
+    )]);
+    let (ok, _, stderr) = run(
+        fresh.path(),
+        &["build", ctx2.path().to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{stderr}");
+}

@@ -85,7 +85,19 @@ pub async fn resolve_any(
                 None => cfg2.store.get_tag(&p.to_string())?,
             };
             match found {
-                Some(desc) => Ok(Some(resolve_store_tag(&cfg2, &r, desc)?)),
+                Some(desc) => match resolve_store_tag(&cfg2, &r, desc.clone()) {
+                    Ok(img) => Ok(Some(img)),
+                    // A pulled image whose blobs were removed since is pulled again.
+                    Err(e)
+                        if desc
+                            .annotation(crate::registry::ANNOTATION_SOURCE_DIGEST)
+                            .is_some() =>
+                    {
+                        tracing::info!(reference = %r, "pulling again: {e}");
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                },
                 None => Ok(None),
             }
         })
