@@ -425,4 +425,24 @@ mod tests {
         );
         assert_eq!(normalize_reference("Not Valid"), "Not Valid");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics_and_round_trips(input in "[a-zA-Z0-9:/@._\\-\\[\\]]{0,80}") {
+            if let Ok(r) = Reference::parse(&input) {
+                let again = Reference::parse(&r.to_string()).unwrap();
+                proptest::prop_assert_eq!(again, r);
+            }
+        }
+
+        #[test]
+        fn short_names_normalise_and_round_trip(
+            input in "([a-z0-9]{1,6}\\.[a-z]{2,3}(:[0-9]{2,5})?/)?[a-z0-9]{1,8}(/[a-z0-9]{1,8}){0,2}(:[a-z0-9]{1,5})?"
+        ) {
+            let r = Reference::parse(&input).unwrap();
+            proptest::prop_assert!(r.tag().is_some());
+            let again = Reference::parse(&r.to_string()).unwrap();
+            proptest::prop_assert_eq!(again, r);
+        }
+    }
 }
