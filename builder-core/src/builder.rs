@@ -42,6 +42,8 @@ pub struct BuilderOptions {
     pub root: PathBuf,
     /// The executor for RUN steps.
     pub executor: ExecutorChoice,
+    /// How registries are reached (insecure registries, CA files, Docker's config directory).
+    pub registry: crate::registry::RegistryOptions,
 }
 
 impl BuilderOptions {
@@ -50,6 +52,7 @@ impl BuilderOptions {
         BuilderOptions {
             root: root.into(),
             executor: ExecutorChoice::Sandbox { helper: None },
+            registry: crate::registry::RegistryOptions::default(),
         }
     }
 }
@@ -77,6 +80,14 @@ pub struct BuildRequest {
     pub secrets: BTreeMap<String, Vec<u8>>,
     /// SSH agent sockets by id (`default` is what `RUN --mount=type=ssh` uses without `id=`).
     pub ssh: BTreeMap<String, PathBuf>,
+    /// Re-resolve base images in their registries even when the store has them.
+    pub pull: bool,
+    /// Registry references to import cache records and layers from before the build
+    /// (`--cache-from type=registry,ref=...`); one that cannot be read is a warning.
+    pub cache_from: Vec<String>,
+    /// A registry reference to export the cache records and layers of every stage to after
+    /// the build (`--cache-to type=registry,ref=...`).
+    pub cache_to: Option<String>,
 }
 
 /// What a build produced.
@@ -92,6 +103,8 @@ pub struct BuildOutput {
     pub steps: Vec<StepOutcome>,
     /// Warnings (unused build args, ...).
     pub warnings: Vec<String>,
+    /// The digest of the cache manifest pushed for `cache_to`.
+    pub cache_export: Option<Digest>,
 }
 
 /// Builds images into a store.
@@ -100,6 +113,7 @@ pub struct Builder {
     snapshots: Arc<dyn Snapshotter>,
     executor: Arc<dyn Executor>,
     cache: Arc<FileCacheStore>,
+    registry: crate::registry::RegistryOptions,
 }
 
 fn state_path(store: &ContentStore, name: &str) -> PathBuf {
@@ -136,6 +150,7 @@ impl Builder {
             snapshots,
             executor,
             cache,
+            registry: opts.registry.clone(),
         })
     }
 
@@ -161,12 +176,40 @@ impl Builder {
         .await
     }
 
+    /// The content store, shared (for pushes and pulls that outlive a borrow).
+    pub fn store_arc(&self) -> Arc<ContentStore> {
+        self.store.clone()
+    }
+
+    /// How this builder reaches registries.
+    pub fn registry_options(&self) -> &crate::registry::RegistryOptions {
+        &self.registry
+    }
+
     /// Runs a build and tags the result.
     pub async fn build(
         &self,
         req: BuildRequest,
         events: EventSink,
     ) -> Result<BuildOutput, crate::Error> {
+        let bad_ref = |e: crate::registry::InvalidReference| {
+            crate::Error::from(WorkerError::Registry(Box::new(e.into())))
+        };
+        for tag in &req.tags {
+            crate::registry::Reference::parse(tag).map_err(bad_ref)?;
+        }
+        let cache_to = req
+            .cache_to
+            .as_deref()
+            .map(crate::registry::Reference::parse)
+            .transpose()
+            .map_err(bad_ref)?;
+        let cache_from = req
+            .cache_from
+            .iter()
+            .map(|r| crate::registry::Reference::parse(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad_ref)?;
         let df = kiln_dockerfile_parser::parse(&req.dockerfile)
             .map_err(|e| crate::Error::Parse(Box::new(e)))?;
         for w in &df.warnings {
@@ -191,6 +234,8 @@ impl Builder {
             source_date_epoch: req.source_date_epoch,
             state_dir: state_path(&self.store, "run"),
             platform: crate::image::Platform::linux_amd64(),
+            registry: self.registry.clone(),
+            pull: req.pull,
         }));
 
         let mut bases: BTreeMap<String, ResolvedImage> = BTreeMap::new();
@@ -238,20 +283,50 @@ impl Builder {
                 }
             }
         }
+        for source in &cache_from {
+            let imported = crate::registry::cache::import_cache(
+                self.store.clone(),
+                self.cache.clone(),
+                &self.registry,
+                source,
+                4,
+            )
+            .await;
+            let mut notes = Vec::new();
+            match imported {
+                Ok(i) => {
+                    tracing::info!(%source, records = i.records, dropped = i.dropped, "imported cache");
+                    notes.extend(
+                        i.problems
+                            .into_iter()
+                            .map(|p| format!("cache from {source}: {p}")),
+                    );
+                }
+                Err(e) => notes.push(format!("cannot import cache from {source}: {e}")),
+            }
+            for message in notes {
+                events.send(BuildEvent::Warning {
+                    message: message.clone(),
+                });
+                warnings.push(message);
+            }
+        }
+        let recorder = cache_to.as_ref().map(|_| {
+            Arc::new(crate::registry::cache::RecordingCache::new(
+                self.cache.clone(),
+            ))
+        });
+        let cache: Arc<dyn crate::cache::CacheStore> = match &recorder {
+            Some(r) => r.clone(),
+            None => self.cache.clone(),
+        };
         let opts = SolveOptions {
             no_cache: req.no_cache,
             no_cache_stages,
             source_date_epoch: req.source_date_epoch,
         };
-        let solved = crate::solver::solve(
-            worker.clone(),
-            self.cache.clone(),
-            Arc::new(graph),
-            bases,
-            opts,
-            events,
-        )
-        .await;
+        let solved =
+            crate::solver::solve(worker.clone(), cache, Arc::new(graph), bases, opts, events).await;
         // Digests learnt in this build stay valid whether it succeeded or not.
         let saver = worker.clone();
         let _ = tokio::task::spawn_blocking(move || saver.save_stat_cache()).await;
@@ -264,12 +339,28 @@ impl Builder {
         })
         .await
         .map_err(|e| crate::Error::TaskFailed(e.to_string()))??;
+        let cache_export = match (&cache_to, &recorder) {
+            (Some(target), Some(rec)) => Some(
+                crate::registry::cache::export_cache(
+                    self.store.clone(),
+                    &self.registry,
+                    rec.records(),
+                    target,
+                    &crate::registry::PushOptions::default(),
+                )
+                .await
+                .map_err(|e| WorkerError::Registry(Box::new(e)))?
+                .digest,
+            ),
+            _ => None,
+        };
         Ok(BuildOutput {
             manifest,
             config_digest,
             tags: req.tags,
             steps,
             warnings,
+            cache_export,
         })
     }
 }

@@ -24,6 +24,7 @@ pub mod import;
 pub mod layer;
 pub mod plan;
 pub mod progress;
+pub mod registry;
 pub mod scratch;
 pub mod snapshot;
 pub mod solver;

@@ -65,6 +65,14 @@ enum Command {
     Completions(commands::completions::CompletionsArgs),
     /// Print kiln's man page (roff) on stdout.
     Man(commands::completions::ManArgs),
+    /// Pull an image from a registry into the store.
+    Pull(commands::pull::PullArgs),
+    /// Push an image from the store to a registry.
+    Push(commands::push::PushArgs),
+    /// Save credentials for a registry in Docker's config.json.
+    Login(commands::login::LoginArgs),
+    /// Remove the credentials for a registry.
+    Logout(commands::login::LogoutArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +100,10 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&args, &root),
         Command::Completions(args) => commands::completions::run(&args, Cli::command()),
         Command::Man(args) => commands::completions::man(&args, Cli::command()),
+        Command::Pull(args) => commands::pull::run(&args, &root),
+        Command::Push(args) => commands::push::run(&args, &root),
+        Command::Login(args) => commands::login::login(&args),
+        Command::Logout(args) => commands::login::logout(&args),
     };
     match result {
         Ok(code) => code,

@@ -21,6 +21,7 @@ pub use docker::import_docker_archive;
 use crate::content::{ContentError, ContentStore, Digest, unwrap_io_error};
 use crate::image::{Descriptor, ImageConfig, Index, Manifest, Platform};
 use crate::layer::LayerError;
+pub(crate) use resolve::finish;
 use resolve::{BlobSource, resolve};
 
 /// An error while importing an image.

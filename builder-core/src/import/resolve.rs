@@ -136,7 +136,7 @@ pub(super) fn resolve(
 }
 
 /// Checks the config against the manifest and stores an OCI version of a Docker manifest.
-pub(super) fn finish(
+pub(crate) fn finish(
     store: &ContentStore,
     desc: Descriptor,
     mut manifest: Manifest,

@@ -1,12 +1,15 @@
-//! Resolving image references for FROM and `COPY --from` from local sources: kiln's store (by
-//! tag), an OCI image layout directory, an OCI archive or a docker archive. Every layer is made
-//! available uncompressed under its diff_id, which is how kiln's store keeps layers.
+//! Resolving image references for FROM and `COPY --from`: an OCI image layout directory, an OCI
+//! archive, a docker archive, kiln's store (a tag set by a build or an earlier pull, or a digest
+//! pulled before) or a registry. A registry reference that the store already knows is used
+//! offline unless the build asks to pull. Every layer is made available uncompressed under its
+//! diff_id, which is how kiln's store keeps layers.
 
 use std::path::Path;
 
 use super::{LocalWorkerConfig, WorkerError};
 use crate::cache::LayerRef;
 use crate::image::{Descriptor, ImageConfig, Manifest, parse_rfc3339};
+use crate::registry::Reference;
 use crate::solver::{HistoryEntry, ResolvedImage};
 
 /// Prefix of an OCI image layout directory reference: `oci-layout://PATH[:TAG]`.
@@ -16,32 +19,7 @@ pub const OCI_ARCHIVE_PREFIX: &str = "oci-archive:";
 /// Prefix of a docker archive reference: `docker-archive:PATH`.
 pub const DOCKER_ARCHIVE_PREFIX: &str = "docker-archive:";
 
-/// Docker's normalisation of a short reference: `busybox` → `docker.io/library/busybox:latest`.
-pub fn normalize_reference(reference: &str) -> String {
-    let (name, suffix) = match reference.find('@') {
-        Some(at) => (&reference[..at], reference[at..].to_string()),
-        None => {
-            let last = reference.rsplit('/').next().unwrap_or(reference);
-            if last.contains(':') {
-                let colon = reference.len() - last.len() + last.find(':').unwrap_or(0);
-                (&reference[..colon], reference[colon..].to_string())
-            } else {
-                (reference, ":latest".to_string())
-            }
-        }
-    };
-    let first = name.split('/').next().unwrap_or("");
-    let has_registry =
-        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    let full = if has_registry {
-        name.to_string()
-    } else if name.contains('/') {
-        format!("docker.io/{name}")
-    } else {
-        format!("docker.io/library/{name}")
-    };
-    format!("{full}{suffix}")
-}
+pub use crate::registry::normalize_reference;
 
 fn split_layout_ref(rest: &str) -> (&str, Option<&str>) {
     let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
@@ -59,7 +37,103 @@ fn open_file(path: &Path) -> Result<std::fs::File, WorkerError> {
     })
 }
 
-/// Resolves `reference` (blocking).
+/// Whether `reference` names a local file source rather than a store tag or registry image.
+fn is_file_source(reference: &str) -> bool {
+    reference.starts_with(OCI_LAYOUT_PREFIX)
+        || reference.starts_with(OCI_ARCHIVE_PREFIX)
+        || reference.starts_with(DOCKER_ARCHIVE_PREFIX)
+}
+
+/// Resolves `reference`: file sources and images the store knows without the network (unless
+/// `cfg.pull` asks to re-resolve registry references), others from their registry.
+pub async fn resolve_any(
+    cfg: &LocalWorkerConfig,
+    reference: &str,
+) -> Result<ResolvedImage, WorkerError> {
+    if is_file_source(reference) {
+        let cfg2 = cfg.clone();
+        let r = reference.to_string();
+        return super::blocking(move || resolve(&cfg2, &r)).await;
+    }
+    let parsed = match Reference::parse(reference) {
+        Ok(p) => p,
+        Err(e) => {
+            // A store tag that is not a valid reference (set by another tool) still resolves.
+            let cfg2 = cfg.clone();
+            let r = reference.to_string();
+            if super::blocking(move || Ok(cfg2.store.get_tag(&r)?.is_some())).await? {
+                let cfg2 = cfg.clone();
+                let r = reference.to_string();
+                return super::blocking(move || resolve(&cfg2, &r)).await;
+            }
+            return Err(WorkerError::Registry(Box::new(e.into())));
+        }
+    };
+    if !cfg.pull {
+        let cfg2 = cfg.clone();
+        let (r, p) = (reference.to_string(), parsed.clone());
+        let local = super::blocking(move || {
+            if let Some(digest) = p.digest() {
+                let img = crate::registry::resolve_local(&cfg2.store, digest, &cfg2.platform)
+                    .map_err(|e| WorkerError::Registry(Box::new(e)))?;
+                return img
+                    .map(|i| finish(&cfg2, &r, i.manifest_desc, i.manifest, i.config))
+                    .transpose();
+            }
+            let found = match cfg2.store.get_tag(&r)? {
+                Some(d) => Some(d),
+                None => cfg2.store.get_tag(&p.to_string())?,
+            };
+            match found {
+                Some(desc) => match resolve_store_tag(&cfg2, &r, desc.clone()) {
+                    Ok(img) => Ok(Some(img)),
+                    // A pulled image whose blobs were removed since is pulled again.
+                    Err(e)
+                        if desc
+                            .annotation(crate::registry::ANNOTATION_SOURCE_DIGEST)
+                            .is_some() =>
+                    {
+                        tracing::info!(reference = %r, "pulling again: {e}");
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                },
+                None => Ok(None),
+            }
+        })
+        .await?;
+        if let Some(img) = local {
+            return Ok(img);
+        }
+    }
+    let popts = crate::registry::PullOptions {
+        platform: cfg.platform.clone(),
+        ..Default::default()
+    };
+    let pulled = crate::registry::pull(cfg.store.clone(), &cfg.registry, &parsed, &popts)
+        .await
+        .map_err(|e| WorkerError::Registry(Box::new(e)))?;
+    tracing::info!(reference = %parsed, digest = %pulled.digest, "pulled");
+    let cfg2 = cfg.clone();
+    let r = reference.to_string();
+    super::blocking(move || {
+        let i = pulled.image;
+        finish(&cfg2, &r, i.manifest_desc, i.manifest, i.config)
+    })
+    .await
+}
+
+fn resolve_store_tag(
+    cfg: &LocalWorkerConfig,
+    reference: &str,
+    desc: Descriptor,
+) -> Result<ResolvedImage, WorkerError> {
+    let manifest: Manifest = cfg.store.read_json(&desc.digest)?;
+    let config: ImageConfig = cfg.store.read_json(&manifest.config.digest)?;
+    finish(cfg, reference, desc, manifest, config)
+}
+
+/// Resolves a file source or a store tag (blocking).
 pub fn resolve(cfg: &LocalWorkerConfig, reference: &str) -> Result<ResolvedImage, WorkerError> {
     let store = &cfg.store;
     let (manifest_desc, manifest, config): (Descriptor, Manifest, ImageConfig) = if let Some(rest) =
@@ -82,20 +156,33 @@ pub fn resolve(cfg: &LocalWorkerConfig, reference: &str) -> Result<ResolvedImage
     } else {
         let normalized = normalize_reference(reference);
         let desc = match store.get_tag(reference)? {
-                Some(d) => d,
-                None => store.get_tag(&normalized)?.ok_or_else(|| WorkerError::ImageNotFound {
+            Some(d) => d,
+            None => store
+                .get_tag(&normalized)?
+                .ok_or_else(|| WorkerError::ImageNotFound {
                     reference: reference.to_string(),
                     reason: format!(
-                        "no tag {normalized} in the local store {} (registries are not supported yet; use {OCI_LAYOUT_PREFIX}PATH, {OCI_ARCHIVE_PREFIX}PATH or {DOCKER_ARCHIVE_PREFIX}PATH)",
+                        "no tag {normalized} in the local store {}",
                         store.root().display()
                     ),
                 })?,
-            };
+        };
         let manifest: Manifest = store.read_json(&desc.digest)?;
         let config: ImageConfig = store.read_json(&manifest.config.digest)?;
         (desc, manifest, config)
     };
+    finish(cfg, reference, manifest_desc, manifest, config)
+}
 
+/// Makes every layer available uncompressed and turns the image into what the solver needs.
+fn finish(
+    cfg: &LocalWorkerConfig,
+    reference: &str,
+    manifest_desc: Descriptor,
+    manifest: Manifest,
+    config: ImageConfig,
+) -> Result<ResolvedImage, WorkerError> {
+    let store = &cfg.store;
     if manifest.layers.len() != config.rootfs.diff_ids.len() {
         return Err(WorkerError::ImageNotFound {
             reference: reference.to_string(),
@@ -147,23 +234,6 @@ pub fn resolve(cfg: &LocalWorkerConfig, reference: &str) -> Result<ResolvedImage
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalizes_like_docker() {
-        assert_eq!(
-            normalize_reference("busybox"),
-            "docker.io/library/busybox:latest"
-        );
-        assert_eq!(normalize_reference("app:1"), "docker.io/library/app:1");
-        assert_eq!(normalize_reference("me/app"), "docker.io/me/app:latest");
-        assert_eq!(
-            normalize_reference("localhost:5000/a/b:t"),
-            "localhost:5000/a/b:t"
-        );
-        assert_eq!(normalize_reference("ghcr.io/x/y"), "ghcr.io/x/y:latest");
-        let d = format!("alpine@sha256:{}", "a".repeat(64));
-        assert_eq!(normalize_reference(&d), format!("docker.io/library/{d}"));
-    }
 
     #[test]
     fn layout_refs_split_tag_after_last_slash() {

@@ -84,6 +84,9 @@ pub enum WorkerError {
         /// Where kiln looked.
         reason: String,
     },
+    /// Pulling from a registry failed, or a reference is invalid.
+    #[error(transparent)]
+    Registry(Box<crate::registry::RegistryError>),
     /// A feature the Dockerfile asks for that this worker does not provide.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
@@ -136,6 +139,10 @@ pub struct LocalWorkerConfig {
     pub state_dir: PathBuf,
     /// The platform images are resolved for.
     pub platform: crate::image::Platform,
+    /// How registries are reached.
+    pub registry: crate::registry::RegistryOptions,
+    /// Re-resolve registry references even when the store knows them (`--pull`).
+    pub pull: bool,
 }
 
 /// Runs steps on this machine.
@@ -150,6 +157,9 @@ pub struct LocalWorker {
     >,
     /// `ADD <url>` files fetched by this build.
     downloads: download::Downloads,
+    /// Images resolved in this build: one reference resolves (and is pulled) once, so FROM and
+    /// `COPY --from` of the same reference see the same image.
+    resolved: tokio::sync::Mutex<BTreeMap<String, ResolvedImage>>,
 }
 
 impl LocalWorker {
@@ -171,6 +181,7 @@ impl LocalWorker {
             downloads: download::Downloads::new(cfg.state_dir.clone()),
             cfg,
             context_index: std::sync::OnceLock::new(),
+            resolved: tokio::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -305,9 +316,14 @@ impl Worker for LocalWorker {
         reference: &'a str,
     ) -> BoxFuture<'a, Result<ResolvedImage, crate::Error>> {
         Box::pin(async move {
-            let cfg = self.cfg.clone();
-            let reference = reference.to_string();
-            Ok(blocking(move || image::resolve(&cfg, &reference)).await?)
+            // Held across the pull so that concurrent stages wait for one resolution.
+            let mut resolved = self.resolved.lock().await;
+            if let Some(img) = resolved.get(reference) {
+                return Ok(img.clone());
+            }
+            let img = image::resolve_any(&self.cfg, reference).await?;
+            resolved.insert(reference.to_string(), img.clone());
+            Ok(img)
         })
     }
 

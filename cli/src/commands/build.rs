@@ -100,6 +100,29 @@ pub struct BuildArgs {
     #[arg(long, value_name = "PATH")]
     runtime: Option<PathBuf>,
 
+    /// Pull base images from their registries even when the store has them.
+    #[arg(long)]
+    pull: bool,
+
+    /// Push the image to the registry of every -t tag after the build.
+    #[arg(long)]
+    push: bool,
+
+    /// Import cache records and layers: `type=registry,ref=REF`; repeatable. A cache that
+    /// cannot be read is a warning.
+    #[arg(long = "cache-from", value_name = "type=registry,ref=REF")]
+    cache_from: Vec<String>,
+
+    /// Export the cache records and layers of every stage: `type=registry,ref=REF[,mode=max]`.
+    #[arg(long = "cache-to", value_name = "type=registry,ref=REF")]
+    cache_to: Option<String>,
+
+    #[command(flatten)]
+    push_flags: crate::commands::push::PushFlags,
+
+    #[command(flatten)]
+    registry: crate::commands::registry::RegistryArgs,
+
     /// The build context directory, or `-` for a Dockerfile on stdin and no context.
     #[arg(value_name = "PATH|-")]
     context: PathBuf,
@@ -205,6 +228,31 @@ fn parse_ssh(spec: &str) -> miette::Result<(String, PathBuf)> {
     Ok((id, path))
 }
 
+/// Parses `type=registry,ref=REF[,mode=max]` (the only cache backend kiln has) into `REF`.
+fn parse_cache_spec(spec: &str, flag: &str) -> miette::Result<String> {
+    let mut kind = None;
+    let mut reference = None;
+    for part in spec.split(',') {
+        let (k, v) = parse_kv(part, flag)?;
+        match k.as_str() {
+            "type" => kind = Some(v),
+            "ref" => reference = Some(v),
+            // Every stage is always exported (BuildKit's mode=max).
+            "mode" if v == "max" || v == "min" => {}
+            other => {
+                return Err(miette!(
+                    "unknown {flag} field {other:?} (expected type, ref or mode)"
+                ));
+            }
+        }
+    }
+    match kind.as_deref() {
+        Some("registry") => reference.ok_or_else(|| miette!("{flag} {spec:?} needs ref=")),
+        Some(other) => Err(miette!("{flag} type={other} is not supported (registry)")),
+        None => Err(miette!("{flag} {spec:?} needs type=registry")),
+    }
+}
+
 /// Runs `kiln build`.
 pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     let no_context = args.context.as_os_str() == "-";
@@ -302,7 +350,23 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         source_date_epoch,
         secrets,
         ssh,
+        pull: args.pull,
+        cache_from: args
+            .cache_from
+            .iter()
+            .map(|c| parse_cache_spec(c, "--cache-from"))
+            .collect::<miette::Result<Vec<_>>>()?,
+        cache_to: args
+            .cache_to
+            .as_deref()
+            .map(|c| parse_cache_spec(c, "--cache-to"))
+            .transpose()?,
     };
+    if args.push && args.tags.is_empty() {
+        return Err(miette!(
+            "--push needs at least one -t NAME[:TAG] to push to"
+        ));
+    }
     let executor = match &args.runtime {
         Some(path) => ExecutorChoice::Runc { path: path.clone() },
         None => ExecutorChoice::Sandbox { helper: None },
@@ -310,6 +374,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     let builder = Builder::new(BuilderOptions {
         root: root.to_path_buf(),
         executor,
+        registry: args.registry.options(),
     })
     .into_diagnostic()?;
 
@@ -378,6 +443,20 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     for o in &outputs {
         crate::commands::export::write_output(builder.store(), &output.manifest, o, &all_tags)?;
     }
+    if args.push {
+        let targets = output
+            .tags
+            .iter()
+            .map(|t| kiln_builder_core::registry::Reference::parse(t).map_err(|e| miette!("{e}")))
+            .collect::<miette::Result<Vec<_>>>()?;
+        crate::commands::push::push_image(
+            builder.store_arc(),
+            builder.registry_options(),
+            &output.manifest,
+            &targets,
+            &args.push_flags,
+        )?;
+    }
     let id = output.config_digest.to_string();
     if let Some(f) = &args.iidfile {
         std::fs::write(f, &id)
@@ -411,6 +490,9 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             output.steps.len(),
             started.elapsed().as_secs_f64(),
         );
+        if let (Some(d), Some(to)) = (&output.cache_export, &args.cache_to) {
+            eprintln!("  cache exported ({to}): {d}");
+        }
         for t in &all_tags {
             eprintln!("  tagged {t}");
         }

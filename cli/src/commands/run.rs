@@ -156,6 +156,8 @@ pub fn run(args: &RunArgs, root: &Path) -> miette::Result<ExitCode> {
     let builder = Builder::new(BuilderOptions {
         root: root.to_path_buf(),
         executor,
+        // `kiln run` uses images already in the store (`kiln pull` fetches them).
+        registry: Default::default(),
     })
     .into_diagnostic()?;
     let out = OutputSink::new(|stream, data| {

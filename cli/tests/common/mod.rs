@@ -10,6 +10,7 @@ use std::time::Duration;
 use assert_cmd::Command;
 
 pub mod checks;
+pub mod proxy;
 
 /// Upper bound for any single `kiln` run in the tests.
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(120);

@@ -1,0 +1,62 @@
+//! `kiln pull REF`: fetch an image from its registry into the store and tag it there.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use kiln_builder_core::content::ContentStore;
+use kiln_builder_core::image::Platform;
+use kiln_builder_core::registry::{PullOptions, Reference, pull};
+use miette::miette;
+
+use super::registry::{RegistryArgs, report, runtime};
+
+/// Arguments of `kiln pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image: `NAME[:TAG][@DIGEST]` (`busybox` means `docker.io/library/busybox:latest`).
+    #[arg(value_name = "REF")]
+    reference: String,
+
+    /// The platform to pick from a multi-platform image.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", default_value = "linux/amd64")]
+    platform: String,
+
+    /// Blobs downloaded at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    concurrency: usize,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// Runs `kiln pull`: prints the digest the reference resolved to on stdout.
+pub fn run(args: &PullArgs, root: &Path) -> miette::Result<ExitCode> {
+    let reference = Reference::parse(&args.reference).map_err(|e| miette!("{e}"))?;
+    let platform = Platform::parse(&args.platform).ok_or_else(|| {
+        miette!(
+            "invalid --platform {:?}: expected OS/ARCH[/VARIANT]",
+            args.platform
+        )
+    })?;
+    let store = Arc::new(
+        ContentStore::open(root)
+            .map_err(|e| miette!("cannot open the store {}: {e}", root.display()))?,
+    );
+    let popts = PullOptions {
+        platform,
+        concurrency: args.concurrency.max(1),
+        tag: true,
+    };
+    let opts = args.registry.options();
+    let pulled = runtime()?
+        .block_on(pull(store, &opts, &reference, &popts))
+        .map_err(|e| report(&e))?;
+    eprintln!(
+        "pulled {} ({}), image {}",
+        reference, pulled.digest, pulled.image.manifest.config.digest
+    );
+    println!("{}", pulled.digest);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,149 @@
+//! `kiln push IMAGE [-t REF]...`: upload an image from the store to its registry (and to more
+//! references), blobs first and the manifest last.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use kiln_builder_core::content::ContentStore;
+use kiln_builder_core::image::{Compression, Descriptor};
+use kiln_builder_core::registry::{PushOptions, Pushed, Reference, RegistryOptions, push};
+use miette::{IntoDiagnostic, WrapErr, miette};
+
+use super::registry::{RegistryArgs, report, runtime};
+
+/// Layer compression in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    /// gzip (what every registry and runtime reads).
+    Gzip,
+    /// zstd.
+    Zstd,
+    /// Uncompressed tar layers.
+    None,
+}
+
+impl From<CompressionArg> for Compression {
+    fn from(c: CompressionArg) -> Self {
+        match c {
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Zstd => Compression::Zstd,
+            CompressionArg::None => Compression::None,
+        }
+    }
+}
+
+/// How pushes upload, shared by `kiln push` and `kiln build --push`.
+#[derive(Debug, Clone, Args)]
+pub struct PushFlags {
+    /// Layer compression in the registry.
+    #[arg(long, value_enum, default_value = "gzip")]
+    compression: CompressionArg,
+
+    /// Upload blobs larger than this many bytes in chunks of this size (default: one request
+    /// per blob).
+    #[arg(long, value_name = "BYTES")]
+    chunk_size: Option<u64>,
+
+    /// Blobs uploaded at once.
+    #[arg(long = "push-concurrency", value_name = "N", default_value_t = 4)]
+    concurrency: usize,
+}
+
+impl PushFlags {
+    fn options(&self) -> PushOptions {
+        PushOptions {
+            compression: self.compression.into(),
+            chunk_size: self.chunk_size,
+            concurrency: self.concurrency.max(1),
+            ..PushOptions::default()
+        }
+    }
+}
+
+/// Arguments of `kiln push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image in the store, by tag (`app:1` means `docker.io/library/app:1`); it is pushed
+    /// to that reference.
+    #[arg(value_name = "IMAGE")]
+    image: String,
+
+    /// Push to this reference too (`registry/repo:tag`); repeatable.
+    #[arg(short = 't', long = "tag", value_name = "REF")]
+    tags: Vec<String>,
+
+    /// Write the pushed manifest digest to this file.
+    #[arg(long, value_name = "FILE")]
+    digestfile: Option<PathBuf>,
+
+    #[command(flatten)]
+    push: PushFlags,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+fn parse_ref(s: &str) -> miette::Result<Reference> {
+    Reference::parse(s).map_err(|e| miette!("{e}"))
+}
+
+/// Pushes `manifest` to `targets` and reports each on stderr.
+pub fn push_image(
+    store: Arc<ContentStore>,
+    opts: &RegistryOptions,
+    manifest: &Descriptor,
+    targets: &[Reference],
+    flags: &PushFlags,
+) -> miette::Result<Pushed> {
+    let popts = flags.options();
+    let pushed = runtime()?
+        .block_on(push(store, opts, manifest, targets, &popts))
+        .map_err(|e| report(&e))?;
+    for r in &pushed.references {
+        eprintln!("pushed {r}@{}", pushed.digest);
+    }
+    eprintln!(
+        "blobs: {} uploaded, {} mounted, {} already there",
+        pushed.uploaded, pushed.mounted, pushed.existing
+    );
+    Ok(pushed)
+}
+
+/// Runs `kiln push`: prints the pushed manifest digest on stdout.
+pub fn run(args: &PushArgs, root: &Path) -> miette::Result<ExitCode> {
+    let source = parse_ref(&args.image)?;
+    let mut targets = vec![source.clone()];
+    for t in &args.tags {
+        let r = parse_ref(t)?;
+        if !targets.contains(&r) {
+            targets.push(r);
+        }
+    }
+    let store = Arc::new(
+        ContentStore::open(root)
+            .map_err(|e| miette!("cannot open the store {}: {e}", root.display()))?,
+    );
+    let manifest = match store.get_tag(&args.image).map_err(|e| miette!("{e}"))? {
+        Some(d) => d,
+        None => store
+            .get_tag(&source.to_string())
+            .map_err(|e| miette!("{e}"))?
+            .ok_or_else(|| miette!("no image {source} in the store {}", root.display()))?,
+    };
+    let pushed = push_image(
+        store,
+        &args.registry.options(),
+        &manifest,
+        &targets,
+        &args.push,
+    )?;
+    if let Some(f) = &args.digestfile {
+        std::fs::write(f, pushed.digest.to_string())
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot write {}", f.display()))?;
+    }
+    println!("{}", pushed.digest);
+    Ok(ExitCode::SUCCESS)
+}

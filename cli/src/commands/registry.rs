@@ -1,0 +1,59 @@
+//! Options shared by the commands that talk to registries, and rendering of their errors.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use kiln_builder_core::registry::{RegistryError, RegistryOptions};
+use miette::miette;
+
+/// How registries are reached.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RegistryArgs {
+    /// Allow plain HTTP (and HTTPS without a trusted certificate chain falls back to HTTP) for
+    /// this registry `host:port`; repeatable. Loopback registries always may use HTTP.
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST:PORT",
+        env = "KILN_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
+
+    /// Trust the CA certificates in this PEM file for registries; repeatable.
+    #[arg(long = "registry-ca", value_name = "FILE")]
+    pub ca_files: Vec<PathBuf>,
+}
+
+impl RegistryArgs {
+    /// The library's options.
+    pub fn options(&self) -> RegistryOptions {
+        RegistryOptions {
+            insecure_registries: self.insecure_registries.clone(),
+            ca_files: self.ca_files.clone(),
+            ..RegistryOptions::default()
+        }
+    }
+}
+
+/// A registry error as a report, with its causes.
+pub fn report(e: &RegistryError) -> miette::Report {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        src = s.source();
+    }
+    miette!("{msg}")
+}
+
+/// A tokio runtime for one command.
+pub fn runtime() -> miette::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| miette!("cannot start the async runtime: {e}"))
+}
