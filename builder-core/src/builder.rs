@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cache::FileCacheStore;
+use crate::cache::{BuildExplanation, ExplainStore, FileCacheStore, StepExplanation};
 use crate::content::{ContentStore, Digest};
 use crate::context::BuildContext;
 use crate::exec::{Executor, RuncConfig, RuncExecutor, SandboxConfig, SandboxExecutor};
@@ -88,6 +88,10 @@ pub struct BuildOutput {
     pub steps: Vec<StepOutcome>,
     /// Warnings (unused build args, ...).
     pub warnings: Vec<String>,
+    /// The build's id, under which `kiln cache explain` finds its explanations.
+    pub build_id: String,
+    /// Every filesystem step of every stage, with the reasons of its cache misses.
+    pub explanations: Vec<StepExplanation>,
 }
 
 /// Builds images into a store.
@@ -96,6 +100,7 @@ pub struct Builder {
     snapshots: Arc<dyn Snapshotter>,
     executor: Arc<dyn Executor>,
     cache: Arc<FileCacheStore>,
+    explain: ExplainStore,
 }
 
 fn state_path(store: &ContentStore, name: &str) -> PathBuf {
@@ -127,17 +132,24 @@ impl Builder {
             }
         };
         let cache = Arc::new(FileCacheStore::new(state_path(&store, "cache")));
+        let explain = ExplainStore::new(state_path(&store, "explain"));
         Ok(Builder {
             store,
             snapshots,
             executor,
             cache,
+            explain,
         })
     }
 
     /// The content store.
     pub fn store(&self) -> &ContentStore {
         &self.store
+    }
+
+    /// The kept explanations of past builds.
+    pub fn explanations(&self) -> &ExplainStore {
+        &self.explain
     }
 
     /// Runs a build and tags the result.
@@ -195,10 +207,13 @@ impl Builder {
             events.send(BuildEvent::Warning { message: w.clone() });
         }
         let warnings = graph.warnings.clone();
+        let scope = explain_scope(&req);
         let opts = SolveOptions {
             no_cache: req.no_cache,
             source_date_epoch: req.source_date_epoch,
+            previous_keys: Arc::new(self.explain.previous_keys(&scope)),
         };
+        let started = now_secs();
         let solved = crate::solver::solve(
             worker.clone(),
             self.cache.clone(),
@@ -211,7 +226,23 @@ impl Builder {
         // Digests learnt in this build stay valid whether it succeeded or not.
         let saver = worker.clone();
         let _ = tokio::task::spawn_blocking(move || saver.save_stat_cache()).await;
-        let result = solved?;
+        let mut result = solved?;
+        let explanation = BuildExplanation {
+            id: crate::cache::new_build_id(started),
+            time: started,
+            dockerfile: req
+                .dockerfile_path
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            steps: std::mem::take(&mut result.explanations),
+        };
+        let explain = self.explain.clone();
+        let kept = explanation.clone();
+        let recorded = tokio::task::spawn_blocking(move || explain.record(&scope, &kept)).await;
+        if let Ok(Err(e)) = recorded {
+            // Only the after-the-fact explanation is lost; the build itself succeeded.
+            tracing::warn!("cannot keep the build's cache explanation: {e}");
+        }
         let store = self.store.clone();
         let tags = req.tags.clone();
         let (manifest, config_digest, steps) = tokio::task::spawn_blocking(move || {
@@ -226,8 +257,34 @@ impl Builder {
             tags: req.tags,
             steps,
             warnings,
+            build_id: explanation.id,
+            explanations: explanation.steps,
         })
     }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// What identifies "the same Dockerfile" across builds for explanations: the context directory
+/// and the Dockerfile's path (absolute when they exist).
+fn explain_scope(req: &BuildRequest) -> String {
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let context = req
+        .context
+        .as_deref()
+        .map(|c| abs(c).display().to_string())
+        .unwrap_or_default();
+    let dockerfile = req
+        .dockerfile_path
+        .as_deref()
+        .map(|d| abs(d).display().to_string())
+        .unwrap_or_else(|| "-".to_string());
+    format!("{context}\0{dockerfile}")
 }
 
 /// Writes the config and manifest of a stage result into the store and tags it.

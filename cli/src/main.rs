@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile and a context directory.
     Build(Box<commands::build::BuildArgs>),
+    /// Explain cache misses of past builds; list, measure and prune the build cache.
+    Cache(commands::cache::CacheArgs),
     /// Parse a Dockerfile and print its instructions (or, with --json, the stable JSON form).
     Parse(commands::parse::ParseArgs),
 }
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => commands::build::run(&args, &root),
         Command::Parse(args) => commands::parse::run(&args),
+        Command::Cache(args) => commands::cache::run(&args, &root),
     };
     match result {
         Ok(code) => code,

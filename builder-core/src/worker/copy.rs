@@ -56,6 +56,60 @@ pub(super) async fn input_digest(
     w: &LocalWorker,
     step: &StepContext<'_>,
 ) -> Result<Option<String>, WorkerError> {
+    let Some((ctx, index, requests)) = context_requests(w, step)? else {
+        return Ok(None);
+    };
+    let hasher = w.hasher.clone();
+    blocking(move || {
+        let fs = ContextSource::new(ctx.root(), &index, hasher.as_ref());
+        let mut parts = Vec::new();
+        for req in &requests {
+            let sel = crate::copy::select(&fs, req)?;
+            parts.push(sel.digest(&fs, req)?.hex());
+        }
+        Ok(Some(parts.join(",")))
+    })
+    .await
+}
+
+/// The context files a step reads with a digest of each (see
+/// [`crate::solver::Worker::input_files`]).
+pub(super) async fn input_files(
+    w: &LocalWorker,
+    step: &StepContext<'_>,
+) -> Result<Vec<(String, String)>, WorkerError> {
+    let Some((ctx, index, requests)) = context_requests(w, step)? else {
+        return Ok(Vec::new());
+    };
+    let hasher = w.hasher.clone();
+    blocking(move || {
+        let fs = ContextSource::new(ctx.root(), &index, hasher.as_ref());
+        let mut out = Vec::new();
+        for req in &requests {
+            let sel = crate::copy::select(&fs, req)?;
+            for (path, digest) in sel.entry_digests(&fs, req)? {
+                // Half the digest is plenty to tell two versions of a file apart and halves
+                // the size of the manifests of large contexts.
+                let hex = digest.hex();
+                out.push((path.to_string_lossy().into_owned(), hex[..32].to_string()));
+            }
+        }
+        Ok(out)
+    })
+    .await
+}
+
+type ContextRequests = (
+    Arc<crate::context::BuildContext>,
+    Arc<ContextIndex>,
+    Vec<CopyRequest>,
+);
+
+/// The context reads of a step as copy requests, with the context and its index.
+fn context_requests(
+    w: &LocalWorker,
+    step: &StepContext<'_>,
+) -> Result<Option<ContextRequests>, WorkerError> {
     let requests: Vec<CopyRequest> = match step.op {
         Op::Copy(c) if c.from == SourceRef::Context && !c.sources.is_empty() => {
             if let Some(url) = c.sources.iter().find(|s| crate::copy::is_url(s)) {
@@ -84,24 +138,12 @@ pub(super) async fn input_digest(
     if requests.is_empty() {
         return Ok(None);
     }
-    let Some(index) = w.context_index()? else {
+    let (Some(index), Some(ctx)) = (w.context_index()?, w.cfg.context.clone()) else {
         return Err(WorkerError::Unsupported(
             "reading the build context in a build without one",
         ));
     };
-    let ctx = w.cfg.context.clone();
-    let hasher = w.hasher.clone();
-    blocking(move || {
-        let Some(ctx) = ctx else { return Ok(None) };
-        let fs = ContextSource::new(ctx.root(), &index, hasher.as_ref());
-        let mut parts = Vec::new();
-        for req in &requests {
-            let sel = crate::copy::select(&fs, req)?;
-            parts.push(sel.digest(&fs, req)?.hex());
-        }
-        Ok(Some(parts.join(",")))
-    })
-    .await
+    Ok(Some((ctx, index, requests)))
 }
 
 /// Extracts ADD archives with the confined layer applier.

@@ -302,6 +302,13 @@ impl Worker for LocalWorker {
         Box::pin(async move { Ok(copy::input_digest(self, step).await?) })
     }
 
+    fn input_files<'a>(
+        &'a self,
+        step: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, crate::Error>> {
+        Box::pin(async move { Ok(copy::input_files(self, step).await?) })
+    }
+
     fn has_layer(&self, layer: &LayerRef) -> bool {
         self.cfg.store.has(&layer.diff_id)
     }

@@ -37,6 +37,11 @@ pub struct BuildArgs {
     #[arg(long)]
     no_cache: bool,
 
+    /// After the build, say for each step that missed the cache why, in plain words (on stderr;
+    /// `kiln cache explain` shows it again later).
+    #[arg(long)]
+    explain_cache: bool,
+
     /// A label `KEY=VALUE` for the image; repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
@@ -245,6 +250,16 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     };
     for o in &outputs {
         crate::commands::export::write_output(builder.store(), &output.manifest, o, &output.tags)?;
+    }
+    if args.explain_cache {
+        let explanation = kiln_builder_core::cache::BuildExplanation {
+            id: output.build_id.clone(),
+            time: 0,
+            dockerfile: None,
+            steps: output.explanations.clone(),
+        };
+        let _ =
+            crate::commands::cache::print_explanation(&mut std::io::stderr().lock(), &explanation);
     }
     let id = output.config_digest.to_string();
     if let Some(f) = &args.iidfile {
