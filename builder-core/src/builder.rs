@@ -147,6 +147,15 @@ impl Builder {
         &self.store
     }
 
+    /// The store's garbage collector.
+    pub fn collector(&self) -> crate::gc::Collector<'_> {
+        crate::gc::Collector::new(
+            &self.store,
+            self.snapshots.as_ref(),
+            self.cache.dir().to_path_buf(),
+        )
+    }
+
     /// The kept explanations of past builds.
     pub fn explanations(&self) -> &ExplainStore {
         &self.explain
@@ -154,6 +163,50 @@ impl Builder {
 
     /// Runs a build and tags the result.
     pub async fn build(
+        &self,
+        req: BuildRequest,
+        events: EventSink,
+    ) -> Result<BuildOutput, crate::Error> {
+        // The garbage collector never runs while this is held, and waits for it.
+        let store = self.store.clone();
+        let lease = tokio::task::spawn_blocking(move || crate::gc::BuildLease::acquire(&store))
+            .await
+            .map_err(|e| crate::Error::TaskFailed(e.to_string()))?
+            .map_err(|e| crate::Error::Gc(Box::new(e)))?;
+        let out = self.build_leased(req, events).await;
+        drop(lease);
+        out
+    }
+
+    /// The automatic policy (`<store>/kiln/gc.json`), for after a build and whatever the caller
+    /// does with its result (exports read the image's blobs, and an untagged image is
+    /// unreferenced): when the store is over its size, prune least recently used cache and
+    /// unreferenced blobs. Skipped while other builds run; failures only log.
+    pub async fn auto_gc(&self) {
+        let store = self.store.clone();
+        let snapshots = self.snapshots.clone();
+        let records = self.cache.dir().to_path_buf();
+        let _ = tokio::task::spawn_blocking(move || {
+            let policy = crate::gc::GcPolicy::load(&store);
+            if !policy.enabled {
+                return;
+            }
+            let gc = crate::gc::Collector::new(&store, snapshots.as_ref(), records);
+            match gc.auto(policy.keep_storage) {
+                Ok(Some(r)) => tracing::info!(
+                    records = r.records,
+                    blobs = r.blobs,
+                    bytes = r.blob_bytes,
+                    "pruned the store to its size limit"
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("automatic garbage collection failed: {e}"),
+            }
+        })
+        .await;
+    }
+
+    async fn build_leased(
         &self,
         req: BuildRequest,
         events: EventSink,

@@ -31,6 +31,8 @@ enum Command {
     Build(Box<commands::build::BuildArgs>),
     /// Explain cache misses of past builds; list, measure and prune the build cache.
     Cache(commands::cache::CacheArgs),
+    /// Remove unreferenced blobs and old build cache (tagged images are kept).
+    Prune(commands::cache::PruneArgs),
     /// Parse a Dockerfile and print its instructions (or, with --json, the stable JSON form).
     Parse(commands::parse::ParseArgs),
 }
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Build(args) => commands::build::run(&args, &root),
         Command::Parse(args) => commands::parse::run(&args),
         Command::Cache(args) => commands::cache::run(&args, &root),
+        Command::Prune(args) => commands::prune::run(&args, &root),
     };
     match result {
         Ok(code) => code,

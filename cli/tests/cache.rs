@@ -92,3 +92,142 @@ fn explain_cache_names_the_changed_file_and_arg() {
     );
     assert!(stderr.contains("--no-cache"), "{stderr}");
 }
+
+const KEPT: &str = "FROM scratch
+COPY busybox /bin/busybox
+RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]
+RUN echo kept > /kept
+CMD [\"cat\", \"/kept\"]
+";
+
+const GONE: &str = "FROM scratch
+COPY busybox /bin/busybox
+RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]
+RUN echo gone > /gone && dd if=/dev/zero of=/big bs=1k count=256
+";
+
+fn manifest_of(stderr: &str) -> String {
+    let at = stderr.find("(manifest sha256:").unwrap() + "(manifest sha256:".len();
+    stderr[at..at + 64].to_string()
+}
+
+fn json(root: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = kiln(root).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn blob(root: &std::path::Path, hex: &str) -> std::path::PathBuf {
+    root.join("blobs/sha256").join(hex)
+}
+
+#[test]
+fn gc_keeps_tagged_images_and_removes_the_rest() {
+    if !require_privileged("gc build") || !common::tool("umoci") || !common::tool("runc") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let kept = context_with(&[("Dockerfile", KEPT)]);
+    let gone = context_with(&[("Dockerfile", GONE)]);
+    let (_, stderr) = build(root.path(), kept.path(), &["-t", "kept:1"]);
+    let kept_manifest = manifest_of(&stderr);
+    let (_, stderr) = build(root.path(), gone.path(), &[]);
+    let gone_manifest = manifest_of(&stderr);
+    let du = json(root.path(), &["cache", "du", "--json"]);
+    assert_eq!(du["cache_records"], 4, "{du}");
+
+    // Recently used records survive an age filter; an old one goes, with the layer only it kept.
+    let out = kiln(root.path())
+        .args(["cache", "prune", "--filter", "until=24h"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 0 cache records"));
+    let records = json(root.path(), &["cache", "ls", "--json"]);
+    let gone_record = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["instruction"].as_str().unwrap().contains("echo gone"))
+        .unwrap()
+        .clone();
+    let key = gone_record["key"].as_str().unwrap();
+    let layer = gone_record["layer"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    assert!(blob(root.path(), &layer).exists());
+    let record = root
+        .path()
+        .join("kiln/cache")
+        .join(&key[..2])
+        .join(format!("{key}.json"));
+    let status = std::process::Command::new("touch")
+        .args(["-m", "-d", "3 days ago"])
+        .arg(&record)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = kiln(root.path())
+        .args(["cache", "prune", "--filter", "until=24h"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("removed 1 cache records, 1 blobs"), "{text}");
+    assert!(!record.exists());
+    assert!(!blob(root.path(), &layer).exists());
+    assert_eq!(
+        json(root.path(), &["cache", "du", "--json"])["cache_records"],
+        3
+    );
+
+    // `kiln prune` removes every record over the size and every unreferenced blob; the tagged
+    // image stays complete.
+    let out = kiln(root.path())
+        .args(["prune", "--keep-storage", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let du = json(root.path(), &["cache", "du", "--json"]);
+    assert_eq!(du["cache_records"], 0, "{du}");
+    assert_eq!(du["unreferenced_bytes"], 0, "{du}");
+    assert_eq!(du["blob_bytes"], du["tagged_bytes"], "{du}");
+    assert!(blob(root.path(), &kept_manifest).exists());
+    assert!(!blob(root.path(), &gone_manifest).exists());
+    let (stdout, _) = common::run_image(root.path(), "docker.io/library/kept:1");
+    assert_eq!(stdout, "kept\n");
+
+    // The automatic policy after a build: over the limit, everything untagged goes.
+    let out = kiln(root.path())
+        .args(["cache", "policy", "--keep-storage", "1B"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("on"));
+    let (_, stderr) = build(root.path(), gone.path(), &[]);
+    assert!(stderr.contains("0 of 3 steps cached"), "{stderr}");
+    let du = json(root.path(), &["cache", "du", "--json"]);
+    assert_eq!(du["cache_records"], 0, "{du}");
+    assert_eq!(du["blob_bytes"], du["tagged_bytes"], "{du}");
+    let (stdout, _) = common::run_image(root.path(), "docker.io/library/kept:1");
+    assert_eq!(stdout, "kept\n");
+    // A tagged build's blobs are kept, and the image exports.
+    let out_dir = tempfile::tempdir().unwrap();
+    let dest = out_dir.path().join("kept.tar");
+    build(
+        root.path(),
+        kept.path(),
+        &[
+            "-t",
+            "kept:1",
+            "-o",
+            &format!("type=oci,dest={}", dest.display()),
+        ],
+    );
+    assert!(dest.metadata().unwrap().len() > 0);
+    let (stdout, _) = common::run_image(root.path(), "docker.io/library/kept:1");
+    assert_eq!(stdout, "kept\n");
+}

@@ -35,6 +35,10 @@ pub struct CacheRecord {
     pub layer: Option<LayerRef>,
     /// When the step first ran (seconds since the epoch); becomes the history entry's `created`.
     pub created: i64,
+    /// The OCI chain ID of the state the step produced (its snapshot's key), so the garbage
+    /// collector keeps that snapshot with the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
 }
 
 /// Errors of the record store.
@@ -161,6 +165,7 @@ mod tests {
                 size: 10,
             }),
             created: 5,
+            chain: None,
         };
         store.put(&key, &rec).unwrap();
         assert_eq!(store.get(&key), Some(rec));

@@ -50,6 +50,16 @@ pub use copy::CopySnapshotter;
 pub use overlay::OverlaySnapshotter;
 pub use store::{Active, View};
 
+/// The keys of every committed snapshot under `dir` (the directory given to [`open`]), whichever
+/// snapshotter made them; for the garbage collector.
+pub fn committed_keys(dir: impl AsRef<Path>) -> Result<Vec<String>, SnapshotError> {
+    let dir = dir.as_ref();
+    if !dir.join("snapshots").is_dir() {
+        return Ok(Vec::new());
+    }
+    store::Store::open(dir)?.keys()
+}
+
 use crate::changes::{Change, WhiteoutStyle};
 use crate::fsroot::{FsError, Root};
 

@@ -451,9 +451,15 @@ async fn run_stage(
                     .execute(&ctx, shared.events.clone())
                     .await
                     .map_err(wrap)?;
+                let chain = layer.as_ref().and_then(|l| {
+                    let mut layers = state.layers.clone();
+                    layers.push(l.clone());
+                    crate::worker::chain_ids(&layers).pop()
+                });
                 let rec = CacheRecord {
                     layer,
                     created: epoch.unwrap_or_else(now_secs),
+                    chain,
                 };
                 shared
                     .cache

@@ -251,6 +251,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     for o in &outputs {
         crate::commands::export::write_output(builder.store(), &output.manifest, o, &output.tags)?;
     }
+    runtime.block_on(builder.auto_gc());
     if args.explain_cache {
         let explanation = kiln_builder_core::cache::BuildExplanation {
             id: output.build_id.clone(),

@@ -4,3 +4,4 @@ pub mod build;
 pub mod cache;
 pub mod export;
 pub mod parse;
+pub mod prune;
