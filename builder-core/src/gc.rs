@@ -500,6 +500,7 @@ impl<'a> Collector<'a> {
             {
                 report.blobs += 1;
                 report.blob_bytes += size;
+                let _ = std::fs::remove_file(self.store.state_dir().join("verified").join(d.hex()));
             }
         }
 

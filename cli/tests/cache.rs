@@ -231,3 +231,75 @@ fn gc_keeps_tagged_images_and_removes_the_rest() {
     let (stdout, _) = common::run_image(root.path(), "docker.io/library/kept:1");
     assert_eq!(stdout, "kept\n");
 }
+
+#[test]
+fn a_corrupt_cached_blob_makes_its_step_run_again() {
+    if !require_privileged("corrupt blob build") || !common::tool("umoci") || !common::tool("runc")
+    {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context_with(&[("Dockerfile", KEPT)]);
+    build(root.path(), ctx.path(), &["-t", "kept:1"]);
+    let records = json(root.path(), &["cache", "ls", "--json"]);
+    let layer = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["instruction"].as_str().unwrap().contains("echo kept"))
+        .unwrap()["layer"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    // Same size, different bytes: only a hash can tell.
+    let path = blob(root.path(), &layer);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let (_, stderr) = build(
+        root.path(),
+        ctx.path(),
+        &["-t", "kept:1", "--explain-cache"],
+    );
+    assert!(stderr.contains("2 of 3 steps cached"), "{stderr}");
+    assert!(stderr.contains("failed verification"), "{stderr}");
+    assert_all_blobs_intact(root.path());
+    let (stdout, _) = common::run_image(root.path(), "docker.io/library/kept:1");
+    assert_eq!(stdout, "kept\n");
+
+    // A missing blob is a miss too.
+    let records = json(root.path(), &["cache", "ls", "--json"]);
+    let layer = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["instruction"].as_str().unwrap().contains("echo kept"))
+        .unwrap()["layer"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    std::fs::remove_file(blob(root.path(), &layer)).unwrap();
+    let (_, stderr) = build(root.path(), ctx.path(), &["-t", "kept:1"]);
+    assert!(stderr.contains("2 of 3 steps cached"), "{stderr}");
+    assert_all_blobs_intact(root.path());
+    let (stdout, _) = common::run_image(root.path(), "docker.io/library/kept:1");
+    assert_eq!(stdout, "kept\n");
+}
+
+/// Every blob's content hashes to its name (a corrupt blob never survives a re-run).
+fn assert_all_blobs_intact(root: &std::path::Path) {
+    for e in std::fs::read_dir(root.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let bytes = std::fs::read(e.path()).unwrap();
+        assert_eq!(
+            kiln_builder_core::content::Digest::of(&bytes).hex(),
+            e.file_name().to_str().unwrap(),
+            "blob {:?} is intact",
+            e.path()
+        );
+    }
+}

@@ -12,6 +12,7 @@ mod copy;
 mod image;
 mod run;
 mod user;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -261,6 +262,8 @@ pub(crate) fn finish(
     };
     let (info, _stats) = crate::layer::write_changes_to_store(&cfg.store, &root, &changes, &opts)?;
     drop(root);
+    // Hashed while written: later cache hits need only compare a stat.
+    verify::stamp(&cfg.store, &info.digest);
     let layer = LayerRef {
         diff_id: info.digest,
         size: info.size,
@@ -310,7 +313,7 @@ impl Worker for LocalWorker {
     }
 
     fn has_layer(&self, layer: &LayerRef) -> bool {
-        self.cfg.store.has(&layer.diff_id)
+        verify::layer_is_intact(&self.cfg.store, layer)
     }
 
     fn execute<'a>(
