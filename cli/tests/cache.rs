@@ -303,3 +303,86 @@ fn assert_all_blobs_intact(root: &std::path::Path) {
         );
     }
 }
+
+/// Stages a and b meet through a shared mount (so they surely run at the same time), then each
+/// writes a marker into a `sharing=private` mount and lists it; c and d increment a counter in a
+/// `sharing=locked` mount with a read-sleep-write that loses an update without the lock.
+const SHARING: &str = r#"FROM scratch AS base
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+
+FROM base AS a
+ENV ME=a OTHER=b
+RUN --mount=type=cache,target=/sync,id=sync --mount=type=cache,target=/c,id=priv,sharing=private touch /sync/$ME && i=0 && while [ ! -e /sync/$OTHER ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done && touch /c/$ME && sleep 0.5 && ls /c | tr '\n' ' ' > /seen
+
+FROM base AS b
+ENV ME=b OTHER=a
+RUN --mount=type=cache,target=/sync,id=sync --mount=type=cache,target=/c,id=priv,sharing=private touch /sync/$ME && i=0 && while [ ! -e /sync/$OTHER ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done && touch /c/$ME && sleep 0.5 && ls /c | tr '\n' ' ' > /seen
+
+FROM base AS c
+ENV ME=c
+RUN --mount=type=cache,target=/n,id=counter,sharing=locked n=$(cat /n/n 2>/dev/null || echo 0) && sleep 0.5 && echo $((n+1)) > /n/n && cat /n/n > /count
+
+FROM base AS d
+ENV ME=d
+RUN --mount=type=cache,target=/n,id=counter,sharing=locked n=$(cat /n/n 2>/dev/null || echo 0) && sleep 0.5 && echo $((n+1)) > /n/n && cat /n/n > /count
+
+FROM base AS owned
+RUN --mount=type=cache,target=/o,id=owned,uid=1000,gid=1001,mode=0750 stat -c '%u %g %a' /o > /owner
+
+FROM scratch
+COPY --from=a /seen /a
+COPY --from=b /seen /b
+COPY --from=c /count /c
+COPY --from=d /count /d
+COPY --from=owned /owner /owner
+"#;
+
+#[test]
+fn cache_mount_sharing_modes_and_owner() {
+    if !require_privileged("cache mount build") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context_with(&[("Dockerfile", SHARING)]);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("rootfs");
+    build(
+        root.path(),
+        ctx.path(),
+        &["-o", &format!("type=local,dest={}", dest.display())],
+    );
+    let read = |n: &str| std::fs::read_to_string(dest.join(n)).unwrap();
+    // private: each concurrent writer had its own directory.
+    assert_eq!(read("a").trim(), "a", "a saw {:?}", read("a"));
+    assert_eq!(read("b").trim(), "b", "b saw {:?}", read("b"));
+    // locked: no lost update.
+    let mut counts = [read("c").trim().to_string(), read("d").trim().to_string()];
+    counts.sort();
+    assert_eq!(counts, ["1".to_string(), "2".to_string()]);
+    assert_eq!(read("owner").trim(), "1000 1001 750");
+
+    // The directories are listed and prunable.
+    let ls = kiln(root.path())
+        .args(["cache", "ls", "--mounts", "--json"])
+        .output()
+        .unwrap();
+    let mounts: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    // sync, two private instances, counter, owned.
+    assert_eq!(mounts.as_array().unwrap().len(), 5, "{mounts}");
+    let out = kiln(root.path())
+        .args(["cache", "prune", "--mounts"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("5 cache mounts"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let ls = kiln(root.path())
+        .args(["cache", "ls", "--mounts", "--json"])
+        .output()
+        .unwrap();
+    let mounts: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(mounts.as_array().unwrap().len(), 0, "{mounts}");
+}
