@@ -386,3 +386,77 @@ fn cache_mount_sharing_modes_and_owner() {
     let mounts: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
     assert_eq!(mounts.as_array().unwrap().len(), 0, "{mounts}");
 }
+
+#[test]
+fn four_concurrent_builds_on_one_store() {
+    if !require_privileged("concurrent builds") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let variant = |name: &str| {
+        format!(
+            "FROM scratch
+COPY busybox /bin/busybox
+RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]
+COPY shared.txt /shared.txt
+RUN cat /shared.txt > /who && sleep 0.3
+RUN echo {name} >> /who
+"
+        )
+    };
+    // Builds 0 and 2 use the same Dockerfile, so they race on every step; all four share the
+    // first three steps.
+    let ctx = context_with(&[
+        ("shared.txt", "shared\n"),
+        ("Dockerfile.0", &variant("zero")),
+        ("Dockerfile.1", &variant("one")),
+        ("Dockerfile.2", &variant("zero")),
+        ("Dockerfile.3", &variant("three")),
+    ]);
+    let expected = ["zero", "one", "zero", "three"];
+    for round in 0..2 {
+        let outs = tempfile::tempdir().unwrap();
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let root = root.path().to_path_buf();
+                let ctx = ctx.path().to_path_buf();
+                let dest = outs.path().join(format!("out{i}"));
+                std::thread::spawn(move || {
+                    let out = kiln(&root)
+                        .arg("build")
+                        .arg("-f")
+                        .arg(ctx.join(format!("Dockerfile.{i}")))
+                        .args(["-t", &format!("concurrent:{i}")])
+                        .arg("-o")
+                        .arg(format!("type=local,dest={}", dest.display()))
+                        .arg(&ctx)
+                        .output()
+                        .unwrap();
+                    (
+                        out.status.success(),
+                        String::from_utf8_lossy(&out.stderr).to_string(),
+                        dest,
+                    )
+                })
+            })
+            .collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            let (ok, stderr, dest) = h.join().unwrap();
+            assert!(ok, "round {round} build {i} failed:\n{stderr}");
+            let who = std::fs::read_to_string(dest.join("who")).unwrap();
+            assert_eq!(
+                who,
+                format!("shared\n{}\n", expected[i]),
+                "round {round} build {i}"
+            );
+            if round == 1 {
+                assert!(stderr.contains("5 of 5 steps cached"), "{stderr}");
+            }
+        }
+    }
+    // The tags all point at complete images in the store.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.path().join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 4, "{index}");
+    assert_all_blobs_intact(root.path());
+}
