@@ -5,7 +5,7 @@
 //! relative to the real (symlink-resolved) destination directory, and the paths returned are
 //! those real paths, relative to the root, which is what the layer must contain.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
@@ -50,8 +50,13 @@ struct Writer<'a> {
     req: &'a CopyRequest,
     opts: &'a ApplyOptions<'a>,
     chown: Option<(u32, u32)>,
-    written: BTreeSet<PathBuf>,
+    /// In the order written; sorted and deduplicated at the end (pre-order with siblings in byte
+    /// order is already path order, so that is usually one pass).
+    written: Vec<PathBuf>,
     owners: HashMap<PathBuf, (u32, u32)>,
+    /// Directories the current item created (they were absent, so nothing below them existed
+    /// before this item): entries below them need no existence check.
+    fresh: HashSet<PathBuf>,
 }
 
 /// Copies `sel` (selected from `fs`) into `dest` as `req` says.
@@ -79,8 +84,9 @@ pub fn apply(
         req,
         opts,
         chown,
-        written: BTreeSet::new(),
+        written: Vec::new(),
         owners: HashMap::new(),
+        fresh: HashSet::new(),
     };
     let norm = normalize_dest(&req.dest, &req.workdir);
     let dest_rel = clean(Path::new(&norm));
@@ -119,7 +125,8 @@ pub fn apply(
             // The directory itself keeps its mode and owner; BuildKit restores its mtime from
             // the source directory.
             w.set_times(&top, item.entry.mtime)?;
-            w.written.insert(top.clone());
+            w.written.push(top.clone());
+            w.fresh.clear();
             let mut links = HashMap::new();
             for s in &item.contents {
                 w.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
@@ -143,10 +150,16 @@ pub fn apply(
             real_rel(dest, &parent)?.join(name)
         };
         let mut links = HashMap::new();
+        w.fresh.clear();
         w.copy_entry(&item.entry, &target, false, &mut links)?;
     }
+    let mut written = w.written;
+    if !written.is_sorted() {
+        written.sort();
+    }
+    written.dedup();
     Ok(CopyOutput {
-        written: w.written.into_iter().collect(),
+        written,
         owners: w.owners,
     })
 }
@@ -215,7 +228,7 @@ impl Writer<'_> {
             if let Some(t) = self.opts.created_dir_mtime {
                 self.set_times(&real, t)?;
             }
-            self.written.insert(real);
+            self.written.push(real);
         }
         Ok(())
     }
@@ -228,10 +241,15 @@ impl Writer<'_> {
         overwrite_dir_metadata: bool,
         links: &mut HashMap<(u64, u64), PathBuf>,
     ) -> Result<(), CopyError> {
-        let existing = match self.dest.lstat(dst) {
-            Ok(st) => Some(FileType::from_raw_mode(st.st_mode)),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e.into()),
+        let in_fresh_dir = dst.parent().is_some_and(|p| self.fresh.contains(p));
+        let existing = if in_fresh_dir {
+            None
+        } else {
+            match self.dest.lstat(dst) {
+                Ok(st) => Some(FileType::from_raw_mode(st.st_mode)),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e.into()),
+            }
         };
         let owner = self.owner_of(entry);
         let mode = dest_mode(self.req, entry);
@@ -247,6 +265,9 @@ impl Writer<'_> {
                     }
                 };
                 let fd = self.dest.create_dir(dst, mode)?;
+                if created {
+                    self.fresh.insert(dst.to_path_buf());
+                }
                 if created || overwrite_dir_metadata {
                     self.chown(dst, owner)?;
                     rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(mode))
@@ -265,7 +286,7 @@ impl Writer<'_> {
                     if let Some(first) = links.get(&(entry.dev, entry.ino)) {
                         self.dest.hard_link(first, dst)?;
                         self.owners.insert(dst.to_path_buf(), owner);
-                        self.written.insert(dst.to_path_buf());
+                        self.written.push(dst.to_path_buf());
                         return Ok(());
                     }
                     links.insert((entry.dev, entry.ino), dst.to_path_buf());
@@ -321,7 +342,7 @@ impl Writer<'_> {
                 self.set_times(dst, entry.mtime)?;
             }
         }
-        self.written.insert(dst.to_path_buf());
+        self.written.push(dst.to_path_buf());
         Ok(())
     }
 
