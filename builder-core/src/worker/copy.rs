@@ -22,14 +22,12 @@ impl LocalWorker {
         let Some(ctx) = &self.cfg.context else {
             return Ok(None);
         };
-        let res = self
-            .context_index
-            .get_or_init(|| {
-                self.hasher
-                    .with_cache(|cache| ctx.walk_cached(cache))
-                    .map(Arc::new)
-                    .map_err(Arc::new)
-            });
+        let res = self.context_index.get_or_init(|| {
+            self.hasher
+                .with_cache(|cache| ctx.walk_cached(cache))
+                .map(Arc::new)
+                .map_err(Arc::new)
+        });
         match res {
             Ok(index) => Ok(Some(index.clone())),
             Err(e) => Err(WorkerError::ContextWalk(e.clone())),
