@@ -266,7 +266,11 @@ impl Builder {
             source_date_epoch: req.source_date_epoch,
             previous_keys: Arc::new(self.explain.previous_keys(&scope)),
         };
-        let started = now_secs();
+        let start = std::time::SystemTime::now();
+        let started = start
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
         let solved = crate::solver::solve(
             worker.clone(),
             self.cache.clone(),
@@ -281,7 +285,7 @@ impl Builder {
         let _ = tokio::task::spawn_blocking(move || saver.save_stat_cache()).await;
         let mut result = solved?;
         let explanation = BuildExplanation {
-            id: crate::cache::new_build_id(started),
+            id: crate::cache::new_build_id(start),
             time: started,
             dockerfile: req
                 .dockerfile_path
@@ -314,13 +318,6 @@ impl Builder {
             explanations: explanation.steps,
         })
     }
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// What identifies "the same Dockerfile" across builds for explanations: the context directory

@@ -498,17 +498,21 @@ impl ExplainStore {
     }
 }
 
-/// A new build id: seconds since the epoch, then a random-enough suffix, so ids sort by time.
-pub fn new_build_id(now: i64) -> String {
-    let nanos = std::time::SystemTime::now()
+/// The id of a build that started at `start`: seconds and nanoseconds since the epoch, then a
+/// random-enough suffix, so ids sort by start time.
+pub fn new_build_id(start: std::time::SystemTime) -> String {
+    let since = start
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+        .unwrap_or_default();
     let mut h = Sha256::new();
-    h.update(now.to_le_bytes());
-    h.update(nanos.to_le_bytes());
+    h.update(since.as_nanos().to_le_bytes());
     h.update(std::process::id().to_le_bytes());
-    format!("{now:011}-{}", &hex::encode(h.finalize())[..8])
+    format!(
+        "{:011}.{:09}-{}",
+        since.as_secs(),
+        since.subsec_nanos(),
+        &hex::encode(h.finalize())[..6]
+    )
 }
 
 #[cfg(test)]

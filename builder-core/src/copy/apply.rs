@@ -57,6 +57,12 @@ struct Writer<'a> {
     /// Directories the current item created (they were absent, so nothing below them existed
     /// before this item): entries below them need no existence check.
     fresh: HashSet<PathBuf>,
+    /// Descriptors of the fresh directories on the path to the entry being copied (pre-order
+    /// keeps this a stack): a file whose parent is on top is created right in it, with no
+    /// resolution from the root.
+    fresh_fds: Vec<(PathBuf, OwnedFd)>,
+    /// The source directory of the last file read, for the same reason.
+    src_dir: Option<(PathBuf, OwnedFd)>,
 }
 
 /// Copies `sel` (selected from `fs`) into `dest` as `req` says.
@@ -87,6 +93,8 @@ pub fn apply(
         written: Vec::new(),
         owners: HashMap::new(),
         fresh: HashSet::new(),
+        fresh_fds: Vec::new(),
+        src_dir: None,
     };
     let norm = normalize_dest(&req.dest, &req.workdir);
     let dest_rel = clean(Path::new(&norm));
@@ -127,6 +135,7 @@ pub fn apply(
             w.set_times(&top, item.entry.mtime)?;
             w.written.push(top.clone());
             w.fresh.clear();
+            w.fresh_fds.clear();
             let mut links = HashMap::new();
             for s in &item.contents {
                 w.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
@@ -151,6 +160,7 @@ pub fn apply(
         };
         let mut links = HashMap::new();
         w.fresh.clear();
+        w.fresh_fds.clear();
         w.copy_entry(&item.entry, &target, false, &mut links)?;
     }
     let mut written = w.written;
@@ -183,6 +193,75 @@ impl Writer<'_> {
             path: path.to_path_buf(),
             source: e.into(),
         }
+    }
+
+    /// The descriptor of `dst`'s parent when this item created that directory.
+    fn fresh_parent(&mut self, dst: &Path) -> Option<&OwnedFd> {
+        let parent = dst.parent()?;
+        while let Some((p, _)) = self.fresh_fds.last() {
+            if parent.starts_with(p) {
+                break;
+            }
+            self.fresh_fds.pop();
+        }
+        match self.fresh_fds.last() {
+            Some((p, fd)) if p == parent => Some(fd),
+            _ => None,
+        }
+    }
+
+    /// Creates the regular file `dst` for writing. In a directory this item created (so empty
+    /// of anything but this item's entries, each written once) it is created right in the
+    /// directory's descriptor: `O_EXCL | O_NOFOLLOW` on a single name cannot leave it.
+    fn create_file(&mut self, dst: &Path, mode: u32) -> Result<std::fs::File, CopyError> {
+        let name = dst.file_name().map(OsStr::to_os_string);
+        if let (Some(name), Some(parent)) = (name, self.fresh_parent(dst)) {
+            let fd = rustix::fs::openat(
+                parent,
+                &name,
+                rustix::fs::OFlags::WRONLY
+                    | rustix::fs::OFlags::CREATE
+                    | rustix::fs::OFlags::EXCL
+                    | rustix::fs::OFlags::NOFOLLOW
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::from_raw_mode(mode & 0o7777),
+            )
+            .map_err(|e| self.io("create file", dst, e))?;
+            return Ok(std::fs::File::from(fd));
+        }
+        Ok(self.dest.create_file(dst, mode)?)
+    }
+
+    /// Opens a source file for reading, reusing the last source directory's descriptor (opened
+    /// confined to the source root) when the file is in it.
+    fn open_source(&mut self, path: &Path) -> Result<std::fs::File, CopyError> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return open_source_file(self.fs.root(), path);
+        };
+        if self.src_dir.as_ref().is_none_or(|(p, _)| p != parent) {
+            self.src_dir = None;
+            let fd = self.fs.root().open_dir(parent)?;
+            self.src_dir = Some((parent.to_path_buf(), fd));
+        }
+        let Some((_, dir)) = &self.src_dir else {
+            return open_source_file(self.fs.root(), path);
+        };
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::CLOEXEC
+                | rustix::fs::OFlags::NONBLOCK,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| CopyError::Io {
+            op: "open",
+            root: self.fs.root().path().to_path_buf(),
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
+        Ok(std::fs::File::from(fd))
     }
 
     fn owner_of(&self, entry: &Entry) -> (u32, u32) {
@@ -265,9 +344,6 @@ impl Writer<'_> {
                     }
                 };
                 let fd = self.dest.create_dir(dst, mode)?;
-                if created {
-                    self.fresh.insert(dst.to_path_buf());
-                }
                 if created || overwrite_dir_metadata {
                     self.chown(dst, owner)?;
                     rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(mode))
@@ -275,6 +351,12 @@ impl Writer<'_> {
                     self.copy_xattrs(entry, &fd, dst)?;
                 }
                 self.set_times(dst, entry.mtime)?;
+                if created {
+                    self.fresh.insert(dst.to_path_buf());
+                    // Drops siblings' descriptors: pre-order is done with them.
+                    let _ = self.fresh_parent(dst);
+                    self.fresh_fds.push((dst.to_path_buf(), fd));
+                }
             }
             EntryKind::File => {
                 if existing == Some(FileType::Directory) {
@@ -291,8 +373,8 @@ impl Writer<'_> {
                     }
                     links.insert((entry.dev, entry.ino), dst.to_path_buf());
                 }
-                let mut out = self.dest.create_file(dst, mode)?;
-                let mut src = open_source_file(self.fs.root(), &entry.path)?;
+                let mut out = self.create_file(dst, mode)?;
+                let mut src = self.open_source(&entry.path)?;
                 std::io::copy(&mut src, &mut out).map_err(|e| self.io("write", dst, e))?;
                 self.owners.insert(dst.to_path_buf(), owner);
                 if !self.opts.skip_chown {
