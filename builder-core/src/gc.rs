@@ -524,7 +524,38 @@ impl<'a> Collector<'a> {
         if opts.unreferenced {
             let _ = self.store.clean_abandoned();
         }
+        self.sweep_atomic_temps(now);
         Ok(report)
+    }
+
+    /// Removes temp files of atomic metadata writes (`.tmp-*`) that killed processes left in
+    /// kiln's own directories, once they are an hour old (a live writer renames within moments).
+    fn sweep_atomic_temps(&self, now: SystemTime) {
+        let state = self.store.state_dir();
+        let mut dirs = vec![
+            state.join("verified"),
+            state.join("explain").join("builds"),
+            state.join("explain").join("scopes"),
+            state.to_path_buf(),
+        ];
+        dirs.extend(
+            std::fs::read_dir(&self.records_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path()),
+        );
+        for dir in dirs {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| now.duration_since(t).is_ok_and(|d| d.as_secs() > 3600));
+                if old && e.file_name().as_encoded_bytes().starts_with(b".tmp-") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
     }
 
     /// Compressed export blobs of layers that stay; memos of layers that go are removed.
