@@ -174,6 +174,23 @@ pub fn apply(
     })
 }
 
+/// Copies a whole source file into a new destination file: `sendfile` until end of file, which
+/// spares `std::io::copy`'s per-file `fstat`s and its `copy_file_range` attempt (which fails
+/// between the context's filesystem and an overlay mount anyway); anything else falls back to it.
+fn copy_contents(src: &mut std::fs::File, out: &mut std::fs::File) -> std::io::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        match rustix::fs::sendfile(&*out, &*src, None, 1 << 30) {
+            Ok(0) => return Ok(total),
+            Ok(n) => total += n as u64,
+            Err(rustix::io::Errno::INTR) => {}
+            // Nothing was written yet by this call; std::io::copy continues from the file
+            // offsets sendfile advanced.
+            Err(_) => return std::io::copy(src, out).map(|n| total + n),
+        }
+    }
+}
+
 fn ts(t: (i64, u32)) -> Timestamps {
     let spec = Timespec {
         tv_sec: t.0,
@@ -375,7 +392,7 @@ impl Writer<'_> {
                 }
                 let mut out = self.create_file(dst, mode)?;
                 let mut src = self.open_source(&entry.path)?;
-                std::io::copy(&mut src, &mut out).map_err(|e| self.io("write", dst, e))?;
+                copy_contents(&mut src, &mut out).map_err(|e| self.io("write", dst, e))?;
                 self.owners.insert(dst.to_path_buf(), owner);
                 if !self.opts.skip_chown {
                     rustix::fs::fchown(
