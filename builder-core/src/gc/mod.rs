@@ -646,3 +646,46 @@ impl<'a> Collector<'a> {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_lease_holds_off_the_collector_and_tags_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let snaps = crate::snapshot::open(store.state_dir().join("snapshots")).unwrap();
+        let loose = store.put_bytes(b"nothing references this").unwrap();
+        let layer = store.put_bytes(b"a tagged layer").unwrap();
+        let config = store.put_bytes(b"{\"rootfs\":{\"diff_ids\":[]}}").unwrap();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "config": {"mediaType": crate::image::media::OCI_CONFIG, "digest": config.digest.to_string(), "size": config.size},
+            "layers": [{"mediaType": crate::image::media::OCI_LAYER_TAR, "digest": layer.digest.to_string(), "size": layer.size}],
+        });
+        let m = store.put_bytes(manifest.to_string().as_bytes()).unwrap();
+        store
+            .set_tag(
+                "example.com/kept:1",
+                &crate::image::Descriptor::new(crate::image::media::OCI_MANIFEST, m.digest, m.size),
+            )
+            .unwrap();
+        let gc = Collector::new(&store, snaps.as_ref(), store.state_dir().join("cache"));
+
+        let lease = BuildLease::acquire(&store).unwrap();
+        assert_eq!(gc.auto(0).unwrap(), None, "a build is running");
+        assert!(store.has(&loose.digest));
+        drop(lease);
+
+        let report = gc.auto(0).unwrap().unwrap();
+        assert_eq!(report.blobs, 1);
+        assert!(!store.has(&loose.digest));
+        for kept in [layer.digest, config.digest, m.digest] {
+            assert!(store.has(&kept), "{kept} is reachable from a tag");
+        }
+        let usage = gc.usage(false).unwrap();
+        assert_eq!(usage.unreferenced_bytes, 0);
+        assert_eq!(usage.tagged_bytes, usage.blob_bytes);
+    }
+}
