@@ -44,6 +44,11 @@ fn main() -> Result<(), Box<dyn Error>> {
                     BuildEvent::StepFinished { duration, .. } => {
                         eprintln!("  done in {duration:.2?}")
                     }
+                    BuildEvent::CacheMiss { reasons, .. } => {
+                        for r in reasons {
+                            eprintln!("  cache miss: {r}");
+                        }
+                    }
                     BuildEvent::Warning { message } => eprintln!("warning: {message}"),
                 }
             }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cache::FileCacheStore;
+use crate::cache::{BuildExplanation, ExplainStore, FileCacheStore, StepExplanation};
 use crate::content::{ContentStore, Digest};
 use crate::context::BuildContext;
 use crate::exec::{Executor, RuncConfig, RuncExecutor, SandboxConfig, SandboxExecutor};
@@ -105,6 +105,10 @@ pub struct BuildOutput {
     pub warnings: Vec<String>,
     /// The digest of the cache manifest pushed for `cache_to`.
     pub cache_export: Option<Digest>,
+    /// The build's id, under which `kiln cache explain` finds its explanations.
+    pub build_id: String,
+    /// Every filesystem step of every stage, with the reasons of its cache misses.
+    pub explanations: Vec<StepExplanation>,
 }
 
 /// Builds images into a store.
@@ -114,6 +118,7 @@ pub struct Builder {
     executor: Arc<dyn Executor>,
     cache: Arc<FileCacheStore>,
     registry: crate::registry::RegistryOptions,
+    explain: ExplainStore,
 }
 
 fn state_path(store: &ContentStore, name: &str) -> PathBuf {
@@ -145,12 +150,14 @@ impl Builder {
             }
         };
         let cache = Arc::new(FileCacheStore::new(state_path(&store, "cache")));
+        let explain = ExplainStore::new(state_path(&store, "explain"));
         Ok(Builder {
             store,
             snapshots,
             executor,
             cache,
             registry: opts.registry.clone(),
+            explain,
         })
     }
 
@@ -186,8 +193,66 @@ impl Builder {
         &self.registry
     }
 
+    /// The store's garbage collector.
+    pub fn collector(&self) -> crate::gc::Collector<'_> {
+        crate::gc::Collector::new(
+            &self.store,
+            self.snapshots.as_ref(),
+            self.cache.dir().to_path_buf(),
+        )
+    }
+
+    /// The kept explanations of past builds.
+    pub fn explanations(&self) -> &ExplainStore {
+        &self.explain
+    }
+
     /// Runs a build and tags the result.
     pub async fn build(
+        &self,
+        req: BuildRequest,
+        events: EventSink,
+    ) -> Result<BuildOutput, crate::Error> {
+        // The garbage collector never runs while this is held, and waits for it.
+        let store = self.store.clone();
+        let lease = tokio::task::spawn_blocking(move || crate::gc::BuildLease::acquire(&store))
+            .await
+            .map_err(|e| crate::Error::TaskFailed(e.to_string()))?
+            .map_err(|e| crate::Error::Gc(Box::new(e)))?;
+        let out = self.build_leased(req, events).await;
+        drop(lease);
+        out
+    }
+
+    /// The automatic policy (`<store>/kiln/gc.json`), for after a build and whatever the caller
+    /// does with its result (exports read the image's blobs, and an untagged image is
+    /// unreferenced): when the store is over its size, prune least recently used cache and
+    /// unreferenced blobs. Skipped while other builds run; failures only log.
+    pub async fn auto_gc(&self) {
+        let store = self.store.clone();
+        let snapshots = self.snapshots.clone();
+        let records = self.cache.dir().to_path_buf();
+        let _ = tokio::task::spawn_blocking(move || {
+            let policy = crate::gc::GcPolicy::load(&store);
+            if !policy.enabled {
+                return;
+            }
+            let gc = crate::gc::Collector::new(&store, snapshots.as_ref(), records);
+            match gc.auto(policy.keep_storage) {
+                Ok(Some(r)) => tracing::info!(
+                    records = r.records,
+                    blobs = r.blobs,
+                    bytes = r.blob_bytes,
+                    "pruned the store to its size limit"
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("automatic garbage collection failed: {e}"),
+            }
+        })
+        .await;
+    }
+
+    async fn build_leased(
         &self,
         req: BuildRequest,
         events: EventSink,
@@ -320,17 +385,40 @@ impl Builder {
             Some(r) => r.clone(),
             None => self.cache.clone(),
         };
+        let scope = explain_scope(&req);
         let opts = SolveOptions {
             no_cache: req.no_cache,
             no_cache_stages,
             source_date_epoch: req.source_date_epoch,
+            previous_keys: Arc::new(self.explain.previous_keys(&scope)),
         };
+        let start = std::time::SystemTime::now();
+        let started = start
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
         let solved =
             crate::solver::solve(worker.clone(), cache, Arc::new(graph), bases, opts, events).await;
         // Digests learnt in this build stay valid whether it succeeded or not.
         let saver = worker.clone();
         let _ = tokio::task::spawn_blocking(move || saver.save_stat_cache()).await;
-        let result = solved?;
+        let mut result = solved?;
+        let explanation = BuildExplanation {
+            id: crate::cache::new_build_id(start),
+            time: started,
+            dockerfile: req
+                .dockerfile_path
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            steps: std::mem::take(&mut result.explanations),
+        };
+        let explain = self.explain.clone();
+        let kept = explanation.clone();
+        let recorded = tokio::task::spawn_blocking(move || explain.record(&scope, &kept)).await;
+        if let Ok(Err(e)) = recorded {
+            // Only the after-the-fact explanation is lost; the build itself succeeded.
+            tracing::warn!("cannot keep the build's cache explanation: {e}");
+        }
         let store = self.store.clone();
         let tags = req.tags.clone();
         let (manifest, config_digest, steps) = tokio::task::spawn_blocking(move || {
@@ -361,8 +449,27 @@ impl Builder {
             steps,
             warnings,
             cache_export,
+            build_id: explanation.id,
+            explanations: explanation.steps,
         })
     }
+}
+
+/// What identifies "the same Dockerfile" across builds for explanations: the context directory
+/// and the Dockerfile's path (absolute when they exist).
+fn explain_scope(req: &BuildRequest) -> String {
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let context = req
+        .context
+        .as_deref()
+        .map(|c| abs(c).display().to_string())
+        .unwrap_or_default();
+    let dockerfile = req
+        .dockerfile_path
+        .as_deref()
+        .map(|d| abs(d).display().to_string())
+        .unwrap_or_else(|| "-".to_string());
+    format!("{context}\0{dockerfile}")
 }
 
 /// Writes the config and manifest of a stage result into the store and tags it.

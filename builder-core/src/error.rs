@@ -37,6 +37,9 @@ pub enum Error {
         /// `exit code: N` or `killed by signal N`.
         status: String,
     },
+    /// The store's garbage-collection lock could not be taken.
+    #[error(transparent)]
+    Gc(Box<crate::gc::GcError>),
     /// A build task ended abnormally (panicked or was cancelled).
     #[error("build task failed: {0}")]
     TaskFailed(String),

@@ -17,6 +17,7 @@ mod error;
 pub mod exec;
 pub mod export;
 pub mod fsroot;
+pub mod gc;
 pub mod graph;
 pub mod image;
 pub mod images;

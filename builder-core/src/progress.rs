@@ -29,6 +29,13 @@ pub enum BuildEvent {
         /// Which step.
         id: StepId,
     },
+    /// A step missed the cache and will run; `reasons` say why in plain words (their `Display`).
+    CacheMiss {
+        /// Which step.
+        id: StepId,
+        /// Why, most specific first; never a secret's value, build args only as digests.
+        reasons: Vec<crate::cache::MissReason>,
+    },
     /// Output of a running step.
     Log {
         /// Which step.

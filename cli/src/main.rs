@@ -43,6 +43,10 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile and a context directory.
     Build(Box<commands::build::BuildArgs>),
+    /// Explain cache misses of past builds; list, measure and prune the build cache.
+    Cache(commands::cache::CacheArgs),
+    /// Remove unreferenced blobs and old build cache (tagged images are kept).
+    Prune(commands::cache::PruneArgs),
     /// Parse a Dockerfile and print its instructions (or, with --json, the stable JSON form).
     Parse(commands::parse::ParseArgs),
     /// List the images in the store.
@@ -104,6 +108,8 @@ fn main() -> ExitCode {
         Command::Push(args) => commands::push::run(&args, &root),
         Command::Login(args) => commands::login::login(&args),
         Command::Logout(args) => commands::login::logout(&args),
+        Command::Cache(args) => commands::cache::run(&args, &root),
+        Command::Prune(args) => commands::prune::run(&args, &root),
     };
     match result {
         Ok(code) => code,

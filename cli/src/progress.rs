@@ -62,6 +62,12 @@ impl<W: Write> PlainRenderer<W> {
                 self.cached.insert(*id);
                 let _ = writeln!(self.out, "#{n} CACHED");
             }
+            BuildEvent::CacheMiss { id, reasons } => {
+                let n = self.number(*id);
+                for r in reasons {
+                    let _ = writeln!(self.out, "#{n} CACHE MISS: {r}");
+                }
+            }
             BuildEvent::Log {
                 id,
                 stream: _,
@@ -134,7 +140,7 @@ impl LogTail {
                     }
                 }
             }
-            BuildEvent::Warning { .. } => {}
+            BuildEvent::Warning { .. } | BuildEvent::CacheMiss { .. } => {}
         }
     }
 
@@ -171,6 +177,12 @@ pub fn event_json(event: &BuildEvent) -> serde_json::Value {
             json!({"event": "step_started", "step": step(id), "name": name})
         }
         BuildEvent::StepCached { id } => json!({"event": "step_cached", "step": step(id)}),
+        BuildEvent::CacheMiss { id, reasons } => json!({
+            "event": "cache_miss",
+            "step": step(id),
+            "reasons": serde_json::to_value(reasons).unwrap_or_default(),
+            "text": reasons.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        }),
         BuildEvent::Log { id, stream, data } => json!({
             "event": "log",
             "step": step(id),

@@ -89,6 +89,15 @@ impl TtyRenderer {
                     s.bar.finish_with_message("CACHED");
                 }
             }
+            BuildEvent::CacheMiss { id, reasons } => {
+                // Shown until the step's own output takes the space.
+                if let (Some(s), Some(first)) = (self.steps.get(id), reasons.first()) {
+                    s.bar.set_message(format!(
+                        "\n  │ cache miss: {}",
+                        sanitize(&first.to_string())
+                    ));
+                }
+            }
             BuildEvent::Log { id, data, .. } => {
                 if let Some(s) = self.steps.get_mut(id) {
                     s.partial.extend_from_slice(data);

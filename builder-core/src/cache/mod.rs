@@ -5,12 +5,17 @@
 //! it when read). Records are small JSON files replaced atomically, so a crash never leaves a torn
 //! one; an unreadable record is treated as a miss and overwritten by the next run of the step.
 
+mod explain;
 mod key;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use explain::{
+    BaseImage, BuildExplanation, ExplainError, ExplainStore, FileChange, KEEP_BUILDS, KeyManifest,
+    MAX_FILES_NAMED, MissReason, StepExplanation, explain, new_build_id, value_digest,
+};
 pub use key::{CacheKey, KEY_VERSION, KeyBuilder};
 
 /// A layer a step produced, as recorded in the cache and in the image.
@@ -30,6 +35,10 @@ pub struct CacheRecord {
     pub layer: Option<LayerRef>,
     /// When the step first ran (seconds since the epoch); becomes the history entry's `created`.
     pub created: i64,
+    /// The OCI chain ID of the state the step produced (its snapshot's key), so the garbage
+    /// collector keeps that snapshot with the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
 }
 
 /// Errors of the record store.
@@ -57,6 +66,14 @@ pub trait CacheStore: Send + Sync {
     fn put(&self, key: &CacheKey, record: &CacheRecord) -> Result<(), CacheError>;
     /// Forgets `key` (after its layer was found missing or corrupt).
     fn remove(&self, key: &CacheKey);
+    /// The named inputs of `key`, kept to explain later misses (none by default).
+    fn manifest(&self, _key: &CacheKey) -> Option<KeyManifest> {
+        None
+    }
+    /// Keeps the named inputs of `key` next to its record (a no-op by default).
+    fn put_manifest(&self, _key: &CacheKey, _manifest: &KeyManifest) -> Result<(), CacheError> {
+        Ok(())
+    }
 }
 
 /// Records as files `<dir>/<2 hex>/<64 hex>.json`.
@@ -75,29 +92,60 @@ impl FileCacheStore {
         let hex = key.to_hex();
         self.dir.join(&hex[..2]).join(format!("{hex}.json"))
     }
-}
 
-impl CacheStore for FileCacheStore {
-    fn get(&self, key: &CacheKey) -> Option<CacheRecord> {
-        let bytes = std::fs::read(self.path(key)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+    fn manifest_path(&self, key: &CacheKey) -> PathBuf {
+        let hex = key.to_hex();
+        self.dir
+            .join(&hex[..2])
+            .join(format!("{hex}.manifest.json"))
     }
 
-    fn put(&self, key: &CacheKey, record: &CacheRecord) -> Result<(), CacheError> {
-        let path = self.path(key);
-        // Serialising a plain struct of strings and integers cannot fail.
-        let bytes = serde_json::to_vec(record).unwrap_or_default();
+    /// The directory holding the records.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    fn write(&self, path: &std::path::Path, bytes: &[u8]) -> Result<(), CacheError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| CacheError::Write {
                 path: dir.to_path_buf(),
                 source,
             })?;
         }
-        crate::content::write_atomic(&path, &bytes).map_err(|e| CacheError::Record(Box::new(e)))
+        crate::content::write_atomic(path, bytes).map_err(|e| CacheError::Record(Box::new(e)))
+    }
+}
+
+impl CacheStore for FileCacheStore {
+    fn get(&self, key: &CacheKey) -> Option<CacheRecord> {
+        let path = self.path(key);
+        let file = std::fs::File::open(&path).ok()?;
+        let record: CacheRecord = serde_json::from_reader(std::io::BufReader::new(&file)).ok()?;
+        // The record's modification time is its last use, for least-recently-used pruning. Only
+        // the inode changes, so the no-op rebuild still writes no data.
+        let _ = file.set_modified(std::time::SystemTime::now());
+        Some(record)
+    }
+
+    fn put(&self, key: &CacheKey, record: &CacheRecord) -> Result<(), CacheError> {
+        // Serialising a plain struct of strings and integers cannot fail.
+        let bytes = serde_json::to_vec(record).unwrap_or_default();
+        self.write(&self.path(key), &bytes)
     }
 
     fn remove(&self, key: &CacheKey) {
         let _ = std::fs::remove_file(self.path(key));
+        let _ = std::fs::remove_file(self.manifest_path(key));
+    }
+
+    fn manifest(&self, key: &CacheKey) -> Option<KeyManifest> {
+        let bytes = std::fs::read(self.manifest_path(key)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn put_manifest(&self, key: &CacheKey, manifest: &KeyManifest) -> Result<(), CacheError> {
+        let bytes = serde_json::to_vec(manifest).unwrap_or_default();
+        self.write(&self.manifest_path(key), &bytes)
     }
 }
 
@@ -117,6 +165,7 @@ mod tests {
                 size: 10,
             }),
             created: 5,
+            chain: None,
         };
         store.put(&key, &rec).unwrap();
         assert_eq!(store.get(&key), Some(rec));

@@ -155,6 +155,9 @@ pub const RACY_WINDOW: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatCache {
     pub(crate) entries: HashMap<PathBuf, (StatKey, Sha256Digest)>,
+    /// Paths that had no extended attributes when their entry was recorded. Setting or removing
+    /// an xattr changes ctime, so while the stat key matches the walk need not list them again.
+    pub(crate) plain: std::collections::HashSet<PathBuf>,
 }
 
 impl StatCache {
@@ -173,12 +176,26 @@ impl StatCache {
 
     /// Records a digest.
     pub fn insert(&mut self, path: PathBuf, key: StatKey, digest: Sha256Digest) {
+        self.plain.remove(&path);
         self.entries.insert(path, (key, digest));
+    }
+
+    /// Records a digest of a file that has no extended attributes.
+    pub fn insert_plain(&mut self, path: PathBuf, key: StatKey, digest: Sha256Digest) {
+        self.plain.insert(path.clone());
+        self.entries.insert(path, (key, digest));
+    }
+
+    /// Whether `path`, with this stat key, is known to have no extended attributes.
+    pub fn is_plain(&self, path: &Path, key: &StatKey) -> bool {
+        self.plain.contains(path) && self.entries.get(path).is_some_and(|(k, _)| k == key)
     }
 
     /// Drops entries for which `keep` is false (e.g. files no longer in the context).
     pub fn retain(&mut self, mut keep: impl FnMut(&Path) -> bool) {
         self.entries.retain(|p, _| keep(p));
+        let entries = &self.entries;
+        self.plain.retain(|p| entries.contains_key(p));
     }
 
     /// The number of cached digests.
@@ -254,7 +271,12 @@ impl FileHasher for CachingHasher {
         self.reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if !is_racy(entry, now) {
-            self.lock().insert(entry.path.clone(), key, digest);
+            let mut cache = self.lock();
+            if entry.xattrs.as_ref().is_some_and(|x| x.is_empty()) {
+                cache.insert_plain(entry.path.clone(), key, digest);
+            } else {
+                cache.insert(entry.path.clone(), key, digest);
+            }
         }
         Ok(digest)
     }

@@ -102,6 +102,13 @@ impl BuildContext {
     pub fn walk(&self) -> Result<ContextIndex, ContextError> {
         Ok(walk(&self.root, &self.matcher)?)
     }
+
+    /// Walks the context, skipping the xattr listing of files the stat cache knows have none.
+    pub fn walk_cached(&self, cache: &StatCache) -> Result<ContextIndex, ContextError> {
+        Ok(walk::walk_with(&self.root, &self.matcher, &|p, k| {
+            cache.is_plain(p, k)
+        })?)
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! The persistent form of a [`StatCache`]: one file per context, replaced atomically.
 //!
-//! Format (version 1, little-endian): the magic `KILNSTC1`, a record count (u64), the records
+//! Format (version 2, little-endian): the magic `KILNSTC2`, a record count (u64), the records
 //! sorted by path (path length u32, path bytes, size u64, mtime seconds i64 and nanoseconds u32,
-//! ctime likewise, inode u64, mode u32, sha256 32 bytes), then the sha256 of everything before it.
+//! ctime likewise, inode u64, mode u32, sha256 32 bytes, flags u8: bit 0 = the file had no
+//! extended attributes), then the sha256 of everything before it.
 //! A file that is missing, truncated, of another version or fails its checksum loads as an empty
 //! cache: the cache only saves work, so losing it costs one re-hash and never a wrong digest.
 //!
@@ -17,7 +18,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::hash::{Sha256Digest, StatCache, StatKey};
 
-const MAGIC: &[u8; 8] = b"KILNSTC1";
+const MAGIC: &[u8; 8] = b"KILNSTC2";
 
 /// An error saving the cache.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +86,7 @@ impl StatCache {
             out.extend_from_slice(&k.ino.to_le_bytes());
             out.extend_from_slice(&k.mode.to_le_bytes());
             out.extend_from_slice(&d.0);
+            out.push(u8::from(self.plain.contains(path)));
         }
         let sum: [u8; 32] = Sha256::digest(&out).into();
         out.extend_from_slice(&sum);
@@ -141,7 +143,11 @@ fn decode(bytes: &[u8]) -> Option<StatCache> {
             mode: r.u32()?,
         };
         let digest = Sha256Digest(r.arr()?);
-        cache.insert(path, key, digest);
+        match r.arr::<1>()?[0] {
+            0 => cache.insert(path, key, digest),
+            1 => cache.insert_plain(path, key, digest),
+            _ => return None,
+        }
     }
     if !r.0.is_empty() {
         return None;

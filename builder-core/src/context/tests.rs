@@ -215,3 +215,44 @@ fn bench_context_hashing_10k_files() {
         );
     }
 }
+
+#[test]
+fn stat_cache_skips_xattr_listing_only_while_the_stat_key_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "a.txt", b"a");
+    write(d, "b.txt", b"b");
+    // Outside the racy window, so the digests are cached.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let ctx = BuildContext::open(d, None).unwrap();
+    let hasher = CachingHasher::new(StatCache::new());
+    let index = hasher.with_cache(|c| ctx.walk_cached(c)).unwrap();
+    for e in index.iter().filter(|e| e.kind == EntryKind::File) {
+        hasher.digest(ctx.root(), e).unwrap();
+    }
+    let cache = hasher.into_cache();
+    let a = index.get(Path::new("a.txt")).unwrap();
+    assert!(cache.is_plain(Path::new("a.txt"), &StatKey::of(a)));
+    let bytes = cache.encode();
+    let dir2 = tempfile::tempdir().unwrap();
+    cache.save(&dir2.path().join("c")).unwrap();
+    let loaded = StatCache::load(&dir2.path().join("c"));
+    assert_eq!(loaded, cache, "plain flags survive a save");
+    assert_eq!(loaded.encode(), bytes);
+
+    // Adding an xattr changes ctime, so the walk lists it again.
+    let path = d.join("a.txt");
+    match rustix::fs::setxattr(&path, "user.kiln", b"1", rustix::fs::XattrFlags::empty()) {
+        Ok(()) => {
+            let index = ctx.walk_cached(&loaded).unwrap();
+            let a = index.get(Path::new("a.txt")).unwrap();
+            assert!(!loaded.is_plain(Path::new("a.txt"), &StatKey::of(a)));
+            assert_eq!(a.xattrs.as_ref().unwrap().len(), 1);
+            let b = index.get(Path::new("b.txt")).unwrap();
+            assert!(loaded.is_plain(Path::new("b.txt"), &StatKey::of(b)));
+        }
+        // A filesystem without user xattrs: nothing more to check.
+        Err(rustix::io::Errno::NOTSUP) | Err(rustix::io::Errno::PERM) => {}
+        Err(e) => panic!("setxattr: {e}"),
+    }
+}

@@ -194,6 +194,16 @@ impl ContextIndex {
 
 /// Walks `root` with `matcher` applied.
 pub fn walk(root: &Root, matcher: &IgnoreMatcher) -> Result<ContextIndex, WalkError> {
+    walk_with(root, matcher, &|_, _| false)
+}
+
+/// Walks `root` with `matcher` applied; a regular file for which `plain(path, stat key)` holds
+/// is known to have no extended attributes (from the stat cache) and they are not listed.
+pub fn walk_with(
+    root: &Root,
+    matcher: &IgnoreMatcher,
+    plain: &dyn Fn(&Path, &super::StatKey) -> bool,
+) -> Result<ContextIndex, WalkError> {
     let err = |op, path: &Path, source: std::io::Error| WalkError {
         root: root.path().to_path_buf(),
         op,
@@ -204,24 +214,34 @@ pub fn walk(root: &Root, matcher: &IgnoreMatcher) -> Result<ContextIndex, WalkEr
         .open_dir(Path::new(""))
         .map_err(|e| err("open", Path::new(""), e.source))?;
     let st = rustix::fs::fstat(&top).map_err(|e| err("stat", Path::new(""), e.into()))?;
-    let mut index = ContextIndex::default();
-    index.insert(Entry::from_stat(PathBuf::new(), &st, None));
     let mut walker = Walker {
         matcher,
-        index,
+        found: vec![Entry::from_stat(PathBuf::new(), &st, None)],
         pending: Vec::new(),
         err: &err,
+        plain,
     };
     walker.dir(&top, Path::new(""), &MatchState::default())?;
-    Ok(walker.index)
+    // The walk emits entries in path order already (pre-order, siblings sorted by name), so
+    // building the map from them in bulk is linear; inserting one by one would compare paths
+    // component by component a few dozen times per entry.
+    Ok(ContextIndex {
+        entries: walker
+            .found
+            .into_iter()
+            .map(|e| (e.path.clone(), e))
+            .collect(),
+    })
 }
 
 struct Walker<'a, F> {
     matcher: &'a IgnoreMatcher,
-    index: ContextIndex,
+    /// Entries in walk order.
+    found: Vec<Entry>,
     /// Excluded ancestor directories not yet emitted, emitted when a descendant is included.
     pending: Vec<Entry>,
     err: &'a F,
+    plain: &'a dyn Fn(&Path, &super::StatKey) -> bool,
 }
 
 impl<F> Walker<'_, F>
@@ -257,7 +277,9 @@ where
                 None
             };
             let mut entry = Entry::from_stat(path.clone(), &st, target);
-            if kind != EntryKind::Symlink {
+            if kind == EntryKind::File && (self.plain)(&entry.path, &super::StatKey::of(&entry)) {
+                entry.xattrs = Some(Vec::new());
+            } else if kind != EntryKind::Symlink {
                 // Through the open directory: no path resolution from the root per file.
                 let at = crate::fsroot::proc_fd_path(fd).join(name);
                 entry.xattrs = Some(
@@ -270,10 +292,8 @@ where
                 // if something below it is emitted.
                 self.pending.push(entry);
             } else {
-                for p in self.pending.drain(..) {
-                    self.index.insert(p);
-                }
-                self.index.insert(entry);
+                self.found.append(&mut self.pending);
+                self.found.push(entry);
             }
             if kind == EntryKind::Dir {
                 let sub = match rustix::fs::openat(

@@ -5,7 +5,7 @@
 //! relative to the real (symlink-resolved) destination directory, and the paths returned are
 //! those real paths, relative to the root, which is what the layer must contain.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
@@ -50,8 +50,19 @@ struct Writer<'a> {
     req: &'a CopyRequest,
     opts: &'a ApplyOptions<'a>,
     chown: Option<(u32, u32)>,
-    written: BTreeSet<PathBuf>,
+    /// In the order written; sorted and deduplicated at the end (pre-order with siblings in byte
+    /// order is already path order, so that is usually one pass).
+    written: Vec<PathBuf>,
     owners: HashMap<PathBuf, (u32, u32)>,
+    /// Directories the current item created (they were absent, so nothing below them existed
+    /// before this item): entries below them need no existence check.
+    fresh: HashSet<PathBuf>,
+    /// Descriptors of the fresh directories on the path to the entry being copied (pre-order
+    /// keeps this a stack): a file whose parent is on top is created right in it, with no
+    /// resolution from the root.
+    fresh_fds: Vec<(PathBuf, OwnedFd)>,
+    /// The source directory of the last file read, for the same reason.
+    src_dir: Option<(PathBuf, OwnedFd)>,
 }
 
 /// Copies `sel` (selected from `fs`) into `dest` as `req` says.
@@ -79,8 +90,11 @@ pub fn apply(
         req,
         opts,
         chown,
-        written: BTreeSet::new(),
+        written: Vec::new(),
         owners: HashMap::new(),
+        fresh: HashSet::new(),
+        fresh_fds: Vec::new(),
+        src_dir: None,
     };
     let norm = normalize_dest(&req.dest, &req.workdir);
     let dest_rel = clean(Path::new(&norm));
@@ -119,7 +133,9 @@ pub fn apply(
             // The directory itself keeps its mode and owner; BuildKit restores its mtime from
             // the source directory.
             w.set_times(&top, item.entry.mtime)?;
-            w.written.insert(top.clone());
+            w.written.push(top.clone());
+            w.fresh.clear();
+            w.fresh_fds.clear();
             let mut links = HashMap::new();
             for s in &item.contents {
                 w.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
@@ -143,12 +159,36 @@ pub fn apply(
             real_rel(dest, &parent)?.join(name)
         };
         let mut links = HashMap::new();
+        w.fresh.clear();
+        w.fresh_fds.clear();
         w.copy_entry(&item.entry, &target, false, &mut links)?;
     }
+    let mut written = w.written;
+    if !written.is_sorted() {
+        written.sort();
+    }
+    written.dedup();
     Ok(CopyOutput {
-        written: w.written.into_iter().collect(),
+        written,
         owners: w.owners,
     })
+}
+
+/// Copies a whole source file into a new destination file: `sendfile` until end of file, which
+/// spares `std::io::copy`'s per-file `fstat`s and its `copy_file_range` attempt (which fails
+/// between the context's filesystem and an overlay mount anyway); anything else falls back to it.
+fn copy_contents(src: &mut std::fs::File, out: &mut std::fs::File) -> std::io::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        match rustix::fs::sendfile(&*out, &*src, None, 1 << 30) {
+            Ok(0) => return Ok(total),
+            Ok(n) => total += n as u64,
+            Err(rustix::io::Errno::INTR) => {}
+            // Nothing was written yet by this call; std::io::copy continues from the file
+            // offsets sendfile advanced.
+            Err(_) => return std::io::copy(src, out).map(|n| total + n),
+        }
+    }
 }
 
 fn ts(t: (i64, u32)) -> Timestamps {
@@ -170,6 +210,75 @@ impl Writer<'_> {
             path: path.to_path_buf(),
             source: e.into(),
         }
+    }
+
+    /// The descriptor of `dst`'s parent when this item created that directory.
+    fn fresh_parent(&mut self, dst: &Path) -> Option<&OwnedFd> {
+        let parent = dst.parent()?;
+        while let Some((p, _)) = self.fresh_fds.last() {
+            if parent.starts_with(p) {
+                break;
+            }
+            self.fresh_fds.pop();
+        }
+        match self.fresh_fds.last() {
+            Some((p, fd)) if p == parent => Some(fd),
+            _ => None,
+        }
+    }
+
+    /// Creates the regular file `dst` for writing. In a directory this item created (so empty
+    /// of anything but this item's entries, each written once) it is created right in the
+    /// directory's descriptor: `O_EXCL | O_NOFOLLOW` on a single name cannot leave it.
+    fn create_file(&mut self, dst: &Path, mode: u32) -> Result<std::fs::File, CopyError> {
+        let name = dst.file_name().map(OsStr::to_os_string);
+        if let (Some(name), Some(parent)) = (name, self.fresh_parent(dst)) {
+            let fd = rustix::fs::openat(
+                parent,
+                &name,
+                rustix::fs::OFlags::WRONLY
+                    | rustix::fs::OFlags::CREATE
+                    | rustix::fs::OFlags::EXCL
+                    | rustix::fs::OFlags::NOFOLLOW
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::from_raw_mode(mode & 0o7777),
+            )
+            .map_err(|e| self.io("create file", dst, e))?;
+            return Ok(std::fs::File::from(fd));
+        }
+        Ok(self.dest.create_file(dst, mode)?)
+    }
+
+    /// Opens a source file for reading, reusing the last source directory's descriptor (opened
+    /// confined to the source root) when the file is in it.
+    fn open_source(&mut self, path: &Path) -> Result<std::fs::File, CopyError> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return open_source_file(self.fs.root(), path);
+        };
+        if self.src_dir.as_ref().is_none_or(|(p, _)| p != parent) {
+            self.src_dir = None;
+            let fd = self.fs.root().open_dir(parent)?;
+            self.src_dir = Some((parent.to_path_buf(), fd));
+        }
+        let Some((_, dir)) = &self.src_dir else {
+            return open_source_file(self.fs.root(), path);
+        };
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::CLOEXEC
+                | rustix::fs::OFlags::NONBLOCK,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| CopyError::Io {
+            op: "open",
+            root: self.fs.root().path().to_path_buf(),
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
+        Ok(std::fs::File::from(fd))
     }
 
     fn owner_of(&self, entry: &Entry) -> (u32, u32) {
@@ -215,7 +324,7 @@ impl Writer<'_> {
             if let Some(t) = self.opts.created_dir_mtime {
                 self.set_times(&real, t)?;
             }
-            self.written.insert(real);
+            self.written.push(real);
         }
         Ok(())
     }
@@ -228,10 +337,15 @@ impl Writer<'_> {
         overwrite_dir_metadata: bool,
         links: &mut HashMap<(u64, u64), PathBuf>,
     ) -> Result<(), CopyError> {
-        let existing = match self.dest.lstat(dst) {
-            Ok(st) => Some(FileType::from_raw_mode(st.st_mode)),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e.into()),
+        let in_fresh_dir = dst.parent().is_some_and(|p| self.fresh.contains(p));
+        let existing = if in_fresh_dir {
+            None
+        } else {
+            match self.dest.lstat(dst) {
+                Ok(st) => Some(FileType::from_raw_mode(st.st_mode)),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e.into()),
+            }
         };
         let owner = self.owner_of(entry);
         let mode = dest_mode(self.req, entry);
@@ -254,6 +368,12 @@ impl Writer<'_> {
                     self.copy_xattrs(entry, &fd, dst)?;
                 }
                 self.set_times(dst, entry.mtime)?;
+                if created {
+                    self.fresh.insert(dst.to_path_buf());
+                    // Drops siblings' descriptors: pre-order is done with them.
+                    let _ = self.fresh_parent(dst);
+                    self.fresh_fds.push((dst.to_path_buf(), fd));
+                }
             }
             EntryKind::File => {
                 if existing == Some(FileType::Directory) {
@@ -265,14 +385,14 @@ impl Writer<'_> {
                     if let Some(first) = links.get(&(entry.dev, entry.ino)) {
                         self.dest.hard_link(first, dst)?;
                         self.owners.insert(dst.to_path_buf(), owner);
-                        self.written.insert(dst.to_path_buf());
+                        self.written.push(dst.to_path_buf());
                         return Ok(());
                     }
                     links.insert((entry.dev, entry.ino), dst.to_path_buf());
                 }
-                let mut out = self.dest.create_file(dst, mode)?;
-                let mut src = open_source_file(self.fs.root(), &entry.path)?;
-                std::io::copy(&mut src, &mut out).map_err(|e| self.io("write", dst, e))?;
+                let mut out = self.create_file(dst, mode)?;
+                let mut src = self.open_source(&entry.path)?;
+                copy_contents(&mut src, &mut out).map_err(|e| self.io("write", dst, e))?;
                 self.owners.insert(dst.to_path_buf(), owner);
                 if !self.opts.skip_chown {
                     rustix::fs::fchown(
@@ -321,7 +441,7 @@ impl Writer<'_> {
                 self.set_times(dst, entry.mtime)?;
             }
         }
-        self.written.insert(dst.to_path_buf());
+        self.written.push(dst.to_path_buf());
         Ok(())
     }
 

@@ -292,6 +292,29 @@ impl Selection {
         }
         Ok(Sha256Digest(h.finalize().into()))
     }
+
+    /// Every selected entry's source path (relative to the source root) with a digest of what
+    /// [`Selection::digest`] encodes for it. Cache-miss explanations compare two builds' lists to
+    /// name the files that changed; the cache key itself only uses [`Selection::digest`].
+    pub fn entry_digests(
+        &self,
+        fs: &dyn SourceFs,
+        req: &CopyRequest,
+    ) -> Result<Vec<(PathBuf, Sha256Digest)>, CopyError> {
+        let mut out = Vec::new();
+        for item in &self.items {
+            let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+            let entries = std::iter::once((Path::new(""), &item.entry))
+                .filter(|_| !item.entry.is_dir())
+                .chain(item.contents.iter().map(|s| (s.rel.as_path(), &s.entry)));
+            for (rel, entry) in entries {
+                let mut h = Sha256::new();
+                encode(&mut h, fs, req, rel, entry, &mut links)?;
+                out.push((entry.path.clone(), Sha256Digest(h.finalize().into())));
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn encode(

@@ -312,8 +312,13 @@ pub async fn import_cache(
         let record = CacheRecord {
             layer,
             created: r.created,
+            // No snapshot exists for an imported record until a build uses it.
+            chain: None,
         };
-        if cache.get(&key).as_ref() != Some(&record) {
+        let same = cache
+            .get(&key)
+            .is_some_and(|old| old.layer == record.layer && old.created == record.created);
+        if !same {
             cache
                 .put(&key, &record)
                 .map_err(|e| RegistryError::Task(format!("cannot write cache record: {e}")))?;

@@ -50,6 +50,16 @@ pub use copy::CopySnapshotter;
 pub use overlay::OverlaySnapshotter;
 pub use store::{Active, View};
 
+/// The keys of every committed snapshot under `dir` (the directory given to [`open`]), whichever
+/// snapshotter made them; for the garbage collector.
+pub fn committed_keys(dir: impl AsRef<Path>) -> Result<Vec<String>, SnapshotError> {
+    let dir = dir.as_ref();
+    if !dir.join("snapshots").is_dir() {
+        return Ok(Vec::new());
+    }
+    store::Store::open(dir)?.keys()
+}
+
 use crate::changes::{Change, WhiteoutStyle};
 use crate::fsroot::{FsError, Root};
 
@@ -170,6 +180,14 @@ pub fn open(dir: impl AsRef<Path>) -> Result<Box<dyn Snapshotter>, SnapshotError
             let works = overlay::probe(dir);
             let name = if works { "overlayfs" } else { "copy" };
             if std::fs::create_dir_all(dir).is_ok() {
+                // Temp files of marker writes that a killed process left: the only atomic writes
+                // in this directory. Removing a live writer's temp only makes its (best-effort)
+                // write fail.
+                for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    if e.file_name().as_encoded_bytes().starts_with(b".tmp-") {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
                 let _ = crate::content::write_atomic(&marker, name.as_bytes());
             }
             works

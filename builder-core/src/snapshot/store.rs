@@ -178,6 +178,16 @@ impl Store {
         Ok(())
     }
 
+    /// The keys of all committed snapshots.
+    pub(crate) fn keys(&self) -> Result<Vec<String>, SnapshotError> {
+        let rd = std::fs::read_dir(&self.snapshots).map_err(io_err("list", &self.snapshots))?;
+        Ok(rd
+            .flatten()
+            .filter(|e| e.path().join(FS).is_dir())
+            .filter_map(|e| std::fs::read_to_string(e.path().join(KEY)).ok())
+            .collect())
+    }
+
     /// A committed child of `key`, if any.
     pub(crate) fn child_of(&self, key: &str) -> Result<Option<String>, SnapshotError> {
         let rd = std::fs::read_dir(&self.snapshots).map_err(io_err("list", &self.snapshots))?;

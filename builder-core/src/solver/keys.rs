@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::cache::{CacheKey, KeyBuilder};
+use crate::cache::{CacheKey, KeyBuilder, KeyManifest};
 use crate::graph::{Network, Op, RunMount, SourceRef};
 
 use super::FsState;
@@ -160,4 +160,89 @@ pub fn step_key(
         }
         Op::Config => KeyBuilder::new("config", Some(parent)).finish(),
     }
+}
+
+/// Names a `--from` source or mount source for explanations.
+fn source_name(source: &SourceRef) -> String {
+    match source {
+        SourceRef::Context => "context".to_string(),
+        SourceRef::Stage(i) => format!("stage {i}"),
+        SourceRef::Image(r) => format!("image {r}"),
+    }
+}
+
+fn digest_of<T: std::fmt::Debug>(value: &T) -> String {
+    crate::cache::value_digest(format!("{value:?}").as_bytes())
+}
+
+/// The named inputs of [`step_key`] for cache-miss explanations, each reduced to a digest. It must
+/// name everything `step_key` hashes (except the instruction's own text, which the caller sets),
+/// so that any key change shows up as a difference here.
+pub fn step_manifest(
+    op: &Op,
+    parent: &CacheKey,
+    input: Option<&str>,
+    sources: &BTreeMap<SourceRef, FsState>,
+) -> KeyManifest {
+    let mut m = KeyManifest {
+        parent: parent.to_hex(),
+        input: input.map(str::to_string),
+        ..KeyManifest::default()
+    };
+    let source = |m: &mut KeyManifest, s: &SourceRef| {
+        if let Some(state) = sources.get(s) {
+            m.sources.insert(source_name(s), state.key.to_hex());
+        }
+    };
+    match op {
+        Op::Run(run) => {
+            for (k, v) in &run.env {
+                if !run.env_not_cached.contains(k) {
+                    m.env
+                        .insert(k.clone(), crate::cache::value_digest(v.as_bytes()));
+                }
+            }
+            m.fields
+                .insert("command (SHELL)".into(), digest_of(&run.argv));
+            m.fields.insert("USER".into(), digest_of(&run.user));
+            m.fields.insert("WORKDIR".into(), digest_of(&run.cwd));
+            m.fields
+                .insert("network".into(), digest_of(&(run.network, run.insecure)));
+            m.fields.insert("mounts".into(), digest_of(&run.mounts));
+            m.fields
+                .insert("heredoc files".into(), digest_of(&run.inline));
+            for mount in &run.mounts {
+                if let RunMount::Bind { from, .. } = mount {
+                    source(&mut m, from);
+                }
+            }
+        }
+        Op::Copy(c) => {
+            source(&mut m, &c.from);
+            m.fields.insert("sources".into(), digest_of(&c.sources));
+            m.fields
+                .insert("heredoc files".into(), digest_of(&c.inline));
+            m.fields
+                .insert("destination (WORKDIR)".into(), digest_of(&c.dest));
+            m.fields.insert("--chown".into(), digest_of(&c.chown));
+            m.fields.insert("--chmod".into(), digest_of(&c.chmod));
+            m.fields.insert(
+                "flags".into(),
+                digest_of(&(
+                    &c.exclude,
+                    c.parents,
+                    c.link,
+                    c.keep_git_dir,
+                    &c.checksum,
+                    c.unpack,
+                )),
+            );
+        }
+        Op::Workdir { path, user } => {
+            m.fields.insert("path".into(), digest_of(path));
+            m.fields.insert("USER".into(), digest_of(user));
+        }
+        Op::Config => {}
+    }
+    m
 }

@@ -16,12 +16,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cache::{CacheKey, CacheRecord, CacheStore, KeyBuilder, LayerRef};
+use crate::cache::{
+    BaseImage, CacheKey, CacheRecord, CacheStore, KeyBuilder, LayerRef, StepExplanation,
+};
 use crate::graph::{Base, BuildGraph, Op, Origin, SourceRef, StepId};
 use crate::plan::ContainerConfig;
 use crate::progress::{BuildEvent, EventSink};
 
-pub use keys::step_key;
+pub use keys::{step_key, step_manifest};
 
 /// A boxed future, so [`Worker`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -102,6 +104,15 @@ pub trait Worker: Send + Sync {
     /// Whether the layer's blob is present and trusted, so a cache record pointing at it is usable.
     fn has_layer(&self, layer: &LayerRef) -> bool;
 
+    /// Every context file the step reads, with a digest of what the key takes from it, for
+    /// explaining cache misses (path, digest). Called only on a miss. None by default.
+    fn input_files<'a>(
+        &'a self,
+        _step: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, crate::Error>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// Runs a filesystem op on the parent state and returns the layer it made (`None` when the op
     /// changed nothing).
     fn execute<'a>(
@@ -120,6 +131,9 @@ pub struct SolveOptions {
     pub no_cache_stages: Vec<usize>,
     /// `SOURCE_DATE_EPOCH`: every timestamp in the image comes from it.
     pub source_date_epoch: Option<i64>,
+    /// The key each step position (`stage#n`) had in the previous build of this Dockerfile, to
+    /// explain misses against.
+    pub previous_keys: Arc<BTreeMap<String, CacheKey>>,
 }
 
 /// The result of one stage.
@@ -137,6 +151,9 @@ pub struct StageResult {
     pub author: Option<String>,
     /// Per-step outcome, in step order: (step, cached, seconds).
     pub steps: Vec<StepOutcome>,
+    /// Every filesystem step of every stage the build ran, in stage then step order, with the
+    /// reasons of its cache miss (filled in for the target's result only).
+    pub explanations: Vec<StepExplanation>,
 }
 
 /// How one filesystem step went.
@@ -184,6 +201,7 @@ struct Shared {
     bases: BTreeMap<String, ResolvedImage>,
     opts: SolveOptions,
     events: EventSink,
+    explanations: std::sync::Mutex<Vec<StepExplanation>>,
 }
 
 /// Runs the graph and returns the target stage's result. `bases` holds the images the FROM lines
@@ -203,6 +221,7 @@ pub async fn solve(
         bases,
         opts,
         events,
+        explanations: std::sync::Mutex::new(Vec::new()),
     });
     let mut results: BTreeMap<usize, Arc<StageResult>> = BTreeMap::new();
     let mut pending: BTreeSet<usize> = shared.graph.stages.keys().copied().collect();
@@ -245,8 +264,17 @@ pub async fn solve(
         }
     }
     let target = shared.graph.target;
+    let mut explanations = match shared.explanations.lock() {
+        Ok(mut e) => std::mem::take(&mut *e),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    };
+    explanations.sort_by_key(|e| (e.stage, e.index));
     match results.remove(&target) {
-        Some(r) => Ok(Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone())),
+        Some(r) => {
+            let mut r = Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone());
+            r.explanations = explanations;
+            Ok(r)
+        }
         None => Err(crate::Error::TaskFailed(format!(
             "target stage {target} produced no result"
         ))),
@@ -260,6 +288,26 @@ async fn run_stage(
 ) -> Result<StageResult, crate::Error> {
     let plan = &shared.graph.stages[&index];
     let epoch = shared.opts.source_date_epoch;
+    let stage_label = |i: &usize| {
+        shared
+            .graph
+            .stages
+            .get(i)
+            .and_then(|p| p.name.clone())
+            .unwrap_or_else(|| i.to_string())
+    };
+    // What produced the state the next step runs on, for explanations.
+    let (mut parent_from, mut base_image) = match &plan.base {
+        Base::Scratch => ("scratch".to_string(), None),
+        Base::Stage(i) => (format!("stage {} changed", stage_label(i)), None),
+        Base::Image(reference) => (
+            format!("base image {reference}"),
+            shared.bases.get(reference).map(|image| BaseImage {
+                reference: reference.clone(),
+                digest: image.digest.to_string(),
+            }),
+        ),
+    };
     let (mut state, mut history, mut created, base_author) = match &plan.base {
         Base::Scratch => (scratch_state(), Vec::new(), None, None),
         Base::Stage(i) => {
@@ -345,6 +393,8 @@ async fn run_stage(
         };
         let input = shared.worker.input_digest(&ctx).await.map_err(wrap)?;
         let key = step_key(&step.op, &state.key, input.as_deref(), &sources);
+        let position = format!("{stage_name}#{fs_seen}");
+        let title = format!("[{stage_name} {fs_seen}/{fs_steps}] {}", step.origin.text);
         let cached = if shared.opts.no_cache || shared.opts.no_cache_stages.contains(&id.stage) {
             None
         } else {
@@ -366,25 +416,74 @@ async fn run_stage(
             }
         };
         let was_cached = cached.is_some();
+        let mut reasons = Vec::new();
         let record = match cached {
             Some(rec) => {
                 shared.events.send(BuildEvent::StepCached { id });
                 rec
             }
             None => {
+                let mut manifest = step_manifest(&step.op, &state.key, input.as_deref(), &sources);
+                manifest.instruction = step.origin.text.clone();
+                manifest.parent_from = parent_from.clone();
+                manifest.base = base_image.clone();
+                if input.is_some() {
+                    manifest.files = shared
+                        .worker
+                        .input_files(&ctx)
+                        .await
+                        .map_err(wrap)?
+                        .into_iter()
+                        .collect();
+                }
+                let previous = shared.opts.previous_keys.get(&position);
+                let previous_manifest = previous.and_then(|k| shared.cache.manifest(k));
+                reasons = crate::cache::explain(
+                    previous.map(|k| (k, previous_manifest.as_ref())),
+                    &key,
+                    &manifest,
+                    shared.opts.no_cache,
+                );
+                shared.events.send(BuildEvent::CacheMiss {
+                    id,
+                    reasons: reasons.clone(),
+                });
                 let layer = shared
                     .worker
                     .execute(&ctx, shared.events.clone())
                     .await
                     .map_err(wrap)?;
+                let chain = layer.as_ref().and_then(|l| {
+                    let mut layers = state.layers.clone();
+                    layers.push(l.clone());
+                    crate::worker::chain_ids(&layers).pop()
+                });
                 let rec = CacheRecord {
                     layer,
                     created: epoch.unwrap_or_else(now_secs),
+                    chain,
                 };
+                shared
+                    .cache
+                    .put_manifest(&key, &manifest)
+                    .map_err(|e| wrap(e.into()))?;
                 shared.cache.put(&key, &rec).map_err(|e| wrap(e.into()))?;
                 rec
             }
         };
+        if let Ok(mut e) = shared.explanations.lock() {
+            e.push(StepExplanation {
+                stage: index,
+                index: step_index,
+                position,
+                name: title,
+                key: key.to_hex(),
+                cached: was_cached,
+                reasons,
+            });
+        }
+        parent_from = format!("the previous step `{}` has a new result", step.origin.text);
+        base_image = None;
         let layer_size = record.layer.as_ref().map(|l| l.size);
         state.key = key;
         if let Some(layer) = &record.layer {
@@ -425,5 +524,6 @@ async fn run_stage(
         created,
         author: plan.author.clone().or(base_author),
         steps: outcomes,
+        explanations: Vec::new(),
     })
 }

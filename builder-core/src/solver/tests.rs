@@ -396,3 +396,103 @@ async fn failing_step_names_its_line() {
         other => panic!("unexpected {other}"),
     }
 }
+
+fn previous(r: &StageResult) -> SolveOptions {
+    SolveOptions {
+        previous_keys: Arc::new(
+            r.explanations
+                .iter()
+                .map(|e| {
+                    (
+                        e.position.clone(),
+                        crate::cache::CacheKey::from_hex(&e.key).unwrap(),
+                    )
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn misses_are_explained_against_the_previous_build() {
+    use crate::cache::MissReason;
+    let src = "FROM alpine AS base\nCOPY src /src\nFROM base\nARG V\nRUN make\nRUN install\n";
+    let h = Harness::new(FakeWorker::default());
+    h.worker
+        .inputs
+        .lock()
+        .unwrap()
+        .insert("src".into(), "1".into());
+    let opts = |v: &str| PlanOptions {
+        build_args: [("V".to_string(), v.to_string())].into(),
+        ..Default::default()
+    };
+    let r = h
+        .build(src, &opts("1"), SolveOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.explanations.len(), 3);
+    assert!(
+        r.explanations
+            .iter()
+            .all(|e| e.reasons == vec![MissReason::FirstBuild])
+    );
+    h.executed();
+    // Only the build arg changes: the RUNs that see it miss and name it (the second also because
+    // its parent changed), the COPY is cached.
+    let r2 = h.build(src, &opts("2"), previous(&r)).await.unwrap();
+    assert_eq!(h.executed(), 2);
+    assert!(r2.explanations[0].cached && r2.explanations[0].reasons.is_empty());
+    assert!(
+        matches!(&r2.explanations[1].reasons[..], [MissReason::EnvChanged { name, old: Some(_), new: Some(_) }] if name == "V"),
+        "{:?}",
+        r2.explanations[1].reasons
+    );
+    assert!(matches!(
+        &r2.explanations[2].reasons[..],
+        [
+            MissReason::EnvChanged { .. },
+            MissReason::ParentChanged { .. }
+        ]
+    ));
+    // A COPY input change reaches the next stage as "stage changed"; a dropped layer is reported.
+    h.worker
+        .inputs
+        .lock()
+        .unwrap()
+        .insert("src".into(), "2".into());
+    let r3 = h.build(src, &opts("2"), previous(&r2)).await.unwrap();
+    assert_eq!(r3.explanations[0].reasons, vec![MissReason::InputsChanged]);
+    assert!(matches!(
+        &r3.explanations[1].reasons[..],
+        [MissReason::ParentChanged { from }] if from.contains("stage base")
+    ));
+    let mut events_seen = Vec::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let layer = r3.state.layers.last().unwrap().diff_id;
+    h.worker.missing_layers.lock().unwrap().push(layer);
+    let df = kiln_dockerfile_parser::parse(src).unwrap();
+    let graph = plan(&df, &opts("2"), &|_| Some(ContainerConfig::default())).unwrap();
+    let mut bases = BTreeMap::new();
+    bases.insert(
+        "alpine".to_string(),
+        h.worker.resolve_image("alpine").await.unwrap(),
+    );
+    solve(
+        h.worker.clone(),
+        h.cache.clone(),
+        Arc::new(graph),
+        bases,
+        previous(&r3),
+        EventSink::new(tx),
+    )
+    .await
+    .unwrap();
+    while let Ok(ev) = rx.try_recv() {
+        if let BuildEvent::CacheMiss { reasons, .. } = ev {
+            events_seen.push(reasons);
+        }
+    }
+    assert_eq!(events_seen, vec![vec![MissReason::RecordUnusable]]);
+}

@@ -22,9 +22,12 @@ impl LocalWorker {
         let Some(ctx) = &self.cfg.context else {
             return Ok(None);
         };
-        let res = self
-            .context_index
-            .get_or_init(|| ctx.walk().map(Arc::new).map_err(Arc::new));
+        let res = self.context_index.get_or_init(|| {
+            self.hasher
+                .with_cache(|cache| ctx.walk_cached(cache))
+                .map(Arc::new)
+                .map_err(Arc::new)
+        });
         match res {
             Ok(index) => Ok(Some(index.clone())),
             Err(e) => Err(WorkerError::ContextWalk(e.clone())),
@@ -56,23 +59,66 @@ pub(super) async fn input_digest(
     w: &LocalWorker,
     step: &StepContext<'_>,
 ) -> Result<Option<String>, WorkerError> {
-    let mut url_parts = Vec::new();
+    let url_parts = url_key_parts(w, step).await?;
+    let Some((ctx, index, requests)) = context_requests(w, step)? else {
+        return Ok((!url_parts.is_empty()).then(|| url_parts.join(",")));
+    };
+    let hasher = w.hasher.clone();
+    blocking(move || {
+        let fs = ContextSource::new(ctx.root(), &index, hasher.as_ref());
+        let mut parts = url_parts;
+        for req in &requests {
+            let sel = crate::copy::select(&fs, req)?;
+            parts.push(sel.digest(&fs, req)?.hex());
+        }
+        Ok(Some(parts.join(",")))
+    })
+    .await
+}
+
+/// The context files a step reads with a digest of each (see
+/// [`crate::solver::Worker::input_files`]).
+pub(super) async fn input_files(
+    w: &LocalWorker,
+    step: &StepContext<'_>,
+) -> Result<Vec<(String, String)>, WorkerError> {
+    let Some((ctx, index, requests)) = context_requests(w, step)? else {
+        return Ok(Vec::new());
+    };
+    let hasher = w.hasher.clone();
+    blocking(move || {
+        let fs = ContextSource::new(ctx.root(), &index, hasher.as_ref());
+        let mut out = Vec::new();
+        for req in &requests {
+            let sel = crate::copy::select(&fs, req)?;
+            for (path, digest) in sel.entry_digests(&fs, req)? {
+                // Half the digest is plenty to tell two versions of a file apart and halves
+                // the size of the manifests of large contexts.
+                let hex = digest.hex();
+                out.push((path.to_string_lossy().into_owned(), hex[..32].to_string()));
+            }
+        }
+        Ok(out)
+    })
+    .await
+}
+
+type ContextRequests = (
+    Arc<crate::context::BuildContext>,
+    Arc<ContextIndex>,
+    Vec<CopyRequest>,
+);
+
+/// The context reads of a step as copy requests, with the context and its index.
+fn context_requests(
+    w: &LocalWorker,
+    step: &StepContext<'_>,
+) -> Result<Option<ContextRequests>, WorkerError> {
     let requests: Vec<CopyRequest> = match step.op {
         Op::Copy(c) if c.from == SourceRef::Context && !c.sources.is_empty() => {
-            let (urls, local) = split_urls(c)?;
-            for url in &urls {
-                // With --checksum the content is known without fetching it: a cache hit
-                // never touches the network.
-                url_parts.push(match &c.checksum {
-                    Some(sum) => format!(
-                        "url-checksum:{}",
-                        super::download::parse_checksum(url, sum)?
-                    ),
-                    None => w.downloads.fetch(url, None).await?.key_part(),
-                });
-            }
+            let (_, local) = split_urls(c)?;
             if local.is_empty() {
-                return Ok(Some(url_parts.join(",")));
+                return Ok(None);
             }
             vec![copy_request(c, local)?]
         }
@@ -93,24 +139,39 @@ pub(super) async fn input_digest(
     if requests.is_empty() {
         return Ok(None);
     }
-    let Some(index) = w.context_index()? else {
+    let (Some(index), Some(ctx)) = (w.context_index()?, w.cfg.context.clone()) else {
         return Err(WorkerError::Unsupported(
             "reading the build context in a build without one",
         ));
     };
-    let ctx = w.cfg.context.clone();
-    let hasher = w.hasher.clone();
-    blocking(move || {
-        let Some(ctx) = ctx else { return Ok(None) };
-        let fs = ContextSource::new(ctx.root(), &index, hasher.as_ref());
-        let mut parts = url_parts;
-        for req in &requests {
-            let sel = crate::copy::select(&fs, req)?;
-            parts.push(sel.digest(&fs, req)?.hex());
-        }
-        Ok(Some(parts.join(",")))
-    })
-    .await
+    Ok(Some((ctx, index, requests)))
+}
+
+/// The key parts of a step's `ADD <url>` sources. With `--checksum` the content is known
+/// without fetching it, so a cache hit never touches the network; without, the file is fetched
+/// (once per build) to learn its digest.
+async fn url_key_parts(
+    w: &LocalWorker,
+    step: &StepContext<'_>,
+) -> Result<Vec<String>, WorkerError> {
+    let Op::Copy(c) = step.op else {
+        return Ok(Vec::new());
+    };
+    if c.from != SourceRef::Context {
+        return Ok(Vec::new());
+    }
+    let (urls, _) = split_urls(c)?;
+    let mut parts = Vec::new();
+    for url in &urls {
+        parts.push(match &c.checksum {
+            Some(sum) => format!(
+                "url-checksum:{}",
+                super::download::parse_checksum(url, sum)?
+            ),
+            None => w.downloads.fetch(url, None).await?.key_part(),
+        });
+    }
+    Ok(parts)
 }
 
 /// The URL sources of an `ADD` and its local ones. Git sources are not supported; several

@@ -14,6 +14,7 @@ mod image;
 mod run;
 mod ssh;
 mod user;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -288,6 +289,8 @@ pub(crate) fn finish(
     };
     let (info, _stats) = crate::layer::write_changes_to_store(&cfg.store, &root, &changes, &opts)?;
     drop(root);
+    // Hashed while written: later cache hits need only compare a stat.
+    verify::stamp(&cfg.store, &info.digest);
     let layer = LayerRef {
         diff_id: info.digest,
         size: info.size,
@@ -334,8 +337,15 @@ impl Worker for LocalWorker {
         Box::pin(async move { Ok(copy::input_digest(self, step).await?) })
     }
 
+    fn input_files<'a>(
+        &'a self,
+        step: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, crate::Error>> {
+        Box::pin(async move { Ok(copy::input_files(self, step).await?) })
+    }
+
     fn has_layer(&self, layer: &LayerRef) -> bool {
-        self.cfg.store.has(&layer.diff_id)
+        verify::layer_is_intact(&self.cfg.store, layer)
     }
 
     fn execute<'a>(

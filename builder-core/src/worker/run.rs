@@ -25,7 +25,84 @@ struct Prepared {
     // Before the scratch directory its sockets live in.
     _relays: Vec<super::ssh::AgentRelay>,
     _scratch: crate::scratch::ScratchDir,
+    /// Locks of `sharing=locked` and `sharing=private` cache mounts, held while the command runs.
+    _locks: Vec<std::fs::File>,
 }
+
+fn open_lock(path: &Path) -> Result<std::fs::File, WorkerError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io_err("cannot open", path))
+}
+
+/// The directory a cache mount uses, created with the mount's owner and mode on first use, and
+/// the lock to hold while the command runs. `shared`: one directory, no lock. `locked`: one
+/// directory, and an exclusive lock that makes other users (in this build or another) wait.
+/// `private`: the first instance of the id that nobody holds, or a new one; instances persist
+/// and are reused, as in BuildKit, so each concurrent writer has a directory of its own.
+fn cache_mount_dir(
+    cfg: &LocalWorkerConfig,
+    id: &str,
+    sharing: &str,
+    (uid, gid, mode): (u32, u32, u32),
+) -> Result<(PathBuf, Option<std::fs::File>), WorkerError> {
+    let base = cfg.store.state_dir().join("cache-mounts");
+    std::fs::create_dir_all(&base).map_err(io_err("cannot create", &base))?;
+    let name = hex::encode(Sha256::digest(id.as_bytes()));
+    let (dir, lock) = match sharing {
+        "locked" => {
+            let lock = open_lock(&base.join(format!("{name}.lock")))?;
+            lock.lock()
+                .map_err(io_err("cannot lock", &base.join(format!("{name}.lock"))))?;
+            (base.join(&name), Some(lock))
+        }
+        "private" => {
+            let mut n = 0usize;
+            loop {
+                let instance = if n == 0 {
+                    name.clone()
+                } else {
+                    format!("{name}-{n}")
+                };
+                let lock_path = base.join(format!("{instance}.private.lock"));
+                let lock = open_lock(&lock_path)?;
+                match lock.try_lock() {
+                    Ok(()) => break (base.join(instance), Some(lock)),
+                    Err(std::fs::TryLockError::WouldBlock) => n += 1,
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        return Err(io_err("cannot lock", &lock_path)(e));
+                    }
+                }
+            }
+        }
+        _ => (base.join(&name), None),
+    };
+    if !dir.exists() {
+        // Made under a temporary name and renamed, so a concurrent first use sees either no
+        // directory or one with its owner and mode already set.
+        let tmp = base.join(format!(
+            ".new-{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir(&tmp).map_err(io_err("cannot create", &tmp))?;
+        std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))
+            .map_err(io_err("cannot chown", &tmp))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+            .map_err(io_err("cannot chmod", &tmp))?;
+        if std::fs::rename(&tmp, &dir).is_err() {
+            // Someone else created it first: theirs is as good.
+            let _ = std::fs::remove_dir(&tmp);
+        }
+    }
+    Ok((dir, lock))
+}
+
+static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WorkerError {
     let path = path.to_path_buf();
@@ -107,6 +184,7 @@ fn prepare_run(
     let mut mounts = Vec::new();
     let mut views = Vec::new();
     let mut relays = Vec::new();
+    let mut locks = Vec::new();
     for (i, m) in run.mounts.iter().enumerate() {
         match m {
             RunMount::Bind {
@@ -169,21 +247,10 @@ fn prepare_run(
                 uid,
                 gid,
                 mode,
-                ..
+                sharing,
             } => {
-                let dir = cfg
-                    .store
-                    .state_dir()
-                    .join("cache-mounts")
-                    .join(hex::encode(Sha256::digest(id.as_bytes())));
-                if !dir.exists() {
-                    std::fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
-                    std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
-                        .map_err(io_err("cannot chown", &dir))?;
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(*mode))
-                        .map_err(io_err("cannot chmod", &dir))?;
-                }
+                let (dir, lock) = cache_mount_dir(cfg, id, sharing, (*uid, *gid, *mode))?;
+                locks.extend(lock);
                 mounts.push(Mount::Bind {
                     source: dir,
                     target: PathBuf::from(target),
@@ -290,6 +357,7 @@ fn prepare_run(
         _views: views,
         _relays: relays,
         _scratch: scratch,
+        _locks: locks,
     })
 }
 
@@ -337,6 +405,7 @@ pub(super) async fn execute(
         _views,
         _relays,
         _scratch,
+        _locks,
     } = prepared;
     let result = w
         .cfg
@@ -347,6 +416,7 @@ pub(super) async fn execute(
     drop(_views);
     drop(_relays);
     drop(_scratch);
+    drop(_locks);
     if !result.status.success() {
         return Err(crate::Error::RunFailed {
             argv: run.argv.clone(),

@@ -54,6 +54,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
     platform: Option<String>,
 
+    /// After the build, say for each step that missed the cache why, in plain words (on stderr;
+    /// `kiln cache explain` shows it again later).
+    #[arg(long)]
+    explain_cache: bool,
+
     /// A label `KEY=VALUE` for the image; repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
@@ -434,12 +439,13 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    drop(runtime);
     let all_tags: Vec<String> = output
         .tags
         .iter()
         .map(|t| kiln_builder_core::worker::normalize_reference(t))
         .collect();
+    // The outputs and the push read the image's blobs: no collection meanwhile.
+    let lease = crate::commands::push::lease(builder.store())?;
     for o in &outputs {
         crate::commands::export::write_output(builder.store(), &output.manifest, o, &all_tags)?;
     }
@@ -456,6 +462,18 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             &targets,
             &args.push_flags,
         )?;
+    }
+    drop(lease);
+    runtime.block_on(builder.auto_gc());
+    if args.explain_cache {
+        let explanation = kiln_builder_core::cache::BuildExplanation {
+            id: output.build_id.clone(),
+            time: 0,
+            dockerfile: None,
+            steps: output.explanations.clone(),
+        };
+        let _ =
+            crate::commands::cache::print_explanation(&mut std::io::stderr().lock(), &explanation);
     }
     let id = output.config_digest.to_string();
     if let Some(f) = &args.iidfile {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod build;
+pub mod cache;
 pub mod completions;
 pub mod export;
 pub mod history;
@@ -9,6 +10,7 @@ pub mod inspect;
 pub mod load;
 pub mod login;
 pub mod parse;
+pub mod prune;
 pub mod pull;
 pub mod push;
 pub mod registry;

@@ -89,6 +89,11 @@ fn parse_ref(s: &str) -> miette::Result<Reference> {
     Reference::parse(s).map_err(|e| miette!("{e}"))
 }
 
+/// A shared lease on the store: `kiln prune` waits while it is held.
+pub(crate) fn lease(store: &ContentStore) -> miette::Result<kiln_builder_core::gc::BuildLease> {
+    kiln_builder_core::gc::BuildLease::acquire(store).map_err(|e| miette::miette!("{e}"))
+}
+
 /// Pushes `manifest` to `targets` and reports each on stderr.
 pub fn push_image(
     store: Arc<ContentStore>,
@@ -98,6 +103,8 @@ pub fn push_image(
     flags: &PushFlags,
 ) -> miette::Result<Pushed> {
     let popts = flags.options();
+    // The garbage collector must not remove the blobs being read.
+    let _lease = lease(&store)?;
     let pushed = runtime()?
         .block_on(push(store, opts, manifest, targets, &popts))
         .map_err(|e| report(&e))?;

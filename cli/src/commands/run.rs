@@ -171,7 +171,9 @@ pub fn run(args: &RunArgs, root: &Path) -> miette::Result<ExitCode> {
         };
     });
     let runtime = crate::interrupt::runtime()?;
+    let lease = crate::commands::push::lease(builder.store())?;
     let result = crate::interrupt::run_until_interrupted(&runtime, builder.run_image(opts, out))?;
+    drop(lease);
     match result {
         None => Ok(crate::interrupt::interrupted(runtime)),
         Some(Ok(status)) => Ok(exit_code(status)),

@@ -37,6 +37,8 @@ pub enum Format {
 /// Runs `kiln save`.
 pub fn run(args: &SaveArgs, root: &Path) -> miette::Result<ExitCode> {
     let store = super::images::open_store(root)?;
+    // The garbage collector must not remove the blobs being read.
+    let _lease = super::push::lease(&store)?;
     let format = match args.format {
         Format::Docker => ArchiveFormat::Docker,
         Format::Oci => ArchiveFormat::Oci,

@@ -1,0 +1,345 @@
+//! `kiln cache`: explain past builds' cache misses; list, measure and prune the build cache.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use kiln_builder_core::cache::{BuildExplanation, ExplainStore};
+use kiln_builder_core::gc::{GcPolicy, PruneOptions, PruneReport, parse_duration, parse_size};
+use kiln_builder_core::{Builder, BuilderOptions};
+use miette::{IntoDiagnostic, miette};
+
+/// Arguments of `kiln cache`.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// Explain why the steps of a past build missed the cache (default: the latest build).
+    Explain(ExplainArgs),
+    /// List cache records, least recently used first (or the cache-mount directories).
+    Ls(LsArgs),
+    /// Show how much space the store's blobs, cache and cache mounts take.
+    Du(DuArgs),
+    /// Remove cache records (and the layers and snapshots only they keep).
+    Prune(PruneArgs),
+    /// Show or set the automatic garbage-collection policy run after builds.
+    Policy(PolicyArgs),
+}
+
+#[derive(Debug, Args)]
+struct LsArgs {
+    /// List the `RUN --mount=type=cache` directories instead.
+    #[arg(long)]
+    mounts: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct DuArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options shared by `kiln cache prune` and `kiln prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove everything the command covers, not only old entries.
+    #[arg(short, long)]
+    all: bool,
+    /// Remove least recently used entries until the store's blobs take at most SIZE
+    /// (e.g. `10GB`, `512MB`).
+    #[arg(long, value_name = "SIZE")]
+    keep_storage: Option<String>,
+    /// `until=DURATION`: remove entries not used within DURATION (e.g. `24h`, `7d`).
+    #[arg(long, value_name = "until=DURATION")]
+    filter: Vec<String>,
+    /// Also remove cache-mount directories (unused for the `until` filter, else all).
+    #[arg(long)]
+    mounts: bool,
+}
+
+#[derive(Debug, Args)]
+struct PolicyArgs {
+    /// Keep the store's blobs under SIZE after each build.
+    #[arg(long, value_name = "SIZE")]
+    keep_storage: Option<String>,
+    /// Turn the automatic collection off.
+    #[arg(long, conflicts_with = "enable")]
+    disable: bool,
+    /// Turn the automatic collection on.
+    #[arg(long)]
+    enable: bool,
+}
+
+pub(crate) fn open_builder(root: &Path) -> miette::Result<Builder> {
+    Builder::new(BuilderOptions::new(root)).map_err(|e| miette!("{e}"))
+}
+
+/// `1.5GB`-style size for humans.
+pub(crate) fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.1}{}", UNITS[u])
+    }
+}
+
+/// Turns the shared prune flags into options.
+pub(crate) fn prune_options(args: &PruneArgs) -> miette::Result<PruneOptions> {
+    let mut opts = PruneOptions {
+        all: args.all,
+        mounts: args.mounts,
+        ..PruneOptions::default()
+    };
+    if let Some(k) = &args.keep_storage {
+        opts.keep_storage =
+            Some(parse_size(k).ok_or_else(|| miette!("invalid --keep-storage {k:?} (e.g. 10GB)"))?);
+    }
+    for f in &args.filter {
+        match f.split_once('=') {
+            Some(("until", d)) => {
+                opts.until = Some(
+                    parse_duration(d)
+                        .ok_or_else(|| miette!("invalid duration {d:?} (e.g. 24h, 7d, 90m)"))?,
+                );
+            }
+            _ => {
+                return Err(miette!(
+                    "unsupported --filter {f:?} (expected until=DURATION)"
+                ));
+            }
+        }
+    }
+    Ok(opts)
+}
+
+pub(crate) fn print_report(r: &PruneReport) {
+    println!(
+        "removed {} cache records, {} blobs ({}), {} snapshots, {} cache mounts ({})",
+        r.records,
+        r.blobs,
+        human(r.blob_bytes),
+        r.snapshots,
+        r.mounts,
+        human(r.mount_bytes)
+    );
+}
+
+fn ago(now: i64, t: i64) -> String {
+    let d = (now - t).max(0);
+    match d {
+        d if d < 120 => format!("{d}s ago"),
+        d if d < 7200 => format!("{}m ago", d / 60),
+        d if d < 172_800 => format!("{}h ago", d / 3600),
+        d => format!("{}d ago", d / 86400),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn ls(args: &LsArgs, root: &Path) -> miette::Result<ExitCode> {
+    let builder = open_builder(root)?;
+    let usage = builder
+        .collector()
+        .usage(args.mounts)
+        .map_err(|e| miette!("{e}"))?;
+    let now = now();
+    if args.mounts {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&usage.mounts).into_diagnostic()?
+            );
+        } else {
+            println!("{:<66} {:>10} LAST USED", "DIRECTORY", "SIZE");
+            for m in &usage.mounts {
+                println!(
+                    "{:<66} {:>10} {}",
+                    m.path.display(),
+                    human(m.size),
+                    ago(now, m.last_used)
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&usage.records).into_diagnostic()?
+        );
+    } else {
+        println!(
+            "{:<16} {:>10} {:>10}  INSTRUCTION",
+            "KEY", "SIZE", "LAST USED"
+        );
+        for r in &usage.records {
+            println!(
+                "{:<16} {:>10} {:>10}  {}",
+                &r.key[..16],
+                human(r.size),
+                ago(now, r.last_used),
+                r.instruction.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn du(args: &DuArgs, root: &Path) -> miette::Result<ExitCode> {
+    let builder = open_builder(root)?;
+    let u = builder
+        .collector()
+        .usage(true)
+        .map_err(|e| miette!("{e}"))?;
+    let mounts: u64 = u.mounts.iter().map(|m| m.size).sum();
+    if args.json {
+        let v = serde_json::json!({
+            "blobs": u.blobs,
+            "blob_bytes": u.blob_bytes,
+            "tagged_bytes": u.tagged_bytes,
+            "cache_bytes": u.cache_bytes,
+            "unreferenced_bytes": u.unreferenced_bytes,
+            "cache_records": u.records.len(),
+            "snapshots": u.snapshots,
+            "cache_mounts": u.mounts.len(),
+            "cache_mount_bytes": mounts,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).into_diagnostic()?);
+    } else {
+        println!(
+            "blobs:            {} in {} blobs",
+            human(u.blob_bytes),
+            u.blobs
+        );
+        println!("  tagged images:  {}", human(u.tagged_bytes));
+        println!(
+            "  build cache:    {} ({} records)",
+            human(u.cache_bytes),
+            u.records.len()
+        );
+        println!("  unreferenced:   {}", human(u.unreferenced_bytes));
+        println!("snapshots:        {}", u.snapshots);
+        println!(
+            "cache mounts:     {} in {} directories",
+            human(mounts),
+            u.mounts.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prune(args: &PruneArgs, root: &Path) -> miette::Result<ExitCode> {
+    let opts = prune_options(args)?;
+    let builder = open_builder(root)?;
+    let r = builder
+        .collector()
+        .prune(&opts)
+        .map_err(|e| miette!("{e}"))?;
+    print_report(&r);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn policy(args: &PolicyArgs, root: &Path) -> miette::Result<ExitCode> {
+    let builder = open_builder(root)?;
+    let store = builder.store();
+    let mut p = GcPolicy::load(store);
+    let mut changed = false;
+    if let Some(k) = &args.keep_storage {
+        p.keep_storage =
+            parse_size(k).ok_or_else(|| miette!("invalid --keep-storage {k:?} (e.g. 10GB)"))?;
+        changed = true;
+    }
+    if args.disable || args.enable {
+        p.enabled = args.enable;
+        changed = true;
+    }
+    if changed {
+        p.save(store).map_err(|e| miette!("{e}"))?;
+    }
+    println!(
+        "automatic collection {}, keep the store under {}",
+        if p.enabled { "on" } else { "off" },
+        human(p.keep_storage)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+struct ExplainArgs {
+    /// The build id (or a unique prefix), as `kiln build --explain-cache` or `--list` shows it.
+    #[arg(value_name = "BUILD")]
+    build: Option<String>,
+    /// List the kept builds instead.
+    #[arg(long)]
+    list: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Writes a build's explanation in plain words: one line per step, its reasons indented below.
+pub fn print_explanation(out: &mut dyn Write, b: &BuildExplanation) -> std::io::Result<()> {
+    writeln!(out, "build {}", b.id)?;
+    for s in &b.steps {
+        if s.cached {
+            writeln!(out, "  {}: cached", s.name)?;
+        } else {
+            writeln!(out, "  {}: ran", s.name)?;
+            for r in &s.reasons {
+                writeln!(out, "    - {r}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn explain(args: &ExplainArgs, root: &Path) -> miette::Result<ExitCode> {
+    let store = ExplainStore::new(root.join("kiln").join("explain"));
+    if args.list {
+        for id in store.build_ids().map_err(|e| miette!("{e}"))? {
+            println!("{id}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let b = store
+        .build(args.build.as_deref())
+        .map_err(|e| miette!("{e}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&b).into_diagnostic()?);
+    } else {
+        print_explanation(&mut std::io::stdout().lock(), &b).into_diagnostic()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `kiln cache`.
+pub fn run(args: &CacheArgs, root: &Path) -> miette::Result<ExitCode> {
+    match &args.command {
+        CacheCommand::Explain(a) => explain(a, root),
+        CacheCommand::Ls(a) => ls(a, root),
+        CacheCommand::Du(a) => du(a, root),
+        CacheCommand::Prune(a) => prune(a, root),
+        CacheCommand::Policy(a) => policy(a, root),
+    }
+}
