@@ -107,7 +107,7 @@ RUN echo gone > /gone && dd if=/dev/zero of=/big bs=1k count=256
 ";
 
 fn manifest_of(stderr: &str) -> String {
-    let at = stderr.find("(manifest sha256:").unwrap() + "(manifest sha256:".len();
+    let at = stderr.find("  digest sha256:").unwrap() + "  digest sha256:".len();
     stderr[at..at + 64].to_string()
 }
 
