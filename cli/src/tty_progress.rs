@@ -176,3 +176,59 @@ fn sanitize(line: &str) -> String {
         .collect();
     clean.chars().take(160).collect()
 }
+
+/// A byte counter for a terminal (`pushing 12.3 MiB/40.0 MiB 95 MiB/s [====   ]`, or without a
+/// total `exporting 12.3 MiB 95 MiB/s`), or a hidden one when progress is not shown, so callers
+/// can count unconditionally. [`finish_bytes`] leaves its final line.
+pub fn byte_bar(visible: bool, label: &str, with_total: bool) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    let template = if with_total {
+        "{prefix} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} [{wide_bar}] {elapsed}"
+    } else {
+        "{prefix} {binary_bytes} {binary_bytes_per_sec} {elapsed}"
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(label.to_string());
+    bar
+}
+
+/// Ends a [`byte_bar`] with `label` (`exported`, `pushed`) and its final count on screen.
+pub fn finish_bytes(bar: &ProgressBar, label: &str) {
+    bar.set_prefix(label.to_string());
+    bar.abandon();
+}
+
+/// A writer that counts what passes through it on a [`byte_bar`].
+pub struct CountingWriter<W> {
+    inner: W,
+    bar: ProgressBar,
+}
+
+impl<W> CountingWriter<W> {
+    /// Counts the bytes written to `inner` on `bar`.
+    pub fn new(inner: W, bar: ProgressBar) -> Self {
+        Self { inner, bar }
+    }
+
+    /// The wrapped writer.
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

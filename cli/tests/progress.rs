@@ -68,6 +68,23 @@ fn tty_progress_renders_and_ends_cleanly() {
     assert!(text.contains("CACHED"), "{text}");
     assert!(text.contains("3 of 3 steps cached"), "{text}");
     assert!(!text.contains("\x1b[3"), "no colors with NO_COLOR: {text}");
+
+    // An export shows its bytes as they are written.
+    let archive = root.path().join("out.tar");
+    let export = format!("{command} -o type=oci,dest={}", archive.display());
+    let out = Std::new("script")
+        .args(["-qec", &export, "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("exported 1.") && text.contains("MiB"),
+        "{text}"
+    );
+    assert!(archive.metadata().unwrap().len() > 1 << 20);
 }
 
 /// Kills the child if the test fails before it ends.
@@ -377,4 +394,42 @@ fn build_flags_shape_the_outputs() {
     // The tools stage ran again; the final stage's step (same input) still hit the cache.
     assert!(stderr.contains("#2 DONE"), "{stderr}");
     assert!(stderr.contains("#3 CACHED"), "{stderr}");
+}
+
+#[test]
+fn tty_push_shows_bytes_sent() {
+    if !require_privileged("tty push progress") || !tool("script") {
+        return;
+    }
+    let Some(registry) = kiln_builder_core::testing::registry("tty push progress") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let ctx = dockerfile_context("FROM scratch\nCOPY busybox /bin/busybox\n");
+    let tag = format!(
+        "{}/kiln-tests/tty-push:{}",
+        registry.addr,
+        std::process::id()
+    );
+    let command = format!(
+        "{} --root {} build --push -t {tag} {}",
+        kiln_bin().display(),
+        root.path().display(),
+        ctx.path().display()
+    );
+    let out = Std::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // The byte counter ended on the whole layer (busybox gzipped is over 1 MiB), then the
+    // summary named the pushed reference.
+    assert!(
+        text.contains("pushed 1.") && text.contains("MiB/"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("pushed {tag}@sha256:")), "{text}");
 }

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 pub use auth::{Credentials, DockerConfig, Secret};
 pub use client::{Client, is_loopback, pull_scope, push_scope};
 pub use pull::{PullOptions, Pulled, pull, resolve_local};
-pub use push::{PushOptions, Pushed, push};
+pub use push::{PushOptions, PushProgress, PushProgressFn, Pushed, push};
 pub use reference::{DOCKER_HUB, InvalidReference, Reference, normalize_reference};
 
 use crate::content::{ContentError, Digest};

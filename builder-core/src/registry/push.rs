@@ -33,6 +33,30 @@ pub struct PushOptions {
     pub chunk_size: Option<u64>,
     /// Blobs uploaded at once.
     pub concurrency: usize,
+    /// Told about each blob upload and every chunk of bytes sent, for a progress display.
+    pub progress: Option<PushProgressFn>,
+}
+
+/// A step of a push, for progress displays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushProgress {
+    /// A blob the registry lacks starts uploading; this many bytes will be sent.
+    Blob {
+        /// The blob's size.
+        size: u64,
+    },
+    /// This many more bytes were handed to the connection.
+    Sent(u64),
+}
+
+/// The callback of [`PushOptions::progress`]; called from upload tasks, so it must be cheap.
+#[derive(Clone)]
+pub struct PushProgressFn(pub Arc<dyn Fn(PushProgress) + Send + Sync>);
+
+impl std::fmt::Debug for PushProgressFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PushProgressFn")
+    }
 }
 
 impl Default for PushOptions {
@@ -42,6 +66,7 @@ impl Default for PushOptions {
             compress: CompressOptions::default(),
             chunk_size: None,
             concurrency: 4,
+            progress: None,
         }
     }
 }
@@ -221,9 +246,11 @@ async fn upload_blobs(
             .map(|v| v.iter().filter(|r| **r != repo).cloned().collect())
             .unwrap_or_default();
         let chunk = popts.chunk_size;
+        let progress = popts.progress.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let outcome = push_blob(&client, &store, &repo, &d, &from, chunk).await?;
+            let outcome =
+                push_blob(&client, &store, &repo, &d, &from, chunk, progress.as_ref()).await?;
             Ok::<_, RegistryError>((d.digest, outcome))
         });
     }
@@ -248,6 +275,7 @@ async fn push_blob(
     d: &Descriptor,
     mount_from: &[String],
     chunk: Option<u64>,
+    progress: Option<&PushProgressFn>,
 ) -> Result<BlobOutcome, RegistryError> {
     let mut scopes = vec![push_scope(repo)];
     let blob_url = client
@@ -270,7 +298,7 @@ async fn push_blob(
             scopes.push(pull_scope(from));
             mount = Some(from.as_str());
         }
-        let result = upload_once(client, store, repo, d, mount, chunk, &scopes).await;
+        let result = upload_once(client, store, repo, d, mount, chunk, &scopes, progress).await;
         match result {
             Ok(o) => return Ok(o),
             Err(e @ RegistryError::Connect { .. }) if attempt < ATTEMPTS => {
@@ -314,6 +342,7 @@ async fn upload_once(
     mount: Option<&str>,
     chunk: Option<u64>,
     scopes: &[String],
+    progress: Option<&PushProgressFn>,
 ) -> Result<BlobOutcome, RegistryError> {
     let what = format!("blob {} upload to {repo}", d.digest);
     let mut start = client.url(&format!("/v2/{repo}/blobs/uploads/")).await?;
@@ -333,6 +362,9 @@ async fn upload_once(
     }
     let mut url = location(client, &resp).await?;
     let path = store.blob_path(&d.digest);
+    if let Some(p) = progress {
+        (p.0)(PushProgress::Blob { size: d.size });
+    }
     let finish;
     match chunk {
         Some(size) if size > 0 && d.size > size => {
@@ -341,11 +373,12 @@ async fn upload_once(
                 let len = size.min(d.size - offset);
                 let p = path.clone();
                 let range = format!("{offset}-{}", offset + len - 1);
+                let progress = progress.cloned();
                 let build = move |r: reqwest::RequestBuilder| {
                     Ok(r.header(CONTENT_TYPE, "application/octet-stream")
                         .header(CONTENT_RANGE, range.clone())
                         .header(CONTENT_LENGTH, len)
-                        .body(file_body(&p, offset, len)?))
+                        .body(file_body(&p, offset, len, progress.clone())?))
                 };
                 let resp = client.send(Method::PATCH, &url, scopes, &build).await?;
                 if resp.status() != StatusCode::ACCEPTED {
@@ -366,10 +399,11 @@ async fn upload_once(
         _ => {
             let p = path.clone();
             let size = d.size;
+            let progress = progress.cloned();
             let build = move |r: reqwest::RequestBuilder| {
                 Ok(r.header(CONTENT_TYPE, "application/octet-stream")
                     .header(CONTENT_LENGTH, size)
-                    .body(file_body(&p, 0, size)?))
+                    .body(file_body(&p, 0, size, progress.clone())?))
             };
             finish = client
                 .send(
@@ -392,6 +426,7 @@ fn file_body(
     path: &std::path::Path,
     offset: u64,
     len: u64,
+    progress: Option<PushProgressFn>,
 ) -> Result<reqwest::Body, RegistryError> {
     let file = std::fs::File::open(path).map_err(|source| RegistryError::Io {
         op: "open",
@@ -402,33 +437,39 @@ fn file_body(
     const BUF: u64 = 1 << 20;
     let stream = futures_util::stream::unfold(
         (file, offset, len, false),
-        |(mut f, offset, left, mut seeked)| async move {
-            if left == 0 {
-                return None;
-            }
-            if !seeked {
-                if let Err(e) = f.seek(std::io::SeekFrom::Start(offset)).await {
-                    return Some((Err(e), (f, offset, 0, true)));
+        move |(mut f, offset, left, mut seeked)| {
+            let progress = progress.clone();
+            async move {
+                if left == 0 {
+                    return None;
                 }
-                seeked = true;
-            }
-            let mut buf = vec![0u8; BUF.min(left) as usize];
-            match f.read(&mut buf).await {
-                Ok(0) => Some((
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "blob file is shorter than its descriptor",
+                if !seeked {
+                    if let Err(e) = f.seek(std::io::SeekFrom::Start(offset)).await {
+                        return Some((Err(e), (f, offset, 0, true)));
+                    }
+                    seeked = true;
+                }
+                let mut buf = vec![0u8; BUF.min(left) as usize];
+                match f.read(&mut buf).await {
+                    Ok(0) => Some((
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "blob file is shorter than its descriptor",
+                        )),
+                        (f, offset, 0, seeked),
                     )),
-                    (f, offset, 0, seeked),
-                )),
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((
-                        Ok(bytes::Bytes::from(buf)),
-                        (f, offset, left - n as u64, seeked),
-                    ))
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if let Some(p) = &progress {
+                            (p.0)(PushProgress::Sent(n as u64));
+                        }
+                        Some((
+                            Ok(bytes::Bytes::from(buf)),
+                            (f, offset, left - n as u64, seeked),
+                        ))
+                    }
+                    Err(e) => Some((Err(e), (f, offset, 0, seeked))),
                 }
-                Err(e) => Some((Err(e), (f, offset, 0, seeked))),
             }
         },
     );

@@ -447,7 +447,13 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     // The outputs and the push read the image's blobs: no collection meanwhile.
     let lease = crate::commands::push::lease(builder.store())?;
     for o in &outputs {
-        crate::commands::export::write_output(builder.store(), &output.manifest, o, &all_tags)?;
+        crate::commands::export::write_output(
+            builder.store(),
+            &output.manifest,
+            o,
+            &all_tags,
+            mode == ProgressMode::Tty,
+        )?;
     }
     if args.push {
         let targets = output
@@ -461,6 +467,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             &output.manifest,
             &targets,
             &args.push_flags,
+            mode == ProgressMode::Tty,
         )?;
     }
     drop(lease);

@@ -142,7 +142,10 @@ pub fn write_output(
     manifest: &Descriptor,
     output: &Output,
     tags: &[String],
+    show_progress: bool,
 ) -> miette::Result<()> {
+    use crate::tty_progress::{CountingWriter, byte_bar};
+    let bar = byte_bar(show_progress, "exporting", false);
     let opts = ExportOptions {
         tags: tags
             .iter()
@@ -153,20 +156,26 @@ pub fn write_output(
     let fail = |dest: &Path, e: &dyn std::fmt::Display| {
         miette!("cannot export to {}: {e}", dest.display())
     };
-    match output {
+    let result = match output {
         Output::OciArchive(dest) => write_tar(dest, |f| {
-            export_oci_archive(store, manifest, f, &opts)
-                .map(|(_, f)| f)
+            export_oci_archive(store, manifest, CountingWriter::new(f, bar.clone()), &opts)
+                .map(|(_, f)| f.into_inner())
                 .map_err(|e| fail(dest, &e))
         }),
         Output::Docker(dest) => write_tar(dest, |f| {
-            export_docker_archive(store, manifest, f, &opts)
-                .map(|(_, f)| f)
+            export_docker_archive(store, manifest, CountingWriter::new(f, bar.clone()), &opts)
+                .map(|(_, f)| f.into_inner())
                 .map_err(|e| fail(dest, &e))
         }),
         Output::Tar(dest) => write_tar(dest, |f| {
-            export_rootfs_tar(store, manifest, &store.state_dir().join("tmp"), f)
-                .map_err(|e| fail(dest, &e))
+            export_rootfs_tar(
+                store,
+                manifest,
+                &store.state_dir().join("tmp"),
+                CountingWriter::new(f, bar.clone()),
+            )
+            .map(CountingWriter::into_inner)
+            .map_err(|e| fail(dest, &e))
         }),
         // The build already tagged the image with these names.
         Output::Image(_) => Ok(()),
@@ -177,7 +186,18 @@ pub fn write_output(
         }
         Output::Local(dest) => export_rootfs(store, manifest, dest, &Default::default())
             .map_err(|e| miette!("cannot export to {}: {e}", dest.display())),
+    };
+    if result.is_ok()
+        && !matches!(
+            output,
+            Output::Image(_) | Output::OciDir(_) | Output::Local(_)
+        )
+    {
+        crate::tty_progress::finish_bytes(&bar, "exported");
+    } else {
+        bar.finish_and_clear();
     }
+    result
 }
 
 #[cfg(test)]

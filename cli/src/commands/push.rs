@@ -1,6 +1,7 @@
 //! `kiln push IMAGE [-t REF]...`: upload an image from the store to its registry (and to more
 //! references), blobs first and the manifest last.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,7 +9,9 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 use kiln_builder_core::content::ContentStore;
 use kiln_builder_core::image::{Compression, Descriptor};
-use kiln_builder_core::registry::{PushOptions, Pushed, Reference, RegistryOptions, push};
+use kiln_builder_core::registry::{
+    PushOptions, PushProgress, Pushed, Reference, RegistryOptions, push,
+};
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 use super::registry::{RegistryArgs, report, runtime};
@@ -101,13 +104,25 @@ pub fn push_image(
     manifest: &Descriptor,
     targets: &[Reference],
     flags: &PushFlags,
+    show_progress: bool,
 ) -> miette::Result<Pushed> {
-    let popts = flags.options();
+    let mut popts = flags.options();
+    let bar = crate::tty_progress::byte_bar(show_progress, "pushing", true);
+    let counter = bar.clone();
+    popts.progress = Some(kiln_builder_core::registry::PushProgressFn(Arc::new(
+        move |p| match p {
+            PushProgress::Blob { size } => counter.inc_length(size),
+            PushProgress::Sent(n) => counter.inc(n),
+        },
+    )));
     // The garbage collector must not remove the blobs being read.
     let _lease = lease(&store)?;
-    let pushed = runtime()?
-        .block_on(push(store, opts, manifest, targets, &popts))
-        .map_err(|e| report(&e))?;
+    let pushed = runtime()?.block_on(push(store, opts, manifest, targets, &popts));
+    match &pushed {
+        Ok(_) => crate::tty_progress::finish_bytes(&bar, "pushed"),
+        Err(_) => bar.finish_and_clear(),
+    }
+    let pushed = pushed.map_err(|e| report(&e))?;
     for r in &pushed.references {
         eprintln!("pushed {r}@{}", pushed.digest);
     }
@@ -145,6 +160,7 @@ pub fn run(args: &PushArgs, root: &Path) -> miette::Result<ExitCode> {
         &manifest,
         &targets,
         &args.push,
+        std::io::stderr().is_terminal(),
     )?;
     if let Some(f) = &args.digestfile {
         std::fs::write(f, pushed.digest.to_string())
