@@ -37,6 +37,12 @@ pub struct PushOptions {
     pub progress: Option<PushProgressFn>,
 }
 
+/// How blobs are uploaded: in chunks of this size or whole, telling whom.
+struct HowToUpload {
+    chunk: Option<u64>,
+    progress: Option<PushProgressFn>,
+}
+
 /// A step of a push, for progress displays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushProgress {
@@ -245,12 +251,13 @@ async fn upload_blobs(
             .get(&d.digest.to_string())
             .map(|v| v.iter().filter(|r| **r != repo).cloned().collect())
             .unwrap_or_default();
-        let chunk = popts.chunk_size;
-        let progress = popts.progress.clone();
+        let how = HowToUpload {
+            chunk: popts.chunk_size,
+            progress: popts.progress.clone(),
+        };
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let outcome =
-                push_blob(&client, &store, &repo, &d, &from, chunk, progress.as_ref()).await?;
+            let outcome = push_blob(&client, &store, &repo, &d, &from, &how).await?;
             Ok::<_, RegistryError>((d.digest, outcome))
         });
     }
@@ -274,8 +281,7 @@ async fn push_blob(
     repo: &str,
     d: &Descriptor,
     mount_from: &[String],
-    chunk: Option<u64>,
-    progress: Option<&PushProgressFn>,
+    how: &HowToUpload,
 ) -> Result<BlobOutcome, RegistryError> {
     let mut scopes = vec![push_scope(repo)];
     let blob_url = client
@@ -298,7 +304,7 @@ async fn push_blob(
             scopes.push(pull_scope(from));
             mount = Some(from.as_str());
         }
-        let result = upload_once(client, store, repo, d, mount, chunk, &scopes, progress).await;
+        let result = upload_once(client, store, repo, d, mount, how, &scopes).await;
         match result {
             Ok(o) => return Ok(o),
             Err(e @ RegistryError::Connect { .. }) if attempt < ATTEMPTS => {
@@ -340,10 +346,10 @@ async fn upload_once(
     repo: &str,
     d: &Descriptor,
     mount: Option<&str>,
-    chunk: Option<u64>,
+    how: &HowToUpload,
     scopes: &[String],
-    progress: Option<&PushProgressFn>,
 ) -> Result<BlobOutcome, RegistryError> {
+    let (chunk, progress) = (how.chunk, how.progress.as_ref());
     let what = format!("blob {} upload to {repo}", d.digest);
     let mut start = client.url(&format!("/v2/{repo}/blobs/uploads/")).await?;
     if let Some(from) = mount {
