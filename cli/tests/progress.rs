@@ -12,6 +12,18 @@ use kiln_builder_core::testing::require_privileged;
 mod common;
 use common::{build, dockerfile_context, example_context, kiln, tool, try_build};
 
+/// Runs `command` under `script` (a pseudo-terminal) after `env` adjusts its environment;
+/// returns what the terminal showed, and fails the test if the command failed.
+fn on_a_terminal(command: &str, env: impl FnOnce(&mut Std)) -> String {
+    let mut c = Std::new("script");
+    c.args(["-qec", command, "/dev/null"]).stdin(Stdio::null());
+    env(&mut c);
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    text
+}
+
 fn kiln_bin() -> std::path::PathBuf {
     assert_cmd::cargo::cargo_bin("kiln")
 }
@@ -31,15 +43,9 @@ fn tty_progress_renders_and_ends_cleanly() {
         root.path().display(),
         ctx.path().display()
     );
-    let out = Std::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("TERM", "xterm")
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = on_a_terminal(&command, |c| {
+        c.env("TERM", "xterm").env_remove("NO_COLOR");
+    });
     assert!(text.contains("[stage-0 3/3] RUN echo first-line"), "{text}");
     assert!(text.contains("DONE"), "{text}");
     // The running step showed its output under it while it ran.
@@ -57,14 +63,9 @@ fn tty_progress_renders_and_ends_cleanly() {
     );
 
     // A cached rebuild, with colors off by NO_COLOR.
-    let out = Std::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = on_a_terminal(&command, |c| {
+        c.env("NO_COLOR", "1");
+    });
     assert!(text.contains("CACHED"), "{text}");
     assert!(text.contains("3 of 3 steps cached"), "{text}");
     assert!(!text.contains("\x1b[3"), "no colors with NO_COLOR: {text}");
@@ -72,14 +73,9 @@ fn tty_progress_renders_and_ends_cleanly() {
     // An export shows its bytes as they are written.
     let archive = root.path().join("out.tar");
     let export = format!("{command} -o type=oci,dest={}", archive.display());
-    let out = Std::new("script")
-        .args(["-qec", &export, "/dev/null"])
-        .env("TERM", "xterm")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = on_a_terminal(&export, |c| {
+        c.env("TERM", "xterm");
+    });
     assert!(
         text.contains("exported 1.") && text.contains("MiB"),
         "{text}"
@@ -417,14 +413,9 @@ fn tty_push_shows_bytes_sent() {
         root.path().display(),
         ctx.path().display()
     );
-    let out = Std::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("TERM", "xterm")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = on_a_terminal(&command, |c| {
+        c.env("TERM", "xterm");
+    });
     // The byte counter ended on the whole layer (busybox gzipped is over 1 MiB), then the
     // summary named the pushed reference.
     assert!(

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::process::{Child, Command as Std, Stdio};
 use std::time::Duration;
 
-use kiln_builder_core::testing::{privileged_required, require_privileged};
+use kiln_builder_core::testing::require_privileged;
 
 mod common;
-use common::{build, context_with, kiln};
+use common::{build, context_with, kiln, tool, tool_answering};
 
 struct Registry(Child);
 
@@ -38,17 +38,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 #[test]
 fn https_registry_with_a_private_ca() {
-    let have = |p: &str, arg: &str| {
-        Std::new(p)
-            .arg(arg)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !have("openssl", "version") || !have("docker-registry", "--version") {
-        assert!(
-            !privileged_required(),
-            "openssl and docker-registry are required (scripts/test.sh installs them)"
-        );
+    if !tool_answering("openssl", "version") || !tool("docker-registry") {
         eprintln!("skipping: openssl or docker-registry missing");
         return;
     }

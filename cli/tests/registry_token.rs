@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kiln_builder_core::testing::{privileged_required, require_privileged};
+use kiln_builder_core::testing::require_privileged;
 
 mod common;
-use common::{build, context_with, kiln};
+use common::{build, context_with, kiln, tool, tool_answering};
 
 const USER: &str = "token-user";
 const PASSWORD: &str = "token-secret-pw";
@@ -257,17 +257,7 @@ fn registry_status(addr: &str) -> Option<String> {
 
 #[test]
 fn bearer_tokens_from_the_challenge_are_scoped_and_cached() {
-    let have = |p: &str, arg: &str| {
-        Std::new(p)
-            .arg(arg)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !have("openssl", "version") || !have("docker-registry", "--version") {
-        assert!(
-            !privileged_required(),
-            "openssl and docker-registry are required (scripts/test.sh installs them)"
-        );
+    if !tool_answering("openssl", "version") || !tool("docker-registry") {
         eprintln!("skipping: openssl or docker-registry missing");
         return;
     }

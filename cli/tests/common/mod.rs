@@ -55,8 +55,13 @@ pub fn context_with(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 /// Whether the tool is installed; in CI (`KILN_REQUIRE_PRIVILEGED=1`) a missing tool panics.
 pub fn tool(name: &str) -> bool {
+    tool_answering(name, "--version")
+}
+
+/// [`tool`] for a tool that shows its version with another argument (`openssl version`).
+pub fn tool_answering(name: &str, version_arg: &str) -> bool {
     let found = Std::new(name)
-        .arg("--version")
+        .arg(version_arg)
         .output()
         .is_ok_and(|o| o.status.success());
     if !found && kiln_builder_core::testing::privileged_required() {
