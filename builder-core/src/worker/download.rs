@@ -213,31 +213,10 @@ pub(super) fn parse_checksum<'a>(url: &str, checksum: &'a str) -> Result<&'a str
 pub(super) fn file_name(url: &str) -> Option<String> {
     let parsed = reqwest::Url::parse(url).ok()?;
     let last = parsed.path_segments()?.next_back()?;
-    let name = percent_decode(last);
+    let name = percent_encoding::percent_decode_str(last)
+        .decode_utf8_lossy()
+        .into_owned();
     (!name.is_empty() && name != "." && name != ".." && !name.contains('/')).then_some(name)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex_val(bytes[i + 1]), hex_val(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 async fn download(
