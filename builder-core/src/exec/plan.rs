@@ -53,6 +53,18 @@ pub(crate) enum Op {
 /// Host devices bound into the sandbox's `/dev`.
 pub(crate) const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
+/// Symlinks the plan makes in the sandbox's `/dev` (name, target).
+const DEV_LINKS: &[(&str, &str)] = &[
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+];
+
+/// Filesystems the plan mounts inside the sandbox's `/dev`.
+const DEV_MOUNTS: &[&str] = &["pts", "shm", "mqueue"];
+
 /// Paths Docker hides from containers (`/proc` entries that leak host information or allow
 /// attacks on the host, firmware tables).
 pub(crate) const MASKED_PATHS: &[&str] = &[
@@ -142,15 +154,9 @@ pub(crate) fn mount_plan(mounts: &[Mount], rootless: bool) -> Vec<Op> {
             data: String::new(),
         },
     ]);
-    for (link, to) in [
-        ("dev/fd", "/proc/self/fd"),
-        ("dev/stdin", "/proc/self/fd/0"),
-        ("dev/stdout", "/proc/self/fd/1"),
-        ("dev/stderr", "/proc/self/fd/2"),
-        ("dev/ptmx", "pts/ptmx"),
-    ] {
+    for (link, to) in DEV_LINKS {
         ops.push(Op::Symlink {
-            link: rel(link),
+            link: Path::new("dev").join(link),
             to: rel(to),
         });
     }
@@ -223,12 +229,11 @@ fn in_dev_tmpfs(target: &Path) -> bool {
     else {
         return false;
     };
-    !DEVICES
+    let mut own = DEVICES
         .iter()
-        .chain(&[
-            "pts", "shm", "mqueue", "fd", "stdin", "stdout", "stderr", "ptmx",
-        ])
-        .any(|d| first.as_os_str() == std::ffi::OsStr::new(d))
+        .chain(DEV_MOUNTS)
+        .chain(DEV_LINKS.iter().map(|(name, _)| name));
+    !own.any(|d| first.as_os_str() == std::ffi::OsStr::new(d))
 }
 
 #[cfg(test)]
