@@ -151,13 +151,30 @@ impl StatKey {
 /// How close to the hashing moment a change may be before the digest is not cached.
 pub const RACY_WINDOW: Duration = Duration::from_millis(100);
 
+/// One stat cache record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CachedDigest {
+    pub(crate) key: StatKey,
+    pub(crate) digest: Sha256Digest,
+    /// The file had no extended attributes when it was recorded. Setting or removing an xattr
+    /// changes ctime, so while the stat key matches the walk need not list them again.
+    pub(crate) plain: bool,
+}
+
 /// Digests keyed by context-relative path, valid while the file's [`StatKey`] is unchanged.
+///
+/// Keys are the path's bytes hashed with a fast non-cryptographic hash: a no-op rebuild looks up
+/// every file of the context twice (walk, then digest), and hashing paths component by component
+/// with SipHash cost more than the lookups themselves. The keys come from the context's own file
+/// names, and a collision only costs a probe, never a wrong answer (keys are compared in full).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatCache {
-    pub(crate) entries: HashMap<PathBuf, (StatKey, Sha256Digest)>,
-    /// Paths that had no extended attributes when their entry was recorded. Setting or removing
-    /// an xattr changes ctime, so while the stat key matches the walk need not list them again.
-    pub(crate) plain: std::collections::HashSet<PathBuf>,
+    pub(crate) entries: HashMap<Box<[u8]>, CachedDigest, rustc_hash::FxBuildHasher>,
+}
+
+fn key_bytes(path: &Path) -> &[u8] {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes()
 }
 
 impl StatCache {
@@ -166,36 +183,56 @@ impl StatCache {
         Self::default()
     }
 
+    /// An empty cache with room for `n` records.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Self {
+            entries: HashMap::with_capacity_and_hasher(n, Default::default()),
+        }
+    }
+
     /// The cached digest of `path` if its stat key is unchanged.
     pub fn lookup(&self, path: &Path, key: &StatKey) -> Option<Sha256Digest> {
-        match self.entries.get(path) {
-            Some((k, d)) if k == key => Some(*d),
+        match self.entries.get(key_bytes(path)) {
+            Some(r) if r.key == *key => Some(r.digest),
             _ => None,
         }
     }
 
     /// Records a digest.
     pub fn insert(&mut self, path: PathBuf, key: StatKey, digest: Sha256Digest) {
-        self.plain.remove(&path);
-        self.entries.insert(path, (key, digest));
+        self.record(path, key, digest, false);
     }
 
     /// Records a digest of a file that has no extended attributes.
     pub fn insert_plain(&mut self, path: PathBuf, key: StatKey, digest: Sha256Digest) {
-        self.plain.insert(path.clone());
-        self.entries.insert(path, (key, digest));
+        self.record(path, key, digest, true);
+    }
+
+    pub(crate) fn record(
+        &mut self,
+        path: PathBuf,
+        key: StatKey,
+        digest: Sha256Digest,
+        plain: bool,
+    ) {
+        use std::os::unix::ffi::OsStringExt;
+        let bytes = path.into_os_string().into_vec().into_boxed_slice();
+        self.entries
+            .insert(bytes, CachedDigest { key, digest, plain });
     }
 
     /// Whether `path`, with this stat key, is known to have no extended attributes.
     pub fn is_plain(&self, path: &Path, key: &StatKey) -> bool {
-        self.plain.contains(path) && self.entries.get(path).is_some_and(|(k, _)| k == key)
+        self.entries
+            .get(key_bytes(path))
+            .is_some_and(|r| r.plain && r.key == *key)
     }
 
     /// Drops entries for which `keep` is false (e.g. files no longer in the context).
     pub fn retain(&mut self, mut keep: impl FnMut(&Path) -> bool) {
-        self.entries.retain(|p, _| keep(p));
-        let entries = &self.entries;
-        self.plain.retain(|p| entries.contains_key(p));
+        use std::os::unix::ffi::OsStrExt;
+        self.entries
+            .retain(|p, _| keep(Path::new(std::ffi::OsStr::from_bytes(p))));
     }
 
     /// The number of cached digests.

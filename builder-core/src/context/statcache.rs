@@ -11,7 +11,6 @@
 //! syncs the directory, so a crash leaves either the old or the new cache.
 
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -70,12 +69,12 @@ impl StatCache {
     /// The encoded bytes (deterministic: records sorted by path).
     pub fn encode(&self) -> Vec<u8> {
         let mut records: Vec<_> = self.entries.iter().collect();
-        records.sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
+        records.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut out = Vec::with_capacity(16 + records.len() * 120);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(records.len() as u64).to_le_bytes());
-        for (path, (k, d)) in records {
-            let p = path.as_os_str().as_bytes();
+        for (p, rec) in records {
+            let (k, d) = (&rec.key, &rec.digest);
             out.extend_from_slice(&(p.len() as u32).to_le_bytes());
             out.extend_from_slice(p);
             out.extend_from_slice(&k.size.to_le_bytes());
@@ -86,7 +85,7 @@ impl StatCache {
             out.extend_from_slice(&k.ino.to_le_bytes());
             out.extend_from_slice(&k.mode.to_le_bytes());
             out.extend_from_slice(&d.0);
-            out.push(u8::from(self.plain.contains(path)));
+            out.push(u8::from(rec.plain));
         }
         let sum: [u8; 32] = Sha256::digest(&out).into();
         out.extend_from_slice(&sum);
@@ -131,10 +130,11 @@ fn decode(bytes: &[u8]) -> Option<StatCache> {
         return None;
     }
     let count = r.u64()?;
-    let mut cache = StatCache::new();
+    // Each record takes at least 81 bytes, so a corrupt count cannot reserve much.
+    let mut cache = StatCache::with_capacity((count as usize).min(r.0.len() / 81));
     for _ in 0..count {
         let len = r.u32()? as usize;
-        let path = PathBuf::from(std::ffi::OsStr::from_bytes(r.take(len)?));
+        let path: Box<[u8]> = r.take(len)?.into();
         let key = StatKey {
             size: r.u64()?,
             mtime: (r.i64()?, r.u32()?),
@@ -143,11 +143,14 @@ fn decode(bytes: &[u8]) -> Option<StatCache> {
             mode: r.u32()?,
         };
         let digest = Sha256Digest(r.arr()?);
-        match r.arr::<1>()?[0] {
-            0 => cache.insert(path, key, digest),
-            1 => cache.insert_plain(path, key, digest),
+        let plain = match r.arr::<1>()?[0] {
+            0 => false,
+            1 => true,
             _ => return None,
-        }
+        };
+        cache
+            .entries
+            .insert(path, super::hash::CachedDigest { key, digest, plain });
     }
     if !r.0.is_empty() {
         return None;

@@ -256,3 +256,77 @@ fn stat_cache_skips_xattr_listing_only_while_the_stat_key_holds() {
         Err(e) => panic!("setxattr: {e}"),
     }
 }
+
+#[test]
+fn parallel_walk_is_in_path_order_and_answers_lookups() {
+    // Names that sort differently byte-wise and component-wise (`a/x` < `a.b` < `a0`), spread
+    // over enough directories that several threads list them.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut want = vec![String::new()];
+    for top in ["a", "a.b", "a-b", "a0", "b"] {
+        for sub in ["x", "x.y", "x-y"] {
+            for f in ["f", "f.txt", "g"] {
+                write(d, &format!("{top}/{sub}/{f}"), f.as_bytes());
+                want.push(format!("{top}/{sub}/{f}"));
+            }
+            want.push(format!("{top}/{sub}"));
+        }
+        want.push(top.to_string());
+    }
+    write(d, "a.txt", b"");
+    want.push("a.txt".into());
+    want.sort_by(|x, y| Path::new(x).cmp(Path::new(y)));
+    let index = BuildContext::open(d, None).unwrap().walk().unwrap();
+    assert_eq!(paths(&index), want);
+    for p in &want {
+        assert_eq!(index.get(Path::new(p)).unwrap().path, PathBuf::from(p));
+        let below: Vec<_> = index
+            .descendants(Path::new(p))
+            .map(|e| e.path.to_string_lossy().into_owned())
+            .collect();
+        let expect: Vec<_> = want
+            .iter()
+            .filter(|q| *q != p && Path::new(q).starts_with(p))
+            .cloned()
+            .collect();
+        assert_eq!(below, expect, "below {p:?}");
+        let kids: Vec<_> = index
+            .children(Path::new(p))
+            .map(|e| e.path.to_string_lossy().into_owned())
+            .collect();
+        let depth = Path::new(p).components().count() + 1;
+        let expect: Vec<_> = expect
+            .into_iter()
+            .filter(|q| Path::new(q).components().count() == depth)
+            .collect();
+        assert_eq!(kids, expect, "children of {p:?}");
+    }
+    // Spellings `Path` treats as the same path find the same entry.
+    assert!(index.get(Path::new("a/x/")).is_some());
+    assert!(index.get(Path::new("./a//x")).is_some());
+    assert_eq!(index.children(Path::new("a/")).count(), 3);
+    assert!(index.get(Path::new("a/nope")).is_none());
+    assert_eq!(index.descendants(Path::new("nope")).count(), 0);
+}
+
+proptest::proptest! {
+    #[test]
+    fn byte_order_of_clean_paths_is_path_order(
+        a in proptest::collection::vec("[a./_-]{1,3}", 1..4),
+        b in proptest::collection::vec("[a./_-]{1,3}", 1..4),
+    ) {
+        let clean = |v: &Vec<String>| {
+            v.iter()
+                .map(|c| c.replace('/', "_"))
+                .filter(|c| c != "." && c != "..")
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        let (a, b) = (clean(&a), clean(&b));
+        proptest::prop_assert_eq!(
+            walk::cmp_paths(a.as_bytes(), b.as_bytes()),
+            Path::new(&a).cmp(Path::new(&b))
+        );
+    }
+}

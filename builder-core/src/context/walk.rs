@@ -2,17 +2,19 @@
 //!
 //! The walk opens every directory relative to its parent's descriptor with `O_NOFOLLOW`, so it
 //! never leaves the context root and never follows a symlink: symlinks are recorded with their
-//! targets. Entries are visited in byte order of their names. An excluded directory is skipped
+//! targets. Directories are listed in parallel and the result is in walk order: pre-order,
+//! siblings in byte order of their names. An excluded directory is skipped
 //! unless a `!` pattern could re-include something below it (BuildKit's rule); an excluded
 //! directory that holds re-included entries is itself part of the result, as BuildKit sends it.
 //!
 //! The result, [`ContextIndex`], is the metadata of every visible entry; no file is read here.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
 
@@ -142,38 +144,109 @@ pub struct WalkError {
     pub source: std::io::Error,
 }
 
-/// Every visible entry of a context, keyed by relative path. `Path` ordering is component-wise,
-/// so iteration is a pre-order walk with siblings in byte order.
+/// Orders clean relative paths component by component, as [`Path`]'s own ordering does, but on
+/// bytes: at the first difference a `/` sorts before every other byte (no name holds a NUL), and
+/// a prefix sorts first. `a/b` < `a.b` because the component `a` < `a.b`.
+pub(crate) fn cmp_paths(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let rank = |c: u8| if c == b'/' { 0 } else { c };
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => rank(a[i]).cmp(&rank(b[i])),
+        None => a.len().cmp(&b.len()),
+    }
+}
+
+fn bytes(path: &Path) -> &[u8] {
+    path.as_os_str().as_bytes()
+}
+
+/// The bytes of `path` as the index spells it: `.`, empty components, a leading `/` and a
+/// trailing `/` dropped (`Path::new("src").join("")` is `src/`), as [`Path`]'s own comparison
+/// ignores them.
+fn clean(path: &Path) -> std::borrow::Cow<'_, [u8]> {
+    let b = bytes(path);
+    let tidy = !b.starts_with(b"/")
+        && !b.ends_with(b"/")
+        && b.split(|&c| c == b'/')
+            .all(|c| c != b"." && !c.is_empty() || b.is_empty());
+    if tidy {
+        return std::borrow::Cow::Borrowed(b);
+    }
+    let mut out = Vec::with_capacity(b.len());
+    for c in path.components() {
+        if let std::path::Component::Normal(name) = c {
+            if !out.is_empty() {
+                out.push(b'/');
+            }
+            out.extend_from_slice(name.as_bytes());
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Whether the clean relative path `p` is strictly below `dir` (`""` is the root).
+fn is_below(p: &[u8], dir: &[u8]) -> bool {
+    if dir.is_empty() {
+        !p.is_empty()
+    } else {
+        p.len() > dir.len() && p.starts_with(dir) && p[dir.len()] == b'/'
+    }
+}
+
+/// Every visible entry of a context in walk order: a pre-order walk with siblings in byte order
+/// of their names, which is [`Path`]'s component-wise order of the relative paths. Lookups are
+/// binary searches and a directory's descendants are the contiguous run after it.
 #[derive(Debug, Clone, Default)]
 pub struct ContextIndex {
-    entries: BTreeMap<PathBuf, Entry>,
+    entries: Vec<Entry>,
 }
 
 impl ContextIndex {
+    fn position(&self, path: &Path) -> Result<usize, usize> {
+        let key = clean(path);
+        self.entries
+            .binary_search_by(|e| cmp_paths(bytes(&e.path), &key))
+    }
+
     /// The entry at `path` (relative, clean; `""` is the root).
     pub fn get(&self, path: &Path) -> Option<&Entry> {
-        self.entries.get(path)
+        self.position(path).ok().map(|i| &self.entries[i])
     }
 
     /// Every entry, the root first, in walk order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values()
+        self.entries.iter()
+    }
+
+    /// The run of entries strictly below `dir`.
+    fn below(&self, dir: &Path) -> &[Entry] {
+        let start = match self.position(dir) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        };
+        let rest = &self.entries[start..];
+        let key = clean(dir);
+        &rest[..rest.partition_point(|e| is_below(bytes(&e.path), &key))]
     }
 
     /// The entries strictly below `dir`, in walk order.
     pub fn descendants<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = &'a Entry> + 'a {
-        use std::ops::Bound;
-        self.entries
-            .range::<Path, _>((Bound::Excluded(dir), Bound::Unbounded))
-            .map(|(_, e)| e)
-            .take_while(move |e| e.path.starts_with(dir))
+        self.below(dir).iter()
     }
 
     /// The direct children of `dir`, in byte order of their names.
     pub fn children<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = &'a Entry> + 'a {
-        let depth = dir.components().count() + 1;
-        self.descendants(dir)
-            .filter(move |e| e.path.components().count() == depth)
+        let run = self.below(dir);
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            let e = run.get(i)?;
+            i += 1;
+            if e.is_dir() {
+                // Skip the child's own subtree.
+                let key = bytes(&e.path);
+                i += run[i..].partition_point(|d| is_below(bytes(&d.path), key));
+            }
+            Some(e)
+        })
     }
 
     /// The number of entries, the root included.
@@ -186,9 +259,12 @@ impl ContextIndex {
         self.entries.is_empty()
     }
 
-    /// Adds an entry (used by the walker and by tests).
+    /// Adds an entry, replacing one at the same path (used by tests).
     pub fn insert(&mut self, entry: Entry) {
-        self.entries.insert(entry.path.clone(), entry);
+        match self.position(&entry.path) {
+            Ok(i) => self.entries[i] = entry,
+            Err(i) => self.entries.insert(i, entry),
+        }
     }
 }
 
@@ -197,124 +273,276 @@ pub fn walk(root: &Root, matcher: &IgnoreMatcher) -> Result<ContextIndex, WalkEr
     walk_with(root, matcher, &|_, _| false)
 }
 
+/// Whether a regular file, by path and stat key, is known to have no extended attributes.
+pub type PlainFn<'a> = &'a (dyn Fn(&Path, &super::StatKey) -> bool + Sync);
+
 /// Walks `root` with `matcher` applied; a regular file for which `plain(path, stat key)` holds
 /// is known to have no extended attributes (from the stat cache) and they are not listed.
+///
+/// Directories are listed on as many threads as the machine has cores (at most 8): each lists
+/// one directory (names, `lstat` of each, link targets, xattrs) and queues its subdirectories;
+/// the listings are then stitched together in walk order, so the result does not depend on
+/// which thread listed what.
 pub fn walk_with(
     root: &Root,
     matcher: &IgnoreMatcher,
-    plain: &dyn Fn(&Path, &super::StatKey) -> bool,
+    plain: PlainFn<'_>,
 ) -> Result<ContextIndex, WalkError> {
-    let err = |op, path: &Path, source: std::io::Error| WalkError {
+    let top = root
+        .open_dir(Path::new(""))
+        .map_err(|e| walk_error(root, "open", Path::new(""), e.source))?;
+    let st =
+        rustix::fs::fstat(&top).map_err(|e| walk_error(root, "stat", Path::new(""), e.into()))?;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let walker = Walker {
+        root,
+        matcher,
+        plain,
+        queue: Mutex::new(Queue {
+            jobs: vec![Job {
+                at: Arc::new(top),
+                name: None,
+                rel: PathBuf::new(),
+                state: MatchState::default(),
+                slot: 0,
+            }],
+            active: 0,
+            failed: None,
+        }),
+        wake: Condvar::new(),
+        slots: AtomicUsize::new(1),
+    };
+    let mut listings: Vec<(usize, Listing)> = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(|| walker.work())).collect();
+        let mut all = walker.work();
+        for h in helpers {
+            // A helper that panicked has listed nothing we can trust.
+            match h.join() {
+                Ok(mut l) => all.append(&mut l),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        all
+    });
+    let queue = walker.queue.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = queue.failed {
+        return Err(e);
+    }
+    let count = walker.slots.into_inner();
+    let mut slots: Vec<Option<Listing>> = (0..count).map(|_| None).collect();
+    let mut total = 1;
+    for (slot, listing) in listings.drain(..) {
+        total += listing.len();
+        slots[slot] = Some(listing);
+    }
+    let mut found = Vec::with_capacity(total);
+    found.push(Entry::from_stat(PathBuf::new(), &st, None));
+    stitch(&mut slots, 0, &mut Vec::new(), &mut found);
+    debug_assert!(
+        found
+            .windows(2)
+            .all(|w| cmp_paths(bytes(&w[0].path), bytes(&w[1].path)).is_lt())
+    );
+    Ok(ContextIndex { entries: found })
+}
+
+fn walk_error(root: &Root, op: &'static str, path: &Path, source: std::io::Error) -> WalkError {
+    WalkError {
         root: root.path().to_path_buf(),
         op,
         path: path.to_path_buf(),
         source,
-    };
-    let top = root
-        .open_dir(Path::new(""))
-        .map_err(|e| err("open", Path::new(""), e.source))?;
-    let st = rustix::fs::fstat(&top).map_err(|e| err("stat", Path::new(""), e.into()))?;
-    let mut walker = Walker {
-        matcher,
-        found: vec![Entry::from_stat(PathBuf::new(), &st, None)],
-        pending: Vec::new(),
-        err: &err,
-        plain,
-    };
-    walker.dir(&top, Path::new(""), &MatchState::default())?;
-    // The walk emits entries in path order already (pre-order, siblings sorted by name), so
-    // building the map from them in bulk is linear; inserting one by one would compare paths
-    // component by component a few dozen times per entry.
-    Ok(ContextIndex {
-        entries: walker
-            .found
-            .into_iter()
-            .map(|e| (e.path.clone(), e))
-            .collect(),
-    })
+    }
 }
 
-struct Walker<'a, F> {
+/// One listed entry of a directory.
+struct Listed {
+    entry: Entry,
+    /// Excluded by the ignore rules, listed only because something below it may be re-included.
+    excluded: bool,
+    /// The listing slot of a subdirectory.
+    sub: Option<usize>,
+}
+
+type Listing = Vec<Listed>;
+
+/// Appends the listing in `slot` (and its subdirectories') to `found` in walk order. An excluded
+/// directory waits in `pending` and is emitted only when something below it is.
+fn stitch(
+    slots: &mut [Option<Listing>],
+    slot: usize,
+    pending: &mut Vec<Entry>,
+    found: &mut Vec<Entry>,
+) {
+    let Some(listing) = slots.get_mut(slot).and_then(Option::take) else {
+        return;
+    };
+    for l in listing {
+        if l.excluded {
+            pending.push(l.entry);
+        } else {
+            found.append(pending);
+            found.push(l.entry);
+        }
+        if let Some(sub) = l.sub {
+            let depth = pending.len();
+            stitch(slots, sub, pending, found);
+            // Drop this directory from the pending list if nothing below it was included.
+            if l.excluded {
+                pending.truncate(depth.saturating_sub(1));
+            }
+        }
+    }
+}
+
+/// A directory to list: `name` opened below `at` (or `at` itself for the root).
+struct Job {
+    at: Arc<OwnedFd>,
+    name: Option<Vec<u8>>,
+    rel: PathBuf,
+    state: MatchState,
+    slot: usize,
+}
+
+struct Queue {
+    /// Taken last-in first-out, so the walk goes deep first and few directories stay open.
+    jobs: Vec<Job>,
+    /// Jobs being listed right now.
+    active: usize,
+    failed: Option<WalkError>,
+}
+
+struct Walker<'a> {
+    root: &'a Root,
     matcher: &'a IgnoreMatcher,
-    /// Entries in walk order.
-    found: Vec<Entry>,
-    /// Excluded ancestor directories not yet emitted, emitted when a descendant is included.
-    pending: Vec<Entry>,
-    err: &'a F,
-    plain: &'a dyn Fn(&Path, &super::StatKey) -> bool,
+    plain: PlainFn<'a>,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    /// The next free listing slot.
+    slots: AtomicUsize,
 }
 
-impl<F> Walker<'_, F>
-where
-    F: Fn(&'static str, &Path, std::io::Error) -> WalkError,
-{
-    fn dir(&mut self, fd: &OwnedFd, rel: &Path, state: &MatchState) -> Result<(), WalkError> {
-        let names = read_names(fd).map_err(|e| (self.err)("read directory", rel, e))?;
+impl Walker<'_> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lists directories until there are none left or one failed.
+    fn work(&self) -> Vec<(usize, Listing)> {
+        let mut done = Vec::new();
+        loop {
+            let job = {
+                let mut q = self.lock();
+                loop {
+                    if q.failed.is_some() || (q.jobs.is_empty() && q.active == 0) {
+                        return done;
+                    }
+                    if let Some(job) = q.jobs.pop() {
+                        q.active += 1;
+                        break job;
+                    }
+                    q = self.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            let slot = job.slot;
+            let result = self.list(job);
+            let mut q = self.lock();
+            q.active -= 1;
+            match result {
+                Ok((listing, mut jobs)) => {
+                    done.push((slot, listing));
+                    q.jobs.append(&mut jobs);
+                }
+                Err(e) => {
+                    q.failed.get_or_insert(e);
+                }
+            }
+            drop(q);
+            self.wake.notify_all();
+        }
+    }
+
+    /// Lists one directory; returns its listing and the jobs for its subdirectories.
+    fn list(&self, job: Job) -> Result<(Listing, Vec<Job>), WalkError> {
+        let err = |op, path: &Path, e: std::io::Error| walk_error(self.root, op, path, e);
+        let rel = job.rel.as_path();
+        let fd = match &job.name {
+            None => job.at,
+            Some(name) => match rustix::fs::openat(
+                &*job.at,
+                OsStr::from_bytes(name),
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(sub) => Arc::new(sub),
+                // Removed while walking: it is listed, empty.
+                Err(rustix::io::Errno::NOENT) => return Ok((Vec::new(), Vec::new())),
+                Err(e) => return Err(err("open directory", rel, e.into())),
+            },
+        };
+        let names = read_names(&fd).map_err(|e| err("read directory", rel, e))?;
+        let mut listing = Vec::with_capacity(names.len());
+        let mut jobs = Vec::new();
         for name in names {
-            let name = OsStr::from_bytes(&name);
-            let path = rel.join(name);
-            let st = match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            let os_name = OsStr::from_bytes(&name);
+            let path = rel.join(os_name);
+            let st = match rustix::fs::statat(&*fd, os_name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => st,
                 // Removed while walking: it is simply not part of the context.
                 Err(rustix::io::Errno::NOENT) => continue,
-                Err(e) => return Err((self.err)("stat", &path, e.into())),
+                Err(e) => return Err(err("stat", &path, e.into())),
             };
             let kind = EntryKind::from_mode(st.st_mode);
-            let key = path.to_string_lossy();
             let (excluded, child_state) = if self.matcher.is_empty() {
                 (false, MatchState::default())
             } else {
-                self.matcher.matches_with_parent(&key, state)
+                let key = path.to_string_lossy();
+                let (excluded, state) = self.matcher.matches_with_parent(&key, &job.state);
+                if excluded && (kind != EntryKind::Dir || self.matcher.can_skip_excluded_dir(&key))
+                {
+                    continue;
+                }
+                (excluded, state)
             };
-            if excluded && (kind != EntryKind::Dir || self.matcher.can_skip_excluded_dir(&key)) {
-                continue;
-            }
             let target = if kind == EntryKind::Symlink {
-                let t = rustix::fs::readlinkat(fd, name, Vec::new())
-                    .map_err(|e| (self.err)("read link", &path, e.into()))?;
-                Some(PathBuf::from(OsStr::from_bytes(t.as_bytes())))
+                let t = rustix::fs::readlinkat(&*fd, os_name, Vec::new())
+                    .map_err(|e| err("read link", &path, e.into()))?;
+                Some(PathBuf::from(std::ffi::OsString::from_vec(t.into_bytes())))
             } else {
                 None
             };
-            let mut entry = Entry::from_stat(path.clone(), &st, target);
+            let mut entry = Entry::from_stat(path, &st, target);
             if kind == EntryKind::File && (self.plain)(&entry.path, &super::StatKey::of(&entry)) {
                 entry.xattrs = Some(Vec::new());
             } else if kind != EntryKind::Symlink {
                 // Through the open directory: no path resolution from the root per file.
-                let at = crate::fsroot::proc_fd_path(fd).join(name);
+                let at = crate::fsroot::proc_fd_path(&fd).join(os_name);
                 entry.xattrs = Some(
                     crate::copy::source::list_xattrs(&at)
-                        .map_err(|e| (self.err)("list xattrs", &path, e))?,
+                        .map_err(|e| err("list xattrs", &entry.path, e))?,
                 );
             }
-            if excluded {
-                // An excluded directory that may hold re-included entries: walk it, emit it only
-                // if something below it is emitted.
-                self.pending.push(entry);
-            } else {
-                self.found.append(&mut self.pending);
-                self.found.push(entry);
-            }
-            if kind == EntryKind::Dir {
-                let sub = match rustix::fs::openat(
-                    fd,
-                    name,
-                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                ) {
-                    Ok(sub) => sub,
-                    Err(rustix::io::Errno::NOENT) => continue,
-                    Err(e) => return Err((self.err)("open directory", &path, e.into())),
-                };
-                let depth = self.pending.len();
-                self.dir(&sub, &path, &child_state)?;
-                // Drop this directory from the pending list if nothing below it was included.
-                if excluded {
-                    self.pending.truncate(depth.saturating_sub(1));
-                }
-            }
+            let sub = (kind == EntryKind::Dir).then(|| {
+                let slot = self.slots.fetch_add(1, Ordering::Relaxed);
+                jobs.push(Job {
+                    at: fd.clone(),
+                    name: Some(name),
+                    rel: entry.path.clone(),
+                    state: child_state,
+                    slot,
+                });
+                slot
+            });
+            listing.push(Listed {
+                entry,
+                excluded,
+                sub,
+            });
         }
-        Ok(())
+        Ok((listing, jobs))
     }
 }
 
