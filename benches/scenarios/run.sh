@@ -9,7 +9,8 @@
 #   BENCH_DATA  where contexts and builder state live (default /mnt/labfs/bench if mounted, else
 #               /var/tmp/kiln-bench). Use a dedicated loop ext4: `../shared/peers/benchfs.sh up`.
 #   KILN        the kiln binary (default $CARGO_TARGET_DIR/release/kiln, else target/release/kiln)
-#   RUNS        runs per phase (default 3; the median is reported)
+#   RUNS        runs per phase (default 3; the median is reported). Phases without a reset
+#               step (no-op rebuilds, the find walk) warm up twice and run at least 10 times.
 #   PEERS       "auto" (default: use buildah / docker when found) or "none"
 #   OUT         the results file (default benches/results/$(date +%F).md)
 set -euo pipefail
@@ -97,8 +98,14 @@ measure() {
   local tool=$1 scen=$2 phase=$3 prep=$4 cmd=$5
   local json="$work/$tool-$scen-$phase.json" rss="$work/$tool-$scen-$phase.rss"
   : >"$rss"
-  local args=(--runs "$RUNS" --export-json "$json" --style basic)
-  [ -n "$prep" ] && args+=(--prepare "$prep")
+  local args=(--export-json "$json" --style basic)
+  if [ -n "$prep" ]; then
+    args+=(--runs "$RUNS" --prepare "$prep")
+  else
+    # Phases with nothing to reset (no-op rebuilds, the find walk) take tens of milliseconds,
+    # where three cold-ish runs are mostly noise: warm up twice and take at least ten.
+    args+=(--warmup 2 --runs "$((RUNS > 10 ? RUNS : 10))")
+  fi
   echo "== $tool $scen $phase"
   hyperfine "${args[@]}" "/usr/bin/time -f %M -a -o '$rss' sh -c \"$cmd\" " |
     grep -E "Time|Range" || true

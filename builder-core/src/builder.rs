@@ -323,6 +323,9 @@ impl Builder {
         let graph = crate::plan::plan(&df, &req.plan, &|r: &str| {
             bases.get(r).map(|b| b.config.clone())
         })?;
+        if crate::worker::copy::reads_context(&graph) {
+            crate::worker::copy::prefetch_context(&worker);
+        }
         for w in &graph.warnings {
             events.send(BuildEvent::Warning { message: w.clone() });
         }

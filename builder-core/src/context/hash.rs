@@ -221,6 +221,15 @@ impl StatCache {
             .insert(bytes, CachedDigest { key, digest, plain });
     }
 
+    /// The cached digest of `path` if its stat key is unchanged, and whether the file had no
+    /// extended attributes.
+    pub fn known(&self, path: &Path, key: &StatKey) -> Option<(Sha256Digest, bool)> {
+        match self.entries.get(key_bytes(path)) {
+            Some(r) if r.key == *key => Some((r.digest, r.plain)),
+            _ => None,
+        }
+    }
+
     /// Whether `path`, with this stat key, is known to have no extended attributes.
     pub fn is_plain(&self, path: &Path, key: &StatKey) -> bool {
         self.entries
@@ -299,6 +308,10 @@ fn is_racy(entry: &Entry, now: SystemTime) -> bool {
 
 impl FileHasher for CachingHasher {
     fn digest(&self, root: &Root, entry: &Entry) -> Result<Sha256Digest, HashError> {
+        // Found in this cache by the walk, under the same stat key.
+        if let Some(d) = entry.digest {
+            return Ok(d);
+        }
         let key = StatKey::of(entry);
         if let Some(d) = self.lock().lookup(&entry.path, &key) {
             return Ok(d);

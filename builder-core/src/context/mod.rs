@@ -103,10 +103,11 @@ impl BuildContext {
         Ok(walk(&self.root, &self.matcher)?)
     }
 
-    /// Walks the context, skipping the xattr listing of files the stat cache knows have none.
+    /// Walks the context with what the stat cache knows: unchanged files get their digest in
+    /// the entry, and those known to have no extended attributes are not listed for them.
     pub fn walk_cached(&self, cache: &StatCache) -> Result<ContextIndex, ContextError> {
         Ok(walk::walk_with(&self.root, &self.matcher, &|p, k| {
-            cache.is_plain(p, k)
+            cache.known(p, k)
         })?)
     }
 }

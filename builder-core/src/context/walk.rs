@@ -100,6 +100,9 @@ pub struct Entry {
     /// Extended attributes sorted by name, when the walk read them (the context walk does, through
     /// the directory it holds open); `None` means "not read", and readers read them themselves.
     pub xattrs: Option<Vec<(std::ffi::OsString, Vec<u8>)>>,
+    /// The content digest of a regular file when the walk already knows it: the stat cache held
+    /// one recorded under the same (size, mtime, ctime, inode, mode). `None` means "not known".
+    pub digest: Option<super::Sha256Digest>,
 }
 
 impl Entry {
@@ -120,6 +123,7 @@ impl Entry {
             rdev: st.st_rdev,
             link_target,
             xattrs: None,
+            digest: None,
         }
     }
 
@@ -229,7 +233,10 @@ impl ContextIndex {
     }
 
     /// The entries strictly below `dir`, in walk order.
-    pub fn descendants<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = &'a Entry> + 'a {
+    pub fn descendants<'a>(
+        &'a self,
+        dir: &'a Path,
+    ) -> impl ExactSizeIterator<Item = &'a Entry> + 'a {
         self.below(dir).iter()
     }
 
@@ -270,14 +277,17 @@ impl ContextIndex {
 
 /// Walks `root` with `matcher` applied.
 pub fn walk(root: &Root, matcher: &IgnoreMatcher) -> Result<ContextIndex, WalkError> {
-    walk_with(root, matcher, &|_, _| false)
+    walk_with(root, matcher, &|_, _| None)
 }
 
-/// Whether a regular file, by path and stat key, is known to have no extended attributes.
-pub type PlainFn<'a> = &'a (dyn Fn(&Path, &super::StatKey) -> bool + Sync);
+/// What is already known of a regular file with this path and stat key (from the stat cache):
+/// its content digest, and whether it has no extended attributes.
+pub type KnownFn<'a> =
+    &'a (dyn Fn(&Path, &super::StatKey) -> Option<(super::Sha256Digest, bool)> + Sync);
 
-/// Walks `root` with `matcher` applied; a regular file for which `plain(path, stat key)` holds
-/// is known to have no extended attributes (from the stat cache) and they are not listed.
+/// Walks `root` with `matcher` applied. For a regular file for which `known(path, stat key)`
+/// answers, the digest is recorded in the entry, and when it has no extended attributes they are
+/// not listed.
 ///
 /// Directories are listed on as many threads as the machine has cores (at most 8): each lists
 /// one directory (names, `lstat` of each, link targets, xattrs) and queues its subdirectories;
@@ -286,7 +296,7 @@ pub type PlainFn<'a> = &'a (dyn Fn(&Path, &super::StatKey) -> bool + Sync);
 pub fn walk_with(
     root: &Root,
     matcher: &IgnoreMatcher,
-    plain: PlainFn<'_>,
+    known: KnownFn<'_>,
 ) -> Result<ContextIndex, WalkError> {
     let top = root
         .open_dir(Path::new(""))
@@ -300,7 +310,7 @@ pub fn walk_with(
     let walker = Walker {
         root,
         matcher,
-        plain,
+        known,
         queue: Mutex::new(Queue {
             jobs: vec![Job {
                 at: Arc::new(top),
@@ -418,7 +428,7 @@ struct Queue {
 struct Walker<'a> {
     root: &'a Root,
     matcher: &'a IgnoreMatcher,
-    plain: PlainFn<'a>,
+    known: KnownFn<'a>,
     queue: Mutex<Queue>,
     wake: Condvar,
     /// The next free listing slot.
@@ -515,7 +525,15 @@ impl Walker<'_> {
                 None
             };
             let mut entry = Entry::from_stat(path, &st, target);
-            if kind == EntryKind::File && (self.plain)(&entry.path, &super::StatKey::of(&entry)) {
+            let mut plain = false;
+            if kind == EntryKind::File
+                && let Some((digest, no_xattrs)) =
+                    (self.known)(&entry.path, &super::StatKey::of(&entry))
+            {
+                entry.digest = Some(digest);
+                plain = no_xattrs;
+            }
+            if plain {
                 entry.xattrs = Some(Vec::new());
             } else if kind != EntryKind::Symlink {
                 // Through the open directory: no path resolution from the root per file.

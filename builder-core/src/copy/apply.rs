@@ -394,7 +394,13 @@ impl Writer<'_> {
                 let mut src = self.open_source(&entry.path)?;
                 copy_contents(&mut src, &mut out).map_err(|e| self.io("write", dst, e))?;
                 self.owners.insert(dst.to_path_buf(), owner);
-                if !self.opts.skip_chown {
+                // A new file usually has the right owner and mode already (created by root with
+                // the mode asked, under a umask that left it alone): a stat is much cheaper than
+                // an attribute change, which dirties the inode (and, under overlayfs, does so on
+                // the upper layer's filesystem) for nothing.
+                let st = rustix::fs::fstat(&out).map_err(|e| self.io("stat", dst, e))?;
+                let want_owner = (st.st_uid, st.st_gid) != owner && !self.opts.skip_chown;
+                if want_owner {
                     rustix::fs::fchown(
                         &out,
                         Some(rustix::fs::Uid::from_raw(owner.0)),
@@ -402,8 +408,11 @@ impl Writer<'_> {
                     )
                     .map_err(|e| self.io("chown", dst, e))?;
                 }
-                rustix::fs::fchmod(&out, rustix::fs::Mode::from_raw_mode(mode))
-                    .map_err(|e| self.io("chmod", dst, e))?;
+                // A chown clears the setuid and setgid bits, so the mode is set after it.
+                if want_owner || st.st_mode & 0o7777 != mode & 0o7777 {
+                    rustix::fs::fchmod(&out, rustix::fs::Mode::from_raw_mode(mode))
+                        .map_err(|e| self.io("chmod", dst, e))?;
+                }
                 let fd = OwnedFd::from(out);
                 self.copy_xattrs(entry, &fd, dst)?;
                 rustix::fs::futimens(&fd, &ts(entry.mtime))

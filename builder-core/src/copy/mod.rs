@@ -34,7 +34,7 @@ use std::path::PathBuf;
 
 pub use apply::{ApplyOptions, CopyOutput, apply};
 pub use archive::{ArchiveExtractor, ArchiveKind, detect_archive, verify_checksum};
-pub use select::{SelectedItem, Selection, select};
+pub use select::{Selected, SelectedItem, Selection, select};
 pub use source::{ContextSource, RootfsSource, SourceFs};
 
 use crate::chmod::ChmodSpec;

@@ -97,7 +97,14 @@ pub fn select(fs: &dyn SourceFs, req: &CopyRequest) -> Result<Selection, CopyErr
                 }
             }
             let mut contents = Vec::new();
-            if entry.is_dir() {
+            let all = match (entry.is_dir(), &include, &excludes) {
+                // Nothing to filter: the whole subtree, in the order `collect` would give.
+                (true, None, None) => fs.descendants(&entry.path),
+                _ => None,
+            };
+            if let Some(all) = all {
+                contents = all;
+            } else if entry.is_dir() {
                 collect(
                     fs,
                     &entry.path,
@@ -178,7 +185,7 @@ fn collect(
         let mark = out.len();
         out.push(Selected {
             rel: r.clone(),
-            entry: child.clone(),
+            entry: child,
         });
         if is_dir {
             collect(fs, root, &r, include, exclude, &inc_next, &exc_next, out)?;

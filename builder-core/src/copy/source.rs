@@ -27,6 +27,13 @@ pub trait SourceFs: Sync {
     fn lstat(&self, path: &Path) -> Result<Option<Entry>, CopyError>;
     /// The children of the directory `dir`, sorted by name.
     fn children(&self, dir: &Path) -> Result<Vec<Entry>, CopyError>;
+    /// Every entry strictly below the directory `dir` in walk order (pre-order, siblings by
+    /// name) with its path relative to `dir`, when the source can list them without a walk of
+    /// its own; `None` makes the caller walk with [`SourceFs::children`].
+    fn descendants(&self, dir: &Path) -> Option<Vec<super::Selected>> {
+        let _ = dir;
+        None
+    }
     /// The sha256 of the regular file `entry`.
     fn digest(&self, entry: &Entry) -> Result<Sha256Digest, CopyError>;
     /// The owner every copied entry gets when there is no `--chown`: `Some((0, 0))` for the
@@ -62,6 +69,15 @@ impl SourceFs for ContextSource<'_> {
     }
     fn children(&self, dir: &Path) -> Result<Vec<Entry>, CopyError> {
         Ok(self.index.children(dir).cloned().collect())
+    }
+    fn descendants(&self, dir: &Path) -> Option<Vec<super::Selected>> {
+        let below = self.index.descendants(dir);
+        let mut out = Vec::with_capacity(below.len());
+        out.extend(below.map(|e| super::Selected {
+            rel: e.path.strip_prefix(dir).unwrap_or(&e.path).to_path_buf(),
+            entry: e.clone(),
+        }));
+        Some(out)
     }
     fn digest(&self, entry: &Entry) -> Result<Sha256Digest, CopyError> {
         Ok(self.hasher.digest(self.root, entry)?)

@@ -17,14 +17,20 @@ use crate::graph::{CopyOp, Op, RunMount, SourceRef};
 use crate::solver::{FsState, StepContext};
 
 impl LocalWorker {
-    /// The build context's index, walked once per worker (that is, once per build).
+    /// The build context's index, walked once per worker (that is, once per build), with the
+    /// context's stat cache loaded first.
     pub(crate) fn context_index(&self) -> Result<Option<Arc<ContextIndex>>, WorkerError> {
         let Some(ctx) = &self.cfg.context else {
             return Ok(None);
         };
         let res = self.context_index.get_or_init(|| {
             self.hasher
-                .with_cache(|cache| ctx.walk_cached(cache))
+                .with_cache(|cache| {
+                    if let Some(path) = &self.stat_cache_path {
+                        *cache = crate::context::StatCache::load(path);
+                    }
+                    ctx.walk_cached(cache)
+                })
                 .map(Arc::new)
                 .map_err(Arc::new)
         });
@@ -33,6 +39,49 @@ impl LocalWorker {
             Err(e) => Err(WorkerError::ContextWalk(e.clone())),
         }
     }
+}
+
+/// Starts walking the build context on a thread of its own, so that the walk overlaps the
+/// start of the build (base images, cache history) instead of waiting for the first step that
+/// reads the context. A step that needs the index waits for this walk; a failure is reported
+/// by the first step that asks, as without the prefetch.
+pub(crate) fn prefetch_context(w: &Arc<LocalWorker>) {
+    if w.cfg.context.is_none() || w.context_index.get().is_some() {
+        return;
+    }
+    let worker = w.clone();
+    let spawned = std::thread::Builder::new()
+        .name("kiln-context".into())
+        .spawn(move || {
+            let _ = worker.context_index();
+        });
+    if let Err(e) = spawned {
+        tracing::debug!("cannot start the context walk early: {e}");
+    }
+}
+
+/// Whether any step of `graph` reads the build context (`COPY`/`ADD` of local sources, bind
+/// mounts of the context).
+pub(crate) fn reads_context(graph: &crate::graph::BuildGraph) -> bool {
+    graph
+        .stages
+        .values()
+        .flat_map(|s| &s.steps)
+        .any(|step| match &step.op {
+            Op::Copy(c) => {
+                c.from == SourceRef::Context && c.sources.iter().any(|s| !crate::copy::is_url(s))
+            }
+            Op::Run(run) => run.mounts.iter().any(|m| {
+                matches!(
+                    m,
+                    RunMount::Bind {
+                        from: SourceRef::Context,
+                        ..
+                    }
+                )
+            }),
+            _ => false,
+        })
 }
 
 fn parse_chmod(c: &CopyOp) -> Result<Option<ChmodSpec>, WorkerError> {

@@ -8,7 +8,7 @@
 //! commits the snapshot under the new chain ID, so the next step (and the next build) starts from it
 //! without unpacking anything.
 
-mod copy;
+pub(crate) mod copy;
 mod download;
 mod image;
 mod run;
@@ -172,12 +172,12 @@ impl LocalWorker {
             ));
             cfg.store.state_dir().join("statcache").join(key)
         });
-        let cache = stat_cache_path
-            .as_deref()
-            .map(crate::context::StatCache::load)
-            .unwrap_or_default();
         LocalWorker {
-            hasher: Arc::new(crate::context::CachingHasher::new(cache)),
+            // Loaded with the context's walk (see `context_index`), which may run in the
+            // background while the build starts.
+            hasher: Arc::new(crate::context::CachingHasher::new(
+                crate::context::StatCache::new(),
+            )),
             stat_cache_path,
             downloads: download::Downloads::new(cfg.state_dir.clone()),
             cfg,
