@@ -129,6 +129,14 @@ fn mount_fsconfig(
     for (k, v) in OPTIONS {
         rustix::mount::fsconfig_set_string(&fs, *k, *v).map_err(failed)?;
     }
+    if upper.is_some() {
+        // No sync of the upper filesystem at unmount (see `Store::forget_after_reboot`);
+        // kernels before 5.10 do not know the option and sync as before.
+        match rustix::mount::fsconfig_set_flag(&fs, "volatile") {
+            Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+            Err(e) => return Err(failed(e)),
+        }
+    }
     rustix::mount::fsconfig_create(&fs).map_err(failed)?;
     let attrs = if upper.is_some() {
         MountAttrFlags::empty()
@@ -176,8 +184,16 @@ fn mount_classic(
     } else {
         MountFlags::RDONLY
     };
-    let data = std::ffi::CString::new(data).map_err(std::io::Error::other)?;
-    rustix::mount::mount("overlay", target, "overlay", flags, data.as_c_str()).map_err(Into::into)
+    let plain = std::ffi::CString::new(data.clone()).map_err(std::io::Error::other)?;
+    if upper.is_some() {
+        // As in `mount_fsconfig`: `volatile` where the kernel knows it.
+        let volatile = std::ffi::CString::new(data + ",volatile").map_err(std::io::Error::other)?;
+        match rustix::mount::mount("overlay", target, "overlay", flags, volatile.as_c_str()) {
+            Err(rustix::io::Errno::INVAL) => {}
+            other => return other.map_err(Into::into),
+        }
+    }
+    rustix::mount::mount("overlay", target, "overlay", flags, plain.as_c_str()).map_err(Into::into)
 }
 
 fn mkdirs(base: &Path, names: &[&str]) -> Result<(), SnapshotError> {

@@ -20,6 +20,8 @@ const KEY: &str = "key";
 const PARENT: &str = "parent";
 /// Where an overlay is mounted inside a temporary entry.
 pub(crate) const MERGED: &str = "merged";
+/// Where the kernel tells which boot this is.
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -40,7 +42,62 @@ impl Store {
             std::fs::create_dir_all(d).map_err(io_err("create directory", d))?;
         }
         store.clean_stale()?;
+        store.forget_after_reboot(dir, Path::new(BOOT_ID))?;
         Ok(store)
+    }
+
+    /// Snapshot contents are never fsynced: overlay upper directories are mounted `volatile`
+    /// and imports are written through the page cache, which is what makes a step's commit cheap
+    /// (an overlay unmount otherwise syncs the whole filesystem). A crash of the machine can then
+    /// leave a committed snapshot with lost data. Snapshots are derived from layer blobs, which
+    /// are synced, so after a reboot (the kernel's boot id changed) every snapshot is dropped and
+    /// made again from its layers when a build needs it. A process that dies loses nothing: its
+    /// writes are in the page cache.
+    fn forget_after_reboot(&self, dir: &Path, boot_id: &Path) -> Result<(), SnapshotError> {
+        let Ok(boot) = std::fs::read_to_string(boot_id) else {
+            // No procfs: reboots cannot be told apart, and nothing is dropped.
+            return Ok(());
+        };
+        let boot = boot.trim();
+        let marker = dir.join(".boot-id");
+        if std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == boot) {
+            return Ok(());
+        }
+        // One process at a time decides, so two first builds after a boot do not both drop
+        // snapshots the other has just made.
+        let lock_path = dir.join(".boot-id.lock");
+        let lock = File::create(&lock_path).map_err(io_err("create", &lock_path))?;
+        lock.lock().map_err(io_err("lock", &lock_path))?;
+        if std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == boot) {
+            return Ok(());
+        }
+        let rd = std::fs::read_dir(&self.snapshots).map_err(io_err("list", &self.snapshots))?;
+        let mut dropped = 0;
+        for e in rd.flatten() {
+            let entry = self.temp()?;
+            std::fs::remove_dir(&entry.dir).map_err(io_err("remove", &entry.dir))?;
+            std::fs::rename(e.path(), &entry.dir).map_err(io_err("move away", &e.path()))?;
+            // Dropping the entry deletes it.
+            drop(entry);
+            dropped += 1;
+        }
+        if dropped > 0 {
+            tracing::info!(
+                dropped,
+                "new boot: snapshots will be made again from their layers"
+            );
+        }
+        let tmp = dir.join(".boot-id.tmp");
+        let written = File::create(&tmp).and_then(|mut f| {
+            std::io::Write::write_all(&mut f, boot.as_bytes())?;
+            f.sync_all()
+        });
+        written.map_err(io_err("write", &tmp))?;
+        std::fs::rename(&tmp, &marker).map_err(io_err("rename", &marker))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("sync", dir))?;
+        Ok(())
     }
 
     /// The directory of the committed snapshot `key`.
@@ -339,5 +396,39 @@ impl View {
     /// The tree's root directory; nothing may be written under it.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn a_new_boot_drops_the_snapshots_and_an_old_one_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let boot = dir.path().join("boot_id");
+        std::fs::write(&boot, "first-boot\n").unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.forget_after_reboot(dir.path(), &boot).unwrap();
+        let entry = store.temp().unwrap();
+        std::fs::create_dir(entry.dir.join(FS)).unwrap();
+        std::fs::write(entry.dir.join(FS).join("file"), "data").unwrap();
+        assert!(store.commit(entry, "k1", None).unwrap());
+        assert!(store.exists("k1"));
+
+        // Same boot: kept.
+        store.forget_after_reboot(dir.path(), &boot).unwrap();
+        assert!(store.exists("k1"));
+        // Another boot: dropped, nothing left in the temporary area, the marker updated.
+        std::fs::write(&boot, "second-boot\n").unwrap();
+        store.forget_after_reboot(dir.path(), &boot).unwrap();
+        assert!(!store.exists("k1"));
+        assert_eq!(std::fs::read_dir(&store.snapshots).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&store.tmp).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(".boot-id")).unwrap(),
+            "second-boot"
+        );
     }
 }
