@@ -79,10 +79,24 @@ enum Command {
     Logout(commands::login::LogoutArgs),
 }
 
+/// glibc gives each thread that allocates its own arena (up to 8 per core), and memory freed in
+/// one is not reused by another: a build hands large buffers between the runtime's threads, so
+/// peak memory grew with the number of threads that happened to touch them (a 100,000-file
+/// context: 171 MB with the default, 127 MB with two arenas, the same speed).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called before any thread starts; mallopt only tunes the allocator and reports
+    // failure by its return value, which changes nothing if the option is not supported.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
     // When this process was started as the RUN sandbox's helper, this runs the helper and never
     // returns. It must come before anything starts a thread.
     kiln_builder_core::exec::sandbox_main_if_requested();
+    limit_malloc_arenas();
     let cli = Cli::parse();
     render::setup_colors(cli.color);
     let root = cli

@@ -199,37 +199,46 @@ fn is_below(p: &[u8], dir: &[u8]) -> bool {
 /// Every visible entry of a context in walk order: a pre-order walk with siblings in byte order
 /// of their names, which is [`Path`]'s component-wise order of the relative paths. Lookups are
 /// binary searches and a directory's descendants are the contiguous run after it.
+///
+/// The entries stay in the vectors the walk's threads filled (`chunks`); `order` names them in
+/// walk order, so the index never holds two copies of a large context's entries.
 #[derive(Debug, Clone, Default)]
 pub struct ContextIndex {
-    entries: Vec<Entry>,
+    chunks: Vec<Vec<Entry>>,
+    /// (chunk, position in it) of each entry, in walk order.
+    order: Vec<(u32, u32)>,
 }
 
 impl ContextIndex {
+    fn at(&self, (c, j): (u32, u32)) -> &Entry {
+        &self.chunks[c as usize][j as usize]
+    }
+
     fn position(&self, path: &Path) -> Result<usize, usize> {
         let key = clean(path);
-        self.entries
-            .binary_search_by(|e| cmp_paths(bytes(&e.path), &key))
+        self.order
+            .binary_search_by(|&r| cmp_paths(bytes(&self.at(r).path), &key))
     }
 
     /// The entry at `path` (relative, clean; `""` is the root).
     pub fn get(&self, path: &Path) -> Option<&Entry> {
-        self.position(path).ok().map(|i| &self.entries[i])
+        self.position(path).ok().map(|i| self.at(self.order[i]))
     }
 
     /// Every entry, the root first, in walk order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter()
+        self.order.iter().map(|&r| self.at(r))
     }
 
-    /// The run of entries strictly below `dir`.
-    fn below(&self, dir: &Path) -> &[Entry] {
+    /// The positions in `order` of the run of entries strictly below `dir`.
+    fn below(&self, dir: &Path) -> std::ops::Range<usize> {
         let start = match self.position(dir) {
             Ok(i) => i + 1,
             Err(i) => i,
         };
-        let rest = &self.entries[start..];
         let key = clean(dir);
-        &rest[..rest.partition_point(|e| is_below(bytes(&e.path), &key))]
+        let len = self.order[start..].partition_point(|&r| is_below(bytes(&self.at(r).path), &key));
+        start..start + len
     }
 
     /// The entries strictly below `dir`, in walk order.
@@ -237,20 +246,20 @@ impl ContextIndex {
         &'a self,
         dir: &'a Path,
     ) -> impl ExactSizeIterator<Item = &'a Entry> + 'a {
-        self.below(dir).iter()
+        self.order[self.below(dir)].iter().map(|&r| self.at(r))
     }
 
     /// The direct children of `dir`, in byte order of their names.
     pub fn children<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = &'a Entry> + 'a {
-        let run = self.below(dir);
+        let run = &self.order[self.below(dir)];
         let mut i = 0;
         std::iter::from_fn(move || {
-            let e = run.get(i)?;
+            let e = self.at(*run.get(i)?);
             i += 1;
             if e.is_dir() {
                 // Skip the child's own subtree.
                 let key = bytes(&e.path);
-                i += run[i..].partition_point(|d| is_below(bytes(&d.path), key));
+                i += run[i..].partition_point(|&d| is_below(bytes(&self.at(d).path), key));
             }
             Some(e)
         })
@@ -258,19 +267,29 @@ impl ContextIndex {
 
     /// The number of entries, the root included.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.order.len()
     }
 
     /// Whether the index holds nothing (not even the root).
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.order.is_empty()
     }
 
     /// Adds an entry, replacing one at the same path (used by tests).
     pub fn insert(&mut self, entry: Entry) {
         match self.position(&entry.path) {
-            Ok(i) => self.entries[i] = entry,
-            Err(i) => self.entries.insert(i, entry),
+            Ok(i) => {
+                let (c, j) = self.order[i];
+                self.chunks[c as usize][j as usize] = entry;
+            }
+            Err(i) => {
+                if self.chunks.is_empty() {
+                    self.chunks.push(Vec::new());
+                }
+                let chunk = &mut self.chunks[0];
+                chunk.push(entry);
+                self.order.insert(i, (0, (chunk.len() - 1) as u32));
+            }
         }
     }
 }
@@ -325,13 +344,13 @@ pub fn walk_with(
         wake: Condvar::new(),
         slots: AtomicUsize::new(1),
     };
-    let mut listings: Vec<(usize, Listing)> = std::thread::scope(|s| {
+    let done: Vec<ThreadListings> = std::thread::scope(|s| {
         let helpers: Vec<_> = (1..threads).map(|_| s.spawn(|| walker.work())).collect();
-        let mut all = walker.work();
+        let mut all = vec![walker.work()];
         for h in helpers {
             // A helper that panicked has listed nothing we can trust.
             match h.join() {
-                Ok(mut l) => all.append(&mut l),
+                Ok(l) => all.push(l),
                 Err(p) => std::panic::resume_unwind(p),
             }
         }
@@ -342,21 +361,31 @@ pub fn walk_with(
         return Err(e);
     }
     let count = walker.slots.into_inner();
-    let mut slots: Vec<Option<Listing>> = (0..count).map(|_| None).collect();
+    let mut slots: Vec<Option<(u32, Listing)>> = (0..count).map(|_| None).collect();
+    let mut chunks = Vec::with_capacity(done.len() + 1);
     let mut total = 1;
-    for (slot, listing) in listings.drain(..) {
-        total += listing.len();
-        slots[slot] = Some(listing);
+    for (entries, listings) in done {
+        let chunk = chunks.len() as u32;
+        total += entries.len();
+        chunks.push(entries);
+        for (slot, listing) in listings {
+            slots[slot] = Some((chunk, listing));
+        }
     }
-    let mut found = Vec::with_capacity(total);
-    found.push(Entry::from_stat(PathBuf::new(), &st, None));
-    stitch(&mut slots, 0, &mut Vec::new(), &mut found);
+    let root_chunk = chunks.len() as u32;
+    chunks.push(vec![Entry::from_stat(PathBuf::new(), &st, None)]);
+    let mut order = Vec::with_capacity(total);
+    order.push((root_chunk, 0));
+    stitch(&mut slots, 0, &mut Vec::new(), &mut order);
+    let index = ContextIndex { chunks, order };
     debug_assert!(
-        found
-            .windows(2)
-            .all(|w| cmp_paths(bytes(&w[0].path), bytes(&w[1].path)).is_lt())
+        index.order.windows(2).all(|w| cmp_paths(
+            bytes(&index.at(w[0]).path),
+            bytes(&index.at(w[1]).path)
+        )
+        .is_lt())
     );
-    Ok(ContextIndex { entries: found })
+    Ok(index)
 }
 
 fn walk_error(root: &Root, op: &'static str, path: &Path, source: std::io::Error) -> WalkError {
@@ -370,7 +399,8 @@ fn walk_error(root: &Root, op: &'static str, path: &Path, source: std::io::Error
 
 /// One listed entry of a directory.
 struct Listed {
-    entry: Entry,
+    /// Its position in the listing thread's entries.
+    entry: u32,
     /// Excluded by the ignore rules, listed only because something below it may be re-included.
     excluded: bool,
     /// The listing slot of a subdirectory.
@@ -379,27 +409,30 @@ struct Listed {
 
 type Listing = Vec<Listed>;
 
-/// Appends the listing in `slot` (and its subdirectories') to `found` in walk order. An excluded
+/// What one walking thread found: its entries and its listings (by slot), which point into them.
+type ThreadListings = (Vec<Entry>, Vec<(usize, Listing)>);
+
+/// Appends the listing in `slot` (and its subdirectories') to `order` in walk order. An excluded
 /// directory waits in `pending` and is emitted only when something below it is.
 fn stitch(
-    slots: &mut [Option<Listing>],
+    slots: &mut [Option<(u32, Listing)>],
     slot: usize,
-    pending: &mut Vec<Entry>,
-    found: &mut Vec<Entry>,
+    pending: &mut Vec<(u32, u32)>,
+    order: &mut Vec<(u32, u32)>,
 ) {
-    let Some(listing) = slots.get_mut(slot).and_then(Option::take) else {
+    let Some((chunk, listing)) = slots.get_mut(slot).and_then(Option::take) else {
         return;
     };
     for l in listing {
         if l.excluded {
-            pending.push(l.entry);
+            pending.push((chunk, l.entry));
         } else {
-            found.append(pending);
-            found.push(l.entry);
+            order.append(pending);
+            order.push((chunk, l.entry));
         }
         if let Some(sub) = l.sub {
             let depth = pending.len();
-            stitch(slots, sub, pending, found);
+            stitch(slots, sub, pending, order);
             // Drop this directory from the pending list if nothing below it was included.
             if l.excluded {
                 pending.truncate(depth.saturating_sub(1));
@@ -440,15 +473,17 @@ impl Walker<'_> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Lists directories until there are none left or one failed.
-    fn work(&self) -> Vec<(usize, Listing)> {
+    /// Lists directories until there are none left or one failed; returns the entries this
+    /// thread found and its listings, which point into them.
+    fn work(&self) -> ThreadListings {
+        let mut entries = Vec::new();
         let mut done = Vec::new();
         loop {
             let job = {
                 let mut q = self.lock();
                 loop {
                     if q.failed.is_some() || (q.jobs.is_empty() && q.active == 0) {
-                        return done;
+                        return (entries, done);
                     }
                     if let Some(job) = q.jobs.pop() {
                         q.active += 1;
@@ -458,7 +493,7 @@ impl Walker<'_> {
                 }
             };
             let slot = job.slot;
-            let result = self.list(job);
+            let result = self.list(job, &mut entries);
             let mut q = self.lock();
             q.active -= 1;
             match result {
@@ -476,7 +511,7 @@ impl Walker<'_> {
     }
 
     /// Lists one directory; returns its listing and the jobs for its subdirectories.
-    fn list(&self, job: Job) -> Result<(Listing, Vec<Job>), WalkError> {
+    fn list(&self, job: Job, entries: &mut Vec<Entry>) -> Result<(Listing, Vec<Job>), WalkError> {
         let err = |op, path: &Path, e: std::io::Error| walk_error(self.root, op, path, e);
         let rel = job.rel.as_path();
         let fd = match &job.name {
@@ -555,10 +590,11 @@ impl Walker<'_> {
                 slot
             });
             listing.push(Listed {
-                entry,
+                entry: entries.len() as u32,
                 excluded,
                 sub,
             });
+            entries.push(entry);
         }
         Ok((listing, jobs))
     }
