@@ -111,6 +111,8 @@ impl FileCacheStore {
                 path: dir.to_path_buf(),
                 source,
             })?;
+            // What a build killed while writing a record here left behind.
+            crate::content::sweep_abandoned_temps(dir);
         }
         crate::content::write_atomic(path, bytes).map_err(|e| CacheError::Record(Box::new(e)))
     }

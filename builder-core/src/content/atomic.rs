@@ -9,23 +9,54 @@ use std::path::Path;
 use super::error::{ContentError, Result};
 
 /// Replaces `path` with `bytes` atomically and durably. The parent directory must exist.
+///
+/// The temp file is locked (`flock`) while it is written, so [`sweep_abandoned_temps`] can tell
+/// a live writer's file from one a killed process left. A sweep that deletes the file in the
+/// instant between its creation and the lock makes the rename fail; the write is then redone.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| ContentError::io("create temp file in", dir, e))?;
-    tmp.write_all(bytes)
-        .map_err(|e| ContentError::io("write", tmp.path().to_path_buf(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| ContentError::io("fsync", tmp.path().to_path_buf(), e))?;
-    tmp.persist(path)
-        .map_err(|e| ContentError::io("rename into place", path, e.error))?;
-    fsync_dir(dir)
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir)
+            .map_err(|e| ContentError::io("create temp file in", dir, e))?;
+        tmp.as_file()
+            .lock()
+            .map_err(|e| ContentError::io("lock", tmp.path().to_path_buf(), e))?;
+        tmp.write_all(bytes)
+            .map_err(|e| ContentError::io("write", tmp.path().to_path_buf(), e))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| ContentError::io("fsync", tmp.path().to_path_buf(), e))?;
+        match tmp.persist(path) {
+            Ok(_) => return fsync_dir(dir),
+            Err(e) if e.error.kind() == std::io::ErrorKind::NotFound && attempt < 3 => continue,
+            Err(e) => return Err(ContentError::io("rename into place", path, e.error)),
+        }
+    }
+}
+
+/// Removes the `.tmp-*` files in `dir` that no live [`write_atomic`] holds: what killed
+/// processes left. Returns how many were removed.
+pub fn sweep_abandoned_temps(dir: &Path) -> usize {
+    let mut removed = 0;
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if !e.file_name().as_encoded_bytes().starts_with(b".tmp-") {
+            continue;
+        }
+        let Ok(file) = File::open(e.path()) else {
+            continue;
+        };
+        if file.try_lock().is_ok() && fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Makes a directory's entries (a rename, a new file) durable.

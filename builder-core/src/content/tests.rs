@@ -251,3 +251,27 @@ fn skopeo_finds_tag() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["Digest"], desc.digest.to_string());
 }
+
+#[test]
+fn abandoned_atomic_temps_are_swept_and_live_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    // A killed writer's temp file: nobody holds its lock.
+    let dead = dir.path().join(".tmp-killed");
+    std::fs::write(&dead, b"half a record").unwrap();
+    // A live writer's: locked.
+    let live = dir.path().join(".tmp-live");
+    let held = std::fs::File::create(&live).unwrap();
+    held.lock().unwrap();
+    // Not a temp file at all.
+    std::fs::write(dir.path().join("record.json"), b"{}").unwrap();
+    assert_eq!(super::sweep_abandoned_temps(dir.path()), 1);
+    assert!(!dead.exists());
+    assert!(live.exists());
+    assert!(dir.path().join("record.json").exists());
+    drop(held);
+    write_atomic(&dir.path().join("record.json"), b"{\"a\":1}").unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("record.json")).unwrap(),
+        b"{\"a\":1}"
+    );
+}
