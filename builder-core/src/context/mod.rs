@@ -22,6 +22,7 @@
 pub mod glob;
 pub mod hash;
 pub mod ignore;
+pub mod index;
 pub mod pattern;
 pub mod statcache;
 pub mod walk;

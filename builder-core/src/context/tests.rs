@@ -325,7 +325,7 @@ proptest::proptest! {
         };
         let (a, b) = (clean(&a), clean(&b));
         proptest::prop_assert_eq!(
-            walk::cmp_paths(a.as_bytes(), b.as_bytes()),
+            index::cmp_paths(a.as_bytes(), b.as_bytes()),
             Path::new(&a).cmp(Path::new(&b))
         );
     }
