@@ -1,0 +1,221 @@
+//! Splitting an instruction's argument text the way BuildKit's line parsers do: JSON arrays,
+//! blank-separated words with quotes and escapes, heredoc markers, keyword names.
+
+use pest::Parser;
+
+use super::is_blank;
+use crate::grammar::{DockerfileGrammar, Rule};
+use crate::shell::Expander;
+
+/// Outcome of looking at an argument string as a JSON array.
+pub(crate) enum JsonArgs {
+    NotJson,
+    Strings(Vec<(String, usize, usize)>),
+    NotStrings,
+}
+
+/// BuildKit's `parseJSON`: a JSON array of strings; a JSON array with anything else is an error;
+/// anything that is not a valid JSON array is not JSON (and falls back to shell form).
+pub(crate) fn parse_json_args(rest: &str) -> JsonArgs {
+    if !rest.starts_with('[') {
+        return JsonArgs::NotJson;
+    }
+    match serde_json::from_str::<Vec<serde_json::Value>>(rest) {
+        Ok(values) => {
+            let mut out = Vec::with_capacity(values.len());
+            let spans = json_string_spans(rest);
+            for (i, v) in values.into_iter().enumerate() {
+                match v {
+                    serde_json::Value::String(s) => {
+                        let (a, b) = spans.get(i).copied().unwrap_or((0, rest.len()));
+                        out.push((s, a, b));
+                    }
+                    _ => return JsonArgs::NotStrings,
+                }
+            }
+            JsonArgs::Strings(out)
+        }
+        // Nesting deeper than the decoder allows is not JSON (Go's decoder also gives up).
+        Err(_) => JsonArgs::NotJson,
+    }
+}
+
+/// Byte ranges of the string literals of a JSON array already known to be valid.
+pub(super) fn json_string_spans(s: &str) -> Vec<(usize, usize)> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'"' {
+            let start = i;
+            i += 1;
+            while i < b.len() && b[i] != b'"' {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            out.push((start, (i + 1).min(b.len())));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Splits on runs of ASCII blanks; returns `(start, end)` ranges of the pieces.
+pub(crate) fn split_blanks(s: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    for (i, c) in s.char_indices() {
+        if is_blank(c) {
+            if let Some(st) = start.take() {
+                out.push((st, i));
+            }
+        } else if start.is_none() {
+            start = Some(i);
+        }
+    }
+    if let Some(st) = start {
+        out.push((st, s.len()));
+    }
+    out
+}
+
+/// BuildKit's `parseWords`: quote-aware words, quotes and escapes kept in the text.
+///
+/// Returns `(start, end, text_end)`: the word spans `start..end` and its text is
+/// `rest[start..text_end]`, which differs from `end` only when an escape character at the very
+/// end of the line is dropped (as BuildKit drops it).
+pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)> {
+    #[derive(PartialEq)]
+    enum Phase {
+        Spaces,
+        Word,
+        Quote(char),
+    }
+    let mut words = Vec::new();
+    let mut phase = Phase::Spaces;
+    let mut blank_ok = false;
+    let mut start = 0;
+    let mut it = rest.char_indices().peekable();
+    while let Some((pos, ch)) = it.next() {
+        if phase == Phase::Spaces {
+            if ch.is_whitespace() {
+                continue;
+            }
+            phase = Phase::Word;
+            start = pos;
+        }
+        match phase {
+            Phase::Word => {
+                if ch.is_whitespace() {
+                    if blank_ok || pos > start {
+                        words.push((start, pos, pos));
+                    }
+                    blank_ok = false;
+                    phase = Phase::Spaces;
+                    continue;
+                }
+                if ch == '\'' || ch == '"' {
+                    phase = Phase::Quote(ch);
+                    blank_ok = true;
+                }
+                if ch == escape {
+                    if it.peek().is_none() {
+                        // Escape at the very end: dropped.
+                        if blank_ok || pos > start {
+                            words.push((start, rest.len(), pos));
+                        }
+                        return words;
+                    }
+                    it.next();
+                }
+            }
+            Phase::Quote(q) => {
+                if ch == q {
+                    phase = Phase::Word;
+                } else if ch == escape && q != '\'' {
+                    if it.peek().is_none() {
+                        words.push((start, rest.len(), pos));
+                        return words;
+                    }
+                    it.next();
+                }
+            }
+            Phase::Spaces => {}
+        }
+    }
+    if phase != Phase::Spaces && (blank_ok || rest.len() > start) {
+        words.push((start, rest.len(), rest.len()));
+    }
+    words
+}
+
+/// Removes the quotes and backslash escapes of a flag word, as BuildKit's flag tokenizer does.
+pub(super) fn unquote_flag(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut quote: Option<char> = None;
+    let mut it = raw.chars();
+    while let Some(c) = it.next() {
+        match (quote, c) {
+            (_, '\\') => {
+                if let Some(n) = it.next() {
+                    out.push(n);
+                }
+            }
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Keywords whose instruction may carry heredocs.
+pub(super) fn heredoc_capable(name: &str) -> bool {
+    matches!(name, "run" | "copy" | "add")
+}
+
+/// Parses a heredoc marker word (`<<EOF`, `3<<-"EOF"`); `None` if the word is not one.
+pub(crate) fn parse_heredoc_marker(word: &str) -> Result<Option<(String, u32, bool, bool)>, ()> {
+    // Cheap rejection first: a failed pest parse builds a detailed error, which is costly.
+    let digits = word.bytes().take_while(u8::is_ascii_digit).count();
+    if !word[digits..].starts_with("<<") {
+        return Ok(None);
+    }
+    let Ok(mut pairs) = DockerfileGrammar::parse(Rule::heredoc_marker, word) else {
+        return Ok(None);
+    };
+    let Some(marker) = pairs.next() else {
+        return Ok(None);
+    };
+    let mut fd = 0u32;
+    let mut chomp = false;
+    let mut rest = "";
+    for p in marker.into_inner() {
+        match p.as_rule() {
+            Rule::heredoc_fd => fd = p.as_str().parse().unwrap_or(0),
+            Rule::heredoc_chomp => chomp = true,
+            Rule::heredoc_name => rest = p.as_str(),
+            _ => {}
+        }
+    }
+    let plain = Expander::new('\\').skip_unset(true);
+    let words = plain.expand_words(rest, &|_| None).map_err(|_| ())?.words;
+    if words.len() != 1 {
+        return Ok(None);
+    }
+    let raw = plain
+        .raw_quotes(true)
+        .expand_words(rest, &|_| None)
+        .map_err(|_| ())?
+        .words;
+    let quotes = |s: &str| s.chars().filter(|c| *c == '"' || *c == '\'').count();
+    let expand = raw.first().map(|r| quotes(r)) == Some(quotes(&words[0]));
+    Ok(Some((words[0].clone(), fd, chomp, expand)))
+}
+
+/// The lower-case name of a known instruction keyword (case-insensitive), without allocating.
+pub(crate) fn keyword_name(keyword: &str) -> Option<&'static str> {
+    crate::lower::KEYWORDS
+        .iter()
+        .copied()
+        .find(|k| k.eq_ignore_ascii_case(keyword))
+}
