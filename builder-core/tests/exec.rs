@@ -380,6 +380,9 @@ mod cases {
 
 macro_rules! suite {
     ($exec:ident: $($case:ident),* $(,)?) => {
+        suite!($exec in cases: $($case),*);
+    };
+    ($exec:ident in $cases:ident: $($case:ident),* $(,)?) => {
         mod $exec {
             use super::*;
             $(
@@ -390,7 +393,7 @@ macro_rules! suite {
                     }
                     let env = Env::new();
                     let Some(exec) = (super::$exec as MakeExec)(&env) else { return };
-                    cases::$case(exec.as_ref(), &env).await;
+                    super::$cases::$case(exec.as_ref(), &env).await;
                 }
             )*
         }
@@ -398,9 +401,12 @@ macro_rules! suite {
 }
 
 macro_rules! both {
+    (in $cases:ident: $($case:ident),* $(,)?) => {
+        suite!(sandbox in $cases: $($case),*);
+        suite!(runc in $cases: $($case),*);
+    };
     ($($case:ident),* $(,)?) => {
-        suite!(sandbox: $($case),*);
-        suite!(runc: $($case),*);
+        both!(in cases: $($case),*);
     };
 }
 
@@ -423,3 +429,6 @@ both!(
 
 #[path = "exec/lifecycle.rs"]
 mod lifecycle;
+
+#[path = "exec/boundary.rs"]
+mod boundary;

@@ -96,6 +96,8 @@ fn main() -> ExitCode {
     // When this process was started as the RUN sandbox's helper, this runs the helper and never
     // returns. It must come before anything starts a thread.
     kiln_builder_core::exec::sandbox_main_if_requested();
+    // Also before any thread: the build's mounts then live and die with this process.
+    kiln_builder_core::exec::isolate_mounts();
     limit_malloc_arenas();
     let cli = Cli::parse();
     render::setup_colors(cli.color);

@@ -1,11 +1,15 @@
 # Installs the Debian packages kiln and its tests use, when any is missing. Always refreshes the
 # package lists first, as a fresh machine has none.
 
+# Packages kiln needs to build: libseccomp (the RUN sandbox's system-call filter) and pkg-config
+# to find it.
+KILN_BUILD_PACKAGES=(libseccomp-dev pkg-config)
 # Packages the tests need: a static busybox for offline base images, a real registry, a real OCI
-# runtime, OCI tooling to check our output, jq for scripts, htpasswd for the auth registry.
-KILN_TEST_PACKAGES=(busybox-static docker-registry runc umoci skopeo jq apache2-utils curl python3 ca-certificates)
+# runtime, OCI tooling to check our output, jq for scripts, htpasswd for the auth registry,
+# losetup (util-linux) for the host-device tests.
+KILN_TEST_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" busybox-static docker-registry runc umoci skopeo jq apache2-utils curl python3 ca-certificates util-linux)
 # Packages kiln itself needs at run time for the example build.
-KILN_RUN_PACKAGES=(busybox-static runc umoci jq curl ca-certificates)
+KILN_RUN_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" busybox-static runc umoci jq curl ca-certificates)
 
 install_packages() {
     local missing=() p

@@ -56,6 +56,21 @@ use index::IndexFiles;
 /// The `oci-layout` file's content.
 pub const OCI_LAYOUT_JSON: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
+/// Makes the store's root directory `0700`, so no other local user can reach anything in it: a
+/// snapshot's setuid-root binary or device node, a layer, a cache mount, a secret in flight.
+/// Everything else in the store is reached through the root, so this one directory is the
+/// boundary. An existing store is tightened when opened. A root owned by another user is left
+/// alone (it cannot be changed, and it is that user's decision).
+fn restrict_to_owner(root: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(root).map_err(|e| ContentError::io("stat", root, e))?;
+    if meta.mode() & 0o077 != 0 && meta.uid() == rustix::process::geteuid().as_raw() {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| ContentError::io("restrict permissions of", root, e))?;
+    }
+    Ok(())
+}
+
 /// An OCI image layout used as kiln's store. Cheap to clone; safe to share between threads and
 /// processes.
 #[derive(Debug, Clone)]
@@ -76,6 +91,8 @@ impl ContentStore {
             tmp: root.join("kiln").join("tmp"),
             root,
         };
+        atomic::create_dir_all(&store.root)?;
+        restrict_to_owner(&store.root)?;
         atomic::create_dir_all(&store.blobs)?;
         atomic::create_dir_all(&store.tmp)?;
         // Creation runs under the lock so that a concurrent first build cannot replace an index
@@ -98,7 +115,7 @@ impl ContentStore {
         Ok(store)
     }
 
-    /// The layout's root directory.
+    /// The layout's root directory (mode 0700: see [`restrict_to_owner`]).
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -275,3 +275,19 @@ fn abandoned_atomic_temps_are_swept_and_live_ones_kept() {
         b"{\"a\":1}"
     );
 }
+
+#[test]
+fn the_store_root_is_private_and_an_open_store_is_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh");
+    ContentStore::open(&fresh).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&fresh), 0o700);
+    // A store made by an older version, open to everyone.
+    let old = dir.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    ContentStore::open(&old).unwrap();
+    assert_eq!(mode(&old), 0o700);
+}

@@ -27,7 +27,7 @@ use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
 use super::plan::mount_plan;
 use super::protocol::{CONTROL_FD, HelperSpec, Message, VERSION};
 use super::sys::{RealSys, StepError, apply};
-use super::{DEFAULT_PATH, ExitStatus, HELPER_ENV, NetworkMode, caps};
+use super::{DEFAULT_PATH, ExitStatus, HELPER_ENV, NetworkMode, caps, seccomp};
 
 /// Runs the sandbox helper and exits if this process was started as one; returns at once
 /// otherwise.
@@ -48,6 +48,42 @@ pub fn sandbox_main_if_requested() {
         125
     };
     std::process::exit(code)
+}
+
+/// Moves this process into a mount namespace of its own, so every mount it makes (snapshot
+/// overlays, the rootfs of a step) is invisible to the host and disappears with the process, even
+/// when it is killed with SIGKILL. Mounts made on the host later still propagate in (`rslave`).
+///
+/// Call it first thing in `main()` (after [`sandbox_main_if_requested`]), before any thread
+/// exists: the kernel refuses a new mount namespace to a process whose threads share its
+/// filesystem context. It does nothing when not root (the rootless sandbox has its own user and
+/// mount namespaces per step) or when the kernel refuses (inside a container without
+/// `CAP_SYS_ADMIN`); returns whether the process is now isolated.
+pub fn isolate_mounts() -> bool {
+    if !rustix::process::geteuid().is_root() {
+        return false;
+    }
+    if !matches!(single_threaded(), Ok(true)) {
+        tracing::warn!("isolate_mounts called from a multi-threaded process; mounts stay shared");
+        return false;
+    }
+    // SAFETY: no CLONE_FILES, and the process is single-threaded (checked above).
+    if let Err(e) = unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS) } {
+        tracing::debug!("no private mount namespace: {e}");
+        return false;
+    }
+    // The new namespace starts with the host's propagation: make it receive but never send.
+    match rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::DOWNSTREAM
+            | rustix::mount::MountPropagationFlags::REC,
+    ) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("cannot make the private mount namespace a slave of the host's: {e}");
+            false
+        }
+    }
 }
 
 fn err(stage: impl Into<String>) -> impl FnOnce(io::Error) -> StepError {
@@ -321,7 +357,18 @@ fn exec_command(spec: &HelperSpec, rootless: bool) -> StepError {
 
 fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallible, StepError> {
     rustix::process::setsid().map_err(errno("setsid"))?;
-    drop_bounding_set()?;
+    if !spec.insecure {
+        drop_bounding_set()?;
+    }
+    // Loaded while the process still has CAP_SYS_ADMIN (no no_new_privs needed, as in Docker);
+    // every call below is one the profile allows.
+    if let Some(program) = &spec.seccomp {
+        use base64::Engine as _;
+        let program = base64::engine::general_purpose::STANDARD
+            .decode(program)
+            .map_err(|e| err("decode seccomp filter")(io::Error::other(e)))?;
+        seccomp::load(&program).map_err(err("load seccomp filter"))?;
+    }
     let groups: Vec<_> = spec
         .user
         .additional_gids
@@ -338,7 +385,7 @@ fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallibl
         .map_err(errno(format!("setgid {}", spec.user.gid)))?;
     rustix::thread::set_thread_res_uid(uid, uid, uid)
         .map_err(errno(format!("setuid {}", spec.user.uid)))?;
-    if spec.user.uid == 0 {
+    if spec.user.uid == 0 && !spec.insecure {
         let set = caps::default_set();
         rustix::thread::set_capabilities(
             None,
@@ -369,6 +416,7 @@ fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallibl
             io::Error::last_os_error(),
         ));
     }
+    reset_signals();
     let cstr = |s: &str, what: &str| {
         CString::new(s).map_err(|_| StepError {
             stage: what.to_owned(),
@@ -423,6 +471,49 @@ fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallibl
             ),
         },
     })
+}
+
+/// Gives the command Docker's signal state: every disposition the default and nothing blocked.
+/// Handlers are reset by `execve` anyway, but ignored signals and the mask are inherited, and
+/// kiln's runtime ignores `SIGPIPE`.
+fn reset_signals() {
+    // The kernel's `struct sigaction`: the C library's wrapper refuses the two real-time signals
+    // it keeps for itself, which a parent may still have left ignored.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: a valid struct for the kernel's rt_sigaction with an 8-byte mask; resetting to
+        // the default disposition runs no handler.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+    // SAFETY: an empty set, initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
 }
 
 /// Where to look for `prog`: itself when it has a `/`, else every `PATH` entry (an empty entry

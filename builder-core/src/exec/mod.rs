@@ -33,6 +33,7 @@ mod prepare;
 mod protocol;
 mod runc;
 mod sandbox;
+mod seccomp;
 mod stubs;
 mod sys;
 
@@ -43,9 +44,10 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use error::ExecError;
-pub use helper::sandbox_main_if_requested;
+pub use helper::{isolate_mounts, sandbox_main_if_requested};
 pub use runc::{RuncConfig, RuncExecutor};
 pub use sandbox::{SandboxConfig, SandboxExecutor};
+pub use seccomp::SeccompError;
 
 /// The environment variable that marks a process as the sandbox helper. Its value is the protocol
 /// version.
@@ -71,6 +73,17 @@ pub enum NetworkMode {
     None,
     /// The host's network namespace (`--network=host`).
     Host,
+}
+
+/// How much of the sandbox's protection a command keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Security {
+    /// Docker's default capabilities and seccomp profile.
+    #[default]
+    Sandbox,
+    /// Every capability and no system-call filter (`RUN --security=insecure`, granted with
+    /// `--allow security.insecure`). Namespaces, mounts and devices stay as in `Sandbox`.
+    Insecure,
 }
 
 /// A mount added to the command's filesystem besides the standard ones.
@@ -142,6 +155,8 @@ pub struct RunSpec {
     pub hostname: String,
     /// Network isolation.
     pub network: NetworkMode,
+    /// Capabilities and system-call filter.
+    pub security: Security,
     /// The prepared root filesystem (a snapshot's writable directory).
     pub rootfs: PathBuf,
     /// Extra mounts, applied in order after the standard ones.
@@ -166,6 +181,7 @@ impl RunSpec {
             user: User::default(),
             hostname: "kiln".to_owned(),
             network: NetworkMode::None,
+            security: Security::Sandbox,
             rootfs: rootfs.into(),
             mounts: Vec::new(),
             stdin: Stdin::Null,

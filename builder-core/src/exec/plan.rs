@@ -15,8 +15,8 @@ use crate::fsroot::clean;
 pub(crate) enum Op {
     /// Makes every mount of the new mount namespace private, so nothing propagates to the host.
     MakePrivate,
-    /// Binds the rootfs onto itself (pivot_root needs a mount point) and opens it for the steps
-    /// that follow.
+    /// Binds the rootfs onto itself (pivot_root needs a mount point), `nodev` (a device node the
+    /// image carries or a step creates cannot be opened), and opens it for the steps that follow.
     BindRootfs,
     /// Mounts a fresh filesystem.
     Mount {
@@ -25,12 +25,14 @@ pub(crate) enum Op {
         flags: MountFlags,
         data: String,
     },
-    /// Binds a host path onto the target, read-only if asked.
+    /// Binds a host path onto the target, read-only if asked. `nodev` is set on every bind but the
+    /// device nodes of the sandbox's `/dev`: a device node in a bound directory cannot be opened.
     Bind {
         source: PathBuf,
         target: PathBuf,
         readonly: bool,
         recursive: bool,
+        nodev: bool,
     },
     /// Creates a directory (a mount point inside a tmpfs this plan mounted).
     Mkdir(PathBuf),
@@ -109,10 +111,12 @@ pub(crate) fn mount_plan(mounts: &[Mount], rootless: bool) -> Vec<Op> {
             flags: nosuid_nodev_noexec,
             data: String::new(),
         },
+        // `nodev`: a node a step creates with `mknod` in `/dev` cannot be opened; the allowed
+        // devices are bind mounts of their own, which keep the host's `/dev` flags.
         Op::Mount {
             fstype: "tmpfs",
             target: rel("dev"),
-            flags: MountFlags::NOSUID | MountFlags::STRICTATIME,
+            flags: MountFlags::NOSUID | MountFlags::NODEV | MountFlags::STRICTATIME,
             data: "mode=755,size=65536k".to_owned(),
         },
     ];
@@ -124,6 +128,7 @@ pub(crate) fn mount_plan(mounts: &[Mount], rootless: bool) -> Vec<Op> {
             target,
             readonly: false,
             recursive: false,
+            nodev: false,
         });
     }
     let pts_data = if rootless {
@@ -194,12 +199,14 @@ pub(crate) fn mount_plan(mounts: &[Mount], rootless: bool) -> Vec<Op> {
                 target: clean(target),
                 readonly: *readonly,
                 recursive: true,
+                nodev: true,
             },
             Mount::Secret { source, target } => Op::Bind {
                 source: source.clone(),
                 target: clean(target),
                 readonly: true,
                 recursive: false,
+                nodev: true,
             },
             Mount::Tmpfs { target, size } => {
                 let mut data = "mode=1777".to_owned();
@@ -295,7 +302,7 @@ mod tests {
                 .position(|o| *o == Op::Touch(target.clone()))
                 .unwrap();
             assert!(
-                matches!(&ops[touch + 1], Op::Bind { source, target: t, readonly: false, .. }
+                matches!(&ops[touch + 1], Op::Bind { source, target: t, readonly: false, nodev: false, .. }
                 if *source == PathBuf::from("/dev").join(dev) && *t == target)
             );
         }
@@ -345,7 +352,8 @@ mod tests {
                 source: "/host/ctx".into(),
                 target: "src".into(),
                 readonly: true,
-                recursive: true
+                recursive: true,
+                nodev: true,
             }
         );
         assert_eq!(
@@ -358,7 +366,7 @@ mod tests {
             }
         );
         assert!(
-            matches!(&ops[n - 2], Op::Bind { readonly: true, recursive: false, target, .. }
+            matches!(&ops[n - 2], Op::Bind { readonly: true, recursive: false, nodev: true, target, .. }
             if target == Path::new("run/secrets/token"))
         );
         assert_eq!(ops[n - 1], Op::PivotRoot);
@@ -370,5 +378,29 @@ mod tests {
         assert!(ops.contains(&Op::ReadOnly(rel("proc/sys"))));
         assert!(ops.contains(&Op::ReadOnly(rel("proc/sysrq-trigger"))));
         assert!(ops.contains(&Op::Mask(rel("proc/kcore"))));
+    }
+
+    #[test]
+    fn only_the_allowed_devices_are_openable() {
+        let mounts = [Mount::Bind {
+            source: "/cache".into(),
+            target: "/var/cache".into(),
+            readonly: false,
+        }];
+        let ops = mount_plan(&mounts, false);
+        // Every filesystem that can hold a node a step creates is `nodev`; devpts holds only the
+        // kernel's own pty nodes.
+        for op in &ops {
+            match op {
+                Op::Mount { fstype, flags, .. } if *fstype != "devpts" => {
+                    assert!(flags.contains(MountFlags::NODEV), "{op:?}")
+                }
+                Op::Bind { source, nodev, .. } => {
+                    let device = DEVICES.iter().any(|d| Path::new("/dev").join(d) == *source);
+                    assert_eq!(*nodev, !device, "{op:?}");
+                }
+                _ => {}
+            }
+        }
     }
 }

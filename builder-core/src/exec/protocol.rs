@@ -27,6 +27,12 @@ pub(crate) struct HelperSpec {
     /// Standard mounts that depend on the host (`/etc/hosts`, `/etc/resolv.conf`) followed by the
     /// spec's extra mounts.
     pub mounts: Vec<Mount>,
+    /// Run with every capability and no system-call filter (`RUN --security=insecure`).
+    #[serde(default)]
+    pub insecure: bool,
+    /// The seccomp program (BPF, base64) the command loads before `execve`; none when insecure.
+    #[serde(default)]
+    pub seccomp: Option<String>,
 }
 
 /// A report from the helper.

@@ -22,7 +22,7 @@ use super::plan::{MASKED_PATHS, READONLY_PATHS};
 use super::prepare::prepare;
 use super::{
     ExecError, ExecFuture, Executor, ExitStatus, Mount, NetworkMode, OutputSink, RunResult,
-    RunSpec, Stdin, caps,
+    RunSpec, Security, Stdin, caps, seccomp,
 };
 
 /// Where the runtime is and where its state goes.
@@ -236,7 +236,12 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<OciMou
 /// The OCI runtime configuration for a run.
 pub(crate) fn oci_config(spec: &RunSpec, env: &[String], mounts: &[Mount]) -> Result<Spec, String> {
     let e = |e: oci_spec::OciSpecError| e.to_string();
-    let all = caps_of(&caps::default_names())?;
+    let insecure = spec.security == Security::Insecure;
+    let all = caps_of(&if insecure {
+        caps::all_names()
+    } else {
+        caps::default_names()
+    })?;
     let none = Capabilities::new();
     let privileged = spec.user.uid == 0;
     let capabilities = LinuxCapabilitiesBuilder::default()
@@ -320,7 +325,7 @@ pub(crate) fn oci_config(spec: &RunSpec, env: &[String], mounts: &[Mount]) -> Re
                 &target.to_string_lossy(),
                 "bind",
                 &source.to_string_lossy(),
-                &["rbind", if *readonly { "ro" } else { "rw" }],
+                &["rbind", "nodev", if *readonly { "ro" } else { "rw" }],
             )?,
             Mount::Secret { source, target } => mount(
                 &target.to_string_lossy(),
@@ -353,7 +358,11 @@ pub(crate) fn oci_config(spec: &RunSpec, env: &[String], mounts: &[Mount]) -> Re
         .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(e)?;
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if !insecure {
+        linux = linux.seccomp(seccomp::oci_profile(caps::default_set()).map_err(e)?);
+    }
+    let linux = linux
         .namespaces(namespaces)
         .masked_paths(
             MASKED_PATHS

@@ -13,7 +13,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use super::prepare::{Prepared, prepare};
 use super::protocol::{CONTROL_FD, HelperSpec, Message, VERSION, read_messages};
 use super::{
-    ExecError, ExecFuture, Executor, HELPER_ENV, OutputSink, RunResult, RunSpec, Stdin, Stream,
+    ExecError, ExecFuture, Executor, HELPER_ENV, OutputSink, RunResult, RunSpec, Security, Stdin,
+    Stream,
 };
 
 /// How the built-in sandbox starts its helper.
@@ -93,6 +94,18 @@ impl SandboxExecutor {
             network: spec.network,
             rootfs: spec.rootfs.clone(),
             mounts: prepared.mounts.clone(),
+            insecure: spec.security == Security::Insecure,
+            seccomp: match spec.security {
+                Security::Sandbox => Some(
+                    super::seccomp::default_program()
+                        .map_err(|e| ExecError::InvalidSpec {
+                            command: command.clone(),
+                            reason: e.to_string(),
+                        })?
+                        .to_owned(),
+                ),
+                Security::Insecure => None,
+            },
         };
         let json = serde_json::to_vec(&helper_spec)
             .map_err(|e| supervise("encode spec")(io::Error::other(e)))?;

@@ -31,8 +31,9 @@ pub(crate) trait Sys {
     ) -> io::Result<()>;
     /// Makes `/` and everything below it private.
     fn make_private(&mut self) -> io::Result<()>;
-    /// Remounts a bind mount read-only, keeping the flags the kernel locks in user namespaces.
-    fn remount_readonly(&mut self, target: &Path) -> io::Result<()>;
+    /// Remounts a bind mount with `add` (`RDONLY`, `NODEV`) on top of the flags it has, keeping the
+    /// ones the kernel locks in user namespaces.
+    fn remount(&mut self, target: &Path, add: MountFlags) -> io::Result<()>;
     /// Makes `new_root` the root and detaches the old one.
     fn pivot_root(&mut self, new_root: &Path) -> io::Result<()>;
 }
@@ -73,6 +74,8 @@ pub(crate) fn apply(sys: &mut dyn Sys, rootfs: &Path, ops: &[Op]) -> Result<(), 
                     "",
                 )
                 .map_err(step_err(format!("bind rootfs {}", rootfs.display())))?;
+                sys.remount(rootfs, MountFlags::NODEV)
+                    .map_err(step_err(format!("make rootfs {} nodev", rootfs.display())))?;
                 // Opened after the bind so lookups see the mounts made on top of it.
                 root = Some(Root::open(rootfs).map_err(fs_err("open rootfs"))?);
             }
@@ -99,6 +102,7 @@ pub(crate) fn apply(sys: &mut dyn Sys, rootfs: &Path, ops: &[Op]) -> Result<(), 
                 target,
                 readonly,
                 recursive,
+                nodev,
             } => {
                 let r = current(&root)?;
                 let stage = format!("bind {} on /{}", source.display(), target.display());
@@ -110,10 +114,17 @@ pub(crate) fn apply(sys: &mut dyn Sys, rootfs: &Path, ops: &[Op]) -> Result<(), 
                 }
                 sys.mount(Some(source), &at, None, flags, "")
                     .map_err(step_err(stage.clone()))?;
+                let mut add = MountFlags::empty();
                 if *readonly {
+                    add |= MountFlags::RDONLY;
+                }
+                if *nodev {
+                    add |= MountFlags::NODEV;
+                }
+                if !add.is_empty() {
                     // The new mount covers the old fd's dentry: reopen to reach the mount itself.
                     let fd = resolve(r, target).map_err(step_err(stage.clone()))?;
-                    sys.remount_readonly(&proc_fd_path(&fd))
+                    sys.remount(&proc_fd_path(&fd), add)
                         .map_err(step_err(stage))?;
                 }
             }
@@ -153,7 +164,7 @@ pub(crate) fn apply(sys: &mut dyn Sys, rootfs: &Path, ops: &[Op]) -> Result<(), 
                         )
                         .map_err(step_err(stage.clone()))?;
                         let fd = resolve(r, target).map_err(step_err(stage.clone()))?;
-                        sys.remount_readonly(&proc_fd_path(&fd))
+                        sys.remount(&proc_fd_path(&fd), MountFlags::RDONLY)
                             .map_err(step_err(stage))?;
                     }
                     Err(e) => return Err(step_err(stage)(e)),
@@ -196,7 +207,7 @@ pub(crate) fn apply(sys: &mut dyn Sys, rootfs: &Path, ops: &[Op]) -> Result<(), 
                 sys.mount(Some(&at), &at, None, MountFlags::BIND | MountFlags::REC, "")
                     .map_err(step_err(stage.clone()))?;
                 let fd = resolve(r, target).map_err(step_err(stage.clone()))?;
-                sys.remount_readonly(&proc_fd_path(&fd))
+                sys.remount(&proc_fd_path(&fd), MountFlags::RDONLY)
                     .map_err(step_err(stage))?;
             }
             Op::PivotRoot => {
@@ -258,12 +269,13 @@ impl Sys for RealSys {
         .map_err(Into::into)
     }
 
-    fn remount_readonly(&mut self, target: &Path) -> io::Result<()> {
+    fn remount(&mut self, target: &Path, add: MountFlags) -> io::Result<()> {
         let st = rustix::fs::statvfs(target)?;
-        let mut flags = MountFlags::BIND | MountFlags::RDONLY;
+        let mut flags = MountFlags::BIND | add;
         // In a user namespace these flags are locked: a remount must repeat them or fail.
         use rustix::fs::StatVfsMountFlags as V;
         for (v, m) in [
+            (V::RDONLY, MountFlags::RDONLY),
             (V::NOSUID, MountFlags::NOSUID),
             (V::NODEV, MountFlags::NODEV),
             (V::NOEXEC, MountFlags::NOEXEC),
@@ -343,9 +355,16 @@ mod tests {
             self.calls.push("private".into());
             Ok(())
         }
-        fn remount_readonly(&mut self, target: &Path) -> io::Result<()> {
+        fn remount(&mut self, target: &Path, add: MountFlags) -> io::Result<()> {
             let t = self.show(target);
-            self.calls.push(format!("ro {t}"));
+            let mut what = Vec::new();
+            if add.contains(MountFlags::RDONLY) {
+                what.push("ro");
+            }
+            if add.contains(MountFlags::NODEV) {
+                what.push("nodev");
+            }
+            self.calls.push(format!("{} {t}", what.join(",")));
             Ok(())
         }
         fn pivot_root(&mut self, new_root: &Path) -> io::Result<()> {

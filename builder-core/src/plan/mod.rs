@@ -43,6 +43,33 @@ pub struct PlanOptions {
     pub labels: BTreeMap<String, String>,
     /// `--network`: the default network mode of RUN steps.
     pub network: Network,
+    /// `--allow`: what the person running the build grants the Dockerfile beyond the sandbox.
+    pub allow: Entitlements,
+}
+
+/// Privileges a Dockerfile may ask for only when the person running the build grants them
+/// (`kiln build --allow ...`, BuildKit's entitlements).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Entitlements {
+    /// `security.insecure`: `RUN --security=insecure` runs with every capability and no
+    /// system-call filter.
+    pub security_insecure: bool,
+}
+
+impl Entitlements {
+    /// Parses one `--allow` value (`security.insecure`), adding it to the set.
+    pub fn grant(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "security.insecure" => self.security_insecure = true,
+            other => {
+                return Err(format!(
+                    "unknown entitlement {other:?} (known: security.insecure)"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for PlanOptions {
@@ -53,6 +80,7 @@ impl Default for PlanOptions {
             platform: Platform::linux_amd64(),
             labels: BTreeMap::new(),
             network: Network::None,
+            allow: Entitlements::default(),
         }
     }
 }

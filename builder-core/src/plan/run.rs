@@ -75,6 +75,19 @@ impl StageState<'_> {
             .filter(|p| self.input.opts.build_args.contains_key(**p))
             .map(|p| p.to_string())
             .collect();
+        if run.security == Some(SecurityMode::Insecure) && !self.input.opts.allow.security_insecure
+        {
+            let span = node
+                .raw
+                .flags
+                .iter()
+                .find(|f| f.name == "security")
+                .map_or(node.span(), |f| f.span);
+            return Err(PlanError::Invalid {
+                message: "RUN --security=insecure needs the security.insecure entitlement: grant it with `kiln build --allow security.insecure`".into(),
+                span,
+            });
+        }
         let network = match run.network {
             Some(NetworkMode::Host) => Network::Host,
             Some(NetworkMode::None) => Network::None,

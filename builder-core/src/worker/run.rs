@@ -7,7 +7,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{LocalWorker, LocalWorkerConfig, WorkerError, blocking, finish, prepare, view};
 use crate::cache::LayerRef;
-use crate::exec::{Mount, NetworkMode, OutputSink, RunSpec};
+use crate::exec::{Mount, NetworkMode, OutputSink, RunSpec, Security};
 use crate::fsroot::Root;
 use crate::graph::{Network, RunMount, RunOp, SourceRef};
 use crate::progress::{BuildEvent, EventSink, Stream};
@@ -350,6 +350,9 @@ fn prepare_run(
         Network::Host => NetworkMode::Host,
     };
     spec.mounts = mounts;
+    if run.insecure {
+        spec.security = Security::Insecure;
+    }
     drop(root);
     Ok(Prepared {
         active,

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::Args;
 use kiln_builder_core::graph::Network;
-use kiln_builder_core::plan::PlanOptions;
+use kiln_builder_core::plan::{Entitlements, PlanOptions};
 use kiln_builder_core::progress::EventSink;
 use kiln_builder_core::{BuildRequest, Builder, BuilderOptions, ExecutorChoice};
 use miette::{IntoDiagnostic, WrapErr, miette};
@@ -66,6 +66,11 @@ pub struct BuildArgs {
     /// Network for RUN steps: `none` (the default, loopback only) or `host`.
     #[arg(long, value_enum, value_name = "MODE", default_value = "none")]
     network: NetworkArg,
+
+    /// Grant the Dockerfile a privilege beyond the sandbox; repeatable. `security.insecure` lets
+    /// `RUN --security=insecure` run with every capability and no system-call filter.
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["security.insecure"])]
+    allow: Vec<String>,
 
     /// A secret `id=ID,src=PATH` or `id=ID,env=VAR`, for `RUN --mount=type=secret`; repeatable.
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
@@ -304,6 +309,10 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         NetworkArg::None | NetworkArg::Default => Network::None,
         NetworkArg::Host => Network::Host,
     };
+    let mut allow = Entitlements::default();
+    for a in &args.allow {
+        allow.grant(a).map_err(|e| miette!("--allow: {e}"))?;
+    }
     let secrets = args
         .secrets
         .iter()
@@ -347,6 +356,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             target: args.target.clone(),
             labels,
             network,
+            allow,
             ..PlanOptions::default()
         },
         tags,
