@@ -326,6 +326,18 @@ impl Builder {
         if crate::worker::copy::reads_context(&graph) {
             crate::worker::copy::prefetch_context(&worker);
         }
+        let default_network = graph.stages.values().flat_map(|s| &s.steps).any(|step| {
+            matches!(&step.op, crate::graph::Op::Run(r) if r.network == crate::graph::Network::Default)
+        });
+        if default_network && !crate::exec::user_mode_available() {
+            events.send(BuildEvent::Warning {
+                message: if rustix::process::geteuid().is_root() {
+                    "slirp4netns is not installed: RUN steps use the host's network (install slirp4netns for a network namespace of their own, or pass --network none)".into()
+                } else {
+                    "RUN steps use the host's network (a network namespace of their own needs root; pass --network none for none)".into()
+                },
+            });
+        }
         for w in &graph.warnings {
             events.send(BuildEvent::Warning { message: w.clone() });
         }

@@ -30,12 +30,17 @@ pub enum Error {
         source: Box<Error>,
     },
     /// A RUN command exited unsuccessfully.
-    #[error("process {argv:?} did not complete successfully: {status}")]
+    #[error(
+        "process {argv:?} did not complete successfully: {status}{}",
+        if *no_network { " (the step had no network: --network none or RUN --network=none)" } else { "" }
+    )]
     RunFailed {
         /// The command.
         argv: Vec<String>,
         /// `exit code: N` or `killed by signal N`.
         status: String,
+        /// The step ran without network, which may be why it failed.
+        no_network: bool,
     },
     /// The store's garbage-collection lock could not be taken.
     #[error(transparent)]

@@ -175,6 +175,9 @@ pub enum Network {
     None,
     /// The host's network.
     Host,
+    /// Outbound network as `docker build` gives it: an own network namespace with user-mode
+    /// networking where the machine allows, else the host's network.
+    Default,
 }
 
 /// A RUN.

@@ -67,6 +67,13 @@ pub fn print_build_error(
             let span = origin.span;
             let output = tail.failed_step_output(&origin.text);
             let label = match &**source {
+                Error::RunFailed {
+                    status,
+                    no_network: true,
+                    ..
+                } => format!(
+                    "this step failed ({status}); it ran without network (--network none or RUN --network=none)"
+                ),
                 Error::RunFailed { status, .. } => format!("this step failed ({status})"),
                 _ => "this step failed".to_string(),
             };

@@ -94,10 +94,11 @@ RUN sleep {nap} & echo started > /out/bg
         "no host process is visible:\n{ps}"
     );
 
+    // The default network: a namespace of the step's own with loopback and slirp4netns's tap.
     assert_eq!(
         read(&fs, "netdev"),
-        "lo\n",
-        "network none has only loopback"
+        "lo\ntap0\n",
+        "the step's network namespace is its own"
     );
 
     // The background sleep died with its step, and the step did not wait for it.

@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
 
 use super::plan::mount_plan;
-use super::protocol::{CONTROL_FD, HelperSpec, Message, VERSION};
+use super::protocol::{CONTROL_FD, HelperSpec, Message, NETNS_FD, VERSION};
 use super::sys::{RealSys, StepError, apply};
-use super::{DEFAULT_PATH, ExitStatus, HELPER_ENV, NetworkMode, caps, seccomp};
+use super::{DEFAULT_PATH, ExitStatus, HELPER_ENV, NetworkMode, caps, network, seccomp};
 
 /// Runs the sandbox helper and exits if this process was started as one; returns at once
 /// otherwise.
@@ -145,8 +145,14 @@ fn supervise(spec: &HelperSpec, ctl: &UnixStream) -> Result<i32, StepError> {
     }
     let mut flags =
         UnshareFlags::NEWNS | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC | UnshareFlags::NEWPID;
-    if spec.network == NetworkMode::None {
-        flags |= UnshareFlags::NEWNET;
+    match spec.network {
+        NetworkMode::None => flags |= UnshareFlags::NEWNET,
+        NetworkMode::Private => {
+            network::join(NETNS_FD).map_err(err("join the step's network namespace"))?;
+            // SAFETY: the executor placed the namespace there for this call only.
+            drop(unsafe { OwnedFd::from_raw_fd(NETNS_FD) });
+        }
+        NetworkMode::Host => {}
     }
     // SAFETY: no CLONE_FILES, and the process is single-threaded (checked above).
     unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(errno("unshare namespaces"))?;
@@ -321,7 +327,7 @@ fn init_setup(spec: &HelperSpec, alive: &OwnedFd, rootless: bool) -> Result<(), 
 }
 
 /// `ip link set lo up` in the new network namespace.
-fn loopback_up() -> io::Result<()> {
+pub(crate) fn loopback_up() -> io::Result<()> {
     // SAFETY: plain socket call; the descriptor is owned right after.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {

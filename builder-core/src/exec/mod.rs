@@ -28,6 +28,7 @@
 mod caps;
 mod error;
 mod helper;
+mod network;
 mod plan;
 mod prepare;
 mod protocol;
@@ -45,6 +46,7 @@ use std::time::Duration;
 
 pub use error::ExecError;
 pub use helper::{isolate_mounts, sandbox_main_if_requested};
+pub use network::user_mode_available;
 pub use runc::{RuncConfig, RuncExecutor};
 pub use sandbox::{SandboxConfig, SandboxExecutor};
 pub use seccomp::SeccompError;
@@ -73,6 +75,10 @@ pub enum NetworkMode {
     None,
     /// The host's network namespace (`--network=host`).
     Host,
+    /// Its own network namespace with outbound network through user-mode networking
+    /// (`slirp4netns`): DNS and connections to the outside world work, the host's loopback
+    /// services do not. Needs [`user_mode_available`].
+    Private,
 }
 
 /// How much of the sandbox's protection a command keeps.

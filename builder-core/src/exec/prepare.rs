@@ -199,10 +199,17 @@ pub(crate) fn hosts_file(hostname: &str) -> String {
     format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 }
 
-/// The host's resolver configuration; without network it does not matter, but tools that parse it
-/// expect a file.
-fn resolv_conf(_network: NetworkMode) -> Vec<u8> {
-    std::fs::read("/etc/resolv.conf").unwrap_or_default()
+/// The resolver configuration: the host's as it is with the host's network (and without network,
+/// where it does not matter but tools that parse it expect a file); in a namespace of its own the
+/// host's loopback resolvers are reached through the user-mode network's forwarder.
+fn resolv_conf(network: NetworkMode) -> Vec<u8> {
+    let host = std::fs::read("/etc/resolv.conf").unwrap_or_default();
+    match network {
+        NetworkMode::Private => {
+            super::network::resolv_conf(&String::from_utf8_lossy(&host)).into_bytes()
+        }
+        NetworkMode::None | NetworkMode::Host => host,
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@ pub(crate) const VERSION: &str = "1";
 /// The descriptor the control socket has in the helper.
 pub(crate) const CONTROL_FD: i32 = 3;
 
+/// The descriptor of the step's network namespace in the helper, for [`super::NetworkMode::Private`].
+pub(crate) const NETNS_FD: i32 = 4;
+
 /// Everything the helper needs, with host-side preparation done (generated files written, mount
 /// points created).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -99,12 +99,35 @@ impl RuncExecutor {
         let command = spec.command_line();
         let prepared = prepare(&spec, &self.config.state_dir)?;
         let bundle = prepared.dir.path().to_path_buf();
-        let oci = oci_config(&spec, &prepared.env, &prepared.mounts).map_err(|reason| {
-            ExecError::InvalidSpec {
-                command: command.clone(),
-                reason,
-            }
-        })?;
+        // Kept until runc is done: the step's network namespace and its slirp4netns.
+        let netns =
+            match spec.network {
+                NetworkMode::Private => {
+                    Some(super::network::acquire().await.map_err(|source| {
+                        ExecError::Supervise {
+                            command: command.clone(),
+                            what: "set up the step's network",
+                            source,
+                        }
+                    })?)
+                }
+                NetworkMode::None | NetworkMode::Host => None,
+            };
+        let netns_path = netns.as_ref().map(|ns| {
+            use std::os::fd::AsRawFd;
+            PathBuf::from(format!(
+                "/proc/{}/fd/{}",
+                std::process::id(),
+                ns.fd.as_raw_fd()
+            ))
+        });
+        let oci =
+            oci_config(&spec, &prepared.env, &prepared.mounts, netns_path).map_err(|reason| {
+                ExecError::InvalidSpec {
+                    command: command.clone(),
+                    reason,
+                }
+            })?;
         let config_path = bundle.join("config.json");
         let json = serde_json::to_vec_pretty(&oci).map_err(|e| ExecError::Prepare {
             command: command.clone(),
@@ -234,7 +257,13 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<OciMou
 }
 
 /// The OCI runtime configuration for a run.
-pub(crate) fn oci_config(spec: &RunSpec, env: &[String], mounts: &[Mount]) -> Result<Spec, String> {
+/// `netns` is the path of the network namespace to join for [`NetworkMode::Private`].
+pub(crate) fn oci_config(
+    spec: &RunSpec,
+    env: &[String],
+    mounts: &[Mount],
+    netns: Option<PathBuf>,
+) -> Result<Spec, String> {
     let e = |e: oci_spec::OciSpecError| e.to_string();
     let insecure = spec.security == Security::Insecure;
     let all = caps_of(&if insecure {
@@ -353,11 +382,20 @@ pub(crate) fn oci_config(spec: &RunSpec, env: &[String], mounts: &[Mount]) -> Re
     if spec.network == NetworkMode::None {
         namespaces.push(LinuxNamespaceType::Network);
     }
-    let namespaces = namespaces
+    let mut namespaces = namespaces
         .into_iter()
         .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(e)?;
+    if let Some(path) = netns {
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .path(path)
+                .build()
+                .map_err(e)?,
+        );
+    }
     let mut linux = LinuxBuilder::default();
     if !insecure {
         linux = linux.seccomp(seccomp::oci_profile(caps::default_set()).map_err(e)?);
@@ -408,7 +446,7 @@ mod tests {
             size: Some(4096),
         });
         let env = vec![format!("PATH={}", super::super::DEFAULT_PATH)];
-        let cfg = oci_config(&spec, &env, &spec.mounts).unwrap();
+        let cfg = oci_config(&spec, &env, &spec.mounts, None).unwrap();
         let v = serde_json::to_value(&cfg).unwrap();
         assert_eq!(v["process"]["user"]["uid"], 1000);
         assert_eq!(v["process"]["args"][1], "-u");
@@ -451,7 +489,7 @@ mod tests {
     fn host_network_keeps_the_host_namespace() {
         let mut spec = RunSpec::new("/rootfs", vec!["true".into()]);
         spec.network = NetworkMode::Host;
-        let v = serde_json::to_value(oci_config(&spec, &[], &[]).unwrap()).unwrap();
+        let v = serde_json::to_value(oci_config(&spec, &[], &[], None).unwrap()).unwrap();
         assert!(!v["linux"]["namespaces"].to_string().contains("network"));
     }
 }

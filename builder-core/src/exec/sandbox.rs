@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::prepare::{Prepared, prepare};
-use super::protocol::{CONTROL_FD, HelperSpec, Message, VERSION, read_messages};
+use super::protocol::{CONTROL_FD, HelperSpec, Message, NETNS_FD, VERSION, read_messages};
 use super::{
-    ExecError, ExecFuture, Executor, HELPER_ENV, OutputSink, RunResult, RunSpec, Security, Stdin,
-    Stream,
+    ExecError, ExecFuture, Executor, HELPER_ENV, NetworkMode, OutputSink, RunResult, RunSpec,
+    Security, Stdin, Stream,
 };
 
 /// How the built-in sandbox starts its helper.
@@ -65,6 +65,31 @@ impl Executor for SandboxExecutor {
     fn run(&self, spec: RunSpec, out: OutputSink) -> ExecFuture<'_> {
         Box::pin(self.run_spec(spec, out))
     }
+}
+
+/// Puts each `(source, target)` descriptor at its target number, without close-on-exec. Sources
+/// are first copied above every target, so no `dup2` overwrites a source still to be placed.
+/// Runs between fork and exec: async-signal-safe calls only, no allocation.
+fn place_fds(fds: &[(i32, i32)]) -> io::Result<()> {
+    let mut moved = [0i32; 4];
+    if fds.len() > moved.len() {
+        return Err(io::Error::other("too many descriptors to place"));
+    }
+    for (i, (src, _)) in fds.iter().enumerate() {
+        // SAFETY: fcntl on a descriptor open in this process.
+        let m = unsafe { libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, 10) };
+        if m < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        moved[i] = m;
+    }
+    for (i, (_, target)) in fds.iter().enumerate() {
+        // SAFETY: dup2 between descriptors open in this process; the copy is not close-on-exec.
+        if unsafe { libc::dup2(moved[i], *target) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// How long to wait for the output pipes to close after killing a timed-out run.
@@ -122,21 +147,23 @@ impl SandboxExecutor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let raw = theirs.as_raw_fd();
+        // Kept until the helper is gone: the step's network namespace and its slirp4netns.
+        let netns = match spec.network {
+            NetworkMode::Private => Some(
+                super::network::acquire()
+                    .await
+                    .map_err(supervise("set up the step's network"))?,
+            ),
+            NetworkMode::None | NetworkMode::Host => None,
+        };
+        let mut fds = vec![(theirs.as_raw_fd(), CONTROL_FD)];
+        if let Some(ns) = &netns {
+            fds.push((ns.fd.as_raw_fd(), NETNS_FD));
+        }
         // SAFETY: the closure runs in the forked child before exec and only makes
-        // async-signal-safe calls (dup2, fcntl) on a descriptor that is open in the child.
+        // async-signal-safe calls (fcntl, dup2) on descriptors that are open in the child.
         unsafe {
-            cmd.pre_exec(move || {
-                let r = if raw == CONTROL_FD {
-                    libc::fcntl(raw, libc::F_SETFD, 0)
-                } else {
-                    libc::dup2(raw, CONTROL_FD)
-                };
-                if r < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            cmd.pre_exec(move || place_fds(&fds));
         }
         let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
             command: command.clone(),

@@ -55,6 +55,8 @@ pub struct Entitlements {
     /// `security.insecure`: `RUN --security=insecure` runs with every capability and no
     /// system-call filter.
     pub security_insecure: bool,
+    /// `network.host`: `RUN --network=host` in the Dockerfile uses the host's network.
+    pub network_host: bool,
 }
 
 impl Entitlements {
@@ -62,9 +64,10 @@ impl Entitlements {
     pub fn grant(&mut self, name: &str) -> Result<(), String> {
         match name {
             "security.insecure" => self.security_insecure = true,
+            "network.host" => self.network_host = true,
             other => {
                 return Err(format!(
-                    "unknown entitlement {other:?} (known: security.insecure)"
+                    "unknown entitlement {other:?} (known: security.insecure, network.host)"
                 ));
             }
         }
@@ -79,7 +82,7 @@ impl Default for PlanOptions {
             target: None,
             platform: Platform::linux_amd64(),
             labels: BTreeMap::new(),
-            network: Network::None,
+            network: Network::Default,
             allow: Entitlements::default(),
         }
     }

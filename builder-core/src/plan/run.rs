@@ -88,6 +88,18 @@ impl StageState<'_> {
                 span,
             });
         }
+        if run.network == Some(NetworkMode::Host) && !self.input.opts.allow.network_host {
+            let span = node
+                .raw
+                .flags
+                .iter()
+                .find(|f| f.name == "network")
+                .map_or(node.span(), |f| f.span);
+            return Err(PlanError::Invalid {
+                message: "RUN --network=host needs the network.host entitlement: grant it with `kiln build --allow network.host`".into(),
+                span,
+            });
+        }
         let network = match run.network {
             Some(NetworkMode::Host) => Network::Host,
             Some(NetworkMode::None) => Network::None,

@@ -56,6 +56,7 @@ pub fn step_key(
                 match run.network {
                     Network::None => "none",
                     Network::Host => "host",
+                    Network::Default => "default",
                 },
             );
             b.str("insecure", if run.insecure { "1" } else { "0" });

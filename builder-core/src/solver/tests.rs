@@ -83,6 +83,7 @@ impl Worker for FakeWorker {
                 return Err(crate::Error::RunFailed {
                     argv: vec!["x".into()],
                     status: "exit code: 1".into(),
+                    no_network: false,
                 });
             }
             if let Op::Run(r) = step.op

@@ -348,6 +348,9 @@ fn prepare_run(
     spec.network = match run.network {
         Network::None => NetworkMode::None,
         Network::Host => NetworkMode::Host,
+        Network::Default if crate::exec::user_mode_available() => NetworkMode::Private,
+        // Announced once per build by the builder.
+        Network::Default => NetworkMode::Host,
     };
     spec.mounts = mounts;
     if run.insecure {
@@ -424,6 +427,7 @@ pub(super) async fn execute(
         return Err(crate::Error::RunFailed {
             argv: run.argv.clone(),
             status: result.status.to_string(),
+            no_network: run.network == Network::None,
         });
     }
     let cfg = w.cfg.clone();

@@ -244,6 +244,22 @@ call("getpid", "getpid")
         assert_ne!(caps & (1 << 21), 0, "no CAP_SYS_ADMIN: {out}");
         assert_eq!(out.lines().last(), Some("kiln-test"));
     }
+
+    pub async fn private_network_is_its_own_with_a_way_out(exec: &dyn Executor, env: &Env) {
+        if !kiln_builder_core::exec::user_mode_available() {
+            if std::env::var_os("KILN_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1") {
+                panic!("slirp4netns is not installed");
+            }
+            return;
+        }
+        let mut spec =
+            env.spec("cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' | sort; ip route");
+        spec.network = NetworkMode::Private;
+        let (status, out, err) = run_ok(exec, spec).await;
+        assert!(status.success(), "{out}{err}");
+        assert!(out.starts_with("lo\ntap0\n"), "{out}");
+        assert!(out.contains("default via 10.0.2.2 dev tap0"), "{out}");
+    }
 }
 
 both!(in cases:
@@ -251,4 +267,5 @@ both!(in cases:
     system_calls_are_filtered,
     signals_start_at_their_defaults,
     insecure_lifts_the_filter_and_keeps_the_namespaces,
+    private_network_is_its_own_with_a_way_out,
 );

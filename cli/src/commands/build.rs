@@ -21,8 +21,8 @@ use crate::tty_progress::TtyRenderer;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Differences from `docker build`: there is no daemon, images go to kiln's \
-    store (see --root; `kiln images` lists them); RUN steps have no network unless \
-    --network=host; only linux/amd64 is built; -o type=image only tags the store. The context \
+    store (see --root; `kiln images` lists them); RUN steps reach the network from a \
+    namespace of their own, not the host's loopback services (--network=host for those); only linux/amd64 is built; -o type=image only tags the store. The context \
     `-` reads the Dockerfile from standard input and builds without a context."
 )]
 pub struct BuildArgs {
@@ -63,13 +63,16 @@ pub struct BuildArgs {
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
 
-    /// Network for RUN steps: `none` (the default, loopback only) or `host`.
-    #[arg(long, value_enum, value_name = "MODE", default_value = "none")]
+    /// Network for RUN steps: `default` (outbound network in a namespace of the step's own),
+    /// `none` (loopback only) or `host`. `RUN --network=` in the Dockerfile overrides it per step
+    /// (`host` there needs `--allow network.host`).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "default")]
     network: NetworkArg,
 
     /// Grant the Dockerfile a privilege beyond the sandbox; repeatable. `security.insecure` lets
-    /// `RUN --security=insecure` run with every capability and no system-call filter.
-    #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["security.insecure"])]
+    /// `RUN --security=insecure` run with every capability and no system-call filter;
+    /// `network.host` lets `RUN --network=host` use the host's network.
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["security.insecure", "network.host"])]
     allow: Vec<String>,
 
     /// A secret `id=ID,src=PATH` or `id=ID,env=VAR`, for `RUN --mount=type=secret`; repeatable.
@@ -141,11 +144,12 @@ pub struct BuildArgs {
 /// `--network`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NetworkArg {
-    /// Loopback only.
+    /// Loopback only: a hermetic build.
     None,
-    /// Same as none (Docker's default for builds).
+    /// Outbound network with DNS in a namespace of the step's own (the host's loopback services
+    /// are not reachable); the host's network where that is not available.
     Default,
-    /// The host's network.
+    /// The host's network, its loopback services included.
     Host,
 }
 
@@ -306,7 +310,8 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         .map(|l| parse_kv(l, "--label"))
         .collect::<miette::Result<BTreeMap<_, _>>>()?;
     let network = match args.network {
-        NetworkArg::None | NetworkArg::Default => Network::None,
+        NetworkArg::None => Network::None,
+        NetworkArg::Default => Network::Default,
         NetworkArg::Host => Network::Host,
     };
     let mut allow = Entitlements::default();

@@ -1,5 +1,5 @@
 //! `kiln run --rm IMAGE [COMMAND...]`: a quick check of a built image. The container runs with
-//! the same executor and isolation as RUN steps (namespaces, no network by default) on a
+//! the same executor and isolation as RUN steps (namespaces, outbound network by default) on a
 //! throw-away snapshot of the image; its output is passed through and its exit code returned.
 
 use std::io::Write;
@@ -48,8 +48,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "COMMAND")]
     entrypoint: Option<String>,
 
-    /// Network: `none` (loopback only, the default) or `host`.
-    #[arg(long, value_name = "MODE", default_value = "none")]
+    /// Network: `default` (outbound network in a namespace of the container's own, as docker's
+    /// bridge), `none` (loopback only) or `host`.
+    #[arg(long, value_name = "MODE", default_value = "default")]
     network: String,
 
     /// Run with this OCI runtime (e.g. `runc`) instead of kiln's built-in sandbox.
@@ -122,9 +123,22 @@ pub fn run(args: &RunArgs, root: &Path) -> miette::Result<ExitCode> {
         .map(|v| parse_volume(v))
         .collect::<miette::Result<Vec<_>>>()?;
     let network = match args.network.as_str() {
-        "none" | "default" => NetworkMode::None,
+        "none" => NetworkMode::None,
+        "default" | "bridge" if kiln_builder_core::exec::user_mode_available() => {
+            NetworkMode::Private
+        }
+        "default" | "bridge" => {
+            eprintln!(
+                "kiln: no slirp4netns found (or not root): the container uses the host's network"
+            );
+            NetworkMode::Host
+        }
         "host" => NetworkMode::Host,
-        other => return Err(miette!("--network={other} is not supported (none or host)")),
+        other => {
+            return Err(miette!(
+                "--network={other} is not supported (default, none or host)"
+            ));
+        }
     };
     let stdin = if args.interactive {
         Stdin::Inherit
