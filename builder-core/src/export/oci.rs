@@ -136,10 +136,10 @@ pub fn export_oci_archive<W: Write>(
     }
     let index = entries(&p, &opts.tags)
         .to_canonical_json()
-        .map_err(|source| ExportError::Json {
+        .map_err(|source: serde_json::Error| ExportError::Json {
             what: "index",
             digest: p.manifest_desc.digest,
-            source,
+            source: source.into(),
         })?;
     tar.file("index.json", &index)?;
     tar.file("oci-layout", OCI_LAYOUT_JSON)?;

@@ -193,9 +193,9 @@ fn archive_entries(meta: &BTreeMap<String, Vec<u8>>) -> Result<Vec<ArchiveEntry>
             what: "file",
             name: "manifest.json".into(),
         })?;
-    serde_json::from_slice(bytes).map_err(|source| ImportError::Json {
+    serde_json::from_slice(bytes).map_err(|source: serde_json::Error| ImportError::Json {
         what: "manifest.json".into(),
-        source,
+        source: source.into(),
     })
 }
 

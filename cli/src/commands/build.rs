@@ -67,6 +67,14 @@ pub struct BuildArgs {
     #[arg(long, value_enum, value_name = "MODE", default_value = "none")]
     network: NetworkArg,
 
+    /// A named context, the only way a build reads local files besides its context:
+    /// `NAME=DIR` (a directory, read like the context), `NAME=oci-layout://DIR[:TAG]` (or
+    /// `@sha256:DIGEST`: an image of an OCI layout) or `NAME=docker-image://REF` (an image).
+    /// The Dockerfile names it as `FROM NAME`, `COPY --from=NAME` or `RUN --mount=from=NAME`;
+    /// it overrides a stage or image of that name. Repeatable.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    build_contexts: Vec<String>,
+
     /// A secret `id=ID,src=PATH` or `id=ID,env=VAR`, for `RUN --mount=type=secret`; repeatable.
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
     secrets: Vec<String>,
@@ -304,6 +312,12 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         NetworkArg::None | NetworkArg::Default => Network::None,
         NetworkArg::Host => Network::Host,
     };
+    let mut contexts = kiln_builder_core::context::BuildContexts::new();
+    for spec in &args.build_contexts {
+        let (name, ctx) =
+            kiln_builder_core::context::BuildContexts::parse_spec(spec).map_err(|e| miette!("{e}"))?;
+        contexts.insert(&name, ctx).map_err(|e| miette!("{e}"))?;
+    }
     let secrets = args
         .secrets
         .iter()
@@ -347,6 +361,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             target: args.target.clone(),
             labels,
             network,
+            contexts,
             ..PlanOptions::default()
         },
         tags,
