@@ -20,7 +20,7 @@ mod names;
 mod run;
 mod scope;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_dockerfile_parser::shell::{ExpandError, Expander};
 use kiln_dockerfile_parser::{Dockerfile, Instruction, InstructionNode, ParseError, Span};
@@ -331,15 +331,15 @@ pub fn plan(
     };
 
     // A name that is a stage is that stage wherever it is defined (as BuildKit), so stages are
-    // planned in dependency order from the target: a stage's FROM chain first (a stage inherits
-    // its base's config), then whatever its `--from`s and mounts name. Stages the target does
-    // not reach are never planned.
+    // planned in dependency order: a stage's FROM chain first (a stage inherits its base's
+    // config). Every stage up to the target is planned (so its errors show, as before), and so
+    // is every later stage they reach; then only what the target reaches is kept.
     let bases: Vec<Base> = (0..df.stages.len())
         .map(|i| resolve_from(df, i, &globals, opts))
         .collect::<Result<_, _>>()?;
     let mut planned: BTreeMap<usize, StagePlan> = BTreeMap::new();
     let mut edges: BTreeMap<usize, BTreeMap<usize, Span>> = BTreeMap::new();
-    let mut queue = vec![target];
+    let mut queue: Vec<usize> = (0..=target).rev().collect();
     while let Some(next) = queue.pop() {
         if planned.contains_key(&next) {
             continue;
@@ -381,6 +381,17 @@ pub fn plan(
     if let Some((cycle, span)) = names::find_cycle(&edges) {
         return Err(names::cycle_error(df, &cycle, span));
     }
+    let mut needed: BTreeSet<usize> = BTreeSet::new();
+    let mut stack = vec![target];
+    while let Some(i) = stack.pop() {
+        if !needed.insert(i) {
+            continue;
+        }
+        if let Some(p) = planned.get(&i) {
+            stack.extend(p.depends_on.iter().copied());
+        }
+    }
+    planned.retain(|i, _| needed.contains(i));
 
     let mut warnings = Vec::new();
     for name in usage.unused(&opts.build_args) {

@@ -281,7 +281,7 @@ fn later_stages_are_stages_in_from_copy_and_mounts() {
                FROM scratch AS b\nFROM d AS c\nFROM scratch AS d\nFROM a\n";
     let g = plan_src(src, &PlanOptions::default()).unwrap();
     let a = &g.stages[&0];
-    assert_eq!(a.depends_on, BTreeSet::from([1, 2]));
+    assert_eq!(a.depends_on, std::collections::BTreeSet::from([1, 2]));
     assert!(a.image_sources.is_empty(), "{:?}", a.image_sources);
     assert_eq!(g.stages[&2].base, Base::Stage(3));
     assert_eq!(

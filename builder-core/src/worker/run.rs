@@ -140,7 +140,7 @@ type LocalDirs = std::collections::BTreeMap<SourceRef, super::copy::LocalDir>;
 /// excludes anything, so the mount shows exactly what COPY sees. Symlinks inside a bind
 /// resolve in the step's own root, never on the host, so they need no check here.
 fn binds_directly(dir: &super::copy::LocalDir) -> bool {
-    !dir.ctx.matcher().has_exclusions()
+    dir.ctx.matcher().is_empty()
 }
 
 /// A throw-away copy of a bind mount's source, for `rw` (BuildKit lets the command write to
