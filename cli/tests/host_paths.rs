@@ -18,7 +18,9 @@ use common::{build, context_with, dockerfile_context, try_build};
 fn shadow_like(dir: &Path) -> std::path::PathBuf {
     let mut text = String::from("root:$6$SHADOWSECRET$abc:19000:0:99999:7:::\n");
     for i in 0..40 {
-        text.push_str(&format!("user{i}:$6$SHADOWSECRET{i}$x:19000:0:99999:7:::\n"));
+        text.push_str(&format!(
+            "user{i}:$6$SHADOWSECRET{i}$x:19000:0:99999:7:::\n"
+        ));
     }
     let path = dir.join("shadow");
     std::fs::write(&path, text).unwrap();
@@ -166,7 +168,10 @@ fn build_contexts_give_directories_layouts_and_images() {
     kiln_builder_core::testing::busybox_layout(&layout, "1").unwrap();
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_string();
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let named = tmp.path().join("named");
     std::fs::create_dir_all(&named).unwrap();
     std::fs::write(named.join("n.txt"), "named-file\n").unwrap();
@@ -254,8 +259,14 @@ fn read_only_bind_mounts_of_the_context_hide_ignored_files() {
     assert!(!stderr.contains("SECRET"), "{stderr}");
     assert!(!stderr.contains(" .env"), "{stderr}");
     assert!(stderr.contains("visible"), "the rest is there: {stderr}");
-    assert!(stderr.contains(" busybox") && stderr.contains(" a.txt"), "{stderr}");
-    assert!(stderr.contains("read-only"), "the mount is read-only: {stderr}");
+    assert!(
+        stderr.contains(" busybox") && stderr.contains(" a.txt"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("read-only"),
+        "the mount is read-only: {stderr}"
+    );
 }
 
 #[test]

@@ -49,8 +49,8 @@ pub use atomic::{fsync_dir, sweep_abandoned_temps, write_atomic};
 pub use blob::{BlobInfo, BlobWriter, VerifiedReader, unwrap_io_error};
 pub use digest::{Digest, Hasher, InvalidDigest};
 pub use error::{ContentError, Result};
-pub use json_error::{JsonError, JsonErrorKind};
 pub use index::{index_set_tag, read_index, tag_of, validate_tag, write_index};
+pub use json_error::{JsonError, JsonErrorKind};
 
 use crate::image::{Descriptor, Index};
 use index::IndexFiles;
@@ -153,9 +153,11 @@ impl ContentStore {
     /// Stores a value as canonical JSON and returns its descriptor with `media_type`.
     pub fn put_json<T: serde::Serialize>(&self, value: &T, media_type: &str) -> Result<Descriptor> {
         let bytes =
-            crate::image::to_canonical_json(value).map_err(|source: serde_json::Error| ContentError::Json {
-                path: self.blobs.clone(),
-                source: source.into(),
+            crate::image::to_canonical_json(value).map_err(|source: serde_json::Error| {
+                ContentError::Json {
+                    path: self.blobs.clone(),
+                    source: source.into(),
+                }
             })?;
         let info = self.put_bytes(&bytes)?;
         Ok(Descriptor::new(media_type, info.digest, info.size))
@@ -328,10 +330,11 @@ fn check_layout(path: &Path, bytes: &[u8]) -> Result<()> {
         #[serde(rename = "imageLayoutVersion")]
         version: String,
     }
-    let layout: Layout = serde_json::from_slice(bytes).map_err(|source: serde_json::Error| ContentError::Json {
-        path: path.to_path_buf(),
-        source: source.into(),
-    })?;
+    let layout: Layout =
+        serde_json::from_slice(bytes).map_err(|source: serde_json::Error| ContentError::Json {
+            path: path.to_path_buf(),
+            source: source.into(),
+        })?;
     if layout.version != "1.0.0" {
         return Err(ContentError::LayoutVersion {
             path: path.to_path_buf(),

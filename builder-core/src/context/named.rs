@@ -56,7 +56,9 @@ pub enum NamedContext {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NamedContextError {
     /// Not `NAME=VALUE`.
-    #[error("invalid build context {spec:?}: expected NAME=DIR, NAME=oci-layout://DIR[:TAG] or NAME=docker-image://REF")]
+    #[error(
+        "invalid build context {spec:?}: expected NAME=DIR, NAME=oci-layout://DIR[:TAG] or NAME=docker-image://REF"
+    )]
     Syntax {
         /// The value as given.
         spec: String,
@@ -76,7 +78,9 @@ pub enum NamedContextError {
         name: String,
     },
     /// A scheme kiln does not read.
-    #[error("build context {name:?}: unsupported source {value:?} (use a directory, oci-layout://DIR[:TAG] or docker-image://REF)")]
+    #[error(
+        "build context {name:?}: unsupported source {value:?} (use a directory, oci-layout://DIR[:TAG] or docker-image://REF)"
+    )]
     Scheme {
         /// The name.
         name: String,
@@ -212,8 +216,9 @@ fn split_layout(rest: &str) -> Result<(&str, Option<LayoutSelector>), String> {
     if let Some((dir, digest)) = rest.rsplit_once('@')
         && digest.starts_with("sha256:")
     {
-        let d = Digest::from_str(digest)
-            .map_err(|_| format!("invalid digest {digest:?} (expected sha256: and 64 hex digits)"))?;
+        let d = Digest::from_str(digest).map_err(|_| {
+            format!("invalid digest {digest:?} (expected sha256: and 64 hex digits)")
+        })?;
         return Ok((dir, Some(LayoutSelector::Digest(d))));
     }
     let last_slash = rest.rfind('/').map_or(0, |i| i + 1);

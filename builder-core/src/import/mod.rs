@@ -242,10 +242,13 @@ pub fn import_oci_archive(
             what: "file",
             name: "index.json".into(),
         })?;
-    let index: Index = serde_json::from_slice(index_bytes).map_err(|source: serde_json::Error| ImportError::Json {
-        what: "index.json".into(),
-        source: source.into(),
-    })?;
+    let index: Index =
+        serde_json::from_slice(index_bytes).map_err(|source: serde_json::Error| {
+            ImportError::Json {
+                what: "index.json".into(),
+                source: source.into(),
+            }
+        })?;
     resolve(store, &resolve::StoreSource, &index, tag, platform)
 }
 
@@ -282,10 +285,13 @@ pub fn import_archive(
             what: "file",
             name: "manifest.json or index.json".into(),
         })?;
-    let index: Index = serde_json::from_slice(index_bytes).map_err(|source: serde_json::Error| ImportError::Json {
-        what: "index.json".into(),
-        source: source.into(),
-    })?;
+    let index: Index =
+        serde_json::from_slice(index_bytes).map_err(|source: serde_json::Error| {
+            ImportError::Json {
+                what: "index.json".into(),
+                source: source.into(),
+            }
+        })?;
     let mut tags: Vec<String> = index
         .manifests
         .iter()

@@ -290,12 +290,17 @@ fn later_stages_are_stages_in_from_copy_and_mounts() {
     );
     // Phase one asks for no image named after a stage.
     let df = kiln_dockerfile_parser::parse(src).unwrap();
-    assert!(base_images(&df, &PlanOptions::default()).unwrap().is_empty());
+    assert!(
+        base_images(&df, &PlanOptions::default())
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
 fn stage_cycles_are_errors_naming_stages_and_lines() {
-    let copy_cycle = "FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\nCOPY --from=a /y /y\n";
+    let copy_cycle =
+        "FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\nCOPY --from=a /y /y\n";
     let err = plan_src(copy_cycle, &PlanOptions::default()).unwrap_err();
     assert!(matches!(err, PlanError::StageCycle { .. }), "{err}");
     let msg = err.to_string();
@@ -317,7 +322,10 @@ fn stage_cycles_are_errors_naming_stages_and_lines() {
 
     let mount_self = "FROM scratch AS a\nRUN --mount=from=a,target=/a true\n";
     let err = plan_src(mount_self, &PlanOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("a (line 1) -> a (line 1)"), "{err}");
+    assert!(
+        err.to_string().contains("a (line 1) -> a (line 1)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -476,7 +476,10 @@ async fn misses_are_explained_against_the_previous_build() {
     let graph = plan(&df, &opts("2"), &|_| Some(ContainerConfig::default())).unwrap();
     let mut bases = BTreeMap::new();
     let alpine = crate::graph::ImageRef::Reference("alpine".to_string());
-    bases.insert(alpine.clone(), h.worker.resolve_image(&alpine).await.unwrap());
+    bases.insert(
+        alpine.clone(),
+        h.worker.resolve_image(&alpine).await.unwrap(),
+    );
     solve(
         h.worker.clone(),
         h.cache.clone(),

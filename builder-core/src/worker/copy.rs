@@ -61,8 +61,7 @@ impl LocalWorker {
                 if let Some(d) = dirs.get(key) {
                     return Ok(Some(d.clone()));
                 }
-                let Some(crate::context::NamedContext::Dir(path)) =
-                    self.cfg.contexts.by_key(key)
+                let Some(crate::context::NamedContext::Dir(path)) = self.cfg.contexts.by_key(key)
                 else {
                     return Err(WorkerError::Unsupported(
                         "a directory build context that was not given",
@@ -206,7 +205,10 @@ pub(super) async fn input_files(
     }
     blocking(move || {
         let mut out = Vec::new();
-        for (dir, req) in groups.iter().flat_map(|(d, rs)| rs.iter().map(move |r| (d, r))) {
+        for (dir, req) in groups
+            .iter()
+            .flat_map(|(d, rs)| rs.iter().map(move |r| (d, r)))
+        {
             let fs = dir.source();
             let sel = crate::copy::select(&fs, req)?;
             for (path, digest) in sel.entry_digests(&fs, req)? {

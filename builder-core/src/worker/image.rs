@@ -31,7 +31,8 @@ pub async fn resolve_image_ref(
                     reason: "no oci-layout build context of that name".into(),
                 });
             };
-            let (cfg2, dir, select, r) = (cfg.clone(), dir.clone(), select.clone(), image.to_string());
+            let (cfg2, dir, select, r) =
+                (cfg.clone(), dir.clone(), select.clone(), image.to_string());
             super::blocking(move || {
                 let img = crate::import::import_oci_layout(
                     &cfg2.store,

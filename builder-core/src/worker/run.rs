@@ -374,8 +374,7 @@ pub(super) async fn execute(
             locals.insert(from.clone(), dir);
         }
     }
-    let prepared =
-        blocking(move || prepare_run(&cfg, &parent, &run_c, &sources, &locals)).await?;
+    let prepared = blocking(move || prepare_run(&cfg, &parent, &run_c, &sources, &locals)).await?;
     let id = step.id;
     let sink_events = events.clone();
     let sink = OutputSink::new(move |stream, data: &[u8]| {

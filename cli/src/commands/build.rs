@@ -314,8 +314,8 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     };
     let mut contexts = kiln_builder_core::context::BuildContexts::new();
     for spec in &args.build_contexts {
-        let (name, ctx) =
-            kiln_builder_core::context::BuildContexts::parse_spec(spec).map_err(|e| miette!("{e}"))?;
+        let (name, ctx) = kiln_builder_core::context::BuildContexts::parse_spec(spec)
+            .map_err(|e| miette!("{e}"))?;
         contexts.insert(&name, ctx).map_err(|e| miette!("{e}"))?;
     }
     let secrets = args
