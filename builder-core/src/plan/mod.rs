@@ -270,7 +270,7 @@ fn resolve_from(
             span: from.image.span,
         });
     }
-    names::base_for(df, opts, &image, from.image.span)
+    names::base_for(df, opts, index, &image, from.image.span)
 }
 
 /// Phase one: the base image references the stages' FROM lines need, after global-arg expansion,

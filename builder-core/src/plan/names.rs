@@ -43,10 +43,13 @@ fn stage_named(df: &Dockerfile, name: &str) -> Option<usize> {
         .position(|s| s.name.as_deref() == Some(lower.as_str()))
 }
 
-/// What a FROM image name (expanded) refers to.
+/// What the FROM image name (expanded) of stage `index` refers to. A stage's own name in its
+/// FROM (`FROM golang AS golang`) is the image, as in BuildKit, where the name is defined only
+/// after its FROM; any other stage's name is that stage, wherever it is defined.
 pub(super) fn base_for(
     df: &Dockerfile,
     opts: &super::PlanOptions,
+    index: usize,
     image: &str,
     span: Span,
 ) -> Result<Base, PlanError> {
@@ -64,7 +67,7 @@ pub(super) fn base_for(
             NamedContext::DockerImage(r) => Ok(Base::Image(ImageRef::Reference(r.to_string()))),
         };
     }
-    if let Some(pos) = stage_named(df, image) {
+    if let Some(pos) = stage_named(df, image).filter(|&pos| pos != index) {
         return Ok(Base::Stage(pos));
     }
     if image.eq_ignore_ascii_case("scratch") {

@@ -326,6 +326,10 @@ fn stage_cycles_are_errors_naming_stages_and_lines() {
         err.to_string().contains("a (line 1) -> a (line 1)"),
         "{err}"
     );
+
+    // A stage's own name in its FROM is the image, as in BuildKit: no cycle.
+    let err = plan_src("FROM busybox AS busybox\n", &PlanOptions::default()).unwrap_err();
+    assert!(matches!(err, PlanError::UnresolvedImage { .. }), "{err}");
 }
 
 #[test]
