@@ -294,6 +294,7 @@ impl Builder {
             snapshots: self.snapshots.clone(),
             executor: self.executor.clone(),
             context,
+            contexts: req.plan.contexts.clone(),
             secrets: req.secrets.clone(),
             ssh_agents: req.ssh.clone(),
             source_date_epoch: req.source_date_epoch,
@@ -303,7 +304,7 @@ impl Builder {
             pull: req.pull,
         }));
 
-        let mut bases: BTreeMap<String, ResolvedImage> = BTreeMap::new();
+        let mut bases: BTreeMap<crate::graph::ImageRef, ResolvedImage> = BTreeMap::new();
         let lines = kiln_dockerfile_parser::LineIndex::new(&req.dockerfile);
         for (reference, span) in crate::plan::base_images(&df, &req.plan)? {
             let image = worker
@@ -320,7 +321,7 @@ impl Builder {
                 })?;
             bases.insert(reference, image);
         }
-        let graph = crate::plan::plan(&df, &req.plan, &|r: &str| {
+        let graph = crate::plan::plan(&df, &req.plan, &|r: &crate::graph::ImageRef| {
             bases.get(r).map(|b| b.config.clone())
         })?;
         if crate::worker::copy::reads_context(&graph) {

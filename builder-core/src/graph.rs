@@ -34,13 +34,33 @@ pub struct StepId {
     pub index: usize,
 }
 
+/// An image a stage starts from or reads files from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ImageRef {
+    /// A registry reference or a store tag, as written after expansion (`alpine:3`), or as a
+    /// `docker-image://` build context replaced the name.
+    Reference(String),
+    /// The image of an `oci-layout://` build context, by the context's key
+    /// ([`BuildContexts::key`](crate::context::BuildContexts::key)).
+    Layout(String),
+}
+
+impl std::fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageRef::Reference(r) => f.write_str(r),
+            ImageRef::Layout(name) => write!(f, "build context {name}"),
+        }
+    }
+}
+
 /// What a stage starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Base {
     /// `FROM scratch`: an empty root filesystem and an empty config.
     Scratch,
-    /// An image, by the reference as written after expansion (`alpine:3`, `oci-layout:/x:tag`).
-    Image(String),
+    /// An image.
+    Image(ImageRef),
     /// Another stage of the same Dockerfile.
     Stage(usize),
 }
@@ -53,7 +73,9 @@ pub enum SourceRef {
     /// The final root filesystem of another stage.
     Stage(usize),
     /// The root filesystem of an image (`COPY --from=alpine:3`).
-    Image(String),
+    Image(ImageRef),
+    /// A directory build context (`--build-context NAME=DIR`), by the context's key.
+    Dir(String),
 }
 
 /// A file written by a heredoc (`COPY <<EOF /dest` or a RUN script).
@@ -260,7 +282,7 @@ pub struct StagePlan {
     /// Stages this one needs finished first.
     pub depends_on: BTreeSet<usize>,
     /// Images this stage reads files from (`COPY --from=image`, bind mounts from images).
-    pub image_sources: BTreeSet<String>,
+    pub image_sources: BTreeSet<ImageRef>,
 }
 
 /// The plan of a whole build.

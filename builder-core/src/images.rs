@@ -55,7 +55,7 @@ pub enum ImagesError {
         digest: Digest,
         /// The parse error.
         #[source]
-        source: serde_json::Error,
+        source: crate::content::JsonError,
     },
     /// `save` of several different images into one archive.
     #[error("cannot save several different images into one archive yet ({})", names.join(", "))]
@@ -169,10 +169,10 @@ fn read_json<T: serde::de::DeserializeOwned>(
     what: &'static str,
 ) -> Result<T, ImagesError> {
     let bytes = store.read_verified_bytes(digest)?;
-    serde_json::from_slice(&bytes).map_err(|source| ImagesError::Json {
+    serde_json::from_slice(&bytes).map_err(|source: serde_json::Error| ImagesError::Json {
         what,
         digest: *digest,
-        source,
+        source: source.into(),
     })
 }
 

@@ -199,7 +199,8 @@ impl From<crate::worker::WorkerError> for LayoutError {
 }
 
 /// Makes a busybox base image offline and writes it as an OCI image layout at `dest`, tagged
-/// `tag` (use it as `FROM oci-layout://<dest>:<tag>`). The image has one layer (the rootfs of
+/// `tag` (grant it with `--build-context NAME=oci-layout://<dest>:<tag>` and use it as
+/// `FROM NAME`). The image has one layer (the rootfs of
 /// [`busybox_rootfs`]), `PATH` set and `sh` as its command; with the same busybox binary it is
 /// byte-for-byte the same every time. Returns the manifest digest.
 pub fn busybox_layout(dest: &Path, tag: &str) -> Result<crate::content::Digest, LayoutError> {

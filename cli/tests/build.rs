@@ -242,19 +242,37 @@ fn base_images_from_oci_layouts_and_archives_and_onbuild_triggers() {
         ],
     );
 
-    // A fresh store builds on the exported image; the base's ONBUILD trigger runs first.
-    for base in [
-        format!("oci-layout://{}", layout.display()),
-        format!("docker-archive:{}", archive.display()),
-    ] {
+    // A fresh store builds on the exported image (an OCI layout granted with --build-context,
+    // or a docker-archive loaded into the store); the base's ONBUILD trigger runs first.
+    for base in ["layout", "loaded"] {
         let second = tempfile::tempdir().unwrap();
+        let mut extra = vec!["-t".to_string(), "child:1".to_string()];
+        let from = if base == "layout" {
+            extra.push("--build-context".into());
+            extra.push(format!("base=oci-layout://{}", layout.display()));
+            "base"
+        } else {
+            let out = kiln(second.path())
+                .arg("load")
+                .arg("-i")
+                .arg(&archive)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            "every:1"
+        };
         let child = context_with(&[(
             "Dockerfile",
             &format!(
-                "FROM {base}\nRUN cat /app/inline.txt > /tmp/child\nCMD [\"cat /tmp/child\"]\n"
+                "FROM {from}\nRUN cat /app/inline.txt > /tmp/child\nCMD [\"cat /tmp/child\"]\n"
             ),
         )]);
-        let (_, stderr) = build(second.path(), child.path(), &["-t", "child:1"]);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let (_, stderr) = build(second.path(), child.path(), &extra);
         assert!(
             stderr.contains("RUN echo triggered"),
             "the ONBUILD trigger ran: {stderr}"
@@ -359,12 +377,14 @@ fn busybox_base_layout_from_test_support() {
     let root = tempfile::tempdir().unwrap();
     let ctx = context_with(&[(
         "Dockerfile",
-        &format!(
-            "FROM oci-layout://{}:1\nRUN echo from-base > /m\nCMD [\"cat\", \"/m\"]\n",
-            layout.display()
-        ),
+        "FROM busybox\nRUN echo from-base > /m\nCMD [\"cat\", \"/m\"]\n",
     )]);
-    build(root.path(), ctx.path(), &["-t", "onbase:1"]);
+    let granted = format!("busybox=oci-layout://{}:1", layout.display());
+    build(
+        root.path(),
+        ctx.path(),
+        &["-t", "onbase:1", "--build-context", &granted],
+    );
     let (stdout, _) = run_image(root.path(), "docker.io/library/onbase:1");
     assert_eq!(stdout, "from-base\n");
 }

@@ -47,7 +47,7 @@ pub enum ContentError {
         path: PathBuf,
         /// The parse error.
         #[source]
-        source: serde_json::Error,
+        source: crate::content::JsonError,
     },
     /// The layout is of a version kiln does not know.
     #[error("unsupported OCI layout version {version:?} in {path}")]

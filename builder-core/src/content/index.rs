@@ -21,9 +21,9 @@ use crate::image::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, 
 /// Reads an OCI layout's `index.json`.
 pub fn read_index(path: &Path) -> Result<Index> {
     let bytes = std::fs::read(path).map_err(|e| ContentError::io("read", path, e))?;
-    serde_json::from_slice(&bytes).map_err(|source| ContentError::Json {
+    serde_json::from_slice(&bytes).map_err(|source: serde_json::Error| ContentError::Json {
         path: path.to_path_buf(),
-        source,
+        source: source.into(),
     })
 }
 
@@ -31,9 +31,9 @@ pub fn read_index(path: &Path) -> Result<Index> {
 pub fn write_index(path: &Path, index: &Index) -> Result<()> {
     let bytes = index
         .to_canonical_json()
-        .map_err(|source| ContentError::Json {
+        .map_err(|source: serde_json::Error| ContentError::Json {
             path: path.to_path_buf(),
-            source,
+            source: source.into(),
         })?;
     write_atomic(path, &bytes)
 }

@@ -35,6 +35,7 @@ mod blob;
 mod digest;
 mod error;
 mod index;
+mod json_error;
 
 #[cfg(test)]
 mod tests;
@@ -49,6 +50,7 @@ pub use blob::{BlobInfo, BlobWriter, VerifiedReader, unwrap_io_error};
 pub use digest::{Digest, Hasher, InvalidDigest};
 pub use error::{ContentError, Result};
 pub use index::{index_set_tag, read_index, tag_of, validate_tag, write_index};
+pub use json_error::{JsonError, JsonErrorKind};
 
 use crate::image::{Descriptor, Index};
 use index::IndexFiles;
@@ -168,9 +170,11 @@ impl ContentStore {
     /// Stores a value as canonical JSON and returns its descriptor with `media_type`.
     pub fn put_json<T: serde::Serialize>(&self, value: &T, media_type: &str) -> Result<Descriptor> {
         let bytes =
-            crate::image::to_canonical_json(value).map_err(|source| ContentError::Json {
-                path: self.blobs.clone(),
-                source,
+            crate::image::to_canonical_json(value).map_err(|source: serde_json::Error| {
+                ContentError::Json {
+                    path: self.blobs.clone(),
+                    source: source.into(),
+                }
             })?;
         let info = self.put_bytes(&bytes)?;
         Ok(Descriptor::new(media_type, info.digest, info.size))
@@ -179,9 +183,9 @@ impl ContentStore {
     /// Reads a JSON blob (verified) into `T`.
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, digest: &Digest) -> Result<T> {
         let bytes = self.read_verified_bytes(digest)?;
-        serde_json::from_slice(&bytes).map_err(|source| ContentError::Json {
+        serde_json::from_slice(&bytes).map_err(|source: serde_json::Error| ContentError::Json {
             path: self.blob_path(digest),
-            source,
+            source: source.into(),
         })
     }
 
@@ -343,10 +347,11 @@ fn check_layout(path: &Path, bytes: &[u8]) -> Result<()> {
         #[serde(rename = "imageLayoutVersion")]
         version: String,
     }
-    let layout: Layout = serde_json::from_slice(bytes).map_err(|source| ContentError::Json {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let layout: Layout =
+        serde_json::from_slice(bytes).map_err(|source: serde_json::Error| ContentError::Json {
+            path: path.to_path_buf(),
+            source: source.into(),
+        })?;
     if layout.version != "1.0.0" {
         return Err(ContentError::LayoutVersion {
             path: path.to_path_buf(),

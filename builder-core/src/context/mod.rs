@@ -23,6 +23,7 @@ pub mod glob;
 pub mod hash;
 pub mod ignore;
 pub mod index;
+pub mod named;
 pub mod pattern;
 pub mod statcache;
 pub mod walk;
@@ -34,6 +35,7 @@ pub use hash::{
     hash_file,
 };
 pub use ignore::{IgnoreError, IgnoreFile, IgnoreMatcher, MatchState};
+pub use named::{BuildContexts, LayoutSelector, NamedContext, NamedContextError};
 pub use pattern::Pattern;
 pub use walk::{ContextIndex, Entry, EntryKind, WalkError, walk};
 

@@ -38,10 +38,10 @@ pub fn export_docker_archive<W: Write>(
     opts: &ExportOptions,
 ) -> Result<(Descriptor, W), ExportError> {
     let p = prepare(store, manifest, opts.compression, &opts.compress)?;
-    let json_err = |source| ExportError::Json {
+    let json_err = |source: serde_json::Error| ExportError::Json {
         what: "docker-archive manifest",
         digest: p.manifest_desc.digest,
-        source,
+        source: source.into(),
     };
     let layer_names: Vec<String> = p
         .manifest

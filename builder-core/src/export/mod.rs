@@ -62,7 +62,7 @@ pub enum ExportError {
         digest: Digest,
         /// The parse error.
         #[source]
-        source: serde_json::Error,
+        source: crate::content::JsonError,
     },
     /// The descriptor does not name an image manifest, or a layer has an unknown media type.
     #[error("cannot export {digest}: unsupported media type {media_type}")]
@@ -134,10 +134,10 @@ fn json<T: serde::de::DeserializeOwned>(
     what: &'static str,
 ) -> Result<T, ExportError> {
     let bytes = store.read_verified_bytes(digest)?;
-    serde_json::from_slice(&bytes).map_err(|source| ExportError::Json {
+    serde_json::from_slice(&bytes).map_err(|source: serde_json::Error| ExportError::Json {
         what,
         digest: *digest,
-        source,
+        source: source.into(),
     })
 }
 

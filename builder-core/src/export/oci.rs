@@ -134,13 +134,14 @@ pub fn export_oci_archive<W: Write>(
     for d in blobs(&p) {
         tar.blob(&blob_name(&d), store, &d)?;
     }
-    let index = entries(&p, &opts.tags)
-        .to_canonical_json()
-        .map_err(|source| ExportError::Json {
-            what: "index",
-            digest: p.manifest_desc.digest,
-            source,
-        })?;
+    let index =
+        entries(&p, &opts.tags)
+            .to_canonical_json()
+            .map_err(|source: serde_json::Error| ExportError::Json {
+                what: "index",
+                digest: p.manifest_desc.digest,
+                source: source.into(),
+            })?;
     tar.file("index.json", &index)?;
     tar.file("oci-layout", OCI_LAYOUT_JSON)?;
     Ok((p.manifest_desc, tar.finish()?))

@@ -41,8 +41,8 @@ pub(super) fn stream_archive(
     let mut meta = BTreeMap::new();
     let mut blobs = BTreeMap::new();
     let mut links: Vec<(String, String)> = Vec::new();
-    for entry in archive.entries().map_err(ImportError::Archive)? {
-        let mut entry = entry.map_err(ImportError::Archive)?;
+    for entry in archive.entries().map_err(tar_error)? {
+        let mut entry = entry.map_err(tar_error)?;
         let path = clean(Path::new(std::ffi::OsStr::from_bytes(&entry.path_bytes())));
         let name = path.to_string_lossy().into_owned();
         let kind = entry.header().entry_type();
@@ -69,9 +69,7 @@ pub(super) fn stream_archive(
                 ))));
             }
             let mut bytes = Vec::with_capacity(size as usize);
-            entry
-                .read_to_end(&mut bytes)
-                .map_err(ImportError::Archive)?;
+            entry.read_to_end(&mut bytes).map_err(tar_error)?;
             meta.insert(name, bytes);
             continue;
         }
@@ -97,6 +95,20 @@ pub(super) fn stream_archive(
         }
     }
     Ok((meta, blobs))
+}
+
+/// The tar reader's errors quote the header bytes they failed on (`numeric field was not a
+/// number: <bytes> when getting cksum for <bytes>`), and a file that is not an archive at all
+/// (a password file, a token) would be quoted that way: keep only the kind of failure.
+fn tar_error(e: io::Error) -> ImportError {
+    if e.raw_os_error().is_some() {
+        return ImportError::Archive(e);
+    }
+    let what = match e.kind() {
+        io::ErrorKind::UnexpectedEof => "the archive ends early",
+        _ => "not a tar archive, or a damaged one",
+    };
+    ImportError::Archive(io::Error::new(e.kind(), what))
 }
 
 #[derive(Deserialize)]
@@ -193,9 +205,9 @@ fn archive_entries(meta: &BTreeMap<String, Vec<u8>>) -> Result<Vec<ArchiveEntry>
             what: "file",
             name: "manifest.json".into(),
         })?;
-    serde_json::from_slice(bytes).map_err(|source| ImportError::Json {
+    serde_json::from_slice(bytes).map_err(|source: serde_json::Error| ImportError::Json {
         what: "manifest.json".into(),
-        source,
+        source: source.into(),
     })
 }
 

@@ -51,7 +51,7 @@ pub enum ImportError {
         what: String,
         /// The parse error.
         #[source]
-        source: serde_json::Error,
+        source: crate::content::JsonError,
     },
     /// No image carries the requested tag.
     #[error("no image tagged {tag:?} in {source_name} (tags: {available:?})")]
@@ -198,6 +198,34 @@ pub fn import_oci_dir(
     resolve(store, &DirSource { dir }, &index, tag, platform)
 }
 
+/// Imports the image a named build context selects from an OCI layout directory: by tag, by
+/// manifest (or index) digest, or the layout's only image.
+pub fn import_oci_layout(
+    store: &ContentStore,
+    dir: &Path,
+    select: Option<&crate::context::LayoutSelector>,
+    platform: &Platform,
+) -> Result<ImportedImage, ImportError> {
+    use crate::context::LayoutSelector;
+    match select {
+        None => import_oci_dir(store, dir, None, platform),
+        Some(LayoutSelector::Tag(tag)) => import_oci_dir(store, dir, Some(tag), platform),
+        Some(LayoutSelector::Digest(digest)) => {
+            let mut index = read_layout_index(dir)?;
+            index.manifests.retain(|d| d.digest == *digest);
+            index.manifests.truncate(1);
+            if index.manifests.is_empty() {
+                return Err(ImportError::MissingBlob {
+                    source_name: dir.display().to_string(),
+                    what: "index entry",
+                    name: digest.to_string(),
+                });
+            }
+            resolve(store, &DirSource { dir }, &index, None, platform)
+        }
+    }
+}
+
 /// Imports an image from an OCI archive tar, read in one pass: every blob is stored (verified
 /// against its name), then the image is resolved from `index.json` as for a directory.
 pub fn import_oci_archive(
@@ -214,10 +242,13 @@ pub fn import_oci_archive(
             what: "file",
             name: "index.json".into(),
         })?;
-    let index: Index = serde_json::from_slice(index_bytes).map_err(|source| ImportError::Json {
-        what: "index.json".into(),
-        source,
-    })?;
+    let index: Index =
+        serde_json::from_slice(index_bytes).map_err(|source: serde_json::Error| {
+            ImportError::Json {
+                what: "index.json".into(),
+                source: source.into(),
+            }
+        })?;
     resolve(store, &resolve::StoreSource, &index, tag, platform)
 }
 
@@ -254,10 +285,13 @@ pub fn import_archive(
             what: "file",
             name: "manifest.json or index.json".into(),
         })?;
-    let index: Index = serde_json::from_slice(index_bytes).map_err(|source| ImportError::Json {
-        what: "index.json".into(),
-        source,
-    })?;
+    let index: Index =
+        serde_json::from_slice(index_bytes).map_err(|source: serde_json::Error| {
+            ImportError::Json {
+                what: "index.json".into(),
+                source: source.into(),
+            }
+        })?;
     let mut tags: Vec<String> = index
         .manifests
         .iter()

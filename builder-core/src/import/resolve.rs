@@ -90,9 +90,9 @@ fn read_json<T: serde::de::DeserializeOwned>(
     what: &str,
 ) -> Result<T, ImportError> {
     let bytes = store.read_verified_bytes(&d.digest)?;
-    serde_json::from_slice(&bytes).map_err(|source| ImportError::Json {
+    serde_json::from_slice(&bytes).map_err(|source: serde_json::Error| ImportError::Json {
         what: format!("{what} {}", d.digest),
-        source,
+        source: source.into(),
     })
 }
 

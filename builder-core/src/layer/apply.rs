@@ -85,9 +85,9 @@ pub fn apply_layer(
         opaque_dirs: Vec::new(),
         buf: vec![0u8; 1 << 20],
     };
-    let entries = archive.entries().map_err(LayerError::Read)?;
+    let entries = archive.entries().map_err(tar_read_error)?;
     for entry in entries {
-        let mut entry = entry.map_err(LayerError::Read)?;
+        let mut entry = entry.map_err(tar_read_error)?;
         state.entry(&mut entry)?;
     }
     state.finish()
@@ -116,17 +116,17 @@ struct Meta {
 
 fn meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, LayerError> {
     let h = entry.header();
-    let num = |r: io::Result<u64>| r.map_err(LayerError::Read);
+    let num = |r: io::Result<u64>| r.map_err(tar_read_error);
     let mut m = Meta {
-        mode: h.mode().map_err(LayerError::Read)? & 0o7777,
+        mode: h.mode().map_err(tar_read_error)? & 0o7777,
         uid: num(h.uid())? as u32,
         gid: num(h.gid())? as u32,
         mtime: num(h.mtime())? as i64,
         xattrs: Vec::new(),
     };
-    if let Some(exts) = entry.pax_extensions().map_err(LayerError::Read)? {
+    if let Some(exts) = entry.pax_extensions().map_err(tar_read_error)? {
         for ext in exts {
-            let ext = ext.map_err(LayerError::Read)?;
+            let ext = ext.map_err(tar_read_error)?;
             let Ok(key) = ext.key() else { continue };
             let value = ext.value_bytes();
             let parse = || std::str::from_utf8(value).ok();
@@ -368,4 +368,17 @@ fn copy(r: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> io::Result<u64
         w.write_all(&buf[..n])?;
         total += n as u64;
     }
+}
+
+/// The tar reader's errors quote the header bytes they failed on; keep only the kind of failure
+/// (an OS error passes unchanged), so an error never shows a file's content.
+fn tar_read_error(e: io::Error) -> LayerError {
+    if e.raw_os_error().is_some() {
+        return LayerError::Read(e);
+    }
+    let what = match e.kind() {
+        io::ErrorKind::UnexpectedEof => "the archive ends early",
+        _ => "not a tar archive, or a damaged one",
+    };
+    LayerError::Read(io::Error::new(e.kind(), what))
 }

@@ -470,3 +470,24 @@ fn compressed_layers_are_remembered() {
         "{err}"
     );
 }
+
+#[test]
+fn a_file_that_is_no_tar_is_never_quoted() {
+    let mut text = String::from("root:$6$SHADOWSECRET$abc:19000:0:99999:7:::\n");
+    for i in 0..40 {
+        text.push_str(&format!(
+            "user{i}:$6$SHADOWSECRET{i}$x:19000:0:99999:7:::\n"
+        ));
+    }
+    let dest = tempfile::tempdir().unwrap();
+    let err = apply_layer(
+        &Root::open(dest.path()).unwrap(),
+        text.as_bytes(),
+        WhiteoutStyle::Apply,
+        &ApplyOptions::default(),
+    )
+    .unwrap_err();
+    let shown = format!("{err} {:?}", std::error::Error::source(&err));
+    assert!(!shown.contains("SHADOWSECRET"), "{shown}");
+    assert!(matches!(err, LayerError::Read(_)), "{err}");
+}

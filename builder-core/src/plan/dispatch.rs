@@ -9,7 +9,7 @@ use kiln_dockerfile_parser::{
 
 use super::scope::{ArgUsage, PROXY_ARGS, StageScope};
 use super::{ContainerConfig, DEFAULT_PATH, ImageLookup, PlanError, PlanOptions, origin_of};
-use crate::graph::{Base, CopyOp, InlineFile, Op, SourceRef, StagePlan, Step};
+use crate::graph::{Base, CopyOp, ImageRef, InlineFile, Op, SourceRef, StagePlan, Step};
 use crate::image::Healthcheck as HealthConfig;
 
 pub(super) struct StageInput<'a> {
@@ -29,7 +29,9 @@ pub(super) struct StageState<'a> {
     pub(super) scope: StageScope,
     pub(super) steps: Vec<Step>,
     pub(super) depends_on: BTreeSet<usize>,
-    pub(super) image_sources: BTreeSet<String>,
+    /// The first reference to each stage in `depends_on`, for cycle errors.
+    pub(super) dep_spans: BTreeMap<usize, Span>,
+    pub(super) image_sources: BTreeSet<ImageRef>,
     pub(super) cmd_set: bool,
 }
 
@@ -38,7 +40,7 @@ pub(super) fn plan_stage(
     planned: &BTreeMap<usize, StagePlan>,
     images: &ImageLookup<'_>,
     usage: &mut ArgUsage,
-) -> Result<StagePlan, PlanError> {
+) -> Result<(StagePlan, BTreeMap<usize, Span>), PlanError> {
     let stage = &input.df.stages[input.index];
     let from_origin = origin_of(&stage.from);
     let (mut config, inherited_from) = match &input.base {
@@ -59,10 +61,10 @@ pub(super) fn plan_stage(
             }
         },
         Base::Image(r) => match images(r) {
-            Some(c) => (c, Some(r.clone())),
+            Some(c) => (c, Some(r.to_string())),
             None => {
                 return Err(PlanError::UnresolvedImage {
-                    reference: r.clone(),
+                    reference: r.to_string(),
                     span: from_origin.span,
                 });
             }
@@ -85,6 +87,7 @@ pub(super) fn plan_stage(
         scope: StageScope::default(),
         steps: Vec::new(),
         depends_on,
+        dep_spans: BTreeMap::new(),
         image_sources: BTreeSet::new(),
         cmd_set: false,
     };
@@ -122,7 +125,7 @@ pub(super) fn plan_stage(
                 .insert(k.clone(), v.clone());
         }
     }
-    Ok(StagePlan {
+    let plan = StagePlan {
         index: input.index,
         name: stage.name.clone(),
         base: input.base.clone(),
@@ -132,7 +135,8 @@ pub(super) fn plan_stage(
         author: st.author,
         depends_on: st.depends_on,
         image_sources: st.image_sources,
-    })
+    };
+    Ok((plan, st.dep_spans))
 }
 
 /// Cleans an absolute container path the way Go's `path.Clean` does (keeping it absolute).
@@ -436,30 +440,18 @@ impl StageState<'_> {
     }
 
     pub(super) fn source_ref(&mut self, from: &str, span: Span) -> Result<SourceRef, PlanError> {
-        let lower = from.to_ascii_lowercase();
-        let stages = &self.input.df.stages;
-        if let Some(pos) = stages[..self.input.index]
-            .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
-        {
-            self.depends_on.insert(pos);
-            return Ok(SourceRef::Stage(pos));
-        }
-        if let Ok(n) = from.parse::<usize>() {
-            if n >= self.input.index {
-                return Err(PlanError::StageReference {
-                    message: format!(
-                        "invalid stage index {n}: only the {} earlier stage(s) can be used",
-                        self.input.index
-                    ),
-                    span,
-                });
+        let source = super::names::source_for(self.input.df, self.input.opts, from, span)?;
+        match &source {
+            SourceRef::Stage(i) => {
+                self.depends_on.insert(*i);
+                self.dep_spans.entry(*i).or_insert(span);
             }
-            self.depends_on.insert(n);
-            return Ok(SourceRef::Stage(n));
+            SourceRef::Image(r) => {
+                self.image_sources.insert(r.clone());
+            }
+            SourceRef::Context | SourceRef::Dir(_) => {}
         }
-        self.image_sources.insert(from.to_string());
-        Ok(SourceRef::Image(from.to_string()))
+        Ok(source)
     }
 
     fn dispatch_copy(

@@ -16,6 +16,7 @@
 //! ```
 
 mod dispatch;
+mod names;
 mod run;
 mod scope;
 
@@ -27,7 +28,8 @@ use kiln_dockerfile_parser::{Dockerfile, Instruction, InstructionNode, ParseErro
 pub use crate::image::{ContainerConfig, DEFAULT_PATH, DEFAULT_SHELL};
 pub use scope::{PROXY_ARGS, Platform, platform_args};
 
-use crate::graph::{Base, BuildGraph, Network, Origin, StagePlan};
+use crate::context::BuildContexts;
+use crate::graph::{Base, BuildGraph, ImageRef, Network, Origin, StagePlan};
 use scope::ArgUsage;
 
 /// What the build was asked for, besides the Dockerfile.
@@ -45,6 +47,9 @@ pub struct PlanOptions {
     pub network: Network,
     /// `--allow`: what the person running the build grants the Dockerfile beyond the sandbox.
     pub allow: Entitlements,
+    /// `--build-context NAME=...`: named contexts, which override stages and images of the
+    /// same name.
+    pub contexts: BuildContexts,
 }
 
 /// Privileges a Dockerfile may ask for only when the person running the build grants them
@@ -84,6 +89,7 @@ impl Default for PlanOptions {
             labels: BTreeMap::new(),
             network: Network::Default,
             allow: Entitlements::default(),
+            contexts: BuildContexts::new(),
         }
     }
 }
@@ -127,6 +133,29 @@ pub enum PlanError {
         /// Where.
         span: Span,
     },
+    /// The Dockerfile names a host path (`oci-layout://`, `oci-archive:`, ...): local sources
+    /// come only from `--build-context`.
+    #[error(
+        "{what} {reference} names a host path, which a Dockerfile cannot do: pass it with \
+         `--build-context NAME=oci-layout://DIR[:TAG]` (or `NAME=DIR` for a directory) and \
+         refer to it as NAME"
+    )]
+    HostPath {
+        /// `FROM` or `--from`.
+        what: String,
+        /// The reference as written (expanded).
+        reference: String,
+        /// Where.
+        span: Span,
+    },
+    /// Stages depend on each other in a cycle (through FROM, `COPY --from` or mount `from=`).
+    #[error("stages depend on each other in a cycle: {}", cycle_text(stages))]
+    StageCycle {
+        /// The stages of the cycle in dependency order, each with the line of its FROM.
+        stages: Vec<(String, usize)>,
+        /// The reference from the first stage to the next.
+        span: Span,
+    },
     /// A base image's config was not given to the planner.
     #[error("base image {reference} was not resolved")]
     UnresolvedImage {
@@ -159,6 +188,8 @@ impl PlanError {
         match self {
             PlanError::Expand { span, .. }
             | PlanError::StageReference { span, .. }
+            | PlanError::HostPath { span, .. }
+            | PlanError::StageCycle { span, .. }
             | PlanError::Invalid { span, .. }
             | PlanError::UnresolvedImage { span, .. }
             | PlanError::Onbuild { span, .. } => Some(*span),
@@ -167,8 +198,19 @@ impl PlanError {
     }
 }
 
+fn cycle_text(stages: &[(String, usize)]) -> String {
+    let mut parts: Vec<String> = stages
+        .iter()
+        .map(|(name, line)| format!("{name} (line {line})"))
+        .collect();
+    if let Some(first) = parts.first().cloned() {
+        parts.push(first);
+    }
+    parts.join(" -> ")
+}
+
 /// A base image as the planner needs it: its container config.
-pub type ImageLookup<'a> = dyn Fn(&str) -> Option<ContainerConfig> + 'a;
+pub type ImageLookup<'a> = dyn Fn(&ImageRef) -> Option<ContainerConfig> + 'a;
 
 pub(crate) fn origin_of(node: &InstructionNode) -> Origin {
     Origin {
@@ -233,6 +275,7 @@ fn resolve_from(
     df: &Dockerfile,
     index: usize,
     globals: &[(String, Option<String>)],
+    opts: &PlanOptions,
 ) -> Result<Base, PlanError> {
     let stage = &df.stages[index];
     let Some(from) = stage.from_instruction() else {
@@ -258,35 +301,34 @@ fn resolve_from(
             span: from.image.span,
         });
     }
-    let lower = image.to_ascii_lowercase();
-    // Only earlier stages can be bases; a later stage's name is an image reference, as BuildKit
-    // treats it.
-    if let Some(pos) = df.stages[..index]
-        .iter()
-        .position(|s| s.name.as_deref() == Some(lower.as_str()))
-    {
-        return Ok(Base::Stage(pos));
-    }
-    if lower == "scratch" {
-        return Ok(Base::Scratch);
-    }
-    Ok(Base::Image(image))
+    names::base_for(df, opts, index, &image, from.image.span)
 }
 
 /// Phase one: the base image references the stages' FROM lines need, after global-arg expansion,
 /// each with the span of its FROM line. Stages built from `scratch` or another stage need none.
-pub fn base_images(df: &Dockerfile, opts: &PlanOptions) -> Result<Vec<(String, Span)>, PlanError> {
+pub fn base_images(
+    df: &Dockerfile,
+    opts: &PlanOptions,
+) -> Result<Vec<(ImageRef, Span)>, PlanError> {
     let mut usage = ArgUsage::default();
     let globals = global_scope(df, opts, &mut usage)?;
-    let mut out: Vec<(String, Span)> = Vec::new();
+    let mut out: Vec<(ImageRef, Span)> = Vec::new();
     for (i, stage) in df.stages.iter().enumerate() {
-        if let Base::Image(r) = resolve_from(df, i, &globals)?
+        if let Base::Image(r) = resolve_from(df, i, &globals, opts)?
             && !out.iter().any(|(x, _)| x == &r)
         {
             out.push((r, stage.from.span()));
         }
     }
     Ok(out)
+}
+
+/// The span of a stage's FROM image word.
+fn from_span(df: &Dockerfile, index: usize) -> Span {
+    let stage = &df.stages[index];
+    stage
+        .from_instruction()
+        .map_or_else(|| stage.from.span(), |f| f.image.span)
 }
 
 /// Phase two: builds the graph. `images` returns the container config of a base image reference
@@ -319,29 +361,57 @@ pub fn plan(
         }
     };
 
-    // Plan every stage up to the target (later stages can never be needed), then keep only those
-    // the target reaches.
+    // A name that is a stage is that stage wherever it is defined (as BuildKit), so stages are
+    // planned in dependency order: a stage's FROM chain first (a stage inherits its base's
+    // config). Every stage up to the target is planned (so its errors show, as before), and so
+    // is every later stage they reach; then only what the target reaches is kept.
+    let bases: Vec<Base> = (0..df.stages.len())
+        .map(|i| resolve_from(df, i, &globals, opts))
+        .collect::<Result<_, _>>()?;
     let mut planned: BTreeMap<usize, StagePlan> = BTreeMap::new();
-    for index in 0..=target {
-        let base = resolve_from(df, index, &globals)?;
-        let stage_plan = dispatch::plan_stage(
-            dispatch::StageInput {
-                df,
-                index,
-                base,
-                globals: &globals,
-                opts,
-                is_target: index == target,
-            },
-            &planned,
-            images,
-            &mut usage,
-        )?;
-        planned.insert(index, stage_plan);
+    let mut edges: BTreeMap<usize, BTreeMap<usize, Span>> = BTreeMap::new();
+    let mut queue: Vec<usize> = (0..=target).rev().collect();
+    while let Some(next) = queue.pop() {
+        if planned.contains_key(&next) {
+            continue;
+        }
+        let mut chain = vec![next];
+        while let Some(Base::Stage(b)) = chain.last().map(|&l| &bases[l]) {
+            if planned.contains_key(b) {
+                break;
+            }
+            if let Some(pos) = chain.iter().position(|c| c == b) {
+                let span = from_span(df, chain[pos]);
+                return Err(names::cycle_error(df, &chain[pos..], span));
+            }
+            chain.push(*b);
+        }
+        for &index in chain.iter().rev() {
+            let (stage_plan, deps) = dispatch::plan_stage(
+                dispatch::StageInput {
+                    df,
+                    index,
+                    base: bases[index].clone(),
+                    globals: &globals,
+                    opts,
+                    is_target: index == target,
+                },
+                &planned,
+                images,
+                &mut usage,
+            )?;
+            queue.extend(stage_plan.depends_on.iter().copied());
+            let mut deps = deps;
+            if let Base::Stage(b) = bases[index] {
+                deps.entry(b).or_insert_with(|| from_span(df, index));
+            }
+            edges.insert(index, deps);
+            planned.insert(index, stage_plan);
+        }
     }
-
-    // Reachability from the target. Stages only ever refer to earlier stages (a name that is
-    // not an earlier stage is an image reference), so the graph cannot have cycles.
+    if let Some((cycle, span)) = names::find_cycle(&edges) {
+        return Err(names::cycle_error(df, &cycle, span));
+    }
     let mut needed: BTreeSet<usize> = BTreeSet::new();
     let mut stack = vec![target];
     while let Some(i) = stack.pop() {

@@ -3,8 +3,8 @@ use crate::graph::{Op, SourceRef};
 
 fn plan_src(src: &str, opts: &PlanOptions) -> Result<BuildGraph, PlanError> {
     let df = kiln_dockerfile_parser::parse(src).expect("test Dockerfile parses");
-    plan(&df, opts, &|r: &str| {
-        (r == "base:1").then(|| {
+    plan(&df, opts, &|r: &ImageRef| {
+        (r.to_string() == "base:1").then(|| {
             let mut c = ContainerConfig::default();
             c.env_set("PATH", "/bin");
             c.env_set("FROM_BASE", "yes");
@@ -31,7 +31,10 @@ fn global_args_reach_from_and_redeclared_args() {
     let src = "ARG TAG=1\nARG UNUSED_DEFAULT=x\nFROM base:${TAG}\nARG TAG\nRUN echo $TAG\n";
     let g = plan_src(src, &PlanOptions::default()).unwrap();
     let stage = g.target_stage();
-    assert_eq!(stage.base, Base::Image("base:1".into()));
+    assert_eq!(
+        stage.base,
+        Base::Image(crate::graph::ImageRef::Reference("base:1".into()))
+    );
     // The base's ONBUILD trigger comes first, then ARG, then RUN.
     assert_eq!(stage.steps.len(), 3);
     let Op::Run(run) = &stage.steps[2].op else {
@@ -112,18 +115,22 @@ fn target_selects_needed_stages_only() {
 }
 
 #[test]
-fn copy_from_later_index_is_an_error_with_span() {
-    let src = "FROM scratch\nCOPY --from=1 /a /b\nFROM scratch\n";
+fn copy_from_index_out_of_range_is_an_error_with_span() {
+    let src = "FROM scratch\nCOPY --from=5 /a /b\nFROM scratch\n";
     let err = plan_src(src, &PlanOptions::default()).unwrap_err();
     let span = err.span().expect("points at the line");
-    assert_eq!(&src[span.start..span.end], "--from=1");
+    assert_eq!(&src[span.start..span.end], "--from=5");
 }
 
 #[test]
 fn copy_from_unknown_name_is_an_image_source() {
     let src = "FROM scratch\nCOPY --from=busybox:1 /bin/busybox /bin/\n";
     let g = plan_src(src, &PlanOptions::default()).unwrap();
-    assert!(g.target_stage().image_sources.contains("busybox:1"));
+    assert!(
+        g.target_stage()
+            .image_sources
+            .contains(&ImageRef::Reference("busybox:1".into()))
+    );
 }
 
 #[test]
@@ -265,4 +272,134 @@ fn invalid_onbuild_trigger_fails_the_child_build_at_its_from_line() {
     assert!(err.to_string().contains("COPY onlyone"), "{err}");
     let span = err.span().unwrap();
     assert_eq!(&src[span.start..span.end], "FROM bad:1");
+}
+
+#[test]
+fn later_stages_are_stages_in_from_copy_and_mounts() {
+    // `b` is defined after the stage that reads it: it is that stage, never the image `b`.
+    let src = "FROM scratch AS a\nCOPY --from=b /x /x\nRUN --mount=from=c,target=/c true\n\
+               FROM scratch AS b\nFROM d AS c\nFROM scratch AS d\nFROM a\n";
+    let g = plan_src(src, &PlanOptions::default()).unwrap();
+    let a = &g.stages[&0];
+    assert_eq!(a.depends_on, std::collections::BTreeSet::from([1, 2]));
+    assert!(a.image_sources.is_empty(), "{:?}", a.image_sources);
+    assert_eq!(g.stages[&2].base, Base::Stage(3));
+    assert_eq!(
+        g.stages.keys().copied().collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+    // Phase one asks for no image named after a stage.
+    let df = kiln_dockerfile_parser::parse(src).unwrap();
+    assert!(
+        base_images(&df, &PlanOptions::default())
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn stage_cycles_are_errors_naming_stages_and_lines() {
+    let copy_cycle =
+        "FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\nCOPY --from=a /y /y\n";
+    let err = plan_src(copy_cycle, &PlanOptions::default()).unwrap_err();
+    assert!(matches!(err, PlanError::StageCycle { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("a (line 1)") && msg.contains("b (line 3)"),
+        "{msg}"
+    );
+    assert!(err.span().is_some());
+
+    let from_cycle = "FROM b AS a\nFROM a AS b\nFROM b\n";
+    let err = plan_src(from_cycle, &PlanOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("a (line 1)") && msg.contains("b (line 2)"),
+        "{msg}"
+    );
+    let span = err.span().unwrap();
+    assert!(["a", "b"].contains(&&from_cycle[span.start..span.end]));
+
+    let mount_self = "FROM scratch AS a\nRUN --mount=from=a,target=/a true\n";
+    let err = plan_src(mount_self, &PlanOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("a (line 1) -> a (line 1)"),
+        "{err}"
+    );
+
+    // A stage's own name in its FROM is the image, as in BuildKit: no cycle.
+    let err = plan_src("FROM busybox AS busybox\n", &PlanOptions::default()).unwrap_err();
+    assert!(matches!(err, PlanError::UnresolvedImage { .. }), "{err}");
+}
+
+#[test]
+fn host_paths_in_the_dockerfile_are_refused_naming_the_flag() {
+    for (src, needle) in [
+        ("FROM oci-archive:/etc/shadow\n", "oci-archive:/etc/shadow"),
+        ("FROM OCI-LAYOUT:///store:tag\n", "OCI-LAYOUT:///store:tag"),
+        (
+            "FROM scratch\nCOPY --from=oci-layout:///other/store /a /b\n",
+            "--from=oci-layout:///other/store",
+        ),
+        (
+            "FROM scratch\nRUN --mount=from=docker-archive:/x.tar,target=/x true\n",
+            "--mount=from=docker-archive:/x.tar,target=/x",
+        ),
+        ("ARG P=/etc\nFROM oci-layout://${P}\n", "oci-layout://${P}"),
+    ] {
+        let df = kiln_dockerfile_parser::parse(src).unwrap();
+        let err = base_images(&df, &PlanOptions::default())
+            .err()
+            .or_else(|| plan_src(src, &PlanOptions::default()).err())
+            .unwrap_or_else(|| panic!("{src} is refused"));
+        assert!(matches!(err, PlanError::HostPath { .. }), "{err}");
+        assert!(err.to_string().contains("--build-context"), "{err}");
+        let span = err.span().unwrap();
+        assert_eq!(&src[span.start..span.end], needle);
+    }
+}
+
+#[test]
+fn named_contexts_override_stages_and_images() {
+    use crate::context::{BuildContexts, NamedContext};
+    let mut contexts = BuildContexts::new();
+    let (n, c) = BuildContexts::parse_spec("base=docker-image://base:1").unwrap();
+    contexts.insert(&n, c).unwrap();
+    contexts
+        .insert("src", NamedContext::Dir("/tmp/src".into()))
+        .unwrap();
+    let (n, c) = BuildContexts::parse_spec("lay=oci-layout:///l:1").unwrap();
+    contexts.insert(&n, c).unwrap();
+    let opts = PlanOptions {
+        contexts,
+        ..PlanOptions::default()
+    };
+    let src = "FROM scratch AS base\nFROM base\nCOPY --from=src /a /a\nCOPY --from=lay /b /b\n";
+    let df = kiln_dockerfile_parser::parse(src).unwrap();
+    let g = plan(&df, &opts, &|_| Some(ContainerConfig::default())).unwrap();
+    let t = g.target_stage();
+    assert_eq!(
+        t.base,
+        Base::Image(ImageRef::Reference("docker.io/library/base:1".into()))
+    );
+    let froms: Vec<SourceRef> = t
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::Copy(c) => Some(c.from.clone()),
+            _ => None,
+        })
+        .collect();
+    let lay = BuildContexts::key("lay").unwrap();
+    assert_eq!(
+        froms,
+        vec![
+            SourceRef::Dir(BuildContexts::key("src").unwrap()),
+            SourceRef::Image(ImageRef::Layout(lay.clone()))
+        ]
+    );
+    assert!(t.image_sources.contains(&ImageRef::Layout(lay)));
+    // A directory is no base image.
+    let err = plan_src("FROM src\n", &opts).unwrap_err();
+    assert!(err.to_string().contains("directory"), "{err}");
 }

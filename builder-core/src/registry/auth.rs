@@ -151,7 +151,7 @@ impl DockerConfig {
                 Err(e) => {
                     return Err(RegistryError::Config {
                         path,
-                        reason: e.to_string(),
+                        reason: crate::content::JsonError::from(e).to_string(),
                     });
                 }
             },
@@ -427,7 +427,10 @@ fn helper_get(
     let reply: Reply =
         serde_json::from_slice(&out).map_err(|e| RegistryError::CredentialHelper {
             helper: format!("docker-credential-{helper}"),
-            reason: format!("get {server}: invalid reply: {e}"),
+            reason: format!(
+                "get {server}: invalid reply: {}",
+                crate::content::JsonError::from(e)
+            ),
         })?;
     if reply.secret.is_empty() {
         return Ok(None);

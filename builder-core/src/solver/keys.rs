@@ -18,6 +18,10 @@ fn source_field(
         SourceRef::Context => {
             b.str(name, "context");
         }
+        // The worker's input digest covers the files read; the name says which directory.
+        SourceRef::Dir(key) => {
+            b.str(name, &format!("context {key}"));
+        }
         SourceRef::Stage(_) | SourceRef::Image(_) => match sources.get(source) {
             // The state key of the stage or image covers everything it contains.
             Some(state) => {
@@ -169,6 +173,7 @@ fn source_name(source: &SourceRef) -> String {
         SourceRef::Context => "context".to_string(),
         SourceRef::Stage(i) => format!("stage {i}"),
         SourceRef::Image(r) => format!("image {r}"),
+        SourceRef::Dir(key) => format!("build context {key}"),
     }
 }
 

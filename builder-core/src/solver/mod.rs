@@ -19,7 +19,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::cache::{
     BaseImage, CacheKey, CacheRecord, CacheStore, KeyBuilder, LayerRef, StepExplanation,
 };
-use crate::graph::{Base, BuildGraph, Op, Origin, SourceRef, StepId};
+use crate::graph::{Base, BuildGraph, ImageRef, Op, Origin, SourceRef, StepId};
 use crate::plan::ContainerConfig;
 use crate::progress::{BuildEvent, EventSink};
 
@@ -91,7 +91,7 @@ pub trait Worker: Send + Sync {
     /// Resolves an image reference (FROM, `COPY --from=image`), importing or pulling it as needed.
     fn resolve_image<'a>(
         &'a self,
-        reference: &'a str,
+        reference: &'a ImageRef,
     ) -> BoxFuture<'a, Result<ResolvedImage, crate::Error>>;
 
     /// A digest of the step's inputs that are not in the graph: the content and metadata of COPY
@@ -198,7 +198,7 @@ struct Shared {
     worker: Arc<dyn Worker>,
     cache: Arc<dyn CacheStore>,
     graph: Arc<BuildGraph>,
-    bases: BTreeMap<String, ResolvedImage>,
+    bases: BTreeMap<ImageRef, ResolvedImage>,
     opts: SolveOptions,
     events: EventSink,
     explanations: std::sync::Mutex<Vec<StepExplanation>>,
@@ -210,7 +210,7 @@ pub async fn solve(
     worker: Arc<dyn Worker>,
     cache: Arc<dyn CacheStore>,
     graph: Arc<BuildGraph>,
-    bases: BTreeMap<String, ResolvedImage>,
+    bases: BTreeMap<ImageRef, ResolvedImage>,
     opts: SolveOptions,
     events: EventSink,
 ) -> Result<StageResult, crate::Error> {
@@ -303,7 +303,7 @@ async fn run_stage(
         Base::Image(reference) => (
             format!("base image {reference}"),
             shared.bases.get(reference).map(|image| BaseImage {
-                reference: reference.clone(),
+                reference: reference.to_string(),
                 digest: image.digest.to_string(),
             }),
         ),

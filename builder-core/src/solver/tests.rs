@@ -25,11 +25,11 @@ struct FakeWorker {
 impl Worker for FakeWorker {
     fn resolve_image<'a>(
         &'a self,
-        reference: &'a str,
+        reference: &'a crate::graph::ImageRef,
     ) -> BoxFuture<'a, Result<ResolvedImage, crate::Error>> {
         Box::pin(async move {
             Ok(ResolvedImage {
-                digest: crate::content::Digest::of(reference.as_bytes()),
+                digest: crate::content::Digest::of(reference.to_string().as_bytes()),
                 config: ContainerConfig::default(),
                 layers: vec![],
                 history: vec![],
@@ -143,7 +143,7 @@ impl Harness {
 async fn solve_graph(
     h: &Harness,
     graph: BuildGraph,
-    bases: BTreeMap<String, ResolvedImage>,
+    bases: BTreeMap<crate::graph::ImageRef, ResolvedImage>,
     opts: SolveOptions,
 ) -> Result<StageResult, crate::Error> {
     solve(
@@ -476,9 +476,10 @@ async fn misses_are_explained_against_the_previous_build() {
     let df = kiln_dockerfile_parser::parse(src).unwrap();
     let graph = plan(&df, &opts("2"), &|_| Some(ContainerConfig::default())).unwrap();
     let mut bases = BTreeMap::new();
+    let alpine = crate::graph::ImageRef::Reference("alpine".to_string());
     bases.insert(
-        "alpine".to_string(),
-        h.worker.resolve_image("alpine").await.unwrap(),
+        alpine.clone(),
+        h.worker.resolve_image(&alpine).await.unwrap(),
     );
     solve(
         h.worker.clone(),

@@ -16,7 +16,73 @@ use crate::fsroot::Root;
 use crate::graph::{CopyOp, Op, RunMount, SourceRef};
 use crate::solver::{FsState, StepContext};
 
+/// A local directory a step reads like the build context: the main context or a named
+/// directory context, with its index and hasher.
+#[derive(Clone)]
+pub(crate) struct LocalDir {
+    pub(crate) ctx: Arc<crate::context::BuildContext>,
+    pub(crate) index: Arc<ContextIndex>,
+    pub(crate) hasher: Arc<crate::context::CachingHasher>,
+}
+
+impl LocalDir {
+    pub(crate) fn source(&self) -> ContextSource<'_> {
+        ContextSource::new(self.ctx.root(), &self.index, self.hasher.as_ref())
+    }
+}
+
+/// Whether a source is read like the build context (the context or a named directory).
+pub(crate) fn is_local_dir(source: &SourceRef) -> bool {
+    matches!(source, SourceRef::Context | SourceRef::Dir(_))
+}
+
 impl LocalWorker {
+    /// The directory `source` names (the build context or a `--build-context NAME=DIR`),
+    /// opened and walked once per build; `None` for stages and images, and for the context in
+    /// a build without one.
+    pub(crate) fn local_dir(&self, source: &SourceRef) -> Result<Option<LocalDir>, WorkerError> {
+        match source {
+            SourceRef::Context => {
+                let (Some(index), Some(ctx)) = (self.context_index()?, self.cfg.context.clone())
+                else {
+                    return Ok(None);
+                };
+                Ok(Some(LocalDir {
+                    ctx,
+                    index,
+                    hasher: self.hasher.clone(),
+                }))
+            }
+            SourceRef::Dir(key) => {
+                let mut dirs = self
+                    .named_dirs
+                    .lock()
+                    .map_err(|_| WorkerError::Task("named context lock poisoned".into()))?;
+                if let Some(d) = dirs.get(key) {
+                    return Ok(Some(d.clone()));
+                }
+                let Some(crate::context::NamedContext::Dir(path)) = self.cfg.contexts.by_key(key)
+                else {
+                    return Err(WorkerError::Unsupported(
+                        "a directory build context that was not given",
+                    ));
+                };
+                let ctx = Arc::new(crate::context::BuildContext::open(path, None)?);
+                let index = Arc::new(ctx.walk()?);
+                let d = LocalDir {
+                    ctx,
+                    index,
+                    hasher: Arc::new(crate::context::CachingHasher::new(
+                        crate::context::StatCache::new(),
+                    )),
+                };
+                dirs.insert(key.clone(), d.clone());
+                Ok(Some(d))
+            }
+            SourceRef::Stage(_) | SourceRef::Image(_) => Ok(None),
+        }
+    }
+
     /// The build context's index, walked once per worker (that is, once per build), with the
     /// context's stat cache loaded first.
     pub(crate) fn context_index(&self) -> Result<Option<Arc<ContextIndex>>, WorkerError> {
@@ -109,16 +175,18 @@ pub(super) async fn input_digest(
     step: &StepContext<'_>,
 ) -> Result<Option<String>, WorkerError> {
     let url_parts = url_key_parts(w, step).await?;
-    let Some((ctx, index, requests)) = context_requests(w, step)? else {
+    let groups = context_requests(w, step)?;
+    if groups.is_empty() {
         return Ok((!url_parts.is_empty()).then(|| url_parts.join(",")));
-    };
-    let hasher = w.hasher.clone();
+    }
     blocking(move || {
-        let fs = ContextSource::new(ctx.root(), &index, hasher.as_ref());
         let mut parts = url_parts;
-        for req in &requests {
-            let sel = crate::copy::select(&fs, req)?;
-            parts.push(sel.digest(&fs, req)?.hex());
+        for (dir, requests) in &groups {
+            let fs = dir.source();
+            for req in requests {
+                let sel = crate::copy::select(&fs, req)?;
+                parts.push(sel.digest(&fs, req)?.hex());
+            }
         }
         Ok(Some(parts.join(",")))
     })
@@ -131,14 +199,17 @@ pub(super) async fn input_files(
     w: &LocalWorker,
     step: &StepContext<'_>,
 ) -> Result<Vec<(String, String)>, WorkerError> {
-    let Some((ctx, index, requests)) = context_requests(w, step)? else {
+    let groups = context_requests(w, step)?;
+    if groups.is_empty() {
         return Ok(Vec::new());
-    };
-    let hasher = w.hasher.clone();
+    }
     blocking(move || {
-        let fs = ContextSource::new(ctx.root(), &index, hasher.as_ref());
         let mut out = Vec::new();
-        for req in &requests {
+        for (dir, req) in groups
+            .iter()
+            .flat_map(|(d, rs)| rs.iter().map(move |r| (d, r)))
+        {
+            let fs = dir.source();
             let sel = crate::copy::select(&fs, req)?;
             for (path, digest) in sel.entry_digests(&fs, req)? {
                 // Half the digest is plenty to tell two versions of a file apart and halves
@@ -152,48 +223,49 @@ pub(super) async fn input_files(
     .await
 }
 
-type ContextRequests = (
-    Arc<crate::context::BuildContext>,
-    Arc<ContextIndex>,
-    Vec<CopyRequest>,
-);
-
-/// The context reads of a step as copy requests, with the context and its index.
+/// The reads of local directories (the context, named directory contexts) a step makes, as
+/// copy requests grouped by directory, in the order the step names them.
 fn context_requests(
     w: &LocalWorker,
     step: &StepContext<'_>,
-) -> Result<Option<ContextRequests>, WorkerError> {
-    let requests: Vec<CopyRequest> = match step.op {
-        Op::Copy(c) if c.from == SourceRef::Context && !c.sources.is_empty() => {
-            let (_, local) = split_urls(c)?;
+) -> Result<Vec<(LocalDir, Vec<CopyRequest>)>, WorkerError> {
+    let wanted: Vec<(&SourceRef, CopyRequest)> = match step.op {
+        Op::Copy(c) if is_local_dir(&c.from) && !c.sources.is_empty() => {
+            let local = match c.from {
+                SourceRef::Context => split_urls(c)?.1,
+                _ => c.sources.clone(),
+            };
             if local.is_empty() {
-                return Ok(None);
+                return Ok(Vec::new());
             }
-            vec![copy_request(c, local)?]
+            vec![(&c.from, copy_request(c, local)?)]
         }
         Op::Run(run) => run
             .mounts
             .iter()
             .filter_map(|m| match m {
-                RunMount::Bind {
-                    from: SourceRef::Context,
-                    source,
-                    ..
-                } => Some(CopyRequest::new(&[source.as_str()], "/mnt/")),
+                RunMount::Bind { from, source, .. } if is_local_dir(from) => {
+                    Some((from, CopyRequest::new(&[source.as_str()], "/mnt/")))
+                }
                 _ => None,
             })
             .collect(),
         _ => Vec::new(),
     };
-    if requests.is_empty() {
-        return Ok(None);
+    let mut groups: Vec<(&SourceRef, LocalDir, Vec<CopyRequest>)> = Vec::new();
+    for (from, req) in wanted {
+        if let Some(g) = groups.iter_mut().find(|g| g.0 == from) {
+            g.2.push(req);
+            continue;
+        }
+        let Some(dir) = w.local_dir(from)? else {
+            return Err(WorkerError::Unsupported(
+                "reading the build context in a build without one",
+            ));
+        };
+        groups.push((from, dir, vec![req]));
     }
-    let (Some(index), Some(ctx)) = (w.context_index()?, w.cfg.context.clone()) else {
-        return Err(WorkerError::Unsupported(
-            "reading the build context in a build without one",
-        ));
-    };
-    Ok(Some((ctx, index, requests)))
+    Ok(groups.into_iter().map(|(_, d, r)| (d, r)).collect())
 }
 
 /// The key parts of a step's `ADD <url>` sources. With `--checksum` the content is known
@@ -369,7 +441,7 @@ pub(super) async fn execute_copy(
     let parent = step.parent.clone();
     let c = c.clone();
     let source_state: Option<FsState> = match &c.from {
-        SourceRef::Context => None,
+        SourceRef::Context | SourceRef::Dir(_) => None,
         other => Some(
             step.sources
                 .get(other)
@@ -387,12 +459,11 @@ pub(super) async fn execute_copy(
     for url in &urls {
         downloads.push(w.downloads.fetch(url, c.checksum.as_deref()).await?);
     }
-    let index = if c.from == SourceRef::Context && !local.is_empty() {
-        w.context_index()?
+    let local_dir = if is_local_dir(&c.from) && !local.is_empty() {
+        w.local_dir(&c.from)?
     } else {
         None
     };
-    let hasher = w.hasher.clone();
     blocking(move || {
         let active = prepare(&cfg, &parent)?;
         let dest = Root::open(active.root())?;
@@ -416,14 +487,13 @@ pub(super) async fn execute_copy(
                 created_dir_mtime: cfg.source_date_epoch.map(|e| (e, 0)),
             };
             match (&c.from, &source_state) {
-                (SourceRef::Context, _) => {
-                    let (Some(ctx), Some(index)) = (&cfg.context, &index) else {
+                (SourceRef::Context | SourceRef::Dir(_), _) => {
+                    let Some(dir) = &local_dir else {
                         return Err(WorkerError::Unsupported(
                             "COPY from the context in a build without one",
                         ));
                     };
-                    let fs = ContextSource::new(ctx.root(), index, hasher.as_ref());
-                    copy_from(&fs, &req, &dest, &opts)?;
+                    copy_from(&dir.source(), &req, &dest, &opts)?;
                 }
                 (_, Some(state)) => {
                     let view = view(&cfg, state)?;

@@ -1,60 +1,58 @@
-//! Resolving image references for FROM and `COPY --from`: an OCI image layout directory, an OCI
-//! archive, a docker archive, kiln's store (a tag set by a build or an earlier pull, or a digest
-//! pulled before) or a registry. A registry reference that the store already knows is used
-//! offline unless the build asks to pull. Every layer is made available uncompressed under its
-//! diff_id, which is how kiln's store keeps layers.
-
-use std::path::Path;
+//! Resolving images for FROM and `COPY --from`: kiln's store (a tag set by a build or an
+//! earlier pull, or a digest pulled before), a registry, or the OCI layout of a named build
+//! context (`--build-context NAME=oci-layout://DIR`). A registry reference that the store
+//! already knows is used offline unless the build asks to pull. Every layer is made available
+//! uncompressed under its diff_id, which is how kiln's store keeps layers.
+//!
+//! A Dockerfile never reaches a host path through here: local image sources come only from the
+//! build's named contexts, which the person running the build grants.
 
 use super::{LocalWorkerConfig, WorkerError};
 use crate::cache::LayerRef;
+use crate::context::NamedContext;
+use crate::graph::ImageRef;
 use crate::image::{Descriptor, ImageConfig, Manifest, parse_rfc3339};
 use crate::registry::Reference;
 use crate::solver::{HistoryEntry, ResolvedImage};
 
-/// Prefix of an OCI image layout directory reference: `oci-layout://PATH[:TAG]`.
-pub const OCI_LAYOUT_PREFIX: &str = "oci-layout://";
-/// Prefix of an OCI archive reference: `oci-archive:PATH`.
-pub const OCI_ARCHIVE_PREFIX: &str = "oci-archive:";
-/// Prefix of a docker archive reference: `docker-archive:PATH`.
-pub const DOCKER_ARCHIVE_PREFIX: &str = "docker-archive:";
-
 pub use crate::registry::normalize_reference;
 
-fn split_layout_ref(rest: &str) -> (&str, Option<&str>) {
-    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-    match rest[last_slash..].rfind(':') {
-        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
-        None => (rest, None),
+/// Resolves an image of the graph: a named context's OCI layout, or a reference.
+pub async fn resolve_image_ref(
+    cfg: &LocalWorkerConfig,
+    image: &ImageRef,
+) -> Result<ResolvedImage, WorkerError> {
+    match image {
+        ImageRef::Reference(r) => resolve_any(cfg, r).await,
+        ImageRef::Layout(key) => {
+            let Some(NamedContext::OciLayout { dir, select }) = cfg.contexts.by_key(key) else {
+                return Err(WorkerError::ImageNotFound {
+                    reference: image.to_string(),
+                    reason: "no oci-layout build context of that name".into(),
+                });
+            };
+            let (cfg2, dir, select, r) =
+                (cfg.clone(), dir.clone(), select.clone(), image.to_string());
+            super::blocking(move || {
+                let img = crate::import::import_oci_layout(
+                    &cfg2.store,
+                    &dir,
+                    select.as_ref(),
+                    &cfg2.platform,
+                )?;
+                finish(&cfg2, &r, img.manifest_desc, img.manifest, img.config)
+            })
+            .await
+        }
     }
 }
 
-fn open_file(path: &Path) -> Result<std::fs::File, WorkerError> {
-    std::fs::File::open(path).map_err(|source| WorkerError::Io {
-        what: "cannot open",
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Whether `reference` names a local file source rather than a store tag or registry image.
-fn is_file_source(reference: &str) -> bool {
-    reference.starts_with(OCI_LAYOUT_PREFIX)
-        || reference.starts_with(OCI_ARCHIVE_PREFIX)
-        || reference.starts_with(DOCKER_ARCHIVE_PREFIX)
-}
-
-/// Resolves `reference`: file sources and images the store knows without the network (unless
-/// `cfg.pull` asks to re-resolve registry references), others from their registry.
+/// Resolves `reference`: images the store knows without the network (unless `cfg.pull` asks to
+/// re-resolve registry references), others from their registry.
 pub async fn resolve_any(
     cfg: &LocalWorkerConfig,
     reference: &str,
 ) -> Result<ResolvedImage, WorkerError> {
-    if is_file_source(reference) {
-        let cfg2 = cfg.clone();
-        let r = reference.to_string();
-        return super::blocking(move || resolve(&cfg2, &r)).await;
-    }
     let parsed = match Reference::parse(reference) {
         Ok(p) => p,
         Err(e) => {
@@ -133,45 +131,25 @@ fn resolve_store_tag(
     finish(cfg, reference, desc, manifest, config)
 }
 
-/// Resolves a file source or a store tag (blocking).
+/// Resolves a store tag (blocking).
 pub fn resolve(cfg: &LocalWorkerConfig, reference: &str) -> Result<ResolvedImage, WorkerError> {
     let store = &cfg.store;
-    let (manifest_desc, manifest, config): (Descriptor, Manifest, ImageConfig) = if let Some(rest) =
-        reference.strip_prefix(OCI_LAYOUT_PREFIX)
-    {
-        let (dir, tag) = split_layout_ref(rest);
-        let img = crate::import::import_oci_dir(store, Path::new(dir), tag, &cfg.platform)?;
-        (img.manifest_desc, img.manifest, img.config)
-    } else if let Some(path) = reference.strip_prefix(OCI_ARCHIVE_PREFIX) {
-        let img = crate::import::import_oci_archive(
-            store,
-            open_file(Path::new(path))?,
-            None,
-            &cfg.platform,
-        )?;
-        (img.manifest_desc, img.manifest, img.config)
-    } else if let Some(path) = reference.strip_prefix(DOCKER_ARCHIVE_PREFIX) {
-        let img = crate::import::import_docker_archive(store, open_file(Path::new(path))?, None)?;
-        (img.manifest_desc, img.manifest, img.config)
-    } else {
-        let normalized = normalize_reference(reference);
-        let desc = match store.get_tag(reference)? {
-            Some(d) => d,
-            None => store
-                .get_tag(&normalized)?
-                .ok_or_else(|| WorkerError::ImageNotFound {
-                    reference: reference.to_string(),
-                    reason: format!(
-                        "no tag {normalized} in the local store {}",
-                        store.root().display()
-                    ),
-                })?,
-        };
-        let manifest: Manifest = store.read_json(&desc.digest)?;
-        let config: ImageConfig = store.read_json(&manifest.config.digest)?;
-        (desc, manifest, config)
+    let normalized = normalize_reference(reference);
+    let desc = match store.get_tag(reference)? {
+        Some(d) => d,
+        None => store
+            .get_tag(&normalized)?
+            .ok_or_else(|| WorkerError::ImageNotFound {
+                reference: reference.to_string(),
+                reason: format!(
+                    "no tag {normalized} in the local store {}",
+                    store.root().display()
+                ),
+            })?,
     };
-    finish(cfg, reference, manifest_desc, manifest, config)
+    let manifest: Manifest = store.read_json(&desc.digest)?;
+    let config: ImageConfig = store.read_json(&manifest.config.digest)?;
+    finish(cfg, reference, desc, manifest, config)
 }
 
 /// Makes every layer available uncompressed and turns the image into what the solver needs.
@@ -229,15 +207,4 @@ fn finish(
         created: config.created.as_deref().and_then(parse_rfc3339),
         author: config.author.clone(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layout_refs_split_tag_after_last_slash() {
-        assert_eq!(split_layout_ref("/a:b/c:tag"), ("/a:b/c", Some("tag")));
-        assert_eq!(split_layout_ref("/a/c"), ("/a/c", None));
-    }
 }

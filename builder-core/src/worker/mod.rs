@@ -33,9 +33,7 @@ use crate::progress::EventSink;
 use crate::snapshot::{Active, Snapshotter, View};
 use crate::solver::{BoxFuture, FsState, ResolvedImage, StepContext, Worker};
 
-pub use image::{
-    DOCKER_ARCHIVE_PREFIX, OCI_ARCHIVE_PREFIX, OCI_LAYOUT_PREFIX, normalize_reference,
-};
+pub use image::normalize_reference;
 pub use user::resolve_user;
 
 /// Errors of the local worker.
@@ -130,6 +128,8 @@ pub struct LocalWorkerConfig {
     pub executor: Arc<dyn Executor>,
     /// The build context, if the build has one.
     pub context: Option<Arc<BuildContext>>,
+    /// Named contexts (`--build-context`): OCI layouts and directories the build may read.
+    pub contexts: crate::context::BuildContexts,
     /// Secrets by id (`--secret`): their values, kept in memory only.
     pub secrets: BTreeMap<String, Vec<u8>>,
     /// SSH agent sockets by id, for `RUN --mount=type=ssh`.
@@ -160,7 +160,9 @@ pub struct LocalWorker {
     downloads: download::Downloads,
     /// Images resolved in this build: one reference resolves (and is pulled) once, so FROM and
     /// `COPY --from` of the same reference see the same image.
-    resolved: tokio::sync::Mutex<BTreeMap<String, ResolvedImage>>,
+    resolved: tokio::sync::Mutex<BTreeMap<crate::graph::ImageRef, ResolvedImage>>,
+    /// Directory contexts (`--build-context NAME=DIR`) opened and walked by this build, by key.
+    named_dirs: std::sync::Mutex<BTreeMap<String, copy::LocalDir>>,
 }
 
 impl LocalWorker {
@@ -183,6 +185,7 @@ impl LocalWorker {
             cfg,
             context_index: std::sync::OnceLock::new(),
             resolved: tokio::sync::Mutex::new(BTreeMap::new()),
+            named_dirs: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -316,7 +319,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 impl Worker for LocalWorker {
     fn resolve_image<'a>(
         &'a self,
-        reference: &'a str,
+        reference: &'a crate::graph::ImageRef,
     ) -> BoxFuture<'a, Result<ResolvedImage, crate::Error>> {
         Box::pin(async move {
             // Held across the pull so that concurrent stages wait for one resolution.
@@ -324,8 +327,8 @@ impl Worker for LocalWorker {
             if let Some(img) = resolved.get(reference) {
                 return Ok(img.clone());
             }
-            let img = image::resolve_any(&self.cfg, reference).await?;
-            resolved.insert(reference.to_string(), img.clone());
+            let img = image::resolve_image_ref(&self.cfg, reference).await?;
+            resolved.insert(reference.clone(), img.clone());
             Ok(img)
         })
     }

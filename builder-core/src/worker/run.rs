@@ -133,16 +133,21 @@ fn write_private(
     Ok(path)
 }
 
-/// The context's file list and hasher, for writable copies of context bind mounts.
-type ContextFiles = (
-    std::sync::Arc<crate::context::ContextIndex>,
-    std::sync::Arc<crate::context::CachingHasher>,
-);
+/// The local directories (the context, named directory contexts) a step's bind mounts read.
+type LocalDirs = std::collections::BTreeMap<SourceRef, super::copy::LocalDir>;
 
-/// A throw-away copy of a bind mount's source for `rw`: BuildKit lets the command write to such
-/// a mount and discards the writes, so the source (the context, a stage's snapshot) must never
-/// see them. The copy goes through the COPY machinery: confined to its root, symlinks kept as
-/// links, `.dockerignore`d context files absent.
+/// Whether a bind of `dir` can be the directory itself: only when no `.dockerignore` pattern
+/// excludes anything, so the mount shows exactly what COPY sees. Symlinks inside a bind
+/// resolve in the step's own root, never on the host, so they need no check here.
+fn binds_directly(dir: &super::copy::LocalDir) -> bool {
+    dir.ctx.matcher().is_empty()
+}
+
+/// A throw-away copy of a bind mount's source, for `rw` (BuildKit lets the command write to
+/// such a mount and discards the writes, so the source, the context or a stage's snapshot,
+/// must never see them) and for read-only binds of a context with `.dockerignore` exclusions
+/// (the mount must show what COPY sees). The copy goes through the COPY machinery: confined
+/// to its root, symlinks kept as links, `.dockerignore`d context files absent.
 fn writable_copy(
     scratch: &Path,
     index: usize,
@@ -172,7 +177,7 @@ fn prepare_run(
     parent: &FsState,
     run: &RunOp,
     sources: &std::collections::BTreeMap<SourceRef, FsState>,
-    ctx_files: Option<ContextFiles>,
+    locals: &LocalDirs,
 ) -> Result<Prepared, WorkerError> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(io_err("cannot create", &cfg.state_dir))?;
     let scratch = crate::scratch::ScratchDir::new_in(&cfg.state_dir, "run-")
@@ -194,26 +199,15 @@ fn prepare_run(
                 readonly,
             } => {
                 let host = match from {
-                    SourceRef::Context => {
-                        let ctx = cfg.context.as_ref().ok_or(WorkerError::Unsupported(
+                    SourceRef::Context | SourceRef::Dir(_) => {
+                        let dir = locals.get(from).ok_or(WorkerError::Unsupported(
                             "bind mounts of the context in a build without one",
                         ))?;
-                        let host = ctx.root().real_path(Path::new(source))?;
-                        match (&ctx_files, readonly) {
-                            (_, true) => host,
-                            (Some((index, hasher)), false) => {
-                                let fs = crate::copy::ContextSource::new(
-                                    ctx.root(),
-                                    index,
-                                    hasher.as_ref(),
-                                );
-                                writable_copy(scratch.path(), i, source, &fs, host.is_dir())?
-                            }
-                            (None, false) => {
-                                return Err(WorkerError::Unsupported(
-                                    "read-write bind mounts of the context in a build without one",
-                                ));
-                            }
+                        let host = dir.ctx.root().real_path(Path::new(source))?;
+                        if *readonly && binds_directly(dir) {
+                            host
+                        } else {
+                            writable_copy(scratch.path(), i, source, &dir.source(), host.is_dir())?
                         }
                     }
                     other => {
@@ -376,22 +370,17 @@ pub(super) async fn execute(
 ) -> Result<Option<LayerRef>, crate::Error> {
     let cfg = w.cfg.clone();
     let (parent, run_c, sources) = (step.parent.clone(), run.clone(), step.sources.clone());
-    let rw_context = run.mounts.iter().any(|m| {
-        matches!(
-            m,
-            RunMount::Bind {
-                from: SourceRef::Context,
-                readonly: false,
-                ..
-            }
-        )
-    });
-    let ctx_files = match rw_context {
-        true => w.context_index()?.map(|index| (index, w.hasher.clone())),
-        false => None,
-    };
-    let prepared =
-        blocking(move || prepare_run(&cfg, &parent, &run_c, &sources, ctx_files)).await?;
+    let mut locals = LocalDirs::new();
+    for m in &run.mounts {
+        if let RunMount::Bind { from, .. } = m
+            && super::copy::is_local_dir(from)
+            && !locals.contains_key(from)
+            && let Some(dir) = w.local_dir(from)?
+        {
+            locals.insert(from.clone(), dir);
+        }
+    }
+    let prepared = blocking(move || prepare_run(&cfg, &parent, &run_c, &sources, &locals)).await?;
     let id = step.id;
     let sink_events = events.clone();
     let sink = OutputSink::new(move |stream, data: &[u8]| {

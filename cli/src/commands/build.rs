@@ -74,6 +74,13 @@ pub struct BuildArgs {
     /// `network.host` lets `RUN --network=host` use the host's network.
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["security.insecure", "network.host"])]
     allow: Vec<String>,
+    /// A named context, the only way a build reads local files besides its context:
+    /// `NAME=DIR` (a directory, read like the context), `NAME=oci-layout://DIR[:TAG]` (or
+    /// `@sha256:DIGEST`: an image of an OCI layout) or `NAME=docker-image://REF` (an image).
+    /// The Dockerfile names it as `FROM NAME`, `COPY --from=NAME` or `RUN --mount=from=NAME`;
+    /// it overrides a stage or image of that name. Repeatable.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    build_contexts: Vec<String>,
 
     /// A secret `id=ID,src=PATH` or `id=ID,env=VAR`, for `RUN --mount=type=secret`; repeatable.
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
@@ -318,6 +325,12 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     for a in &args.allow {
         allow.grant(a).map_err(|e| miette!("--allow: {e}"))?;
     }
+    let mut contexts = kiln_builder_core::context::BuildContexts::new();
+    for spec in &args.build_contexts {
+        let (name, ctx) = kiln_builder_core::context::BuildContexts::parse_spec(spec)
+            .map_err(|e| miette!("{e}"))?;
+        contexts.insert(&name, ctx).map_err(|e| miette!("{e}"))?;
+    }
     let secrets = args
         .secrets
         .iter()
@@ -362,6 +375,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             labels,
             network,
             allow,
+            contexts,
             ..PlanOptions::default()
         },
         tags,
