@@ -30,8 +30,9 @@ pub use scope::{PROXY_ARGS, Platform, platform_args};
 use crate::graph::{Base, BuildGraph, Network, Origin, StagePlan};
 use scope::ArgUsage;
 
-/// What the build was asked for, besides the Dockerfile.
-#[derive(Debug, Clone)]
+/// What the build was asked for, besides the Dockerfile. Its `Debug` redacts the userinfo of
+/// URLs in build args (proxy args carry credentials).
+#[derive(Clone)]
 pub struct PlanOptions {
     /// `--build-arg K=V`
     pub build_args: BTreeMap<String, String>,
@@ -43,6 +44,18 @@ pub struct PlanOptions {
     pub labels: BTreeMap<String, String>,
     /// `--network`: the default network mode of RUN steps.
     pub network: Network,
+}
+
+impl std::fmt::Debug for PlanOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanOptions")
+            .field("build_args", &crate::secret::RedactedMap(&self.build_args))
+            .field("target", &self.target)
+            .field("platform", &self.platform)
+            .field("labels", &self.labels)
+            .field("network", &self.network)
+            .finish()
+    }
 }
 
 impl Default for PlanOptions {
