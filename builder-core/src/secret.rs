@@ -108,6 +108,25 @@ mod tests {
     }
 
     #[test]
+    fn build_requests_print_no_secret() {
+        let mut req = crate::BuildRequest::default();
+        req.secrets
+            .insert("token".into(), Secret::from("s3cr3t-value"));
+        req.plan.build_args.insert(
+            "HTTPS_PROXY".into(),
+            "http://proxyuser:pr0xy-pass@proxy:3128".into(),
+        );
+        let dbg = format!("{req:?} {req:#?}");
+        assert!(!dbg.contains("s3cr3t-value"), "{dbg}");
+        assert!(!dbg.contains("pr0xy-pass"), "{dbg}");
+        assert!(
+            dbg.contains("token") && dbg.contains("[redacted 12 bytes]"),
+            "{dbg}"
+        );
+        assert!(dbg.contains("proxyuser:[redacted]@proxy:3128"), "{dbg}");
+    }
+
+    #[test]
     fn userinfo_is_redacted() {
         assert_eq!(
             redact_userinfo("http://u:pw@proxy:3128/x"),

@@ -23,13 +23,28 @@ pub(crate) fn parse_bool(flag: &str, key: &str, v: &str) -> Result<bool, String>
     }
 }
 
-/// One `--build-arg`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `--build-arg`. Its `Debug` redacts the userinfo of URLs (proxy args carry credentials).
+#[derive(Clone, PartialEq, Eq)]
 pub struct BuildArg {
     /// The name.
     pub name: String,
     /// The value; `None` for a bare `NAME`, which takes its value from the environment.
     pub value: Option<String>,
+}
+
+impl std::fmt::Debug for BuildArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildArg")
+            .field("name", &self.name)
+            .field(
+                "value",
+                &self
+                    .value
+                    .as_deref()
+                    .map(kiln_builder_core::secret::redact_userinfo),
+            )
+            .finish()
+    }
 }
 
 /// `--build-arg NAME=VALUE` or `--build-arg NAME`. Docker refuses an empty name; kiln also
@@ -219,6 +234,8 @@ mod tests {
         for bad in ["=x", "", "A B=1", " A=1", "A\t=1", "A\n"] {
             assert!(build_arg(bad).is_err(), "{bad:?}");
         }
+        let proxy = build_arg("HTTP_PROXY=http://u:pw@proxy:3128").unwrap();
+        assert!(!format!("{proxy:?}").contains("pw@"));
     }
 
     #[test]
