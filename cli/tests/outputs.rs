@@ -241,4 +241,22 @@ fn a_layout_directory_does_not_follow_symlinks_out() {
     );
     let index = std::fs::read(dest.join("index.json")).unwrap();
     assert!(index.starts_with(b"{"));
+
+    // A root filesystem directory: the image's /Dockerfile replaces a symlink that stood there.
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir(&rootfs).unwrap();
+    std::os::unix::fs::symlink(outside.join("Dockerfile"), rootfs.join("Dockerfile")).unwrap();
+    let out = kiln(root.path())
+        .args(["build", "-q", "-o"])
+        .arg(format!("type=local,dest={}", rootfs.display()))
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    assert!(
+        std::fs::symlink_metadata(rootfs.join("Dockerfile"))
+            .unwrap()
+            .is_file()
+    );
 }
