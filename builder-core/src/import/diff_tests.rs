@@ -144,3 +144,39 @@ fn matching_archives_load_and_a_refused_one_keeps_older_blobs() {
         assert!(store.list().unwrap().is_empty());
     }
 }
+
+#[test]
+fn an_oci_layout_directory_is_checked_too() {
+    let wrong = Digest::of(b"some other layer");
+    let (bytes, actual) = archive(false, Some(wrong));
+    let layout = tempfile::tempdir().unwrap();
+    tar::Archive::new(bytes.as_slice())
+        .unpack(layout.path())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(dir.path()).unwrap();
+    let err = super::import_oci_dir(
+        &store,
+        layout.path(),
+        Some("bad:1"),
+        &Platform::linux_amd64(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ImportError::DiffIdMismatch { expected, actual: got, .. }
+            if expected == wrong && got == actual),
+        "{err}"
+    );
+    let (good, _) = archive(false, None);
+    let layout = tempfile::tempdir().unwrap();
+    tar::Archive::new(good.as_slice())
+        .unpack(layout.path())
+        .unwrap();
+    super::import_oci_dir(
+        &store,
+        layout.path(),
+        Some("bad:1"),
+        &Platform::linux_amd64(),
+    )
+    .unwrap();
+}

@@ -302,7 +302,14 @@ fn entry_layers(
             },
             other => other.into(),
         })?;
-    verify_layers(store, &config_json, &layers, &entry.layers, &streamed.diffs)?;
+    verify_layers(
+        store,
+        &config_json,
+        &layers,
+        &entry.layers,
+        &streamed.diffs,
+        true,
+    )?;
     Ok(EntryLayers { config, layers })
 }
 

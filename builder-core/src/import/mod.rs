@@ -162,9 +162,11 @@ impl ImportedImage {
     }
 }
 
-/// The layout directory as a blob source.
+/// The layout directory as a blob source; the blobs it copies are hashed uncompressed on the
+/// way, and the layers among them checked against the config's diff_ids.
 struct DirSource<'a> {
     dir: &'a Path,
+    diffs: std::cell::RefCell<diff::Diffs>,
 }
 
 impl BlobSource for DirSource<'_> {
@@ -195,15 +197,32 @@ impl BlobSource for DirSource<'_> {
             }
         };
         let mut w = store.writer()?;
+        let mut hash = diff::DiffHasher::new();
         // Never read more than the descriptor promises.
         let mut limited = (&mut f).take(d.size + 1);
-        io::copy(&mut limited, &mut w).map_err(|source| ImportError::Io {
-            op: "read",
-            path: path.clone(),
-            source,
+        io::copy(&mut limited, &mut diff::Tee(&mut w, &mut hash)).map_err(|source| {
+            ImportError::Io {
+                op: "read",
+                path: path.clone(),
+                source,
+            }
         })?;
         w.commit(Some((&d.digest, d.size)))?;
+        self.diffs.borrow_mut().insert(d.digest, hash.finish().2);
         Ok(())
+    }
+
+    fn check_layers(&self, store: &ContentStore, manifest: &Manifest) -> Result<(), ImportError> {
+        let config: ImageConfig = store.read_json(&manifest.config.digest)?;
+        // Layers the store had already were checked when they came in; only new ones are read.
+        diff::verify_layers(
+            store,
+            &config,
+            &manifest.layers,
+            &[],
+            &self.diffs.borrow(),
+            false,
+        )
     }
 }
 
@@ -221,7 +240,11 @@ pub fn import_oci_dir(
     platform: &Platform,
 ) -> Result<ImportedImage, ImportError> {
     let index = read_layout_index(dir)?;
-    resolve(store, &DirSource { dir }, &index, tag, platform)
+    let src = DirSource {
+        dir,
+        diffs: Default::default(),
+    };
+    resolve(store, &src, &index, tag, platform)
 }
 
 /// Imports an image from an OCI archive tar, read in one pass: every blob is stored (verified

@@ -35,7 +35,7 @@ impl BlobSource for StoreSource<'_> {
             return Ok(());
         };
         let config: ImageConfig = read_json(store, &manifest.config, "image config")?;
-        verify_layers(store, &config, &manifest.layers, &[], diffs)
+        verify_layers(store, &config, &manifest.layers, &[], diffs, true)
     }
 
     fn name(&self) -> String {
