@@ -76,8 +76,8 @@ pub struct BuildRequest {
     pub no_cache_filter: Vec<String>,
     /// `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<i64>,
-    /// Secrets by id.
-    pub secrets: BTreeMap<String, Vec<u8>>,
+    /// Secrets by id (their `Debug` is redacted).
+    pub secrets: BTreeMap<String, crate::secret::Secret>,
     /// SSH agent sockets by id (`default` is what `RUN --mount=type=ssh` uses without `id=`).
     pub ssh: BTreeMap<String, PathBuf>,
     /// Re-resolve base images in their registries even when the store has them.

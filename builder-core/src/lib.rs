@@ -27,6 +27,7 @@ pub mod plan;
 pub mod progress;
 pub mod registry;
 pub mod scratch;
+pub mod secret;
 pub mod snapshot;
 pub mod solver;
 #[cfg(feature = "testing")]

@@ -8,7 +8,10 @@ use super::{ExportError, ExportOptions, Prepared, prepare};
 use crate::content::{
     ContentStore, Digest, OCI_LAYOUT_JSON, fsync_dir, read_index, unwrap_io_error, write_index,
 };
+use crate::fsroot::{Root, proc_fd_path};
 use crate::image::{Descriptor, Index};
+use crate::layer::LayerError;
+use rustix::fs::FileType;
 
 /// The blobs of a prepared image, sorted and without duplicates.
 fn blobs(p: &Prepared) -> Vec<Digest> {
@@ -46,22 +49,30 @@ pub fn export_oci_dir(
         crate::content::validate_tag(tag)?;
     }
     let p = prepare(store, manifest, opts.compression, &opts.compress)?;
-    let blobs_dir = dest.join("blobs").join("sha256");
-    std::fs::create_dir_all(&blobs_dir).map_err(|source| ExportError::Io {
+    std::fs::create_dir_all(dest).map_err(|source| ExportError::Io {
         op: "create directory",
-        path: blobs_dir.clone(),
+        path: dest.to_path_buf(),
         source,
     })?;
+    // `dest` itself may be a symlink (the user named it), but nothing inside it is followed out
+    // of it: every path below is resolved through the directory's descriptor, confined.
+    let root = Root::open(dest).map_err(LayerError::from)?;
+    let blobs_fd = root
+        .mkdir_all(Path::new("blobs/sha256"), 0o755)
+        .map_err(LayerError::from)?;
+    let blobs_dir = proc_fd_path(&blobs_fd);
+    let shown = dest.join("blobs").join("sha256");
     for d in blobs(&p) {
-        copy_blob(store, &d, &blobs_dir)?;
+        copy_blob(store, &d, &blobs_dir, &shown)?;
     }
     fsync_dir(&blobs_dir)?;
-    let layout = dest.join("oci-layout");
-    if !layout.exists() {
-        crate::content::write_atomic(&layout, OCI_LAYOUT_JSON)?;
+    let top_fd = root.open_dir(Path::new("")).map_err(LayerError::from)?;
+    let top = proc_fd_path(&top_fd);
+    if !is_regular(&root, "oci-layout") {
+        crate::content::write_atomic(&top.join("oci-layout"), OCI_LAYOUT_JSON)?;
     }
-    let index_path = dest.join("index.json");
-    let mut index = if index_path.exists() {
+    let index_path = top.join("index.json");
+    let mut index = if is_regular(&root, "index.json") {
         read_index(&index_path)?
     } else {
         Index::default()
@@ -81,16 +92,30 @@ pub fn export_oci_dir(
     Ok(p.manifest_desc)
 }
 
-/// Copies a blob, verified, into a layout's `blobs/sha256` directory via a temp file there.
-fn copy_blob(store: &ContentStore, digest: &Digest, blobs_dir: &Path) -> Result<(), ExportError> {
+/// Whether `name` in the layout is a regular file (not a symlink, which is replaced instead).
+fn is_regular(root: &Root, name: &str) -> bool {
+    root.lstat(Path::new(name))
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+}
+
+/// Copies a blob, verified, into a layout's `blobs/sha256` directory (`blobs_dir`, a path through
+/// the directory's descriptor; `shown` is its name for messages) via a temp file there. An
+/// existing blob of the right size that is a regular file is kept; anything else is replaced.
+fn copy_blob(
+    store: &ContentStore,
+    digest: &Digest,
+    blobs_dir: &Path,
+    shown: &Path,
+) -> Result<(), ExportError> {
     let target = blobs_dir.join(digest.hex());
     let mut r = store.open_verified(digest)?;
-    if std::fs::metadata(&target).is_ok_and(|m| m.len() == r.size()) {
+    if std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_file() && m.len() == r.size()) {
         return Ok(());
     }
+    let shown = shown.join(digest.hex());
     let io_err = |op, source| ExportError::Io {
         op,
-        path: target.clone(),
+        path: shown.clone(),
         source,
     };
     // Readable by others like any exported file (a temp file would be 0600).

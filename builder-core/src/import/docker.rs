@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::diff::{DiffHasher, Diffs, NewBlobs, Tee, verify_layers};
 use super::resolve::finish;
 use super::{ImportError, ImportedImage, read_err};
-use crate::content::{BlobInfo, ContentStore, Digest};
+use crate::content::{BlobInfo, ContentError, ContentStore, Digest};
 use crate::fsroot::clean;
 use crate::image::{Descriptor, Manifest, media};
 use crate::layer::{ArchiveCompression, detect_compression};
@@ -23,23 +24,33 @@ use crate::layer::{ArchiveCompression, detect_compression};
 const METADATA: &[&str] = &["manifest.json", "repositories", "index.json", "oci-layout"];
 const METADATA_MAX: u64 = 64 << 20;
 
-/// Metadata files by name, and every other stored file by its cleaned path.
-pub(super) type Streamed = (BTreeMap<String, Vec<u8>>, BTreeMap<String, BlobInfo>);
+/// An archive read into the store.
+pub(super) struct Streamed {
+    /// Metadata files by name.
+    pub(super) meta: BTreeMap<String, Vec<u8>>,
+    /// Every other stored file by its cleaned path.
+    pub(super) blobs: BTreeMap<String, BlobInfo>,
+    /// The uncompressed digest of every stored file, by its digest.
+    pub(super) diffs: Diffs,
+}
 
 fn digest_name(name: &str) -> Option<Digest> {
     Digest::from_hex(name.strip_prefix("blobs/sha256/")?).ok()
 }
 
-/// Streams an archive into the store. With `oci_only`, files other than `blobs/sha256/<hex>` and
-/// the metadata files are skipped.
+/// Streams an archive into the store, hashing each file's uncompressed content on the way (see
+/// [`super::diff`]); the blobs new to the store are recorded in `new`. With `oci_only`, files
+/// other than `blobs/sha256/<hex>` and the metadata files are skipped.
 pub(super) fn stream_archive(
     store: &ContentStore,
     reader: impl Read,
     oci_only: bool,
+    new: &mut NewBlobs<'_>,
 ) -> Result<Streamed, ImportError> {
     let mut archive = tar::Archive::new(reader);
     let mut meta = BTreeMap::new();
     let mut blobs = BTreeMap::new();
+    let mut diffs = Diffs::new();
     let mut links: Vec<(String, String)> = Vec::new();
     for entry in archive.entries().map_err(tar_error)? {
         let mut entry = entry.map_err(tar_error)?;
@@ -78,15 +89,28 @@ pub(super) fn stream_archive(
         if named.is_none() && (oci_only || legacy_meta) {
             continue;
         }
-        if let Some(d) = named
-            && store.size(&d).ok() == Some(size)
-        {
-            blobs.insert(name, BlobInfo { digest: d, size });
-            continue;
-        }
-        let mut w = store.writer()?;
-        io::copy(&mut entry, &mut w).map_err(|e| read_err(e, PathBuf::from(&name)))?;
-        let info = w.commit(named.as_ref().map(|d| (d, size)))?;
+        let mut diff = DiffHasher::new();
+        let present = named.is_some_and(|d| store.size(&d).ok() == Some(size));
+        let info = if let (true, Some(d)) = (present, named) {
+            // Already stored: only hashed, so that its content is known and checked.
+            io::copy(&mut entry, &mut diff).map_err(|e| read_err(e, PathBuf::from(&name)))?;
+            let (digest, got, uncompressed) = diff.finish();
+            check_named(&d, size, digest, got)?;
+            diffs.insert(digest, uncompressed);
+            BlobInfo { digest: d, size }
+        } else {
+            let mut w = store.writer()?;
+            io::copy(&mut entry, &mut Tee(&mut w, &mut diff))
+                .map_err(|e| read_err(e, PathBuf::from(&name)))?;
+            let (digest, _, uncompressed) = diff.finish();
+            let existed = store.size(&digest).is_ok();
+            let info = w.commit(named.as_ref().map(|d| (d, size)))?;
+            if !existed {
+                new.push(info.digest);
+            }
+            diffs.insert(digest, uncompressed);
+            info
+        };
         blobs.insert(name, info);
     }
     for (name, target) in links {
@@ -94,7 +118,27 @@ pub(super) fn stream_archive(
             blobs.insert(name, info);
         }
     }
-    Ok((meta, blobs))
+    Ok(Streamed { meta, blobs, diffs })
+}
+
+/// A file named by its digest must have that digest and size.
+fn check_named(name: &Digest, size: u64, digest: Digest, got: u64) -> Result<(), ImportError> {
+    if *name != digest {
+        return Err(ContentError::DigestMismatch {
+            expected: *name,
+            actual: digest,
+        }
+        .into());
+    }
+    if size != got {
+        return Err(ContentError::SizeMismatch {
+            digest,
+            expected: size,
+            actual: got,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// The tar reader's errors quote the header bytes they failed on (`numeric field was not a
@@ -143,8 +187,9 @@ pub fn import_docker_archive(
     reader: impl Read,
     tag: Option<&str>,
 ) -> Result<ImportedImage, ImportError> {
-    let (meta, blobs) = stream_archive(store, reader, false)?;
-    let entries = archive_entries(&meta)?;
+    let mut new = NewBlobs::new(store);
+    let streamed = stream_archive(store, reader, false, &mut new)?;
+    let entries = archive_entries(&streamed.meta)?;
     let source_name = "docker archive".to_string();
     let all_tags = || -> Vec<String> {
         entries
@@ -173,25 +218,33 @@ pub fn import_docker_archive(
             }
         },
     };
-    entry_image(store, entry, &blobs)
+    let layers = entry_layers(store, entry, &streamed)?;
+    let image = entry_image(store, layers)?;
+    new.keep();
+    Ok(image)
 }
 
-/// Every image of an already streamed docker-archive, with the tags `RepoTags` gives it.
+/// Every image of an already streamed docker-archive, with the tags `RepoTags` gives it. Every
+/// image's layers are checked before the first manifest is stored.
 pub(super) fn load_docker_streamed(
     store: &ContentStore,
-    meta: &BTreeMap<String, Vec<u8>>,
-    blobs: &BTreeMap<String, BlobInfo>,
+    streamed: &Streamed,
 ) -> Result<Vec<(Vec<String>, ImportedImage)>, ImportError> {
-    let entries = archive_entries(meta)?;
+    let entries = archive_entries(&streamed.meta)?;
     if entries.is_empty() {
         return Err(ImportError::Empty("docker archive".into()));
     }
+    let checked = entries
+        .iter()
+        .map(|e| entry_layers(store, e, streamed))
+        .collect::<Result<Vec<_>, _>>()?;
     entries
         .iter()
-        .map(|e| {
+        .zip(checked)
+        .map(|(e, layers)| {
             Ok((
                 e.repo_tags.clone().unwrap_or_default(),
-                entry_image(store, e, blobs)?,
+                entry_image(store, layers)?,
             ))
         })
         .collect()
@@ -211,12 +264,20 @@ fn archive_entries(meta: &BTreeMap<String, Vec<u8>>) -> Result<Vec<ArchiveEntry>
     })
 }
 
-/// Stores the OCI manifest of one `manifest.json` entry.
-fn entry_image(
+/// One `manifest.json` entry's config and layer descriptors, its layers checked against the
+/// config's diff_ids.
+struct EntryLayers {
+    config: BlobInfo,
+    layers: Vec<Descriptor>,
+}
+
+/// Finds one entry's blobs and checks its layers; stores nothing.
+fn entry_layers(
     store: &ContentStore,
     entry: &ArchiveEntry,
-    blobs: &BTreeMap<String, BlobInfo>,
-) -> Result<ImportedImage, ImportError> {
+    streamed: &Streamed,
+) -> Result<EntryLayers, ImportError> {
+    let blobs = &streamed.blobs;
     let find = |path: &str, what: &'static str| -> Result<BlobInfo, ImportError> {
         let key = clean(Path::new(path)).to_string_lossy().into_owned();
         blobs
@@ -245,6 +306,28 @@ fn entry_image(
         };
         layers.push(Descriptor::new(media_type, blob.digest, blob.size));
     }
+    let config_json: crate::image::ImageConfig =
+        store.read_json(&config.digest).map_err(|e| match e {
+            ContentError::Json { source, .. } => ImportError::Json {
+                what: format!("image config {}", entry.config),
+                source,
+            },
+            other => other.into(),
+        })?;
+    verify_layers(
+        store,
+        &config_json,
+        &layers,
+        &entry.layers,
+        &streamed.diffs,
+        true,
+    )?;
+    Ok(EntryLayers { config, layers })
+}
+
+/// Stores the OCI manifest of one checked `manifest.json` entry.
+fn entry_image(store: &ContentStore, entry: EntryLayers) -> Result<ImportedImage, ImportError> {
+    let EntryLayers { config, layers } = entry;
     let manifest = Manifest::oci(
         Descriptor::new(media::OCI_CONFIG, config.digest, config.size),
         layers,

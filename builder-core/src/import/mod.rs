@@ -7,9 +7,12 @@
 //! read in one streaming pass, so every blob in it is stored, including those of platforms that
 //! were not picked.
 
+mod diff;
 mod docker;
 mod resolve;
 
+#[cfg(test)]
+mod diff_tests;
 #[cfg(test)]
 mod tests;
 
@@ -113,6 +116,29 @@ pub enum ImportError {
         /// Layers in the manifest.
         layers: usize,
     },
+    /// A layer's content is not what the image config's `rootfs.diff_ids` says.
+    #[error(
+        "layer {index} ({layer}) does not match the image config: rootfs.diff_ids[{index}] is \
+         {expected}, but the layer's uncompressed content is {actual}"
+    )]
+    DiffIdMismatch {
+        /// The layer's position in the manifest (0 is the base).
+        index: usize,
+        /// The layer as the archive names it (path or digest).
+        layer: String,
+        /// The config's diff_id.
+        expected: Digest,
+        /// The digest of the layer's uncompressed content.
+        actual: Digest,
+    },
+    /// A layer that starts like gzip or zstd does not decompress.
+    #[error("layer {index} ({layer}) is compressed but does not decompress")]
+    LayerCorrupt {
+        /// The layer's position in the manifest.
+        index: usize,
+        /// The layer as the archive names it.
+        layer: String,
+    },
     /// A layer's compression cannot be read.
     #[error(transparent)]
     Layer(#[from] LayerError),
@@ -136,9 +162,11 @@ impl ImportedImage {
     }
 }
 
-/// The layout directory as a blob source.
+/// The layout directory as a blob source; the blobs it copies are hashed uncompressed on the
+/// way, and the layers among them checked against the config's diff_ids.
 struct DirSource<'a> {
     dir: &'a Path,
+    diffs: std::cell::RefCell<diff::Diffs>,
 }
 
 impl BlobSource for DirSource<'_> {
@@ -169,15 +197,32 @@ impl BlobSource for DirSource<'_> {
             }
         };
         let mut w = store.writer()?;
+        let mut hash = diff::DiffHasher::new();
         // Never read more than the descriptor promises.
         let mut limited = (&mut f).take(d.size + 1);
-        io::copy(&mut limited, &mut w).map_err(|source| ImportError::Io {
-            op: "read",
-            path: path.clone(),
-            source,
+        io::copy(&mut limited, &mut diff::Tee(&mut w, &mut hash)).map_err(|source| {
+            ImportError::Io {
+                op: "read",
+                path: path.clone(),
+                source,
+            }
         })?;
         w.commit(Some((&d.digest, d.size)))?;
+        self.diffs.borrow_mut().insert(d.digest, hash.finish().2);
         Ok(())
+    }
+
+    fn check_layers(&self, store: &ContentStore, manifest: &Manifest) -> Result<(), ImportError> {
+        let config: ImageConfig = store.read_json(&manifest.config.digest)?;
+        // Layers the store had already were checked when they came in; only new ones are read.
+        diff::verify_layers(
+            store,
+            &config,
+            &manifest.layers,
+            &[],
+            &self.diffs.borrow(),
+            false,
+        )
     }
 }
 
@@ -195,7 +240,11 @@ pub fn import_oci_dir(
     platform: &Platform,
 ) -> Result<ImportedImage, ImportError> {
     let index = read_layout_index(dir)?;
-    resolve(store, &DirSource { dir }, &index, tag, platform)
+    let src = DirSource {
+        dir,
+        diffs: Default::default(),
+    };
+    resolve(store, &src, &index, tag, platform)
 }
 
 /// Imports the image a named build context selects from an OCI layout directory: by tag, by
@@ -221,7 +270,11 @@ pub fn import_oci_layout(
                     name: digest.to_string(),
                 });
             }
-            resolve(store, &DirSource { dir }, &index, None, platform)
+            let src = DirSource {
+                dir,
+                diffs: Default::default(),
+            };
+            resolve(store, &src, &index, None, platform)
         }
     }
 }
@@ -234,22 +287,28 @@ pub fn import_oci_archive(
     tag: Option<&str>,
     platform: &Platform,
 ) -> Result<ImportedImage, ImportError> {
-    let (files, _) = docker::stream_archive(store, reader, true)?;
-    let index_bytes = files
+    let mut new = diff::NewBlobs::new(store);
+    let streamed = docker::stream_archive(store, reader, true, &mut new)?;
+    let index_bytes = streamed
+        .meta
         .get("index.json")
         .ok_or_else(|| ImportError::MissingBlob {
             source_name: "OCI archive".into(),
             what: "file",
             name: "index.json".into(),
         })?;
-    let index: Index =
-        serde_json::from_slice(index_bytes).map_err(|source: serde_json::Error| {
-            ImportError::Json {
-                what: "index.json".into(),
-                source: source.into(),
-            }
-        })?;
-    resolve(store, &resolve::StoreSource, &index, tag, platform)
+    let index: Index = serde_json::from_slice(index_bytes).map_err(|source: serde_json::Error| {
+        ImportError::Json {
+            what: "index.json".into(),
+            source: source.into(),
+        }
+    })?;
+    let src = resolve::StoreSource {
+        diffs: Some(&streamed.diffs),
+    };
+    let image = resolve(store, &src, &index, tag, platform)?;
+    new.keep();
+    Ok(image)
 }
 
 /// An image read from an archive by [`import_archive`], with the names the archive gives it.
@@ -266,19 +325,38 @@ pub struct LoadedImage {
 /// `manifest.json` makes it a docker-archive (kiln's and Docker 25's archives also carry an
 /// `index.json`), otherwise `index.json` is read as an OCI layout index and each tagged entry (or
 /// the only untagged one) is resolved for `platform`.
+///
+/// Every layer must decompress to its config's diff_id. A refused archive leaves nothing in the
+/// store: every image is checked before the first manifest is stored, and the blobs the archive
+/// added are deleted again.
 pub fn import_archive(
     store: &ContentStore,
     reader: impl Read,
     platform: &Platform,
 ) -> Result<Vec<LoadedImage>, ImportError> {
-    let (meta, blobs) = docker::stream_archive(store, reader, false)?;
-    if meta.contains_key("manifest.json") {
-        return Ok(docker::load_docker_streamed(store, &meta, &blobs)?
+    let mut new = diff::NewBlobs::new(store);
+    let streamed = docker::stream_archive(store, reader, false, &mut new)?;
+    let images = archive_images(store, &streamed, platform)?;
+    new.keep();
+    Ok(images)
+}
+
+fn archive_images(
+    store: &ContentStore,
+    streamed: &docker::Streamed,
+    platform: &Platform,
+) -> Result<Vec<LoadedImage>, ImportError> {
+    if streamed.meta.contains_key("manifest.json") {
+        return Ok(docker::load_docker_streamed(store, streamed)?
             .into_iter()
             .map(|(tags, image)| LoadedImage { tags, image })
             .collect());
     }
-    let index_bytes = meta
+    let src = resolve::StoreSource {
+        diffs: Some(&streamed.diffs),
+    };
+    let index_bytes = streamed
+        .meta
         .get("index.json")
         .ok_or_else(|| ImportError::MissingBlob {
             source_name: "image archive".into(),
@@ -299,15 +377,19 @@ pub fn import_archive(
         .collect();
     tags.dedup();
     if tags.is_empty() {
-        let image = resolve(store, &resolve::StoreSource, &index, None, platform)?;
+        let image = resolve(store, &src, &index, None, platform)?;
         return Ok(vec![LoadedImage {
             tags: Vec::new(),
             image,
         }]);
     }
+    // Every image is checked before the first one's manifest may be stored.
+    for tag in &tags {
+        resolve::pick_manifest(store, &src, &index, Some(tag), platform)?;
+    }
     tags.into_iter()
         .map(|tag| {
-            let image = resolve(store, &resolve::StoreSource, &index, Some(&tag), platform)?;
+            let image = resolve(store, &src, &index, Some(&tag), platform)?;
             Ok(LoadedImage {
                 tags: vec![tag],
                 image,

@@ -2,6 +2,7 @@
 //! and platform, copy the manifest, config and layers into the store verified, and convert a
 //! Docker manifest to OCI.
 
+use super::diff::{Diffs, verify_layers};
 use super::{ImportError, ImportedImage};
 use crate::content::{ContentStore, tag_of};
 use crate::image::{
@@ -16,12 +17,27 @@ pub(super) trait BlobSource {
     fn name(&self) -> String;
     /// Puts the blob into the store, verified against the descriptor's digest and size.
     fn copy_into(&self, store: &ContentStore, d: &Descriptor) -> Result<(), ImportError>;
+    /// Checks the manifest's layers against its config's diff_ids, where the source knows the
+    /// layers' uncompressed digests.
+    fn check_layers(&self, _store: &ContentStore, _manifest: &Manifest) -> Result<(), ImportError> {
+        Ok(())
+    }
 }
 
-/// Blobs already streamed into the store (from an archive).
-pub(super) struct StoreSource;
+/// Blobs already streamed into the store (from an archive), with their uncompressed digests.
+pub(super) struct StoreSource<'a> {
+    pub(super) diffs: Option<&'a Diffs>,
+}
 
-impl BlobSource for StoreSource {
+impl BlobSource for StoreSource<'_> {
+    fn check_layers(&self, store: &ContentStore, manifest: &Manifest) -> Result<(), ImportError> {
+        let Some(diffs) = self.diffs else {
+            return Ok(());
+        };
+        let config: ImageConfig = read_json(store, &manifest.config, "image config")?;
+        verify_layers(store, &config, &manifest.layers, &[], diffs, true)
+    }
+
     fn name(&self) -> String {
         "image archive".into()
     }
@@ -103,6 +119,18 @@ pub(super) fn resolve(
     tag: Option<&str>,
     platform: &Platform,
 ) -> Result<ImportedImage, ImportError> {
+    let (desc, manifest) = pick_manifest(store, src, index, tag, platform)?;
+    finish(store, desc, manifest)
+}
+
+/// Picks the manifest, copies its blobs and checks its layers; stores no manifest.
+pub(super) fn pick_manifest(
+    store: &ContentStore,
+    src: &dyn BlobSource,
+    index: &Index,
+    tag: Option<&str>,
+    platform: &Platform,
+) -> Result<(Descriptor, Manifest), ImportError> {
     let mut desc = pick(index, tag, &src.name())?.clone();
     let mut depth = 0;
     while media::is_index(&desc.media_type) {
@@ -132,7 +160,8 @@ pub(super) fn resolve(
     for l in &manifest.layers {
         src.copy_into(store, l)?;
     }
-    finish(store, desc, manifest)
+    src.check_layers(store, &manifest)?;
+    Ok((desc, manifest))
 }
 
 /// Checks the config against the manifest and stores an OCI version of a Docker manifest.

@@ -32,8 +32,9 @@ use crate::context::BuildContexts;
 use crate::graph::{Base, BuildGraph, ImageRef, Network, Origin, StagePlan};
 use scope::ArgUsage;
 
-/// What the build was asked for, besides the Dockerfile.
-#[derive(Debug, Clone)]
+/// What the build was asked for, besides the Dockerfile. Its `Debug` redacts the userinfo of
+/// URLs in build args (proxy args carry credentials).
+#[derive(Clone)]
 pub struct PlanOptions {
     /// `--build-arg K=V`
     pub build_args: BTreeMap<String, String>,
@@ -77,6 +78,18 @@ impl Entitlements {
             }
         }
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for PlanOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanOptions")
+            .field("build_args", &crate::secret::RedactedMap(&self.build_args))
+            .field("target", &self.target)
+            .field("platform", &self.platform)
+            .field("labels", &self.labels)
+            .field("network", &self.network)
+            .finish()
     }
 }
 

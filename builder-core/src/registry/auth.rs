@@ -98,12 +98,22 @@ pub fn default_config_dir() -> PathBuf {
 }
 
 /// Docker's `config.json`, kept as JSON so that fields kiln does not know survive a rewrite.
-#[derive(Debug, Clone)]
+/// Its `Debug` shows the path and the top-level keys only: `auths` holds passwords and tokens.
+#[derive(Clone)]
 pub struct DockerConfig {
     path: PathBuf,
     doc: Map<String, Value>,
     /// Where `docker-credential-*` programs are looked up instead of `$PATH` (tests).
     helper_path: Option<std::ffi::OsString>,
+}
+
+impl std::fmt::Debug for DockerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerConfig")
+            .field("path", &self.path)
+            .field("keys", &self.doc.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The keys a registry may be stored under in `config.json`.
@@ -519,6 +529,20 @@ mod tests {
         assert!(acr.is_identity_token());
         assert_eq!(acr.password.expose(), "refresh-me");
         assert!(cfg.credentials("quay.io").unwrap().is_none());
+        let opts = super::super::RegistryOptions {
+            credentials: Some(local),
+            ..Default::default()
+        };
+        let dbg = format!("{cfg:?} {opts:?}");
+        for secret in [
+            "pw1",
+            &BASE64.encode("hub:pw1"),
+            "pw3",
+            "refresh-me",
+            "with:colons",
+        ] {
+            assert!(!dbg.contains(secret), "{secret} in {dbg}");
+        }
     }
 
     #[test]

@@ -378,7 +378,11 @@ async fn run_stage(
         let started = Instant::now();
         shared.events.send(BuildEvent::StepStarted {
             id,
-            name: format!("[{stage_name} {fs_seen}/{fs_steps}] {}", step.origin.text),
+            // `ADD https://user:pass@host/...`: the password stays out of progress output.
+            name: format!(
+                "[{stage_name} {fs_seen}/{fs_steps}] {}",
+                crate::secret::redact_userinfo(&step.origin.text)
+            ),
         });
         let ctx = StepContext {
             id,

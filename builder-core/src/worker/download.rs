@@ -183,7 +183,7 @@ impl Downloads {
             && !file.digest.eq_ignore_ascii_case(expected)
         {
             return Err(DownloadError::Checksum {
-                url: url.to_string(),
+                url: crate::secret::redact_userinfo(url).into_owned(),
                 expected: expected.to_string(),
                 actual: file.digest.clone(),
             }
@@ -202,7 +202,7 @@ pub(super) fn parse_checksum<'a>(url: &str, checksum: &'a str) -> Result<&'a str
         Ok(checksum)
     } else {
         Err(DownloadError::BadChecksum {
-            url: url.to_string(),
+            url: crate::secret::redact_userinfo(url).into_owned(),
             checksum: checksum.to_string(),
         }
         .into())
@@ -225,21 +225,21 @@ async fn download(
     dir: &Path,
 ) -> Result<Downloaded, WorkerError> {
     let request_err = |e: reqwest::Error| DownloadError::Request {
-        url: url.to_string(),
+        url: crate::secret::redact_userinfo(url).into_owned(),
         // Without the URL (already in the message) and its credentials, if any.
         message: error_chain(&e.without_url()),
     };
     let name = file_name(url).unwrap_or_else(|| "download".to_string());
     let path = dir.join(&name);
     let io_err = |source| DownloadError::Io {
-        url: url.to_string(),
+        url: crate::secret::redact_userinfo(url).into_owned(),
         path: path.clone(),
         source,
     };
     let mut response = client.get(url).send().await.map_err(request_err)?;
     if !response.status().is_success() {
         return Err(DownloadError::Status {
-            url: url.to_string(),
+            url: crate::secret::redact_userinfo(url).into_owned(),
             status: response.status().to_string(),
         }
         .into());

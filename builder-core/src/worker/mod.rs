@@ -131,7 +131,7 @@ pub struct LocalWorkerConfig {
     /// Named contexts (`--build-context`): OCI layouts and directories the build may read.
     pub contexts: crate::context::BuildContexts,
     /// Secrets by id (`--secret`): their values, kept in memory only.
-    pub secrets: BTreeMap<String, Vec<u8>>,
+    pub secrets: BTreeMap<String, crate::secret::Secret>,
     /// SSH agent sockets by id, for `RUN --mount=type=ssh`.
     pub ssh_agents: BTreeMap<String, PathBuf>,
     /// `SOURCE_DATE_EPOCH`.

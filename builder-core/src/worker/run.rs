@@ -264,7 +264,7 @@ fn prepare_run(
                 uid,
                 gid,
             } => {
-                let Some(value) = cfg.secrets.get(id) else {
+                let Some(value) = cfg.secrets.get(id).map(crate::secret::Secret::expose) else {
                     if *required {
                         return Err(WorkerError::MissingSecret { id: id.clone() });
                     }

@@ -14,8 +14,10 @@ use kiln_builder_core::{BuildRequest, Builder, BuilderOptions, ExecutorChoice};
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 use crate::commands::export::Output;
+use crate::commands::flags;
 use crate::progress::{LogTail, PlainRenderer, ProgressMode, event_json};
 use crate::tty_progress::TtyRenderer;
+use kiln_builder_core::secret::Secret;
 
 /// Arguments of `kiln build`.
 #[derive(Debug, Args)]
@@ -27,7 +29,7 @@ use crate::tty_progress::TtyRenderer;
 )]
 pub struct BuildArgs {
     /// Name and optionally a tag (`name:tag`) for the image; repeatable.
-    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]", value_parser = flags::tag)]
     tags: Vec<String>,
 
     /// The Dockerfile (default: PATH/Dockerfile; may lie outside the context); `-` reads stdin.
@@ -35,8 +37,8 @@ pub struct BuildArgs {
     file: Option<PathBuf>,
 
     /// A build argument `KEY=VALUE`, or `KEY` to take the value from the environment; repeatable.
-    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
-    build_args: Vec<String>,
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]", value_parser = flags::build_arg)]
+    build_args: Vec<flags::BuildArg>,
 
     /// Build this stage (and what it needs) instead of the last one.
     #[arg(long, value_name = "STAGE")]
@@ -60,8 +62,8 @@ pub struct BuildArgs {
     explain_cache: bool,
 
     /// A label `KEY=VALUE` for the image; repeatable.
-    #[arg(long = "label", value_name = "KEY=VALUE")]
-    labels: Vec<String>,
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = flags::label)]
+    labels: Vec<(String, String)>,
 
     /// Network for RUN steps: `default` (outbound network in a namespace of the step's own),
     /// `none` (loopback only) or `host`. `RUN --network=` in the Dockerfile overrides it per step
@@ -83,20 +85,20 @@ pub struct BuildArgs {
     build_contexts: Vec<String>,
 
     /// A secret `id=ID,src=PATH` or `id=ID,env=VAR`, for `RUN --mount=type=secret`; repeatable.
-    #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
-    secrets: Vec<String>,
+    #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR", value_parser = flags::secret)]
+    secrets: Vec<flags::SecretFlag>,
 
     /// An SSH agent for `RUN --mount=type=ssh`: `default` (from $SSH_AUTH_SOCK) or
     /// `ID=SOCKET`; repeatable. Only agent sockets are accepted, not key files.
-    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
-    ssh: Vec<String>,
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]", value_parser = flags::ssh)]
+    ssh: Vec<flags::SshFlag>,
 
     /// Also write the image out (Docker's syntax): `type=oci,dest=FILE` (OCI archive;
     /// `tar=false` for a directory), `type=docker,dest=FILE` (docker-archive),
     /// `type=local,dest=DIR` (the rootfs), `type=tar,dest=FILE` (the rootfs as a tar),
     /// `type=image,name=NAME` (tags in the store). `dest=-` writes a tar to stdout.
-    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
-    outputs: Vec<String>,
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH", value_parser = flags::output)]
+    outputs: Vec<Output>,
 
     /// Progress on stderr: `auto` (tty on a terminal, else plain), `tty` (plain when stderr is
     /// not a terminal), `plain`, `json` (one event per line) or `quiet`.
@@ -130,11 +132,11 @@ pub struct BuildArgs {
 
     /// Import cache records and layers: `type=registry,ref=REF`; repeatable. A cache that
     /// cannot be read is a warning.
-    #[arg(long = "cache-from", value_name = "type=registry,ref=REF")]
+    #[arg(long = "cache-from", value_name = "type=registry,ref=REF", value_parser = flags::cache_from)]
     cache_from: Vec<String>,
 
     /// Export the cache records and layers of every stage: `type=registry,ref=REF[,mode=max]`.
-    #[arg(long = "cache-to", value_name = "type=registry,ref=REF")]
+    #[arg(long = "cache-to", value_name = "type=registry,ref=REF", value_parser = flags::cache_to)]
     cache_to: Option<String>,
 
     #[command(flatten)]
@@ -172,69 +174,34 @@ fn parse_platform(s: &str) -> Result<String, String> {
     }
 }
 
-pub(crate) fn parse_kv(s: &str, what: &str) -> miette::Result<(String, String)> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(miette!("invalid {what} {s:?}: expected KEY=VALUE")),
-    }
-}
-
-fn parse_secret(spec: &str) -> miette::Result<(String, Vec<u8>)> {
-    let mut id = None;
-    let mut value = None;
-    for part in spec.split(',') {
-        let (k, v) = parse_kv(part, "--secret field")?;
-        match k.as_str() {
-            "id" => id = Some(v),
-            "src" | "source" => {
-                value = Some(
-                    std::fs::read(&v)
-                        .into_diagnostic()
-                        .wrap_err_with(|| format!("cannot read secret file {v}"))?,
+/// Reads a `--secret`'s value.
+fn read_secret(flag: &flags::SecretFlag) -> miette::Result<(String, Secret)> {
+    let value = match &flag.source {
+        flags::SecretSource::File(path) => std::fs::read(path)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot read secret file {}", path.display()))?,
+        flags::SecretSource::Env(var) => std::env::var(var)
+            .map_err(|_| {
+                miette!(
+                    "--secret id={}: environment variable {var} is not set",
+                    flag.id
                 )
-            }
-            "env" => {
-                value = Some(
-                    std::env::var(&v)
-                        .map_err(|_| miette!("secret environment variable {v} is not set"))?
-                        .into_bytes(),
-                )
-            }
-            "type" => {}
-            other => {
-                return Err(miette!(
-                    "unknown --secret field {other:?} (expected id, src or env)"
-                ));
-            }
-        }
-    }
-    let id = id.ok_or_else(|| miette!("--secret {spec:?} needs id="))?;
-    // Docker's default: the secret comes from the environment variable named like its id.
-    let value = match value {
-        Some(v) => v,
-        None => std::env::var(&id)
-            .map_err(|_| miette!("--secret id={id} has no src= or env=, and ${id} is not set"))?
+            })?
             .into_bytes(),
     };
-    Ok((id, value))
+    Ok((flag.id.clone(), Secret::new(value)))
 }
 
-/// `--ssh default`, `--ssh ID=SOCKET`: the agent socket for an id.
-fn parse_ssh(spec: &str) -> miette::Result<(String, PathBuf)> {
-    let (id, path) = match spec.split_once('=') {
-        Some((id, path)) => (id.to_string(), PathBuf::from(path)),
-        None => {
-            let sock = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| {
-                miette!("--ssh {spec} names no socket and $SSH_AUTH_SOCK is not set")
-            })?;
-            (spec.to_string(), PathBuf::from(sock))
-        }
+/// The agent socket of an `--ssh`, which must be a socket.
+fn ssh_socket(flag: &flags::SshFlag) -> miette::Result<(String, PathBuf)> {
+    let id = &flag.id;
+    let path = match &flag.socket {
+        Some(p) => p.clone(),
+        None => std::env::var_os("SSH_AUTH_SOCK")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .ok_or_else(|| miette!("--ssh {id} names no socket and $SSH_AUTH_SOCK is not set"))?,
     };
-    if id.is_empty() || path.as_os_str().is_empty() || path.to_string_lossy().contains(',') {
-        return Err(miette!(
-            "--ssh {spec:?}: expected `default`, `ID` or `ID=SOCKET` (one agent socket)"
-        ));
-    }
     use std::os::unix::fs::FileTypeExt;
     let meta = std::fs::metadata(&path)
         .into_diagnostic()
@@ -246,32 +213,7 @@ fn parse_ssh(spec: &str) -> miette::Result<(String, PathBuf)> {
             path.display()
         ));
     }
-    Ok((id, path))
-}
-
-/// Parses `type=registry,ref=REF[,mode=max]` (the only cache backend kiln has) into `REF`.
-fn parse_cache_spec(spec: &str, flag: &str) -> miette::Result<String> {
-    let mut kind = None;
-    let mut reference = None;
-    for part in spec.split(',') {
-        let (k, v) = parse_kv(part, flag)?;
-        match k.as_str() {
-            "type" => kind = Some(v),
-            "ref" => reference = Some(v),
-            // Every stage is always exported (BuildKit's mode=max).
-            "mode" if v == "max" || v == "min" => {}
-            other => {
-                return Err(miette!(
-                    "unknown {flag} field {other:?} (expected type, ref or mode)"
-                ));
-            }
-        }
-    }
-    match kind.as_deref() {
-        Some("registry") => reference.ok_or_else(|| miette!("{flag} {spec:?} needs ref=")),
-        Some(other) => Err(miette!("{flag} type={other} is not supported (registry)")),
-        None => Err(miette!("{flag} {spec:?} needs type=registry")),
-    }
+    Ok((id.clone(), path))
 }
 
 /// Runs `kiln build`.
@@ -300,22 +242,13 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     };
     let mut build_args = BTreeMap::new();
     for a in &args.build_args {
-        match a.split_once('=') {
-            Some((k, v)) => {
-                build_args.insert(k.to_string(), v.to_string());
-            }
-            None => {
-                if let Ok(v) = std::env::var(a) {
-                    build_args.insert(a.clone(), v);
-                }
-            }
+        // A bare NAME takes its value from the environment, and is left out when unset (Docker).
+        let value = a.value.clone().or_else(|| std::env::var(&a.name).ok());
+        if let Some(v) = value {
+            build_args.insert(a.name.clone(), v);
         }
     }
-    let labels = args
-        .labels
-        .iter()
-        .map(|l| parse_kv(l, "--label"))
-        .collect::<miette::Result<BTreeMap<_, _>>>()?;
+    let labels: BTreeMap<String, String> = args.labels.iter().cloned().collect();
     let network = match args.network {
         NetworkArg::None => Network::None,
         NetworkArg::Default => Network::Default,
@@ -334,18 +267,14 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     let secrets = args
         .secrets
         .iter()
-        .map(|s| parse_secret(s))
+        .map(read_secret)
         .collect::<miette::Result<BTreeMap<_, _>>>()?;
     let ssh = args
         .ssh
         .iter()
-        .map(|s| parse_ssh(s))
+        .map(ssh_socket)
         .collect::<miette::Result<BTreeMap<_, _>>>()?;
-    let outputs = args
-        .outputs
-        .iter()
-        .map(|o| crate::commands::export::parse_output(o))
-        .collect::<miette::Result<Vec<_>>>()?;
+    let outputs = &args.outputs;
     let to_stdout = outputs.iter().filter(|o| o.is_stdout()).count();
     if to_stdout > 1 || (to_stdout == 1 && args.quiet) {
         return Err(miette!(
@@ -353,7 +282,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         ));
     }
     let mut tags = args.tags.clone();
-    for o in &outputs {
+    for o in outputs {
         if let Output::Image(names) = o {
             tags.extend(names.iter().cloned());
         }
@@ -385,16 +314,8 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         secrets,
         ssh,
         pull: args.pull,
-        cache_from: args
-            .cache_from
-            .iter()
-            .map(|c| parse_cache_spec(c, "--cache-from"))
-            .collect::<miette::Result<Vec<_>>>()?,
-        cache_to: args
-            .cache_to
-            .as_deref()
-            .map(|c| parse_cache_spec(c, "--cache-to"))
-            .transpose()?,
+        cache_from: args.cache_from.clone(),
+        cache_to: args.cache_to.clone(),
     };
     if args.push && args.tags.is_empty() {
         return Err(miette!(
@@ -475,7 +396,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         .collect();
     // The outputs and the push read the image's blobs: no collection meanwhile.
     let lease = crate::commands::push::lease(builder.store())?;
-    for o in &outputs {
+    for o in outputs {
         crate::commands::export::write_output(
             builder.store(),
             &output.manifest,

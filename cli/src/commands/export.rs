@@ -8,14 +8,13 @@ use kiln_builder_core::export::{
     export_rootfs_tar,
 };
 use kiln_builder_core::image::Descriptor;
-use std::io::Write as _;
 
-use miette::{IntoDiagnostic, WrapErr, miette};
+use miette::miette;
 
-use super::build::parse_kv;
+use super::flags::{parse_bool, parse_kv};
 
 /// One `--output`.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// `type=oci,dest=FILE`: an OCI archive tar, as BuildKit writes it.
     OciArchive(PathBuf),
@@ -41,99 +40,64 @@ impl Output {
     }
 }
 
-/// Parses `type=...,dest=...[,tar=false]`.
-pub fn parse_output(spec: &str) -> miette::Result<Output> {
+/// Parses `type=...,dest=...[,tar=false]` (`-o`): an unknown field, a field given twice or a bad
+/// boolean is an error naming the value.
+pub fn parse_output(spec: &str) -> Result<Output, String> {
     let mut kind = None;
     let mut dest = None;
-    let mut tar = true;
+    let mut tar = None;
     let mut names = Vec::new();
     for part in spec.split(',') {
         let (k, v) = parse_kv(part, "--output field")?;
+        let twice = || format!("--output {spec:?} gives {k}= twice");
         match k.as_str() {
+            "type" if kind.is_some() => return Err(twice()),
             "type" => kind = Some(v),
+            "dest" if dest.is_some() => return Err(twice()),
+            "dest" if v.is_empty() => return Err(format!("--output {spec:?}: dest= is empty")),
             "dest" => dest = Some(PathBuf::from(v)),
-            "tar" => tar = v != "false",
+            "tar" if tar.is_some() => return Err(twice()),
+            "tar" => tar = Some(parse_bool("--output", &k, &v)?),
             "name" => names.push(v),
             other => {
-                return Err(miette!(
-                    "unknown --output field {other:?} (expected type, dest, tar or name)"
+                return Err(format!(
+                    "unknown --output field {other:?} in {spec:?} (expected type, dest, tar or name)"
                 ));
             }
         }
     }
+    if tar.is_some() && kind.as_deref() != Some("oci") {
+        return Err(format!("--output {spec:?}: tar= is only for type=oci"));
+    }
     if kind.as_deref() == Some("image") {
         if dest.is_some() {
-            return Err(miette!("--output type=image takes name=, not dest="));
+            return Err("--output type=image takes name=, not dest=".into());
         }
         return Ok(Output::Image(names));
     }
     if !names.is_empty() {
-        return Err(miette!("--output name= is only for type=image"));
+        return Err("--output name= is only for type=image".into());
     }
-    let dest = dest.ok_or_else(|| miette!("--output {spec:?} needs dest="))?;
+    let dest = dest.ok_or_else(|| format!("--output {spec:?} needs dest="))?;
     let out = match kind.as_deref() {
-        Some("oci") if tar => Output::OciArchive(dest),
+        Some("oci") if tar.unwrap_or(true) => Output::OciArchive(dest),
         Some("oci") => Output::OciDir(dest),
         Some("docker") => Output::Docker(dest),
         Some("local") => Output::Local(dest),
         Some("tar") => Output::Tar(dest),
         Some(other) => {
-            return Err(miette!(
+            return Err(format!(
                 "--output type={other} is not supported (oci, docker, local, tar, image)"
             ));
         }
-        None => return Err(miette!("--output {spec:?} needs type=")),
+        None => return Err(format!("--output {spec:?} needs type=")),
     };
     if matches!(&out, Output::OciDir(p) | Output::Local(p) if p.as_os_str() == "-") {
-        return Err(miette!(
+        return Err(format!(
             "--output {spec:?}: a directory cannot go to standard output"
         ));
     }
     Ok(out)
-}
-
-/// Writes a file through a temp file beside it, renamed into place only when complete.
-pub(crate) fn write_file_atomically(
-    dest: &Path,
-    write: impl FnOnce(std::fs::File) -> miette::Result<std::fs::File>,
-) -> miette::Result<()> {
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    // Readable by others like any file a command writes (a temp file would be 0600).
-    let tmp = tempfile::Builder::new()
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .tempfile_in(dir)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot create a file in {}", dir.display()))?;
-    let (file, path) = tmp.into_parts();
-    let file = write(file)?;
-    file.sync_all().into_diagnostic()?;
-    path.persist(dest)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot write {}", dest.display()))?;
-    Ok(())
-}
-
-/// Writes a tar to `dest`, or to standard output for `-`.
-fn write_tar(
-    dest: &Path,
-    write: impl FnOnce(Box<dyn std::io::Write>) -> miette::Result<Box<dyn std::io::Write>>,
-) -> miette::Result<()> {
-    if dest.as_os_str() == "-" {
-        let out = std::io::BufWriter::new(std::io::stdout().lock());
-        let mut out = write(Box::new(out))?;
-        return out.flush().into_diagnostic();
-    }
-    write_file_atomically(dest, |f| {
-        // The writer gets its own handle of the file; the original is synced and renamed.
-        let handle = f.try_clone().into_diagnostic()?;
-        write(Box::new(std::io::BufWriter::new(handle)))?
-            .flush()
-            .into_diagnostic()?;
-        Ok(f)
-    })
 }
 
 /// Writes the image `manifest` as `output` says.
@@ -157,17 +121,17 @@ pub fn write_output(
         miette!("cannot export to {}: {e}", dest.display())
     };
     let result = match output {
-        Output::OciArchive(dest) => write_tar(dest, |f| {
+        Output::OciArchive(dest) => super::dest::write_stream(dest, |f| {
             export_oci_archive(store, manifest, CountingWriter::new(f, bar.clone()), &opts)
                 .map(|(_, f)| f.into_inner())
                 .map_err(|e| fail(dest, &e))
         }),
-        Output::Docker(dest) => write_tar(dest, |f| {
+        Output::Docker(dest) => super::dest::write_stream(dest, |f| {
             export_docker_archive(store, manifest, CountingWriter::new(f, bar.clone()), &opts)
                 .map(|(_, f)| f.into_inner())
                 .map_err(|e| fail(dest, &e))
         }),
-        Output::Tar(dest) => write_tar(dest, |f| {
+        Output::Tar(dest) => super::dest::write_stream(dest, |f| {
             export_rootfs_tar(
                 store,
                 manifest,
@@ -230,5 +194,19 @@ mod tests {
         assert!(parse_output("type=local,dest=-").is_err());
         assert!(parse_output("type=registry,dest=x").is_err());
         assert!(parse_output("type=oci").is_err());
+        assert_eq!(
+            parse_output("type=oci,dest=d,tar=0").unwrap(),
+            Output::OciDir("d".into())
+        );
+        for bad in [
+            "type=oci,dest=x,tar=maybe",
+            "type=oci,dest=x,bogus=1",
+            "type=docker,dest=x,tar=false",
+            "type=oci,dest=x,dest=y",
+            "type=oci,dest=",
+            "dest=x",
+        ] {
+            assert!(parse_output(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -3,7 +3,9 @@
 pub mod build;
 pub mod cache;
 pub mod completions;
+pub mod dest;
 pub mod export;
+pub mod flags;
 pub mod history;
 pub mod images;
 pub mod inspect;

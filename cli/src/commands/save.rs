@@ -16,8 +16,8 @@ pub struct SaveArgs {
     /// image per archive).
     #[arg(value_name = "IMAGE", required = true)]
     images: Vec<String>,
-    /// The archive to write (replaced only once complete); standard output when omitted and
-    /// stdout is not a terminal.
+    /// The archive to write: a regular file is replaced only once complete, a device or FIFO is
+    /// written into, a symlink is followed; `-` or omitted is standard output (not a terminal).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// `docker` (docker-archive, the default) or `oci` (OCI image layout tar).
@@ -44,12 +44,12 @@ pub fn run(args: &SaveArgs, root: &Path) -> miette::Result<ExitCode> {
         Format::Oci => ArchiveFormat::Oci,
     };
     match &args.output {
-        Some(dest) => super::export::write_file_atomically(dest, |f| {
-            images::save(&store, &args.images, format, f)
-                .map(|(_, f)| f)
+        Some(dest) if dest.as_os_str() != "-" => super::dest::write_stream(dest, |out| {
+            images::save(&store, &args.images, format, out)
+                .map(|(_, out)| out)
                 .into_diagnostic()
         })?,
-        None => {
+        _ => {
             let stdout = std::io::stdout();
             if stdout.is_terminal() {
                 return Err(miette!(
