@@ -145,8 +145,9 @@ pub enum Stdin {
     Inherit,
 }
 
-/// One command to run in a prepared rootfs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One command to run in a prepared rootfs. Its `Debug` shows the environment's names only: values
+/// carry secrets (`RUN --mount=type=secret,env=`) and proxy passwords.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RunSpec {
     /// The command and its arguments. A name without `/` is looked up in the `PATH` of `env`
     /// (or the default `PATH`) inside the rootfs.
@@ -171,6 +172,29 @@ pub struct RunSpec {
     pub stdin: Stdin,
     /// Kill the command and fail with [`ExecError::Timeout`] after this long.
     pub timeout: Option<Duration>,
+}
+
+impl fmt::Debug for RunSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let env: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}=[{} bytes]", v.len()))
+            .collect();
+        f.debug_struct("RunSpec")
+            .field("argv", &self.argv)
+            .field("env", &env)
+            .field("cwd", &self.cwd)
+            .field("user", &self.user)
+            .field("hostname", &self.hostname)
+            .field("network", &self.network)
+            .field("security", &self.security)
+            .field("rootfs", &self.rootfs)
+            .field("mounts", &self.mounts)
+            .field("stdin", &self.stdin)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// The `PATH` used when the spec's environment has none (Docker's default).
@@ -340,6 +364,15 @@ mod tests {
     fn executor_is_object_safe() {
         fn take(_: Option<std::sync::Arc<dyn Executor>>) {}
         take(None);
+    }
+
+    #[test]
+    fn debug_shows_no_environment_values() {
+        let mut spec = RunSpec::new("/r", vec!["true".into()]);
+        spec.env.push(("TOKEN".into(), "s3cr3t-value".into()));
+        let shown = format!("{spec:?}");
+        assert!(shown.contains("TOKEN=[12 bytes]"), "{shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
     }
 
     #[test]
