@@ -51,6 +51,9 @@ pub struct RunImageOptions {
     pub network: NetworkMode,
     /// Standard input.
     pub stdin: Stdin,
+    /// Run kiln's minimal init as PID 1, which reaps orphaned zombies (`docker run --init`);
+    /// otherwise the command is PID 1.
+    pub init: bool,
 }
 
 /// An error running an image.
@@ -206,6 +209,7 @@ pub(crate) async fn run_image(
         spec.network = opts.network;
         spec.mounts = binds;
         spec.stdin = opts.stdin;
+        spec.init = opts.init;
         Ok::<_, RunImageError>((active, spec))
     })
     .await

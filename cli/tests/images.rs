@@ -270,6 +270,20 @@ fn run_prints_the_example_output_and_passes_exit_codes() {
         .unwrap();
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    // The command is PID 1, as under `docker run`; `--init` puts a reaper there instead.
+    assert_eq!(
+        stdout_of(kiln(r).args(["run", "--rm", "app:1", "sh", "-c", "echo $$"])),
+        "1\n"
+    );
+    assert_eq!(
+        stdout_of(kiln(r).args(["run", "--rm", "--init", "app:1", "sh", "-c", "echo $$"])),
+        "2\n"
+    );
+    let out = kiln(r)
+        .args(["run", "--rm", "app:1", "sh", "-c", "exit 3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
 
     let host = tempfile::tempdir().unwrap();
     std::fs::write(host.path().join("in.txt"), "from the host\n").unwrap();

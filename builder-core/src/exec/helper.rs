@@ -174,6 +174,11 @@ fn supervise(spec: &HelperSpec, ctl: &UnixStream) -> Result<i32, StepError> {
     watch_executor(pid, ctl);
     let status = wait_for(pid).map_err(errno("wait for init"))?;
     drop(alive_w);
+    if !spec.init {
+        // The command was PID 1 itself; its status is init's. A setup error it reported before
+        // this takes precedence with the executor.
+        let _ = Message::Exit(status).send(ctl);
+    }
     Ok(match status {
         ExitStatus::Code(c) => c,
         ExitStatus::Signal(s) => 128 + s,
@@ -272,6 +277,13 @@ fn init_main(spec: &HelperSpec, ctl: &UnixStream, alive: &OwnedFd, rootless: boo
             let _ = Message::error(e.stage, &e.source).send(ctl);
             return 125;
         }
+    }
+    if !spec.init {
+        // The command becomes PID 1 (`docker run` without `--init`); the parent-death signal
+        // survives the exec, so it still dies with the helper.
+        let e = exec_command(spec, rootless);
+        let _ = Message::error(e.stage, &e.source).send(ctl);
+        return 127;
     }
     // SAFETY: the process is single-threaded.
     let pid = unsafe { libc::fork() };

@@ -172,6 +172,10 @@ pub struct RunSpec {
     pub stdin: Stdin,
     /// Kill the command and fail with [`ExecError::Timeout`] after this long.
     pub timeout: Option<Duration>,
+    /// Run kiln's reaper as PID 1 with the command as its child, which reaps orphaned zombies
+    /// (RUN steps; `kiln run --init`); otherwise the command itself is PID 1, as under
+    /// `docker run`. The built-in sandbox only: under runc the command is always PID 1.
+    pub init: bool,
 }
 
 impl fmt::Debug for RunSpec {
@@ -193,6 +197,7 @@ impl fmt::Debug for RunSpec {
             .field("mounts", &self.mounts)
             .field("stdin", &self.stdin)
             .field("timeout", &self.timeout)
+            .field("init", &self.init)
             .finish()
     }
 }
@@ -216,6 +221,7 @@ impl RunSpec {
             mounts: Vec::new(),
             stdin: Stdin::Null,
             timeout: None,
+            init: true,
         }
     }
 

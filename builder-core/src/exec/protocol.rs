@@ -36,6 +36,13 @@ pub(crate) struct HelperSpec {
     /// The seccomp program (BPF, base64) the command loads before `execve`; none when insecure.
     #[serde(default)]
     pub seccomp: Option<String>,
+    /// A reaper is PID 1 and the command its child; else the command is PID 1.
+    #[serde(default = "reaper")]
+    pub init: bool,
+}
+
+fn reaper() -> bool {
+    true
 }
 
 /// A report from the helper.

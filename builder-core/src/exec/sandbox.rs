@@ -120,6 +120,7 @@ impl SandboxExecutor {
             rootfs: spec.rootfs.clone(),
             mounts: prepared.mounts.clone(),
             insecure: spec.security == Security::Insecure,
+            init: spec.init,
             seccomp: match spec.security {
                 Security::Sandbox => Some(
                     super::seccomp::default_program()

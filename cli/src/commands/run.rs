@@ -28,6 +28,11 @@ pub struct RunArgs {
     #[arg(short, long)]
     interactive: bool,
 
+    /// Run a minimal init as PID 1 that reaps orphaned zombies, with the command as its child
+    /// (otherwise the command is PID 1, as with `docker run`).
+    #[arg(long)]
+    init: bool,
+
     /// Set an environment variable `KEY=VALUE`, or `KEY` to copy it from kiln's environment.
     #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     env: Vec<String>,
@@ -162,6 +167,7 @@ pub fn run(args: &RunArgs, root: &Path) -> miette::Result<ExitCode> {
         binds,
         network,
         stdin,
+        init: args.init,
     };
     let executor = match &args.runtime {
         Some(path) => ExecutorChoice::Runc { path: path.clone() },
