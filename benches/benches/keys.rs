@@ -47,6 +47,7 @@ fn keys(c: &mut Criterion) {
         mounts: Vec::new(),
         inline: Vec::new(),
         insecure: false,
+        settings: Default::default(),
     });
     let sources = BTreeMap::new();
     group.bench_function("step_key_run_12_env", |b| {

@@ -223,6 +223,8 @@ pub struct RunOp {
     pub inline: Vec<InlineFile>,
     /// `--security=insecure` was asked for.
     pub insecure: bool,
+    /// `--add-host`, `--shm-size`, `--ulimit` of the build.
+    pub settings: crate::exec::StepSettings,
 }
 
 /// What a step does.

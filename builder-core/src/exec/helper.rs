@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
 
-use super::plan::mount_plan;
+use super::plan::mount_plan_sized;
 use super::protocol::{CONTROL_FD, HelperSpec, Message, NETNS_FD, VERSION};
 use super::sys::{RealSys, StepError, apply};
 use super::{DEFAULT_PATH, ExitStatus, HELPER_ENV, NetworkMode, caps, network, seccomp};
@@ -334,7 +334,7 @@ fn init_setup(spec: &HelperSpec, alive: &OwnedFd, rootless: bool) -> Result<(), 
     apply(
         &mut RealSys,
         &spec.rootfs,
-        &mount_plan(&spec.mounts, rootless),
+        &mount_plan_sized(&spec.mounts, rootless, spec.shm_size),
     )
 }
 
@@ -375,6 +375,9 @@ fn exec_command(spec: &HelperSpec, rootless: bool) -> StepError {
 
 fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallible, StepError> {
     rustix::process::setsid().map_err(errno("setsid"))?;
+    for u in &spec.ulimits {
+        set_ulimit(u)?;
+    }
     if !spec.insecure {
         drop_bounding_set()?;
     }
@@ -489,6 +492,40 @@ fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallibl
             ),
         },
     })
+}
+
+/// `--ulimit`: sets one resource limit (raising a hard limit needs `CAP_SYS_RESOURCE`).
+fn set_ulimit(u: &super::Ulimit) -> Result<(), StepError> {
+    let stage = format!("set ulimit {}", u.name);
+    let resource = u.resource().ok_or_else(|| StepError {
+        stage: stage.clone(),
+        source: io::Error::other("unknown resource"),
+    })?;
+    let lim = libc::rlimit {
+        rlim_cur: if u.soft == u64::MAX {
+            libc::RLIM_INFINITY
+        } else {
+            u.soft
+        },
+        rlim_max: if u.hard == u64::MAX {
+            libc::RLIM_INFINITY
+        } else {
+            u.hard
+        },
+    };
+    // SAFETY: a valid rlimit for this process.
+    if unsafe {
+        libc::prlimit(
+            0,
+            resource as libc::__rlimit_resource_t,
+            &lim,
+            std::ptr::null_mut(),
+        )
+    } < 0
+    {
+        return Err(err(stage)(io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Gives the command Docker's signal state: every disposition the default and nothing blocked.

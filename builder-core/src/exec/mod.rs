@@ -35,6 +35,7 @@ mod protocol;
 mod runc;
 mod sandbox;
 mod seccomp;
+mod settings;
 mod stubs;
 mod sys;
 
@@ -50,6 +51,7 @@ pub use network::user_mode_available;
 pub use runc::{RuncConfig, RuncExecutor};
 pub use sandbox::{SandboxConfig, SandboxExecutor};
 pub use seccomp::SeccompError;
+pub use settings::{StepSettings, Ulimit};
 
 /// The environment variable that marks a process as the sandbox helper. Its value is the protocol
 /// version.
@@ -176,6 +178,8 @@ pub struct RunSpec {
     /// (RUN steps; `kiln run --init`); otherwise the command itself is PID 1, as under
     /// `docker run`. The built-in sandbox only: under runc the command is always PID 1.
     pub init: bool,
+    /// Extra hosts, `/dev/shm` size and resource limits.
+    pub settings: StepSettings,
 }
 
 impl fmt::Debug for RunSpec {
@@ -198,6 +202,7 @@ impl fmt::Debug for RunSpec {
             .field("stdin", &self.stdin)
             .field("timeout", &self.timeout)
             .field("init", &self.init)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -222,6 +227,7 @@ impl RunSpec {
             stdin: Stdin::Null,
             timeout: None,
             init: true,
+            settings: StepSettings::default(),
         }
     }
 

@@ -100,7 +100,13 @@ fn rel(p: &str) -> PathBuf {
 
 /// The mount sequence for a run. `rootless` drops options that need ids a single-id user namespace
 /// does not map.
+#[cfg(test)]
 pub(crate) fn mount_plan(mounts: &[Mount], rootless: bool) -> Vec<Op> {
+    mount_plan_sized(mounts, rootless, None)
+}
+
+/// [`mount_plan`] with `/dev/shm` of `shm_size` bytes (64 MiB when unset, as Docker).
+pub(crate) fn mount_plan_sized(mounts: &[Mount], rootless: bool, shm_size: Option<u64>) -> Vec<Op> {
     let nosuid_nodev_noexec = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     let mut ops = vec![
         Op::MakePrivate,
@@ -149,7 +155,7 @@ pub(crate) fn mount_plan(mounts: &[Mount], rootless: bool) -> Vec<Op> {
             fstype: "tmpfs",
             target: rel("dev/shm"),
             flags: nosuid_nodev_noexec,
-            data: "mode=1777,size=65536k".to_owned(),
+            data: format!("mode=1777,size={}", shm_size.unwrap_or(64 << 20)),
         },
         Op::Mkdir(rel("dev/mqueue")),
         Op::Mount {

@@ -46,7 +46,8 @@ pub(crate) fn prepare(spec: &RunSpec, state_dir: &Path) -> Result<Prepared, Exec
         .map_err(prep_err("create run directory in", state_dir))?;
 
     let hosts = dir.path().join("hosts");
-    write_file(&hosts, hosts_file(&spec.hostname).as_bytes()).map_err(prep_err("write", &hosts))?;
+    let hosts_text = hosts_file(&spec.hostname) + &spec.settings.hosts_lines();
+    write_file(&hosts, hosts_text.as_bytes()).map_err(prep_err("write", &hosts))?;
     let resolv = dir.path().join("resolv.conf");
     write_file(&resolv, &resolv_conf(spec.network)).map_err(prep_err("write", &resolv))?;
 

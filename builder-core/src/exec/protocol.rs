@@ -39,6 +39,12 @@ pub(crate) struct HelperSpec {
     /// A reaper is PID 1 and the command its child; else the command is PID 1.
     #[serde(default = "reaper")]
     pub init: bool,
+    /// Size of `/dev/shm` in bytes (64 MiB when unset).
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+    /// Resource limits the command process sets before `execve`.
+    #[serde(default)]
+    pub ulimits: Vec<super::Ulimit>,
 }
 
 fn reaper() -> bool {

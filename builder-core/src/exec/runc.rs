@@ -301,8 +301,29 @@ pub(crate) fn oci_config(
         .no_new_privileges(false)
         .build()
         .map_err(e)?;
-    // The builder starts from `Process::default()`, which sets NOFILE to 1024; inherit instead.
-    process.set_rlimits(None);
+    // The builder starts from `Process::default()`, which sets NOFILE to 1024; inherit instead,
+    // unless `--ulimit` says otherwise.
+    if spec.settings.ulimits.is_empty() {
+        process.set_rlimits(None);
+    } else {
+        let rlimits = spec
+            .settings
+            .ulimits
+            .iter()
+            .map(|u| {
+                let typ: oci_spec::runtime::PosixRlimitType =
+                    serde_json::from_value(serde_json::Value::String(u.oci_name()))
+                        .map_err(|e| format!("ulimit {}: {e}", u.name))?;
+                oci_spec::runtime::PosixRlimitBuilder::default()
+                    .typ(typ)
+                    .soft(u.soft)
+                    .hard(u.hard)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        process.set_rlimits(Some(rlimits));
+    }
 
     let mut oci_mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
@@ -329,7 +350,13 @@ pub(crate) fn oci_config(
             "/dev/shm",
             "tmpfs",
             "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            &[
+                "nosuid",
+                "noexec",
+                "nodev",
+                "mode=1777",
+                &format!("size={}", spec.settings.shm_size.unwrap_or(64 << 20)),
+            ],
         )?,
         mount(
             "/dev/mqueue",

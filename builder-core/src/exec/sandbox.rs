@@ -121,6 +121,8 @@ impl SandboxExecutor {
             mounts: prepared.mounts.clone(),
             insecure: spec.security == Security::Insecure,
             init: spec.init,
+            shm_size: spec.settings.shm_size,
+            ulimits: spec.settings.ulimits.clone(),
             seccomp: match spec.security {
                 Security::Sandbox => Some(
                     super::seccomp::default_program()

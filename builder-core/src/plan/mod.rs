@@ -51,6 +51,8 @@ pub struct PlanOptions {
     /// `--build-context NAME=...`: named contexts, which override stages and images of the
     /// same name.
     pub contexts: BuildContexts,
+    /// `--add-host`, `--shm-size`, `--ulimit`: given to every RUN step.
+    pub step_settings: crate::exec::StepSettings,
 }
 
 /// Privileges a Dockerfile may ask for only when the person running the build grants them
@@ -103,6 +105,7 @@ impl Default for PlanOptions {
             network: Network::Default,
             allow: Entitlements::default(),
             contexts: BuildContexts::new(),
+            step_settings: crate::exec::StepSettings::default(),
         }
     }
 }

@@ -145,6 +145,7 @@ impl StageState<'_> {
             mounts,
             inline,
             insecure: run.security == Some(SecurityMode::Insecure),
+            settings: self.input.opts.step_settings.clone(),
         };
         self.push(node, Op::Run(op), created_by);
         Ok(())

@@ -64,6 +64,11 @@ pub fn step_key(
                 },
             );
             b.str("insecure", if run.insecure { "1" } else { "0" });
+            // Only when set, so the keys of steps without them stay as they were.
+            if !run.settings.is_default() {
+                let settings = serde_json::to_string(&run.settings).unwrap_or_default();
+                b.str("settings", &settings);
+            }
             b.field(b"mounts")
                 .field(&(run.mounts.len() as u64).to_le_bytes());
             for m in &run.mounts {
@@ -217,6 +222,12 @@ pub fn step_manifest(
             m.fields.insert("mounts".into(), digest_of(&run.mounts));
             m.fields
                 .insert("heredoc files".into(), digest_of(&run.inline));
+            if !run.settings.is_default() {
+                m.fields.insert(
+                    "--add-host/--shm-size/--ulimit".into(),
+                    digest_of(&run.settings),
+                );
+            }
             for mount in &run.mounts {
                 if let RunMount::Bind { from, .. } = mount {
                     source(&mut m, from);

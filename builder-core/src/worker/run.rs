@@ -350,6 +350,7 @@ fn prepare_run(
     if run.insecure {
         spec.security = Security::Insecure;
     }
+    spec.settings = run.settings.clone();
     drop(root);
     Ok(Prepared {
         active,

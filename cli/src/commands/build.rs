@@ -84,6 +84,19 @@ pub struct BuildArgs {
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     build_contexts: Vec<String>,
 
+    /// An extra `/etc/hosts` line for RUN steps, `NAME:IP`; repeatable.
+    #[arg(long = "add-host", value_name = "NAME:IP", value_parser = flags::add_host)]
+    add_hosts: Vec<String>,
+
+    /// Size of `/dev/shm` in RUN steps (`128m`, `1g`; default 64m).
+    #[arg(long = "shm-size", value_name = "SIZE", value_parser = flags::shm_size)]
+    shm_size: Option<String>,
+
+    /// A resource limit for RUN steps, `NAME=SOFT[:HARD]` (`nofile=1024:2048`, `-1` for
+    /// unlimited); repeatable.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]", value_parser = flags::ulimit)]
+    ulimits: Vec<String>,
+
     /// A secret `id=ID,src=PATH` or `id=ID,env=VAR`, for `RUN --mount=type=secret`; repeatable.
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR", value_parser = flags::secret)]
     secrets: Vec<flags::SecretFlag>,
@@ -258,6 +271,22 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     for a in &args.allow {
         allow.grant(a).map_err(|e| miette!("--allow: {e}"))?;
     }
+    let mut step_settings = kiln_builder_core::exec::StepSettings::default();
+    for h in &args.add_hosts {
+        step_settings
+            .add_host(h)
+            .map_err(|e| miette!("--add-host {e}"))?;
+    }
+    if let Some(size) = &args.shm_size {
+        step_settings
+            .set_shm_size(size)
+            .map_err(|e| miette!("--shm-size {e}"))?;
+    }
+    for u in &args.ulimits {
+        step_settings
+            .add_ulimit(u)
+            .map_err(|e| miette!("--ulimit {e}"))?;
+    }
     let mut contexts = kiln_builder_core::context::BuildContexts::new();
     for spec in &args.build_contexts {
         let (name, ctx) = kiln_builder_core::context::BuildContexts::parse_spec(spec)
@@ -305,6 +334,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             network,
             allow,
             contexts,
+            step_settings,
             ..PlanOptions::default()
         },
         tags,

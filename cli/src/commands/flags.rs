@@ -215,6 +215,24 @@ pub fn output(spec: &str) -> Result<super::export::Output, String> {
     super::export::parse_output(spec)
 }
 
+/// `--add-host NAME:IP`, checked.
+pub(crate) fn add_host(s: &str) -> Result<String, String> {
+    kiln_builder_core::exec::StepSettings::default().add_host(s)?;
+    Ok(s.to_owned())
+}
+
+/// `--shm-size SIZE`, checked.
+pub(crate) fn shm_size(s: &str) -> Result<String, String> {
+    kiln_builder_core::exec::StepSettings::default().set_shm_size(s)?;
+    Ok(s.to_owned())
+}
+
+/// `--ulimit NAME=SOFT[:HARD]`, checked.
+pub(crate) fn ulimit(s: &str) -> Result<String, String> {
+    kiln_builder_core::exec::Ulimit::parse(s)?;
+    Ok(s.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
