@@ -283,6 +283,10 @@ async fn url_key_parts(
     }
     let (urls, _) = split_urls(c)?;
     let mut parts = Vec::new();
+    for src in git_sources(c)? {
+        let commit = w.git_commits.commit(&src).await?;
+        parts.push(super::git::key_part(&src, &commit, c.keep_git_dir));
+    }
     for url in &urls {
         parts.push(match &c.checksum {
             Some(sum) => format!(
@@ -295,26 +299,39 @@ async fn url_key_parts(
     Ok(parts)
 }
 
-/// The URL sources of an `ADD` and its local ones. Git sources are not supported; several
+/// The git repositories among an `ADD`'s sources (only `ADD` reads them, and only from the
+/// main context's instruction: a `--from` source is a path in that stage).
+fn git_sources(c: &CopyOp) -> Result<Vec<super::git::GitSource>, WorkerError> {
+    if c.from != SourceRef::Context {
+        return Ok(Vec::new());
+    }
+    let git: Vec<&String> = c.sources.iter().filter(|s| super::git::is_git(s)).collect();
+    if !git.is_empty() && !c.add {
+        return Err(WorkerError::Unsupported(
+            "COPY from a git repository (only ADD fetches repositories)",
+        ));
+    }
+    git.into_iter()
+        .map(|s| super::git::GitSource::parse(s))
+        .collect()
+}
+
+/// The URL sources of an `ADD` and its local ones (git repositories are in neither); several
 /// sources need a directory destination, as Docker says.
 fn split_urls(c: &CopyOp) -> Result<(Vec<String>, Vec<String>), WorkerError> {
     let (urls, local): (Vec<String>, Vec<String>) = c
         .sources
         .iter()
+        .filter(|s| !super::git::is_git(s))
         .cloned()
         .partition(|s| crate::copy::is_url(s));
-    if c.sources
-        .iter()
-        .any(|s| s.starts_with("git@") || s.ends_with(".git"))
-    {
-        return Err(WorkerError::Unsupported("ADD from a git repository"));
-    }
     if !urls.is_empty() && !c.add {
         return Err(WorkerError::Unsupported(
             "COPY from a URL (only ADD downloads URLs)",
         ));
     }
-    if !urls.is_empty() && c.sources.len() > 1 && !c.dest.ends_with('/') {
+    let remote = c.sources.len() - local.len();
+    if remote > 0 && c.sources.len() > 1 && !c.dest.ends_with('/') {
         return Err(super::download::DownloadError::DestNotDir {
             dest: c.dest.clone(),
         }
@@ -459,6 +476,20 @@ pub(super) async fn execute_copy(
     for url in &urls {
         downloads.push(w.downloads.fetch(url, c.checksum.as_deref()).await?);
     }
+    // Repositories are checked out into scratch directories that live until the copy is done.
+    let mut checkouts = Vec::new();
+    for src in git_sources(&c)? {
+        let commit = w.git_commits.commit(&src).await?;
+        let scratch = std::fs::create_dir_all(&cfg.state_dir)
+            .and_then(|()| tempfile::tempdir_in(&cfg.state_dir))
+            .map_err(|source| WorkerError::Io {
+                what: "cannot create a directory in",
+                path: cfg.state_dir.clone(),
+                source,
+            })?;
+        let tree = super::git::checkout(&src, &commit, c.keep_git_dir, scratch.path()).await?;
+        checkouts.push((scratch, tree));
+    }
     let local_dir = if is_local_dir(&c.from) && !local.is_empty() {
         w.local_dir(&c.from)?
     } else {
@@ -475,6 +506,18 @@ pub(super) async fn execute_copy(
             &dest,
             cfg.source_date_epoch.map(|e| (e, 0)),
         )?;
+        for (_scratch, tree) in &checkouts {
+            // The repository's tree is copied like a directory source, never extracted.
+            let src_root = Root::open(tree)?;
+            let fs = RootfsSource::new(&src_root);
+            let req = copy_request(&c, vec!["/".to_owned()])?;
+            let opts = ApplyOptions {
+                extractor: None,
+                skip_chown: false,
+                created_dir_mtime: cfg.source_date_epoch.map(|e| (e, 0)),
+            };
+            copy_from(&fs, &req, &dest, &opts)?;
+        }
         if !local.is_empty() {
             let req = copy_request(&c, local.clone())?;
             let opts = ApplyOptions {

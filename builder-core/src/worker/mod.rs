@@ -10,6 +10,7 @@
 
 pub(crate) mod copy;
 mod download;
+mod git;
 mod image;
 mod run;
 mod ssh;
@@ -115,6 +116,14 @@ pub enum WorkerError {
     /// A blocking task panicked or was cancelled.
     #[error("worker task failed: {0}")]
     Task(String),
+    /// `ADD` of a git repository failed.
+    #[error("git repository {url}: {message}")]
+    Git {
+        /// The repository (without its password).
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// How the local worker is set up.
@@ -158,6 +167,8 @@ pub struct LocalWorker {
     >,
     /// `ADD <url>` files fetched by this build.
     downloads: download::Downloads,
+    /// `ADD <git repository>` refs resolved by this build.
+    git_commits: git::Resolved,
     /// Images resolved in this build: one reference resolves (and is pulled) once, so FROM and
     /// `COPY --from` of the same reference see the same image.
     resolved: tokio::sync::Mutex<BTreeMap<crate::graph::ImageRef, ResolvedImage>>,
@@ -182,6 +193,7 @@ impl LocalWorker {
             )),
             stat_cache_path,
             downloads: download::Downloads::new(cfg.state_dir.clone()),
+            git_commits: git::Resolved::default(),
             cfg,
             context_index: std::sync::OnceLock::new(),
             resolved: tokio::sync::Mutex::new(BTreeMap::new()),
