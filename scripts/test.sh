@@ -6,11 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/packages.sh
 source scripts/lib/registry.sh
+source scripts/lib/debian.sh
 
 install_packages "${KILN_TEST_PACKAGES[@]}"
 ensure_rust
 
 trap registry_stop_all EXIT
+
+# The Debian base for the real-Dockerfile tests, made while the tests compile.
+debian_base_start
 
 registry_start plain
 export KILN_TEST_REGISTRY="$REGISTRY_ADDR"
