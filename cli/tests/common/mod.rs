@@ -10,6 +10,7 @@ use std::time::Duration;
 use assert_cmd::Command;
 
 pub mod checks;
+pub mod debian;
 pub mod proxy;
 
 /// Upper bound for any single `kiln` run in the tests.

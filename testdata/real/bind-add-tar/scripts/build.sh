@@ -1,0 +1,1 @@
+echo "built with a bound script" > /built.txt
