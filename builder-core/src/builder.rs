@@ -88,6 +88,10 @@ pub struct BuildRequest {
     /// A registry reference to export the cache records and layers of every stage to after
     /// the build (`--cache-to type=registry,ref=...`).
     pub cache_to: Option<String>,
+    /// How much of each RUN step's output reaches the progress events (BuildKit's
+    /// `BUILDKIT_STEP_LOG_MAX_SIZE`, 2 MiB by default); the rest is discarded after an "output
+    /// clipped" notice. A failing step's last lines are in its error whatever the limit.
+    pub step_log_limit: crate::progress::StepLogLimit,
 }
 
 /// What a build produced.
@@ -280,7 +284,7 @@ impl Builder {
         for w in &df.warnings {
             events.send(BuildEvent::Warning {
                 message: format!("line {}: {}", w.line, w.message),
-            });
+            }).await;
         }
         let context = match &req.context {
             Some(dir) => Some(Arc::new(
@@ -301,6 +305,7 @@ impl Builder {
             platform: crate::image::Platform::linux_amd64(),
             registry: self.registry.clone(),
             pull: req.pull,
+            step_log_limit: req.step_log_limit,
         }));
 
         let mut bases: BTreeMap<String, ResolvedImage> = BTreeMap::new();
@@ -327,7 +332,7 @@ impl Builder {
             crate::worker::copy::prefetch_context(&worker);
         }
         for w in &graph.warnings {
-            events.send(BuildEvent::Warning { message: w.clone() });
+            events.send(BuildEvent::Warning { message: w.clone() }).await;
         }
         let mut warnings = graph.warnings.clone();
         let mut no_cache_stages = Vec::new();
@@ -346,7 +351,7 @@ impl Builder {
                     let message = format!("--no-cache-filter: no stage named {want:?}");
                     events.send(BuildEvent::Warning {
                         message: message.clone(),
-                    });
+                    }).await;
                     warnings.push(message);
                 }
             }
@@ -375,7 +380,7 @@ impl Builder {
             for message in notes {
                 events.send(BuildEvent::Warning {
                     message: message.clone(),
-                });
+                }).await;
                 warnings.push(message);
             }
         }

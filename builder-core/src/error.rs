@@ -36,6 +36,9 @@ pub enum Error {
         argv: Vec<String>,
         /// `exit code: N` or `killed by signal N`.
         status: String,
+        /// The last lines the step printed (both streams, at most
+        /// [`TAIL_LINES`](crate::worker::steplog::TAIL_LINES)), kept whatever the log limit.
+        output: Vec<String>,
     },
     /// The store's garbage-collection lock could not be taken.
     #[error(transparent)]

@@ -53,7 +53,6 @@ pub fn print_build_error(
     err: &kiln_builder_core::Error,
     name: &str,
     dockerfile: &str,
-    tail: &crate::progress::LogTail,
 ) {
     use kiln_builder_core::Error;
     use miette::{LabeledSpan, NamedSource};
@@ -65,10 +64,11 @@ pub fn print_build_error(
         }
         Error::Step { origin, source } => {
             let span = origin.span;
-            let output = tail.failed_step_output(&origin.text);
-            let label = match &**source {
-                Error::RunFailed { status, .. } => format!("this step failed ({status})"),
-                _ => "this step failed".to_string(),
+            let (label, output) = match &**source {
+                Error::RunFailed { status, output, .. } => {
+                    (format!("this step failed ({status})"), &output[..])
+                }
+                _ => ("this step failed".to_string(), &[][..]),
             };
             if !output.is_empty() {
                 eprintln!(

@@ -110,7 +110,14 @@ impl Pattern {
     }
 
     /// `${VAR/pat/repl}` and `${VAR//pat/repl}`: leftmost, longest matches.
-    pub(super) fn replace(&self, value: &str, replacement: &str, all: bool) -> String {
+    /// `None` once the result would pass `max` bytes.
+    pub(super) fn replace(
+        &self,
+        value: &str,
+        replacement: &str,
+        all: bool,
+        max: usize,
+    ) -> Option<String> {
         let cs: Vec<char> = value.chars().collect();
         let mut out = String::with_capacity(value.len());
         let mut i = 0;
@@ -128,6 +135,9 @@ impl Pattern {
             };
             match found {
                 Some(end) => {
+                    if out.len() + replacement.len() > max {
+                        return None;
+                    }
                     out.push_str(replacement);
                     replaced = true;
                     last_end = Some(end);
@@ -149,6 +159,6 @@ impl Pattern {
                 }
             }
         }
-        out
+        (out.len() <= max).then_some(out)
     }
 }

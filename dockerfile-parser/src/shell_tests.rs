@@ -224,3 +224,35 @@ fn nesting_depth_is_bounded() {
         .expect_err("too deep");
     assert_eq!(e.kind, ExpandErrorKind::TooDeep);
 }
+
+#[test]
+fn expanded_words_are_bounded() {
+    let big = "x".repeat(MAX_WORD_BYTES / 2);
+    let lookup = |name: &str| (name == "B").then(|| big.clone());
+    let e = Expander::new('\\');
+    // Exactly at the limit is fine; one more expansion is not, however it is spelled.
+    assert_eq!(
+        e.expand("$B$B", &lookup).expect("at the limit").value.len(),
+        MAX_WORD_BYTES
+    );
+    for word in ["$B$B$B", "$B$B-", "\"$B$B$B\"", "${B}${B}${B:+y}", "${B//x/xx}", "$B$B$B$B$B$B$B$B$B$B"] {
+        let err = e.expand(word, &lookup).expect_err(word);
+        assert_eq!(
+            err.kind,
+            ExpandErrorKind::TooLong {
+                limit: MAX_WORD_BYTES
+            },
+            "{word}"
+        );
+        let err = e.expand_words(word, &lookup).expect_err(word);
+        assert!(matches!(err.kind, ExpandErrorKind::TooLong { .. }), "{word}");
+    }
+    assert!(
+        err_text(e.max_word_bytes(4).expand("abcde", &env)).contains("limit of 4 bytes per word")
+    );
+    assert_eq!(ex_with(e.max_word_bytes(4), "${A}bcd"), "abcd");
+}
+
+fn err_text(r: Result<Expansion, ExpandError>) -> String {
+    r.map(|e| e.value).unwrap_or_else(|e| e.to_string())
+}

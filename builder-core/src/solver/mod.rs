@@ -379,7 +379,7 @@ async fn run_stage(
         shared.events.send(BuildEvent::StepStarted {
             id,
             name: format!("[{stage_name} {fs_seen}/{fs_steps}] {}", step.origin.text),
-        });
+        }).await;
         let ctx = StepContext {
             id,
             origin: &step.origin,
@@ -419,7 +419,7 @@ async fn run_stage(
         let mut reasons = Vec::new();
         let record = match cached {
             Some(rec) => {
-                shared.events.send(BuildEvent::StepCached { id });
+                shared.events.send(BuildEvent::StepCached { id }).await;
                 rec
             }
             None => {
@@ -447,7 +447,7 @@ async fn run_stage(
                 shared.events.send(BuildEvent::CacheMiss {
                     id,
                     reasons: reasons.clone(),
-                });
+                }).await;
                 let layer = shared
                     .worker
                     .execute(&ctx, shared.events.clone())
@@ -504,7 +504,7 @@ async fn run_stage(
             id,
             duration: elapsed,
             layer_size,
-        });
+        }).await;
         outcomes.push(StepOutcome {
             id,
             cached: was_cached,
