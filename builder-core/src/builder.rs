@@ -282,9 +282,11 @@ impl Builder {
         let df = kiln_dockerfile_parser::parse(&req.dockerfile)
             .map_err(|e| crate::Error::Parse(Box::new(e)))?;
         for w in &df.warnings {
-            events.send(BuildEvent::Warning {
-                message: format!("line {}: {}", w.line, w.message),
-            }).await;
+            events
+                .send(BuildEvent::Warning {
+                    message: format!("line {}: {}", w.line, w.message),
+                })
+                .await;
         }
         let context = match &req.context {
             Some(dir) => Some(Arc::new(
@@ -332,7 +334,9 @@ impl Builder {
             crate::worker::copy::prefetch_context(&worker);
         }
         for w in &graph.warnings {
-            events.send(BuildEvent::Warning { message: w.clone() }).await;
+            events
+                .send(BuildEvent::Warning { message: w.clone() })
+                .await;
         }
         let mut warnings = graph.warnings.clone();
         let mut no_cache_stages = Vec::new();
@@ -349,9 +353,11 @@ impl Builder {
                 Some(i) => no_cache_stages.push(i),
                 None => {
                     let message = format!("--no-cache-filter: no stage named {want:?}");
-                    events.send(BuildEvent::Warning {
-                        message: message.clone(),
-                    }).await;
+                    events
+                        .send(BuildEvent::Warning {
+                            message: message.clone(),
+                        })
+                        .await;
                     warnings.push(message);
                 }
             }
@@ -378,9 +384,11 @@ impl Builder {
                 Err(e) => notes.push(format!("cannot import cache from {source}: {e}")),
             }
             for message in notes {
-                events.send(BuildEvent::Warning {
-                    message: message.clone(),
-                }).await;
+                events
+                    .send(BuildEvent::Warning {
+                        message: message.clone(),
+                    })
+                    .await;
                 warnings.push(message);
             }
         }

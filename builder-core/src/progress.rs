@@ -178,12 +178,20 @@ mod tests {
     async fn a_full_channel_makes_the_sender_wait() {
         let (sink, mut rx) = channel();
         for _ in 0..EVENT_CHANNEL_CAPACITY {
-            sink.send(BuildEvent::Warning { message: "x".into() }).await;
+            sink.send(BuildEvent::Warning {
+                message: "x".into(),
+            })
+            .await;
         }
-        let one_more = sink.send(BuildEvent::Warning { message: "y".into() });
+        let one_more = sink.send(BuildEvent::Warning {
+            message: "y".into(),
+        });
         let waited = tokio::time::timeout(std::time::Duration::from_millis(50), one_more).await;
         assert!(waited.is_err(), "the send waited for room");
         assert!(rx.recv().await.is_some());
-        sink.send(BuildEvent::Warning { message: "z".into() }).await;
+        sink.send(BuildEvent::Warning {
+            message: "z".into(),
+        })
+        .await;
     }
 }

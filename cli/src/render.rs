@@ -49,11 +49,7 @@ pub fn print_report(report: &Report) {
 }
 
 /// Prints a build error; a failing step shows its Dockerfile line underlined.
-pub fn print_build_error(
-    err: &kiln_builder_core::Error,
-    name: &str,
-    dockerfile: &str,
-) {
+pub fn print_build_error(err: &kiln_builder_core::Error, name: &str, dockerfile: &str) {
     use kiln_builder_core::Error;
     use miette::{LabeledSpan, NamedSource};
     match err {

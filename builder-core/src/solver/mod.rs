@@ -376,10 +376,13 @@ async fn run_stage(
         }
         fs_seen += 1;
         let started = Instant::now();
-        shared.events.send(BuildEvent::StepStarted {
-            id,
-            name: format!("[{stage_name} {fs_seen}/{fs_steps}] {}", step.origin.text),
-        }).await;
+        shared
+            .events
+            .send(BuildEvent::StepStarted {
+                id,
+                name: format!("[{stage_name} {fs_seen}/{fs_steps}] {}", step.origin.text),
+            })
+            .await;
         let ctx = StepContext {
             id,
             origin: &step.origin,
@@ -444,10 +447,13 @@ async fn run_stage(
                     &manifest,
                     shared.opts.no_cache,
                 );
-                shared.events.send(BuildEvent::CacheMiss {
-                    id,
-                    reasons: reasons.clone(),
-                }).await;
+                shared
+                    .events
+                    .send(BuildEvent::CacheMiss {
+                        id,
+                        reasons: reasons.clone(),
+                    })
+                    .await;
                 let layer = shared
                     .worker
                     .execute(&ctx, shared.events.clone())
@@ -500,11 +506,14 @@ async fn run_stage(
             comment: None,
         });
         let elapsed = started.elapsed();
-        shared.events.send(BuildEvent::StepFinished {
-            id,
-            duration: elapsed,
-            layer_size,
-        }).await;
+        shared
+            .events
+            .send(BuildEvent::StepFinished {
+                id,
+                duration: elapsed,
+                layer_size,
+            })
+            .await;
         outcomes.push(StepOutcome {
             id,
             cached: was_cached,

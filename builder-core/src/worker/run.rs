@@ -396,10 +396,7 @@ pub(super) async fn execute(
         _scratch,
         _locks,
     } = prepared;
-    let (result, tail) = tokio::join!(
-        w.cfg.executor.run(spec, OutputSink::channel(tx)),
-        log
-    );
+    let (result, tail) = tokio::join!(w.cfg.executor.run(spec, OutputSink::channel(tx)), log);
     let result = result.map_err(WorkerError::from)?;
     drop(_views);
     drop(_relays);

@@ -155,12 +155,18 @@ mod tests {
     async fn output_past_the_limit_is_clipped_once_and_the_tail_kept() {
         let mut chunks = Vec::new();
         for i in 0..1000 {
-            chunks.push((exec::Stream::Stdout, format!("line {i}\n").repeat(20).into_bytes()));
+            chunks.push((
+                exec::Stream::Stdout,
+                format!("line {i}\n").repeat(20).into_bytes(),
+            ));
         }
         chunks.push((exec::Stream::Stderr, b"REAL-ERROR\n".to_vec()));
         let (shown, tail) = run(StepLogLimit::bytes(1000), chunks).await;
         let text = String::from_utf8(shown).unwrap();
-        assert_eq!(text.len(), 1000 + "\n[output clipped, log limit 1000B reached]\n".len());
+        assert_eq!(
+            text.len(),
+            1000 + "\n[output clipped, log limit 1000B reached]\n".len()
+        );
         assert_eq!(text.matches("output clipped").count(), 1, "{text}");
         assert!(!text.contains("REAL-ERROR"));
         let lines = tail.lines();

@@ -430,8 +430,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         }
         tty
     });
-    let built =
-        crate::interrupt::run_until_interrupted(&runtime, builder.build(request, sink))?;
+    let built = crate::interrupt::run_until_interrupted(&runtime, builder.build(request, sink))?;
     // The build future is gone, and with it every sender: the renderer drains and ends. The
     // channel is bounded, so little is left to draw.
     let rendered = runtime
