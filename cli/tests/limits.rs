@@ -12,6 +12,7 @@ use common::dockerfile_context;
 
 /// Runs `kiln` with `args` to completion; returns (exit code, stderr, peak RSS in KiB of kiln and
 /// the processes it waited for, from `wait4`).
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also reports the peak RSS
 fn kiln_measured(root: &std::path::Path, args: &[&str]) -> (i32, String, i64) {
     let stderr = tempfile::NamedTempFile::new().unwrap();
     let child = Command::new(assert_cmd::cargo::cargo_bin("kiln"))
