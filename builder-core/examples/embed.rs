@@ -9,7 +9,7 @@
 use std::error::Error;
 use std::path::PathBuf;
 
-use kiln_builder_core::progress::{BuildEvent, EventSink};
+use kiln_builder_core::progress::BuildEvent;
 use kiln_builder_core::{BuildRequest, Builder, BuilderOptions};
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -32,7 +32,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build()?;
     let builder = Builder::new(BuilderOptions::new(store))?;
     let output = runtime.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        // A bounded channel: the printer must drain it while the build runs.
+        let (sink, mut rx) = kiln_builder_core::progress::channel();
         let printer = tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
                 match event {
@@ -60,7 +61,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             tags: vec![tag],
             ..BuildRequest::default()
         };
-        let result = builder.build(request, EventSink::new(tx)).await;
+        let result = builder.build(request, sink).await;
         let _ = printer.await;
         result
     })?;

@@ -88,6 +88,10 @@ pub struct BuildRequest {
     /// A registry reference to export the cache records and layers of every stage to after
     /// the build (`--cache-to type=registry,ref=...`).
     pub cache_to: Option<String>,
+    /// How much of each RUN step's output reaches the progress events (BuildKit's
+    /// `BUILDKIT_STEP_LOG_MAX_SIZE`, 2 MiB by default); the rest is discarded after an "output
+    /// clipped" notice. A failing step's last lines are in its error whatever the limit.
+    pub step_log_limit: crate::progress::StepLogLimit,
 }
 
 /// What a build produced.
@@ -278,9 +282,11 @@ impl Builder {
         let df = kiln_dockerfile_parser::parse(&req.dockerfile)
             .map_err(|e| crate::Error::Parse(Box::new(e)))?;
         for w in &df.warnings {
-            events.send(BuildEvent::Warning {
-                message: format!("line {}: {}", w.line, w.message),
-            });
+            events
+                .send(BuildEvent::Warning {
+                    message: format!("line {}: {}", w.line, w.message),
+                })
+                .await;
         }
         let context = match &req.context {
             Some(dir) => Some(Arc::new(
@@ -302,6 +308,7 @@ impl Builder {
             platform: crate::image::Platform::linux_amd64(),
             registry: self.registry.clone(),
             pull: req.pull,
+            step_log_limit: req.step_log_limit,
         }));
 
         let mut bases: BTreeMap<crate::graph::ImageRef, ResolvedImage> = BTreeMap::new();
@@ -337,10 +344,13 @@ impl Builder {
                 } else {
                     "RUN steps use the host's network (a network namespace of their own needs root; pass --network none for none)".into()
                 },
-            });
+            })
+            .await;
         }
         for w in &graph.warnings {
-            events.send(BuildEvent::Warning { message: w.clone() });
+            events
+                .send(BuildEvent::Warning { message: w.clone() })
+                .await;
         }
         let mut warnings = graph.warnings.clone();
         let mut no_cache_stages = Vec::new();
@@ -357,9 +367,11 @@ impl Builder {
                 Some(i) => no_cache_stages.push(i),
                 None => {
                     let message = format!("--no-cache-filter: no stage named {want:?}");
-                    events.send(BuildEvent::Warning {
-                        message: message.clone(),
-                    });
+                    events
+                        .send(BuildEvent::Warning {
+                            message: message.clone(),
+                        })
+                        .await;
                     warnings.push(message);
                 }
             }
@@ -386,9 +398,11 @@ impl Builder {
                 Err(e) => notes.push(format!("cannot import cache from {source}: {e}")),
             }
             for message in notes {
-                events.send(BuildEvent::Warning {
-                    message: message.clone(),
-                });
+                events
+                    .send(BuildEvent::Warning {
+                        message: message.clone(),
+                    })
+                    .await;
                 warnings.push(message);
             }
         }

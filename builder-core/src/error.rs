@@ -41,6 +41,9 @@ pub enum Error {
         status: String,
         /// The step ran without network, which may be why it failed.
         no_network: bool,
+        /// The last lines the step printed (both streams, at most
+        /// [`TAIL_LINES`](crate::worker::steplog::TAIL_LINES)), kept whatever the log limit.
+        output: Vec<String>,
     },
     /// The store's garbage-collection lock could not be taken.
     #[error(transparent)]

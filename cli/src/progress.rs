@@ -74,14 +74,9 @@ impl<W: Write> PlainRenderer<W> {
                 data,
             } => {
                 let n = self.number(*id);
-                let elapsed = self.started.elapsed().as_secs_f64();
-                let buf = self.partial.entry(*id).or_default();
-                buf.extend_from_slice(data);
-                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=pos).collect();
-                    let text = String::from_utf8_lossy(&line[..line.len() - 1]);
-                    let _ = writeln!(self.out, "#{n} {elapsed:.3} {text}");
-                }
+                let prefix = format!("#{n} {:.3} ", self.started.elapsed().as_secs_f64());
+                let partial = self.partial.entry(*id).or_default();
+                write_lines(&mut self.out, &prefix, partial, data);
             }
             // A cache hit is reported as CACHED only, as BuildKit does.
             BuildEvent::StepFinished { id, .. } if self.cached.contains(id) => {}
@@ -105,67 +100,46 @@ impl<W: Write> PlainRenderer<W> {
     }
 }
 
-/// The last lines of every step's output and the steps still running, kept whatever the display
-/// so that a failing RUN can show what it printed last.
-#[derive(Debug, Default)]
-pub struct LogTail {
-    names: BTreeMap<StepId, String>,
-    lines: BTreeMap<StepId, std::collections::VecDeque<String>>,
-    partial: BTreeMap<StepId, Vec<u8>>,
-    finished: std::collections::BTreeSet<StepId>,
+/// A line longer than this is shown in pieces, so that output without newlines does not pile
+/// up in memory.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Writes the complete lines of `partial` + `data`, each after `prefix`, and keeps the unfinished
+/// rest in `partial`. No allocation per line: the lines are sliced out of `data`.
+fn write_lines<W: Write>(out: &mut W, prefix: &str, partial: &mut Vec<u8>, data: &[u8]) {
+    let mut rest = data;
+    if !partial.is_empty() {
+        match rest.iter().position(|b| *b == b'\n') {
+            Some(pos) => {
+                partial.extend_from_slice(&rest[..pos]);
+                write_line(out, prefix, partial);
+                partial.clear();
+                rest = &rest[pos + 1..];
+            }
+            None => {
+                partial.extend_from_slice(rest);
+                rest = &[];
+            }
+        }
+    }
+    while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
+        write_line(out, prefix, &rest[..pos]);
+        rest = &rest[pos + 1..];
+    }
+    partial.extend_from_slice(rest);
+    while partial.len() >= MAX_LINE {
+        write_line(out, prefix, &partial[..MAX_LINE]);
+        partial.drain(..MAX_LINE);
+    }
 }
 
-/// Lines kept per step.
-pub const TAIL_LINES: usize = 20;
-
-impl LogTail {
-    /// Records one event.
-    pub fn event(&mut self, event: &BuildEvent) {
-        match event {
-            BuildEvent::StepStarted { id, name } => {
-                self.names.insert(*id, name.clone());
-            }
-            BuildEvent::StepCached { id } | BuildEvent::StepFinished { id, .. } => {
-                self.finished.insert(*id);
-            }
-            BuildEvent::Log { id, data, .. } => {
-                let buf = self.partial.entry(*id).or_default();
-                buf.extend_from_slice(data);
-                let lines = self.lines.entry(*id).or_default();
-                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=pos).collect();
-                    lines.push_back(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
-                    if lines.len() > TAIL_LINES {
-                        lines.pop_front();
-                    }
-                }
-            }
-            BuildEvent::Warning { .. } | BuildEvent::CacheMiss { .. } => {}
-        }
-    }
-
-    /// The last lines of the unfinished step whose title ends with `text` (the failing
-    /// instruction), or of the last unfinished step.
-    pub fn failed_step_output(&self, text: &str) -> Vec<String> {
-        let unfinished: Vec<&StepId> = self
-            .names
-            .keys()
-            .filter(|id| !self.finished.contains(id))
-            .collect();
-        let id = unfinished
-            .iter()
-            .find(|id| self.names.get(id).is_some_and(|n| n.ends_with(text.trim())))
-            .or(unfinished.last());
-        let Some(id) = id else {
-            return Vec::new();
-        };
-        let mut out: Vec<String> = self.lines.get(id).into_iter().flatten().cloned().collect();
-        if let Some(rest) = self.partial.get(id).filter(|p| !p.is_empty()) {
-            out.push(String::from_utf8_lossy(rest).into_owned());
-        }
-        let skip = out.len().saturating_sub(TAIL_LINES);
-        out.split_off(skip)
-    }
+fn write_line<W: Write>(out: &mut W, prefix: &str, line: &[u8]) {
+    let _ = out.write_all(prefix.as_bytes());
+    let _ = match std::str::from_utf8(line) {
+        Ok(_) => out.write_all(line),
+        Err(_) => out.write_all(String::from_utf8_lossy(line).as_bytes()),
+    };
+    let _ = out.write_all(b"\n");
 }
 
 /// One JSON object per event.
@@ -258,26 +232,6 @@ mod tests {
         assert_eq!(lines[5], "#2 [stage-0 2/2] COPY a /a");
         assert_eq!(lines[6], "#2 CACHED");
         assert_eq!(lines.len(), 7, "no DONE after CACHED: {text}");
-    }
-
-    #[test]
-    fn tail_keeps_the_last_lines_of_the_failed_step() {
-        let a = StepId { stage: 0, index: 1 };
-        let mut t = LogTail::default();
-        t.event(&BuildEvent::StepStarted {
-            id: a,
-            name: "[stage-0 1/1] RUN make".into(),
-        });
-        let text: String = (1..=30).map(|i| format!("line {i}\n")).collect();
-        t.event(&BuildEvent::Log {
-            id: a,
-            stream: Stream::Stdout,
-            data: format!("{text}partial").into_bytes(),
-        });
-        let out = t.failed_step_output("RUN make");
-        assert_eq!(out.len(), TAIL_LINES);
-        assert_eq!(out[0], "line 12");
-        assert_eq!(out[TAIL_LINES - 1], "partial");
     }
 
     #[test]

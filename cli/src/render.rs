@@ -49,12 +49,7 @@ pub fn print_report(report: &Report) {
 }
 
 /// Prints a build error; a failing step shows its Dockerfile line underlined.
-pub fn print_build_error(
-    err: &kiln_builder_core::Error,
-    name: &str,
-    dockerfile: &str,
-    tail: &crate::progress::LogTail,
-) {
+pub fn print_build_error(err: &kiln_builder_core::Error, name: &str, dockerfile: &str) {
     use kiln_builder_core::Error;
     use miette::{LabeledSpan, NamedSource};
     match err {
@@ -65,17 +60,22 @@ pub fn print_build_error(
         }
         Error::Step { origin, source } => {
             let span = origin.span;
-            let output = tail.failed_step_output(&origin.text);
-            let label = match &**source {
+            let (label, output) = match &**source {
                 Error::RunFailed {
                     status,
+                    output,
                     no_network: true,
                     ..
-                } => format!(
-                    "this step failed ({status}); it ran without network (--network none or RUN --network=none)"
+                } => (
+                    format!(
+                        "this step failed ({status}); it ran without network (--network none or RUN --network=none)"
+                    ),
+                    &output[..],
                 ),
-                Error::RunFailed { status, .. } => format!("this step failed ({status})"),
-                _ => "this step failed".to_string(),
+                Error::RunFailed { status, output, .. } => {
+                    (format!("this step failed ({status})"), &output[..])
+                }
+                _ => ("this step failed".to_string(), &[][..]),
             };
             if !output.is_empty() {
                 eprintln!(

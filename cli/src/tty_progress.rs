@@ -15,6 +15,9 @@ use crate::commands::images::human_size;
 /// Lines of a running step's output shown under it.
 const SHOWN_LINES: usize = 5;
 
+/// Bytes of an unfinished output line kept for the display.
+const MAX_PARTIAL: usize = 4096;
+
 struct Step {
     bar: ProgressBar,
     lines: VecDeque<String>,
@@ -100,17 +103,33 @@ impl TtyRenderer {
             }
             BuildEvent::Log { id, data, .. } => {
                 if let Some(s) = self.steps.get_mut(id) {
-                    s.partial.extend_from_slice(data);
-                    while let Some(pos) = s.partial.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = s.partial.drain(..=pos).collect();
-                        let text = String::from_utf8_lossy(&line[..line.len() - 1])
-                            .trim_end_matches('\r')
-                            .to_string();
-                        s.lines.push_back(text);
-                        if s.lines.len() > SHOWN_LINES {
-                            s.lines.pop_front();
+                    // Only the last lines are shown: the others are skipped, not converted.
+                    match data.iter().rposition(|b| *b == b'\n') {
+                        Some(end) => {
+                            let done = &data[..end];
+                            let count = done.iter().filter(|b| **b == b'\n').count() + 1;
+                            let mut fresh: Vec<&[u8]> =
+                                done.rsplit(|b| *b == b'\n').take(SHOWN_LINES).collect();
+                            fresh.reverse();
+                            for (i, line) in fresh.into_iter().enumerate() {
+                                let text = if i == 0 && count <= SHOWN_LINES {
+                                    s.partial.extend_from_slice(line);
+                                    String::from_utf8_lossy(&s.partial).into_owned()
+                                } else {
+                                    String::from_utf8_lossy(line).into_owned()
+                                };
+                                s.lines.push_back(text.trim_end_matches('\r').to_string());
+                                if s.lines.len() > SHOWN_LINES {
+                                    s.lines.pop_front();
+                                }
+                            }
+                            s.partial.clear();
+                            s.partial.extend_from_slice(&data[end + 1..]);
                         }
+                        None => s.partial.extend_from_slice(data),
                     }
+                    // A line without end is shown by its start only.
+                    s.partial.truncate(MAX_PARTIAL);
                     let msg: String = s
                         .lines
                         .iter()

@@ -10,7 +10,10 @@
 //! `${VAR/pat/repl}`, `${VAR//pat/repl}`, nested expansions, single and double quotes and the
 //! escape character. Patterns support `*`, `?` and escaped `\*`, `\?`, `\\`.
 //!
-//! Nesting is limited to [`MAX_DEPTH`] levels so hostile input cannot exhaust the stack.
+//! Nesting is limited to [`MAX_DEPTH`] levels so hostile input cannot exhaust the stack, and an
+//! expanded word to [`MAX_WORD_BYTES`] so that doubling variables (`ARG b=$a$a`, `ARG c=$b$b`,
+//! ...) cannot exhaust memory: the expansion stops with [`ExpandErrorKind::TooLong`] as soon as
+//! the word passes the limit.
 
 use thiserror::Error;
 
@@ -21,6 +24,11 @@ use pattern::Pattern;
 /// Maximum nesting of `${...}` expansions.
 pub const MAX_DEPTH: usize = 64;
 
+/// Maximum size of one expanded word (1 MiB), in bytes. Docker has no such limit, but the kernel
+/// refuses a single argument or environment string over 128 KiB anyway, and no legitimate
+/// Dockerfile value comes close.
+pub const MAX_WORD_BYTES: usize = 1024 * 1024;
+
 /// Expands variables in words the way BuildKit does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expander {
@@ -28,6 +36,7 @@ pub struct Expander {
     skip_unset: bool,
     raw_quotes: bool,
     raw_escapes: bool,
+    max_word: usize,
 }
 
 /// Result of [`Expander::expand`].
@@ -89,6 +98,12 @@ pub enum ExpandErrorKind {
     /// More than [`MAX_DEPTH`] nested `${...}`.
     #[error("expansion nested more than {MAX_DEPTH} levels deep")]
     TooDeep,
+    /// The expanded word grew past the limit ([`MAX_WORD_BYTES`] unless set otherwise).
+    #[error("the expanded word is longer than the limit of {limit} bytes per word")]
+    TooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
 }
 
 /// An expansion error and the byte offset in the word where it was detected.
@@ -125,7 +140,15 @@ impl Expander {
             skip_unset: false,
             raw_quotes: false,
             raw_escapes: false,
+            max_word: MAX_WORD_BYTES,
         }
+    }
+
+    /// Fail with [`ExpandErrorKind::TooLong`] when a word grows past `bytes`
+    /// (default [`MAX_WORD_BYTES`]).
+    pub fn max_word_bytes(mut self, bytes: usize) -> Self {
+        self.max_word = bytes;
+        self
     }
 
     /// Leave references to unset variables as written instead of expanding them to `""`.
@@ -258,6 +281,19 @@ impl<'a> Lexer<'a> {
         Some(c)
     }
 
+    /// Fails once a word would grow past the limit.
+    fn check(&self, len: usize) -> Result<(), ExpandError> {
+        if len > self.opts.max_word {
+            return Err(err(
+                ExpandErrorKind::TooLong {
+                    limit: self.opts.max_word,
+                },
+                self.pos,
+            ));
+        }
+        Ok(())
+    }
+
     fn lookup(&mut self, name: &str) -> Option<String> {
         let v = (self.env)(name);
         let list = if v.is_some() {
@@ -283,21 +319,25 @@ impl<'a> Lexer<'a> {
         while let Some(ch) = self.peek() {
             if Some(ch) == stop {
                 self.pos += ch.len_utf8();
+                self.check(result.len())?;
                 return Ok((result, words.finish()));
             }
             match ch {
                 '$' => {
                     let s = self.process_dollar()?;
+                    self.check(result.len() + s.len())?;
                     result.push_str(&s);
                     words.add_string(&s);
                 }
                 '\'' => {
                     let s = self.process_single_quote()?;
+                    self.check(result.len() + s.len())?;
                     result.push_str(&s);
                     words.add_raw_string(&s);
                 }
                 '"' => {
                     let s = self.process_double_quote(raw_escapes)?;
+                    self.check(result.len() + s.len())?;
                     result.push_str(&s);
                     words.add_raw_string(&s);
                 }
@@ -328,7 +368,10 @@ impl<'a> Lexer<'a> {
                 ExpandErrorKind::Unterminated(if c == '}' { "}" } else { "/" }),
                 self.pos,
             )),
-            None => Ok((result, words.finish())),
+            None => {
+                self.check(result.len())?;
+                Ok((result, words.finish()))
+            }
         }
     }
 
@@ -375,6 +418,7 @@ impl<'a> Lexer<'a> {
                 }
                 Some('$') => {
                     let s = self.process_dollar()?;
+                    self.check(result.len() + s.len())?;
                     result.push_str(&s);
                 }
                 Some(mut ch) => {
@@ -578,7 +622,15 @@ impl<'a> Lexer<'a> {
                 dollar_at,
             )
         })?;
-        Ok(pat.replace(&value, &replacement, all))
+        pat.replace(&value, &replacement, all, self.opts.max_word)
+            .ok_or_else(|| {
+                err(
+                    ExpandErrorKind::TooLong {
+                        limit: self.opts.max_word,
+                    },
+                    dollar_at,
+                )
+            })
     }
 }
 

@@ -42,6 +42,12 @@ impl Pattern {
         Ok(Pattern { toks })
     }
 
+    /// The number of characters every match has, for a pattern without `*`: only that length
+    /// needs trying, which keeps substitutions on long values linear.
+    fn fixed_len(&self) -> Option<usize> {
+        (!self.toks.contains(&PatTok::Star)).then_some(self.toks.len())
+    }
+
     /// Whether the whole of `s` matches (classic wildcard matching with one backtrack point).
     fn matches(&self, s: &[char]) -> bool {
         let (mut p, mut i) = (0usize, 0usize);
@@ -83,6 +89,12 @@ impl Pattern {
         } else {
             Box::new(0..=cs.len())
         };
+        if let Some(n) = self.fixed_len() {
+            return match cs.get(..n).filter(|head| self.matches(head)) {
+                Some(_) => &value[offset(n)..],
+                None => value,
+            };
+        }
         for end in ends {
             if self.matches(&cs[..end]) {
                 return &value[offset(end)..];
@@ -101,6 +113,13 @@ impl Pattern {
         } else {
             Box::new((0..=cs.len()).rev())
         };
+        if let Some(n) = self.fixed_len() {
+            let start = cs.len().checked_sub(n);
+            return match start.filter(|&st| self.matches(&cs[st..])) {
+                Some(st) => &value[..offset(st)],
+                None => value,
+            };
+        }
         for start in starts {
             if self.matches(&cs[start..]) {
                 return &value[..offset(start)];
@@ -110,15 +129,27 @@ impl Pattern {
     }
 
     /// `${VAR/pat/repl}` and `${VAR//pat/repl}`: leftmost, longest matches.
-    pub(super) fn replace(&self, value: &str, replacement: &str, all: bool) -> String {
+    /// `None` once the result would pass `max` bytes.
+    pub(super) fn replace(
+        &self,
+        value: &str,
+        replacement: &str,
+        all: bool,
+        max: usize,
+    ) -> Option<String> {
         let cs: Vec<char> = value.chars().collect();
         let mut out = String::with_capacity(value.len());
         let mut i = 0;
         let mut replaced = false;
         let mut last_end: Option<usize> = None;
+        let fixed = self.fixed_len();
         while i <= cs.len() {
             let found = if replaced && !all {
                 None
+            } else if let Some(n) = fixed {
+                Some(i + n)
+                    .filter(|&end| end <= cs.len() && self.matches(&cs[i..end]))
+                    .filter(|&end| !(end == i && last_end == Some(i)))
             } else {
                 (i..=cs.len())
                     .rev()
@@ -128,6 +159,9 @@ impl Pattern {
             };
             match found {
                 Some(end) => {
+                    if out.len() + replacement.len() > max {
+                        return None;
+                    }
                     out.push_str(replacement);
                     replaced = true;
                     last_end = Some(end);
@@ -149,6 +183,6 @@ impl Pattern {
                 }
             }
         }
-        out
+        (out.len() <= max).then_some(out)
     }
 }

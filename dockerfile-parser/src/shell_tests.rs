@@ -224,3 +224,59 @@ fn nesting_depth_is_bounded() {
         .expect_err("too deep");
     assert_eq!(e.kind, ExpandErrorKind::TooDeep);
 }
+
+#[test]
+fn expanded_words_are_bounded_and_substitutions_stay_linear() {
+    let big = "x".repeat(MAX_WORD_BYTES / 2);
+    let lookup = |name: &str| (name == "B").then(|| big.clone());
+    let e = Expander::new('\\');
+    // Exactly at the limit is fine; one more expansion is not, however it is spelled.
+    assert_eq!(
+        e.expand("$B$B", &lookup).expect("at the limit").value.len(),
+        MAX_WORD_BYTES
+    );
+    for word in [
+        "$B$B$B",
+        "$B$B-",
+        "\"$B$B$B\"",
+        "${B}${B}${B:+y}",
+        "${B//x/xxx}",
+        "$B$B$B$B$B$B$B$B$B$B",
+    ] {
+        let kind = e.expand(word, &lookup).map(|_| ()).map_err(|e| e.kind);
+        let limit = MAX_WORD_BYTES;
+        assert_eq!(kind, Err(ExpandErrorKind::TooLong { limit }), "{word}");
+        let kind = e
+            .expand_words(word, &lookup)
+            .map(|_| ())
+            .map_err(|e| e.kind);
+        assert_eq!(kind, Err(ExpandErrorKind::TooLong { limit }), "{word}");
+    }
+    // Substitutions without `*` on a value at the limit finish at once.
+    let started = std::time::Instant::now();
+    assert_eq!(
+        ex_with_lookup(e, "${B//x/y}", &lookup).len(),
+        MAX_WORD_BYTES / 2
+    );
+    assert_eq!(
+        ex_with_lookup(e, "${B#x?}", &lookup).len(),
+        MAX_WORD_BYTES / 2 - 2
+    );
+    assert_eq!(
+        ex_with_lookup(e, "${B%%?x}", &lookup).len(),
+        MAX_WORD_BYTES / 2 - 2
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(
+        err_text(e.max_word_bytes(4).expand("abcde", &env)).contains("limit of 4 bytes per word")
+    );
+    assert_eq!(ex_with(e.max_word_bytes(4), "${A}bcd"), "abcd");
+}
+
+fn ex_with_lookup(e: Expander, word: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    e.expand(word, lookup).expect("expands").value
+}
+
+fn err_text(r: Result<Expansion, ExpandError>) -> String {
+    r.map(|e| e.value).unwrap_or_else(|e| e.to_string())
+}

@@ -302,14 +302,19 @@ pub enum Stream {
 }
 
 /// Receives the command's output as it comes, chunk by chunk (not split at lines).
-pub struct OutputSink(Box<ChunkFn>);
+pub struct OutputSink(SinkKind);
 
 type ChunkFn = dyn FnMut(Stream, &[u8]) + Send;
 
+enum SinkKind {
+    Call(Box<ChunkFn>),
+    Channel(tokio::sync::mpsc::Sender<(Stream, Vec<u8>)>),
+}
+
 impl OutputSink {
-    /// A sink calling `f` for every chunk.
+    /// A sink calling `f` for every chunk. The command's output is not read while `f` runs.
     pub fn new(f: impl FnMut(Stream, &[u8]) + Send + 'static) -> Self {
-        Self(Box::new(f))
+        Self(SinkKind::Call(Box::new(f)))
     }
 
     /// A sink dropping everything.
@@ -317,16 +322,23 @@ impl OutputSink {
         Self::new(|_, _| {})
     }
 
-    /// A sink sending owned chunks to a channel (e.g. to turn them into progress events). A closed
-    /// receiver is ignored: the command keeps running.
-    pub fn channel(tx: tokio::sync::mpsc::UnboundedSender<(Stream, Vec<u8>)>) -> Self {
-        Self::new(move |s, b| {
-            let _ = tx.send((s, b.to_vec()));
-        })
+    /// A sink sending owned chunks to a bounded channel (e.g. to turn them into progress events).
+    /// While the channel is full the output is not read, so a command that writes faster than the
+    /// receiver takes its output is slowed down by its full pipe, never buffered without bound. A
+    /// closed receiver is ignored: the output is read and discarded, the command keeps running.
+    pub fn channel(tx: tokio::sync::mpsc::Sender<(Stream, Vec<u8>)>) -> Self {
+        Self(SinkKind::Channel(tx))
     }
 
-    pub(crate) fn emit(&mut self, stream: Stream, data: &[u8]) {
-        (self.0)(stream, data)
+    pub(crate) async fn emit(&mut self, stream: Stream, data: &[u8]) {
+        match &mut self.0 {
+            SinkKind::Call(f) => f(stream, data),
+            SinkKind::Channel(tx) => {
+                if !tx.is_closed() {
+                    let _ = tx.send((stream, data.to_vec())).await;
+                }
+            }
+        }
     }
 }
 

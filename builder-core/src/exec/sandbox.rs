@@ -269,16 +269,20 @@ pub(crate) async fn pump_output<O, E>(
     O: AsyncRead + Unpin,
     E: AsyncRead + Unpin,
 {
-    let mut ob = vec![0u8; 16 * 1024];
-    let mut eb = vec![0u8; 16 * 1024];
+    // One read takes what a full pipe holds (64 KiB by default).
+    let mut ob = vec![0u8; 64 * 1024];
+    let mut eb = vec![0u8; 64 * 1024];
     while stdout.is_some() || stderr.is_some() {
+        // Stdout first: what a command wrote there before its last words on stderr is read
+        // before them, so that its error ends the failing step's tail.
         tokio::select! {
+            biased;
             r = read_some(stdout, &mut ob) => match r {
-                Ok(n) if n > 0 => out.emit(Stream::Stdout, &ob[..n]),
+                Ok(n) if n > 0 => out.emit(Stream::Stdout, &ob[..n]).await,
                 _ => *stdout = None,
             },
             r = read_some(stderr, &mut eb) => match r {
-                Ok(n) if n > 0 => out.emit(Stream::Stderr, &eb[..n]),
+                Ok(n) if n > 0 => out.emit(Stream::Stderr, &eb[..n]).await,
                 _ => *stderr = None,
             },
         }

@@ -19,6 +19,7 @@ pub(super) struct StageInput<'a> {
     pub globals: &'a [(String, Option<String>)],
     pub opts: &'a PlanOptions,
     pub is_target: bool,
+    pub budget: &'a super::limits::Budget,
 }
 
 pub(super) struct StageState<'a> {
@@ -33,6 +34,8 @@ pub(super) struct StageState<'a> {
     pub(super) dep_spans: BTreeMap<usize, Span>,
     pub(super) image_sources: BTreeSet<ImageRef>,
     pub(super) cmd_set: bool,
+    /// Where each ENV and ARG of this stage got its value, for errors about them.
+    pub(super) set_at: BTreeMap<String, Span>,
 }
 
 pub(super) fn plan_stage(
@@ -90,6 +93,7 @@ pub(super) fn plan_stage(
         dep_spans: BTreeMap::new(),
         image_sources: BTreeSet::new(),
         cmd_set: false,
+        set_at: BTreeMap::new(),
     };
 
     // ONBUILD triggers of the base run first, as if written right after FROM.
@@ -165,26 +169,33 @@ impl StageState<'_> {
 
     pub(super) fn expand(&self, word: &Word, what: &str) -> Result<String, PlanError> {
         let lookup = |k: &str| self.lookup(k);
-        self.expander
+        let value = self
+            .expander
             .expand(&word.text, &lookup)
             .map(|e| e.value)
             .map_err(|source| PlanError::Expand {
                 what: what.to_string(),
                 span: word.span,
                 source,
-            })
+            })?;
+        self.input.budget.take(value.len(), word.span)?;
+        Ok(value)
     }
 
     pub(super) fn expand_words(&self, word: &Word, what: &str) -> Result<Vec<String>, PlanError> {
         let lookup = |k: &str| self.lookup(k);
-        self.expander
+        let words = self
+            .expander
             .expand_words(&word.text, &lookup)
             .map(|e| e.words)
             .map_err(|source| PlanError::Expand {
                 what: what.to_string(),
                 span: word.span,
                 source,
-            })
+            })?;
+        let size = words.iter().map(String::len).sum();
+        self.input.budget.take(size, word.span)?;
+        Ok(words)
     }
 
     pub(super) fn push(&mut self, node: &InstructionNode, op: Op, created_by: String) {
@@ -256,6 +267,8 @@ impl StageState<'_> {
                                 .and_then(|(_, v)| v.clone()),
                         },
                     };
+                    let at = default.as_ref().map_or(name.span, |d| d.span);
+                    self.set_at.insert(name.text.clone(), at);
                     self.scope.declare(&name.text, value);
                 }
                 self.push(node, Op::Config, format!("ARG {}", arg_history(args)));
@@ -272,6 +285,7 @@ impl StageState<'_> {
                         });
                     }
                     parts.push(format!("{key}={value}"));
+                    self.set_at.insert(key.clone(), v.span);
                     self.config.env_set(&key, &value);
                 }
                 self.push(node, Op::Config, format!("ENV {}", parts.join(" ")));

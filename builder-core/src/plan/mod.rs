@@ -16,6 +16,7 @@
 //! ```
 
 mod dispatch;
+pub mod limits;
 mod names;
 mod run;
 mod scope;
@@ -196,6 +197,26 @@ pub enum PlanError {
     /// The Dockerfile has no stage to build.
     #[error("the Dockerfile has no FROM instruction")]
     NoStage,
+    /// The expanded values of the Dockerfile and its RUN steps' arguments and environments add
+    /// up to more than [`limits::MAX_EXPANDED_TOTAL`].
+    #[error(
+        "the Dockerfile's expanded values and RUN environments add up to more than the limit of \
+         {limit} bytes per Dockerfile"
+    )]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+        /// The instruction that passed it.
+        span: Span,
+    },
+    /// A RUN's command or environment is larger than the kernel accepts.
+    #[error("{message}")]
+    ArgumentTooLong {
+        /// What is too large, how large, and the kernel's limit.
+        message: String,
+        /// The line that set the variable, or the RUN.
+        span: Span,
+    },
 }
 
 impl PlanError {
@@ -208,7 +229,9 @@ impl PlanError {
             | PlanError::StageCycle { span, .. }
             | PlanError::Invalid { span, .. }
             | PlanError::UnresolvedImage { span, .. }
-            | PlanError::Onbuild { span, .. } => Some(*span),
+            | PlanError::Onbuild { span, .. }
+            | PlanError::TooLarge { span, .. }
+            | PlanError::ArgumentTooLong { span, .. } => Some(*span),
             PlanError::UnknownTarget { .. } | PlanError::NoStage => None,
         }
     }
@@ -242,6 +265,7 @@ fn global_scope(
     df: &Dockerfile,
     opts: &PlanOptions,
     usage: &mut ArgUsage,
+    budget: &limits::Budget,
 ) -> Result<Vec<(String, Option<String>)>, PlanError> {
     let expander = Expander::new(df.escape);
     let mut globals: Vec<(String, Option<String>)> =
@@ -265,16 +289,16 @@ fn global_scope(
                                 .find(|(n, _)| n == k)
                                 .and_then(|(_, v)| v.clone())
                         };
-                        Some(
-                            expander
-                                .expand(&word.text, &lookup)
-                                .map_err(|source| PlanError::Expand {
-                                    what: format!("ARG {}", name.text),
-                                    span: word.span,
-                                    source,
-                                })?
-                                .value,
-                        )
+                        let value = expander
+                            .expand(&word.text, &lookup)
+                            .map_err(|source| PlanError::Expand {
+                                what: format!("ARG {}", name.text),
+                                span: word.span,
+                                source,
+                            })?
+                            .value;
+                        budget.take(value.len(), word.span)?;
+                        Some(value)
                     }
                     None => None,
                 },
@@ -327,7 +351,7 @@ pub fn base_images(
     opts: &PlanOptions,
 ) -> Result<Vec<(ImageRef, Span)>, PlanError> {
     let mut usage = ArgUsage::default();
-    let globals = global_scope(df, opts, &mut usage)?;
+    let globals = global_scope(df, opts, &mut usage, &limits::Budget::default())?;
     let mut out: Vec<(ImageRef, Span)> = Vec::new();
     for (i, stage) in df.stages.iter().enumerate() {
         if let Base::Image(r) = resolve_from(df, i, &globals, opts)?
@@ -358,7 +382,8 @@ pub fn plan(
         return Err(PlanError::NoStage);
     }
     let mut usage = ArgUsage::default();
-    let globals = global_scope(df, opts, &mut usage)?;
+    let budget = limits::Budget::default();
+    let globals = global_scope(df, opts, &mut usage, &budget)?;
 
     let target = match &opts.target {
         None => df.stages.len() - 1,
@@ -411,6 +436,7 @@ pub fn plan(
                     globals: &globals,
                     opts,
                     is_target: index == target,
+                    budget: &budget,
                 },
                 &planned,
                 images,
@@ -453,3 +479,7 @@ pub fn plan(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "limits_tests.rs"]
+mod limits_tests;

@@ -8,6 +8,7 @@ use kiln_dockerfile_parser::{
 
 use super::PlanError;
 use super::dispatch::{StageState, clean_abs};
+use super::limits::{SetBy, check_run_args};
 use super::scope::PROXY_ARGS;
 use crate::graph::{InlineFile, Network, Op, RunMount, RunOp, SourceRef};
 
@@ -135,9 +136,17 @@ impl StageState<'_> {
                 argv.join(" ")
             )
         };
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let set_by = |name: &str| match self.set_at.get(name) {
+            Some(span) => SetBy::Line(*span),
+            None if self.input.opts.build_args.contains_key(name) => SetBy::BuildArg,
+            None => SetBy::BaseImage,
+        };
+        let size = check_run_args(&argv, &env, &set_by, node.span(), node.start_line())?;
+        self.input.budget.take(size, node.span())?;
         let op = RunOp {
             argv,
-            env: env.into_iter().collect(),
+            env,
             env_not_cached,
             user: self.config.user_or_root().to_string(),
             cwd: self.config.workdir_or_root().to_string(),

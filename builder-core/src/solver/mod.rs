@@ -376,14 +376,17 @@ async fn run_stage(
         }
         fs_seen += 1;
         let started = Instant::now();
-        shared.events.send(BuildEvent::StepStarted {
-            id,
-            // `ADD https://user:pass@host/...`: the password stays out of progress output.
-            name: format!(
-                "[{stage_name} {fs_seen}/{fs_steps}] {}",
-                crate::secret::redact_userinfo(&step.origin.text)
-            ),
-        });
+        shared
+            .events
+            .send(BuildEvent::StepStarted {
+                id,
+                // `ADD https://user:pass@host/...`: the password stays out of progress output.
+                name: format!(
+                    "[{stage_name} {fs_seen}/{fs_steps}] {}",
+                    crate::secret::redact_userinfo(&step.origin.text)
+                ),
+            })
+            .await;
         let ctx = StepContext {
             id,
             origin: &step.origin,
@@ -423,7 +426,7 @@ async fn run_stage(
         let mut reasons = Vec::new();
         let record = match cached {
             Some(rec) => {
-                shared.events.send(BuildEvent::StepCached { id });
+                shared.events.send(BuildEvent::StepCached { id }).await;
                 rec
             }
             None => {
@@ -448,10 +451,13 @@ async fn run_stage(
                     &manifest,
                     shared.opts.no_cache,
                 );
-                shared.events.send(BuildEvent::CacheMiss {
-                    id,
-                    reasons: reasons.clone(),
-                });
+                shared
+                    .events
+                    .send(BuildEvent::CacheMiss {
+                        id,
+                        reasons: reasons.clone(),
+                    })
+                    .await;
                 let layer = shared
                     .worker
                     .execute(&ctx, shared.events.clone())
@@ -504,11 +510,14 @@ async fn run_stage(
             comment: None,
         });
         let elapsed = started.elapsed();
-        shared.events.send(BuildEvent::StepFinished {
-            id,
-            duration: elapsed,
-            layer_size,
-        });
+        shared
+            .events
+            .send(BuildEvent::StepFinished {
+                id,
+                duration: elapsed,
+                layer_size,
+            })
+            .await;
         outcomes.push(StepOutcome {
             id,
             cached: was_cached,

@@ -84,6 +84,7 @@ impl Worker for FakeWorker {
                     argv: vec!["x".into()],
                     status: "exit code: 1".into(),
                     no_network: false,
+                    output: Vec::new(),
                 });
             }
             if let Op::Run(r) = step.op
@@ -470,7 +471,7 @@ async fn misses_are_explained_against_the_previous_build() {
         [MissReason::ParentChanged { from }] if from.contains("stage base")
     ));
     let mut events_seen = Vec::new();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (sink, mut rx) = crate::progress::channel();
     let layer = r3.state.layers.last().unwrap().diff_id;
     h.worker.missing_layers.lock().unwrap().push(layer);
     let df = kiln_dockerfile_parser::parse(src).unwrap();
@@ -487,7 +488,7 @@ async fn misses_are_explained_against_the_previous_build() {
         Arc::new(graph),
         bases,
         previous(&r3),
-        EventSink::new(tx),
+        sink,
     )
     .await
     .unwrap();

@@ -14,6 +14,7 @@ mod git;
 mod image;
 mod run;
 mod ssh;
+pub mod steplog;
 mod user;
 mod verify;
 
@@ -153,6 +154,8 @@ pub struct LocalWorkerConfig {
     pub registry: crate::registry::RegistryOptions,
     /// Re-resolve registry references even when the store knows them (`--pull`).
     pub pull: bool,
+    /// How much of each RUN step's output reaches the progress events.
+    pub step_log_limit: crate::progress::StepLogLimit,
 }
 
 /// Runs steps on this machine.

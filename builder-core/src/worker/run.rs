@@ -10,7 +10,7 @@ use crate::cache::LayerRef;
 use crate::exec::{Mount, NetworkMode, OutputSink, RunSpec, Security};
 use crate::fsroot::Root;
 use crate::graph::{Network, RunMount, RunOp, SourceRef};
-use crate::progress::{BuildEvent, EventSink, Stream};
+use crate::progress::EventSink;
 use crate::snapshot::{Active, View};
 use crate::solver::{FsState, StepContext};
 
@@ -382,19 +382,8 @@ pub(super) async fn execute(
         }
     }
     let prepared = blocking(move || prepare_run(&cfg, &parent, &run_c, &sources, &locals)).await?;
-    let id = step.id;
-    let sink_events = events.clone();
-    let sink = OutputSink::new(move |stream, data: &[u8]| {
-        let stream = match stream {
-            crate::exec::Stream::Stdout => Stream::Stdout,
-            crate::exec::Stream::Stderr => Stream::Stderr,
-        };
-        sink_events.send(BuildEvent::Log {
-            id,
-            stream,
-            data: data.to_vec(),
-        });
-    });
+    let (tx, rx) = tokio::sync::mpsc::channel(super::steplog::CHUNKS_IN_FLIGHT);
+    let log = super::steplog::forward(step.id, w.cfg.step_log_limit, events, rx);
     let Prepared {
         active,
         spec,
@@ -403,12 +392,8 @@ pub(super) async fn execute(
         _scratch,
         _locks,
     } = prepared;
-    let result = w
-        .cfg
-        .executor
-        .run(spec, sink)
-        .await
-        .map_err(WorkerError::from)?;
+    let (result, tail) = tokio::join!(w.cfg.executor.run(spec, OutputSink::channel(tx)), log);
+    let result = result.map_err(WorkerError::from)?;
     drop(_views);
     drop(_relays);
     drop(_scratch);
@@ -418,6 +403,7 @@ pub(super) async fn execute(
             argv: run.argv.clone(),
             status: result.status.to_string(),
             no_network: run.network == Network::None,
+            output: tail.lines(),
         });
     }
     let cfg = w.cfg.clone();

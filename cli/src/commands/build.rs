@@ -9,13 +9,13 @@ use std::time::Instant;
 use clap::Args;
 use kiln_builder_core::graph::Network;
 use kiln_builder_core::plan::{Entitlements, PlanOptions};
-use kiln_builder_core::progress::EventSink;
+use kiln_builder_core::progress::StepLogLimit;
 use kiln_builder_core::{BuildRequest, Builder, BuilderOptions, ExecutorChoice};
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 use crate::commands::export::Output;
 use crate::commands::flags;
-use crate::progress::{LogTail, PlainRenderer, ProgressMode, event_json};
+use crate::progress::{PlainRenderer, ProgressMode, event_json};
 use crate::tty_progress::TtyRenderer;
 use kiln_builder_core::secret::Secret;
 
@@ -151,6 +151,18 @@ pub struct BuildArgs {
     /// Export the cache records and layers of every stage: `type=registry,ref=REF[,mode=max]`.
     #[arg(long = "cache-to", value_name = "type=registry,ref=REF", value_parser = flags::cache_to)]
     cache_to: Option<String>,
+
+    /// Show at most this many bytes of each RUN step's output, then "output clipped" (the step
+    /// keeps running); `-1` shows everything. A failing step's last lines are always reported.
+    #[arg(
+        long = "step-log-max-size",
+        env = "KILN_STEP_LOG_MAX_SIZE",
+        value_name = "BYTES",
+        default_value = "2097152",
+        allow_negative_numbers = true,
+        value_parser = StepLogLimit::parse
+    )]
+    step_log_max_size: StepLogLimit,
 
     #[command(flatten)]
     push_flags: crate::commands::push::PushFlags,
@@ -346,6 +358,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         pull: args.pull,
         cache_from: args.cache_from.clone(),
         cache_to: args.cache_to.clone(),
+        step_log_limit: args.step_log_max_size,
     };
     if args.push && args.tags.is_empty() {
         return Err(miette!(
@@ -376,14 +389,14 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     };
     let started = Instant::now();
     let runtime = crate::interrupt::runtime()?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (sink, mut rx) = kiln_builder_core::progress::channel();
     let render = runtime.spawn(async move {
-        let mut tail = LogTail::default();
-        let mut plain = PlainRenderer::new(std::io::stderr());
+        // One write per event: output lines are batched, not written one by one.
+        let stderr = std::io::BufWriter::with_capacity(128 * 1024, std::io::stderr());
+        let mut plain = PlainRenderer::new(stderr);
         let mut tty =
             (mode == ProgressMode::Tty).then(|| TtyRenderer::new(crate::render::colors()));
         while let Some(ev) = rx.recv().await {
-            tail.event(&ev);
             match mode {
                 ProgressMode::Tty => {
                     if let Some(t) = tty.as_mut() {
@@ -395,18 +408,16 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
                 ProgressMode::Quiet => {}
             }
         }
-        (tail, tty)
+        tty
     });
-    let built = crate::interrupt::run_until_interrupted(
-        &runtime,
-        builder.build(request, EventSink::new(tx)),
-    )?;
-    // The build future is gone, and with it every sender: the renderer drains and ends.
+    let built = crate::interrupt::run_until_interrupted(&runtime, builder.build(request, sink))?;
+    // The build future is gone, and with it every sender: the renderer drains and ends. The
+    // channel is bounded, so little is left to draw.
     let rendered = runtime
         .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(5), render).await });
-    let (tail, mut tty) = match rendered {
+    let mut tty = match rendered {
         Ok(Ok(r)) => r,
-        _ => (LogTail::default(), None),
+        _ => None,
     };
     if let Some(t) = tty.as_mut() {
         t.finish(!matches!(built, Some(Ok(_))));
@@ -415,7 +426,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         None => return Ok(crate::interrupt::interrupted(runtime)),
         Some(Ok(o)) => o,
         Some(Err(e)) => {
-            crate::render::print_build_error(&e, &dockerfile_name, &dockerfile, &tail);
+            crate::render::print_build_error(&e, &dockerfile_name, &dockerfile);
             return Ok(ExitCode::from(1));
         }
     };

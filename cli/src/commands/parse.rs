@@ -1,6 +1,7 @@
 //! `kiln parse [--json] [FILE|-]`: the parser's view of a Dockerfile.
 
 use std::io::Read;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -45,15 +46,19 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
     match kiln_dockerfile_parser::parse(&text) {
         Ok(df) => {
             if args.json {
-                let value = kiln_dockerfile_parser::dump::to_json(&df);
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&value).into_diagnostic()?
-                );
+                // Streamed, one instruction at a time, through one buffer.
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                let dump = kiln_dockerfile_parser::dump::Streamed(&df);
+                serde_json::to_writer_pretty(&mut out, &dump).into_diagnostic()?;
+                writeln!(out).into_diagnostic()?;
+                out.flush().into_diagnostic()?;
             } else {
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
                 for node in df.instructions() {
-                    println!("{:>4}  {}", node.start_line(), node.original());
+                    writeln!(out, "{:>4}  {}", node.start_line(), node.original())
+                        .into_diagnostic()?;
                 }
+                out.flush().into_diagnostic()?;
             }
             for w in &df.warnings {
                 eprintln!("warning: {name}:{}: {}", w.line, w.message);
