@@ -11,6 +11,7 @@
 #   KILN        the kiln binary (default $CARGO_TARGET_DIR/release/kiln, else target/release/kiln)
 #   RUNS        runs per phase (default 3; the median is reported). Phases without a reset
 #               step (no-op rebuilds, the find walk) warm up twice and run at least 10 times.
+#   KILN_FLAGS  extra `kiln build` flags (e.g. `--network none`)
 #   PEERS       "auto" (default: use buildah / docker when found) or "none"
 #   OUT         the results file (default benches/results/$(date +%F).md)
 set -euo pipefail
@@ -78,7 +79,7 @@ setup_kiln() {
   "$KILN" --root "$kiln_seed" build -t bench-base:1 "$BENCH_DATA/base" >/dev/null 2>&1
 }
 reset_kiln() { echo "rm -rf '$kiln_root' && cp -a '$kiln_seed' '$kiln_root'"; }
-build_kiln() { echo "'$KILN' --root '$kiln_root' build -t $1 '$2'"; }
+build_kiln() { echo "'$KILN' --root '$kiln_root' build ${KILN_FLAGS:-} -t $1 '$2'"; }
 
 setup_buildah() { buildah bud -q -t bench-base:1 "$BENCH_DATA/base" >/dev/null; }
 reset_buildah() {

@@ -16,8 +16,10 @@ use miette::{IntoDiagnostic, miette};
 #[derive(Debug, Args)]
 #[command(
     after_help = "Differences from `docker run`: the container is always removed when it ends \
-                  (`--rm` is accepted and implied), there is no detached mode, no pseudo-terminal (-t) \
-                  and no port publishing; `-i` passes kiln's standard input straight through."
+                  (`--rm` is accepted and implied); out of scope: detached containers (-d, and so \
+                  `logs` and `stop`), names (--name), a pseudo-terminal (-t) and port publishing. \
+                  `-i` passes kiln's standard input straight through. The command is PID 1; \
+                  `--init` puts a reaper in front of it."
 )]
 pub struct RunArgs {
     /// Remove the container when it ends (always the case; accepted for compatibility).
