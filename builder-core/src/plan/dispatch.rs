@@ -261,7 +261,10 @@ impl StageState<'_> {
                 self.push(node, Op::Config, format!("ARG {}", arg_history(args)));
             }
             Instruction::Env { pairs } => {
+                // Docker's rule: every pair is expanded against the environment as it was
+                // before this instruction (`ENV abc=bye def=$abc` sees the old `abc`).
                 let mut parts = Vec::new();
+                let mut expanded = Vec::with_capacity(pairs.len());
                 for (k, v) in pairs {
                     let key = self.expand(k, "ENV key")?;
                     let value = self.expand(v, &format!("ENV {key}"))?;
@@ -272,7 +275,10 @@ impl StageState<'_> {
                         });
                     }
                     parts.push(format!("{key}={value}"));
-                    self.config.env_set(&key, &value);
+                    expanded.push((key, value));
+                }
+                for (key, value) in &expanded {
+                    self.config.env_set(key, value);
                 }
                 self.push(node, Op::Config, format!("ENV {}", parts.join(" ")));
             }

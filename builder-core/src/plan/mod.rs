@@ -450,3 +450,6 @@ pub fn plan(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod docker_rules_tests;
