@@ -146,6 +146,12 @@ pub fn parse_raw(src: &str) -> Result<RawDockerfile, ParseError> {
     })
 }
 
+/// Whether `word` is a heredoc marker and nothing else (`<<EOF`, `<< EOF`, `3<<-"EOF"`), read
+/// as BuildKit reads a shell-form RUN command: such a RUN runs the heredoc's body as its script.
+pub fn is_heredoc_marker(word: &str) -> bool {
+    matches!(raw::parse_heredoc_marker(word), Ok(Some(_)))
+}
+
 /// Parse a Dockerfile.
 pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
     let raw = parse_raw(src)?;

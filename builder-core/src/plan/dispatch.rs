@@ -33,6 +33,8 @@ pub(super) struct StageState<'a> {
     pub(super) dep_spans: BTreeMap<usize, Span>,
     pub(super) image_sources: BTreeSet<ImageRef>,
     pub(super) cmd_set: bool,
+    /// The first error that counts only if the build runs this stage (a bad mount option).
+    pub(super) deferred: Option<PlanError>,
 }
 
 pub(super) fn plan_stage(
@@ -40,7 +42,7 @@ pub(super) fn plan_stage(
     planned: &BTreeMap<usize, StagePlan>,
     images: &ImageLookup<'_>,
     usage: &mut ArgUsage,
-) -> Result<(StagePlan, BTreeMap<usize, Span>), PlanError> {
+) -> Result<(StagePlan, BTreeMap<usize, Span>, Option<PlanError>), PlanError> {
     let stage = &input.df.stages[input.index];
     let from_origin = origin_of(&stage.from);
     let (mut config, inherited_from) = match &input.base {
@@ -90,6 +92,7 @@ pub(super) fn plan_stage(
         dep_spans: BTreeMap::new(),
         image_sources: BTreeSet::new(),
         cmd_set: false,
+        deferred: None,
     };
 
     // ONBUILD triggers of the base run first, as if written right after FROM.
@@ -136,7 +139,7 @@ pub(super) fn plan_stage(
         depends_on: st.depends_on,
         image_sources: st.image_sources,
     };
-    Ok((plan, st.dep_spans))
+    Ok((plan, st.dep_spans, st.deferred))
 }
 
 /// Cleans an absolute container path the way Go's `path.Clean` does (keeping it absolute).

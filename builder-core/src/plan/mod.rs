@@ -383,6 +383,7 @@ pub fn plan(
         .collect::<Result<_, _>>()?;
     let mut planned: BTreeMap<usize, StagePlan> = BTreeMap::new();
     let mut edges: BTreeMap<usize, BTreeMap<usize, Span>> = BTreeMap::new();
+    let mut deferred: BTreeMap<usize, PlanError> = BTreeMap::new();
     let mut queue: Vec<usize> = (0..=target).rev().collect();
     while let Some(next) = queue.pop() {
         if planned.contains_key(&next) {
@@ -400,7 +401,7 @@ pub fn plan(
             chain.push(*b);
         }
         for &index in chain.iter().rev() {
-            let (stage_plan, deps) = dispatch::plan_stage(
+            let (stage_plan, deps, stage_deferred) = dispatch::plan_stage(
                 dispatch::StageInput {
                     df,
                     index,
@@ -419,6 +420,9 @@ pub fn plan(
                 deps.entry(b).or_insert_with(|| from_span(df, index));
             }
             edges.insert(index, deps);
+            if let Some(e) = stage_deferred {
+                deferred.insert(index, e);
+            }
             planned.insert(index, stage_plan);
         }
     }
@@ -436,6 +440,10 @@ pub fn plan(
         }
     }
     planned.retain(|i, _| needed.contains(i));
+    // Errors that count only in stages the build runs (as BuildKit checks mount options).
+    if let Some(e) = deferred.into_iter().find(|(i, _)| needed.contains(i)) {
+        return Err(e.1);
+    }
 
     let mut warnings = Vec::new();
     for name in usage.unused(&opts.build_args) {
