@@ -104,3 +104,72 @@ fn run_with_only_a_heredoc_marker_runs_the_body() {
     assert_eq!(runs[1], ["/bin/sh", "-c", "echo two\n"]);
     assert_eq!(runs[2], ["/bin/sh", "-c", "<<EOF python3\nprint(3)\nEOF"]);
 }
+
+fn plan_with(src: &str, opts: &PlanOptions) -> Result<BuildGraph, PlanError> {
+    let df = kiln_dockerfile_parser::parse(src).expect("parses");
+    plan(&df, opts, &|_: &ImageRef| None)
+}
+
+/// `# syntax=docker/dockerfile:1.x` is kiln's own frontend: one notice, no error.
+#[test]
+fn dockerfile_syntax_1x_is_this_frontend_with_one_notice() {
+    let g = plan_with(
+        "# syntax=docker/dockerfile:1.7\nFROM scratch\n",
+        &PlanOptions::default(),
+    )
+    .expect("plans");
+    let notices: Vec<&String> = g
+        .warnings
+        .iter()
+        .filter(|w| w.contains("frontend"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{:?}", g.warnings);
+    assert!(notices[0].contains("# syntax= (line 1)"), "{notices:?}");
+}
+
+/// Any other frontend image is an error pointing at the directive, unless `ignore_syntax`.
+#[test]
+fn other_frontend_images_are_errors_unless_ignored() {
+    let src = "# escape=\\\n# syntax=example.com/made/up:1 --opt\nFROM scratch\n";
+    let err = plan_with(src, &PlanOptions::default()).expect_err("foreign frontend");
+    let span = err.span().expect("points at the directive");
+    assert_eq!(
+        &src[span.start..span.end],
+        "# syntax=example.com/made/up:1 --opt"
+    );
+    let message = err.to_string();
+    assert!(message.contains("line 2"), "{message}");
+    assert!(
+        message.contains("kiln runs only its own Dockerfile frontend"),
+        "{message}"
+    );
+    let opts = PlanOptions {
+        ignore_syntax: true,
+        ..PlanOptions::default()
+    };
+    let g = plan_with(src, &opts).expect("ignored");
+    assert!(
+        g.warnings.iter().any(|w| w.contains("--ignore-syntax")),
+        "{:?}",
+        g.warnings
+    );
+}
+
+/// `BUILDKIT_SYNTAX` comes before the directive, as in BuildKit, and is no unused build arg.
+#[test]
+fn buildkit_syntax_arg_overrides_the_directive() {
+    let src = "# syntax=example.com/made/up:1\nFROM scratch\n";
+    let mut opts = PlanOptions::default();
+    opts.build_args
+        .insert(SYNTAX_ARG.into(), "docker/dockerfile:1".into());
+    let g = plan_with(src, &opts).expect("the build arg wins");
+    assert_eq!(g.warnings.len(), 1, "{:?}", g.warnings);
+    opts.build_args
+        .insert(SYNTAX_ARG.into(), "example.com/other:2".into());
+    let err = plan_with("FROM scratch\n", &opts).expect_err("foreign frontend");
+    assert!(err.span().is_none());
+    assert!(
+        err.to_string().contains("--build-arg BUILDKIT_SYNTAX"),
+        "{err}"
+    );
+}

@@ -16,6 +16,7 @@
 //! ```
 
 mod dispatch;
+mod frontend;
 mod names;
 mod run;
 mod scope;
@@ -26,6 +27,7 @@ use kiln_dockerfile_parser::shell::{ExpandError, Expander};
 use kiln_dockerfile_parser::{Dockerfile, Instruction, InstructionNode, ParseError, Span};
 
 pub use crate::image::{ContainerConfig, DEFAULT_PATH, DEFAULT_SHELL};
+pub use frontend::{SYNTAX_ARG, is_dockerfile_v1};
 pub use scope::{PROXY_ARGS, Platform, platform_args};
 
 use crate::context::BuildContexts;
@@ -51,6 +53,9 @@ pub struct PlanOptions {
     /// `--build-context NAME=...`: named contexts, which override stages and images of the
     /// same name.
     pub contexts: BuildContexts,
+    /// `--ignore-syntax`: build with kiln's own frontend even when `# syntax=` (or the
+    /// `BUILDKIT_SYNTAX` build arg) names another frontend image.
+    pub ignore_syntax: bool,
 }
 
 /// Privileges a Dockerfile may ask for only when the person running the build grants them
@@ -89,6 +94,7 @@ impl std::fmt::Debug for PlanOptions {
             .field("platform", &self.platform)
             .field("labels", &self.labels)
             .field("network", &self.network)
+            .field("ignore_syntax", &self.ignore_syntax)
             .finish()
     }
 }
@@ -103,6 +109,7 @@ impl Default for PlanOptions {
             network: Network::Default,
             allow: Entitlements::default(),
             contexts: BuildContexts::new(),
+            ignore_syntax: false,
         }
     }
 }
@@ -190,6 +197,19 @@ pub enum PlanError {
         #[source]
         source: Box<ParseError>,
     },
+    /// The Dockerfile names a frontend image other than BuildKit's Dockerfile frontend 1.x.
+    #[error(
+        "{origin} names the frontend image {reference}, but kiln runs only its own Dockerfile \
+         frontend (BuildKit's syntax 1.x): build with --ignore-syntax to use it anyway"
+    )]
+    Frontend {
+        /// The image named.
+        reference: String,
+        /// `# syntax= (line N)` or `--build-arg BUILDKIT_SYNTAX`.
+        origin: String,
+        /// The directive line (`None` when the build arg named it).
+        span: Option<Span>,
+    },
     /// The Dockerfile has no stage to build.
     #[error("the Dockerfile has no FROM instruction")]
     NoStage,
@@ -206,6 +226,7 @@ impl PlanError {
             | PlanError::Invalid { span, .. }
             | PlanError::UnresolvedImage { span, .. }
             | PlanError::Onbuild { span, .. } => Some(*span),
+            PlanError::Frontend { span, .. } => *span,
             PlanError::UnknownTarget { .. } | PlanError::NoStage => None,
         }
     }
@@ -323,6 +344,8 @@ pub fn base_images(
     df: &Dockerfile,
     opts: &PlanOptions,
 ) -> Result<Vec<(ImageRef, Span)>, PlanError> {
+    // A frontend kiln cannot run fails the build before any base image is pulled.
+    frontend::check(df, opts)?;
     let mut usage = ArgUsage::default();
     let globals = global_scope(df, opts, &mut usage)?;
     let mut out: Vec<(ImageRef, Span)> = Vec::new();
@@ -354,6 +377,7 @@ pub fn plan(
     if df.stages.is_empty() {
         return Err(PlanError::NoStage);
     }
+    let frontend_notice = frontend::check(df, opts)?;
     let mut usage = ArgUsage::default();
     let globals = global_scope(df, opts, &mut usage)?;
 
@@ -445,7 +469,7 @@ pub fn plan(
         return Err(e.1);
     }
 
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = frontend_notice.into_iter().collect();
     for name in usage.unused(&opts.build_args) {
         warnings.push(format!("build arg {name} was given but no ARG declares it"));
     }
