@@ -37,12 +37,16 @@ pub(super) struct StageState<'a> {
     pub(super) deferred: Option<PlanError>,
 }
 
+/// A planned stage, the first reference to each stage it depends on, and the first error that
+/// counts only if the build runs the stage.
+pub(super) type PlannedStage = (StagePlan, BTreeMap<usize, Span>, Option<PlanError>);
+
 pub(super) fn plan_stage(
     input: StageInput<'_>,
     planned: &BTreeMap<usize, StagePlan>,
     images: &ImageLookup<'_>,
     usage: &mut ArgUsage,
-) -> Result<(StagePlan, BTreeMap<usize, Span>, Option<PlanError>), PlanError> {
+) -> Result<PlannedStage, PlanError> {
     let stage = &input.df.stages[input.index];
     let from_origin = origin_of(&stage.from);
     let (mut config, inherited_from) = match &input.base {
