@@ -64,3 +64,36 @@ fn missing_file_is_an_error_naming_it() {
 fn usage_error_exits_2() {
     kiln().args(["parse", "--no-such-flag"]).assert().code(2);
 }
+
+/// A Latin-1 comment and label (bytes that are not UTF-8) parse, as in BuildKit; the label's
+/// invalid byte reads as U+FFFD, as BuildKit's image config shows it.
+#[test]
+fn latin1_bytes_parse_as_buildkit_parses_them() {
+    let src: &[u8] = b"# caf\xe9 au lait\nFROM scratch\nLABEL drink=caf\xe9\n";
+    let assert = kiln()
+        .args(["parse", "--json", "-"])
+        .write_stdin(src)
+        .assert()
+        .success();
+    let out = assert.get_output();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(
+        v["instructions"][1]["args"],
+        serde_json::json!(["drink", "caf\u{fffd}", "="])
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not valid UTF-8"), "{stderr}");
+}
+
+/// `--json` prints an `{"error"}` object for a file it cannot read too.
+#[test]
+fn json_error_object_for_an_unreadable_file() {
+    let assert = kiln()
+        .args(["parse", "--json", "/nonexistent/Dockerfile"])
+        .assert()
+        .code(1);
+    let out = assert.get_output();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("error JSON on stdout");
+    let error = v["error"].as_str().expect("an error string");
+    assert!(error.contains("/nonexistent/Dockerfile"), "{error}");
+}

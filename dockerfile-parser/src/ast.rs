@@ -225,6 +225,11 @@ pub struct MountSpec {
     pub env: Option<String>,
     /// `size=` in bytes (tmpfs mounts)
     pub size: Option<u64>,
+    /// Why the options are invalid (an unknown key such as `z`, a bad type...), if they are. As
+    /// in BuildKit, that is an error only when a stage the build runs holds the mount, so the
+    /// parser keeps it here for the planner. Only `raw` is meaningful then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
 }
 
 impl Default for Word {

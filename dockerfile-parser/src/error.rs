@@ -19,16 +19,18 @@ pub enum ParseErrorKind {
     #[error("unknown instruction: {0}")]
     UnknownInstruction(String),
     /// A flag the instruction does not accept.
-    #[error("unknown flag: {flag}")]
+    #[error("unknown flag: --{flag}{}", did_you_mean(.suggestion.as_deref()))]
     UnknownFlag {
         /// The flag name without `--`.
         flag: String,
+        /// The closest flag the instruction takes, without `--`, if one is close.
+        suggestion: Option<String>,
     },
     /// A flag given twice that may only be given once.
-    #[error("duplicate flag specified: {0}")]
+    #[error("duplicate flag specified: --{0}")]
     DuplicateFlag(String),
     /// `--flag` without `=value` where a value is required, or `--flag=` for a boolean.
-    #[error("missing a value on flag: {0}")]
+    #[error("missing a value on flag: --{0}")]
     MissingFlagValue(String),
     /// A flag value that is not allowed.
     #[error("invalid value for flag --{flag}: {message}")]
@@ -79,6 +81,12 @@ pub enum ParseErrorKind {
     /// A HEALTHCHECK duration or retry count that does not parse.
     #[error("{0}")]
     Healthcheck(String),
+}
+
+/// ` (did you mean --x?)` after a message, as BuildKit words it, or nothing.
+fn did_you_mean(flag: Option<&str>) -> String {
+    flag.map(|f| format!(" (did you mean --{f}?)"))
+        .unwrap_or_default()
 }
 
 /// A parse error with its location.

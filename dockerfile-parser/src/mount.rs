@@ -97,6 +97,11 @@ fn csv_fields(s: &str) -> Result<Vec<String>, MountError> {
     }
 }
 
+/// Whether `s` is a well-formed CSV record (what BuildKit checks of a mount at parse time).
+pub(crate) fn is_csv_record(s: &str) -> bool {
+    csv_fields(s).is_ok()
+}
+
 fn parse_bool(key: &str, v: &str) -> Result<bool, MountError> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "t" | "true" => Ok(true),

@@ -361,15 +361,26 @@ impl RawBuilder<'_> {
         };
         let mut out = Vec::new();
         let mut search_from = 0;
-        for w in words.words {
+        let mut words = words.words.into_iter();
+        while let Some(mut w) = words.next() {
             if !w.contains("<<") {
                 continue;
             }
             let found = text[search_from..].find(&w).map(|i| search_from + i);
-            let (a, b) = match found {
+            let (a, mut b) = match found {
                 Some(i) => (i, i + w.len()),
                 None => (0, text.len()),
             };
+            // BuildKit's word splitter keeps the blanks after an unquoted `<<` in the word, so
+            // `RUN << EOF` and `3<< EOF` are markers (but `<<- EOF` is not: the `-` comes first).
+            if is_bare_marker(&w)
+                && let Some(next) = words.next()
+            {
+                if let Some(i) = text.get(b..).and_then(|t| t.find(&next)) {
+                    b += i + next.len();
+                }
+                w = format!("{w} {next}");
+            }
             search_from = b.min(text.len());
             let span = self.line.span(base + a, base + b);
             match parse_heredoc_marker(&w) {
@@ -392,6 +403,11 @@ impl RawBuilder<'_> {
         }
         Ok(out)
     }
+}
+
+/// A word that is only `[fd]<<`: BuildKit's word splitter joins it with the next word.
+fn is_bare_marker(word: &str) -> bool {
+    word.trim_start_matches(|c: char| c.is_ascii_digit()) == "<<"
 }
 
 /// Turns a pending heredoc and its body into a [`Heredoc`].

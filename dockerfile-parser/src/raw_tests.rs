@@ -63,3 +63,28 @@ fn words_keep_quotes() {
         .collect();
     assert_eq!(w, ["a=\"1 2\"", "b='x y'", "c\\ d", "e"]);
 }
+
+#[test]
+fn blanks_after_heredoc_marker_as_buildkit() {
+    let names = |src: &str| -> Vec<(String, u32, bool)> {
+        crate::parse_raw(src)
+            .expect("parses")
+            .instructions
+            .iter()
+            .flat_map(|i| i.heredocs.iter().map(|h| (h.name.clone(), h.fd, h.chomp)))
+            .collect()
+    };
+    assert_eq!(names("RUN << EOF\nx\nEOF\n"), [("EOF".into(), 0, false)]);
+    assert_eq!(names("RUN << -EOF\nx\n-EOF\n"), [("-EOF".into(), 0, false)]);
+    assert_eq!(
+        names("RUN 3<< EOF cat\nx\nEOF\n"),
+        [("EOF".into(), 3, false)]
+    );
+    assert_eq!(names("RUN <<\t 'Q'\nx\nQ\n"), [("Q".into(), 0, false)]);
+    // `<<-` then a blank is two words for BuildKit: no heredoc.
+    assert!(names("RUN cat <<- EOF\n").is_empty());
+    // A quoted or escaped `<<` is no marker, nor is one ending the line.
+    assert!(names("RUN echo \"<<\" EOF\n").is_empty());
+    assert!(names("RUN echo a<< EOF\n").is_empty());
+    assert!(names("RUN echo <<\n").is_empty());
+}

@@ -216,20 +216,20 @@ impl<'a> Scanner<'a> {
             text.push_str(first);
             let mut segments = Vec::new();
             let mut end = pl.start + pl.text.len();
-            let mut empty_line: Option<(usize, Span)> = None;
+            let mut last_start = tok_start;
+            let mut empty_line = false;
             while !ended {
                 let Some(cl) = self.next_phys() else { break };
                 let span = Span::new(cl.start, cl.start + cl.text.len());
                 self.parse_directive(cl.text, span)?;
                 end = cl.start + cl.text.len();
+                last_start = cl.start;
                 let lead_trimmed = cl.text.trim_start_matches(is_go_space);
                 if lead_trimmed.starts_with('#') {
                     continue;
                 }
                 if lead_trimmed.is_empty() {
-                    if empty_line.is_none() {
-                        empty_line = Some((self.line, span));
-                    }
+                    empty_line = true;
                     continue;
                 }
                 let piece = match self.trim_continuation(cl.text) {
@@ -242,12 +242,13 @@ impl<'a> Scanner<'a> {
                 segments.push((text.len(), cl.start));
                 text.push_str(piece);
             }
-            if let Some((line, span)) = empty_line {
+            if empty_line {
+                // BuildKit reports it on the instruction's last line, not on the empty one.
                 self.warnings.push(Warning {
                     rule: "NoEmptyContinuation".to_string(),
                     message: format!("empty continuation line found in: {}", text.trim_end()),
-                    span,
-                    line,
+                    span: Span::new(last_start, end),
+                    line: self.line,
                 });
             }
             return Ok(Some(LogicalLine {

@@ -520,6 +520,10 @@ impl<'a> Lexer<'a> {
             };
             op = next;
             ops.push(op);
+            // BuildKit has no `${FOO:#x}` or `${FOO:%x}`, set or not.
+            if op == '#' || op == '%' {
+                return Err(err(ExpandErrorKind::UnsupportedModifier(ops), dollar_at));
+            }
         }
         let raw = op == '#' || op == '%';
         let word = match self.process_stop_on(Some('}'), raw) {

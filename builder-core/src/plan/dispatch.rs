@@ -36,14 +36,20 @@ pub(super) struct StageState<'a> {
     pub(super) cmd_set: bool,
     /// Where each ENV and ARG of this stage got its value, for errors about them.
     pub(super) set_at: BTreeMap<String, Span>,
+    /// The first error that counts only if the build runs this stage (a bad mount option).
+    pub(super) deferred: Option<PlanError>,
 }
+
+/// A planned stage, the first reference to each stage it depends on, and the first error that
+/// counts only if the build runs the stage.
+pub(super) type PlannedStage = (StagePlan, BTreeMap<usize, Span>, Option<PlanError>);
 
 pub(super) fn plan_stage(
     input: StageInput<'_>,
     planned: &BTreeMap<usize, StagePlan>,
     images: &ImageLookup<'_>,
     usage: &mut ArgUsage,
-) -> Result<(StagePlan, BTreeMap<usize, Span>), PlanError> {
+) -> Result<PlannedStage, PlanError> {
     let stage = &input.df.stages[input.index];
     let from_origin = origin_of(&stage.from);
     let (mut config, inherited_from) = match &input.base {
@@ -94,6 +100,7 @@ pub(super) fn plan_stage(
         image_sources: BTreeSet::new(),
         cmd_set: false,
         set_at: BTreeMap::new(),
+        deferred: None,
     };
 
     // ONBUILD triggers of the base run first, as if written right after FROM.
@@ -140,7 +147,7 @@ pub(super) fn plan_stage(
         depends_on: st.depends_on,
         image_sources: st.image_sources,
     };
-    Ok((plan, st.dep_spans))
+    Ok((plan, st.dep_spans, st.deferred))
 }
 
 /// Cleans an absolute container path the way Go's `path.Clean` does (keeping it absolute).
@@ -274,7 +281,10 @@ impl StageState<'_> {
                 self.push(node, Op::Config, format!("ARG {}", arg_history(args)));
             }
             Instruction::Env { pairs } => {
+                // Docker's rule: every pair is expanded against the environment as it was
+                // before this instruction (`ENV abc=bye def=$abc` sees the old `abc`).
                 let mut parts = Vec::new();
+                let mut expanded = Vec::with_capacity(pairs.len());
                 for (k, v) in pairs {
                     let key = self.expand(k, "ENV key")?;
                     let value = self.expand(v, &format!("ENV {key}"))?;
@@ -286,7 +296,10 @@ impl StageState<'_> {
                     }
                     parts.push(format!("{key}={value}"));
                     self.set_at.insert(key.clone(), v.span);
-                    self.config.env_set(&key, &value);
+                    expanded.push((key, value));
+                }
+                for (key, value) in &expanded {
+                    self.config.env_set(key, value);
                 }
                 self.push(node, Op::Config, format!("ENV {}", parts.join(" ")));
             }

@@ -16,6 +16,7 @@
 //! ```
 
 mod dispatch;
+mod frontend;
 pub mod limits;
 mod names;
 mod run;
@@ -27,6 +28,7 @@ use kiln_dockerfile_parser::shell::{ExpandError, Expander};
 use kiln_dockerfile_parser::{Dockerfile, Instruction, InstructionNode, ParseError, Span};
 
 pub use crate::image::{ContainerConfig, DEFAULT_PATH, DEFAULT_SHELL};
+pub use frontend::{SYNTAX_ARG, is_dockerfile_v1};
 pub use scope::{PROXY_ARGS, Platform, platform_args};
 
 use crate::context::BuildContexts;
@@ -54,6 +56,9 @@ pub struct PlanOptions {
     pub contexts: BuildContexts,
     /// `--add-host`, `--shm-size`, `--ulimit`: given to every RUN step.
     pub step_settings: crate::exec::StepSettings,
+    /// `--ignore-syntax`: build with kiln's own frontend even when `# syntax=` (or the
+    /// `BUILDKIT_SYNTAX` build arg) names another frontend image.
+    pub ignore_syntax: bool,
 }
 
 /// Privileges a Dockerfile may ask for only when the person running the build grants them
@@ -92,6 +97,7 @@ impl std::fmt::Debug for PlanOptions {
             .field("platform", &self.platform)
             .field("labels", &self.labels)
             .field("network", &self.network)
+            .field("ignore_syntax", &self.ignore_syntax)
             .finish()
     }
 }
@@ -107,6 +113,7 @@ impl Default for PlanOptions {
             allow: Entitlements::default(),
             contexts: BuildContexts::new(),
             step_settings: crate::exec::StepSettings::default(),
+            ignore_syntax: false,
         }
     }
 }
@@ -194,6 +201,19 @@ pub enum PlanError {
         #[source]
         source: Box<ParseError>,
     },
+    /// The Dockerfile names a frontend image other than BuildKit's Dockerfile frontend 1.x.
+    #[error(
+        "{origin} names the frontend image {reference}, but kiln runs only its own Dockerfile \
+         frontend (BuildKit's syntax 1.x): build with --ignore-syntax to use it anyway"
+    )]
+    Frontend {
+        /// The image named.
+        reference: String,
+        /// `# syntax= (line N)` or `--build-arg BUILDKIT_SYNTAX`.
+        origin: String,
+        /// The directive line (`None` when the build arg named it).
+        span: Option<Span>,
+    },
     /// The Dockerfile has no stage to build.
     #[error("the Dockerfile has no FROM instruction")]
     NoStage,
@@ -232,6 +252,7 @@ impl PlanError {
             | PlanError::Onbuild { span, .. }
             | PlanError::TooLarge { span, .. }
             | PlanError::ArgumentTooLong { span, .. } => Some(*span),
+            PlanError::Frontend { span, .. } => *span,
             PlanError::UnknownTarget { .. } | PlanError::NoStage => None,
         }
     }
@@ -350,6 +371,8 @@ pub fn base_images(
     df: &Dockerfile,
     opts: &PlanOptions,
 ) -> Result<Vec<(ImageRef, Span)>, PlanError> {
+    // A frontend kiln cannot run fails the build before any base image is pulled.
+    frontend::check(df, opts)?;
     let mut usage = ArgUsage::default();
     let globals = global_scope(df, opts, &mut usage, &limits::Budget::default())?;
     let mut out: Vec<(ImageRef, Span)> = Vec::new();
@@ -381,6 +404,7 @@ pub fn plan(
     if df.stages.is_empty() {
         return Err(PlanError::NoStage);
     }
+    let frontend_notice = frontend::check(df, opts)?;
     let mut usage = ArgUsage::default();
     let budget = limits::Budget::default();
     let globals = global_scope(df, opts, &mut usage, &budget)?;
@@ -411,6 +435,7 @@ pub fn plan(
         .collect::<Result<_, _>>()?;
     let mut planned: BTreeMap<usize, StagePlan> = BTreeMap::new();
     let mut edges: BTreeMap<usize, BTreeMap<usize, Span>> = BTreeMap::new();
+    let mut deferred: BTreeMap<usize, PlanError> = BTreeMap::new();
     let mut queue: Vec<usize> = (0..=target).rev().collect();
     while let Some(next) = queue.pop() {
         if planned.contains_key(&next) {
@@ -428,7 +453,7 @@ pub fn plan(
             chain.push(*b);
         }
         for &index in chain.iter().rev() {
-            let (stage_plan, deps) = dispatch::plan_stage(
+            let (stage_plan, deps, stage_deferred) = dispatch::plan_stage(
                 dispatch::StageInput {
                     df,
                     index,
@@ -448,6 +473,9 @@ pub fn plan(
                 deps.entry(b).or_insert_with(|| from_span(df, index));
             }
             edges.insert(index, deps);
+            if let Some(e) = stage_deferred {
+                deferred.insert(index, e);
+            }
             planned.insert(index, stage_plan);
         }
     }
@@ -465,8 +493,12 @@ pub fn plan(
         }
     }
     planned.retain(|i, _| needed.contains(i));
+    // Errors that count only in stages the build runs (as BuildKit checks mount options).
+    if let Some(e) = deferred.into_iter().find(|(i, _)| needed.contains(i)) {
+        return Err(e.1);
+    }
 
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = frontend_notice.into_iter().collect();
     for name in usage.unused(&opts.build_args) {
         warnings.push(format!("build arg {name} was given but no ARG declares it"));
     }
@@ -480,6 +512,8 @@ pub fn plan(
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod docker_rules_tests;
 #[cfg(test)]
 #[path = "limits_tests.rs"]
 mod limits_tests;

@@ -25,10 +25,9 @@ impl StageState<'_> {
                 let mut argv = self.config.shell_or_default();
                 let cmd = w.text.trim();
                 if let [h] = run.heredocs.as_slice()
-                    && cmd.starts_with("<<")
-                    && !cmd.contains(char::is_whitespace)
+                    && kiln_dockerfile_parser::is_heredoc_marker(cmd)
                 {
-                    // `RUN <<EOF`: the body is the script.
+                    // `RUN <<EOF` (or `<< EOF`, `3<<EOF`): the body is the script.
                     let body = h.body().into_owned();
                     if body.starts_with("#!") {
                         let path = format!("/dev/pipes/{}", h.name);
@@ -108,6 +107,14 @@ impl StageState<'_> {
         };
         let mut mounts = Vec::new();
         for m in &run.mounts {
+            if let Some(message) = &m.invalid {
+                // Bad options fail the build only if it runs this stage, as in BuildKit.
+                self.deferred.get_or_insert(PlanError::Invalid {
+                    message: format!("invalid --mount: {message}"),
+                    span: m.raw.span,
+                });
+                continue;
+            }
             let spec = if m.raw.has_variables() {
                 let expanded = self.expand(&m.raw, "--mount")?;
                 kiln_dockerfile_parser::MountSpec::parse(&expanded).map_err(|e| {

@@ -124,6 +124,7 @@ impl ArgUsage {
         build_args
             .keys()
             .filter(|k| !self.declared.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+            .filter(|k| k.as_str() != super::frontend::SYNTAX_ARG)
             .map(String::as_str)
             .collect()
     }

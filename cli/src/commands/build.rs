@@ -24,7 +24,9 @@ use kiln_builder_core::secret::Secret;
 #[command(
     after_help = "Differences from `docker build`: there is no daemon, images go to kiln's \
     store (see --root; `kiln images` lists them); RUN steps reach the network from a \
-    namespace of their own, not the host's loopback services (--network=host for those); only linux/amd64 is built; -o type=image only tags the store. The context \
+    namespace of their own, not the host's loopback services (--network=host for those); only linux/amd64 is built; -o type=image only tags the store. `# syntax=` \
+    frontend images are not run: `docker/dockerfile:1.x` is kiln's own frontend, others need \
+    --ignore-syntax. See docs/differences-from-docker.md. The context \
     `-` reads the Dockerfile from standard input and builds without a context."
 )]
 pub struct BuildArgs {
@@ -138,6 +140,12 @@ pub struct BuildArgs {
     /// Pull base images from their registries even when the store has them.
     #[arg(long)]
     pull: bool,
+
+    /// Build with kiln's own Dockerfile frontend even when `# syntax=` (or the BUILDKIT_SYNTAX
+    /// build arg) names another frontend image, which kiln cannot run. `docker/dockerfile:1.x`
+    /// needs no flag: kiln's frontend follows BuildKit's syntax 1.x.
+    #[arg(long)]
+    ignore_syntax: bool,
 
     /// Push the image to the registry of every -t tag after the build.
     #[arg(long)]
@@ -347,6 +355,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             allow,
             contexts,
             step_settings,
+            ignore_syntax: args.ignore_syntax,
             ..PlanOptions::default()
         },
         tags,

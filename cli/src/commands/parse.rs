@@ -22,27 +22,44 @@ pub struct ParseArgs {
 }
 
 /// Reads a Dockerfile from a path, or from stdin for `-`. Returns its display name and text.
+/// Bytes that are not UTF-8 are accepted, as BuildKit accepts them (see
+/// [`kiln_dockerfile_parser::decode`]), with a warning.
 pub fn read_dockerfile(path: &std::path::Path) -> miette::Result<(String, String)> {
-    if path.as_os_str() == "-" {
-        let mut text = String::new();
+    let (name, bytes) = if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
         std::io::stdin()
-            .read_to_string(&mut text)
+            .read_to_end(&mut bytes)
             .into_diagnostic()
             .wrap_err("cannot read the Dockerfile from standard input")?;
-        return Ok(("<stdin>".to_string(), text));
+        ("<stdin>".to_string(), bytes)
+    } else {
+        let bytes = std::fs::read(path)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+        (path.display().to_string(), bytes)
+    };
+    let (text, replaced) = kiln_dockerfile_parser::decode(&bytes);
+    if replaced {
+        eprintln!(
+            "warning: {name} is not valid UTF-8: its invalid bytes are read as U+FFFD \
+             (as BuildKit's image config shows them)"
+        );
     }
-    let bytes = std::fs::read(path)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot read {}", path.display()))?;
-    let text = String::from_utf8(bytes)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("{} is not valid UTF-8", path.display()))?;
-    Ok((path.display().to_string(), text))
+    Ok((name, text.into_owned()))
 }
 
 /// Runs `kiln parse`.
 pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
-    let (name, text) = read_dockerfile(&args.file)?;
+    let (name, text) = match read_dockerfile(&args.file) {
+        Ok(r) => r,
+        // `--json` always prints one JSON document, for a file that cannot be read too.
+        Err(e) if args.json => {
+            let value = serde_json::json!({ "error": format!("{e:#}") });
+            println!("{}", serde_json::to_string(&value).into_diagnostic()?);
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     match kiln_dockerfile_parser::parse(&text) {
         Ok(df) => {
             if args.json {

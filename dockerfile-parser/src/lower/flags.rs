@@ -47,18 +47,15 @@ impl<'a> Flags<'a> {
                         flag.name
                     )
                 };
-                let mut err = ParseError::new(
+                return Err(ParseError::new(
                     ParseErrorKind::UnknownFlag {
                         flag: flag.name.clone(),
+                        suggestion: suggest(&flag.name, &names).map(str::to_string),
                     },
                     flag.span,
                     label,
                     src,
-                );
-                if let Some(s) = suggest(&flag.name, &names) {
-                    err = err.with_help(format!("did you mean `--{s}`?"));
-                }
-                return Err(err);
+                ));
             };
             if kind != FlagKind::Strs && used.iter().any(|(n, _)| *n == name) {
                 return Err(ParseError::new(

@@ -87,18 +87,27 @@ pub(super) fn run(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction
     )?;
     let mut mounts = Vec::new();
     for word in flags.strings("mount") {
-        let m = MountSpec::parse_word(&word, true).map_err(|e| {
-            let err = ctx.error(
-                ParseErrorKind::InvalidMount(e.message.clone()),
-                word.span,
-                format!("this mount is invalid: {}", e.message),
-            );
-            match e.help {
-                Some(h) => err.with_help(h),
-                None => err,
+        match MountSpec::parse_word(&word, true) {
+            Ok(m) => mounts.push(m),
+            // BuildKit reads only the CSV record at parse time and checks the options when it
+            // runs the stage: a bad option in a stage the build skips is no error.
+            Err(e) if crate::mount::is_csv_record(&word.text) => mounts.push(MountSpec {
+                raw: word,
+                invalid: Some(e.message),
+                ..MountSpec::default()
+            }),
+            Err(e) => {
+                let err = ctx.error(
+                    ParseErrorKind::InvalidMount(e.message.clone()),
+                    word.span,
+                    format!("this mount is invalid: {}", e.message),
+                );
+                return Err(match e.help {
+                    Some(h) => err.with_help(h),
+                    None => err,
+                });
             }
-        })?;
-        mounts.push(m);
+        }
     }
     let network = match flags.flag("network") {
         None => None,
