@@ -225,7 +225,7 @@ mod tests {
     use crate::image::{ContainerConfig, Platform};
 
     fn config(entrypoint: Option<&[&str]>, cmd: Option<&[&str]>) -> ImageConfig {
-        let mut c = ImageConfig::scratch(&Platform::linux_amd64());
+        let mut c = ImageConfig::scratch(&Platform::host());
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         c.config = Some(ContainerConfig {
             entrypoint: entrypoint.map(v),

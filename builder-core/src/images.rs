@@ -432,7 +432,7 @@ pub struct Loaded {
 /// Reads a docker-archive or OCI archive into the store and tags its images with the names the
 /// archive gives them. Every blob is verified while it is stored.
 pub fn load(store: &ContentStore, reader: impl Read) -> Result<Vec<Loaded>, ImagesError> {
-    let images = import_archive(store, reader, &Platform::linux_amd64())?;
+    let images = import_archive(store, reader, &Platform::host())?;
     let mut out = Vec::with_capacity(images.len());
     for img in images {
         let mut names = Vec::new();
@@ -481,7 +481,7 @@ mod tests {
 
     fn store_with_image(dir: &std::path::Path) -> (ContentStore, Descriptor) {
         let store = ContentStore::open(dir).unwrap();
-        let config = ImageConfig::scratch(&Platform::linux_amd64());
+        let config = ImageConfig::scratch(&Platform::host());
         let cdesc = store
             .put_json(&config, crate::image::media::OCI_CONFIG)
             .unwrap();

@@ -23,6 +23,7 @@ pub mod image;
 pub mod images;
 pub mod import;
 pub mod layer;
+pub mod multiplatform;
 pub mod plan;
 pub mod progress;
 pub mod registry;

@@ -224,7 +224,7 @@ pub fn busybox_layout(dest: &Path, tag: &str) -> Result<crate::content::Digest, 
     };
     let (layer, _) =
         crate::layer::write_tree_to_store(&store, &root, &opts).map_err(WorkerError::from)?;
-    let mut config = ImageConfig::scratch(&Platform::linux_amd64());
+    let mut config = ImageConfig::scratch(&Platform::host());
     config.created = Some(crate::image::format_rfc3339(0));
     let mut cc = crate::image::ContainerConfig::default();
     cc.env_set("PATH", crate::image::DEFAULT_PATH);

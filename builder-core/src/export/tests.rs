@@ -53,7 +53,7 @@ pub(crate) fn test_image(store: &ContentStore) -> Descriptor {
         &opts,
     )
     .unwrap();
-    let mut config = ImageConfig::scratch(&Platform::linux_amd64());
+    let mut config = ImageConfig::scratch(&Platform::host());
     config.created = Some(crate::image::format_rfc3339(1_700_000_000));
     config.config = Some(ContainerConfig {
         env: Some(vec!["PATH=/bin".into(), "GREETING=hi".into()]),
@@ -164,7 +164,7 @@ fn oci_archive_is_deterministic_and_round_trips() {
         &target,
         &a[..],
         Some("test:1"),
-        &Platform::linux_amd64(),
+        &Platform::host(),
     )
     .unwrap();
     assert_eq!(imported.manifest_desc.digest, d1.digest);

@@ -37,7 +37,7 @@ fn archive(docker: bool, diff_id: Option<Digest>) -> (Vec<u8>, Digest) {
     let actual = Digest::of(&layer);
     let gz = gzip(&layer);
     let gz_digest = Digest::of(&gz);
-    let mut config = ImageConfig::scratch(&Platform::linux_amd64());
+    let mut config = ImageConfig::scratch(&Platform::host());
     config.rootfs.diff_ids = vec![diff_id.unwrap_or(actual)];
     let config = to_canonical_json(&config).unwrap();
     let config_digest = Digest::of(&config);
@@ -159,7 +159,7 @@ fn an_oci_layout_directory_is_checked_too() {
         &store,
         layout.path(),
         Some("bad:1"),
-        &Platform::linux_amd64(),
+        &Platform::host(),
     )
     .unwrap_err();
     assert!(
@@ -176,7 +176,7 @@ fn an_oci_layout_directory_is_checked_too() {
         &store,
         layout.path(),
         Some("bad:1"),
-        &Platform::linux_amd64(),
+        &Platform::host(),
     )
     .unwrap();
 }

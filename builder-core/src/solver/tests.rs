@@ -26,6 +26,7 @@ impl Worker for FakeWorker {
     fn resolve_image<'a>(
         &'a self,
         reference: &'a crate::graph::ImageRef,
+        _platform: &'a crate::image::Platform,
     ) -> BoxFuture<'a, Result<ResolvedImage, crate::Error>> {
         Box::pin(async move {
             Ok(ResolvedImage {
@@ -127,10 +128,11 @@ impl Harness {
         solve: SolveOptions,
     ) -> Result<StageResult, crate::Error> {
         let df = kiln_dockerfile_parser::parse(src).unwrap();
-        let graph = plan(&df, opts, &|_| Some(ContainerConfig::default())).unwrap();
+        let graph = plan(&df, opts, &|_, _| Some(ContainerConfig::default())).unwrap();
         let mut bases = BTreeMap::new();
         for r in crate::plan::base_images(&df, opts).unwrap() {
-            bases.insert(r.0.clone(), self.worker.resolve_image(&r.0).await.unwrap());
+            let image = self.worker.resolve_image(&r.0, &r.1).await.unwrap();
+            bases.insert((r.0, r.1), image);
         }
         solve_graph(self, graph, bases, solve).await
     }
@@ -143,7 +145,7 @@ impl Harness {
 async fn solve_graph(
     h: &Harness,
     graph: BuildGraph,
-    bases: BTreeMap<crate::graph::ImageRef, ResolvedImage>,
+    bases: BTreeMap<crate::solver::BaseKey, ResolvedImage>,
     opts: SolveOptions,
 ) -> Result<StageResult, crate::Error> {
     solve(
@@ -474,12 +476,13 @@ async fn misses_are_explained_against_the_previous_build() {
     let layer = r3.state.layers.last().unwrap().diff_id;
     h.worker.missing_layers.lock().unwrap().push(layer);
     let df = kiln_dockerfile_parser::parse(src).unwrap();
-    let graph = plan(&df, &opts("2"), &|_| Some(ContainerConfig::default())).unwrap();
+    let graph = plan(&df, &opts("2"), &|_, _| Some(ContainerConfig::default())).unwrap();
     let mut bases = BTreeMap::new();
     let alpine = crate::graph::ImageRef::Reference("alpine".to_string());
+    let host = crate::image::Platform::host();
     bases.insert(
-        alpine.clone(),
-        h.worker.resolve_image(&alpine).await.unwrap(),
+        (alpine.clone(), host.clone()),
+        h.worker.resolve_image(&alpine, &host).await.unwrap(),
     );
     solve(
         h.worker.clone(),
