@@ -12,7 +12,7 @@ use crate::content::ContentStore;
 use crate::exec::{Executor, ExitStatus, Mount, NetworkMode, OutputSink, RunSpec, Stdin};
 use crate::fsroot::Root;
 use crate::image::ImageConfig;
-use crate::images::{ImagesError, inspect};
+use crate::images::{ImagesError, inspect_platform};
 use crate::snapshot::Snapshotter;
 use crate::worker::WorkerError;
 
@@ -51,6 +51,8 @@ pub struct RunImageOptions {
     pub network: NetworkMode,
     /// Standard input.
     pub stdin: Stdin,
+    /// The platform to run, for a multi-platform image (the host's by default).
+    pub platform: Option<crate::image::Platform>,
 }
 
 /// An error running an image.
@@ -127,10 +129,14 @@ pub(crate) async fn run_image(
     let details = {
         let store = store.clone();
         let image = opts.image.clone();
-        tokio::task::spawn_blocking(move || inspect(&store, &image))
+        let platform = opts.platform.clone();
+        tokio::task::spawn_blocking(move || inspect_platform(&store, &image, platform.as_ref()))
             .await
             .map_err(blocking_err)??
     };
+    // Binaries of another platform run through binfmt_misc, as RUN steps do.
+    let emulator = crate::worker::emulate::emulator_for(&details.config.platform())
+        .map_err(WorkerError::from)?;
     let argv = argv(&details.config, &opts);
     if argv.is_empty() {
         return Err(RunImageError::NoCommand(opts.image.clone()));
@@ -149,6 +155,13 @@ pub(crate) async fn run_image(
             source,
             target: b.target.clone(),
             readonly: b.readonly,
+        });
+    }
+    if let Some(emu) = emulator.filter(|e| !e.fix_binary) {
+        binds.push(Mount::Bind {
+            source: emu.interpreter.clone(),
+            target: emu.interpreter,
+            readonly: true,
         });
     }
     let prepared = tokio::task::spawn_blocking(move || {

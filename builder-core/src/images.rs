@@ -43,6 +43,24 @@ pub enum ImagesError {
         /// Its names.
         names: Vec<String>,
     },
+    /// A multi-platform image has no image for the platform asked for.
+    #[error("image {reference:?} has no image for platform {platform} (it has: {})", available.join(", "))]
+    NoPlatform {
+        /// What was asked for.
+        reference: String,
+        /// The platform asked for.
+        platform: String,
+        /// The platforms it has.
+        available: Vec<String>,
+    },
+    /// An operation that writes one image was given a multi-platform one without a platform.
+    #[error("image {reference:?} is a multi-platform image ({}): pick one with --platform", available.join(", "))]
+    NeedsPlatform {
+        /// What was asked for.
+        reference: String,
+        /// The platforms it has.
+        available: Vec<String>,
+    },
     /// The new name is not a valid reference.
     #[error("invalid image name {0:?}")]
     InvalidName(String),
@@ -100,6 +118,8 @@ pub struct ImageSummary {
     pub created: Option<String>,
     /// Bytes of the config and layers as stored.
     pub size: u64,
+    /// The platform the image's config names.
+    pub platform: Platform,
 }
 
 /// An image's manifest and config, parsed and as stored.
@@ -180,22 +200,83 @@ fn manifest_of(store: &ContentStore, desc: &Descriptor) -> Result<Manifest, Imag
     read_json(store, &desc.digest, "manifest")
 }
 
-/// Every tagged image, sorted by name.
+/// The image manifests a descriptor names: itself, or the entries of its index (nested indexes
+/// followed a few levels deep).
+fn manifests_under(store: &ContentStore, desc: &Descriptor) -> Result<Vec<Descriptor>, ImagesError> {
+    let mut out = Vec::new();
+    let mut todo = vec![(desc.clone(), 0)];
+    while let Some((d, depth)) = todo.pop() {
+        if !crate::image::media::is_index(&d.media_type) {
+            out.push(d);
+            continue;
+        }
+        if depth >= 4 {
+            continue;
+        }
+        let index: crate::image::Index = read_json(store, &d.digest, "index")?;
+        for e in index.manifests.into_iter().rev() {
+            if crate::image::media::is_manifest(&e.media_type)
+                || crate::image::media::is_index(&e.media_type)
+            {
+                todo.push((e, depth + 1));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The manifest of `desc` for `platform`: an image manifest as it is; from an index, the entry
+/// for `platform` (the host's when `None`, else the only entry).
+pub fn manifest_for(
+    store: &ContentStore,
+    reference: &str,
+    desc: &Descriptor,
+    platform: Option<&Platform>,
+) -> Result<Descriptor, ImagesError> {
+    if !crate::image::media::is_index(&desc.media_type) {
+        return Ok(desc.clone());
+    }
+    let entries = manifests_under(store, desc)?;
+    let available: Vec<String> = entries
+        .iter()
+        .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
+        .collect();
+    let want = platform.cloned().unwrap_or_else(Platform::host);
+    let found = want.compatible().into_iter().find_map(|p| {
+        entries
+            .iter()
+            .find(|d| d.platform.as_ref().is_some_and(|dp| dp.matches(&p)))
+    });
+    match (found, platform, entries.as_slice()) {
+        (Some(d), _, _) => Ok(d.clone()),
+        (None, None, [only]) => Ok(only.clone()),
+        (None, _, _) => Err(ImagesError::NoPlatform {
+            reference: reference.to_string(),
+            platform: want.to_string(),
+            available,
+        }),
+    }
+}
+
+/// Every tagged image, sorted by name; a multi-platform image gives one row per platform.
 pub fn list(store: &ContentStore) -> Result<Vec<ImageSummary>, ImagesError> {
     let mut out = Vec::new();
     for (name, desc) in store.list()? {
-        let manifest = manifest_of(store, &desc)?;
-        let config: ImageConfig = read_json(store, &manifest.config.digest, "image config")?;
-        let (repository, tag) = split_reference(&name);
-        out.push(ImageSummary {
-            repository: repository.to_string(),
-            tag: tag.to_string(),
-            id: manifest.config.digest,
-            created: config.created.clone(),
-            size: manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
-            manifest: desc,
-            name,
-        });
+        for one in manifests_under(store, &desc)? {
+            let manifest = manifest_of(store, &one)?;
+            let config: ImageConfig = read_json(store, &manifest.config.digest, "image config")?;
+            let (repository, tag) = split_reference(&name);
+            out.push(ImageSummary {
+                repository: repository.to_string(),
+                tag: tag.to_string(),
+                id: manifest.config.digest,
+                created: config.created.clone(),
+                size: manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
+                manifest: one,
+                name: name.clone(),
+                platform: config.platform().normalized(),
+            });
+        }
     }
     Ok(out)
 }
@@ -325,9 +406,29 @@ pub fn remove(
 
 /// The image's names, manifest and config.
 pub fn inspect(store: &ContentStore, reference: &str) -> Result<ImageDetails, ImagesError> {
-    let (names, manifest_desc) = resolve(store, reference)?;
+    inspect_platform(store, reference, None)
+}
+
+/// [`inspect`] for one platform of a multi-platform image (the host's when `None`). An image
+/// that is not multi-platform must be for `platform` when one is given.
+pub fn inspect_platform(
+    store: &ContentStore,
+    reference: &str,
+    platform: Option<&Platform>,
+) -> Result<ImageDetails, ImagesError> {
+    let (names, top) = resolve(store, reference)?;
+    let manifest_desc = manifest_for(store, reference, &top, platform)?;
     let manifest = manifest_of(store, &manifest_desc)?;
     let config: ImageConfig = read_json(store, &manifest.config.digest, "image config")?;
+    if let Some(p) = platform
+        && !config.platform().matches(p)
+    {
+        return Err(ImagesError::NoPlatform {
+            reference: reference.to_string(),
+            platform: p.to_string(),
+            available: vec![config.platform().normalized().to_string()],
+        });
+    }
     Ok(ImageDetails {
         names,
         manifest_desc,
@@ -382,6 +483,7 @@ pub fn save<W: Write>(
     store: &ContentStore,
     references: &[String],
     format: ArchiveFormat,
+    platform: Option<&Platform>,
     out: W,
 ) -> Result<(Descriptor, W), ImagesError> {
     let mut manifest: Option<Descriptor> = None;
@@ -403,11 +505,31 @@ pub fn save<W: Write>(
             names.push(n.clone());
         }
     }
-    let Some(manifest) = manifest else {
+    let Some(mut manifest) = manifest else {
         return Err(ImagesError::NotFound {
             reference: String::new(),
         });
     };
+    let reference = references.first().cloned().unwrap_or_default();
+    if crate::image::media::is_index(&manifest.media_type) {
+        // A docker-archive holds one image per name: a multi-platform image needs a platform.
+        match (platform, format) {
+            (Some(p), _) => manifest = manifest_for(store, &reference, &manifest, Some(p))?,
+            (None, ArchiveFormat::Docker) => {
+                return Err(ImagesError::NeedsPlatform {
+                    available: manifests_under(store, &manifest)?
+                        .iter()
+                        .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
+                        .collect(),
+                    reference,
+                });
+            }
+            (None, ArchiveFormat::Oci) => {}
+        }
+    } else if platform.is_some() {
+        // Checks that the one image is for the platform asked for.
+        inspect_platform(store, &reference, platform)?;
+    }
     let opts = ExportOptions {
         tags: names,
         ..ExportOptions::default()
@@ -528,7 +650,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, mdesc) = store_with_image(dir.path());
         for format in [ArchiveFormat::Docker, ArchiveFormat::Oci] {
-            let (_, bytes) = save(&store, &["app:1".to_string()], format, Vec::new()).unwrap();
+            let (_, bytes) = save(&store, &["app:1".to_string()], format, None, Vec::new()).unwrap();
             let other_dir = tempfile::tempdir().unwrap();
             let other = ContentStore::open(other_dir.path()).unwrap();
             let loaded = load(&other, bytes.as_slice()).unwrap();

@@ -166,7 +166,8 @@ pub fn find_in(dir: &Path, platform: &Platform) -> Result<Emulator, String> {
 
 /// The emulator for a RUN of `platform` on this machine: `None` when the platform runs natively.
 pub fn emulator_for(platform: &Platform) -> Result<Option<Emulator>, EmulationError> {
-    if platform.is_native() {
+    // A config that names no architecture says nothing to check: the kernel decides.
+    if platform.is_native() || platform.architecture.is_empty() {
         return Ok(None);
     }
     find_in(Path::new(BINFMT_DIR), platform)

@@ -56,7 +56,7 @@ pub struct BuildArgs {
     /// Target platforms, comma-separated (`linux/arm64`, `linux/amd64,linux/arm64`); the host's
     /// by default. Several build one image each under an image index, which the tags name.
     #[arg(long, value_name = "OS/ARCH[/VARIANT],...", value_parser = parse_platforms)]
-    platform: Option<Vec<Platform>>,
+    platform: Option<PlatformList>,
 
     /// After the build, say for each step that missed the cache why, in plain words (on stderr;
     /// `kiln cache explain` shows it again later).
@@ -164,8 +164,12 @@ pub enum NetworkArg {
     Host,
 }
 
-fn parse_platforms(s: &str) -> Result<Vec<Platform>, String> {
-    Platform::parse_list(s)
+/// A `--platform` list.
+#[derive(Debug, Clone)]
+pub struct PlatformList(pub Vec<Platform>);
+
+fn parse_platforms(s: &str) -> Result<PlatformList, String> {
+    Platform::parse_list(s).map(PlatformList)
 }
 
 /// Reads a `--secret`'s value.
@@ -275,7 +279,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             "only one thing can go to standard output: one -o dest=- and no --quiet"
         ));
     }
-    let platforms = args.platform.clone().unwrap_or_default();
+    let platforms = args.platform.clone().map(|p| p.0).unwrap_or_default();
     if platforms.len() > 1
         && let Some(o) = outputs
             .iter()
