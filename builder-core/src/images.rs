@@ -202,7 +202,10 @@ fn manifest_of(store: &ContentStore, desc: &Descriptor) -> Result<Manifest, Imag
 
 /// The image manifests a descriptor names: itself, or the entries of its index (nested indexes
 /// followed a few levels deep).
-fn manifests_under(store: &ContentStore, desc: &Descriptor) -> Result<Vec<Descriptor>, ImagesError> {
+fn manifests_under(
+    store: &ContentStore,
+    desc: &Descriptor,
+) -> Result<Vec<Descriptor>, ImagesError> {
     let mut out = Vec::new();
     let mut todo = vec![(desc.clone(), 0)];
     while let Some((d, depth)) = todo.pop() {
@@ -650,7 +653,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, mdesc) = store_with_image(dir.path());
         for format in [ArchiveFormat::Docker, ArchiveFormat::Oci] {
-            let (_, bytes) = save(&store, &["app:1".to_string()], format, None, Vec::new()).unwrap();
+            let (_, bytes) =
+                save(&store, &["app:1".to_string()], format, None, Vec::new()).unwrap();
             let other_dir = tempfile::tempdir().unwrap();
             let other = ContentStore::open(other_dir.path()).unwrap();
             let loaded = load(&other, bytes.as_slice()).unwrap();

@@ -173,7 +173,8 @@ impl Index {
     /// same architecture in order (`arm/v7` falls back to `arm/v6`, then `arm/v5`). Entries
     /// without a platform match only when they are the index's sole entry.
     pub fn select_platform(&self, want: &Platform) -> Option<&Descriptor> {
-        let usable = |d: &&Descriptor| media::is_manifest(&d.media_type) || media::is_index(&d.media_type);
+        let usable =
+            |d: &&Descriptor| media::is_manifest(&d.media_type) || media::is_index(&d.media_type);
         let found = want.compatible().into_iter().find_map(|candidate| {
             self.manifests
                 .iter()

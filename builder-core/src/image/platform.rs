@@ -119,7 +119,10 @@ impl Platform {
         let mut out: Vec<Platform> = Vec::new();
         for part in s.split(',') {
             let p = Self::parse(part).ok_or_else(|| {
-                format!("invalid platform {:?}: expected OS/ARCH[/VARIANT]", part.trim())
+                format!(
+                    "invalid platform {:?}: expected OS/ARCH[/VARIANT]",
+                    part.trim()
+                )
             })?;
             if !out.contains(&p) {
                 out.push(p);
@@ -240,7 +243,14 @@ mod tests {
         assert_eq!(p("Linux/x86_64").as_deref(), Some("linux/amd64"));
         assert_eq!(p("linux/amd64/v1").as_deref(), Some("linux/amd64"));
         assert_eq!(p("linux/amd64/v3").as_deref(), Some("linux/amd64/v3"));
-        for bad in ["linux", "linux/", "/arm64", "linux/arm/v7/x", "linux/arm/", "a b/c"] {
+        for bad in [
+            "linux",
+            "linux/",
+            "/arm64",
+            "linux/arm/v7/x",
+            "linux/arm/",
+            "a b/c",
+        ] {
             assert_eq!(p(bad), None, "{bad}");
         }
     }
@@ -285,7 +295,11 @@ mod tests {
         assert_eq!(host.architecture, expected);
         assert_eq!(host.os, "linux");
         assert!(host.is_native());
-        let foreign = if expected == "arm64" { "linux/amd64" } else { "linux/arm64" };
+        let foreign = if expected == "arm64" {
+            "linux/amd64"
+        } else {
+            "linux/arm64"
+        };
         assert!(!Platform::parse(foreign).unwrap().is_native());
     }
 }

@@ -155,13 +155,8 @@ fn an_oci_layout_directory_is_checked_too() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = ContentStore::open(dir.path()).unwrap();
-    let err = super::import_oci_dir(
-        &store,
-        layout.path(),
-        Some("bad:1"),
-        &Platform::host(),
-    )
-    .unwrap_err();
+    let err =
+        super::import_oci_dir(&store, layout.path(), Some("bad:1"), &Platform::host()).unwrap_err();
     assert!(
         matches!(err, ImportError::DiffIdMismatch { expected, actual: got, .. }
             if expected == wrong && got == actual),
@@ -172,11 +167,5 @@ fn an_oci_layout_directory_is_checked_too() {
     tar::Archive::new(good.as_slice())
         .unpack(layout.path())
         .unwrap();
-    super::import_oci_dir(
-        &store,
-        layout.path(),
-        Some("bad:1"),
-        &Platform::host(),
-    )
-    .unwrap();
+    super::import_oci_dir(&store, layout.path(), Some("bad:1"), &Platform::host()).unwrap();
 }

@@ -80,12 +80,14 @@ pub enum ImportError {
     #[error("{0} holds no image")]
     Empty(String),
     /// No manifest in the index is for the requested platform.
-    #[error("no image for platform {platform} in index {index}")]
+    #[error("no image for platform {platform} in index {index} (it has: {})", available.join(", "))]
     NoPlatform {
         /// The platform asked for.
         platform: String,
         /// The index.
         index: Digest,
+        /// The platforms the index lists.
+        available: Vec<String>,
     },
     /// A blob the image needs is not in the source.
     #[error("{source_name} lacks {what} {name}")]
@@ -297,12 +299,13 @@ pub fn import_oci_archive(
             what: "file",
             name: "index.json".into(),
         })?;
-    let index: Index = serde_json::from_slice(index_bytes).map_err(|source: serde_json::Error| {
-        ImportError::Json {
-            what: "index.json".into(),
-            source: source.into(),
-        }
-    })?;
+    let index: Index =
+        serde_json::from_slice(index_bytes).map_err(|source: serde_json::Error| {
+            ImportError::Json {
+                what: "index.json".into(),
+                source: source.into(),
+            }
+        })?;
     let src = resolve::StoreSource {
         diffs: Some(&streamed.diffs),
     };

@@ -25,8 +25,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use kiln_dockerfile_parser::shell::{ExpandError, Expander};
 use kiln_dockerfile_parser::{Dockerfile, Instruction, InstructionNode, ParseError, Span};
 
-pub use crate::image::{ContainerConfig, DEFAULT_PATH, DEFAULT_SHELL};
 pub use crate::image::Platform;
+pub use crate::image::{ContainerConfig, DEFAULT_PATH, DEFAULT_SHELL};
 pub use scope::{PROXY_ARGS, platform_args};
 
 use crate::context::BuildContexts;

@@ -82,7 +82,8 @@ pub(crate) async fn push_index(
     })
     .await
     .map_err(|e| RegistryError::Task(e.to_string()))??;
-    let mut pushed = push_prepared(&store, opts, media::OCI_INDEX, &bytes, &[], targets, popts).await?;
+    let mut pushed =
+        push_prepared(&store, opts, media::OCI_INDEX, &bytes, &[], targets, popts).await?;
     pushed.uploaded += uploaded;
     pushed.mounted += mounted;
     pushed.existing += existing;

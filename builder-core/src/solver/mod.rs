@@ -321,10 +321,13 @@ async fn run_stage(
         Base::Stage(i) => (format!("stage {} changed", stage_label(i)), None),
         Base::Image(reference) => (
             format!("base image {reference}"),
-            shared.bases.get(&(reference.clone(), plan.platform.clone())).map(|image| BaseImage {
-                reference: reference.to_string(),
-                digest: image.digest.to_string(),
-            }),
+            shared
+                .bases
+                .get(&(reference.clone(), plan.platform.clone()))
+                .map(|image| BaseImage {
+                    reference: reference.to_string(),
+                    digest: image.digest.to_string(),
+                }),
         ),
     };
     let (mut state, mut history, mut created, base_author) = match &plan.base {

@@ -123,7 +123,12 @@ fn entry_matches(e: &Entry, header: &[u8]) -> bool {
         return false;
     };
     window.iter().enumerate().all(|(i, b)| {
-        let m = e.mask.as_ref().and_then(|m| m.get(i)).copied().unwrap_or(0xff);
+        let m = e
+            .mask
+            .as_ref()
+            .and_then(|m| m.get(i))
+            .copied()
+            .unwrap_or(0xff);
         b & m == magic[i] & m
     })
 }
@@ -247,7 +252,10 @@ mod tests {
             reason: "no enabled entry".into(),
         }
         .to_string();
-        assert!(err.contains("linux/arm64") && err.contains("qemu-user-static"), "{err}");
+        assert!(
+            err.contains("linux/arm64") && err.contains("qemu-user-static"),
+            "{err}"
+        );
         assert!(!err.contains("exec format error"));
     }
 

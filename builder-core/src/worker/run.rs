@@ -393,17 +393,9 @@ pub(super) async fn execute(
     if let Some(emu) = &emulator {
         tracing::debug!(platform = %step.platform, emulator = %emu.name, "RUN under emulation");
     }
-    let prepared = blocking(move || {
-        prepare_run(
-            &cfg,
-            &parent,
-            &run_c,
-            &sources,
-            &locals,
-            emulator.as_ref(),
-        )
-    })
-    .await?;
+    let prepared =
+        blocking(move || prepare_run(&cfg, &parent, &run_c, &sources, &locals, emulator.as_ref()))
+            .await?;
     let id = step.id;
     let sink_events = events.clone();
     let sink = OutputSink::new(move |stream, data: &[u8]| {

@@ -281,9 +281,12 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     }
     let platforms = args.platform.clone().map(|p| p.0).unwrap_or_default();
     if platforms.len() > 1
-        && let Some(o) = outputs
-            .iter()
-            .find(|o| !matches!(o, Output::OciArchive(_) | Output::OciDir(_) | Output::Image(_)))
+        && let Some(o) = outputs.iter().find(|o| {
+            !matches!(
+                o,
+                Output::OciArchive(_) | Output::OciDir(_) | Output::Image(_)
+            )
+        })
     {
         return Err(miette!(
             "{} needs a single platform, and --platform names {}: pick one with --platform, or use -o type=oci for all of them",

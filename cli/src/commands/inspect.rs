@@ -34,7 +34,8 @@ pub enum Part {
 /// Runs `kiln inspect`.
 pub fn run(args: &InspectArgs, root: &Path) -> miette::Result<ExitCode> {
     let store = super::images::open_store(root)?;
-    let d = images::inspect_platform(&store, &args.image, args.platform.as_ref()).into_diagnostic()?;
+    let d =
+        images::inspect_platform(&store, &args.image, args.platform.as_ref()).into_diagnostic()?;
     let value = match args.only {
         Some(Part::Config) => serde_json::to_value(&d.config).into_diagnostic()?,
         Some(Part::Manifest) => serde_json::to_value(&d.manifest).into_diagnostic()?,

@@ -62,7 +62,9 @@ pub fn run(args: &SaveArgs, root: &Path) -> miette::Result<ExitCode> {
                 ));
             }
             let out = std::io::BufWriter::new(stdout.lock());
-            let (_, mut out) = images::save(&store, &args.images, format, args.platform.as_ref(), out).into_diagnostic()?;
+            let (_, mut out) =
+                images::save(&store, &args.images, format, args.platform.as_ref(), out)
+                    .into_diagnostic()?;
             out.flush().into_diagnostic()?;
         }
     }
