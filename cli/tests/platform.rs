@@ -186,7 +186,10 @@ fn arm_v7_builds_and_runs_under_emulation() {
         child.path(),
         &["--platform", "linux/s390x", "--build-context", &named],
     );
-    assert!(!ok && says(&stderr, "it has: linux/arm/v6, linux/arm64"), "{stderr}");
+    assert!(
+        !ok && says(&stderr, "it has: linux/arm/v6, linux/arm64"),
+        "{stderr}"
+    );
 }
 
 #[test]

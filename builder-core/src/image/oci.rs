@@ -229,6 +229,35 @@ mod tests {
     }
 
     #[test]
+    fn older_variants_are_fallbacks_but_exact_matches_win() {
+        let only_v6 = Index {
+            manifests: vec![desc("arm64", None), desc("arm", Some("v6"))],
+            ..Index::default()
+        };
+        let want = Platform::parse("linux/arm/v7").unwrap();
+        let picked = only_v6.select_platform(&want).unwrap();
+        assert_eq!(
+            picked.platform.as_ref().unwrap().to_string(),
+            "linux/arm/v6"
+        );
+        let both = Index {
+            manifests: vec![desc("arm", Some("v6")), desc("arm", Some("v7"))],
+            ..Index::default()
+        };
+        let picked = both.select_platform(&want).unwrap();
+        assert_eq!(
+            picked.platform.as_ref().unwrap().to_string(),
+            "linux/arm/v7"
+        );
+        // Never a newer variant, nor another architecture.
+        let v8_only = Index {
+            manifests: vec![desc("arm", Some("v8")), desc("amd64", None)],
+            ..Index::default()
+        };
+        assert!(v8_only.select_platform(&want).is_none());
+    }
+
+    #[test]
     fn descriptor_keeps_unknown_fields() {
         let json = r#"{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0,"data":"","x-custom":{"a":1}}"#;
         let d: Descriptor = serde_json::from_str(json).unwrap();

@@ -522,4 +522,6 @@ pub fn plan(
 }
 
 #[cfg(test)]
+mod platform_tests;
+#[cfg(test)]
 mod tests;

@@ -501,3 +501,59 @@ async fn misses_are_explained_against_the_previous_build() {
     }
     assert_eq!(events_seen, vec![vec![MissReason::RecordUnusable]]);
 }
+
+fn for_platform(p: &str) -> PlanOptions {
+    PlanOptions {
+        platform: crate::image::Platform::parse(p).unwrap(),
+        ..PlanOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn the_platform_is_in_every_key() {
+    let h = Harness::new(FakeWorker::default());
+    for src in ["FROM scratch\nRUN make\n", "FROM alpine\nRUN make\n"] {
+        h.build(src, &for_platform("linux/amd64"), SolveOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(h.executed(), 1, "{src}");
+        h.build(src, &for_platform("linux/amd64"), SolveOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(h.executed(), 0, "{src}");
+        // The fake worker resolves `alpine` to one digest whatever the platform, like an image
+        // without an index: the results still differ by platform.
+        h.build(src, &for_platform("linux/arm64"), SolveOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(h.executed(), 1, "{src} for arm64 runs again");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_solves_sharing_inflight_run_a_common_step_once() {
+    let src = "FROM scratch\nRUN make\nRUN test\n";
+    let opts = for_platform("linux/amd64");
+    let solve = |inflight: Option<Arc<crate::solver::InFlight>>| SolveOptions {
+        no_cache: true,
+        inflight,
+        ..SolveOptions::default()
+    };
+    // Without it, two concurrent solves of the same steps both run them.
+    let h = Harness::new(FakeWorker::default());
+    let (a, b) = tokio::join!(
+        h.build(src, &opts, solve(None)),
+        h.build(src, &opts, solve(None))
+    );
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(h.executed(), 4);
+    // With it, each step runs once, even with --no-cache (the record is this build's own).
+    let shared = crate::solver::InFlight::new();
+    let (a, b) = tokio::join!(
+        h.build(src, &opts, solve(Some(shared.clone()))),
+        h.build(src, &opts, solve(Some(shared.clone())))
+    );
+    assert_eq!(a.unwrap().state, b.unwrap().state);
+    assert_eq!(h.executed(), 2);
+}
