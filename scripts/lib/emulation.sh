@@ -27,6 +27,8 @@ foreign_busybox() {
     if [ ${#need[@]} -gt 0 ]; then
         local work
         work=$(mktemp -d /tmp/kiln-busybox.XXXXXX)
+        # apt downloads as its own user.
+        chmod 0777 "$work"
         for pair in "${need[@]}"; do
             deb_arch=${pair%%:*}
             go_arch=${pair##*:}
