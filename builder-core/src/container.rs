@@ -157,10 +157,10 @@ pub(crate) async fn run_image(
             readonly: b.readonly,
         });
     }
-    if let Some(emu) = emulator.filter(|e| !e.fix_binary) {
+    for interpreter in emulator.iter().flat_map(|e| &e.binds) {
         binds.push(Mount::Bind {
-            source: emu.interpreter.clone(),
-            target: emu.interpreter,
+            source: interpreter.clone(),
+            target: interpreter.clone(),
             readonly: true,
         });
     }

@@ -461,3 +461,62 @@ fn unknown_platform_run_says_what_is_missing() {
     );
     assert!(!stderr.contains("exec format error"), "{stderr}");
 }
+
+/// A binfmt_misc registration of this test's own, removed when dropped.
+struct Registration(std::path::PathBuf);
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "-1");
+    }
+}
+
+#[test]
+fn an_emulator_without_the_f_flag_is_bound_into_the_step() {
+    if !require_privileged("emulator without F") || !emulator("linux/arm64") {
+        return;
+    }
+    // Debian's wrapper name makes qemu take the binary's own argv[0] (the `P` flag).
+    let interpreter = Path::new("/usr/libexec/qemu-binfmt/aarch64-binfmt-P");
+    let register = Path::new("/proc/sys/fs/binfmt_misc/register");
+    if !interpreter.is_file() || !register.exists() {
+        assert!(
+            !privileged_required(),
+            "qemu-user-static and binfmt_misc are required"
+        );
+        return;
+    }
+    let Some(bb) = foreign_busybox_dir("emulator without F", &["arm64"]) else {
+        return;
+    };
+    // The newest registration is the one the kernel uses: this one, looked up by path when a
+    // binary starts, so inside the step's rootfs.
+    let name = format!("kiln-test-aarch64-{}", std::process::id());
+    let magic = r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00";
+    let mask = r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff";
+    std::fs::write(
+        register,
+        format!(":{name}:M::{magic}:{mask}:{}:P", interpreter.display()),
+    )
+    .unwrap();
+    let _registered = Registration(Path::new("/proc/sys/fs/binfmt_misc").join(&name));
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context(&bb, &["arm64"], ARCH_DOCKERFILE);
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().display());
+    build(
+        root.path(),
+        ctx.path(),
+        &["--platform", "linux/arm64", "-t", "nof:1", "-o", &dest],
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("arch")).unwrap(),
+        "aarch64\n"
+    );
+    // The interpreter's mount point is not part of the image.
+    assert!(!out.path().join("usr").exists(), "{:?}", out.path());
+    assert_eq!(
+        stdout_of(root.path(), &["run", "nof:1", "busybox", "uname", "-m"]),
+        "aarch64\n"
+    );
+}

@@ -24,6 +24,9 @@ pub struct Emulator {
     pub interpreter: PathBuf,
     /// The `F` flag: the kernel holds the interpreter open, no path lookup at exec time.
     pub fix_binary: bool,
+    /// The interpreters to bind into a step's rootfs: those of every matching registration
+    /// without `F` (the kernel uses the newest registration, which `/proc` does not tell).
+    pub binds: Vec<PathBuf>,
 }
 
 /// Why a foreign platform's RUN cannot run.
@@ -150,6 +153,8 @@ pub fn find_in(dir: &Path, platform: &Platform) -> Result<Emulator, String> {
         .filter(|n| n != "status" && n != "register")
         .collect();
     names.sort();
+    let mut found: Option<Emulator> = None;
+    let mut binds = Vec::new();
     for name in names {
         let Ok(text) = std::fs::read_to_string(dir.join(&name)) else {
             continue;
@@ -158,15 +163,27 @@ pub fn find_in(dir: &Path, platform: &Platform) -> Result<Emulator, String> {
         if !entry.enabled || !entry_matches(&entry, &header) {
             continue;
         }
-        if let Some(interpreter) = entry.interpreter {
-            return Ok(Emulator {
-                name,
-                interpreter,
-                fix_binary: entry.flags.contains('F'),
-            });
+        let Some(interpreter) = entry.interpreter else {
+            continue;
+        };
+        let fix_binary = entry.flags.contains('F');
+        if !fix_binary && !binds.contains(&interpreter) {
+            binds.push(interpreter.clone());
         }
+        found.get_or_insert(Emulator {
+            name,
+            interpreter,
+            fix_binary,
+            binds: Vec::new(),
+        });
     }
-    Err(format!("no enabled entry in {} matches", dir.display()))
+    match found {
+        Some(mut e) => {
+            e.binds = binds;
+            Ok(e)
+        }
+        None => Err(format!("no enabled entry in {} matches", dir.display())),
+    }
 }
 
 /// The emulator for a RUN of `platform` on this machine: `None` when the platform runs natively.
@@ -228,11 +245,24 @@ mod tests {
         let arm64 = find_in(dir.path(), &Platform::parse("linux/arm64").unwrap()).unwrap();
         assert_eq!(arm64.name, "a");
         assert!(arm64.fix_binary);
+        assert!(arm64.binds.is_empty());
         let arm = find_in(dir.path(), &Platform::parse("linux/arm/v7").unwrap()).unwrap();
         assert_eq!(arm.interpreter, Path::new("/usr/bin/qemu-arm-static"));
         assert!(!arm.fix_binary);
+        assert_eq!(arm.binds, [Path::new("/usr/bin/qemu-arm-static")]);
         let err = find_in(dir.path(), &Platform::parse("linux/s390x").unwrap()).unwrap_err();
         assert!(err.contains("no enabled entry"), "{err}");
+    }
+
+    #[test]
+    fn every_matching_registration_without_f_is_bound() {
+        let other = AARCH64.replace("flags: POCF", "flags: ").replace(
+            "/usr/libexec/qemu-binfmt/aarch64-binfmt-P",
+            "/opt/qemu-aarch64",
+        );
+        let dir = registry(&[("a", AARCH64), ("b", &other)]);
+        let e = find_in(dir.path(), &Platform::parse("linux/arm64").unwrap()).unwrap();
+        assert_eq!(e.binds, [Path::new("/opt/qemu-aarch64")]);
     }
 
     #[test]

@@ -192,10 +192,10 @@ fn prepare_run(
     let mut relays = Vec::new();
     let mut locks = Vec::new();
     // Without the `F` flag the kernel looks the interpreter up in the step's own root.
-    if let Some(emu) = emulator.filter(|e| !e.fix_binary) {
+    for interpreter in emulator.iter().flat_map(|e| &e.binds) {
         mounts.push(Mount::Bind {
-            source: emu.interpreter.clone(),
-            target: emu.interpreter.clone(),
+            source: interpreter.clone(),
+            target: interpreter.clone(),
             readonly: true,
         });
     }
