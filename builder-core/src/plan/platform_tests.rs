@@ -17,7 +17,7 @@ fn graph(src: &str, opts: &PlanOptions) -> Result<BuildGraph, PlanError> {
 }
 
 fn run_env(g: &BuildGraph, stage: usize) -> BTreeMap<String, String> {
-    let Some(Op::Run(run)) = g.stages[&stage].steps.iter().map(|s| &s.op).last() else {
+    let Some(Op::Run(run)) = g.stages[&stage].steps.iter().map(|s| &s.op).next_back() else {
         panic!("stage {stage} ends with a RUN");
     };
     run.env.iter().cloned().collect()
