@@ -520,3 +520,47 @@ fn an_emulator_without_the_f_flag_is_bound_into_the_step() {
         "aarch64\n"
     );
 }
+
+#[test]
+fn the_registry_cache_carries_every_platform() {
+    if !require_privileged("multi-platform cache") || !emulator("linux/arm64") {
+        return;
+    }
+    let Some(registry) = kiln_builder_core::testing::registry("multi-platform cache") else {
+        return;
+    };
+    let Some(bb) = foreign_busybox_dir("multi-platform cache", &["amd64", "arm64"]) else {
+        return;
+    };
+    let ctx = context(&bb, &["amd64", "arm64"], ARCH_DOCKERFILE);
+    let cache = format!(
+        "type=registry,ref={}/kiln-test/platform-cache-{}:c",
+        registry.addr,
+        std::process::id()
+    );
+    let first = tempfile::tempdir().unwrap();
+    let (id, stderr) = build(
+        first.path(),
+        ctx.path(),
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--cache-to",
+            &cache,
+        ],
+    );
+    assert!(stderr.contains("0 of 6 steps cached"), "{stderr}");
+    let second = tempfile::tempdir().unwrap();
+    let (again, stderr) = build(
+        second.path(),
+        ctx.path(),
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--cache-from",
+            &cache,
+        ],
+    );
+    assert!(stderr.contains("6 of 6 steps cached"), "{stderr}");
+    assert_eq!(again, id, "the same index from the imported cache");
+}

@@ -242,10 +242,7 @@ fn usage_errors_exit_2() {
         .args(["build", "--platform", "linux/amd64,linux", "."])
         .output()
         .unwrap();
-    insta::assert_snapshot!(
-        "platform_invalid",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    insta::assert_snapshot!("platform_invalid", String::from_utf8_lossy(&out.stderr));
     let help = kiln(root.path())
         .args(["build", "--help"])
         .output()
