@@ -470,7 +470,11 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     }
     if !args.quiet {
         let cached = output.steps.iter().filter(|s| s.cached).count();
-        let size = image_size(builder.store(), &output.manifest.digest);
+        let size = output
+            .images
+            .iter()
+            .map(|m| image_size(builder.store(), &m.digest))
+            .sum::<Option<u64>>();
         eprintln!(
             "image {id}\n  digest {}\n  size {}\n  {} of {} steps cached, {:.1}s",
             output.manifest.digest,
@@ -479,6 +483,12 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             output.steps.len(),
             started.elapsed().as_secs_f64(),
         );
+        if output.images.len() > 1 {
+            for m in &output.images {
+                let platform = m.platform.as_ref().map(ToString::to_string);
+                eprintln!("  {} {}", platform.unwrap_or_default(), m.digest);
+            }
+        }
         if let (Some(d), Some(to)) = (&output.cache_export, &args.cache_to) {
             eprintln!("  cache exported ({to}): {d}");
         }
