@@ -373,6 +373,29 @@ fn two_platforms_push_an_index() {
     );
     let arm: serde_json::Value = serde_json::from_slice(&arm.stdout).unwrap();
     assert_eq!(arm["Architecture"], "arm64");
+    // A build of another store resolves the pushed index per platform, each platform's image
+    // kept in the store: arm64, then amd64, then arm64 again.
+    let other = tempfile::tempdir().unwrap();
+    let child = tempfile::tempdir().unwrap();
+    std::fs::write(
+        child.path().join("Dockerfile"),
+        format!("FROM {name}\nRUN cp /arch /from-base\n"),
+    )
+    .unwrap();
+    for (platform, arch) in [
+        ("linux/arm64", "aarch64"),
+        ("linux/amd64", "x86_64"),
+        ("linux/arm64", "aarch64"),
+    ] {
+        let tag = format!("child:{}", arch);
+        build(
+            other.path(),
+            child.path(),
+            &["--platform", platform, "-t", &tag],
+        );
+        let seen = stdout_of(other.path(), &["run", &tag, "cat", "/from-base"]);
+        assert_eq!(seen, format!("{arch}\n"), "{platform}");
+    }
 }
 
 #[test]
