@@ -11,11 +11,11 @@ use crate::cache::{BuildExplanation, ExplainStore, FileCacheStore, StepExplanati
 use crate::content::{ContentStore, Digest};
 use crate::context::BuildContext;
 use crate::exec::{Executor, RuncConfig, RuncExecutor, SandboxConfig, SandboxExecutor};
-use crate::image::{Descriptor, History, ImageConfig, Manifest, RootFs, format_rfc3339, media};
+use crate::image::Descriptor;
 use crate::plan::PlanOptions;
 use crate::progress::{BuildEvent, EventSink};
 use crate::snapshot::Snapshotter;
-use crate::solver::{ResolvedImage, SolveOptions, StageResult, StepOutcome, Worker};
+use crate::solver::{ResolvedImage, SolveOptions, StepOutcome, Worker};
 use crate::worker::{LocalWorker, LocalWorkerConfig, WorkerError};
 
 /// Which executor runs RUN steps.
@@ -501,7 +501,8 @@ impl Builder {
         let tags = req.tags.clone();
         let platform2 = platform.clone();
         let (manifest, config_digest, steps) = tokio::task::spawn_blocking(move || {
-            let (manifest, config) = write_image(&store, &result, &platform2, &tags)?;
+            let (manifest, config) =
+                crate::output::write_image(&store, &result, &platform2, &tags)?;
             Ok::<_, crate::Error>((manifest, config, result.steps))
         })
         .await
@@ -523,7 +524,7 @@ impl Builder {
 }
 
 /// What identifies "the same Dockerfile" across builds for explanations: the context directory
-/// and the Dockerfile's path (absolute when they exist).
+/// and the Dockerfile's path (absolute when they exist), and the platform when not the host's.
 fn explain_scope(req: &BuildRequest) -> String {
     let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let context = req
@@ -536,70 +537,13 @@ fn explain_scope(req: &BuildRequest) -> String {
         .as_deref()
         .map(|d| abs(d).display().to_string())
         .unwrap_or_else(|| "-".to_string());
-    format!("{context}\0{dockerfile}")
-}
-
-/// Points each tag at `desc` in the store.
-pub(crate) fn set_tags(
-    store: &ContentStore,
-    desc: &Descriptor,
-    tags: &[String],
-) -> Result<(), crate::Error> {
-    for tag in tags {
-        let name = crate::worker::normalize_reference(tag);
-        store.set_tag(&name, desc).map_err(WorkerError::from)?;
+    // Another platform's build of the same Dockerfile is explained against its own last build.
+    let platform = req.plan.platform.normalized();
+    if platform == crate::image::Platform::host() {
+        format!("{context}\0{dockerfile}")
+    } else {
+        format!("{context}\0{dockerfile}\0{platform}")
     }
-    Ok(())
-}
-
-/// Writes the config and manifest of a stage result into the store and tags it.
-fn write_image(
-    store: &ContentStore,
-    result: &StageResult,
-    platform: &crate::image::Platform,
-    tags: &[String],
-) -> Result<(Descriptor, Digest), crate::Error> {
-    let mut config = ImageConfig::scratch(platform);
-    config.created = Some(format_rfc3339(result.created));
-    config.author = result.author.clone();
-    config.config = Some(result.config.clone());
-    config.rootfs = RootFs {
-        diff_ids: result.state.layers.iter().map(|l| l.diff_id).collect(),
-        ..RootFs::default()
-    };
-    config.history = Some(
-        result
-            .history
-            .iter()
-            .map(|h| History {
-                created: Some(
-                    h.created_text
-                        .clone()
-                        .unwrap_or_else(|| format_rfc3339(h.created)),
-                ),
-                created_by: Some(h.created_by.clone()),
-                author: h.author.clone(),
-                comment: h.comment.clone(),
-                empty_layer: h.empty_layer.then_some(true),
-                ..History::default()
-            })
-            .collect(),
-    );
-    let config_desc = store
-        .put_json(&config, media::OCI_CONFIG)
-        .map_err(WorkerError::from)?;
-    let layers = result
-        .state
-        .layers
-        .iter()
-        .map(|l| Descriptor::new(media::OCI_LAYER_TAR, l.diff_id, l.size))
-        .collect();
-    let manifest = Manifest::oci(config_desc.clone(), layers);
-    let manifest_desc = store
-        .put_json(&manifest, media::OCI_MANIFEST)
-        .map_err(WorkerError::from)?;
-    set_tags(store, &manifest_desc, tags)?;
-    Ok((manifest_desc, config_desc.digest))
 }
 
 /// The default store directory: `$XDG_DATA_HOME/kiln`, else `~/.local/share/kiln`.

@@ -183,7 +183,7 @@ pub fn split_reference(name: &str) -> (&str, &str) {
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
     store: &ContentStore,
     digest: &Digest,
     what: &'static str,
@@ -200,72 +200,11 @@ fn manifest_of(store: &ContentStore, desc: &Descriptor) -> Result<Manifest, Imag
     read_json(store, &desc.digest, "manifest")
 }
 
-/// The image manifests a descriptor names: itself, or the entries of its index (nested indexes
-/// followed a few levels deep).
-fn manifests_under(
-    store: &ContentStore,
-    desc: &Descriptor,
-) -> Result<Vec<Descriptor>, ImagesError> {
-    let mut out = Vec::new();
-    let mut todo = vec![(desc.clone(), 0)];
-    while let Some((d, depth)) = todo.pop() {
-        if !crate::image::media::is_index(&d.media_type) {
-            out.push(d);
-            continue;
-        }
-        if depth >= 4 {
-            continue;
-        }
-        let index: crate::image::Index = read_json(store, &d.digest, "index")?;
-        for e in index.manifests.into_iter().rev() {
-            if crate::image::media::is_manifest(&e.media_type)
-                || crate::image::media::is_index(&e.media_type)
-            {
-                todo.push((e, depth + 1));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The manifest of `desc` for `platform`: an image manifest as it is; from an index, the entry
-/// for `platform` (the host's when `None`, else the only entry).
-pub fn manifest_for(
-    store: &ContentStore,
-    reference: &str,
-    desc: &Descriptor,
-    platform: Option<&Platform>,
-) -> Result<Descriptor, ImagesError> {
-    if !crate::image::media::is_index(&desc.media_type) {
-        return Ok(desc.clone());
-    }
-    let entries = manifests_under(store, desc)?;
-    let available: Vec<String> = entries
-        .iter()
-        .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
-        .collect();
-    let want = platform.cloned().unwrap_or_else(Platform::host);
-    let found = want.compatible().into_iter().find_map(|p| {
-        entries
-            .iter()
-            .find(|d| d.platform.as_ref().is_some_and(|dp| dp.matches(&p)))
-    });
-    match (found, platform, entries.as_slice()) {
-        (Some(d), _, _) => Ok(d.clone()),
-        (None, None, [only]) => Ok(only.clone()),
-        (None, _, _) => Err(ImagesError::NoPlatform {
-            reference: reference.to_string(),
-            platform: want.to_string(),
-            available,
-        }),
-    }
-}
-
 /// Every tagged image, sorted by name; a multi-platform image gives one row per platform.
 pub fn list(store: &ContentStore) -> Result<Vec<ImageSummary>, ImagesError> {
     let mut out = Vec::new();
     for (name, desc) in store.list()? {
-        for one in manifests_under(store, &desc)? {
+        for one in crate::multiplatform::manifests_under(store, &desc)? {
             let manifest = manifest_of(store, &one)?;
             let config: ImageConfig = read_json(store, &manifest.config.digest, "image config")?;
             let (repository, tag) = split_reference(&name);
@@ -420,7 +359,7 @@ pub fn inspect_platform(
     platform: Option<&Platform>,
 ) -> Result<ImageDetails, ImagesError> {
     let (names, top) = resolve(store, reference)?;
-    let manifest_desc = manifest_for(store, reference, &top, platform)?;
+    let manifest_desc = crate::multiplatform::manifest_for(store, reference, &top, platform)?;
     let manifest = manifest_of(store, &manifest_desc)?;
     let config: ImageConfig = read_json(store, &manifest.config.digest, "image config")?;
     if let Some(p) = platform
@@ -517,10 +456,13 @@ pub fn save<W: Write>(
     if crate::image::media::is_index(&manifest.media_type) {
         // A docker-archive holds one image per name: a multi-platform image needs a platform.
         match (platform, format) {
-            (Some(p), _) => manifest = manifest_for(store, &reference, &manifest, Some(p))?,
+            (Some(p), _) => {
+                manifest =
+                    crate::multiplatform::manifest_for(store, &reference, &manifest, Some(p))?
+            }
             (None, ArchiveFormat::Docker) => {
                 return Err(ImagesError::NeedsPlatform {
-                    available: manifests_under(store, &manifest)?
+                    available: crate::multiplatform::manifests_under(store, &manifest)?
                         .iter()
                         .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
                         .collect(),

@@ -24,6 +24,7 @@ pub mod images;
 pub mod import;
 pub mod layer;
 pub mod multiplatform;
+pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod registry;
