@@ -108,6 +108,16 @@ fn arm64_build_says_arm64_and_runs_under_emulation() {
     );
     let images = stdout_of(root.path(), &["images"]);
     assert!(images.contains("linux/arm64"), "{images}");
+    // Asking for another platform of a single-platform image is an error, not the wrong image.
+    let other = kiln(root.path())
+        .args(["inspect", "--platform", "linux/s390x", "arch:arm64"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success() && says(&stderr, "no image for platform linux/s390x"),
+        "{stderr}"
+    );
 }
 
 #[test]
