@@ -49,11 +49,21 @@ impl PartialOrd for Platform {
 
 impl Ord for Platform {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (&self.os, &self.architecture, &self.variant).cmp(&(
-            &other.os,
-            &other.architecture,
-            &other.variant,
-        ))
+        // Unknown fields are left out (JSON values have no order); kiln's platforms have none.
+        (
+            &self.os,
+            &self.architecture,
+            &self.variant,
+            &self.os_version,
+            &self.os_features,
+        )
+            .cmp(&(
+                &other.os,
+                &other.architecture,
+                &other.variant,
+                &other.os_version,
+                &other.os_features,
+            ))
     }
 }
 
