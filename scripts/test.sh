@@ -7,9 +7,14 @@ cd "$(dirname "$0")/.."
 source scripts/lib/packages.sh
 source scripts/lib/registry.sh
 source scripts/lib/debian.sh
+source scripts/lib/emulation.sh
 
 install_packages "${KILN_TEST_PACKAGES[@]}"
 ensure_rust
+# Foreign-platform builds: binfmt_misc with qemu-user-static's emulators, and busybox for arm64
+# and armhf (cached between runs).
+emulation_setup
+foreign_busybox "${KILN_TEST_BUSYBOX_CACHE:-$HOME/.cache/kiln/test-busybox}"
 
 trap registry_stop_all EXIT
 

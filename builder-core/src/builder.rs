@@ -11,11 +11,11 @@ use crate::cache::{BuildExplanation, ExplainStore, FileCacheStore, StepExplanati
 use crate::content::{ContentStore, Digest};
 use crate::context::BuildContext;
 use crate::exec::{Executor, RuncConfig, RuncExecutor, SandboxConfig, SandboxExecutor};
-use crate::image::{Descriptor, History, ImageConfig, Manifest, RootFs, format_rfc3339, media};
+use crate::image::Descriptor;
 use crate::plan::PlanOptions;
 use crate::progress::{BuildEvent, EventSink};
 use crate::snapshot::Snapshotter;
-use crate::solver::{ResolvedImage, SolveOptions, StageResult, StepOutcome, Worker};
+use crate::solver::{ResolvedImage, SolveOptions, StepOutcome, Worker};
 use crate::worker::{LocalWorker, LocalWorkerConfig, WorkerError};
 
 /// Which executor runs RUN steps.
@@ -92,15 +92,21 @@ pub struct BuildRequest {
     /// `BUILDKIT_STEP_LOG_MAX_SIZE`, 2 MiB by default); the rest is discarded after an "output
     /// clipped" notice. A failing step's last lines are in its error whatever the limit.
     pub step_log_limit: crate::progress::StepLogLimit,
+    /// The platforms to build for (`--platform a,b`): one image each, under an OCI image index
+    /// when there are several. Empty: `plan.platform` alone.
+    pub platforms: Vec<crate::image::Platform>,
 }
 
 /// What a build produced.
 #[derive(Debug, Clone)]
 pub struct BuildOutput {
-    /// The image manifest in the store; its digest is the image's identity.
+    /// The image manifest in the store, or the image index of a multi-platform build; its
+    /// digest is the image's identity.
     pub manifest: Descriptor,
-    /// The config blob's digest (Docker's image id).
+    /// The config blob's digest (Docker's image id); the index's digest for several platforms.
     pub config_digest: Digest,
+    /// Each platform's image manifest, with its platform, in the order asked for.
+    pub images: Vec<Descriptor>,
     /// The tags set in the store.
     pub tags: Vec<String>,
     /// How each filesystem step of the target went.
@@ -223,9 +229,114 @@ impl Builder {
             .await
             .map_err(|e| crate::Error::TaskFailed(e.to_string()))?
             .map_err(|e| crate::Error::Gc(Box::new(e)))?;
-        let out = self.build_leased(req, events).await;
+        let out = self.build_platforms(req, events).await;
         drop(lease);
         out
+    }
+
+    /// Checks the request's references, imports the cache, builds every platform (concurrently,
+    /// sharing the steps they have in common), writes the index of a multi-platform build, tags
+    /// the result and exports the cache.
+    async fn build_platforms(
+        &self,
+        req: BuildRequest,
+        events: EventSink,
+    ) -> Result<BuildOutput, crate::Error> {
+        let bad_ref = |e: crate::registry::InvalidReference| {
+            crate::Error::from(WorkerError::Registry(Box::new(e.into())))
+        };
+        for tag in &req.tags {
+            crate::registry::Reference::parse(tag).map_err(bad_ref)?;
+        }
+        let cache_to = req
+            .cache_to
+            .as_deref()
+            .map(crate::registry::Reference::parse)
+            .transpose()
+            .map_err(bad_ref)?;
+        let cache_from = req
+            .cache_from
+            .iter()
+            .map(|r| crate::registry::Reference::parse(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad_ref)?;
+        let mut warnings = Vec::new();
+        for source in &cache_from {
+            warnings.extend(self.import_cache(source, &events).await);
+        }
+        let recorder = cache_to.as_ref().map(|_| {
+            Arc::new(crate::registry::cache::RecordingCache::new(
+                self.cache.clone(),
+            ))
+        });
+        let cache: Arc<dyn crate::cache::CacheStore> = match &recorder {
+            Some(r) => r.clone(),
+            None => self.cache.clone(),
+        };
+        let platforms = if req.platforms.is_empty() {
+            vec![req.plan.platform.normalized()]
+        } else {
+            req.platforms.clone()
+        };
+        let mut output = if let [platform] = platforms.as_slice() {
+            let mut req = req;
+            req.plan.platform = platform.clone();
+            self.build_one(req, events, cache, None).await?
+        } else {
+            crate::multiplatform::build_all(self, req, &platforms, events, cache).await?
+        };
+        output.warnings.splice(0..0, warnings);
+        if let (Some(target), Some(rec)) = (&cache_to, &recorder) {
+            output.cache_export = Some(
+                crate::registry::cache::export_cache(
+                    self.store.clone(),
+                    &self.registry,
+                    rec.records(),
+                    target,
+                    &crate::registry::PushOptions::default(),
+                )
+                .await
+                .map_err(|e| WorkerError::Registry(Box::new(e)))?
+                .digest,
+            );
+        }
+        Ok(output)
+    }
+
+    /// Imports the cache of `--cache-from` (a failure is a warning, returned).
+    async fn import_cache(
+        &self,
+        source: &crate::registry::Reference,
+        events: &EventSink,
+    ) -> Vec<String> {
+        let imported = crate::registry::cache::import_cache(
+            self.store.clone(),
+            self.cache.clone(),
+            &self.registry,
+            source,
+            4,
+        )
+        .await;
+        let mut notes = Vec::new();
+        match imported {
+            Ok(i) => {
+                tracing::info!(%source, records = i.records, dropped = i.dropped, "imported cache");
+                notes.extend(
+                    i.problems
+                        .into_iter()
+                        .map(|p| format!("cache from {source}: {p}")),
+                );
+            }
+            Err(e) => notes.push(format!("cannot import cache from {source}: {e}")),
+        }
+        for message in &notes {
+            events
+                .send(BuildEvent::Warning {
+                    message: message.clone(),
+                })
+                .await;
+        }
+        notes
     }
 
     /// The automatic policy (`<store>/kiln/gc.json`), for after a build and whatever the caller
@@ -256,29 +367,14 @@ impl Builder {
         .await;
     }
 
-    async fn build_leased(
+    /// Builds `req` for `req.plan.platform` and writes its image (tagged with `req.tags`).
+    pub(crate) async fn build_one(
         &self,
         req: BuildRequest,
         events: EventSink,
+        cache: Arc<dyn crate::cache::CacheStore>,
+        inflight: Option<Arc<crate::solver::InFlight>>,
     ) -> Result<BuildOutput, crate::Error> {
-        let bad_ref = |e: crate::registry::InvalidReference| {
-            crate::Error::from(WorkerError::Registry(Box::new(e.into())))
-        };
-        for tag in &req.tags {
-            crate::registry::Reference::parse(tag).map_err(bad_ref)?;
-        }
-        let cache_to = req
-            .cache_to
-            .as_deref()
-            .map(crate::registry::Reference::parse)
-            .transpose()
-            .map_err(bad_ref)?;
-        let cache_from = req
-            .cache_from
-            .iter()
-            .map(|r| crate::registry::Reference::parse(r))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad_ref)?;
         let df = kiln_dockerfile_parser::parse(&req.dockerfile)
             .map_err(|e| crate::Error::Parse(Box::new(e)))?;
         for w in &df.warnings {
@@ -305,17 +401,16 @@ impl Builder {
             ssh_agents: req.ssh.clone(),
             source_date_epoch: req.source_date_epoch,
             state_dir: state_path(&self.store, "run"),
-            platform: crate::image::Platform::linux_amd64(),
             registry: self.registry.clone(),
             pull: req.pull,
             step_log_limit: req.step_log_limit,
         }));
 
-        let mut bases: BTreeMap<crate::graph::ImageRef, ResolvedImage> = BTreeMap::new();
+        let mut bases: BTreeMap<crate::solver::BaseKey, ResolvedImage> = BTreeMap::new();
         let lines = kiln_dockerfile_parser::LineIndex::new(&req.dockerfile);
-        for (reference, span) in crate::plan::base_images(&df, &req.plan)? {
+        for (reference, platform, span) in crate::plan::base_images(&df, &req.plan)? {
             let image = worker
-                .resolve_image(&reference)
+                .resolve_image(&reference, &platform)
                 .await
                 .map_err(|e| crate::Error::Step {
                     origin: crate::graph::Origin {
@@ -326,11 +421,16 @@ impl Builder {
                     },
                     source: Box::new(e),
                 })?;
-            bases.insert(reference, image);
+            bases.insert((reference, platform), image);
         }
-        let graph = crate::plan::plan(&df, &req.plan, &|r: &crate::graph::ImageRef| {
-            bases.get(r).map(|b| b.config.clone())
-        })?;
+        let graph = crate::plan::plan(
+            &df,
+            &req.plan,
+            &|r: &crate::graph::ImageRef, p: &crate::image::Platform| {
+                bases.get(&(r.clone(), p.clone())).map(|b| b.config.clone())
+            },
+        )?;
+        let platform = graph.target_stage().platform.clone();
         if crate::worker::copy::reads_context(&graph) {
             crate::worker::copy::prefetch_context(&worker);
         }
@@ -376,51 +476,13 @@ impl Builder {
                 }
             }
         }
-        for source in &cache_from {
-            let imported = crate::registry::cache::import_cache(
-                self.store.clone(),
-                self.cache.clone(),
-                &self.registry,
-                source,
-                4,
-            )
-            .await;
-            let mut notes = Vec::new();
-            match imported {
-                Ok(i) => {
-                    tracing::info!(%source, records = i.records, dropped = i.dropped, "imported cache");
-                    notes.extend(
-                        i.problems
-                            .into_iter()
-                            .map(|p| format!("cache from {source}: {p}")),
-                    );
-                }
-                Err(e) => notes.push(format!("cannot import cache from {source}: {e}")),
-            }
-            for message in notes {
-                events
-                    .send(BuildEvent::Warning {
-                        message: message.clone(),
-                    })
-                    .await;
-                warnings.push(message);
-            }
-        }
-        let recorder = cache_to.as_ref().map(|_| {
-            Arc::new(crate::registry::cache::RecordingCache::new(
-                self.cache.clone(),
-            ))
-        });
-        let cache: Arc<dyn crate::cache::CacheStore> = match &recorder {
-            Some(r) => r.clone(),
-            None => self.cache.clone(),
-        };
         let scope = explain_scope(&req);
         let opts = SolveOptions {
             no_cache: req.no_cache,
             no_cache_stages,
             source_date_epoch: req.source_date_epoch,
             previous_keys: Arc::new(self.explain.previous_keys(&scope)),
+            inflight,
         };
         let start = std::time::SystemTime::now();
         let started = start
@@ -451,34 +513,24 @@ impl Builder {
         }
         let store = self.store.clone();
         let tags = req.tags.clone();
+        let platform2 = platform.clone();
         let (manifest, config_digest, steps) = tokio::task::spawn_blocking(move || {
-            let (manifest, config) = write_image(&store, &result, &tags)?;
+            let (manifest, config) =
+                crate::output::write_image(&store, &result, &platform2, &tags)?;
             Ok::<_, crate::Error>((manifest, config, result.steps))
         })
         .await
         .map_err(|e| crate::Error::TaskFailed(e.to_string()))??;
-        let cache_export = match (&cache_to, &recorder) {
-            (Some(target), Some(rec)) => Some(
-                crate::registry::cache::export_cache(
-                    self.store.clone(),
-                    &self.registry,
-                    rec.records(),
-                    target,
-                    &crate::registry::PushOptions::default(),
-                )
-                .await
-                .map_err(|e| WorkerError::Registry(Box::new(e)))?
-                .digest,
-            ),
-            _ => None,
-        };
+        let mut image = manifest.clone();
+        image.platform = Some(platform);
         Ok(BuildOutput {
             manifest,
             config_digest,
+            images: vec![image],
             tags: req.tags,
             steps,
             warnings,
-            cache_export,
+            cache_export: None,
             build_id: explanation.id,
             explanations: explanation.steps,
         })
@@ -486,7 +538,7 @@ impl Builder {
 }
 
 /// What identifies "the same Dockerfile" across builds for explanations: the context directory
-/// and the Dockerfile's path (absolute when they exist).
+/// and the Dockerfile's path (absolute when they exist), and the platform when not the host's.
 fn explain_scope(req: &BuildRequest) -> String {
     let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let context = req
@@ -499,62 +551,13 @@ fn explain_scope(req: &BuildRequest) -> String {
         .as_deref()
         .map(|d| abs(d).display().to_string())
         .unwrap_or_else(|| "-".to_string());
-    format!("{context}\0{dockerfile}")
-}
-
-/// Writes the config and manifest of a stage result into the store and tags it.
-fn write_image(
-    store: &ContentStore,
-    result: &StageResult,
-    tags: &[String],
-) -> Result<(Descriptor, Digest), crate::Error> {
-    let platform = crate::image::Platform::linux_amd64();
-    let mut config = ImageConfig::scratch(&platform);
-    config.created = Some(format_rfc3339(result.created));
-    config.author = result.author.clone();
-    config.config = Some(result.config.clone());
-    config.rootfs = RootFs {
-        diff_ids: result.state.layers.iter().map(|l| l.diff_id).collect(),
-        ..RootFs::default()
-    };
-    config.history = Some(
-        result
-            .history
-            .iter()
-            .map(|h| History {
-                created: Some(
-                    h.created_text
-                        .clone()
-                        .unwrap_or_else(|| format_rfc3339(h.created)),
-                ),
-                created_by: Some(h.created_by.clone()),
-                author: h.author.clone(),
-                comment: h.comment.clone(),
-                empty_layer: h.empty_layer.then_some(true),
-                ..History::default()
-            })
-            .collect(),
-    );
-    let config_desc = store
-        .put_json(&config, media::OCI_CONFIG)
-        .map_err(WorkerError::from)?;
-    let layers = result
-        .state
-        .layers
-        .iter()
-        .map(|l| Descriptor::new(media::OCI_LAYER_TAR, l.diff_id, l.size))
-        .collect();
-    let manifest = Manifest::oci(config_desc.clone(), layers);
-    let manifest_desc = store
-        .put_json(&manifest, media::OCI_MANIFEST)
-        .map_err(WorkerError::from)?;
-    for tag in tags {
-        let name = crate::worker::normalize_reference(tag);
-        store
-            .set_tag(&name, &manifest_desc)
-            .map_err(WorkerError::from)?;
+    // Another platform's build of the same Dockerfile is explained against its own last build.
+    let platform = req.plan.platform.normalized();
+    if platform == crate::image::Platform::host() {
+        format!("{context}\0{dockerfile}")
+    } else {
+        format!("{context}\0{dockerfile}\0{platform}")
     }
-    Ok((manifest_desc, config_desc.digest))
 }
 
 /// The default store directory: `$XDG_DATA_HOME/kiln`, else `~/.local/share/kiln`.

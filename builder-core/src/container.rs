@@ -12,7 +12,7 @@ use crate::content::ContentStore;
 use crate::exec::{Executor, ExitStatus, Mount, NetworkMode, OutputSink, RunSpec, Stdin};
 use crate::fsroot::Root;
 use crate::image::ImageConfig;
-use crate::images::{ImagesError, inspect};
+use crate::images::{ImagesError, inspect_platform};
 use crate::snapshot::Snapshotter;
 use crate::worker::WorkerError;
 
@@ -54,6 +54,8 @@ pub struct RunImageOptions {
     /// Run kiln's minimal init as PID 1, which reaps orphaned zombies (`docker run --init`);
     /// otherwise the command is PID 1.
     pub init: bool,
+    /// The platform to run, for a multi-platform image (the host's by default).
+    pub platform: Option<crate::image::Platform>,
 }
 
 /// An error running an image.
@@ -130,10 +132,14 @@ pub(crate) async fn run_image(
     let details = {
         let store = store.clone();
         let image = opts.image.clone();
-        tokio::task::spawn_blocking(move || inspect(&store, &image))
+        let platform = opts.platform.clone();
+        tokio::task::spawn_blocking(move || inspect_platform(&store, &image, platform.as_ref()))
             .await
             .map_err(blocking_err)??
     };
+    // Binaries of another platform run through binfmt_misc, as RUN steps do.
+    let emulator = crate::worker::emulate::emulator_for(&details.config.platform())
+        .map_err(WorkerError::from)?;
     let argv = argv(&details.config, &opts);
     if argv.is_empty() {
         return Err(RunImageError::NoCommand(opts.image.clone()));
@@ -152,6 +158,13 @@ pub(crate) async fn run_image(
             source,
             target: b.target.clone(),
             readonly: b.readonly,
+        });
+    }
+    for interpreter in emulator.iter().flat_map(|e| &e.binds) {
+        binds.push(Mount::Bind {
+            source: interpreter.clone(),
+            target: interpreter.clone(),
+            readonly: true,
         });
     }
     let prepared = tokio::task::spawn_blocking(move || {
@@ -229,7 +242,7 @@ mod tests {
     use crate::image::{ContainerConfig, Platform};
 
     fn config(entrypoint: Option<&[&str]>, cmd: Option<&[&str]>) -> ImageConfig {
-        let mut c = ImageConfig::scratch(&Platform::linux_amd64());
+        let mut c = ImageConfig::scratch(&Platform::host());
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         c.config = Some(ContainerConfig {
             entrypoint: entrypoint.map(v),

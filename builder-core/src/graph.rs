@@ -285,6 +285,8 @@ pub struct StagePlan {
     pub depends_on: BTreeSet<usize>,
     /// Images this stage reads files from (`COPY --from=image`, bind mounts from images).
     pub image_sources: BTreeSet<ImageRef>,
+    /// The platform the stage's base image is resolved for and its RUN steps run on.
+    pub platform: crate::image::Platform,
 }
 
 /// The plan of a whole build.

@@ -43,6 +43,24 @@ pub enum ImagesError {
         /// Its names.
         names: Vec<String>,
     },
+    /// A multi-platform image has no image for the platform asked for.
+    #[error("image {reference:?} has no image for platform {platform} (it has: {})", available.join(", "))]
+    NoPlatform {
+        /// What was asked for.
+        reference: String,
+        /// The platform asked for.
+        platform: String,
+        /// The platforms it has.
+        available: Vec<String>,
+    },
+    /// An operation that writes one image was given a multi-platform one without a platform.
+    #[error("image {reference:?} is a multi-platform image ({}): pick one with --platform", available.join(", "))]
+    NeedsPlatform {
+        /// What was asked for.
+        reference: String,
+        /// The platforms it has.
+        available: Vec<String>,
+    },
     /// The new name is not a valid reference.
     #[error("invalid image name {0:?}")]
     InvalidName(String),
@@ -100,6 +118,8 @@ pub struct ImageSummary {
     pub created: Option<String>,
     /// Bytes of the config and layers as stored.
     pub size: u64,
+    /// The platform the image's config names.
+    pub platform: Platform,
 }
 
 /// An image's manifest and config, parsed and as stored.
@@ -163,7 +183,7 @@ pub fn split_reference(name: &str) -> (&str, &str) {
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
     store: &ContentStore,
     digest: &Digest,
     what: &'static str,
@@ -180,22 +200,25 @@ fn manifest_of(store: &ContentStore, desc: &Descriptor) -> Result<Manifest, Imag
     read_json(store, &desc.digest, "manifest")
 }
 
-/// Every tagged image, sorted by name.
+/// Every tagged image, sorted by name; a multi-platform image gives one row per platform.
 pub fn list(store: &ContentStore) -> Result<Vec<ImageSummary>, ImagesError> {
     let mut out = Vec::new();
     for (name, desc) in store.list()? {
-        let manifest = manifest_of(store, &desc)?;
-        let config: ImageConfig = read_json(store, &manifest.config.digest, "image config")?;
-        let (repository, tag) = split_reference(&name);
-        out.push(ImageSummary {
-            repository: repository.to_string(),
-            tag: tag.to_string(),
-            id: manifest.config.digest,
-            created: config.created.clone(),
-            size: manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
-            manifest: desc,
-            name,
-        });
+        for one in crate::multiplatform::manifests_under(store, &desc)? {
+            let manifest = manifest_of(store, &one)?;
+            let config: ImageConfig = read_json(store, &manifest.config.digest, "image config")?;
+            let (repository, tag) = split_reference(&name);
+            out.push(ImageSummary {
+                repository: repository.to_string(),
+                tag: tag.to_string(),
+                id: manifest.config.digest,
+                created: config.created.clone(),
+                size: manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
+                manifest: one,
+                name: name.clone(),
+                platform: config.platform().normalized(),
+            });
+        }
     }
     Ok(out)
 }
@@ -325,9 +348,29 @@ pub fn remove(
 
 /// The image's names, manifest and config.
 pub fn inspect(store: &ContentStore, reference: &str) -> Result<ImageDetails, ImagesError> {
-    let (names, manifest_desc) = resolve(store, reference)?;
+    inspect_platform(store, reference, None)
+}
+
+/// [`inspect`] for one platform of a multi-platform image (the host's when `None`). An image
+/// that is not multi-platform must be for `platform` when one is given.
+pub fn inspect_platform(
+    store: &ContentStore,
+    reference: &str,
+    platform: Option<&Platform>,
+) -> Result<ImageDetails, ImagesError> {
+    let (names, top) = resolve(store, reference)?;
+    let manifest_desc = crate::multiplatform::manifest_for(store, reference, &top, platform)?;
     let manifest = manifest_of(store, &manifest_desc)?;
     let config: ImageConfig = read_json(store, &manifest.config.digest, "image config")?;
+    if let Some(p) = platform
+        && !config.platform().matches(p)
+    {
+        return Err(ImagesError::NoPlatform {
+            reference: reference.to_string(),
+            platform: p.to_string(),
+            available: vec![config.platform().normalized().to_string()],
+        });
+    }
     Ok(ImageDetails {
         names,
         manifest_desc,
@@ -382,6 +425,7 @@ pub fn save<W: Write>(
     store: &ContentStore,
     references: &[String],
     format: ArchiveFormat,
+    platform: Option<&Platform>,
     out: W,
 ) -> Result<(Descriptor, W), ImagesError> {
     let mut manifest: Option<Descriptor> = None;
@@ -403,11 +447,34 @@ pub fn save<W: Write>(
             names.push(n.clone());
         }
     }
-    let Some(manifest) = manifest else {
+    let Some(mut manifest) = manifest else {
         return Err(ImagesError::NotFound {
             reference: String::new(),
         });
     };
+    let reference = references.first().cloned().unwrap_or_default();
+    if crate::image::media::is_index(&manifest.media_type) {
+        // A docker-archive holds one image per name: a multi-platform image needs a platform.
+        match (platform, format) {
+            (Some(p), _) => {
+                manifest =
+                    crate::multiplatform::manifest_for(store, &reference, &manifest, Some(p))?
+            }
+            (None, ArchiveFormat::Docker) => {
+                return Err(ImagesError::NeedsPlatform {
+                    available: crate::multiplatform::manifests_under(store, &manifest)?
+                        .iter()
+                        .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
+                        .collect(),
+                    reference,
+                });
+            }
+            (None, ArchiveFormat::Oci) => {}
+        }
+    } else if platform.is_some() {
+        // Checks that the one image is for the platform asked for.
+        inspect_platform(store, &reference, platform)?;
+    }
     let opts = ExportOptions {
         tags: names,
         ..ExportOptions::default()
@@ -432,7 +499,7 @@ pub struct Loaded {
 /// Reads a docker-archive or OCI archive into the store and tags its images with the names the
 /// archive gives them. Every blob is verified while it is stored.
 pub fn load(store: &ContentStore, reader: impl Read) -> Result<Vec<Loaded>, ImagesError> {
-    let images = import_archive(store, reader, &Platform::linux_amd64())?;
+    let images = import_archive(store, reader, &Platform::host())?;
     let mut out = Vec::with_capacity(images.len());
     for img in images {
         let mut names = Vec::new();
@@ -481,7 +548,7 @@ mod tests {
 
     fn store_with_image(dir: &std::path::Path) -> (ContentStore, Descriptor) {
         let store = ContentStore::open(dir).unwrap();
-        let config = ImageConfig::scratch(&Platform::linux_amd64());
+        let config = ImageConfig::scratch(&Platform::host());
         let cdesc = store
             .put_json(&config, crate::image::media::OCI_CONFIG)
             .unwrap();
@@ -528,7 +595,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, mdesc) = store_with_image(dir.path());
         for format in [ArchiveFormat::Docker, ArchiveFormat::Oci] {
-            let (_, bytes) = save(&store, &["app:1".to_string()], format, Vec::new()).unwrap();
+            let (_, bytes) =
+                save(&store, &["app:1".to_string()], format, None, Vec::new()).unwrap();
             let other_dir = tempfile::tempdir().unwrap();
             let other = ContentStore::open(other_dir.path()).unwrap();
             let loaded = load(&other, bytes.as_slice()).unwrap();

@@ -23,6 +23,8 @@ pub mod image;
 pub mod images;
 pub mod import;
 pub mod layer;
+pub mod multiplatform;
+pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod registry;

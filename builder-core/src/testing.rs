@@ -135,6 +135,38 @@ pub fn basic_auth_registry(what: &str) -> Option<TestRegistry> {
     registry_from_env(REGISTRY_BASIC_ENV, what, true)
 }
 
+/// The environment variable naming the directory of static busybox binaries for other
+/// architectures (`busybox-amd64`, `busybox-arm64`, `busybox-arm`), which `scripts/test.sh`
+/// unpacks from Debian's `busybox-static` packages.
+pub const BUSYBOX_DIR_ENV: &str = "KILN_TEST_BUSYBOX_DIR";
+
+/// The directory of [`BUSYBOX_DIR_ENV`] when it holds `busybox-<arch>` for every `arch` (Go's
+/// names), or `None` with a printed reason. In CI (`KILN_REQUIRE_PRIVILEGED=1`) a missing one
+/// panics, naming the script that provides it.
+pub fn foreign_busybox_dir(what: &str, arches: &[&str]) -> Option<PathBuf> {
+    let dir = std::env::var_os(BUSYBOX_DIR_ENV).map(PathBuf::from);
+    let missing: Vec<&str> = arches
+        .iter()
+        .copied()
+        .filter(|a| {
+            dir.as_ref()
+                .is_none_or(|d| !d.join(format!("busybox-{a}")).is_file())
+        })
+        .collect();
+    if missing.is_empty() {
+        return dir;
+    }
+    let problem = format!(
+        "{BUSYBOX_DIR_ENV} has no busybox for {} (scripts/test.sh unpacks busybox-static for other architectures)",
+        missing.join(", ")
+    );
+    if privileged_required() {
+        panic!("{what}: {problem}");
+    }
+    eprintln!("skipping {what}: {problem}");
+    None
+}
+
 /// The static busybox binary from Debian's `busybox-static` package.
 pub fn busybox_binary() -> PathBuf {
     PathBuf::from("/bin/busybox")
@@ -224,7 +256,7 @@ pub fn busybox_layout(dest: &Path, tag: &str) -> Result<crate::content::Digest, 
     };
     let (layer, _) =
         crate::layer::write_tree_to_store(&store, &root, &opts).map_err(WorkerError::from)?;
-    let mut config = ImageConfig::scratch(&Platform::linux_amd64());
+    let mut config = ImageConfig::scratch(&Platform::host());
     config.created = Some(crate::image::format_rfc3339(0));
     let mut cc = crate::image::ContainerConfig::default();
     cc.env_set("PATH", crate::image::DEFAULT_PATH);

@@ -220,7 +220,7 @@ fn skopeo_finds_tag() {
     }
     let (dir, store) = store();
     let layer = store.put_bytes(&[0u8; 1024]).unwrap();
-    let mut config = image::ImageConfig::scratch(&image::Platform::linux_amd64());
+    let mut config = image::ImageConfig::scratch(&image::Platform::host());
     config.rootfs.diff_ids.push(layer.digest);
     let config = store.put_json(&config, image::media::OCI_CONFIG).unwrap();
     let manifest = image::Manifest::oci(

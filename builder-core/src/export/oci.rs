@@ -24,14 +24,68 @@ fn blobs(p: &Prepared) -> Vec<Digest> {
     v
 }
 
+/// What an OCI export writes: the top descriptor (an image manifest, or the image index of a
+/// multi-platform image) and every blob under it.
+struct Top {
+    desc: Descriptor,
+    blobs: Vec<Digest>,
+}
+
+/// Prepares an image, or each image of an index (then written anew, naming the manifests as
+/// prepared, with their platforms).
+fn prepare_top(
+    store: &ContentStore,
+    desc: &Descriptor,
+    opts: &ExportOptions,
+) -> Result<Top, ExportError> {
+    if !crate::image::media::is_index(&desc.media_type) {
+        let p = prepare(store, desc, opts.compression, &opts.compress)?;
+        return Ok(Top {
+            blobs: blobs(&p),
+            desc: p.manifest_desc,
+        });
+    }
+    let bytes = store.read_verified_bytes(&desc.digest)?;
+    let index: Index =
+        serde_json::from_slice(&bytes).map_err(|source: serde_json::Error| ExportError::Json {
+            what: "index",
+            digest: desc.digest,
+            source: source.into(),
+        })?;
+    let mut all = Vec::new();
+    let mut manifests = Vec::with_capacity(index.manifests.len());
+    for entry in &index.manifests {
+        let p = prepare(store, entry, opts.compression, &opts.compress)?;
+        all.extend(blobs(&p));
+        let mut listed = p.manifest_desc;
+        listed.platform = entry.platform.clone().or(listed.platform);
+        manifests.push(listed);
+    }
+    let top = store.put_json(
+        &Index {
+            manifests,
+            annotations: index.annotations.clone(),
+            ..Index::default()
+        },
+        crate::image::media::OCI_INDEX,
+    )?;
+    all.push(top.digest);
+    all.sort();
+    all.dedup();
+    Ok(Top {
+        desc: top,
+        blobs: all,
+    })
+}
+
 /// The index entries for a prepared image: one per tag, or one untagged entry.
-fn entries(p: &Prepared, tags: &[String]) -> Index {
+fn entries(p: &Top, tags: &[String]) -> Index {
     let mut index = Index::default();
     if tags.is_empty() {
-        index.manifests.push(p.manifest_desc.clone());
+        index.manifests.push(p.desc.clone());
     }
     for tag in tags {
-        crate::content::index_set_tag(&mut index, tag, &p.manifest_desc);
+        crate::content::index_set_tag(&mut index, tag, &p.desc);
     }
     index
 }
@@ -48,7 +102,7 @@ pub fn export_oci_dir(
     for tag in &opts.tags {
         crate::content::validate_tag(tag)?;
     }
-    let p = prepare(store, manifest, opts.compression, &opts.compress)?;
+    let p = prepare_top(store, manifest, opts)?;
     std::fs::create_dir_all(dest).map_err(|source| ExportError::Io {
         op: "create directory",
         path: dest.to_path_buf(),
@@ -62,8 +116,8 @@ pub fn export_oci_dir(
         .map_err(LayerError::from)?;
     let blobs_dir = proc_fd_path(&blobs_fd);
     let shown = dest.join("blobs").join("sha256");
-    for d in blobs(&p) {
-        copy_blob(store, &d, &blobs_dir, &shown)?;
+    for d in &p.blobs {
+        copy_blob(store, d, &blobs_dir, &shown)?;
     }
     fsync_dir(&blobs_dir)?;
     let top_fd = root.open_dir(Path::new("")).map_err(LayerError::from)?;
@@ -79,7 +133,7 @@ pub fn export_oci_dir(
     };
     for entry in entries(&p, &opts.tags).manifests {
         match crate::content::tag_of(&entry) {
-            Some(tag) => crate::content::index_set_tag(&mut index, tag, &p.manifest_desc),
+            Some(tag) => crate::content::index_set_tag(&mut index, tag, &p.desc),
             None => {
                 index
                     .manifests
@@ -89,7 +143,7 @@ pub fn export_oci_dir(
         }
     }
     write_index(&index_path, &index)?;
-    Ok(p.manifest_desc)
+    Ok(p.desc)
 }
 
 /// Whether `name` in the layout is a regular file (not a symlink, which is replaced instead).
@@ -152,22 +206,22 @@ pub fn export_oci_archive<W: Write>(
     for tag in &opts.tags {
         crate::content::validate_tag(tag)?;
     }
-    let p = prepare(store, manifest, opts.compression, &opts.compress)?;
+    let p = prepare_top(store, manifest, opts)?;
     let mut tar = TarOut::new(out);
     tar.dir("blobs/")?;
     tar.dir("blobs/sha256/")?;
-    for d in blobs(&p) {
-        tar.blob(&blob_name(&d), store, &d)?;
+    for d in &p.blobs {
+        tar.blob(&blob_name(d), store, d)?;
     }
     let index =
         entries(&p, &opts.tags)
             .to_canonical_json()
             .map_err(|source: serde_json::Error| ExportError::Json {
                 what: "index",
-                digest: p.manifest_desc.digest,
+                digest: p.desc.digest,
                 source: source.into(),
             })?;
     tar.file("index.json", &index)?;
     tar.file("oci-layout", OCI_LAYOUT_JSON)?;
-    Ok((p.manifest_desc, tar.finish()?))
+    Ok((p.desc, tar.finish()?))
 }

@@ -53,7 +53,7 @@ pub(crate) fn test_image(store: &ContentStore) -> Descriptor {
         &opts,
     )
     .unwrap();
-    let mut config = ImageConfig::scratch(&Platform::linux_amd64());
+    let mut config = ImageConfig::scratch(&Platform::host());
     config.created = Some(crate::image::format_rfc3339(1_700_000_000));
     config.config = Some(ContainerConfig {
         env: Some(vec!["PATH=/bin".into(), "GREETING=hi".into()]),
@@ -160,13 +160,9 @@ fn oci_archive_is_deterministic_and_round_trips() {
     assert!(a == c, "archive bytes differ across stores");
 
     let target = ContentStore::open(dir.path().join("target")).unwrap();
-    let imported = crate::import::import_oci_archive(
-        &target,
-        &a[..],
-        Some("test:1"),
-        &Platform::linux_amd64(),
-    )
-    .unwrap();
+    let imported =
+        crate::import::import_oci_archive(&target, &a[..], Some("test:1"), &Platform::host())
+            .unwrap();
     assert_eq!(imported.manifest_desc.digest, d1.digest);
     assert_eq!(imported.manifest.config.digest, {
         let m: Manifest = store.read_json(&img.digest).unwrap();

@@ -320,11 +320,11 @@ mod tests {
 
     #[test]
     fn scratch_config_serializes_minimally() {
-        let c = ImageConfig::scratch(&Platform::linux_amd64());
+        let c = ImageConfig::scratch(&Platform::new("linux", "arm64", None));
         let json = String::from_utf8(c.to_canonical_json().unwrap()).unwrap();
         assert_eq!(
             json,
-            r#"{"architecture":"amd64","os":"linux","rootfs":{"diff_ids":[],"type":"layers"}}"#
+            r#"{"architecture":"arm64","os":"linux","rootfs":{"diff_ids":[],"type":"layers"}}"#
         );
     }
 }

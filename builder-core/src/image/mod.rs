@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use kiln_builder_core::image::{ImageConfig, Platform};
-//! let config = ImageConfig::scratch(&Platform::linux_amd64());
+//! let config = ImageConfig::scratch(&Platform::host());
 //! let bytes = config.to_canonical_json().unwrap();
 //! assert_eq!(ImageConfig::from_json(&bytes).unwrap(), config);
 //! ```
@@ -15,6 +15,7 @@ mod config;
 mod edit;
 pub mod media;
 mod oci;
+mod platform;
 
 pub use canonical::{canonicalize, to_canonical_json};
 pub use config::{

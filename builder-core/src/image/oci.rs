@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::media;
+pub use super::platform::Platform;
 use crate::content::Digest;
 
 /// The annotation naming a manifest in an OCI layout's `index.json` (a tag).
@@ -69,100 +70,6 @@ impl Descriptor {
         self.annotations
             .get_or_insert_with(BTreeMap::new)
             .insert(key.to_string(), value.into());
-    }
-}
-
-/// An image platform (`os/architecture[/variant]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    /// CPU architecture in Go's names (`amd64`, `arm64`, ...).
-    pub architecture: String,
-    /// Operating system (`linux`).
-    pub os: String,
-    /// OS version (Windows).
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_version: Option<String>,
-    /// OS features (Windows).
-    #[serde(
-        rename = "os.features",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_features: Option<Vec<String>>,
-    /// CPU variant (`v7`, `v8`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-    /// Unknown fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-impl Platform {
-    /// `linux/amd64`, kiln's default.
-    pub fn linux_amd64() -> Self {
-        Self::new("linux", "amd64", None)
-    }
-
-    /// A platform from its parts.
-    pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Self {
-        Self {
-            architecture: architecture.to_string(),
-            os: os.to_string(),
-            os_version: None,
-            os_features: None,
-            variant: variant.map(str::to_string),
-            extra: Extra::new(),
-        }
-    }
-
-    /// Parses `os/arch[/variant]`, normalizing architecture aliases (`x86_64`, `aarch64`).
-    pub fn parse(s: &str) -> Option<Self> {
-        let mut parts = s.split('/');
-        let os = parts.next().filter(|p| !p.is_empty())?;
-        let arch = parts.next().filter(|p| !p.is_empty())?;
-        let variant = parts.next();
-        if parts.next().is_some() {
-            return None;
-        }
-        let (arch, variant) = normalize_arch(arch, variant);
-        Some(Self::new(&os.to_ascii_lowercase(), arch, variant))
-    }
-
-    /// Whether an image built for `self` runs on `want` (same OS and architecture, and a
-    /// compatible variant: `arm64` defaults to `v8`, `arm` to `v7`, `amd64` to `v1`).
-    pub fn matches(&self, want: &Platform) -> bool {
-        let (a, av) = normalize_arch(&self.architecture, self.variant.as_deref());
-        let (b, bv) = normalize_arch(&want.architecture, want.variant.as_deref());
-        self.os.eq_ignore_ascii_case(&want.os) && a == b && av == bv
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Normalizes an architecture and variant the way containerd's platform matcher does, making the
-/// default variant explicit (`None` for architectures without variants).
-fn normalize_arch<'a>(arch: &'a str, variant: Option<&'a str>) -> (&'a str, Option<&'a str>) {
-    let variant = variant.filter(|v| !v.is_empty());
-    match arch {
-        "x86_64" | "x86-64" | "amd64" => ("amd64", variant.filter(|v| *v != "v1")),
-        "aarch64" | "arm64" => ("arm64", Some(variant.unwrap_or("v8"))),
-        "armhf" => ("arm", Some("v7")),
-        "armel" => ("arm", Some("v6")),
-        "arm" => ("arm", Some(variant.unwrap_or("v7"))),
-        "i386" | "386" => ("386", variant),
-        other => (other, variant),
     }
 }
 
@@ -261,12 +168,18 @@ impl Index {
         super::to_canonical_json(self)
     }
 
-    /// The manifest for `want` among the index's entries: the first entry whose platform matches.
-    /// Entries without a platform match only when they are the index's sole entry.
+    /// The manifest for `want` among the index's entries, matched as containerd does: the exact
+    /// platform first (after normalizing, so `arm64` is `arm64/v8`), then the older variants of the
+    /// same architecture in order (`arm/v7` falls back to `arm/v6`, then `arm/v5`). Entries
+    /// without a platform match only when they are the index's sole entry.
     pub fn select_platform(&self, want: &Platform) -> Option<&Descriptor> {
-        let found = self.manifests.iter().find(|d| {
-            d.platform.as_ref().is_some_and(|p| p.matches(want))
-                && (media::is_manifest(&d.media_type) || media::is_index(&d.media_type))
+        let usable =
+            |d: &&Descriptor| media::is_manifest(&d.media_type) || media::is_index(&d.media_type);
+        let found = want.compatible().into_iter().find_map(|candidate| {
+            self.manifests
+                .iter()
+                .filter(usable)
+                .find(|d| d.platform.as_ref().is_some_and(|p| p.matches(&candidate)))
         });
         match (found, self.manifests.as_slice()) {
             (Some(d), _) => Some(d),
@@ -313,6 +226,35 @@ mod tests {
         assert_eq!(pick("linux/s390x"), None);
         assert_eq!(pick("windows/amd64"), None);
         assert!(Platform::parse("linux").is_none());
+    }
+
+    #[test]
+    fn older_variants_are_fallbacks_but_exact_matches_win() {
+        let only_v6 = Index {
+            manifests: vec![desc("arm64", None), desc("arm", Some("v6"))],
+            ..Index::default()
+        };
+        let want = Platform::parse("linux/arm/v7").unwrap();
+        let picked = only_v6.select_platform(&want).unwrap();
+        assert_eq!(
+            picked.platform.as_ref().unwrap().to_string(),
+            "linux/arm/v6"
+        );
+        let both = Index {
+            manifests: vec![desc("arm", Some("v6")), desc("arm", Some("v7"))],
+            ..Index::default()
+        };
+        let picked = both.select_platform(&want).unwrap();
+        assert_eq!(
+            picked.platform.as_ref().unwrap().to_string(),
+            "linux/arm/v7"
+        );
+        // Never a newer variant, nor another architecture.
+        let v8_only = Index {
+            manifests: vec![desc("arm", Some("v8")), desc("amd64", None)],
+            ..Index::default()
+        };
+        assert!(v8_only.select_platform(&want).is_none());
     }
 
     #[test]

@@ -37,7 +37,7 @@ fn archive(docker: bool, diff_id: Option<Digest>) -> (Vec<u8>, Digest) {
     let actual = Digest::of(&layer);
     let gz = gzip(&layer);
     let gz_digest = Digest::of(&gz);
-    let mut config = ImageConfig::scratch(&Platform::linux_amd64());
+    let mut config = ImageConfig::scratch(&Platform::host());
     config.rootfs.diff_ids = vec![diff_id.unwrap_or(actual)];
     let config = to_canonical_json(&config).unwrap();
     let config_digest = Digest::of(&config);
@@ -155,13 +155,8 @@ fn an_oci_layout_directory_is_checked_too() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = ContentStore::open(dir.path()).unwrap();
-    let err = super::import_oci_dir(
-        &store,
-        layout.path(),
-        Some("bad:1"),
-        &Platform::linux_amd64(),
-    )
-    .unwrap_err();
+    let err =
+        super::import_oci_dir(&store, layout.path(), Some("bad:1"), &Platform::host()).unwrap_err();
     assert!(
         matches!(err, ImportError::DiffIdMismatch { expected, actual: got, .. }
             if expected == wrong && got == actual),
@@ -172,11 +167,5 @@ fn an_oci_layout_directory_is_checked_too() {
     tar::Archive::new(good.as_slice())
         .unpack(layout.path())
         .unwrap();
-    super::import_oci_dir(
-        &store,
-        layout.path(),
-        Some("bad:1"),
-        &Platform::linux_amd64(),
-    )
-    .unwrap();
+    super::import_oci_dir(&store, layout.path(), Some("bad:1"), &Platform::host()).unwrap();
 }

@@ -80,12 +80,14 @@ pub enum ImportError {
     #[error("{0} holds no image")]
     Empty(String),
     /// No manifest in the index is for the requested platform.
-    #[error("no image for platform {platform} in index {index}")]
+    #[error("no image for platform {platform} in index {index} (it has: {})", available.join(", "))]
     NoPlatform {
         /// The platform asked for.
         platform: String,
         /// The index.
         index: Digest,
+        /// The platforms the index lists.
+        available: Vec<String>,
     },
     /// A blob the image needs is not in the source.
     #[error("{source_name} lacks {what} {name}")]

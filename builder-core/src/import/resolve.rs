@@ -145,6 +145,11 @@ pub(super) fn pick_manifest(
             .ok_or_else(|| ImportError::NoPlatform {
                 platform: platform.to_string(),
                 index: desc.digest,
+                available: inner
+                    .manifests
+                    .iter()
+                    .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
+                    .collect(),
             })?
             .clone();
     }

@@ -17,7 +17,7 @@ fn multi_platform_layout(dir: &Path) -> (tempfile::TempDir, Descriptor) {
     arm.platform = Some(Platform::new("linux", "arm64", Some("v8")));
     arm.digest = crate::content::Digest::of(b"not stored");
     let mut amd = amd64.clone();
-    amd.platform = Some(Platform::linux_amd64());
+    amd.platform = Some(Platform::host());
     let nested = Index {
         manifests: vec![arm, amd],
         ..Index::default()
@@ -42,7 +42,7 @@ fn oci_dir_import_picks_platform_through_index() {
     let layout = dir.path().join("layout");
     let (_src, amd64) = multi_platform_layout(&layout);
     let target = ContentStore::open(dir.path().join("target")).unwrap();
-    let img = import_oci_dir(&target, &layout, Some("multi"), &Platform::linux_amd64()).unwrap();
+    let img = import_oci_dir(&target, &layout, Some("multi"), &Platform::host()).unwrap();
     assert_eq!(img.manifest_desc.digest, amd64.digest);
     assert_eq!(img.config.rootfs.diff_ids.len(), 2);
     for l in &img.manifest.layers {
@@ -56,12 +56,12 @@ fn oci_dir_import_picks_platform_through_index() {
     )
     .unwrap_err();
     assert!(matches!(err, ImportError::NoPlatform { .. }), "{err}");
-    let err = import_oci_dir(&target, &layout, Some("nope"), &Platform::linux_amd64()).unwrap_err();
+    let err = import_oci_dir(&target, &layout, Some("nope"), &Platform::host()).unwrap_err();
     assert!(
         matches!(&err, ImportError::TagNotFound { available, .. } if available == &["multi"]),
         "{err}"
     );
-    let err = import_oci_dir(&target, &layout, None, &Platform::linux_amd64()).unwrap_err();
+    let err = import_oci_dir(&target, &layout, None, &Platform::host()).unwrap_err();
     assert!(
         matches!(err, ImportError::Ambiguous { count: 2, .. }),
         "{err}"
@@ -83,14 +83,14 @@ fn corrupt_or_missing_blobs_are_rejected() {
     bytes[20] ^= 1;
     fs::write(&layer, &bytes).unwrap();
     let target = ContentStore::open(dir.path().join("target")).unwrap();
-    let err = import_oci_dir(&target, &layout, Some("t"), &Platform::linux_amd64()).unwrap_err();
+    let err = import_oci_dir(&target, &layout, Some("t"), &Platform::host()).unwrap_err();
     assert!(
         matches!(&err, ImportError::Content(c) if c.is_corrupt()),
         "{err}"
     );
     assert!(!target.has(&m.layers[0].digest));
     fs::remove_file(&layer).unwrap();
-    let err = import_oci_dir(&target, &layout, Some("t"), &Platform::linux_amd64()).unwrap_err();
+    let err = import_oci_dir(&target, &layout, Some("t"), &Platform::host()).unwrap_err();
     assert!(matches!(err, ImportError::MissingBlob { .. }), "{err}");
 }
 
@@ -117,7 +117,7 @@ fn skopeo_written_docker_manifest_is_converted_to_oci() {
         .arg(format!("oci:{}:t", layout.display()))
         .arg(format!("oci:{}:d", docker_layout.display())));
     let target = ContentStore::open(dir.path().join("target")).unwrap();
-    let got = import_oci_dir(&target, &docker_layout, Some("d"), &Platform::linux_amd64()).unwrap();
+    let got = import_oci_dir(&target, &docker_layout, Some("d"), &Platform::host()).unwrap();
     assert_eq!(
         got.manifest.media_type.as_deref(),
         Some(media::OCI_MANIFEST)
@@ -168,7 +168,7 @@ fn archives_written_by_skopeo_import() {
         &target,
         fs::File::open(&oci_tar).unwrap(),
         Some("t"),
-        &Platform::linux_amd64(),
+        &Platform::host(),
     )
     .unwrap();
     assert_eq!(from_oci.manifest_desc.digest, exported.digest);

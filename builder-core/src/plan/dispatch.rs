@@ -20,6 +20,9 @@ pub(super) struct StageInput<'a> {
     pub opts: &'a PlanOptions,
     pub is_target: bool,
     pub budget: &'a super::limits::Budget,
+    /// The platform the stage runs on (`FROM --platform`, else its base stage's, else the
+    /// target's).
+    pub platform: crate::image::Platform,
 }
 
 pub(super) struct StageState<'a> {
@@ -69,7 +72,7 @@ pub(super) fn plan_stage(
                 });
             }
         },
-        Base::Image(r) => match images(r) {
+        Base::Image(r) => match images(r, &input.platform) {
             Some(c) => (c, Some(r.to_string())),
             None => {
                 return Err(PlanError::UnresolvedImage {
@@ -146,6 +149,7 @@ pub(super) fn plan_stage(
         author: st.author,
         depends_on: st.depends_on,
         image_sources: st.image_sources,
+        platform: input.platform.clone(),
     };
     Ok((plan, st.dep_spans, st.deferred))
 }

@@ -4,7 +4,12 @@ use super::*;
 
 fn plan_scratch(src: &str) -> BuildGraph {
     let df = kiln_dockerfile_parser::parse(src).expect("test Dockerfile parses");
-    plan(&df, &PlanOptions::default(), &|_: &ImageRef| None).expect("plans")
+    plan(
+        &df,
+        &PlanOptions::default(),
+        &|_: &ImageRef, _: &crate::image::Platform| None,
+    )
+    .expect("plans")
 }
 
 /// The Dockerfile reference's own example for ENV: every value of one ENV instruction is
@@ -70,8 +75,12 @@ fn mount_options_are_checked_only_in_stages_the_build_runs() {
         plan_scratch(&skipped);
         let built = format!("FROM scratch\nRUN --mount={mount} true\n");
         let df = kiln_dockerfile_parser::parse(&built).expect("parses");
-        let err = plan(&df, &PlanOptions::default(), &|_: &ImageRef| None)
-            .expect_err("the target stage's mount is checked");
+        let err = plan(
+            &df,
+            &PlanOptions::default(),
+            &|_: &ImageRef, _: &crate::image::Platform| None,
+        )
+        .expect_err("the target stage's mount is checked");
         match err {
             PlanError::Invalid { message: m, span } => {
                 assert_eq!(m, format!("invalid --mount: {message}"), "{mount}");
@@ -107,7 +116,7 @@ fn run_with_only_a_heredoc_marker_runs_the_body() {
 
 fn plan_with(src: &str, opts: &PlanOptions) -> Result<BuildGraph, PlanError> {
     let df = kiln_dockerfile_parser::parse(src).expect("parses");
-    plan(&df, opts, &|_: &ImageRef| None)
+    plan(&df, opts, &|_: &ImageRef, _: &crate::image::Platform| None)
 }
 
 /// `# syntax=docker/dockerfile:1.x` is kiln's own frontend: one notice, no error.

@@ -7,7 +7,7 @@ use kiln_dockerfile_parser::shell::ExpandErrorKind;
 
 fn plan_err(src: &str, opts: &PlanOptions) -> PlanError {
     let df = kiln_dockerfile_parser::parse(src).expect("test Dockerfile parses");
-    plan(&df, opts, &|_| None).expect_err("planning fails")
+    plan(&df, opts, &|_, _| None).expect_err("planning fails")
 }
 
 fn line_of(src: &str, err: &PlanError) -> usize {
@@ -89,7 +89,7 @@ fn an_oversized_env_fails_at_the_line_that_set_it() {
     );
     // Without a RUN the value is fine (it only ends up in the image config).
     let df = kiln_dockerfile_parser::parse(&src.replace("RUN true\n", "")).expect("parses");
-    assert!(plan(&df, &PlanOptions::default(), &|_| None).is_ok());
+    assert!(plan(&df, &PlanOptions::default(), &|_, _| None).is_ok());
     // An ARG is set by its line too; a value from --build-arg points at the ARG's name.
     let src = format!("FROM scratch\nARG A\nARG BIG={big}\nRUN true\n");
     assert_eq!(line_of(&src, &plan_err(&src, &PlanOptions::default())), 3);
@@ -106,7 +106,7 @@ fn an_oversized_env_fails_at_the_line_that_set_it() {
         ..PlanOptions::default()
     };
     let df = kiln_dockerfile_parser::parse(src).expect("parses");
-    assert!(plan(&df, &opts, &|_| None).is_ok());
+    assert!(plan(&df, &opts, &|_, _| None).is_ok());
 }
 
 #[test]

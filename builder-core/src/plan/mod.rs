@@ -8,7 +8,7 @@
 //! ```
 //! use kiln_builder_core::plan::{plan, PlanOptions};
 //! let df = kiln_dockerfile_parser::parse("FROM scratch\nENV A=1\nCMD [\"/app\"]\n").unwrap();
-//! let graph = plan(&df, &PlanOptions::default(), &|_| None).unwrap();
+//! let graph = plan(&df, &PlanOptions::default(), &|_, _| None).unwrap();
 //! let target = graph.target_stage();
 //! assert_eq!(target.config.env_get("A"), Some("1"));
 //! // Like Docker, an image without PATH gets the default one.
@@ -27,9 +27,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use kiln_dockerfile_parser::shell::{ExpandError, Expander};
 use kiln_dockerfile_parser::{Dockerfile, Instruction, InstructionNode, ParseError, Span};
 
+pub use crate::image::Platform;
 pub use crate::image::{ContainerConfig, DEFAULT_PATH, DEFAULT_SHELL};
 pub use frontend::{SYNTAX_ARG, is_dockerfile_v1};
-pub use scope::{PROXY_ARGS, Platform, platform_args};
+pub use scope::{PROXY_ARGS, platform_args};
 
 use crate::context::BuildContexts;
 use crate::graph::{Base, BuildGraph, ImageRef, Network, Origin, StagePlan};
@@ -43,8 +44,10 @@ pub struct PlanOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--target`
     pub target: Option<String>,
-    /// The platform built for (only `linux/amd64` is supported).
+    /// The platform built for (`TARGETPLATFORM`); the host's by default.
     pub platform: Platform,
+    /// The platform building (`BUILDPLATFORM`): the host's.
+    pub build_platform: Platform,
     /// `--label K=V`, applied to the final image.
     pub labels: BTreeMap<String, String>,
     /// `--network`: the default network mode of RUN steps.
@@ -95,6 +98,7 @@ impl std::fmt::Debug for PlanOptions {
             .field("build_args", &crate::secret::RedactedMap(&self.build_args))
             .field("target", &self.target)
             .field("platform", &self.platform)
+            .field("build_platform", &self.build_platform)
             .field("labels", &self.labels)
             .field("network", &self.network)
             .field("ignore_syntax", &self.ignore_syntax)
@@ -107,7 +111,8 @@ impl Default for PlanOptions {
         PlanOptions {
             build_args: BTreeMap::new(),
             target: None,
-            platform: Platform::linux_amd64(),
+            platform: Platform::host(),
+            build_platform: Platform::host(),
             labels: BTreeMap::new(),
             network: Network::Default,
             allow: Entitlements::default(),
@@ -269,8 +274,8 @@ fn cycle_text(stages: &[(String, usize)]) -> String {
     parts.join(" -> ")
 }
 
-/// A base image as the planner needs it: its container config.
-pub type ImageLookup<'a> = dyn Fn(&ImageRef) -> Option<ContainerConfig> + 'a;
+/// A base image as the planner needs it: its container config for a platform.
+pub type ImageLookup<'a> = dyn Fn(&ImageRef, &Platform) -> Option<ContainerConfig> + 'a;
 
 pub(crate) fn origin_of(node: &InstructionNode) -> Origin {
     Origin {
@@ -290,7 +295,7 @@ fn global_scope(
 ) -> Result<Vec<(String, Option<String>)>, PlanError> {
     let expander = Expander::new(df.escape);
     let mut globals: Vec<(String, Option<String>)> =
-        platform_args(&opts.platform, &Platform::linux_amd64())
+        platform_args(&opts.platform, &opts.build_platform)
             .into_iter()
             .map(|(k, v)| (k, Some(v)))
             .collect();
@@ -366,22 +371,88 @@ fn resolve_from(
 }
 
 /// Phase one: the base image references the stages' FROM lines need, after global-arg expansion,
-/// each with the span of its FROM line. Stages built from `scratch` or another stage need none.
+/// each with the platform it is needed for and the span of its FROM line. Stages built from
+/// `scratch` or another stage need none.
 pub fn base_images(
     df: &Dockerfile,
     opts: &PlanOptions,
-) -> Result<Vec<(ImageRef, Span)>, PlanError> {
+) -> Result<Vec<(ImageRef, Platform, Span)>, PlanError> {
     // A frontend kiln cannot run fails the build before any base image is pulled.
     frontend::check(df, opts)?;
     let mut usage = ArgUsage::default();
     let globals = global_scope(df, opts, &mut usage, &limits::Budget::default())?;
-    let mut out: Vec<(ImageRef, Span)> = Vec::new();
+    let bases: Vec<Base> = (0..df.stages.len())
+        .map(|i| resolve_from(df, i, &globals, opts))
+        .collect::<Result<_, _>>()?;
+    let platforms = stage_platforms(df, &bases, &globals, opts)?;
+    let mut out: Vec<(ImageRef, Platform, Span)> = Vec::new();
     for (i, stage) in df.stages.iter().enumerate() {
-        if let Base::Image(r) = resolve_from(df, i, &globals, opts)?
-            && !out.iter().any(|(x, _)| x == &r)
+        if let Base::Image(r) = &bases[i]
+            && !out.iter().any(|(x, p, _)| x == r && p == &platforms[i])
         {
-            out.push((r, stage.from.span()));
+            out.push((r.clone(), platforms[i].clone(), stage.from.span()));
         }
+    }
+    Ok(out)
+}
+
+/// The platform of each stage: its `FROM --platform=` (expanded with the global args, which
+/// include `BUILDPLATFORM`), else the platform of the stage it starts from, else the target
+/// platform, as BuildKit decides it.
+fn stage_platforms(
+    df: &Dockerfile,
+    bases: &[Base],
+    globals: &[(String, Option<String>)],
+    opts: &PlanOptions,
+) -> Result<Vec<Platform>, PlanError> {
+    let lookup = |k: &str| {
+        globals
+            .iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.clone())
+    };
+    let mut explicit: Vec<Option<Platform>> = Vec::with_capacity(df.stages.len());
+    for stage in &df.stages {
+        let word = stage.from_instruction().and_then(|f| f.platform.as_ref());
+        let Some(word) = word else {
+            explicit.push(None);
+            continue;
+        };
+        let text = Expander::new(df.escape)
+            .expand(&word.text, &lookup)
+            .map_err(|source| PlanError::Expand {
+                what: "FROM --platform".into(),
+                span: word.span,
+                source,
+            })?
+            .value;
+        let platform = Platform::parse(&text).ok_or_else(|| PlanError::Invalid {
+            message: format!(
+                "FROM --platform={text:?} is not a platform: expected OS/ARCH[/VARIANT]"
+            ),
+            span: word.span,
+        })?;
+        explicit.push(Some(platform));
+    }
+    // A stage without --platform takes its base stage's; chains are followed to their start
+    // (a cycle is reported by the planner, so it only needs to end here).
+    let mut out = Vec::with_capacity(df.stages.len());
+    for i in 0..df.stages.len() {
+        let mut at = i;
+        let mut hops = 0;
+        let platform = loop {
+            if let Some(p) = &explicit[at] {
+                break p.clone();
+            }
+            match bases.get(at) {
+                Some(Base::Stage(b)) if hops <= df.stages.len() => {
+                    at = *b;
+                    hops += 1;
+                }
+                _ => break opts.platform.normalized(),
+            }
+        };
+        out.push(platform);
     }
     Ok(out)
 }
@@ -433,6 +504,7 @@ pub fn plan(
     let bases: Vec<Base> = (0..df.stages.len())
         .map(|i| resolve_from(df, i, &globals, opts))
         .collect::<Result<_, _>>()?;
+    let platforms = stage_platforms(df, &bases, &globals, opts)?;
     let mut planned: BTreeMap<usize, StagePlan> = BTreeMap::new();
     let mut edges: BTreeMap<usize, BTreeMap<usize, Span>> = BTreeMap::new();
     let mut deferred: BTreeMap<usize, PlanError> = BTreeMap::new();
@@ -462,6 +534,7 @@ pub fn plan(
                     opts,
                     is_target: index == target,
                     budget: &budget,
+                    platform: platforms[index].clone(),
                 },
                 &planned,
                 images,
@@ -509,6 +582,8 @@ pub fn plan(
     })
 }
 
+#[cfg(test)]
+mod platform_tests;
 #[cfg(test)]
 mod tests;
 

@@ -11,6 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::image::Platform;
+
 /// Build args that reach RUN steps without being declared, and never reach cache keys or history.
 pub const PROXY_ARGS: &[&str] = &[
     "HTTP_PROXY",
@@ -25,10 +27,14 @@ pub const PROXY_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
-/// The platform args for a build on and for `linux/amd64`.
+/// The platform args as BuildKit defines them: `TARGETPLATFORM`, `TARGETOS`, `TARGETARCH`,
+/// `TARGETVARIANT` for the platform built for, `BUILDPLATFORM`, `BUILDOS`, `BUILDARCH`,
+/// `BUILDVARIANT` for the machine building (normalized: `linux/arm64` has no variant,
+/// `linux/arm/v7` has `v7`).
 pub fn platform_args(target: &Platform, build: &Platform) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (prefix, p) in [("TARGET", target), ("BUILD", build)] {
+        let p = p.normalized();
         out.push((format!("{prefix}PLATFORM"), p.to_string()));
         out.push((format!("{prefix}OS"), p.os.clone()));
         out.push((format!("{prefix}ARCH"), p.architecture.clone()));
@@ -38,54 +44,6 @@ pub fn platform_args(target: &Platform, build: &Platform) -> Vec<(String, String
         ));
     }
     out
-}
-
-/// An OS/architecture pair with an optional variant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Platform {
-    /// `linux`
-    pub os: String,
-    /// `amd64`
-    pub architecture: String,
-    /// `v8`, ...
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// The platform of this machine as kiln supports it: `linux/amd64`.
-    pub fn linux_amd64() -> Self {
-        Platform {
-            os: "linux".into(),
-            architecture: "amd64".into(),
-            variant: None,
-        }
-    }
-
-    /// Parses `os/arch[/variant]`.
-    pub fn parse(s: &str) -> Option<Self> {
-        let mut parts = s.split('/');
-        let os = parts.next().filter(|p| !p.is_empty())?.to_ascii_lowercase();
-        let architecture = parts.next().filter(|p| !p.is_empty())?.to_ascii_lowercase();
-        let variant = parts.next().map(|v| v.to_ascii_lowercase());
-        if parts.next().is_some() {
-            return None;
-        }
-        Some(Platform {
-            os,
-            architecture,
-            variant,
-        })
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
 }
 
 /// The values that `$VAR` can see at one point of a stage.

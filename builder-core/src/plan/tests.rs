@@ -3,7 +3,7 @@ use crate::graph::{Op, SourceRef};
 
 fn plan_src(src: &str, opts: &PlanOptions) -> Result<BuildGraph, PlanError> {
     let df = kiln_dockerfile_parser::parse(src).expect("test Dockerfile parses");
-    plan(&df, opts, &|r: &ImageRef| {
+    plan(&df, opts, &|r: &ImageRef, _: &crate::image::Platform| {
         (r.to_string() == "base:1").then(|| {
             let mut c = ContainerConfig::default();
             c.env_set("PATH", "/bin");
@@ -261,7 +261,7 @@ fn labels_from_options_apply_to_target_only() {
 fn invalid_onbuild_trigger_fails_the_child_build_at_its_from_line() {
     let src = "FROM scratch\nFROM bad:1\nRUN x\n";
     let df = kiln_dockerfile_parser::parse(src).unwrap();
-    let err = plan(&df, &PlanOptions::default(), &|_| {
+    let err = plan(&df, &PlanOptions::default(), &|_, _| {
         Some(ContainerConfig {
             on_build: Some(vec!["COPY onlyone".into()]),
             ..ContainerConfig::default()
@@ -376,7 +376,7 @@ fn named_contexts_override_stages_and_images() {
     };
     let src = "FROM scratch AS base\nFROM base\nCOPY --from=src /a /a\nCOPY --from=lay /b /b\n";
     let df = kiln_dockerfile_parser::parse(src).unwrap();
-    let g = plan(&df, &opts, &|_| Some(ContainerConfig::default())).unwrap();
+    let g = plan(&df, &opts, &|_, _| Some(ContainerConfig::default())).unwrap();
     let t = g.target_stage();
     assert_eq!(
         t.base,

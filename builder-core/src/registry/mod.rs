@@ -16,6 +16,7 @@ pub mod cache;
 mod client;
 mod pull;
 mod push;
+mod push_index;
 mod reference;
 
 use std::path::PathBuf;

@@ -34,7 +34,7 @@ pub struct PullOptions {
 impl Default for PullOptions {
     fn default() -> Self {
         Self {
-            platform: Platform::linux_amd64(),
+            platform: Platform::host(),
             concurrency: 4,
             tag: true,
         }

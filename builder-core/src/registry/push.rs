@@ -113,6 +113,9 @@ pub async fn push(
     targets: &[Reference],
     popts: &PushOptions,
 ) -> Result<Pushed, RegistryError> {
+    if crate::image::media::is_index(&manifest.media_type) {
+        return super::push_index::push_index(store, opts, manifest, targets, popts).await;
+    }
     let first = targets
         .first()
         .map_or_else(|| manifest.digest.to_string(), ToString::to_string);

@@ -6,6 +6,7 @@
 //! every input that changes its result (see `docs/cache-keys.md`); config-only steps make no layer
 //! and need no key of their own, because their effect is fully in the planned config.
 
+mod inflight;
 mod keys;
 #[cfg(test)]
 mod tests;
@@ -20,9 +21,11 @@ use crate::cache::{
     BaseImage, CacheKey, CacheRecord, CacheStore, KeyBuilder, LayerRef, StepExplanation,
 };
 use crate::graph::{Base, BuildGraph, ImageRef, Op, Origin, SourceRef, StepId};
+use crate::image::Platform;
 use crate::plan::ContainerConfig;
 use crate::progress::{BuildEvent, EventSink};
 
+pub use inflight::InFlight;
 pub use keys::{step_key, step_manifest};
 
 /// A boxed future, so [`Worker`] stays object-safe.
@@ -84,14 +87,18 @@ pub struct StepContext<'a> {
     pub parent: &'a FsState,
     /// States of the stages and images the op reads from.
     pub sources: &'a BTreeMap<SourceRef, FsState>,
+    /// The platform the step's stage is for: a RUN executes its binaries.
+    pub platform: &'a Platform,
 }
 
 /// Does the real work of steps: resolving images, hashing inputs, running ops.
 pub trait Worker: Send + Sync {
-    /// Resolves an image reference (FROM, `COPY --from=image`), importing or pulling it as needed.
+    /// Resolves an image reference (FROM, `COPY --from=image`) for a platform, importing or
+    /// pulling it as needed.
     fn resolve_image<'a>(
         &'a self,
         reference: &'a ImageRef,
+        platform: &'a Platform,
     ) -> BoxFuture<'a, Result<ResolvedImage, crate::Error>>;
 
     /// A digest of the step's inputs that are not in the graph: the content and metadata of COPY
@@ -134,6 +141,9 @@ pub struct SolveOptions {
     /// The key each step position (`stage#n`) had in the previous build of this Dockerfile, to
     /// explain misses against.
     pub previous_keys: Arc<BTreeMap<String, CacheKey>>,
+    /// Shared with the other solves of a multi-platform build, so that a step they have in
+    /// common runs once.
+    pub inflight: Option<Arc<InFlight>>,
 }
 
 /// The result of one stage.
@@ -177,18 +187,24 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-fn image_state(image: &ResolvedImage) -> FsState {
+// Every step key chains from its stage's base state, so the platform in these two keys reaches
+// every key of the stage: the same Dockerfile built for two platforms never shares a result
+// (an image without an index has one digest whatever platform it was asked for).
+fn image_state(image: &ResolvedImage, platform: &Platform) -> FsState {
     let mut b = KeyBuilder::new("image", None);
     b.str("digest", &image.digest.to_string());
+    b.str("platform", &platform.normalized().to_string());
     FsState {
         key: b.finish(),
         layers: image.layers.clone(),
     }
 }
 
-fn scratch_state() -> FsState {
+fn scratch_state(platform: &Platform) -> FsState {
+    let mut b = KeyBuilder::new("scratch", None);
+    b.str("platform", &platform.normalized().to_string());
     FsState {
-        key: KeyBuilder::new("scratch", None).finish(),
+        key: b.finish(),
         layers: Vec::new(),
     }
 }
@@ -198,11 +214,14 @@ struct Shared {
     worker: Arc<dyn Worker>,
     cache: Arc<dyn CacheStore>,
     graph: Arc<BuildGraph>,
-    bases: BTreeMap<ImageRef, ResolvedImage>,
+    bases: BTreeMap<BaseKey, ResolvedImage>,
     opts: SolveOptions,
     events: EventSink,
     explanations: std::sync::Mutex<Vec<StepExplanation>>,
 }
+
+/// A base image as the solver finds it: the reference and the platform it was resolved for.
+pub type BaseKey = (ImageRef, Platform);
 
 /// Runs the graph and returns the target stage's result. `bases` holds the images the FROM lines
 /// resolved to (the same ones given to the planner).
@@ -210,7 +229,7 @@ pub async fn solve(
     worker: Arc<dyn Worker>,
     cache: Arc<dyn CacheStore>,
     graph: Arc<BuildGraph>,
-    bases: BTreeMap<ImageRef, ResolvedImage>,
+    bases: BTreeMap<BaseKey, ResolvedImage>,
     opts: SolveOptions,
     events: EventSink,
 ) -> Result<StageResult, crate::Error> {
@@ -302,14 +321,17 @@ async fn run_stage(
         Base::Stage(i) => (format!("stage {} changed", stage_label(i)), None),
         Base::Image(reference) => (
             format!("base image {reference}"),
-            shared.bases.get(reference).map(|image| BaseImage {
-                reference: reference.to_string(),
-                digest: image.digest.to_string(),
-            }),
+            shared
+                .bases
+                .get(&(reference.clone(), plan.platform.clone()))
+                .map(|image| BaseImage {
+                    reference: reference.to_string(),
+                    digest: image.digest.to_string(),
+                }),
         ),
     };
     let (mut state, mut history, mut created, base_author) = match &plan.base {
-        Base::Scratch => (scratch_state(), Vec::new(), None, None),
+        Base::Scratch => (scratch_state(&plan.platform), Vec::new(), None, None),
         Base::Stage(i) => {
             let r = deps
                 .get(i)
@@ -322,11 +344,17 @@ async fn run_stage(
             )
         }
         Base::Image(reference) => {
-            let image = shared.bases.get(reference).ok_or_else(|| {
-                crate::Error::TaskFailed(format!("base image {reference} was not resolved"))
-            })?;
+            let image = shared
+                .bases
+                .get(&(reference.clone(), plan.platform.clone()))
+                .ok_or_else(|| {
+                    crate::Error::TaskFailed(format!(
+                        "base image {reference} was not resolved for {}",
+                        plan.platform
+                    ))
+                })?;
             (
-                image_state(image),
+                image_state(image, &plan.platform),
                 image.history.clone(),
                 image.created,
                 image.author.clone(),
@@ -341,8 +369,14 @@ async fn run_stage(
         }
     }
     for reference in &plan.image_sources {
-        let image = shared.worker.resolve_image(reference).await?;
-        sources.insert(SourceRef::Image(reference.clone()), image_state(&image));
+        let image = shared
+            .worker
+            .resolve_image(reference, &plan.platform)
+            .await?;
+        sources.insert(
+            SourceRef::Image(reference.clone()),
+            image_state(&image, &plan.platform),
+        );
     }
 
     let stage_name = plan
@@ -393,6 +427,7 @@ async fn run_stage(
             op: &step.op,
             parent: &state,
             sources: &sources,
+            platform: &plan.platform,
         };
         let wrap = |e: crate::Error| crate::Error::Step {
             origin: step.origin.clone(),
@@ -402,7 +437,20 @@ async fn run_stage(
         let key = step_key(&step.op, &state.key, input.as_deref(), &sources);
         let position = format!("{stage_name}#{fs_seen}");
         let title = format!("[{stage_name} {fs_seen}/{fs_steps}] {}", step.origin.text);
-        let cached = if shared.opts.no_cache || shared.opts.no_cache_stages.contains(&id.stage) {
+        // Held until the step's record is written: another platform's solve with the same key
+        // waits here and then finds the record.
+        let _claim = match &shared.opts.inflight {
+            Some(f) => Some(f.claim(&key).await),
+            None => None,
+        };
+        let ran_in_this_build = shared
+            .opts
+            .inflight
+            .as_ref()
+            .is_some_and(|f| f.is_done(&key));
+        let cached = if !ran_in_this_build
+            && (shared.opts.no_cache || shared.opts.no_cache_stages.contains(&id.stage))
+        {
             None
         } else {
             match shared.cache.get(&key) {
@@ -478,6 +526,9 @@ async fn run_stage(
                     .put_manifest(&key, &manifest)
                     .map_err(|e| wrap(e.into()))?;
                 shared.cache.put(&key, &rec).map_err(|e| wrap(e.into()))?;
+                if let Some(f) = &shared.opts.inflight {
+                    f.mark_done(&key);
+                }
                 rec
             }
         };

@@ -26,6 +26,7 @@ impl Worker for FakeWorker {
     fn resolve_image<'a>(
         &'a self,
         reference: &'a crate::graph::ImageRef,
+        _platform: &'a crate::image::Platform,
     ) -> BoxFuture<'a, Result<ResolvedImage, crate::Error>> {
         Box::pin(async move {
             Ok(ResolvedImage {
@@ -128,10 +129,11 @@ impl Harness {
         solve: SolveOptions,
     ) -> Result<StageResult, crate::Error> {
         let df = kiln_dockerfile_parser::parse(src).unwrap();
-        let graph = plan(&df, opts, &|_| Some(ContainerConfig::default())).unwrap();
+        let graph = plan(&df, opts, &|_, _| Some(ContainerConfig::default())).unwrap();
         let mut bases = BTreeMap::new();
         for r in crate::plan::base_images(&df, opts).unwrap() {
-            bases.insert(r.0.clone(), self.worker.resolve_image(&r.0).await.unwrap());
+            let image = self.worker.resolve_image(&r.0, &r.1).await.unwrap();
+            bases.insert((r.0, r.1), image);
         }
         solve_graph(self, graph, bases, solve).await
     }
@@ -144,7 +146,7 @@ impl Harness {
 async fn solve_graph(
     h: &Harness,
     graph: BuildGraph,
-    bases: BTreeMap<crate::graph::ImageRef, ResolvedImage>,
+    bases: BTreeMap<crate::solver::BaseKey, ResolvedImage>,
     opts: SolveOptions,
 ) -> Result<StageResult, crate::Error> {
     solve(
@@ -475,12 +477,13 @@ async fn misses_are_explained_against_the_previous_build() {
     let layer = r3.state.layers.last().unwrap().diff_id;
     h.worker.missing_layers.lock().unwrap().push(layer);
     let df = kiln_dockerfile_parser::parse(src).unwrap();
-    let graph = plan(&df, &opts("2"), &|_| Some(ContainerConfig::default())).unwrap();
+    let graph = plan(&df, &opts("2"), &|_, _| Some(ContainerConfig::default())).unwrap();
     let mut bases = BTreeMap::new();
     let alpine = crate::graph::ImageRef::Reference("alpine".to_string());
+    let host = crate::image::Platform::host();
     bases.insert(
-        alpine.clone(),
-        h.worker.resolve_image(&alpine).await.unwrap(),
+        (alpine.clone(), host.clone()),
+        h.worker.resolve_image(&alpine, &host).await.unwrap(),
     );
     solve(
         h.worker.clone(),
@@ -498,4 +501,60 @@ async fn misses_are_explained_against_the_previous_build() {
         }
     }
     assert_eq!(events_seen, vec![vec![MissReason::RecordUnusable]]);
+}
+
+fn for_platform(p: &str) -> PlanOptions {
+    PlanOptions {
+        platform: crate::image::Platform::parse(p).unwrap(),
+        ..PlanOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn the_platform_is_in_every_key() {
+    let h = Harness::new(FakeWorker::default());
+    for src in ["FROM scratch\nRUN make\n", "FROM alpine\nRUN make\n"] {
+        h.build(src, &for_platform("linux/amd64"), SolveOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(h.executed(), 1, "{src}");
+        h.build(src, &for_platform("linux/amd64"), SolveOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(h.executed(), 0, "{src}");
+        // The fake worker resolves `alpine` to one digest whatever the platform, like an image
+        // without an index: the results still differ by platform.
+        h.build(src, &for_platform("linux/arm64"), SolveOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(h.executed(), 1, "{src} for arm64 runs again");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_solves_sharing_inflight_run_a_common_step_once() {
+    let src = "FROM scratch\nRUN make\nRUN test\n";
+    let opts = for_platform("linux/amd64");
+    let solve = |inflight: Option<Arc<crate::solver::InFlight>>| SolveOptions {
+        no_cache: true,
+        inflight,
+        ..SolveOptions::default()
+    };
+    // Without it, two concurrent solves of the same steps both run them.
+    let h = Harness::new(FakeWorker::default());
+    let (a, b) = tokio::join!(
+        h.build(src, &opts, solve(None)),
+        h.build(src, &opts, solve(None))
+    );
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(h.executed(), 4);
+    // With it, each step runs once, even with --no-cache (the record is this build's own).
+    let shared = crate::solver::InFlight::new();
+    let (a, b) = tokio::join!(
+        h.build(src, &opts, solve(Some(shared.clone()))),
+        h.build(src, &opts, solve(Some(shared.clone())))
+    );
+    assert_eq!(a.unwrap().state, b.unwrap().state);
+    assert_eq!(h.executed(), 2);
 }

@@ -11,7 +11,7 @@ use super::{LocalWorkerConfig, WorkerError};
 use crate::cache::LayerRef;
 use crate::context::NamedContext;
 use crate::graph::ImageRef;
-use crate::image::{Descriptor, ImageConfig, Manifest, parse_rfc3339};
+use crate::image::{Descriptor, ImageConfig, Manifest, Platform, parse_rfc3339};
 use crate::registry::Reference;
 use crate::solver::{HistoryEntry, ResolvedImage};
 
@@ -21,9 +21,10 @@ pub use crate::registry::normalize_reference;
 pub async fn resolve_image_ref(
     cfg: &LocalWorkerConfig,
     image: &ImageRef,
+    platform: &Platform,
 ) -> Result<ResolvedImage, WorkerError> {
     match image {
-        ImageRef::Reference(r) => resolve_any(cfg, r).await,
+        ImageRef::Reference(r) => resolve_any(cfg, r, platform).await,
         ImageRef::Layout(key) => {
             let Some(NamedContext::OciLayout { dir, select }) = cfg.contexts.by_key(key) else {
                 return Err(WorkerError::ImageNotFound {
@@ -31,14 +32,19 @@ pub async fn resolve_image_ref(
                     reason: "no oci-layout build context of that name".into(),
                 });
             };
-            let (cfg2, dir, select, r) =
-                (cfg.clone(), dir.clone(), select.clone(), image.to_string());
+            let (cfg2, dir, select, r, platform) = (
+                cfg.clone(),
+                dir.clone(),
+                select.clone(),
+                image.to_string(),
+                platform.clone(),
+            );
             super::blocking(move || {
                 let img = crate::import::import_oci_layout(
                     &cfg2.store,
                     &dir,
                     select.as_ref(),
-                    &cfg2.platform,
+                    &platform,
                 )?;
                 finish(&cfg2, &r, img.manifest_desc, img.manifest, img.config)
             })
@@ -47,11 +53,12 @@ pub async fn resolve_image_ref(
     }
 }
 
-/// Resolves `reference`: images the store knows without the network (unless `cfg.pull` asks to
-/// re-resolve registry references), others from their registry.
+/// Resolves `reference` for `platform`: images the store knows without the network (unless
+/// `cfg.pull` asks to re-resolve registry references), others from their registry.
 pub async fn resolve_any(
     cfg: &LocalWorkerConfig,
     reference: &str,
+    platform: &Platform,
 ) -> Result<ResolvedImage, WorkerError> {
     let parsed = match Reference::parse(reference) {
         Ok(p) => p,
@@ -62,50 +69,57 @@ pub async fn resolve_any(
             if super::blocking(move || Ok(cfg2.store.get_tag(&r)?.is_some())).await? {
                 let cfg2 = cfg.clone();
                 let r = reference.to_string();
-                return super::blocking(move || resolve(&cfg2, &r)).await;
+                let platform = platform.clone();
+                return super::blocking(move || resolve(&cfg2, &r, &platform)).await;
             }
             return Err(WorkerError::Registry(Box::new(e.into())));
         }
     };
+    // A pull for another platform does not move a tag that the host's image may hold, unless
+    // the store has no such tag yet.
+    let mut retag = platform.is_native();
     if !cfg.pull {
         let cfg2 = cfg.clone();
-        let (r, p) = (reference.to_string(), parsed.clone());
+        let (r, p, platform2) = (reference.to_string(), parsed.clone(), platform.clone());
         let local = super::blocking(move || {
             if let Some(digest) = p.digest() {
-                let img = crate::registry::resolve_local(&cfg2.store, digest, &cfg2.platform)
+                let img = crate::registry::resolve_local(&cfg2.store, digest, &platform2)
                     .map_err(|e| WorkerError::Registry(Box::new(e)))?;
                 return img
                     .map(|i| finish(&cfg2, &r, i.manifest_desc, i.manifest, i.config))
-                    .transpose();
+                    .transpose()
+                    .map(|img| (img, false));
             }
             let found = match cfg2.store.get_tag(&r)? {
                 Some(d) => Some(d),
                 None => cfg2.store.get_tag(&p.to_string())?,
             };
-            match found {
-                Some(desc) => match resolve_store_tag(&cfg2, &r, desc.clone()) {
-                    Ok(img) => Ok(Some(img)),
-                    // A pulled image whose blobs were removed since is pulled again.
-                    Err(e)
-                        if desc
-                            .annotation(crate::registry::ANNOTATION_SOURCE_DIGEST)
-                            .is_some() =>
-                    {
-                        tracing::info!(reference = %r, "pulling again: {e}");
-                        Ok(None)
-                    }
-                    Err(e) => Err(e),
-                },
-                None => Ok(None),
+            let Some(desc) = found else {
+                return Ok((None, true));
+            };
+            match resolve_store_tag(&cfg2, &r, desc.clone(), &platform2) {
+                Ok(img) => Ok((img, false)),
+                // A pulled image whose blobs were removed since is pulled again.
+                Err(e)
+                    if desc
+                        .annotation(crate::registry::ANNOTATION_SOURCE_DIGEST)
+                        .is_some() =>
+                {
+                    tracing::info!(reference = %r, "pulling again: {e}");
+                    Ok((None, false))
+                }
+                Err(e) => Err(e),
             }
         })
         .await?;
-        if let Some(img) = local {
-            return Ok(img);
+        match local {
+            (Some(img), _) => return Ok(img),
+            (None, untagged) => retag |= untagged,
         }
     }
     let popts = crate::registry::PullOptions {
-        platform: cfg.platform.clone(),
+        platform: platform.clone(),
+        tag: retag,
         ..Default::default()
     };
     let pulled = crate::registry::pull(cfg.store.clone(), &cfg.registry, &parsed, &popts)
@@ -121,18 +135,83 @@ pub async fn resolve_any(
     .await
 }
 
+/// The image a store tag holds for `platform`: the tag's manifest, or its index's entry for the
+/// platform. A pulled image for another platform gives `None` when the store does not have the
+/// platform's image from the same source (the caller pulls it); an image kiln built or imported
+/// for another platform is used as it is, as BuildKit does.
 fn resolve_store_tag(
     cfg: &LocalWorkerConfig,
     reference: &str,
     desc: Descriptor,
-) -> Result<ResolvedImage, WorkerError> {
-    let manifest: Manifest = cfg.store.read_json(&desc.digest)?;
+    platform: &Platform,
+) -> Result<Option<ResolvedImage>, WorkerError> {
+    let (desc, manifest) = match pick_for_platform(cfg, reference, desc, platform)? {
+        Some(picked) => picked,
+        None => return Ok(None),
+    };
     let config: ImageConfig = cfg.store.read_json(&manifest.config.digest)?;
-    finish(cfg, reference, desc, manifest, config)
+    if !config.platform().matches(platform) {
+        if let Some(source) = desc
+            .annotation(crate::registry::ANNOTATION_SOURCE_DIGEST)
+            .and_then(|d| d.parse::<crate::content::Digest>().ok())
+        {
+            let img = crate::registry::resolve_local(&cfg.store, &source, platform)
+                .map_err(|e| WorkerError::Registry(Box::new(e)))?;
+            return img
+                .map(|i| finish(cfg, reference, i.manifest_desc, i.manifest, i.config))
+                .transpose();
+        }
+        tracing::warn!(
+            reference,
+            image = %config.platform(),
+            wanted = %platform,
+            "the image is for another platform than the stage"
+        );
+    }
+    finish(cfg, reference, desc, manifest, config).map(Some)
 }
 
-/// Resolves a store tag (blocking).
-pub fn resolve(cfg: &LocalWorkerConfig, reference: &str) -> Result<ResolvedImage, WorkerError> {
+/// The manifest a store tag names for `platform` (through an index when the tag names one).
+fn pick_for_platform(
+    cfg: &LocalWorkerConfig,
+    reference: &str,
+    desc: Descriptor,
+    platform: &Platform,
+) -> Result<Option<(Descriptor, Manifest)>, WorkerError> {
+    let mut desc = desc;
+    for _ in 0..4 {
+        if !crate::image::media::is_index(&desc.media_type) {
+            let manifest: Manifest = cfg.store.read_json(&desc.digest)?;
+            return Ok(Some((desc, manifest)));
+        }
+        let index: crate::image::Index = cfg.store.read_json(&desc.digest)?;
+        match index.select_platform(platform) {
+            Some(d) => desc = d.clone(),
+            None => {
+                return Err(WorkerError::ImageNotFound {
+                    reference: reference.to_string(),
+                    reason: format!(
+                        "no image for platform {platform} in its index (it has: {})",
+                        index
+                            .manifests
+                            .iter()
+                            .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Resolves a store tag for a platform (blocking).
+pub fn resolve(
+    cfg: &LocalWorkerConfig,
+    reference: &str,
+    platform: &Platform,
+) -> Result<ResolvedImage, WorkerError> {
     let store = &cfg.store;
     let normalized = normalize_reference(reference);
     let desc = match store.get_tag(reference)? {
@@ -147,9 +226,10 @@ pub fn resolve(cfg: &LocalWorkerConfig, reference: &str) -> Result<ResolvedImage
                 ),
             })?,
     };
-    let manifest: Manifest = store.read_json(&desc.digest)?;
-    let config: ImageConfig = store.read_json(&manifest.config.digest)?;
-    finish(cfg, reference, desc, manifest, config)
+    resolve_store_tag(cfg, reference, desc, platform)?.ok_or_else(|| WorkerError::ImageNotFound {
+        reference: reference.to_string(),
+        reason: format!("the store has no image for platform {platform}"),
+    })
 }
 
 /// Makes every layer available uncompressed and turns the image into what the solver needs.

@@ -10,6 +10,7 @@
 
 pub(crate) mod copy;
 mod download;
+pub mod emulate;
 mod git;
 mod image;
 mod run;
@@ -114,6 +115,9 @@ pub enum WorkerError {
         #[source]
         source: std::io::Error,
     },
+    /// A RUN for another platform has no emulator on this machine.
+    #[error(transparent)]
+    Emulation(#[from] emulate::EmulationError),
     /// A blocking task panicked or was cancelled.
     #[error("worker task failed: {0}")]
     Task(String),
@@ -148,8 +152,6 @@ pub struct LocalWorkerConfig {
     pub source_date_epoch: Option<i64>,
     /// Directory for per-run scratch files (secrets, heredoc scripts, cache mounts).
     pub state_dir: PathBuf,
-    /// The platform images are resolved for.
-    pub platform: crate::image::Platform,
     /// How registries are reached.
     pub registry: crate::registry::RegistryOptions,
     /// Re-resolve registry references even when the store knows them (`--pull`).
@@ -174,7 +176,7 @@ pub struct LocalWorker {
     git_commits: git::Resolved,
     /// Images resolved in this build: one reference resolves (and is pulled) once, so FROM and
     /// `COPY --from` of the same reference see the same image.
-    resolved: tokio::sync::Mutex<BTreeMap<crate::graph::ImageRef, ResolvedImage>>,
+    resolved: tokio::sync::Mutex<BTreeMap<crate::solver::BaseKey, ResolvedImage>>,
     /// Directory contexts (`--build-context NAME=DIR`) opened and walked by this build, by key.
     named_dirs: std::sync::Mutex<BTreeMap<String, copy::LocalDir>>,
 }
@@ -335,15 +337,17 @@ impl Worker for LocalWorker {
     fn resolve_image<'a>(
         &'a self,
         reference: &'a crate::graph::ImageRef,
+        platform: &'a crate::image::Platform,
     ) -> BoxFuture<'a, Result<ResolvedImage, crate::Error>> {
         Box::pin(async move {
             // Held across the pull so that concurrent stages wait for one resolution.
             let mut resolved = self.resolved.lock().await;
-            if let Some(img) = resolved.get(reference) {
+            let key = (reference.clone(), platform.normalized());
+            if let Some(img) = resolved.get(&key) {
                 return Ok(img.clone());
             }
-            let img = image::resolve_image_ref(&self.cfg, reference).await?;
-            resolved.insert(reference.clone(), img.clone());
+            let img = image::resolve_image_ref(&self.cfg, reference, platform).await?;
+            resolved.insert(key, img.clone());
             Ok(img)
         })
     }

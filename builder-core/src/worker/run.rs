@@ -178,6 +178,7 @@ fn prepare_run(
     run: &RunOp,
     sources: &std::collections::BTreeMap<SourceRef, FsState>,
     locals: &LocalDirs,
+    emulator: Option<&super::emulate::Emulator>,
 ) -> Result<Prepared, WorkerError> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(io_err("cannot create", &cfg.state_dir))?;
     let scratch = crate::scratch::ScratchDir::new_in(&cfg.state_dir, "run-")
@@ -190,6 +191,14 @@ fn prepare_run(
     let mut views = Vec::new();
     let mut relays = Vec::new();
     let mut locks = Vec::new();
+    // Without the `F` flag the kernel looks the interpreter up in the step's own root.
+    for interpreter in emulator.iter().flat_map(|e| &e.binds) {
+        mounts.push(Mount::Bind {
+            source: interpreter.clone(),
+            target: interpreter.clone(),
+            readonly: true,
+        });
+    }
     for (i, m) in run.mounts.iter().enumerate() {
         match m {
             RunMount::Bind {
@@ -381,7 +390,13 @@ pub(super) async fn execute(
             locals.insert(from.clone(), dir);
         }
     }
-    let prepared = blocking(move || prepare_run(&cfg, &parent, &run_c, &sources, &locals)).await?;
+    let emulator = super::emulate::emulator_for(step.platform).map_err(WorkerError::from)?;
+    if let Some(emu) = &emulator {
+        tracing::debug!(platform = %step.platform, emulator = %emu.name, "RUN under emulation");
+    }
+    let prepared =
+        blocking(move || prepare_run(&cfg, &parent, &run_c, &sources, &locals, emulator.as_ref()))
+            .await?;
     let (tx, rx) = tokio::sync::mpsc::channel(super::steplog::CHUNKS_IN_FLIGHT);
     let log = super::steplog::forward(step.id, w.cfg.step_log_limit, events, rx);
     let Prepared {

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use clap::Args;
 use kiln_builder_core::graph::Network;
+use kiln_builder_core::image::Platform;
 use kiln_builder_core::plan::{Entitlements, PlanOptions};
 use kiln_builder_core::progress::StepLogLimit;
 use kiln_builder_core::{BuildRequest, Builder, BuilderOptions, ExecutorChoice};
@@ -24,7 +25,7 @@ use kiln_builder_core::secret::Secret;
 #[command(
     after_help = "Differences from `docker build`: there is no daemon, images go to kiln's \
     store (see --root; `kiln images` lists them); RUN steps reach the network from a \
-    namespace of their own, not the host's loopback services (--network=host for those); only linux/amd64 is built; -o type=image only tags the store. `# syntax=` \
+    namespace of their own, not the host's loopback services (--network=host for those); other platforms' RUN steps need binfmt_misc emulators (qemu-user-static); -o type=image only tags the store. `# syntax=` \
     frontend images are not run: `docker/dockerfile:1.x` is kiln's own frontend, others need \
     --ignore-syntax. See docs/differences-from-docker.md. The context \
     `-` reads the Dockerfile from standard input and builds without a context."
@@ -54,9 +55,10 @@ pub struct BuildArgs {
     #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
     no_cache_filter: Vec<String>,
 
-    /// Target platform; only linux/amd64 is supported yet.
-    #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
-    platform: Option<String>,
+    /// Target platforms, comma-separated (`linux/arm64`, `linux/amd64,linux/arm64`); the host's
+    /// by default. Several build one image each under an image index, which the tags name.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT],...", value_parser = parse_platforms)]
+    platform: Option<PlatformList>,
 
     /// After the build, say for each step that missed the cache why, in plain words (on stderr;
     /// `kiln cache explain` shows it again later).
@@ -195,16 +197,12 @@ pub enum NetworkArg {
     Host,
 }
 
-fn parse_platform(s: &str) -> Result<String, String> {
-    let ok = kiln_builder_core::image::Platform::parse(s)
-        .is_some_and(|p| p.matches(&kiln_builder_core::image::Platform::linux_amd64()));
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "platform {s:?} is not supported yet (kiln builds linux/amd64 only)"
-        ))
-    }
+/// A `--platform` list.
+#[derive(Debug, Clone)]
+pub struct PlatformList(pub Vec<Platform>);
+
+fn parse_platforms(s: &str) -> Result<PlatformList, String> {
+    Platform::parse_list(s).map(PlatformList)
 }
 
 /// Reads a `--secret`'s value.
@@ -330,6 +328,21 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             "only one thing can go to standard output: one -o dest=- and no --quiet"
         ));
     }
+    let platforms = args.platform.clone().map(|p| p.0).unwrap_or_default();
+    if platforms.len() > 1
+        && let Some(o) = outputs.iter().find(|o| {
+            !matches!(
+                o,
+                Output::OciArchive(_) | Output::OciDir(_) | Output::Image(_)
+            )
+        })
+    {
+        return Err(miette!(
+            "{} needs a single platform, and --platform names {}: pick one with --platform, or use -o type=oci for all of them",
+            o.kind(),
+            platforms.len()
+        ));
+    }
     let mut tags = args.tags.clone();
     for o in outputs {
         if let Output::Image(names) = o {
@@ -368,6 +381,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         cache_from: args.cache_from.clone(),
         cache_to: args.cache_to.clone(),
         step_log_limit: args.step_log_max_size,
+        platforms,
     };
     if args.push && args.tags.is_empty() {
         return Err(miette!(
@@ -506,7 +520,11 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     }
     if !args.quiet {
         let cached = output.steps.iter().filter(|s| s.cached).count();
-        let size = image_size(builder.store(), &output.manifest.digest);
+        let size = output
+            .images
+            .iter()
+            .map(|m| image_size(builder.store(), &m.digest))
+            .sum::<Option<u64>>();
         eprintln!(
             "image {id}\n  digest {}\n  size {}\n  {} of {} steps cached, {:.1}s",
             output.manifest.digest,
@@ -515,6 +533,12 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             output.steps.len(),
             started.elapsed().as_secs_f64(),
         );
+        if output.images.len() > 1 {
+            for m in &output.images {
+                let platform = m.platform.as_ref().map(ToString::to_string);
+                eprintln!("  {} {}", platform.unwrap_or_default(), m.digest);
+            }
+        }
         if let (Some(d), Some(to)) = (&output.cache_export, &args.cache_to) {
             eprintln!("  cache exported ({to}): {d}");
         }

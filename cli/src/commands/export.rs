@@ -38,6 +38,17 @@ impl Output {
             _ => false,
         }
     }
+
+    /// The output as the flag names it (`-o type=docker`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Output::OciArchive(_) | Output::OciDir(_) => "-o type=oci",
+            Output::Docker(_) => "-o type=docker",
+            Output::Local(_) => "-o type=local",
+            Output::Tar(_) => "-o type=tar",
+            Output::Image(_) => "-o type=image",
+        }
+    }
 }
 
 /// Parses `type=...,dest=...[,tar=false]` (`-o`): an unknown field, a field given twice or a bad

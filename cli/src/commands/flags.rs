@@ -69,6 +69,12 @@ pub fn build_arg(s: &str) -> Result<BuildArg, String> {
 }
 
 /// `--label KEY=VALUE`.
+/// `--platform OS/ARCH[/VARIANT]`.
+pub fn platform(s: &str) -> Result<kiln_builder_core::image::Platform, String> {
+    kiln_builder_core::image::Platform::parse(s)
+        .ok_or_else(|| format!("invalid platform {s:?}: expected OS/ARCH[/VARIANT]"))
+}
+
 pub fn label(s: &str) -> Result<(String, String), String> {
     parse_kv(s, "label")
 }

@@ -169,6 +169,7 @@ pub fn run(args: &ImagesArgs, root: &Path) -> miette::Result<ExitCode> {
                     "digest": i.manifest.digest.to_string(),
                     "created": i.created,
                     "size": i.size,
+                    "platform": i.platform.to_string(),
                 });
                 println!("{v}");
             }
@@ -178,7 +179,12 @@ pub fn run(args: &ImagesArgs, root: &Path) -> miette::Result<ExitCode> {
             if args.digests {
                 header.push("DIGEST".into());
             }
-            header.extend(["IMAGE ID".into(), "CREATED".into(), "SIZE".into()]);
+            header.extend([
+                "IMAGE ID".into(),
+                "CREATED".into(),
+                "SIZE".into(),
+                "PLATFORM".into(),
+            ]);
             let mut rows = vec![header];
             for i in &list {
                 let mut row = vec![familiar(&i.repository).to_string(), i.tag.clone()];
@@ -188,6 +194,7 @@ pub fn run(args: &ImagesArgs, root: &Path) -> miette::Result<ExitCode> {
                 row.push(short_id(&i.id.to_string(), args.no_trunc));
                 row.push(ago(i.created.as_deref()));
                 row.push(human_size(i.size));
+                row.push(i.platform.to_string());
                 rows.push(row);
             }
             print_table(&rows);

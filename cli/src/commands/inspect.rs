@@ -16,6 +16,10 @@ pub struct InspectArgs {
     /// Print only the config (`config`) or only the manifest (`manifest`).
     #[arg(long, value_name = "PART")]
     only: Option<Part>,
+    /// The platform to show from a multi-platform image (the host's by default); for another
+    /// image, it must be the image's.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = super::flags::platform)]
+    platform: Option<kiln_builder_core::image::Platform>,
 }
 
 /// One part of the document.
@@ -30,7 +34,8 @@ pub enum Part {
 /// Runs `kiln inspect`.
 pub fn run(args: &InspectArgs, root: &Path) -> miette::Result<ExitCode> {
     let store = super::images::open_store(root)?;
-    let d = images::inspect(&store, &args.image).into_diagnostic()?;
+    let d =
+        images::inspect_platform(&store, &args.image, args.platform.as_ref()).into_diagnostic()?;
     let value = match args.only {
         Some(Part::Config) => serde_json::to_value(&d.config).into_diagnostic()?,
         Some(Part::Manifest) => serde_json::to_value(&d.manifest).into_diagnostic()?,
@@ -39,6 +44,7 @@ pub fn run(args: &InspectArgs, root: &Path) -> miette::Result<ExitCode> {
             "Digest": d.manifest_desc.digest.to_string(),
             "RepoTags": d.names,
             "Size": d.size(),
+            "Platform": d.config.platform().normalized().to_string(),
             "Manifest": d.manifest,
             "Config": d.config,
         }),

@@ -19,9 +19,9 @@ pub struct PullArgs {
     #[arg(value_name = "REF")]
     reference: String,
 
-    /// The platform to pick from a multi-platform image.
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]", default_value = "linux/amd64")]
-    platform: String,
+    /// The platform to pick from a multi-platform image (the host's by default).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = super::flags::platform)]
+    platform: Option<Platform>,
 
     /// Blobs downloaded at once.
     #[arg(long, value_name = "N", default_value_t = 4)]
@@ -34,12 +34,7 @@ pub struct PullArgs {
 /// Runs `kiln pull`: prints the digest the reference resolved to on stdout.
 pub fn run(args: &PullArgs, root: &Path) -> miette::Result<ExitCode> {
     let reference = Reference::parse(&args.reference).map_err(|e| miette!("{e}"))?;
-    let platform = Platform::parse(&args.platform).ok_or_else(|| {
-        miette!(
-            "invalid --platform {:?}: expected OS/ARCH[/VARIANT]",
-            args.platform
-        )
-    })?;
+    let platform = args.platform.clone().unwrap_or_else(Platform::host);
     let store = Arc::new(
         ContentStore::open(root)
             .map_err(|e| miette!("cannot open the store {}: {e}", root.display()))?,

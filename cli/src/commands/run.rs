@@ -26,6 +26,11 @@ pub struct RunArgs {
     #[arg(long)]
     rm: bool,
 
+    /// The platform to run from a multi-platform image (the host's by default); another
+    /// platform's binaries run through a binfmt_misc emulator.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = super::flags::platform)]
+    platform: Option<kiln_builder_core::image::Platform>,
+
     /// Keep standard input attached to the command.
     #[arg(short, long)]
     interactive: bool,
@@ -170,6 +175,7 @@ pub fn run(args: &RunArgs, root: &Path) -> miette::Result<ExitCode> {
         network,
         stdin,
         init: args.init,
+        platform: args.platform.clone(),
     };
     let executor = match &args.runtime {
         Some(path) => ExecutorChoice::Runc { path: path.clone() },

@@ -23,6 +23,10 @@ pub struct SaveArgs {
     /// `docker` (docker-archive, the default) or `oci` (OCI image layout tar).
     #[arg(long, value_name = "FORMAT", default_value = "docker")]
     format: Format,
+    /// The platform to save from a multi-platform image (needed for `docker`; `oci` saves every
+    /// platform without it).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = super::flags::platform)]
+    platform: Option<kiln_builder_core::image::Platform>,
 }
 
 /// The archive format.
@@ -45,7 +49,7 @@ pub fn run(args: &SaveArgs, root: &Path) -> miette::Result<ExitCode> {
     };
     match &args.output {
         Some(dest) if dest.as_os_str() != "-" => super::dest::write_stream(dest, |out| {
-            images::save(&store, &args.images, format, out)
+            images::save(&store, &args.images, format, args.platform.as_ref(), out)
                 .map(|(_, out)| out)
                 .into_diagnostic()
         })?,
@@ -58,7 +62,9 @@ pub fn run(args: &SaveArgs, root: &Path) -> miette::Result<ExitCode> {
                 ));
             }
             let out = std::io::BufWriter::new(stdout.lock());
-            let (_, mut out) = images::save(&store, &args.images, format, out).into_diagnostic()?;
+            let (_, mut out) =
+                images::save(&store, &args.images, format, args.platform.as_ref(), out)
+                    .into_diagnostic()?;
             out.flush().into_diagnostic()?;
         }
     }

@@ -1,0 +1,89 @@
+//! Writing a build's result into the store: the config and manifest of the target stage, the
+//! image index of a multi-platform build, and the tags.
+
+use crate::content::{ContentStore, Digest};
+use crate::image::{
+    Descriptor, History, ImageConfig, Index, Manifest, Platform, RootFs, format_rfc3339, media,
+};
+use crate::solver::StageResult;
+use crate::worker::WorkerError;
+
+/// Points each tag at `desc` in the store.
+pub fn set_tags(
+    store: &ContentStore,
+    desc: &Descriptor,
+    tags: &[String],
+) -> Result<(), crate::Error> {
+    for tag in tags {
+        let name = crate::worker::normalize_reference(tag);
+        store.set_tag(&name, desc).map_err(WorkerError::from)?;
+    }
+    Ok(())
+}
+
+/// Writes the config and manifest of a stage result into the store and tags it.
+pub(crate) fn write_image(
+    store: &ContentStore,
+    result: &StageResult,
+    platform: &Platform,
+    tags: &[String],
+) -> Result<(Descriptor, Digest), crate::Error> {
+    let mut config = ImageConfig::scratch(platform);
+    config.created = Some(format_rfc3339(result.created));
+    config.author = result.author.clone();
+    config.config = Some(result.config.clone());
+    config.rootfs = RootFs {
+        diff_ids: result.state.layers.iter().map(|l| l.diff_id).collect(),
+        ..RootFs::default()
+    };
+    config.history = Some(
+        result
+            .history
+            .iter()
+            .map(|h| History {
+                created: Some(
+                    h.created_text
+                        .clone()
+                        .unwrap_or_else(|| format_rfc3339(h.created)),
+                ),
+                created_by: Some(h.created_by.clone()),
+                author: h.author.clone(),
+                comment: h.comment.clone(),
+                empty_layer: h.empty_layer.then_some(true),
+                ..History::default()
+            })
+            .collect(),
+    );
+    let config_desc = store
+        .put_json(&config, media::OCI_CONFIG)
+        .map_err(WorkerError::from)?;
+    let layers = result
+        .state
+        .layers
+        .iter()
+        .map(|l| Descriptor::new(media::OCI_LAYER_TAR, l.diff_id, l.size))
+        .collect();
+    let manifest = Manifest::oci(config_desc.clone(), layers);
+    let manifest_desc = store
+        .put_json(&manifest, media::OCI_MANIFEST)
+        .map_err(WorkerError::from)?;
+    set_tags(store, &manifest_desc, tags)?;
+    Ok((manifest_desc, config_desc.digest))
+}
+
+/// Writes an OCI image index of `images` (each with its platform) and tags it.
+pub fn write_index(
+    store: &ContentStore,
+    images: &[Descriptor],
+    tags: &[String],
+) -> Result<Descriptor, crate::Error> {
+    let index = Index {
+        manifests: images.to_vec(),
+        ..Index::default()
+    };
+    let desc = store
+        .put_json(&index, media::OCI_INDEX)
+        .map_err(WorkerError::from)?;
+    set_tags(store, &desc, tags)?;
+    Ok(desc)
+}
