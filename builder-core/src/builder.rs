@@ -82,12 +82,11 @@ pub struct BuildRequest {
     pub ssh: BTreeMap<String, PathBuf>,
     /// Re-resolve base images in their registries even when the store has them.
     pub pull: bool,
-    /// Registry references to import cache records and layers from before the build
-    /// (`--cache-from type=registry,ref=...`); one that cannot be read is a warning.
-    pub cache_from: Vec<String>,
-    /// A registry reference to export the cache records and layers of every stage to after
-    /// the build (`--cache-to type=registry,ref=...`).
-    pub cache_to: Option<String>,
+    /// Caches to import records and layers from before the build (`--cache-from`); one that
+    /// cannot be read is a warning.
+    pub cache_from: Vec<crate::cache_transfer::CacheSource>,
+    /// Caches to export records and layers to after the build (`--cache-to`).
+    pub cache_to: Vec<crate::cache_transfer::CacheExport>,
 }
 
 /// What a build produced.
@@ -103,8 +102,9 @@ pub struct BuildOutput {
     pub steps: Vec<StepOutcome>,
     /// Warnings (unused build args, ...).
     pub warnings: Vec<String>,
-    /// The digest of the cache manifest pushed for `cache_to`.
-    pub cache_export: Option<Digest>,
+    /// Each `cache_to` written: what it was and the digest of its cache manifest (the image
+    /// manifest for an inline cache); a failed one with `ignore-error` is left out.
+    pub cache_exports: Vec<(String, Digest)>,
     /// The build's id, under which `kiln cache explain` finds its explanations.
     pub build_id: String,
     /// Every filesystem step of every stage, with the reasons of its cache misses.
@@ -263,18 +263,6 @@ impl Builder {
         for tag in &req.tags {
             crate::registry::Reference::parse(tag).map_err(bad_ref)?;
         }
-        let cache_to = req
-            .cache_to
-            .as_deref()
-            .map(crate::registry::Reference::parse)
-            .transpose()
-            .map_err(bad_ref)?;
-        let cache_from = req
-            .cache_from
-            .iter()
-            .map(|r| crate::registry::Reference::parse(r))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad_ref)?;
         let df = kiln_dockerfile_parser::parse(&req.dockerfile)
             .map_err(|e| crate::Error::Parse(Box::new(e)))?;
         for w in &df.warnings {
@@ -364,35 +352,16 @@ impl Builder {
                 }
             }
         }
-        for source in &cache_from {
-            let imported = crate::registry::cache::import_cache(
-                self.store.clone(),
-                self.cache.clone(),
-                &self.registry,
-                source,
-                4,
-            )
-            .await;
-            let mut notes = Vec::new();
-            match imported {
-                Ok(i) => {
-                    tracing::info!(%source, records = i.records, dropped = i.dropped, "imported cache");
-                    notes.extend(
-                        i.problems
-                            .into_iter()
-                            .map(|p| format!("cache from {source}: {p}")),
-                    );
-                }
-                Err(e) => notes.push(format!("cannot import cache from {source}: {e}")),
-            }
-            for message in notes {
+        for source in &req.cache_from {
+            let message = self.import_cache(source).await;
+            for message in message {
                 events.send(BuildEvent::Warning {
                     message: message.clone(),
                 });
                 warnings.push(message);
             }
         }
-        let recorder = cache_to.as_ref().map(|_| {
+        let recorder = (!req.cache_to.is_empty()).then(|| {
             Arc::new(crate::registry::cache::RecordingCache::new(
                 self.cache.clone(),
             ))
@@ -413,8 +382,16 @@ impl Builder {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let solved =
-            crate::solver::solve(worker.clone(), cache, Arc::new(graph), bases, opts, events).await;
+        let final_stages = image_stages(&graph);
+        let solved = crate::solver::solve(
+            worker.clone(),
+            cache,
+            Arc::new(graph),
+            bases,
+            opts,
+            events.clone(),
+        )
+        .await;
         // Digests learnt in this build stay valid whether it succeeded or not.
         let saver = worker.clone();
         let _ = tokio::task::spawn_blocking(move || saver.save_stat_cache()).await;
@@ -435,40 +412,158 @@ impl Builder {
             // Only the after-the-fact explanation is lost; the build itself succeeded.
             tracing::warn!("cannot keep the build's cache explanation: {e}");
         }
+        // The records of the steps whose layers make up the image (mode=min, inline).
+        let final_keys: std::collections::BTreeSet<crate::cache::CacheKey> = explanation
+            .steps
+            .iter()
+            .filter(|s| final_stages.contains(&s.stage))
+            .filter_map(|s| crate::cache::CacheKey::from_hex(&s.key))
+            .collect();
+        let recorded = recorder.as_ref().map(|r| r.records()).unwrap_or_default();
+        let inline = match req
+            .cache_to
+            .iter()
+            .any(|c| c.destination == crate::cache_transfer::CacheDestination::Inline)
+        {
+            true => {
+                let records = crate::cache_transfer::select_records(
+                    recorded.clone(),
+                    crate::cache_transfer::CacheMode::Min,
+                    &final_keys,
+                );
+                crate::cache_transfer::inline::inline_value(&records, &result.state.layers).ok()
+            }
+            false => None,
+        };
         let store = self.store.clone();
         let tags = req.tags.clone();
         let (manifest, config_digest, steps) = tokio::task::spawn_blocking(move || {
-            let (manifest, config) = write_image(&store, &result, &tags)?;
+            let (manifest, config) = write_image(&store, &result, &tags, inline)?;
             Ok::<_, crate::Error>((manifest, config, result.steps))
         })
         .await
         .map_err(|e| crate::Error::TaskFailed(e.to_string()))??;
-        let cache_export = match (&cache_to, &recorder) {
-            (Some(target), Some(rec)) => Some(
-                crate::registry::cache::export_cache(
-                    self.store.clone(),
-                    &self.registry,
-                    rec.records(),
-                    target,
-                    &crate::registry::PushOptions::default(),
-                )
-                .await
-                .map_err(|e| WorkerError::Registry(Box::new(e)))?
-                .digest,
-            ),
-            _ => None,
-        };
+        let mut cache_exports = Vec::new();
+        for export in &req.cache_to {
+            let records =
+                crate::cache_transfer::select_records(recorded.clone(), export.mode, &final_keys);
+            match self.export_cache(export, records, &manifest).await {
+                Ok(digest) => cache_exports.push((export.to_string(), digest)),
+                Err(e) if export.ignore_error => {
+                    let message = format!("cannot export cache to {export}: {e}");
+                    events.send(BuildEvent::Warning {
+                        message: message.clone(),
+                    });
+                    warnings.push(message);
+                }
+                Err(e) => return Err(crate::Error::CacheTransfer(Box::new(e))),
+            }
+        }
         Ok(BuildOutput {
             manifest,
             config_digest,
             tags: req.tags,
             steps,
             warnings,
-            cache_export,
+            cache_exports,
             build_id: explanation.id,
             explanations: explanation.steps,
         })
     }
+}
+
+impl Builder {
+    /// Imports one `--cache-from`; returns the warnings it gives.
+    async fn import_cache(&self, source: &crate::cache_transfer::CacheSource) -> Vec<String> {
+        use crate::cache_transfer::CacheSource;
+        let imported = match source {
+            CacheSource::Registry(reference) => {
+                crate::registry::cache::import_cache(
+                    self.store.clone(),
+                    self.cache.clone(),
+                    &self.registry,
+                    reference,
+                    4,
+                )
+                .await
+            }
+            CacheSource::Local { dir, tag } => {
+                let (store, cache, dir, tag) = (
+                    self.store.clone(),
+                    self.cache.clone(),
+                    dir.clone(),
+                    tag.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    crate::cache_transfer::local::import_local(&store, cache.as_ref(), &dir, &tag)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(crate::cache_transfer::CacheTransferError::Task(
+                        e.to_string(),
+                    ))
+                })
+            }
+        };
+        match imported {
+            Ok(i) => {
+                tracing::info!(%source, records = i.records, dropped = i.dropped, "imported cache");
+                i.problems
+                    .into_iter()
+                    .map(|p| format!("cache from {source}: {p}"))
+                    .collect()
+            }
+            Err(e) => vec![format!("cannot import cache from {source}: {e}")],
+        }
+    }
+
+    /// Writes one `--cache-to`; returns the digest of what it wrote.
+    async fn export_cache(
+        &self,
+        export: &crate::cache_transfer::CacheExport,
+        records: Vec<(crate::cache::CacheKey, crate::cache::CacheRecord)>,
+        image: &Descriptor,
+    ) -> Result<Digest, crate::cache_transfer::CacheTransferError> {
+        use crate::cache_transfer::{CacheDestination, CacheTransferError};
+        match &export.destination {
+            CacheDestination::Registry(target) => Ok(crate::registry::cache::export_cache(
+                self.store.clone(),
+                &self.registry,
+                records,
+                export.mode,
+                target,
+                &crate::registry::PushOptions::default(),
+            )
+            .await?
+            .digest),
+            CacheDestination::Local { dir, tag } => {
+                let (store, dir, tag, mode) =
+                    (self.store.clone(), dir.clone(), tag.clone(), export.mode);
+                let d = tokio::task::spawn_blocking(move || {
+                    crate::cache_transfer::local::export_local(&store, &records, mode, &dir, &tag)
+                })
+                .await
+                .map_err(|e| CacheTransferError::Task(e.to_string()))??;
+                Ok(d.digest)
+            }
+            // Written into the image's config; the image carries it wherever it goes.
+            CacheDestination::Inline => Ok(image.digest),
+        }
+    }
+}
+
+/// The stages whose steps made the image's layers: the target and the stages it is built
+/// `FROM`, transitively.
+fn image_stages(graph: &crate::graph::BuildGraph) -> std::collections::BTreeSet<usize> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut at = Some(graph.target);
+    while let Some(i) = at.filter(|i| out.insert(*i)) {
+        at = match graph.stages.get(&i).map(|s| &s.base) {
+            Some(crate::graph::Base::Stage(b)) => Some(*b),
+            _ => None,
+        };
+    }
+    out
 }
 
 /// What identifies "the same Dockerfile" across builds for explanations: the context directory
@@ -493,6 +588,7 @@ fn write_image(
     store: &ContentStore,
     result: &StageResult,
     tags: &[String],
+    inline_cache: Option<serde_json::Value>,
 ) -> Result<(Descriptor, Digest), crate::Error> {
     let platform = crate::image::Platform::linux_amd64();
     let mut config = ImageConfig::scratch(&platform);
@@ -521,6 +617,12 @@ fn write_image(
             })
             .collect(),
     );
+    if let Some(v) = inline_cache {
+        config.extra.insert(
+            crate::cache_transfer::inline::INLINE_CACHE_KEY.to_string(),
+            v,
+        );
+    }
     let config_desc = store
         .put_json(&config, media::OCI_CONFIG)
         .map_err(WorkerError::from)?;

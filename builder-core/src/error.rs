@@ -42,6 +42,9 @@ pub enum Error {
         /// The step ran without network, which may be why it failed.
         no_network: bool,
     },
+    /// Exporting the build cache failed (`--cache-to` without `ignore-error=true`).
+    #[error(transparent)]
+    CacheTransfer(Box<crate::cache_transfer::CacheTransferError>),
     /// The store's garbage-collection lock could not be taken.
     #[error(transparent)]
     Gc(Box<crate::gc::GcError>),

@@ -114,7 +114,7 @@ fn a_corrupt_cache_layer_drops_its_records_and_nothing_corrupt_is_stored() {
         ctx.path(),
         &[
             "--cache-to",
-            &format!("type=registry,ref={}/{repo}:c", reg.addr),
+            &format!("type=registry,ref={}/{repo}:c,mode=max", reg.addr),
         ],
     );
     assert!(ok, "{stderr}");

@@ -297,12 +297,13 @@ pub fn import_oci_archive(
             what: "file",
             name: "index.json".into(),
         })?;
-    let index: Index = serde_json::from_slice(index_bytes).map_err(|source: serde_json::Error| {
-        ImportError::Json {
-            what: "index.json".into(),
-            source: source.into(),
-        }
-    })?;
+    let index: Index =
+        serde_json::from_slice(index_bytes).map_err(|source: serde_json::Error| {
+            ImportError::Json {
+                what: "index.json".into(),
+                source: source.into(),
+            }
+        })?;
     let src = resolve::StoreSource {
         diffs: Some(&streamed.diffs),
     };

@@ -130,14 +130,19 @@ pub struct BuildArgs {
     #[arg(long)]
     push: bool,
 
-    /// Import cache records and layers: `type=registry,ref=REF`; repeatable. A cache that
-    /// cannot be read is a warning.
-    #[arg(long = "cache-from", value_name = "type=registry,ref=REF", value_parser = flags::cache_from)]
-    cache_from: Vec<String>,
+    /// Import cache records and layers: `type=registry,ref=REF` (a cache, or an image built
+    /// with `--cache-to type=inline`; a bare `REF` is the same), `type=local,src=DIR[,tag=TAG]`
+    /// (an OCI layout written by `--cache-to type=local`); repeatable. A cache that cannot be
+    /// read is a warning.
+    #[arg(long = "cache-from", value_name = "type=registry,ref=REF|type=local,src=DIR", value_parser = flags::cache_from)]
+    cache_from: Vec<kiln_builder_core::cache_transfer::CacheSource>,
 
-    /// Export the cache records and layers of every stage: `type=registry,ref=REF[,mode=max]`.
-    #[arg(long = "cache-to", value_name = "type=registry,ref=REF", value_parser = flags::cache_to)]
-    cache_to: Option<String>,
+    /// Export cache records and layers after the build: `type=registry,ref=REF`,
+    /// `type=local,dest=DIR[,tag=TAG]` (an OCI layout) or `type=inline` (in the image's config,
+    /// for `--cache-from IMAGE`); `mode=min` (default: the final stage's steps) or `mode=max`
+    /// (every stage's); `ignore-error=true` makes a failed export a warning. Repeatable.
+    #[arg(long = "cache-to", value_name = "type=TYPE,...[,mode=min|max]", value_parser = flags::cache_to)]
+    cache_to: Vec<kiln_builder_core::cache_transfer::CacheExport>,
 
     #[command(flatten)]
     push_flags: crate::commands::push::PushFlags,
@@ -465,7 +470,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             output.steps.len(),
             started.elapsed().as_secs_f64(),
         );
-        if let (Some(d), Some(to)) = (&output.cache_export, &args.cache_to) {
+        for (to, d) in &output.cache_exports {
             eprintln!("  cache exported ({to}): {d}");
         }
         for t in &all_tags {
