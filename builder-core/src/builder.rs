@@ -353,7 +353,13 @@ impl Builder {
             }
         }
         for source in &req.cache_from {
-            let message = self.import_cache(source).await;
+            let message = crate::cache_transfer::run::import(
+                &self.store,
+                &self.cache,
+                &self.registry,
+                source,
+            )
+            .await;
             for message in message {
                 events.send(BuildEvent::Warning {
                     message: message.clone(),
@@ -382,7 +388,7 @@ impl Builder {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let final_stages = image_stages(&graph);
+        let final_stages = crate::cache_transfer::run::image_stages(&graph);
         let solved = crate::solver::solve(
             worker.clone(),
             cache,
@@ -412,29 +418,14 @@ impl Builder {
             // Only the after-the-fact explanation is lost; the build itself succeeded.
             tracing::warn!("cannot keep the build's cache explanation: {e}");
         }
-        // The records of the steps whose layers make up the image (mode=min, inline).
-        let final_keys: std::collections::BTreeSet<crate::cache::CacheKey> = explanation
-            .steps
-            .iter()
-            .filter(|s| final_stages.contains(&s.stage))
-            .filter_map(|s| crate::cache::CacheKey::from_hex(&s.key))
-            .collect();
+        let final_keys = crate::cache_transfer::run::final_keys(&explanation.steps, &final_stages);
         let recorded = recorder.as_ref().map(|r| r.records()).unwrap_or_default();
-        let inline = match req
-            .cache_to
-            .iter()
-            .any(|c| c.destination == crate::cache_transfer::CacheDestination::Inline)
-        {
-            true => {
-                let records = crate::cache_transfer::select_records(
-                    recorded.clone(),
-                    crate::cache_transfer::CacheMode::Min,
-                    &final_keys,
-                );
-                crate::cache_transfer::inline::inline_value(&records, &result.state.layers).ok()
-            }
-            false => None,
-        };
+        let inline = crate::cache_transfer::run::inline_cache(
+            &req.cache_to,
+            &recorded,
+            &final_keys,
+            &result.state.layers,
+        );
         let store = self.store.clone();
         let tags = req.tags.clone();
         let (manifest, config_digest, steps) = tokio::task::spawn_blocking(move || {
@@ -447,7 +438,15 @@ impl Builder {
         for export in &req.cache_to {
             let records =
                 crate::cache_transfer::select_records(recorded.clone(), export.mode, &final_keys);
-            match self.export_cache(export, records, &manifest).await {
+            match crate::cache_transfer::run::export(
+                &self.store,
+                &self.registry,
+                export,
+                records,
+                &manifest,
+            )
+            .await
+            {
                 Ok(digest) => cache_exports.push((export.to_string(), digest)),
                 Err(e) if export.ignore_error => {
                     let message = format!("cannot export cache to {export}: {e}");
@@ -470,100 +469,6 @@ impl Builder {
             explanations: explanation.steps,
         })
     }
-}
-
-impl Builder {
-    /// Imports one `--cache-from`; returns the warnings it gives.
-    async fn import_cache(&self, source: &crate::cache_transfer::CacheSource) -> Vec<String> {
-        use crate::cache_transfer::CacheSource;
-        let imported = match source {
-            CacheSource::Registry(reference) => {
-                crate::registry::cache::import_cache(
-                    self.store.clone(),
-                    self.cache.clone(),
-                    &self.registry,
-                    reference,
-                    4,
-                )
-                .await
-            }
-            CacheSource::Local { dir, tag } => {
-                let (store, cache, dir, tag) = (
-                    self.store.clone(),
-                    self.cache.clone(),
-                    dir.clone(),
-                    tag.clone(),
-                );
-                tokio::task::spawn_blocking(move || {
-                    crate::cache_transfer::local::import_local(&store, cache.as_ref(), &dir, &tag)
-                })
-                .await
-                .unwrap_or_else(|e| {
-                    Err(crate::cache_transfer::CacheTransferError::Task(
-                        e.to_string(),
-                    ))
-                })
-            }
-        };
-        match imported {
-            Ok(i) => {
-                tracing::info!(%source, records = i.records, dropped = i.dropped, "imported cache");
-                i.problems
-                    .into_iter()
-                    .map(|p| format!("cache from {source}: {p}"))
-                    .collect()
-            }
-            Err(e) => vec![format!("cannot import cache from {source}: {e}")],
-        }
-    }
-
-    /// Writes one `--cache-to`; returns the digest of what it wrote.
-    async fn export_cache(
-        &self,
-        export: &crate::cache_transfer::CacheExport,
-        records: Vec<(crate::cache::CacheKey, crate::cache::CacheRecord)>,
-        image: &Descriptor,
-    ) -> Result<Digest, crate::cache_transfer::CacheTransferError> {
-        use crate::cache_transfer::{CacheDestination, CacheTransferError};
-        match &export.destination {
-            CacheDestination::Registry(target) => Ok(crate::registry::cache::export_cache(
-                self.store.clone(),
-                &self.registry,
-                records,
-                export.mode,
-                target,
-                &crate::registry::PushOptions::default(),
-            )
-            .await?
-            .digest),
-            CacheDestination::Local { dir, tag } => {
-                let (store, dir, tag, mode) =
-                    (self.store.clone(), dir.clone(), tag.clone(), export.mode);
-                let d = tokio::task::spawn_blocking(move || {
-                    crate::cache_transfer::local::export_local(&store, &records, mode, &dir, &tag)
-                })
-                .await
-                .map_err(|e| CacheTransferError::Task(e.to_string()))??;
-                Ok(d.digest)
-            }
-            // Written into the image's config; the image carries it wherever it goes.
-            CacheDestination::Inline => Ok(image.digest),
-        }
-    }
-}
-
-/// The stages whose steps made the image's layers: the target and the stages it is built
-/// `FROM`, transitively.
-fn image_stages(graph: &crate::graph::BuildGraph) -> std::collections::BTreeSet<usize> {
-    let mut out = std::collections::BTreeSet::new();
-    let mut at = Some(graph.target);
-    while let Some(i) = at.filter(|i| out.insert(*i)) {
-        at = match graph.stages.get(&i).map(|s| &s.base) {
-            Some(crate::graph::Base::Stage(b)) => Some(*b),
-            _ => None,
-        };
-    }
-    out
 }
 
 /// What identifies "the same Dockerfile" across builds for explanations: the context directory

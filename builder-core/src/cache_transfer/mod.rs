@@ -11,6 +11,7 @@
 
 pub mod inline;
 pub mod local;
+pub(crate) mod run;
 mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
