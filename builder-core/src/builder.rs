@@ -87,6 +87,8 @@ pub struct BuildRequest {
     pub cache_from: Vec<crate::cache_transfer::CacheSource>,
     /// Caches to export records and layers to after the build (`--cache-to`).
     pub cache_to: Vec<crate::cache_transfer::CacheExport>,
+    /// `--annotation`s; the manifest's go into the image manifest.
+    pub annotations: crate::image::Annotations,
 }
 
 /// What a build produced.
@@ -428,8 +430,9 @@ impl Builder {
         );
         let store = self.store.clone();
         let tags = req.tags.clone();
+        let annotations = req.annotations.manifest.clone();
         let (manifest, config_digest, steps) = tokio::task::spawn_blocking(move || {
-            let (manifest, config) = write_image(&store, &result, &tags, inline)?;
+            let (manifest, config) = write_image(&store, &result, &tags, inline, &annotations)?;
             Ok::<_, crate::Error>((manifest, config, result.steps))
         })
         .await
@@ -494,6 +497,7 @@ fn write_image(
     result: &StageResult,
     tags: &[String],
     inline_cache: Option<serde_json::Value>,
+    annotations: &BTreeMap<String, String>,
 ) -> Result<(Descriptor, Digest), crate::Error> {
     let platform = crate::image::Platform::linux_amd64();
     let mut config = ImageConfig::scratch(&platform);
@@ -537,7 +541,10 @@ fn write_image(
         .iter()
         .map(|l| Descriptor::new(media::OCI_LAYER_TAR, l.diff_id, l.size))
         .collect();
-    let manifest = Manifest::oci(config_desc.clone(), layers);
+    let mut manifest = Manifest::oci(config_desc.clone(), layers);
+    if !annotations.is_empty() {
+        manifest.annotations = Some(annotations.clone());
+    }
     let manifest_desc = store
         .put_json(&manifest, media::OCI_MANIFEST)
         .map_err(WorkerError::from)?;

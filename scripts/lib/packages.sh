@@ -7,8 +7,8 @@ KILN_BUILD_PACKAGES=(libseccomp-dev pkg-config)
 # Packages the tests need: a static busybox for offline base images, a real registry, a real OCI
 # runtime, OCI tooling to check our output, jq for scripts, htpasswd for the auth registry,
 # losetup (util-linux) for the host-device tests, slirp4netns (RUN's default network) and iproute2
-# for the network tests' own namespaces.
-KILN_TEST_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" slirp4netns iproute2 busybox-static docker-registry runc umoci skopeo jq apache2-utils curl python3 ca-certificates util-linux)
+# for the network tests' own namespaces, podman for `build --load`.
+KILN_TEST_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" slirp4netns iproute2 busybox-static docker-registry runc umoci skopeo jq apache2-utils curl python3 ca-certificates util-linux podman)
 # Packages kiln itself needs at run time for the example build.
 KILN_RUN_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" slirp4netns busybox-static runc umoci jq curl ca-certificates)
 

@@ -10,12 +10,14 @@
 //! assert_eq!(ImageConfig::from_json(&bytes).unwrap(), config);
 //! ```
 
+mod annotations;
 mod canonical;
 mod config;
 mod edit;
 pub mod media;
 mod oci;
 
+pub use annotations::{AnnotationError, Annotations};
 pub use canonical::{canonicalize, to_canonical_json};
 pub use config::{
     ContainerConfig, Healthcheck, History, ImageConfig, RootFs, format_rfc3339, parse_rfc3339,

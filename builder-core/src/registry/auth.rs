@@ -1,6 +1,7 @@
 //! Registry credentials from Docker's `config.json` (`$DOCKER_CONFIG/config.json`, else
 //! `~/.docker/config.json`): `credHelpers` and `credsStore` through `docker-credential-*`
-//! programs, then `auths` entries. `kiln login` and `kiln logout` write the same file, keeping
+//! programs, then `auths` entries. Podman's and skopeo's auth files, which have the same format,
+//! are read too (see [`super::auth_files`]). `kiln login` and `kiln logout` write the same file, keeping
 //! every field they do not own, atomically and with mode 0600.
 //!
 //! Secrets live in [`Secret`], whose `Debug` and `Display` print `<redacted>`, so no log line,
@@ -147,7 +148,12 @@ fn matches_registry(key: &str, registry: &str) -> bool {
 impl DockerConfig {
     /// Loads `config.json` from `dir` (an absent file is an empty configuration).
     pub fn load(dir: &Path) -> Result<Self, RegistryError> {
-        let path = dir.join("config.json");
+        Self::load_file(dir.join("config.json"))
+    }
+
+    /// Loads a file in `config.json`'s format, such as podman's `auth.json` (an absent file is
+    /// an empty configuration).
+    pub fn load_file(path: PathBuf) -> Result<Self, RegistryError> {
         let doc = match std::fs::read(&path) {
             Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Map::new(),
             Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {

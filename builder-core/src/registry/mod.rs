@@ -12,6 +12,7 @@
 //! Secrets are held in [`auth::Secret`], which never prints its value.
 
 pub mod auth;
+pub mod auth_files;
 pub mod cache;
 mod client;
 mod pull;

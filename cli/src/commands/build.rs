@@ -126,9 +126,20 @@ pub struct BuildArgs {
     #[arg(long)]
     pull: bool,
 
-    /// Push the image to the registry of every -t tag after the build.
+    /// Push the image to the registry of every -t tag after the build (= `-o type=registry`).
     #[arg(long)]
     push: bool,
+
+    /// Load the image into Docker (`docker load`) or, without docker, Podman (`podman load`)
+    /// after the build, streamed as a docker-archive (= `-o type=docker` into the loader).
+    #[arg(long)]
+    load: bool,
+
+    /// An annotation `[TYPE:]KEY=VALUE` (BuildKit's syntax): TYPE is `manifest` (default),
+    /// `index`, `manifest-descriptor` or `index-descriptor`, optionally with `[linux/amd64]`;
+    /// index annotations make the pushed image an index. Repeatable.
+    #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE", value_parser = flags::annotation)]
+    annotations: Vec<String>,
 
     /// Import cache records and layers: `type=registry,ref=REF` (a cache, or an image built
     /// with `--cache-to type=inline`; a bare `REF` is the same), `type=local,src=DIR[,tag=TAG]`
@@ -287,10 +298,20 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         ));
     }
     let mut tags = args.tags.clone();
+    let mut push = args.push;
     for o in outputs {
-        if let Output::Image(names) = o {
-            tags.extend(names.iter().cloned());
+        match o {
+            Output::Image(names) => tags.extend(names.iter().cloned()),
+            Output::Registry(names) => {
+                tags.extend(names.iter().cloned());
+                push = true;
+            }
+            _ => {}
         }
+    }
+    let mut annotations = kiln_builder_core::image::Annotations::default();
+    for a in &args.annotations {
+        annotations.add(a).map_err(|e| miette!("{e}"))?;
     }
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
@@ -299,6 +320,11 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         ),
         _ => None,
     };
+    if push && tags.is_empty() {
+        return Err(miette!(
+            "--push and -o type=registry need a name to push to (-t NAME[:TAG] or name=)"
+        ));
+    }
     let request = BuildRequest {
         dockerfile: dockerfile.clone(),
         dockerfile_path,
@@ -321,12 +347,13 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         pull: args.pull,
         cache_from: args.cache_from.clone(),
         cache_to: args.cache_to.clone(),
+        annotations,
     };
-    if args.push && args.tags.is_empty() {
-        return Err(miette!(
-            "--push needs at least one -t NAME[:TAG] to push to"
-        ));
-    }
+    let loader = if args.load {
+        Some(super::load_into::find_loader()?)
+    } else {
+        None
+    };
     let executor = match &args.runtime {
         Some(path) => ExecutorChoice::Runc { path: path.clone() },
         None => ExecutorChoice::Sandbox { helper: None },
@@ -410,7 +437,10 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             mode == ProgressMode::Tty,
         )?;
     }
-    if args.push {
+    if let Some(loader) = &loader {
+        super::load_into::load(builder.store(), &output.manifest, &all_tags, loader)?;
+    }
+    if push {
         let targets = output
             .tags
             .iter()
@@ -423,6 +453,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             &targets,
             &args.push_flags,
             mode == ProgressMode::Tty,
+            args.quiet,
         )?;
     }
     drop(lease);

@@ -176,6 +176,14 @@ pub fn cache_to(spec: &str) -> Result<kiln_builder_core::cache_transfer::CacheEx
     kiln_builder_core::cache_transfer::CacheExport::parse(spec).map_err(|e| e.to_string())
 }
 
+/// `--annotation [TYPE:]KEY=VALUE`.
+pub fn annotation(s: &str) -> Result<String, String> {
+    kiln_builder_core::image::Annotations::default()
+        .add(s)
+        .map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
 /// `-o`/`--output`.
 pub fn output(spec: &str) -> Result<super::export::Output, String> {
     super::export::parse_output(spec)

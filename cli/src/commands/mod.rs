@@ -10,6 +10,7 @@ pub mod history;
 pub mod images;
 pub mod inspect;
 pub mod load;
+pub mod load_into;
 pub mod login;
 pub mod parse;
 pub mod prune;
