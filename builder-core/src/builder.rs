@@ -87,8 +87,13 @@ pub struct BuildRequest {
     pub cache_from: Vec<crate::cache_transfer::CacheSource>,
     /// Caches to export records and layers to after the build (`--cache-to`).
     pub cache_to: Vec<crate::cache_transfer::CacheExport>,
-    /// `--annotation`s; the manifest's go into the image manifest.
+    /// `--annotation`s; the manifest's go into the image manifest, the others into the index
+    /// the image is pushed as.
     pub annotations: crate::image::Annotations,
+    /// `--provenance`: attach SLSA provenance of this detail.
+    pub provenance: Option<crate::attest::provenance::ProvenanceMode>,
+    /// `--sbom`: attach an SPDX SBOM of the image's packages.
+    pub sbom: bool,
 }
 
 /// What a build produced.
@@ -107,6 +112,8 @@ pub struct BuildOutput {
     /// Each `cache_to` written: what it was and the digest of its cache manifest (the image
     /// manifest for an inline cache); a failed one with `ignore-error` is left out.
     pub cache_exports: Vec<(String, Digest)>,
+    /// The provenance predicate attached, for `--metadata-file`.
+    pub provenance: Option<serde_json::Value>,
     /// The build's id, under which `kiln cache explain` finds its explanations.
     pub build_id: String,
     /// Every filesystem step of every stage, with the reasons of its cache misses.
@@ -391,6 +398,10 @@ impl Builder {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         let final_stages = crate::cache_transfer::run::image_stages(&graph);
+        let materials: Vec<(String, String)> = bases
+            .iter()
+            .map(|(r, b)| (r.to_string(), b.digest.to_string()))
+            .collect();
         let solved = crate::solver::solve(
             worker.clone(),
             cache,
@@ -431,9 +442,17 @@ impl Builder {
         let store = self.store.clone();
         let tags = req.tags.clone();
         let annotations = req.annotations.manifest.clone();
-        let (manifest, config_digest, steps) = tokio::task::spawn_blocking(move || {
-            let (manifest, config) = write_image(&store, &result, &tags, inline, &annotations)?;
-            Ok::<_, crate::Error>((manifest, config, result.steps))
+        let attach = attach_options(&req, materials, &explanation.id, started);
+        let (manifest, config_digest, steps, provenance) = tokio::task::spawn_blocking(move || {
+            let (manifest, config) = write_image(&store, &result, inline, &annotations)?;
+            let layers: Vec<Digest> = result.state.layers.iter().map(|l| l.diff_id).collect();
+            let (manifest, provenance) = crate::attest::attach(&store, &manifest, &layers, &attach)
+                .map_err(|e| crate::Error::Attest(Box::new(e)))?;
+            for tag in &tags {
+                let name = crate::worker::normalize_reference(tag);
+                store.set_tag(&name, &manifest).map_err(WorkerError::from)?;
+            }
+            Ok::<_, crate::Error>((manifest, config, result.steps, provenance))
         })
         .await
         .map_err(|e| crate::Error::TaskFailed(e.to_string()))??;
@@ -468,6 +487,7 @@ impl Builder {
             steps,
             warnings,
             cache_exports,
+            provenance,
             build_id: explanation.id,
             explanations: explanation.steps,
         })
@@ -491,11 +511,55 @@ fn explain_scope(req: &BuildRequest) -> String {
     format!("{context}\0{dockerfile}")
 }
 
-/// Writes the config and manifest of a stage result into the store and tags it.
+/// What `attest::attach` needs from the request.
+fn attach_options(
+    req: &BuildRequest,
+    materials: Vec<(String, String)>,
+    build_id: &str,
+    started: i64,
+) -> crate::attest::AttachOptions {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let created = format_rfc3339(req.source_date_epoch.unwrap_or(now));
+    let provenance = req
+        .provenance
+        .map(|mode| crate::attest::provenance::ProvenanceInputs {
+            mode,
+            dockerfile_name: req
+                .dockerfile_path
+                .as_ref()
+                .and_then(|p| p.file_name())
+                .map_or_else(|| "-".to_string(), |n| n.to_string_lossy().into_owned()),
+            dockerfile_digest: Digest::of(req.dockerfile.as_bytes()).to_string(),
+            materials,
+            build_args: req.plan.build_args.clone().into_iter().collect(),
+            target: req.plan.target.clone(),
+            secret_ids: req.secrets.keys().cloned().collect(),
+            ssh_ids: req.ssh.keys().cloned().collect(),
+            build_id: build_id.to_string(),
+            started: format_rfc3339(started),
+            finished: format_rfc3339(now),
+        });
+    crate::attest::AttachOptions {
+        provenance,
+        sbom: req.sbom,
+        index_annotations: req.annotations.index.clone(),
+        manifest_descriptor_annotations: req.annotations.manifest_descriptor.clone(),
+        name: req
+            .tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "image".to_string()),
+        created,
+    }
+}
+
+/// Writes the config and manifest of a stage result into the store.
 fn write_image(
     store: &ContentStore,
     result: &StageResult,
-    tags: &[String],
     inline_cache: Option<serde_json::Value>,
     annotations: &BTreeMap<String, String>,
 ) -> Result<(Descriptor, Digest), crate::Error> {
@@ -548,12 +612,6 @@ fn write_image(
     let manifest_desc = store
         .put_json(&manifest, media::OCI_MANIFEST)
         .map_err(WorkerError::from)?;
-    for tag in tags {
-        let name = crate::worker::normalize_reference(tag);
-        store
-            .set_tag(&name, &manifest_desc)
-            .map_err(WorkerError::from)?;
-    }
     Ok((manifest_desc, config_desc.digest))
 }
 

@@ -47,7 +47,15 @@ pub(super) fn tagged(
     let tags = store.list().map_err(|e| GcError::Content(Box::new(e)))?;
     let mut seen = BTreeSet::new();
     let mut chains = Vec::new();
-    let mut todo: Vec<Digest> = tags.into_iter().map(|(_, d)| d.digest).collect();
+    let mut todo: Vec<Digest> = Vec::new();
+    for (_, d) in tags {
+        // An image's attachments (provenance, SBOM) live as long as its tag.
+        todo.extend(
+            d.annotation(crate::attest::ANNOTATION_ATTACHMENTS)
+                .and_then(|a| a.parse::<Digest>().ok()),
+        );
+        todo.push(d.digest);
+    }
     while let Some(d) = todo.pop() {
         if !seen.insert(d) {
             continue;

@@ -17,6 +17,7 @@ pub mod cache;
 mod client;
 mod pull;
 mod push;
+mod push_attached;
 mod reference;
 
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ pub use auth::{Credentials, DockerConfig, Secret};
 pub use client::{Client, is_loopback, pull_scope, push_scope};
 pub use pull::{PullOptions, Pulled, pull, resolve_local};
 pub use push::{PushOptions, PushProgress, PushProgressFn, Pushed, push};
+pub use push_attached::push_with_attachments;
 pub use reference::{DOCKER_HUB, InvalidReference, Reference, normalize_reference};
 
 use crate::content::{ContentError, Digest};
@@ -68,6 +70,9 @@ pub enum RegistryError {
         #[source]
         source: Box<RegistryError>,
     },
+    /// An image's attachments cannot be read or assembled.
+    #[error(transparent)]
+    Attachments(Box<crate::attest::AttestError>),
     /// Pushing failed.
     #[error("cannot push {reference}: {source}")]
     Push {

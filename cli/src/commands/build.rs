@@ -114,7 +114,8 @@ pub struct BuildArgs {
     iidfile: Option<PathBuf>,
 
     /// Write build metadata as JSON (`containerimage.digest`, `containerimage.config.digest`,
-    /// `containerimage.descriptor`, `image.name`) to this file.
+    /// `containerimage.descriptor`, `image.name`, `buildx.build.provenance` with
+    /// --provenance) to this file.
     #[arg(long = "metadata-file", value_name = "FILE")]
     metadata_file: Option<PathBuf>,
 
@@ -140,6 +141,18 @@ pub struct BuildArgs {
     /// index annotations make the pushed image an index. Repeatable.
     #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE", value_parser = flags::annotation)]
     annotations: Vec<String>,
+
+    /// Attach SLSA provenance (an in-toto statement) to the image: `mode=min` (the default:
+    /// builder, Dockerfile and base image digests) or `mode=max` (also build args, target and
+    /// the ids of secrets; never their values). Pushed as BuildKit pushes it: an attestation
+    /// manifest in an index. `kiln inspect --attestations` shows it.
+    #[arg(long, value_name = "mode=min|max", num_args = 0..=1, default_missing_value = "mode=min", value_parser = flags::provenance)]
+    provenance: Option<flags::Provenance>,
+
+    /// Attach an SPDX 2.3 SBOM that kiln makes from the image's package databases (dpkg,
+    /// apk, Python dist-info, node_modules), as BuildKit attaches its scanner's.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    sbom: Option<bool>,
 
     /// Import cache records and layers: `type=registry,ref=REF` (a cache, or an image built
     /// with `--cache-to type=inline`; a bare `REF` is the same), `type=local,src=DIR[,tag=TAG]`
@@ -348,6 +361,8 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         cache_from: args.cache_from.clone(),
         cache_to: args.cache_to.clone(),
         annotations,
+        provenance: args.provenance.and_then(|p| p.0),
+        sbom: args.sbom.unwrap_or(false),
     };
     let loader = if args.load {
         Some(super::load_into::find_loader()?)
@@ -440,13 +455,14 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     if let Some(loader) = &loader {
         super::load_into::load(builder.store(), &output.manifest, &all_tags, loader)?;
     }
+    let mut pushed_digest = None;
     if push {
         let targets = output
             .tags
             .iter()
             .map(|t| kiln_builder_core::registry::Reference::parse(t).map_err(|e| miette!("{e}")))
             .collect::<miette::Result<Vec<_>>>()?;
-        crate::commands::push::push_image(
+        let pushed = crate::commands::push::push_image(
             builder.store_arc(),
             builder.registry_options(),
             &output.manifest,
@@ -455,6 +471,7 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             mode == ProgressMode::Tty,
             args.quiet,
         )?;
+        pushed_digest = Some(pushed.digest);
     }
     drop(lease);
     runtime.block_on(builder.auto_gc());
@@ -475,8 +492,10 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             .wrap_err_with(|| format!("cannot write {}", f.display()))?;
     }
     if let Some(f) = &args.metadata_file {
-        let meta = serde_json::json!({
-            "containerimage.digest": output.manifest.digest.to_string(),
+        // As BuildKit: the digest the registry has when pushed (the index's with attachments).
+        let digest = pushed_digest.unwrap_or(output.manifest.digest).to_string();
+        let mut meta = serde_json::json!({
+            "containerimage.digest": digest,
             "containerimage.config.digest": id,
             "containerimage.descriptor": {
                 "mediaType": output.manifest.media_type,
@@ -485,6 +504,9 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             },
             "image.name": all_tags.join(","),
         });
+        if let Some(p) = &output.provenance {
+            meta["buildx.build.provenance"] = p.clone();
+        }
         let bytes = serde_json::to_vec_pretty(&meta).into_diagnostic()?;
         kiln_builder_core::content::write_atomic(f, &bytes)
             .into_diagnostic()

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use kiln_builder_core::content::ContentStore;
 use kiln_builder_core::image::{Compression, Descriptor};
 use kiln_builder_core::registry::{
-    PushOptions, PushProgress, Pushed, Reference, RegistryOptions, push,
+    PushOptions, PushProgress, Pushed, Reference, RegistryOptions, push, push_with_attachments,
 };
 use miette::{IntoDiagnostic, WrapErr, miette};
 
@@ -123,7 +123,15 @@ pub fn push_image(
     )));
     // The garbage collector must not remove the blobs being read.
     let _lease = lease(&store)?;
-    let pushed = runtime()?.block_on(push(store, opts, manifest, targets, &popts));
+    let attachments = kiln_builder_core::attest::Attachments::of(&store, manifest)
+        .map_err(|e| miette!("cannot read the image's attachments: {e}"))?
+        .filter(|a| !a.is_empty());
+    let pushed = runtime()?.block_on(async {
+        match &attachments {
+            Some(a) => push_with_attachments(store, opts, manifest, a, targets, &popts).await,
+            None => push(store, opts, manifest, targets, &popts).await,
+        }
+    });
     match &pushed {
         Ok(_) => crate::tty_progress::finish_bytes(&bar, "pushed"),
         Err(_) => bar.finish_and_clear(),
