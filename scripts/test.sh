@@ -9,6 +9,7 @@ source scripts/lib/registry.sh
 
 install_packages "${KILN_TEST_PACKAGES[@]}"
 ensure_rust
+ensure_spdx_tools
 
 trap registry_stop_all EXIT
 
