@@ -145,8 +145,7 @@ pub fn import_local(
     let config_desc = check_manifest(&manifest, &source_name)?;
     let config: CacheConfig = layout.json(&config_desc, "cache config")?;
     let mut out = ImportedCache::default();
-    out.problems
-        .extend(check_version(&config, &source_name)?.into_iter());
+    out.problems.extend(check_version(&config, &source_name)?);
     let mut wanted = Vec::new();
     for l in &config.layers {
         if store.size(&l.diff_id).ok() == Some(l.size) {
