@@ -291,7 +291,7 @@ impl CacheExport {
                                 flag: FLAG,
                                 key: k,
                                 value: v,
-                                reason: "expected min or max",
+                                reason: "not min or max",
                             });
                         }
                     }
