@@ -165,3 +165,15 @@ fn an_inline_cache_keeps_the_images_layers_and_pairs_them_by_position() {
     let plain = crate::image::ImageConfig::default();
     assert!(inline::from_image(&plain, &[], "img").unwrap().is_none());
 }
+
+#[test]
+fn mode_min_covers_the_stages_the_image_is_built_from() {
+    let df = kiln_dockerfile_parser::parse(
+        "FROM scratch AS a\nCOPY x /x\nFROM a AS b\nCOPY y /y\n\
+         FROM scratch AS c\nCOPY --from=b /y /z\nFROM b\nCOPY --from=c /z /z\n",
+    )
+    .unwrap();
+    let graph = crate::plan::plan(&df, &crate::plan::PlanOptions::default(), &|_| None).unwrap();
+    // The image's layers come from stages 3, 1 and 0; stage 2 only lends a file.
+    assert_eq!(run::image_stages(&graph), BTreeSet::from([0, 1, 3]));
+}
