@@ -442,7 +442,7 @@ impl Builder {
         let store = self.store.clone();
         let tags = req.tags.clone();
         let annotations = req.annotations.manifest.clone();
-        let attach = attach_options(&req, materials, &explanation.id, started);
+        let attach = crate::attest::options_for(&req, materials, &explanation.id, started);
         let (manifest, config_digest, steps, provenance) = tokio::task::spawn_blocking(move || {
             let (manifest, config) = write_image(&store, &result, inline, &annotations)?;
             let layers: Vec<Digest> = result.state.layers.iter().map(|l| l.diff_id).collect();
@@ -509,51 +509,6 @@ fn explain_scope(req: &BuildRequest) -> String {
         .map(|d| abs(d).display().to_string())
         .unwrap_or_else(|| "-".to_string());
     format!("{context}\0{dockerfile}")
-}
-
-/// What `attest::attach` needs from the request.
-fn attach_options(
-    req: &BuildRequest,
-    materials: Vec<(String, String)>,
-    build_id: &str,
-    started: i64,
-) -> crate::attest::AttachOptions {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let created = format_rfc3339(req.source_date_epoch.unwrap_or(now));
-    let provenance = req
-        .provenance
-        .map(|mode| crate::attest::provenance::ProvenanceInputs {
-            mode,
-            dockerfile_name: req
-                .dockerfile_path
-                .as_ref()
-                .and_then(|p| p.file_name())
-                .map_or_else(|| "-".to_string(), |n| n.to_string_lossy().into_owned()),
-            dockerfile_digest: Digest::of(req.dockerfile.as_bytes()).to_string(),
-            materials,
-            build_args: req.plan.build_args.clone().into_iter().collect(),
-            target: req.plan.target.clone(),
-            secret_ids: req.secrets.keys().cloned().collect(),
-            ssh_ids: req.ssh.keys().cloned().collect(),
-            build_id: build_id.to_string(),
-            started: format_rfc3339(started),
-            finished: format_rfc3339(now),
-        });
-    crate::attest::AttachOptions {
-        provenance,
-        sbom: req.sbom,
-        index_annotations: req.annotations.index.clone(),
-        manifest_descriptor_annotations: req.annotations.manifest_descriptor.clone(),
-        name: req
-            .tags
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "image".to_string()),
-        created,
-    }
 }
 
 /// Writes the config and manifest of a stage result into the store.

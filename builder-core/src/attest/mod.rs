@@ -178,3 +178,49 @@ pub fn attach(
     }
     Ok((tagged, predicate))
 }
+
+/// What [`attach`] needs from a build's request: its base images' digests (`materials`), id
+/// and start time.
+pub(crate) fn options_for(
+    req: &crate::BuildRequest,
+    materials: Vec<(String, String)>,
+    build_id: &str,
+    started: i64,
+) -> AttachOptions {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let created = crate::image::format_rfc3339(req.source_date_epoch.unwrap_or(now));
+    let provenance = req
+        .provenance
+        .map(|mode| crate::attest::provenance::ProvenanceInputs {
+            mode,
+            dockerfile_name: req
+                .dockerfile_path
+                .as_ref()
+                .and_then(|p| p.file_name())
+                .map_or_else(|| "-".to_string(), |n| n.to_string_lossy().into_owned()),
+            dockerfile_digest: Digest::of(req.dockerfile.as_bytes()).to_string(),
+            materials,
+            build_args: req.plan.build_args.clone().into_iter().collect(),
+            target: req.plan.target.clone(),
+            secret_ids: req.secrets.keys().cloned().collect(),
+            ssh_ids: req.ssh.keys().cloned().collect(),
+            build_id: build_id.to_string(),
+            started: crate::image::format_rfc3339(started),
+            finished: crate::image::format_rfc3339(now),
+        });
+    AttachOptions {
+        provenance,
+        sbom: req.sbom,
+        index_annotations: req.annotations.index.clone(),
+        manifest_descriptor_annotations: req.annotations.manifest_descriptor.clone(),
+        name: req
+            .tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "image".to_string()),
+        created,
+    }
+}
