@@ -142,7 +142,8 @@ fn run_steps_reach_the_network_but_not_the_hosts_loopback() {
     let dockerfile = format!(
         "{BUSYBOX_BASE}RUN mkdir /out; {remote_get} > /out/remote 2>&1; \
          {lo} > /out/lo 2>&1; {gw} > /out/gw 2>&1; cat /etc/resolv.conf > /out/resolv; \
-         cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' | sort > /out/netdev\n",
+         cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' | sort > /out/netdev\n\
+         RUN {remote_get} > /out/remote-again 2>&1\n",
         remote_get = get(&remote.addr, 8080, "/hello"),
         lo = get("127.0.0.1", port, "/"),
         gw = get("10.0.2.2", port, "/"),
@@ -156,6 +157,12 @@ fn run_steps_reach_the_network_but_not_the_hosts_loopback() {
         read("remote").contains("hello from the remote host"),
         "{}",
         read("remote")
+    );
+    // The second step reuses the first one's namespace from the pool: still a way out.
+    assert!(
+        read("remote-again").contains("hello from the remote host"),
+        "{}",
+        read("remote-again")
     );
     assert!(
         !read("lo").contains("HOST-LOOPBACK-SECRET"),

@@ -9,8 +9,13 @@
 //! does not lead to them). The namespace dies with the step: the descriptor is closed and
 //! `slirp4netns` exits when its exit pipe closes, also when kiln is killed.
 //!
-//! Setting a namespace up takes a few tens of milliseconds (mostly `slirp4netns` starting), so
-//! the next one is prepared while the current step runs ([`acquire`]).
+//! Setting a namespace up takes a few tens of milliseconds (mostly `slirp4netns` starting), so a
+//! namespace is reused: when a sandboxed step ends, its namespace goes back to a small pool for
+//! the next step (as BuildKit pools its network namespaces). A step cannot change a namespace
+//! for the next one: without `CAP_NET_ADMIN` it can alter no interface, address, route or
+//! filter, and its sockets die with its processes. An insecure step (every capability) has its
+//! namespace dropped instead ([`Lease::discard`]). When the pool is empty, the next namespace is
+//! prepared while the current step runs ([`acquire`]).
 
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -59,6 +64,51 @@ pub fn user_mode_available() -> bool {
     rustix::process::geteuid().is_root() && slirp4netns().is_some()
 }
 
+/// Namespaces returned by finished steps, ready for the next ones.
+static POOL: Mutex<Vec<NetNs>> = Mutex::new(Vec::new());
+
+/// At most this many idle namespaces are kept.
+const POOL_SIZE: usize = 4;
+
+/// A namespace lent to one step; it returns to the pool when dropped, unless discarded.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    ns: Option<NetNs>,
+    reuse: bool,
+}
+
+impl Lease {
+    /// The namespace's `nsfs` descriptor.
+    pub(crate) fn fd(&self) -> Option<&OwnedFd> {
+        self.ns.as_ref().map(|ns| &ns.fd)
+    }
+
+    /// Drops the namespace when the lease ends instead of returning it: the step may change it
+    /// (it has `CAP_NET_ADMIN`).
+    pub(crate) fn discard(&mut self) {
+        self.reuse = false;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(mut ns) = self.ns.take() else {
+            return;
+        };
+        if !self.reuse {
+            return;
+        }
+        if !matches!(ns._slirp.try_wait(), Ok(None)) {
+            return;
+        }
+        if let Ok(mut pool) = POOL.lock()
+            && pool.len() < POOL_SIZE
+        {
+            pool.push(ns);
+        }
+    }
+}
+
 /// The namespace being prepared for the next step.
 static NEXT: Mutex<Option<std::thread::JoinHandle<io::Result<NetNs>>>> = Mutex::new(None);
 
@@ -73,9 +123,30 @@ fn prefetch() {
     }
 }
 
-/// A namespace for a step: the one prepared in the background when there is one, else a new one;
-/// then starts preparing the next.
-pub(crate) async fn acquire() -> io::Result<NetNs> {
+/// A namespace for a step: an idle one from the pool, else the one prepared in the background,
+/// else a new one (and then the next is prepared).
+pub(crate) async fn acquire() -> io::Result<Lease> {
+    loop {
+        let pooled = POOL.lock().ok().and_then(|mut p| p.pop());
+        match pooled {
+            Some(mut ns) => {
+                if matches!(ns._slirp.try_wait(), Ok(None)) {
+                    return Ok(Lease {
+                        ns: Some(ns),
+                        reuse: true,
+                    });
+                }
+            }
+            None => break,
+        }
+    }
+    fresh().await.map(|ns| Lease {
+        ns: Some(ns),
+        reuse: true,
+    })
+}
+
+async fn fresh() -> io::Result<NetNs> {
     let pending = NEXT.lock().ok().and_then(|mut n| n.take());
     let ns = tokio::task::spawn_blocking(move || match pending {
         Some(h) => h

@@ -100,7 +100,7 @@ impl RuncExecutor {
         let prepared = prepare(&spec, &self.config.state_dir)?;
         let bundle = prepared.dir.path().to_path_buf();
         // Kept until runc is done: the step's network namespace and its slirp4netns.
-        let netns =
+        let mut netns =
             match spec.network {
                 NetworkMode::Private => {
                     Some(super::network::acquire().await.map_err(|source| {
@@ -113,12 +113,17 @@ impl RuncExecutor {
                 }
                 NetworkMode::None | NetworkMode::Host => None,
             };
-        let netns_path = netns.as_ref().map(|ns| {
+        if let Some(lease) = &mut netns
+            && spec.security == Security::Insecure
+        {
+            lease.discard();
+        }
+        let netns_path = netns.as_ref().and_then(|l| l.fd()).map(|fd| {
             use std::os::fd::AsRawFd;
             PathBuf::from(format!(
                 "/proc/{}/fd/{}",
                 std::process::id(),
-                ns.fd.as_raw_fd()
+                fd.as_raw_fd()
             ))
         });
         let oci =

@@ -151,7 +151,7 @@ impl SandboxExecutor {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         // Kept until the helper is gone: the step's network namespace and its slirp4netns.
-        let netns = match spec.network {
+        let mut netns = match spec.network {
             NetworkMode::Private => Some(
                 super::network::acquire()
                     .await
@@ -159,9 +159,14 @@ impl SandboxExecutor {
             ),
             NetworkMode::None | NetworkMode::Host => None,
         };
+        if let Some(lease) = &mut netns
+            && spec.security == Security::Insecure
+        {
+            lease.discard();
+        }
         let mut fds = vec![(theirs.as_raw_fd(), CONTROL_FD)];
-        if let Some(ns) = &netns {
-            fds.push((ns.fd.as_raw_fd(), NETNS_FD));
+        if let Some(fd) = netns.as_ref().and_then(|l| l.fd()) {
+            fds.push((fd.as_raw_fd(), NETNS_FD));
         }
         // SAFETY: the closure runs in the forked child before exec and only makes
         // async-signal-safe calls (fcntl, dup2) on descriptors that are open in the child.
