@@ -22,6 +22,7 @@ pub mod graph;
 pub mod image;
 pub mod images;
 pub mod import;
+pub mod info;
 pub mod layer;
 pub mod multiplatform;
 pub mod output;

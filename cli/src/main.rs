@@ -49,6 +49,9 @@ enum Command {
     Prune(commands::cache::PruneArgs),
     /// Parse a Dockerfile and print its instructions (or, with --json, the stable JSON form).
     Parse(commands::parse::ParseArgs),
+    /// Show this machine and the store: store size, snapshotter, rootless, network, seccomp,
+    /// emulated platforms.
+    Info(commands::info::InfoArgs),
     /// List the images in the store.
     Images(commands::images::ImagesArgs),
     /// Give an image another name.
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
         Command::Build(args) => commands::build::run(&args, &root),
         Command::Parse(args) => commands::parse::run(&args),
         Command::Images(args) => commands::images::run(&args, &root),
+        Command::Info(args) => commands::info::run(&args, &root),
         Command::Tag(args) => commands::tag::run(&args, &root),
         Command::Rmi(args) => commands::rmi::run(&args, &root),
         Command::Inspect(args) => commands::inspect::run(&args, &root),

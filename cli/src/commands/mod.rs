@@ -8,6 +8,7 @@ pub mod export;
 pub mod flags;
 pub mod history;
 pub mod images;
+pub mod info;
 pub mod inspect;
 pub mod load;
 pub mod login;

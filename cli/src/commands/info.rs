@@ -1,0 +1,68 @@
+//! `kiln info`: this machine and the store, as `docker info` shows them.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+use miette::IntoDiagnostic;
+
+/// Arguments of `kiln info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// `text` (default) or `json`.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+}
+
+/// Runs `kiln info`.
+pub fn run(args: &InfoArgs, root: &Path) -> miette::Result<ExitCode> {
+    let info = kiln_builder_core::info::SystemInfo::gather(root).into_diagnostic()?;
+    if args.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&info).into_diagnostic()?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let emulated = if info.emulated_platforms.is_empty() {
+        "none (install qemu-user-static for other platforms)".to_owned()
+    } else {
+        info.emulated_platforms.join(", ")
+    };
+    println!("Version:            {}", info.version);
+    println!("Store:              {}", info.store.display());
+    println!("Store size:         {}", human(info.store_size));
+    println!("Snapshotter:        {}", info.snapshotter);
+    println!("Executor:           {}", info.executor);
+    println!(
+        "Rootless:           {} (uid {}, gid {})",
+        if info.rootless { "yes" } else { "no" },
+        info.uid,
+        info.gid
+    );
+    println!("Network:            {}", info.network);
+    println!("Cgroup version:     {}", info.cgroup_version);
+    println!(
+        "Seccomp:            {}",
+        if info.seccomp {
+            "on (Docker's default profile)"
+        } else {
+            "not supported by this kernel"
+        }
+    );
+    println!("Platform:           {}", info.platform);
+    println!("Emulated platforms: {emulated}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.1}{}", UNITS[u])
+    }
+}
