@@ -214,6 +214,8 @@ fn two_platforms_make_an_index() {
     let ctx = context(&bb, &["amd64", "arm64"], ARCH_DOCKERFILE);
     let layout = tempfile::tempdir().unwrap();
     let dest = format!("type=oci,dest={},tar=false", layout.path().display());
+    let rootfs = tempfile::tempdir().unwrap();
+    let local = format!("type=local,dest={}", rootfs.path().display());
     let (id, _) = build(
         root.path(),
         ctx.path(),
@@ -224,8 +226,15 @@ fn two_platforms_make_an_index() {
             "multi:1",
             "-o",
             &dest,
+            "-o",
+            &local,
         ],
     );
+    // type=local: one root filesystem per platform, named as BuildKit names them.
+    for (dir, arch) in [("linux_amd64", "x86_64"), ("linux_arm64", "aarch64")] {
+        let got = std::fs::read_to_string(rootfs.path().join(dir).join("arch")).unwrap();
+        assert_eq!(got, format!("{arch}\n"), "{dir}");
+    }
     // The tag names the index; each platform runs as itself.
     for (platform, arch) in [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")] {
         let out = stdout_of(

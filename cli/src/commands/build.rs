@@ -333,12 +333,12 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         && let Some(o) = outputs.iter().find(|o| {
             !matches!(
                 o,
-                Output::OciArchive(_) | Output::OciDir(_) | Output::Image(_)
+                Output::OciArchive(_) | Output::OciDir(_) | Output::Image(_) | Output::Local(_)
             )
         })
     {
         return Err(miette!(
-            "{} needs a single platform, and --platform names {}: pick one with --platform, or use -o type=oci for all of them",
+            "{} needs a single platform, and --platform names {}: pick one with --platform, or use -o type=oci or type=local for all of them",
             o.kind(),
             platforms.len()
         ));
@@ -461,13 +461,33 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     // The outputs and the push read the image's blobs: no collection meanwhile.
     let lease = crate::commands::push::lease(builder.store())?;
     for o in outputs {
-        crate::commands::export::write_output(
-            builder.store(),
-            &output.manifest,
-            o,
-            &all_tags,
-            mode == ProgressMode::Tty,
-        )?;
+        match o {
+            // Several platforms: one root filesystem per platform, in a directory named after
+            // it (`linux_arm64`), as BuildKit's local exporter writes them.
+            Output::Local(dest) if output.images.len() > 1 => {
+                for image in &output.images {
+                    let name = image
+                        .platform
+                        .as_ref()
+                        .map(|p| p.to_string().replace('/', "_"))
+                        .ok_or_else(|| miette!("an image of the index names no platform"))?;
+                    crate::commands::export::write_output(
+                        builder.store(),
+                        image,
+                        &Output::Local(dest.join(name)),
+                        &all_tags,
+                        mode == ProgressMode::Tty,
+                    )?;
+                }
+            }
+            _ => crate::commands::export::write_output(
+                builder.store(),
+                &output.manifest,
+                o,
+                &all_tags,
+                mode == ProgressMode::Tty,
+            )?,
+        }
     }
     if args.push {
         let targets = output
