@@ -50,42 +50,6 @@ pub fn sandbox_main_if_requested() {
     std::process::exit(code)
 }
 
-/// Moves this process into a mount namespace of its own, so every mount it makes (snapshot
-/// overlays, the rootfs of a step) is invisible to the host and disappears with the process, even
-/// when it is killed with SIGKILL. Mounts made on the host later still propagate in (`rslave`).
-///
-/// Call it first thing in `main()` (after [`sandbox_main_if_requested`]), before any thread
-/// exists: the kernel refuses a new mount namespace to a process whose threads share its
-/// filesystem context. It does nothing when not root (the rootless sandbox has its own user and
-/// mount namespaces per step) or when the kernel refuses (inside a container without
-/// `CAP_SYS_ADMIN`); returns whether the process is now isolated.
-pub fn isolate_mounts() -> bool {
-    if !rustix::process::geteuid().is_root() {
-        return false;
-    }
-    if !matches!(single_threaded(), Ok(true)) {
-        tracing::warn!("isolate_mounts called from a multi-threaded process; mounts stay shared");
-        return false;
-    }
-    // SAFETY: no CLONE_FILES, and the process is single-threaded (checked above).
-    if let Err(e) = unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS) } {
-        tracing::debug!("no private mount namespace: {e}");
-        return false;
-    }
-    // The new namespace starts with the host's propagation: make it receive but never send.
-    match rustix::mount::mount_change(
-        "/",
-        rustix::mount::MountPropagationFlags::DOWNSTREAM
-            | rustix::mount::MountPropagationFlags::REC,
-    ) {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!("cannot make the private mount namespace a slave of the host's: {e}");
-            false
-        }
-    }
-}
-
 fn err(stage: impl Into<String>) -> impl FnOnce(io::Error) -> StepError {
     let stage = stage.into();
     move |source| StepError { stage, source }
@@ -126,7 +90,7 @@ fn helper_main() -> i32 {
     }
 }
 
-fn single_threaded() -> io::Result<bool> {
+pub(crate) fn single_threaded() -> io::Result<bool> {
     Ok(std::fs::read_dir("/proc/self/task")?.count() == 1)
 }
 

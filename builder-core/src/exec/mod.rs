@@ -28,6 +28,7 @@
 mod caps;
 mod error;
 mod helper;
+mod mountns;
 mod network;
 mod plan;
 mod prepare;
@@ -46,7 +47,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use error::ExecError;
-pub use helper::{isolate_mounts, sandbox_main_if_requested};
+pub use helper::sandbox_main_if_requested;
+pub use mountns::isolate_mounts;
 pub use network::user_mode_available;
 pub use runc::{RuncConfig, RuncExecutor};
 pub use sandbox::{SandboxConfig, SandboxExecutor};

@@ -191,27 +191,15 @@ fn create() -> io::Result<NetNs> {
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
-    let fds = [ready_w.as_raw_fd(), exit_r.as_raw_fd(), fd.as_raw_fd()];
+    let fds = [
+        (ready_w.as_raw_fd(), 3),
+        (exit_r.as_raw_fd(), 4),
+        (fd.as_raw_fd(), 5),
+    ];
     use std::os::unix::process::CommandExt;
-    // SAFETY: only dup2 (async-signal-safe) on descriptors open in the child.
+    // SAFETY: `place_fds` makes only async-signal-safe calls on descriptors open in the child.
     unsafe {
-        cmd.pre_exec(move || {
-            // Move everything above the targets first, so no dup2 overwrites a source.
-            let mut moved = [0; 3];
-            for (i, fd) in fds.iter().enumerate() {
-                let m = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10);
-                if m < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                moved[i] = m;
-            }
-            for (i, m) in moved.iter().enumerate() {
-                if libc::dup2(*m, 3 + i as i32) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || super::sandbox::place_fds(&fds));
     }
     let mut child = cmd.spawn()?;
     drop(ready_w);

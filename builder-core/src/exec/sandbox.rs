@@ -70,7 +70,7 @@ impl Executor for SandboxExecutor {
 /// Puts each `(source, target)` descriptor at its target number, without close-on-exec. Sources
 /// are first copied above every target, so no `dup2` overwrites a source still to be placed.
 /// Runs between fork and exec: async-signal-safe calls only, no allocation.
-fn place_fds(fds: &[(i32, i32)]) -> io::Result<()> {
+pub(crate) fn place_fds(fds: &[(i32, i32)]) -> io::Result<()> {
     let mut moved = [0i32; 4];
     if fds.len() > moved.len() {
         return Err(io::Error::other("too many descriptors to place"));

@@ -241,12 +241,22 @@ pub fn import_oci_dir(
     tag: Option<&str>,
     platform: &Platform,
 ) -> Result<ImportedImage, ImportError> {
-    let index = read_layout_index(dir)?;
+    resolve_in_dir(store, dir, &read_layout_index(dir)?, tag, platform)
+}
+
+/// Resolves an image of `index` with the blobs of the layout directory `dir`.
+fn resolve_in_dir(
+    store: &ContentStore,
+    dir: &Path,
+    index: &Index,
+    tag: Option<&str>,
+    platform: &Platform,
+) -> Result<ImportedImage, ImportError> {
     let src = DirSource {
         dir,
         diffs: Default::default(),
     };
-    resolve(store, &src, &index, tag, platform)
+    resolve(store, &src, index, tag, platform)
 }
 
 /// Imports the image a named build context selects from an OCI layout directory: by tag, by
@@ -272,11 +282,7 @@ pub fn import_oci_layout(
                     name: digest.to_string(),
                 });
             }
-            let src = DirSource {
-                dir,
-                diffs: Default::default(),
-            };
-            resolve(store, &src, &index, None, platform)
+            resolve_in_dir(store, dir, &index, None, platform)
         }
     }
 }

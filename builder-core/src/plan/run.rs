@@ -75,30 +75,24 @@ impl StageState<'_> {
             .filter(|p| self.input.opts.build_args.contains_key(**p))
             .map(|p| p.to_string())
             .collect();
+        // A privilege the person running the build did not grant: an error at the flag asking.
+        let not_granted = |flag: &str, value: &str, entitlement: &str| PlanError::Invalid {
+            message: format!(
+                "RUN --{flag}={value} needs the {entitlement} entitlement: grant it with `kiln build --allow {entitlement}`"
+            ),
+            span: node
+                .raw
+                .flags
+                .iter()
+                .find(|f| f.name == flag)
+                .map_or(node.span(), |f| f.span),
+        };
         if run.security == Some(SecurityMode::Insecure) && !self.input.opts.allow.security_insecure
         {
-            let span = node
-                .raw
-                .flags
-                .iter()
-                .find(|f| f.name == "security")
-                .map_or(node.span(), |f| f.span);
-            return Err(PlanError::Invalid {
-                message: "RUN --security=insecure needs the security.insecure entitlement: grant it with `kiln build --allow security.insecure`".into(),
-                span,
-            });
+            return Err(not_granted("security", "insecure", "security.insecure"));
         }
         if run.network == Some(NetworkMode::Host) && !self.input.opts.allow.network_host {
-            let span = node
-                .raw
-                .flags
-                .iter()
-                .find(|f| f.name == "network")
-                .map_or(node.span(), |f| f.span);
-            return Err(PlanError::Invalid {
-                message: "RUN --network=host needs the network.host entitlement: grant it with `kiln build --allow network.host`".into(),
-                span,
-            });
+            return Err(not_granted("network", "host", "network.host"));
         }
         let network = match run.network {
             Some(NetworkMode::Host) => Network::Host,

@@ -28,7 +28,10 @@ pub fn run(args: &InfoArgs, root: &Path) -> miette::Result<ExitCode> {
     };
     println!("Version:            {}", info.version);
     println!("Store:              {}", info.store.display());
-    println!("Store size:         {}", human(info.store_size));
+    println!(
+        "Store size:         {}",
+        super::images::human_size(info.store_size)
+    );
     println!("Snapshotter:        {}", info.snapshotter);
     println!("Executor:           {}", info.executor);
     println!(
@@ -50,19 +53,4 @@ pub fn run(args: &InfoArgs, root: &Path) -> miette::Result<ExitCode> {
     println!("Platform:           {}", info.platform);
     println!("Emulated platforms: {emulated}");
     Ok(ExitCode::SUCCESS)
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{v:.1}{}", UNITS[u])
-    }
 }
