@@ -11,27 +11,7 @@ use std::time::{Duration, Instant};
 use kiln_builder_core::testing::require_privileged;
 
 mod common;
-use common::{build_rootfs, dockerfile_context as context, try_build};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.invalid",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+use common::{build_rootfs, dockerfile_context as context, git, try_build};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -15,6 +15,7 @@ use kiln_builder_core::image::Platform;
 use kiln_builder_core::testing::{foreign_busybox_dir, privileged_required, require_privileged};
 
 mod common;
+use common::platforms::{context, emulator};
 use common::{build, kiln, tool, try_build};
 
 /// Whether the report `stderr` says `needle`, however it was wrapped.
@@ -25,30 +26,6 @@ fn says(stderr: &str, needle: &str) -> bool {
             .collect()
     };
     squash(stderr).contains(&squash(needle))
-}
-
-/// Whether RUN steps for `platform` can run here; in CI a missing emulator panics.
-fn emulator(platform: &str) -> bool {
-    let p = Platform::parse(platform).unwrap();
-    match kiln_builder_core::worker::emulate::emulator_for(&p) {
-        Ok(_) => true,
-        Err(e) if privileged_required() => panic!("{e}"),
-        Err(e) => {
-            eprintln!("skipping: {e}");
-            false
-        }
-    }
-}
-
-/// A context with `Dockerfile` and the busybox of each architecture as `busybox-<arch>`.
-fn context(dir: &Path, arches: &[&str], dockerfile: &str) -> tempfile::TempDir {
-    let ctx = tempfile::tempdir().unwrap();
-    for arch in arches {
-        let name = format!("busybox-{arch}");
-        std::fs::copy(dir.join(&name), ctx.path().join(&name)).unwrap();
-    }
-    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
-    ctx
 }
 
 /// The Dockerfile of the issue: the target's busybox, and a RUN that records `uname -m`.

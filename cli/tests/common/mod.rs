@@ -11,7 +11,19 @@ use assert_cmd::Command;
 
 pub mod checks;
 pub mod debian;
+pub mod platforms;
 pub mod proxy;
+
+/// Two stages, each with a RUN that prints a marker when it runs (`one-42`, `two-42`): what the
+/// cache tests build to see which steps came from a cache.
+pub const TWO_STAGES: &str = r#"FROM scratch AS tools
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "echo one-$((40+2)); echo tool > /tool.txt"]
+FROM scratch
+COPY busybox /bin/busybox
+COPY --from=tools /tool.txt /tool.txt
+RUN ["/bin/busybox", "sh", "-c", "echo two-$((40+2)); cat /tool.txt > /final.txt"]
+"#;
 
 /// Upper bound for any single `kiln` run in the tests.
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -168,4 +180,54 @@ pub fn build_rootfs(root: &Path, ctx: &Path, extra: &[&str]) -> (tempfile::TempD
     args.extend(["--output", &output]);
     let (_, stderr) = build(root, ctx, &args);
     (out, stderr)
+}
+
+/// A repository name no other test run uses.
+pub fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("kiln-test/{name}-{}-{nanos}", std::process::id())
+}
+
+/// Asserts that a command succeeded, showing its stderr otherwise.
+pub fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The manifest (or index) bytes a registry serves for `reference`, through skopeo.
+pub fn raw_manifest_bytes(reference: &str) -> Vec<u8> {
+    let out = Std::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    out.stdout
+}
+
+/// `git` in `dir` with a throw-away identity and no user or system configuration; its stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Std::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
