@@ -11,6 +11,7 @@ source scripts/lib/emulation.sh
 
 install_packages "${KILN_TEST_PACKAGES[@]}"
 ensure_rust
+ensure_spdx_tools
 # Foreign-platform builds: binfmt_misc with qemu-user-static's emulators, and busybox for arm64
 # and armhf (cached between runs).
 emulation_setup

@@ -3,7 +3,7 @@
 //! on an [`EventSink`]; dropping the build future cancels it (running containers are killed and
 //! unfinished snapshots discarded).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -82,12 +82,15 @@ pub struct BuildRequest {
     pub ssh: BTreeMap<String, PathBuf>,
     /// Re-resolve base images in their registries even when the store has them.
     pub pull: bool,
-    /// Registry references to import cache records and layers from before the build
-    /// (`--cache-from type=registry,ref=...`); one that cannot be read is a warning.
-    pub cache_from: Vec<String>,
-    /// A registry reference to export the cache records and layers of every stage to after
-    /// the build (`--cache-to type=registry,ref=...`).
-    pub cache_to: Option<String>,
+    /// Caches to import records and layers from before the build (`--cache-from`); one that
+    /// cannot be read is a warning.
+    pub cache_from: Vec<crate::cache_transfer::CacheSource>,
+    /// Caches to export records and layers to after the build (`--cache-to`); the records of
+    /// every platform built.
+    pub cache_to: Vec<crate::cache_transfer::CacheExport>,
+    /// `--annotation`s: the manifest's go into each platform's image manifest (those of a
+    /// platform into its own only).
+    pub annotations: crate::image::Annotations,
     /// How much of each RUN step's output reaches the progress events (BuildKit's
     /// `BUILDKIT_STEP_LOG_MAX_SIZE`, 2 MiB by default); the rest is discarded after an "output
     /// clipped" notice. A failing step's last lines are in its error whatever the limit.
@@ -113,8 +116,9 @@ pub struct BuildOutput {
     pub steps: Vec<StepOutcome>,
     /// Warnings (unused build args, ...).
     pub warnings: Vec<String>,
-    /// The digest of the cache manifest pushed for `cache_to`.
-    pub cache_export: Option<Digest>,
+    /// Each `cache_to` written: what it was and the digest of its cache manifest (the image's
+    /// for an inline cache); a failed one with `ignore-error` is left out.
+    pub cache_exports: Vec<(String, Digest)>,
     /// The build's id, under which `kiln cache explain` finds its explanations.
     pub build_id: String,
     /// Every filesystem step of every stage, with the reasons of its cache misses.
@@ -248,95 +252,66 @@ impl Builder {
         for tag in &req.tags {
             crate::registry::Reference::parse(tag).map_err(bad_ref)?;
         }
-        let cache_to = req
-            .cache_to
-            .as_deref()
-            .map(crate::registry::Reference::parse)
-            .transpose()
-            .map_err(bad_ref)?;
-        let cache_from = req
-            .cache_from
-            .iter()
-            .map(|r| crate::registry::Reference::parse(r))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad_ref)?;
-        let mut warnings = Vec::new();
-        for source in &cache_from {
-            warnings.extend(self.import_cache(source, &events).await);
-        }
-        let recorder = cache_to.as_ref().map(|_| {
-            Arc::new(crate::registry::cache::RecordingCache::new(
-                self.cache.clone(),
-            ))
-        });
-        let cache: Arc<dyn crate::cache::CacheStore> = match &recorder {
-            Some(r) => r.clone(),
-            None => self.cache.clone(),
-        };
         let platforms = if req.platforms.is_empty() {
             vec![req.plan.platform.normalized()]
         } else {
             req.platforms.clone()
         };
-        let mut output = if let [platform] = platforms.as_slice() {
+        req.annotations.check_platforms(&platforms)?;
+        let mut warnings = Vec::new();
+        for source in &req.cache_from {
+            let notes = crate::cache_transfer::run::import(
+                &self.store,
+                &self.cache,
+                &self.registry,
+                source,
+            )
+            .await;
+            for message in notes {
+                events
+                    .send(BuildEvent::Warning {
+                        message: message.clone(),
+                    })
+                    .await;
+                warnings.push(message);
+            }
+        }
+        let recorder = (!req.cache_to.is_empty()).then(|| {
+            Arc::new(crate::registry::cache::RecordingCache::new(
+                self.cache.clone(),
+            ))
+        });
+        let cache_to = req.cache_to.clone();
+        let (mut output, final_keys) = if let [platform] = platforms.as_slice() {
             let mut req = req;
             req.plan.platform = platform.clone();
-            self.build_one(req, events, cache, None).await?
+            self.build_one(req, events.clone(), recorder.clone(), None)
+                .await?
         } else {
-            crate::multiplatform::build_all(self, req, &platforms, events, cache).await?
+            crate::multiplatform::build_all(self, req, &platforms, events.clone(), recorder.clone())
+                .await?
         };
         output.warnings.splice(0..0, warnings);
-        if let (Some(target), Some(rec)) = (&cache_to, &recorder) {
-            output.cache_export = Some(
-                crate::registry::cache::export_cache(
-                    self.store.clone(),
-                    &self.registry,
-                    rec.records(),
-                    target,
-                    &crate::registry::PushOptions::default(),
-                )
-                .await
-                .map_err(|e| WorkerError::Registry(Box::new(e)))?
-                .digest,
-            );
-        }
-        Ok(output)
-    }
-
-    /// Imports the cache of `--cache-from` (a failure is a warning, returned).
-    async fn import_cache(
-        &self,
-        source: &crate::registry::Reference,
-        events: &EventSink,
-    ) -> Vec<String> {
-        let imported = crate::registry::cache::import_cache(
-            self.store.clone(),
-            self.cache.clone(),
+        let recorded = recorder.map(|r| r.records()).unwrap_or_default();
+        let (written, failed) = crate::cache_transfer::run::export_all(
+            &self.store,
             &self.registry,
-            source,
-            4,
+            &cache_to,
+            &recorded,
+            &final_keys,
+            &output.manifest,
         )
-        .await;
-        let mut notes = Vec::new();
-        match imported {
-            Ok(i) => {
-                tracing::info!(%source, records = i.records, dropped = i.dropped, "imported cache");
-                notes.extend(
-                    i.problems
-                        .into_iter()
-                        .map(|p| format!("cache from {source}: {p}")),
-                );
-            }
-            Err(e) => notes.push(format!("cannot import cache from {source}: {e}")),
-        }
-        for message in &notes {
+        .await?;
+        output.cache_exports = written;
+        for message in failed {
             events
                 .send(BuildEvent::Warning {
                     message: message.clone(),
                 })
                 .await;
+            output.warnings.push(message);
         }
-        notes
+        Ok(output)
     }
 
     /// The automatic policy (`<store>/kiln/gc.json`), for after a build and whatever the caller
@@ -367,14 +342,20 @@ impl Builder {
         .await;
     }
 
-    /// Builds `req` for `req.plan.platform` and writes its image (tagged with `req.tags`).
+    /// Builds `req` for `req.plan.platform` and writes its image (tagged with `req.tags`); the
+    /// solve reads and writes the cache through `recorder` when the cache is exported. Returns
+    /// the output and the cache keys of the steps that made the image (what `mode=min` exports).
     pub(crate) async fn build_one(
         &self,
         req: BuildRequest,
         events: EventSink,
-        cache: Arc<dyn crate::cache::CacheStore>,
+        recorder: Option<Arc<crate::registry::cache::RecordingCache>>,
         inflight: Option<Arc<crate::solver::InFlight>>,
-    ) -> Result<BuildOutput, crate::Error> {
+    ) -> Result<(BuildOutput, BTreeSet<crate::cache::CacheKey>), crate::Error> {
+        let cache: Arc<dyn crate::cache::CacheStore> = match &recorder {
+            Some(r) => r.clone(),
+            None => self.cache.clone(),
+        };
         let df = kiln_dockerfile_parser::parse(&req.dockerfile)
             .map_err(|e| crate::Error::Parse(Box::new(e)))?;
         for w in &df.warnings {
@@ -489,6 +470,7 @@ impl Builder {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
+        let final_stages = crate::cache_transfer::run::image_stages(&graph);
         let solved =
             crate::solver::solve(worker.clone(), cache, Arc::new(graph), bases, opts, events).await;
         // Digests learnt in this build stay valid whether it succeeded or not.
@@ -511,29 +493,42 @@ impl Builder {
             // Only the after-the-fact explanation is lost; the build itself succeeded.
             tracing::warn!("cannot keep the build's cache explanation: {e}");
         }
+        let final_keys = crate::cache_transfer::run::final_keys(&explanation.steps, &final_stages);
+        let inline = recorder.as_ref().and_then(|r| {
+            crate::cache_transfer::run::inline_cache(
+                &req.cache_to,
+                &r.records(),
+                &final_keys,
+                &result.state.layers,
+            )
+        });
         let store = self.store.clone();
         let tags = req.tags.clone();
         let platform2 = platform.clone();
+        let extras = crate::output::ImageExtras {
+            inline_cache: inline,
+            annotations: req.annotations.for_platform(&platform).manifest,
+        };
         let (manifest, config_digest, steps) = tokio::task::spawn_blocking(move || {
-            let (manifest, config) =
-                crate::output::write_image(&store, &result, &platform2, &tags)?;
-            Ok::<_, crate::Error>((manifest, config, result.steps))
+            let w = crate::output::write_image(&store, &result, &platform2, extras, &tags)?;
+            Ok::<_, crate::Error>((w.manifest, w.config, result.steps))
         })
         .await
         .map_err(|e| crate::Error::TaskFailed(e.to_string()))??;
         let mut image = manifest.clone();
-        image.platform = Some(platform);
-        Ok(BuildOutput {
+        image.platform = Some(platform.clone());
+        let output = BuildOutput {
             manifest,
             config_digest,
             images: vec![image],
             tags: req.tags,
             steps,
             warnings,
-            cache_export: None,
+            cache_exports: Vec::new(),
             build_id: explanation.id,
             explanations: explanation.steps,
-        })
+        };
+        Ok((output, final_keys))
     }
 }
 

@@ -45,6 +45,12 @@ pub enum Error {
         /// [`TAIL_LINES`](crate::worker::steplog::TAIL_LINES)), kept whatever the log limit.
         output: Vec<String>,
     },
+    /// An `--annotation` names a platform the build does not make.
+    #[error(transparent)]
+    Annotation(#[from] crate::image::AnnotationError),
+    /// Exporting the build cache failed (`--cache-to` without `ignore-error=true`).
+    #[error(transparent)]
+    CacheTransfer(Box<crate::cache_transfer::CacheTransferError>),
     /// The store's garbage-collection lock could not be taken.
     #[error(transparent)]
     Gc(Box<crate::gc::GcError>),

@@ -7,6 +7,7 @@
 
 pub mod builder;
 pub mod cache;
+pub mod cache_transfer;
 pub mod changes;
 pub mod chmod;
 pub mod container;

@@ -9,9 +9,11 @@
 //! Progress events of each platform carry the platform in the step's name and a step id of their
 //! own, so renderers keep them apart.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::builder::{BuildOutput, BuildRequest, Builder};
+use crate::cache::CacheKey;
 use crate::content::ContentStore;
 use crate::graph::StepId;
 use crate::image::{Descriptor, Platform};
@@ -88,8 +90,8 @@ pub(crate) async fn build_all(
     req: BuildRequest,
     platforms: &[Platform],
     events: EventSink,
-    cache: Arc<dyn crate::cache::CacheStore>,
-) -> Result<BuildOutput, crate::Error> {
+    recorder: Option<Arc<crate::registry::cache::RecordingCache>>,
+) -> Result<(BuildOutput, BTreeSet<CacheKey>), crate::Error> {
     let inflight = crate::solver::InFlight::new();
     let builds = platforms.iter().enumerate().map(|(n, platform)| {
         let mut one = req.clone();
@@ -97,9 +99,13 @@ pub(crate) async fn build_all(
         // Only the index is tagged.
         one.tags = Vec::new();
         let sink = platform_events(&events, n, platform);
-        builder.build_one(one, sink, cache.clone(), Some(inflight.clone()))
+        builder.build_one(one, sink, recorder.clone(), Some(inflight.clone()))
     });
-    let outputs = futures_util::future::try_join_all(builds).await?;
+    let built = futures_util::future::try_join_all(builds).await?;
+    // A multi-platform build's `mode=min` cache holds every platform's image steps.
+    let final_keys: BTreeSet<CacheKey> =
+        built.iter().flat_map(|(_, k)| k.iter().copied()).collect();
+    let outputs: Vec<BuildOutput> = built.into_iter().map(|(o, _)| o).collect();
     let store = builder.store_arc();
     let tags = req.tags.clone();
     let images: Vec<Descriptor> = outputs.iter().flat_map(|o| o.images.clone()).collect();
@@ -122,20 +128,21 @@ pub(crate) async fn build_all(
         }));
         explanations.extend(o.explanations.iter().cloned());
     }
-    Ok(BuildOutput {
+    let output = BuildOutput {
         config_digest: index.digest,
         manifest: index,
         images,
         tags: req.tags,
         steps,
         warnings,
-        cache_export: None,
+        cache_exports: Vec::new(),
         build_id: outputs
             .first()
             .map(|o| o.build_id.clone())
             .unwrap_or_default(),
         explanations,
-    })
+    };
+    Ok((output, final_keys))
 }
 
 fn offset(id: StepId, n: usize) -> StepId {

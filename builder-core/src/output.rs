@@ -21,13 +21,31 @@ pub fn set_tags(
     Ok(())
 }
 
+/// What an image gets besides its stage's result.
+#[derive(Debug, Default)]
+pub(crate) struct ImageExtras {
+    /// An inline cache for the config (`--cache-to type=inline`).
+    pub inline_cache: Option<serde_json::Value>,
+    /// Annotations of the manifest (`--annotation`).
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// An image written by [`write_image`].
+pub(crate) struct Written {
+    /// The manifest's descriptor.
+    pub manifest: Descriptor,
+    /// The config's digest (the image id).
+    pub config: Digest,
+}
+
 /// Writes the config and manifest of a stage result into the store and tags it.
 pub(crate) fn write_image(
     store: &ContentStore,
     result: &StageResult,
     platform: &Platform,
+    extras: ImageExtras,
     tags: &[String],
-) -> Result<(Descriptor, Digest), crate::Error> {
+) -> Result<Written, crate::Error> {
     let mut config = ImageConfig::scratch(platform);
     config.created = Some(format_rfc3339(result.created));
     config.author = result.author.clone();
@@ -54,6 +72,12 @@ pub(crate) fn write_image(
             })
             .collect(),
     );
+    if let Some(v) = extras.inline_cache {
+        config.extra.insert(
+            crate::cache_transfer::inline::INLINE_CACHE_KEY.to_string(),
+            v,
+        );
+    }
     let config_desc = store
         .put_json(&config, media::OCI_CONFIG)
         .map_err(WorkerError::from)?;
@@ -63,12 +87,18 @@ pub(crate) fn write_image(
         .iter()
         .map(|l| Descriptor::new(media::OCI_LAYER_TAR, l.diff_id, l.size))
         .collect();
-    let manifest = Manifest::oci(config_desc.clone(), layers);
+    let mut manifest = Manifest::oci(config_desc.clone(), layers);
+    if !extras.annotations.is_empty() {
+        manifest.annotations = Some(extras.annotations);
+    }
     let manifest_desc = store
         .put_json(&manifest, media::OCI_MANIFEST)
         .map_err(WorkerError::from)?;
     set_tags(store, &manifest_desc, tags)?;
-    Ok((manifest_desc, config_desc.digest))
+    Ok(Written {
+        manifest: manifest_desc,
+        config: config_desc.digest,
+    })
 }
 
 /// Writes an OCI image index of `images` (each with its platform) and tags it.

@@ -73,7 +73,18 @@ fn bad_output_and_cache_options_are_usage_errors() {
         "compresion",
         "unknown --output field",
     );
-    assert_usage_error(&["-o", "type=registry"], "--output", "type=registry", "");
+    assert_usage_error(
+        &["-o", "type=registry,dest=x"],
+        "--output",
+        "type=registry",
+        "not dest=",
+    );
+    assert_usage_error(
+        &["--cache-to", "type=inline,mode=max"],
+        "--cache-to",
+        "type=inline",
+        "final stage only",
+    );
     assert_usage_error(
         &["--cache-to", "type=registry,ref=r,mode=all"],
         "--cache-to",

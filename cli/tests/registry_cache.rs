@@ -8,16 +8,7 @@ use kiln_builder_core::testing::{registry, require_privileged};
 
 mod common;
 use common::proxy::{Fault, proxy};
-use common::{context_with, try_build};
-
-const DOCKERFILE: &str = r#"FROM scratch AS tools
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "sh", "-c", "echo one-$((40+2)); echo tool > /tool.txt"]
-FROM scratch
-COPY busybox /bin/busybox
-COPY --from=tools /tool.txt /tool.txt
-RUN ["/bin/busybox", "sh", "-c", "echo two-$((40+2)); cat /tool.txt > /final.txt"]
-"#;
+use common::{TWO_STAGES as DOCKERFILE, context_with, try_build};
 
 #[test]
 fn cache_exported_to_a_registry_lets_an_empty_store_run_nothing() {
@@ -114,7 +105,7 @@ fn a_corrupt_cache_layer_drops_its_records_and_nothing_corrupt_is_stored() {
         ctx.path(),
         &[
             "--cache-to",
-            &format!("type=registry,ref={}/{repo}:c", reg.addr),
+            &format!("type=registry,ref={}/{repo}:c,mode=max", reg.addr),
         ],
     );
     assert!(ok, "{stderr}");

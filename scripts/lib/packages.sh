@@ -8,8 +8,9 @@ KILN_BUILD_PACKAGES=(libseccomp-dev pkg-config)
 # runtime, OCI tooling to check our output, jq for scripts, htpasswd for the auth registry,
 # losetup (util-linux) for the host-device tests, slirp4netns (RUN's default network) and iproute2
 # for the network tests' own namespaces, qemu-user-static and binfmt-support for RUN steps of other
-# platforms.
-KILN_TEST_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" slirp4netns iproute2 git debootstrap busybox-static docker-registry runc umoci skopeo jq apache2-utils curl python3 ca-certificates util-linux qemu-user-static binfmt-support)
+# platforms, podman for `build --load`, python3-venv for the SPDX validator (see
+# ensure_spdx_tools).
+KILN_TEST_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" slirp4netns iproute2 git debootstrap busybox-static docker-registry runc umoci skopeo jq apache2-utils curl python3 python3-venv ca-certificates util-linux qemu-user-static binfmt-support podman)
 # Packages kiln itself needs at run time for the example build.
 KILN_RUN_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" slirp4netns busybox-static runc umoci jq curl ca-certificates)
 
@@ -42,4 +43,15 @@ ensure_rust() {
             return 1
         fi
     fi
+}
+
+# ensure_spdx_tools: the `spdx-tools` Python package (the SPDX project's validator) in a venv,
+# for the SBOM tests; exports KILN_TEST_SPDX_VALIDATOR.
+ensure_spdx_tools() {
+    local venv=${KILN_SPDX_VENV:-/var/tmp/kiln-spdx-venv}
+    if [ ! -x "$venv/bin/pyspdxtools" ]; then
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q spdx-tools
+    fi
+    export KILN_TEST_SPDX_VALIDATOR="$venv/bin/pyspdxtools"
 }

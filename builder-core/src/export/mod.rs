@@ -22,7 +22,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 pub use docker::export_docker_archive;
-pub use oci::{export_oci_archive, export_oci_dir};
+pub use oci::{export_oci_archive, export_oci_dir, write_layout};
 
 use crate::changes::WhiteoutStyle;
 use crate::content::{ContentError, ContentStore, Digest, unwrap_io_error};

@@ -103,6 +103,20 @@ pub fn export_oci_dir(
         crate::content::validate_tag(tag)?;
     }
     let p = prepare_top(store, manifest, opts)?;
+    write_layout(store, &p.blobs, &entries(&p, &opts.tags), dest)?;
+    Ok(p.desc)
+}
+
+/// Writes `blobs` (copied verified from the store) and the `entries` of an index into the OCI
+/// layout directory `dest` (created if missing). An existing layout is added to: its other
+/// manifests are kept and tags of the same names are replaced. Not safe against concurrent
+/// writers of the same directory.
+pub fn write_layout(
+    store: &ContentStore,
+    blobs: &[Digest],
+    entries: &Index,
+    dest: &Path,
+) -> Result<(), ExportError> {
     std::fs::create_dir_all(dest).map_err(|source| ExportError::Io {
         op: "create directory",
         path: dest.to_path_buf(),
@@ -116,7 +130,7 @@ pub fn export_oci_dir(
         .map_err(LayerError::from)?;
     let blobs_dir = proc_fd_path(&blobs_fd);
     let shown = dest.join("blobs").join("sha256");
-    for d in &p.blobs {
+    for d in blobs {
         copy_blob(store, d, &blobs_dir, &shown)?;
     }
     fsync_dir(&blobs_dir)?;
@@ -131,19 +145,19 @@ pub fn export_oci_dir(
     } else {
         Index::default()
     };
-    for entry in entries(&p, &opts.tags).manifests {
-        match crate::content::tag_of(&entry) {
-            Some(tag) => crate::content::index_set_tag(&mut index, tag, &p.desc),
+    for entry in &entries.manifests {
+        match crate::content::tag_of(entry) {
+            Some(tag) => crate::content::index_set_tag(&mut index, tag, entry),
             None => {
                 index
                     .manifests
                     .retain(|d| d.digest != entry.digest || crate::content::tag_of(d).is_some());
-                index.manifests.push(entry);
+                index.manifests.push(entry.clone());
             }
         }
     }
     write_index(&index_path, &index)?;
-    Ok(p.desc)
+    Ok(())
 }
 
 /// Whether `name` in the layout is a regular file (not a symlink, which is replaced instead).

@@ -10,6 +10,7 @@
 //! assert_eq!(ImageConfig::from_json(&bytes).unwrap(), config);
 //! ```
 
+mod annotations;
 mod canonical;
 mod config;
 mod edit;
@@ -17,6 +18,7 @@ pub mod media;
 mod oci;
 mod platform;
 
+pub use annotations::{AnnotationError, Annotations, PlatformAnnotation};
 pub use canonical::{canonicalize, to_canonical_json};
 pub use config::{
     ContainerConfig, Healthcheck, History, ImageConfig, RootFs, format_rfc3339, parse_rfc3339,
@@ -24,7 +26,8 @@ pub use config::{
 pub use edit::{DEFAULT_PATH, DEFAULT_SHELL};
 pub use media::Compression;
 pub use oci::{
-    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Extra, Index, Manifest, Platform,
+    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, ANNOTATION_REFERENCE_DIGEST,
+    ANNOTATION_REFERENCE_TYPE, ATTESTATION_MANIFEST, Descriptor, Extra, Index, Manifest, Platform,
 };
 
 #[cfg(test)]

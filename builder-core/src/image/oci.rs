@@ -187,7 +187,23 @@ impl Index {
             _ => None,
         }
     }
+
+    /// The image manifests the index lists, without the manifests attached to them
+    /// (attestations, marked with [`ANNOTATION_REFERENCE_TYPE`]) and without nested indexes.
+    pub fn images(&self) -> impl Iterator<Item = &Descriptor> {
+        self.manifests.iter().filter(|d| {
+            media::is_manifest(&d.media_type) && d.annotation(ANNOTATION_REFERENCE_TYPE).is_none()
+        })
+    }
 }
+
+/// The annotation that marks an index entry that is not an image but is about one (BuildKit's
+/// attestation manifests).
+pub const ANNOTATION_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+/// The annotation naming the image manifest such an entry is about.
+pub const ANNOTATION_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+/// The value of [`ANNOTATION_REFERENCE_TYPE`] for attestations.
+pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
-use super::auth::{Credentials, DockerConfig, Secret};
+use super::auth::{Credentials, Secret};
 use super::{RegistryError, RegistryOptions};
 
 /// Whether `registry` (`host[:port]`) is on the loopback interface.
@@ -220,7 +220,7 @@ impl Client {
             return Ok(c.clone());
         }
         // Loading may run a credential helper: do it outside the lock.
-        let creds = DockerConfig::load(&self.config_dir)?.credentials(&self.registry)?;
+        let creds = super::auth_files::find_credentials(&self.config_dir, &self.registry)?;
         self.lock().credentials = Some(creds.clone());
         Ok(creds)
     }

@@ -1,6 +1,6 @@
 //! OCI distribution registries: references with Docker's normalisation ([`Reference`]), a client
 //! with anonymous, basic and bearer-token authentication ([`Client`]), credentials from Docker's
-//! `config.json` ([`auth`]), pulling images into the content store ([`pull`]) and pushing them
+//! `config.json` and the containers tools' auth files ([`auth`], [`auth_files`]), pulling images into the content store ([`pull`]) and pushing them
 //! from it ([`push`]), and the build cache in a registry ([`cache`]).
 //!
 //! It owns the network side of images only: what it pulls goes through the content store's
@@ -12,6 +12,7 @@
 //! Secrets are held in [`auth::Secret`], which never prints its value.
 
 pub mod auth;
+pub mod auth_files;
 pub mod cache;
 mod client;
 mod pull;

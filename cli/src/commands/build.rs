@@ -113,7 +113,8 @@ pub struct BuildArgs {
     /// Also write the image out (Docker's syntax): `type=oci,dest=FILE` (OCI archive;
     /// `tar=false` for a directory), `type=docker,dest=FILE` (docker-archive),
     /// `type=local,dest=DIR` (the rootfs), `type=tar,dest=FILE` (the rootfs as a tar),
-    /// `type=image,name=NAME` (tags in the store). `dest=-` writes a tar to stdout.
+    /// `type=image,name=NAME` (tags in the store), `type=registry,name=NAME` (tags and pushes,
+    /// as --push). `dest=-` writes a tar to stdout.
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH", value_parser = flags::output)]
     outputs: Vec<Output>,
 
@@ -130,8 +131,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
 
-    /// Write build metadata as JSON (`containerimage.digest`, `containerimage.config.digest`,
-    /// `containerimage.descriptor`, `image.name`) to this file.
+    /// Write build metadata as JSON (`containerimage.digest`, the pushed one when pushed,
+    /// `containerimage.config.digest`, `containerimage.descriptor`, `image.name`) to this file.
     #[arg(long = "metadata-file", value_name = "FILE")]
     metadata_file: Option<PathBuf>,
 
@@ -149,18 +150,35 @@ pub struct BuildArgs {
     #[arg(long)]
     ignore_syntax: bool,
 
-    /// Push the image to the registry of every -t tag after the build.
+    /// Push the image to the registry of every -t tag after the build (= `-o type=registry`).
     #[arg(long)]
     push: bool,
 
-    /// Import cache records and layers: `type=registry,ref=REF`; repeatable. A cache that
-    /// cannot be read is a warning.
-    #[arg(long = "cache-from", value_name = "type=registry,ref=REF", value_parser = flags::cache_from)]
-    cache_from: Vec<String>,
+    /// Load the image into Docker (`docker load`) or, without docker, Podman (`podman load`)
+    /// after the build, streamed as a docker-archive (one platform only).
+    #[arg(long)]
+    load: bool,
 
-    /// Export the cache records and layers of every stage: `type=registry,ref=REF[,mode=max]`.
-    #[arg(long = "cache-to", value_name = "type=registry,ref=REF", value_parser = flags::cache_to)]
-    cache_to: Option<String>,
+    /// An annotation `[TYPE:]KEY=VALUE` (BuildKit's syntax): TYPE is `manifest` (default),
+    /// `index`, `manifest-descriptor` or `index-descriptor`, optionally with `[PLATFORM,...]`
+    /// to annotate those platforms' images only; index annotations make a single platform's
+    /// pushed image an index. Repeatable.
+    #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE", value_parser = flags::annotation)]
+    annotations: Vec<String>,
+
+    /// Import cache records and layers: `type=registry,ref=REF` (a cache, or an image built
+    /// with `--cache-to type=inline`; a bare `REF` is the same), `type=local,src=DIR[,tag=TAG]`
+    /// (an OCI layout written by `--cache-to type=local`); repeatable. A cache that cannot be
+    /// read is a warning.
+    #[arg(long = "cache-from", value_name = "type=registry,ref=REF|type=local,src=DIR", value_parser = flags::cache_from)]
+    cache_from: Vec<kiln_builder_core::cache_transfer::CacheSource>,
+
+    /// Export cache records and layers after the build (every platform's): `type=registry,ref=REF`,
+    /// `type=local,dest=DIR[,tag=TAG]` (an OCI layout) or `type=inline` (in the image's config,
+    /// for `--cache-from IMAGE`); `mode=min` (default: the steps that made the image) or
+    /// `mode=max` (every stage's); `ignore-error=true` makes a failed export a warning. Repeatable.
+    #[arg(long = "cache-to", value_name = "type=TYPE,...[,mode=min|max]", value_parser = flags::cache_to)]
+    cache_to: Vec<kiln_builder_core::cache_transfer::CacheExport>,
 
     /// Show at most this many bytes of each RUN step's output, then "output clipped" (the step
     /// keeps running); `-1` shows everything. A failing step's last lines are always reported.
@@ -333,7 +351,11 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         && let Some(o) = outputs.iter().find(|o| {
             !matches!(
                 o,
-                Output::OciArchive(_) | Output::OciDir(_) | Output::Image(_) | Output::Local(_)
+                Output::OciArchive(_)
+                    | Output::OciDir(_)
+                    | Output::Image(_)
+                    | Output::Registry(_)
+                    | Output::Local(_)
             )
         })
     {
@@ -343,11 +365,32 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             platforms.len()
         ));
     }
+    if args.load && platforms.len() > 1 {
+        return Err(miette!(
+            "--load needs a single platform, and --platform names {}: pick one with --platform, or push the index (--push)",
+            platforms.len()
+        ));
+    }
     let mut tags = args.tags.clone();
+    let mut push = args.push;
     for o in outputs {
-        if let Output::Image(names) = o {
-            tags.extend(names.iter().cloned());
+        match o {
+            Output::Image(names) => tags.extend(names.iter().cloned()),
+            Output::Registry(names) => {
+                tags.extend(names.iter().cloned());
+                push = true;
+            }
+            _ => {}
         }
+    }
+    if push && tags.is_empty() {
+        return Err(miette!(
+            "--push and -o type=registry need a name to push to (-t NAME[:TAG] or name=)"
+        ));
+    }
+    let mut annotations = kiln_builder_core::image::Annotations::default();
+    for a in &args.annotations {
+        annotations.add(a).map_err(|e| miette!("{e}"))?;
     }
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
@@ -380,14 +423,15 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         pull: args.pull,
         cache_from: args.cache_from.clone(),
         cache_to: args.cache_to.clone(),
+        annotations,
         step_log_limit: args.step_log_max_size,
         platforms,
     };
-    if args.push && args.tags.is_empty() {
-        return Err(miette!(
-            "--push needs at least one -t NAME[:TAG] to push to"
-        ));
-    }
+    // Checked before the build, so that a build is not wasted.
+    let loader = match args.load {
+        true => Some(super::load_into::find_loader()?),
+        false => None,
+    };
     let executor = match &args.runtime {
         Some(path) => ExecutorChoice::Runc { path: path.clone() },
         None => ExecutorChoice::Sandbox { helper: None },
@@ -460,50 +504,15 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         .collect();
     // The outputs and the push read the image's blobs: no collection meanwhile.
     let lease = crate::commands::push::lease(builder.store())?;
-    for o in outputs {
-        match o {
-            // Several platforms: one root filesystem per platform, in a directory named after
-            // it (`linux_arm64`), as BuildKit's local exporter writes them.
-            Output::Local(dest) if output.images.len() > 1 => {
-                for image in &output.images {
-                    let name = image
-                        .platform
-                        .as_ref()
-                        .map(|p| p.to_string().replace('/', "_"))
-                        .ok_or_else(|| miette!("an image of the index names no platform"))?;
-                    crate::commands::export::write_output(
-                        builder.store(),
-                        image,
-                        &Output::Local(dest.join(name)),
-                        &all_tags,
-                        mode == ProgressMode::Tty,
-                    )?;
-                }
-            }
-            _ => crate::commands::export::write_output(
-                builder.store(),
-                &output.manifest,
-                o,
-                &all_tags,
-                mode == ProgressMode::Tty,
-            )?,
-        }
-    }
-    if args.push {
-        let targets = output
-            .tags
-            .iter()
-            .map(|t| kiln_builder_core::registry::Reference::parse(t).map_err(|e| miette!("{e}")))
-            .collect::<miette::Result<Vec<_>>>()?;
-        crate::commands::push::push_image(
-            builder.store_arc(),
-            builder.registry_options(),
-            &output.manifest,
-            &targets,
-            &args.push_flags,
-            mode == ProgressMode::Tty,
-        )?;
-    }
+    let delivery = super::build_output::Delivery {
+        outputs,
+        loader,
+        push,
+        push_flags: &args.push_flags,
+        show_progress: mode == ProgressMode::Tty,
+        quiet: args.quiet,
+    };
+    let pushed = super::build_output::deliver(&builder, &output, &all_tags, &delivery)?;
     drop(lease);
     runtime.block_on(builder.auto_gc());
     if args.explain_cache {
@@ -523,60 +532,13 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
             .wrap_err_with(|| format!("cannot write {}", f.display()))?;
     }
     if let Some(f) = &args.metadata_file {
-        let meta = serde_json::json!({
-            "containerimage.digest": output.manifest.digest.to_string(),
-            "containerimage.config.digest": id,
-            "containerimage.descriptor": {
-                "mediaType": output.manifest.media_type,
-                "digest": output.manifest.digest.to_string(),
-                "size": output.manifest.size,
-            },
-            "image.name": all_tags.join(","),
-        });
-        let bytes = serde_json::to_vec_pretty(&meta).into_diagnostic()?;
-        kiln_builder_core::content::write_atomic(f, &bytes)
-            .into_diagnostic()
-            .wrap_err_with(|| format!("cannot write {}", f.display()))?;
+        super::build_output::write_metadata(f, &output, pushed, &all_tags)?;
     }
     if !args.quiet {
-        let cached = output.steps.iter().filter(|s| s.cached).count();
-        let size = output
-            .images
-            .iter()
-            .map(|m| image_size(builder.store(), &m.digest))
-            .sum::<Option<u64>>();
-        eprintln!(
-            "image {id}\n  digest {}\n  size {}\n  {} of {} steps cached, {:.1}s",
-            output.manifest.digest,
-            size.map_or("unknown".into(), crate::commands::images::human_size),
-            cached,
-            output.steps.len(),
-            started.elapsed().as_secs_f64(),
-        );
-        if output.images.len() > 1 {
-            for m in &output.images {
-                let platform = m.platform.as_ref().map(ToString::to_string);
-                eprintln!("  {} {}", platform.unwrap_or_default(), m.digest);
-            }
-        }
-        if let (Some(d), Some(to)) = (&output.cache_export, &args.cache_to) {
-            eprintln!("  cache exported ({to}): {d}");
-        }
-        for t in &all_tags {
-            eprintln!("  tagged {t}");
-        }
+        super::build_output::print_summary(builder.store(), &output, started, &all_tags);
     }
     if to_stdout == 0 {
         println!("{id}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The stored size of the image's config and layers.
-fn image_size(
-    store: &kiln_builder_core::content::ContentStore,
-    manifest: &kiln_builder_core::content::Digest,
-) -> Option<u64> {
-    let m: kiln_builder_core::image::Manifest = store.read_json(manifest).ok()?;
-    Some(m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>())
 }

@@ -28,6 +28,9 @@ pub enum Output {
     Tar(PathBuf),
     /// `type=image[,name=NAME]`: the image in the store, with these extra names.
     Image(Vec<String>),
+    /// `type=registry[,name=NAME]` (or `type=image,push=true`): tagged with these extra names
+    /// and pushed to the registry of every name, as `--push`.
+    Registry(Vec<String>),
 }
 
 impl Output {
@@ -47,6 +50,7 @@ impl Output {
             Output::Local(_) => "-o type=local",
             Output::Tar(_) => "-o type=tar",
             Output::Image(_) => "-o type=image",
+            Output::Registry(_) => "-o type=registry",
         }
     }
 }
@@ -57,6 +61,7 @@ pub fn parse_output(spec: &str) -> Result<Output, String> {
     let mut kind = None;
     let mut dest = None;
     let mut tar = None;
+    let mut push = None;
     let mut names = Vec::new();
     for part in spec.split(',') {
         let (k, v) = parse_kv(part, "--output field")?;
@@ -70,9 +75,11 @@ pub fn parse_output(spec: &str) -> Result<Output, String> {
             "tar" if tar.is_some() => return Err(twice()),
             "tar" => tar = Some(parse_bool("--output", &k, &v)?),
             "name" => names.push(v),
+            "push" if push.is_some() => return Err(twice()),
+            "push" => push = Some(parse_bool("--output", &k, &v)?),
             other => {
                 return Err(format!(
-                    "unknown --output field {other:?} in {spec:?} (expected type, dest, tar or name)"
+                    "unknown --output field {other:?} in {spec:?} (expected type, dest, tar, name or push)"
                 ));
             }
         }
@@ -80,14 +87,26 @@ pub fn parse_output(spec: &str) -> Result<Output, String> {
     if tar.is_some() && kind.as_deref() != Some("oci") {
         return Err(format!("--output {spec:?}: tar= is only for type=oci"));
     }
-    if kind.as_deref() == Some("image") {
+    if push.is_some() && kind.as_deref() != Some("image") && kind.as_deref() != Some("registry") {
+        return Err(format!("--output {spec:?}: push= is only for type=image"));
+    }
+    for n in &names {
+        super::flags::tag(n).map_err(|e| format!("--output {spec:?}: name {n:?}: {e}"))?;
+    }
+    if matches!(kind.as_deref(), Some("image" | "registry")) {
         if dest.is_some() {
-            return Err("--output type=image takes name=, not dest=".into());
+            return Err(format!(
+                "--output {spec:?}: type=image and type=registry take name=, not dest="
+            ));
         }
-        return Ok(Output::Image(names));
+        return Ok(match (kind.as_deref(), push) {
+            (Some("registry"), Some(false)) => Output::Image(names),
+            (Some("registry"), _) | (_, Some(true)) => Output::Registry(names),
+            _ => Output::Image(names),
+        });
     }
     if !names.is_empty() {
-        return Err("--output name= is only for type=image".into());
+        return Err("--output name= is only for type=image and type=registry".into());
     }
     let dest = dest.ok_or_else(|| format!("--output {spec:?} needs dest="))?;
     let out = match kind.as_deref() {
@@ -98,7 +117,7 @@ pub fn parse_output(spec: &str) -> Result<Output, String> {
         Some("tar") => Output::Tar(dest),
         Some(other) => {
             return Err(format!(
-                "--output type={other} is not supported (oci, docker, local, tar, image)"
+                "--output type={other} is not supported (oci, docker, local, tar, image, registry)"
             ));
         }
         None => return Err(format!("--output {spec:?} needs type=")),
@@ -152,8 +171,8 @@ pub fn write_output(
             .map(CountingWriter::into_inner)
             .map_err(|e| fail(dest, &e))
         }),
-        // The build already tagged the image with these names.
-        Output::Image(_) => Ok(()),
+        // The build already tagged the image with these names (and pushes it for a registry).
+        Output::Image(_) | Output::Registry(_) => Ok(()),
         Output::OciDir(dest) => {
             export_oci_dir(store, manifest, dest, &opts)
                 .map_err(|e| miette!("cannot export to {}: {e}", dest.display()))?;
@@ -165,7 +184,7 @@ pub fn write_output(
     if result.is_ok()
         && !matches!(
             output,
-            Output::Image(_) | Output::OciDir(_) | Output::Local(_)
+            Output::Image(_) | Output::Registry(_) | Output::OciDir(_) | Output::Local(_)
         )
     {
         crate::tty_progress::finish_bytes(&bar, "exported");
@@ -204,6 +223,20 @@ mod tests {
         );
         assert!(parse_output("type=local,dest=-").is_err());
         assert!(parse_output("type=registry,dest=x").is_err());
+        assert_eq!(
+            parse_output("type=registry,name=r.example/a:1").unwrap(),
+            Output::Registry(vec!["r.example/a:1".into()])
+        );
+        assert_eq!(
+            parse_output("type=image,name=a:1,push=true").unwrap(),
+            Output::Registry(vec!["a:1".into()])
+        );
+        assert_eq!(
+            parse_output("type=registry").unwrap(),
+            Output::Registry(vec![])
+        );
+        assert!(parse_output("type=oci,dest=x,push=true").is_err());
+        assert!(parse_output("type=registry,name=Bad Name").is_err());
         assert!(parse_output("type=oci").is_err());
         assert_eq!(
             parse_output("type=oci,dest=d,tar=0").unwrap(),

@@ -171,49 +171,23 @@ pub fn ssh(spec: &str) -> Result<SshFlag, String> {
     })
 }
 
-/// `type=registry,ref=REF[,mode=min|max]` (the only cache backend kiln has), or a bare `REF`
-/// as Docker's shorthand, into `REF`.
-fn cache_spec(spec: &str, flag: &str) -> Result<String, String> {
-    if !spec.contains('=') && !spec.is_empty() {
-        return Ok(spec.to_string());
-    }
-    let mut kind = None;
-    let mut reference = None;
-    for part in spec.split(',') {
-        let (k, v) = parse_kv(part, &format!("{flag} field"))?;
-        match k.as_str() {
-            "type" => kind = Some(v),
-            "ref" => reference = Some(v),
-            // Every stage is always exported (BuildKit's mode=max).
-            "mode" if v == "max" || v == "min" => {}
-            "mode" => return Err(format!("{flag} mode={v:?} is not min or max")),
-            "ignore-error" => {
-                parse_bool(flag, &k, &v)?;
-            }
-            other => {
-                return Err(format!(
-                    "unknown {flag} field {other:?} (expected type, ref, mode or ignore-error)"
-                ));
-            }
-        }
-    }
-    match kind.as_deref() {
-        Some("registry") => reference
-            .filter(|r| !r.is_empty())
-            .ok_or_else(|| format!("{flag} {spec:?} needs ref=")),
-        Some(other) => Err(format!("{flag} type={other} is not supported (registry)")),
-        None => Err(format!("{flag} {spec:?} needs type=registry")),
-    }
+/// `--cache-from`: `type=registry,ref=REF`, `type=local,src=DIR[,tag=T]` or a bare `REF`.
+pub fn cache_from(spec: &str) -> Result<kiln_builder_core::cache_transfer::CacheSource, String> {
+    kiln_builder_core::cache_transfer::CacheSource::parse(spec).map_err(|e| e.to_string())
 }
 
-/// `--cache-from`.
-pub fn cache_from(spec: &str) -> Result<String, String> {
-    cache_spec(spec, "--cache-from")
+/// `--cache-to`: `type=registry,ref=REF`, `type=local,dest=DIR[,tag=T]` or `type=inline`, with
+/// `mode=min|max` and `ignore-error=true|false`.
+pub fn cache_to(spec: &str) -> Result<kiln_builder_core::cache_transfer::CacheExport, String> {
+    kiln_builder_core::cache_transfer::CacheExport::parse(spec).map_err(|e| e.to_string())
 }
 
-/// `--cache-to`.
-pub fn cache_to(spec: &str) -> Result<String, String> {
-    cache_spec(spec, "--cache-to")
+/// `--annotation [TYPE:]KEY=VALUE`.
+pub fn annotation(s: &str) -> Result<String, String> {
+    kiln_builder_core::image::Annotations::default()
+        .add(s)
+        .map_err(|e| e.to_string())?;
+    Ok(s.to_string())
 }
 
 /// `-o`/`--output`.
@@ -310,17 +284,51 @@ mod tests {
 
     #[test]
     fn cache_specs_parse() {
-        assert_eq!(cache_from("type=registry,ref=r/c").unwrap(), "r/c");
-        assert_eq!(cache_from("r/c:1").unwrap(), "r/c:1");
-        assert_eq!(cache_to("type=registry,ref=r,mode=max").unwrap(), "r");
+        use kiln_builder_core::cache_transfer::{CacheDestination, CacheMode, CacheSource};
+        assert!(matches!(
+            cache_from("type=registry,ref=r/c").unwrap(),
+            CacheSource::Registry(_)
+        ));
+        assert!(matches!(
+            cache_from("r/c:1").unwrap(),
+            CacheSource::Registry(_)
+        ));
+        assert_eq!(
+            cache_from("type=local,src=/c").unwrap(),
+            CacheSource::Local {
+                dir: "/c".into(),
+                tag: "latest".into()
+            }
+        );
+        let to = cache_to("type=registry,ref=r,mode=max").unwrap();
+        assert_eq!(to.mode, CacheMode::Max);
+        let to = cache_to("type=local,dest=/c,ignore-error=true").unwrap();
+        assert_eq!(to.mode, CacheMode::Min);
+        assert!(to.ignore_error);
+        assert!(matches!(to.destination, CacheDestination::Local { .. }));
+        assert_eq!(
+            cache_to("type=inline").unwrap().destination,
+            CacheDestination::Inline
+        );
         for bad in [
             "type=registry,ref=r,mode=all",
             "type=registry,ref=r,bogus=1",
-            "type=local,dest=x",
+            "type=local,src=x",
+            "type=local",
+            "type=inline,mode=max",
+            "type=gha",
             "type=registry",
             "type=registry,ref=r,ignore-error=maybe",
         ] {
             assert!(cache_to(bad).is_err(), "{bad:?}");
+        }
+        for bad in [
+            "type=local,dest=x",
+            "type=local",
+            "type=s3,bucket=b",
+            "Bad Ref",
+        ] {
+            assert!(cache_from(bad).is_err(), "{bad:?}");
         }
     }
 }

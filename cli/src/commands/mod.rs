@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod build;
+pub mod build_output;
 pub mod cache;
 pub mod completions;
 pub mod dest;
@@ -11,6 +12,7 @@ pub mod images;
 pub mod info;
 pub mod inspect;
 pub mod load;
+pub mod load_into;
 pub mod login;
 pub mod parse;
 pub mod prune;

@@ -27,11 +27,17 @@ pub struct PullArgs {
     #[arg(long, value_name = "N", default_value_t = 4)]
     concurrency: usize,
 
+    /// Print only the image's full reference on stdout (as `docker pull -q`); nothing on
+    /// stderr unless it fails.
+    #[arg(short, long)]
+    quiet: bool,
+
     #[command(flatten)]
     registry: RegistryArgs,
 }
 
-/// Runs `kiln pull`: prints the digest the reference resolved to on stdout.
+/// Runs `kiln pull`: prints the digest the reference resolved to on stdout (with `-q`, the
+/// full reference).
 pub fn run(args: &PullArgs, root: &Path) -> miette::Result<ExitCode> {
     let reference = Reference::parse(&args.reference).map_err(|e| miette!("{e}"))?;
     let platform = args.platform.clone().unwrap_or_else(Platform::host);
@@ -48,6 +54,10 @@ pub fn run(args: &PullArgs, root: &Path) -> miette::Result<ExitCode> {
     let pulled = runtime()?
         .block_on(pull(store, &opts, &reference, &popts))
         .map_err(|e| report(&e))?;
+    if args.quiet {
+        println!("{reference}");
+        return Ok(ExitCode::SUCCESS);
+    }
     eprintln!(
         "pulled {} ({}), image {}",
         reference, pulled.digest, pulled.image.manifest.config.digest

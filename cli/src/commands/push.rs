@@ -81,6 +81,11 @@ pub struct PushArgs {
     #[arg(long, value_name = "FILE")]
     digestfile: Option<PathBuf>,
 
+    /// Print only the pushed references, `REF@DIGEST`, one a line on stdout (docker's
+    /// `--quiet` prints the reference); no progress or summary on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+
     #[command(flatten)]
     push: PushFlags,
 
@@ -97,7 +102,7 @@ pub(crate) fn lease(store: &ContentStore) -> miette::Result<kiln_builder_core::g
     kiln_builder_core::gc::BuildLease::acquire(store).map_err(|e| miette::miette!("{e}"))
 }
 
-/// Pushes `manifest` to `targets` and reports each on stderr.
+/// Pushes `manifest` to `targets` and reports each on stderr (unless `quiet`).
 pub fn push_image(
     store: Arc<ContentStore>,
     opts: &RegistryOptions,
@@ -105,6 +110,7 @@ pub fn push_image(
     targets: &[Reference],
     flags: &PushFlags,
     show_progress: bool,
+    quiet: bool,
 ) -> miette::Result<Pushed> {
     let mut popts = flags.options();
     let bar = crate::tty_progress::byte_bar(show_progress, "pushing", true);
@@ -123,6 +129,9 @@ pub fn push_image(
         Err(_) => bar.finish_and_clear(),
     }
     let pushed = pushed.map_err(|e| report(&e))?;
+    if quiet {
+        return Ok(pushed);
+    }
     for r in &pushed.references {
         eprintln!("pushed {r}@{}", pushed.digest);
     }
@@ -160,13 +169,20 @@ pub fn run(args: &PushArgs, root: &Path) -> miette::Result<ExitCode> {
         &manifest,
         &targets,
         &args.push,
-        std::io::stderr().is_terminal(),
+        std::io::stderr().is_terminal() && !args.quiet,
+        args.quiet,
     )?;
     if let Some(f) = &args.digestfile {
         std::fs::write(f, pushed.digest.to_string())
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot write {}", f.display()))?;
     }
-    println!("{}", pushed.digest);
+    if args.quiet {
+        for r in &pushed.references {
+            println!("{r}@{}", pushed.digest);
+        }
+    } else {
+        println!("{}", pushed.digest);
+    }
     Ok(ExitCode::SUCCESS)
 }
