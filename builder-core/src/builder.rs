@@ -91,6 +91,10 @@ pub struct BuildRequest {
     /// `--annotation`s: the manifest's go into each platform's image manifest (those of a
     /// platform into its own only).
     pub annotations: crate::image::Annotations,
+    /// `--provenance`: attach SLSA provenance of this detail to each platform's image.
+    pub provenance: Option<crate::attest::provenance::ProvenanceMode>,
+    /// `--sbom`: attach an SPDX SBOM of each platform's image's packages.
+    pub sbom: bool,
     /// How much of each RUN step's output reaches the progress events (BuildKit's
     /// `BUILDKIT_STEP_LOG_MAX_SIZE`, 2 MiB by default); the rest is discarded after an "output
     /// clipped" notice. A failing step's last lines are in its error whatever the limit.
@@ -119,6 +123,8 @@ pub struct BuildOutput {
     /// Each `cache_to` written: what it was and the digest of its cache manifest (the image's
     /// for an inline cache); a failed one with `ignore-error` is left out.
     pub cache_exports: Vec<(String, Digest)>,
+    /// The provenance predicate attached to each platform's image, for `--metadata-file`.
+    pub provenance: Vec<(crate::image::Platform, serde_json::Value)>,
     /// The build's id, under which `kiln cache explain` finds its explanations.
     pub build_id: String,
     /// Every filesystem step of every stage, with the reasons of its cache misses.
@@ -471,6 +477,10 @@ impl Builder {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         let final_stages = crate::cache_transfer::run::image_stages(&graph);
+        let materials: Vec<_> = bases
+            .iter()
+            .map(|((r, p), b)| (r.to_string(), b.digest.to_string(), p.clone()))
+            .collect();
         let solved =
             crate::solver::solve(worker.clone(), cache, Arc::new(graph), bases, opts, events).await;
         // Digests learnt in this build stay valid whether it succeeded or not.
@@ -508,10 +518,17 @@ impl Builder {
         let extras = crate::output::ImageExtras {
             inline_cache: inline,
             annotations: req.annotations.for_platform(&platform).manifest,
+            attach: crate::attest::options_for(
+                &req,
+                &platform,
+                materials,
+                &explanation.id,
+                started,
+            ),
         };
-        let (manifest, config_digest, steps) = tokio::task::spawn_blocking(move || {
+        let (manifest, config_digest, steps, provenance) = tokio::task::spawn_blocking(move || {
             let w = crate::output::write_image(&store, &result, &platform2, extras, &tags)?;
-            Ok::<_, crate::Error>((w.manifest, w.config, result.steps))
+            Ok::<_, crate::Error>((w.manifest, w.config, result.steps, w.provenance))
         })
         .await
         .map_err(|e| crate::Error::TaskFailed(e.to_string()))??;
@@ -525,6 +542,10 @@ impl Builder {
             steps,
             warnings,
             cache_exports: Vec::new(),
+            provenance: provenance
+                .map(|p| (platform.clone(), p))
+                .into_iter()
+                .collect(),
             build_id: explanation.id,
             explanations: explanation.steps,
         };

@@ -51,6 +51,9 @@ pub enum Error {
     /// Exporting the build cache failed (`--cache-to` without `ignore-error=true`).
     #[error(transparent)]
     CacheTransfer(Box<crate::cache_transfer::CacheTransferError>),
+    /// Making the image's attachments (provenance, SBOM) failed.
+    #[error(transparent)]
+    Attest(Box<crate::attest::AttestError>),
     /// The store's garbage-collection lock could not be taken.
     #[error(transparent)]
     Gc(Box<crate::gc::GcError>),

@@ -291,10 +291,19 @@ pub fn resolve(
     }
 }
 
-/// The descriptor without the index's naming annotations.
+/// The descriptor without its tag's names; an image's attachments stay with it (a new tag of
+/// it carries them too).
 fn strip(desc: &Descriptor) -> Descriptor {
     let mut d = desc.clone();
-    d.annotations = None;
+    d.annotations = desc
+        .annotation(crate::attest::ANNOTATION_ATTACHMENTS)
+        .map(|a| {
+            [(
+                crate::attest::ANNOTATION_ATTACHMENTS.to_string(),
+                a.to_string(),
+            )]
+            .into()
+        });
     d
 }
 

@@ -5,6 +5,7 @@
 //! async runtime of its own: the public API is async and runs on the caller's tokio runtime.
 #![deny(missing_docs)]
 
+pub mod attest;
 pub mod builder;
 pub mod cache;
 pub mod cache_transfer;

@@ -21,7 +21,7 @@ use crate::output::write_index;
 use crate::progress::{BuildEvent, EventSink};
 
 /// The image manifests a descriptor names: itself, or the entries of its index (nested indexes
-/// followed a few levels deep).
+/// followed a few levels deep, attestation manifests left out).
 pub fn manifests_under(
     store: &ContentStore,
     desc: &Descriptor,
@@ -38,6 +38,12 @@ pub fn manifests_under(
         }
         let index: crate::image::Index = crate::images::read_json(store, &d.digest, "index")?;
         for e in index.manifests.into_iter().rev() {
+            // Attestation manifests are about an image, not images.
+            if e.annotation(crate::image::ANNOTATION_REFERENCE_TYPE)
+                .is_some()
+            {
+                continue;
+            }
             if crate::image::media::is_manifest(&e.media_type)
                 || crate::image::media::is_index(&e.media_type)
             {
@@ -115,6 +121,7 @@ pub(crate) async fn build_all(
         .map_err(|e| crate::Error::TaskFailed(e.to_string()))??;
     let mut warnings: Vec<String> = Vec::new();
     let mut steps = Vec::new();
+    let provenance = outputs.iter().flat_map(|o| o.provenance.clone()).collect();
     let mut explanations = Vec::new();
     for (n, o) in outputs.iter().enumerate() {
         for w in &o.warnings {
@@ -136,6 +143,7 @@ pub(crate) async fn build_all(
         steps,
         warnings,
         cache_exports: Vec::new(),
+        provenance,
         build_id: outputs
             .first()
             .map(|o| o.build_id.clone())

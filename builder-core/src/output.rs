@@ -28,17 +28,22 @@ pub(crate) struct ImageExtras {
     pub inline_cache: Option<serde_json::Value>,
     /// Annotations of the manifest (`--annotation`).
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// Its attachments (`--provenance`, `--sbom`, the annotations outside the manifest).
+    pub attach: crate::attest::AttachOptions,
 }
 
 /// An image written by [`write_image`].
 pub(crate) struct Written {
-    /// The manifest's descriptor.
+    /// The manifest's descriptor as tagged (naming its attachments).
     pub manifest: Descriptor,
     /// The config's digest (the image id).
     pub config: Digest,
+    /// The provenance predicate attached.
+    pub provenance: Option<serde_json::Value>,
 }
 
-/// Writes the config and manifest of a stage result into the store and tags it.
+/// Writes the config and manifest of a stage result and its attachments into the store and
+/// tags it.
 pub(crate) fn write_image(
     store: &ContentStore,
     result: &StageResult,
@@ -94,10 +99,18 @@ pub(crate) fn write_image(
     let manifest_desc = store
         .put_json(&manifest, media::OCI_MANIFEST)
         .map_err(WorkerError::from)?;
-    set_tags(store, &manifest_desc, tags)?;
+    let (tagged, provenance) = crate::attest::attach(
+        store,
+        &manifest_desc,
+        &config.rootfs.diff_ids,
+        &extras.attach,
+    )
+    .map_err(|e| crate::Error::Attest(Box::new(e)))?;
+    set_tags(store, &tagged, tags)?;
     Ok(Written {
-        manifest: manifest_desc,
+        manifest: tagged,
         config: config_desc.digest,
+        provenance,
     })
 }
 

@@ -13,6 +13,7 @@
 
 mod docker;
 mod oci;
+mod outgoing;
 mod tarball;
 
 #[cfg(test)]
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub use docker::export_docker_archive;
 pub use oci::{export_oci_archive, export_oci_dir, write_layout};
+pub use outgoing::{OutManifest, Outgoing, prepare_outgoing};
 
 use crate::changes::WhiteoutStyle;
 use crate::content::{ContentError, ContentStore, Digest, unwrap_io_error};
@@ -84,6 +86,9 @@ pub enum ExportError {
         /// Layers in the manifest.
         layers: usize,
     },
+    /// An image's attachments (provenance, SBOM) cannot be read or laid out.
+    #[error(transparent)]
+    Attachments(Box<crate::attest::AttestError>),
     /// A decompressed layer does not match the config's diff_id.
     #[error("layer {layer} decompresses to {actual}, but the config says {expected}")]
     DiffIdMismatch {

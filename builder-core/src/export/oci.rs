@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use super::tarball::{TarOut, blob_name};
-use super::{ExportError, ExportOptions, Prepared, prepare};
+use super::{ExportError, ExportOptions};
 use crate::content::{
     ContentStore, Digest, OCI_LAYOUT_JSON, fsync_dir, read_index, unwrap_io_error, write_index,
 };
@@ -13,68 +13,34 @@ use crate::image::{Descriptor, Index};
 use crate::layer::LayerError;
 use rustix::fs::FileType;
 
-/// The blobs of a prepared image, sorted and without duplicates.
-fn blobs(p: &Prepared) -> Vec<Digest> {
-    let mut v: Vec<Digest> = std::iter::once(p.manifest_desc.digest)
-        .chain(std::iter::once(p.manifest.config.digest))
-        .chain(p.manifest.layers.iter().map(|l| l.digest))
-        .collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
 /// What an OCI export writes: the top descriptor (an image manifest, or the image index of a
-/// multi-platform image) and every blob under it.
+/// multi-platform image or of an image with attachments) and every blob under it.
 struct Top {
     desc: Descriptor,
     blobs: Vec<Digest>,
 }
 
-/// Prepares an image, or each image of an index (then written anew, naming the manifests as
-/// prepared, with their platforms).
+/// Prepares the image as it leaves the store ([`super::prepare_outgoing`]); the top descriptor
+/// carries the `index-descriptor` annotations.
 fn prepare_top(
     store: &ContentStore,
     desc: &Descriptor,
     opts: &ExportOptions,
 ) -> Result<Top, ExportError> {
-    if !crate::image::media::is_index(&desc.media_type) {
-        let p = prepare(store, desc, opts.compression, &opts.compress)?;
-        return Ok(Top {
-            blobs: blobs(&p),
-            desc: p.manifest_desc,
-        });
-    }
-    let bytes = store.read_verified_bytes(&desc.digest)?;
-    let index: Index =
-        serde_json::from_slice(&bytes).map_err(|source: serde_json::Error| ExportError::Json {
-            what: "index",
+    let out = super::prepare_outgoing(store, desc, opts.compression, &opts.compress, &opts.tags)?;
+    let mut top = out
+        .top()
+        .cloned()
+        .ok_or_else(|| ExportError::UnsupportedMediaType {
             digest: desc.digest,
-            source: source.into(),
+            media_type: desc.media_type.clone(),
         })?;
-    let mut all = Vec::new();
-    let mut manifests = Vec::with_capacity(index.manifests.len());
-    for entry in &index.manifests {
-        let p = prepare(store, entry, opts.compression, &opts.compress)?;
-        all.extend(blobs(&p));
-        let mut listed = p.manifest_desc;
-        listed.platform = entry.platform.clone().or(listed.platform);
-        manifests.push(listed);
+    for (k, v) in &out.descriptor_annotations {
+        top.set_annotation(k, v.clone());
     }
-    let top = store.put_json(
-        &Index {
-            manifests,
-            annotations: index.annotations.clone(),
-            ..Index::default()
-        },
-        crate::image::media::OCI_INDEX,
-    )?;
-    all.push(top.digest);
-    all.sort();
-    all.dedup();
     Ok(Top {
         desc: top,
-        blobs: all,
+        blobs: out.blob_digests(),
     })
 }
 

@@ -47,7 +47,22 @@ pub(super) fn tagged(
     let tags = store.list().map_err(|e| GcError::Content(Box::new(e)))?;
     let mut seen = BTreeSet::new();
     let mut chains = Vec::new();
-    let mut todo: Vec<Digest> = tags.into_iter().map(|(_, d)| d.digest).collect();
+    // An image's attachments (provenance, SBOM) live as long as its tag: the annotation on its
+    // tag, or on its entry in a multi-platform index.
+    let attached = |x: &serde_json::Value| {
+        x.pointer("/annotations")
+            .and_then(|a| a.get(crate::attest::ANNOTATION_ATTACHMENTS))
+            .and_then(|s| s.as_str())
+            .and_then(|s| s.parse::<Digest>().ok())
+    };
+    let mut todo: Vec<Digest> = Vec::new();
+    for (_, d) in tags {
+        todo.extend(
+            d.annotation(crate::attest::ANNOTATION_ATTACHMENTS)
+                .and_then(|a| a.parse::<Digest>().ok()),
+        );
+        todo.push(d.digest);
+    }
     while let Some(d) = todo.pop() {
         if !seen.insert(d) {
             continue;
@@ -63,6 +78,7 @@ pub(super) fn tagged(
         };
         if let Some(ms) = v.get("manifests").and_then(|m| m.as_array()) {
             todo.extend(ms.iter().filter_map(digest_of));
+            todo.extend(ms.iter().filter_map(attached));
         }
         if let Some(ls) = v.get("layers").and_then(|l| l.as_array()) {
             seen.extend(ls.iter().filter_map(digest_of));

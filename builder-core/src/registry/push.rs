@@ -105,7 +105,9 @@ enum BlobOutcome {
     Uploaded,
 }
 
-/// Pushes the image `manifest` from `store` to every reference in `targets`.
+/// Pushes the image `manifest` from `store` (an image manifest, or the index of a
+/// multi-platform image) to every reference in `targets`, with its attachments as BuildKit
+/// pushes them (see [`crate::export::prepare_outgoing`]).
 pub async fn push(
     store: Arc<ContentStore>,
     opts: &RegistryOptions,
@@ -113,41 +115,23 @@ pub async fn push(
     targets: &[Reference],
     popts: &PushOptions,
 ) -> Result<Pushed, RegistryError> {
-    if crate::image::media::is_index(&manifest.media_type) {
-        return super::push_index::push_index(store, opts, manifest, targets, popts).await;
-    }
     let first = targets
         .first()
         .map_or_else(|| manifest.digest.to_string(), ToString::to_string);
-    let wrap = |reference: String| {
-        move |e: RegistryError| RegistryError::Push {
-            reference,
-            source: Box::new(e),
-        }
-    };
     let st = store.clone();
     let desc = manifest.clone();
     let (compression, copts) = (popts.compression, popts.compress.clone());
-    let (prepared, manifest_bytes) = tokio::task::spawn_blocking(move || {
-        let p = crate::export::prepare(&st, &desc, compression, &copts)?;
-        let bytes = st.read_verified_bytes(&p.manifest_desc.digest)?;
-        Ok::<_, RegistryError>((p, bytes))
+    let names: Vec<String> = targets.iter().map(ToString::to_string).collect();
+    let outgoing = tokio::task::spawn_blocking(move || {
+        crate::export::prepare_outgoing(&st, &desc, compression, &copts, &names)
     })
     .await
     .map_err(|e| RegistryError::Task(e.to_string()))?
-    .map_err(wrap(first))?;
-    let mut blobs = vec![prepared.manifest.config.clone()];
-    blobs.extend(prepared.manifest.layers.iter().cloned());
-    push_prepared(
-        &store,
-        opts,
-        &prepared.manifest_desc.media_type,
-        &manifest_bytes,
-        &blobs,
-        targets,
-        popts,
-    )
-    .await
+    .map_err(|e| RegistryError::Push {
+        reference: first,
+        source: Box::new(e.into()),
+    })?;
+    super::push_index::push_outgoing(&store, opts, &outgoing, targets, popts).await
 }
 
 /// Pushes a manifest whose blobs are all in `store`: blobs first, then the manifest under every

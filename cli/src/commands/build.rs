@@ -132,7 +132,8 @@ pub struct BuildArgs {
     iidfile: Option<PathBuf>,
 
     /// Write build metadata as JSON (`containerimage.digest`, the pushed one when pushed,
-    /// `containerimage.config.digest`, `containerimage.descriptor`, `image.name`) to this file.
+    /// `containerimage.config.digest`, `containerimage.descriptor`, `image.name`,
+    /// `buildx.build.provenance` with --provenance) to this file.
     #[arg(long = "metadata-file", value_name = "FILE")]
     metadata_file: Option<PathBuf>,
 
@@ -165,6 +166,18 @@ pub struct BuildArgs {
     /// pushed image an index. Repeatable.
     #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE", value_parser = flags::annotation)]
     annotations: Vec<String>,
+
+    /// Attach SLSA provenance (an in-toto statement) to each platform's image: `mode=min` (the
+    /// default: builder, Dockerfile and base image digests) or `mode=max` (also build args,
+    /// target and the ids of secrets; never their values). Pushed as BuildKit pushes it: one
+    /// attestation manifest per image in the index. `kiln inspect --attestations` shows it.
+    #[arg(long, value_name = "mode=min|max", num_args = 0..=1, default_missing_value = "mode=min", value_parser = flags::provenance)]
+    provenance: Option<flags::Provenance>,
+
+    /// Attach an SPDX 2.3 SBOM that kiln makes from each image's package databases (dpkg,
+    /// apk, Python dist-info, node_modules), as BuildKit attaches its scanner's.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    sbom: Option<bool>,
 
     /// Import cache records and layers: `type=registry,ref=REF` (a cache, or an image built
     /// with `--cache-to type=inline`; a bare `REF` is the same), `type=local,src=DIR[,tag=TAG]`
@@ -424,6 +437,8 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         cache_from: args.cache_from.clone(),
         cache_to: args.cache_to.clone(),
         annotations,
+        provenance: args.provenance.and_then(|p| p.0),
+        sbom: args.sbom.unwrap_or(false),
         step_log_limit: args.step_log_max_size,
         platforms,
     };

@@ -96,7 +96,7 @@ pub(crate) fn write_metadata(
     pushed: Option<Digest>,
     all_tags: &[String],
 ) -> miette::Result<()> {
-    let meta = serde_json::json!({
+    let mut meta = serde_json::json!({
         "containerimage.digest": pushed.unwrap_or(output.manifest.digest).to_string(),
         "containerimage.config.digest": output.config_digest.to_string(),
         "containerimage.descriptor": {
@@ -106,6 +106,15 @@ pub(crate) fn write_metadata(
         },
         "image.name": all_tags.join(","),
     });
+    // As buildx: one key for a single platform, one per platform for several.
+    match output.provenance.as_slice() {
+        [(_, p)] if output.images.len() == 1 => meta["buildx.build.provenance"] = p.clone(),
+        all => {
+            for (platform, p) in all {
+                meta[format!("buildx.build.provenance/{platform}")] = p.clone();
+            }
+        }
+    }
     let bytes = serde_json::to_vec_pretty(&meta).into_diagnostic()?;
     kiln_builder_core::content::write_atomic(file, &bytes)
         .into_diagnostic()

@@ -190,6 +190,33 @@ pub fn annotation(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// `--provenance`: `true`/`false`, `min`/`max` or `mode=min|max` (BuildKit's forms; bare
+/// `--provenance` is `mode=min`).
+pub fn provenance(s: &str) -> Result<Provenance, String> {
+    use kiln_builder_core::attest::provenance::ProvenanceMode;
+    let mut out = Some(ProvenanceMode::Min);
+    for part in s.split(',') {
+        out = match part {
+            "mode=min" | "min" => Some(ProvenanceMode::Min),
+            "mode=max" | "max" => Some(ProvenanceMode::Max),
+            v => match parse_bool("--provenance", "value", v) {
+                Ok(true) => out,
+                Ok(false) => None,
+                Err(_) => {
+                    return Err(format!(
+                        "--provenance {s:?}: expected true, false, mode=min or mode=max"
+                    ));
+                }
+            },
+        };
+    }
+    Ok(Provenance(out))
+}
+
+/// A parsed `--provenance`: the mode, or `None` for `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provenance(pub Option<kiln_builder_core::attest::provenance::ProvenanceMode>);
+
 /// `-o`/`--output`.
 pub fn output(spec: &str) -> Result<super::export::Output, String> {
     super::export::parse_output(spec)

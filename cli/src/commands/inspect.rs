@@ -20,6 +20,11 @@ pub struct InspectArgs {
     /// image, it must be the image's.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = super::flags::platform)]
     platform: Option<kiln_builder_core::image::Platform>,
+    /// Print the image's attestations (provenance, SBOM) instead: a JSON array of in-toto
+    /// statements, each with its predicate type (empty when there are none). A multi-platform
+    /// image's are per platform (see --platform).
+    #[arg(long, conflicts_with = "only")]
+    attestations: bool,
 }
 
 /// One part of the document.
@@ -36,6 +41,21 @@ pub fn run(args: &InspectArgs, root: &Path) -> miette::Result<ExitCode> {
     let store = super::images::open_store(root)?;
     let d =
         images::inspect_platform(&store, &args.image, args.platform.as_ref()).into_diagnostic()?;
+    if args.attestations {
+        let attachments = kiln_builder_core::attest::Attachments::of(&store, &d.manifest_desc)
+            .into_diagnostic()?
+            .unwrap_or_default();
+        let mut statements = Vec::new();
+        for l in &attachments.layers {
+            let statement: serde_json::Value = store.read_json(&l.digest).into_diagnostic()?;
+            statements.push(statement);
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&statements).into_diagnostic()?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let value = match args.only {
         Some(Part::Config) => serde_json::to_value(&d.config).into_diagnostic()?,
         Some(Part::Manifest) => serde_json::to_value(&d.manifest).into_diagnostic()?,
