@@ -438,14 +438,11 @@ impl Builder {
             matches!(&step.op, crate::graph::Op::Run(r) if r.network == crate::graph::Network::Default)
         });
         if default_network && !crate::exec::user_mode_available() {
-            events.send(BuildEvent::Warning {
-                message: if rustix::process::geteuid().is_root() {
-                    "slirp4netns is not installed: RUN steps use the host's network (install slirp4netns for a network namespace of their own, or pass --network none)".into()
-                } else {
-                    "RUN steps use the host's network (a network namespace of their own needs root; pass --network none for none)".into()
-                },
-            })
-            .await;
+            events
+                .send(BuildEvent::Warning {
+                    message: crate::info::network_unavailable_reason().into(),
+                })
+                .await;
         }
         for w in &graph.warnings {
             events

@@ -29,6 +29,7 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod registry;
+pub mod rootless;
 pub mod scratch;
 pub mod secret;
 pub mod snapshot;

@@ -21,3 +21,4 @@ pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod tag;
+pub mod unshare;

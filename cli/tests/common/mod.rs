@@ -12,6 +12,7 @@ use assert_cmd::Command;
 pub mod checks;
 pub mod debian;
 pub mod proxy;
+pub mod rootless;
 
 /// Upper bound for any single `kiln` run in the tests.
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(120);

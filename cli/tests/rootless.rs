@@ -1,0 +1,248 @@
+//! Rootless mode: an ordinary user (with ranges in /etc/subuid and /etc/subgid, made by
+//! `scripts/test.sh`) builds, runs, saves, pushes and pulls with default flags; the layers carry
+//! the image's ids, not the host's. With `KILN_REQUIRE_PRIVILEGED=1` (CI) these never skip.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed setup step should panic loudly
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+mod common;
+use common::rootless::{User, user};
+
+/// Owners (uid, gid) and modes of every entry in the image's layers, later layers winning.
+fn layer_owners(user: &User, image: &str) -> BTreeMap<String, (u64, u64, u32)> {
+    let out_dir = user.dir("save");
+    let archive = out_dir.join("image.tar");
+    let out = user
+        .kiln()
+        .args(["save", image, "-o"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "save {image}: {out:?}");
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut outer = tar::Archive::new(std::fs::File::open(&archive).unwrap());
+    for e in outer.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        files.insert(name, data);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    let mut owners = BTreeMap::new();
+    for layer in manifest[0]["Layers"].as_array().unwrap() {
+        let data = &files[layer.as_str().unwrap()];
+        let reader: Box<dyn Read> = if data.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::read::GzDecoder::new(&data[..]))
+        } else {
+            Box::new(&data[..])
+        };
+        let mut inner = tar::Archive::new(reader);
+        for e in inner.entries().unwrap() {
+            let e = e.unwrap();
+            let h = e.header();
+            let path = e
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_end_matches('/')
+                .to_owned();
+            owners.insert(
+                path,
+                (
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    h.mode().unwrap() & 0o7777,
+                ),
+            );
+        }
+    }
+    owners
+}
+
+fn write(dir: &Path, files: &[(&str, &str)], user: &User) {
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
+    user.give(dir);
+}
+
+const CHOWN_DOCKERFILE: &str = r#"FROM scratch AS build
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd && echo 'root:x:0:' > /etc/group \
+ && echo 'app:x:1234:1234::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1234:' >> /etc/group \
+ && mkdir -p /home/app /shared && chown app:app /home/app \
+ && chown 2000:3000 /shared && chmod 2775 /shared
+COPY --chown=1234:1234 data.txt /home/app/data.txt
+RUN --mount=type=cache,target=/cache,uid=1234,gid=1234 stat -c %u:%g /cache > /cache-owner
+USER app
+WORKDIR /home/app
+RUN id -u > mine.txt
+
+FROM scratch
+COPY --from=build / /
+USER app
+CMD ["sh", "-c", "id -u; stat -c '%u:%g %a' /home/app /home/app/data.txt /home/app/mine.txt /shared; cat /cache-owner"]
+"#;
+
+#[test]
+fn an_ordinary_user_builds_runs_and_keeps_image_ids() {
+    let Some(user) = user("an_ordinary_user_builds_runs_and_keeps_image_ids") else {
+        return;
+    };
+    let ctx = user.dir("chown");
+    write(
+        &ctx,
+        &[("Dockerfile", CHOWN_DOCKERFILE), ("data.txt", "data\n")],
+        &user,
+    );
+    let out = user
+        .kiln()
+        .args(["build", "-t", "rootless:1"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rootless build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = user
+        .kiln()
+        .args(["run", "--rm", "rootless:1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1234\n1234:1234 755\n1234:1234 644\n1234:1234 644\n2000:3000 2775\n1234:1234\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success());
+
+    // The layers carry the image's ids, not the host's subordinate ones.
+    let owners = layer_owners(&user, "rootless:1");
+    assert_eq!(owners["bin/busybox"].0, 0);
+    assert_eq!(owners["bin/busybox"].1, 0);
+    assert_eq!(owners["home/app/data.txt"], (1234, 1234, 0o644));
+    assert_eq!(owners["home/app/mine.txt"].0, 1234);
+    assert_eq!(owners["shared"], (2000, 3000, 0o2775));
+
+    // The store is the user's, private, under XDG_DATA_HOME.
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(user.store()).unwrap();
+    assert_eq!(meta.uid(), user.uid);
+    assert_eq!(meta.mode() & 0o777, 0o700);
+
+    let out = user
+        .kiln()
+        .args(["info", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["rootless"], true);
+    assert_eq!(info["uid"], user.uid);
+    assert_eq!(info["snapshotter"], "overlayfs");
+    let uid_map = info["uid_map"].as_array().unwrap();
+    assert!(uid_map.len() >= 2, "{info:#}");
+    assert_eq!(uid_map[0]["outside"], user.uid);
+
+    // `kiln unshare` shows the store as kiln sees it: root owns it.
+    let out = user
+        .kiln()
+        .args(["unshare", "stat", "-c", "%u"])
+        .arg(user.store())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n", "{out:?}");
+}
+
+#[test]
+fn without_ranges_only_root_exists_and_the_user_is_told() {
+    let Some(user) = user("without_ranges_only_root_exists_and_the_user_is_told") else {
+        return;
+    };
+    let ctx = user.dir("single");
+    write(
+        &ctx,
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY busybox /bin/busybox\nCOPY --chown=1234:1234 data.txt /data.txt\n",
+            ),
+            ("data.txt", "data\n"),
+        ],
+        &user,
+    );
+    let out = user
+        .kiln()
+        .env("KILN_USERNS", "single")
+        .args(["build", "-t", "single:1"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("rootless with your own id only"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/etc/subuid"), "{stderr}");
+    let owners = layer_owners(&user, "single:1");
+    assert_eq!(owners["data.txt"].0, 0, "kept root: no other id exists");
+
+    // A step as another user fails with what to do, not a bare EPERM.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nUSER 1234\nRUN [\"/bin/busybox\", \"true\"]\n",
+    )
+    .unwrap();
+    let out = user
+        .kiln()
+        .env("KILN_USERNS", "single")
+        .args(["build"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("maps only root"), "{stderr}");
+    assert!(stderr.contains("/etc/subuid"), "{stderr}");
+}
+
+#[test]
+fn a_failing_id_mapper_is_named_with_what_to_check() {
+    let Some(user) = user("a_failing_id_mapper_is_named_with_what_to_check") else {
+        return;
+    };
+    let fake = user.dir("fakebin");
+    std::fs::write(
+        fake.join("newuidmap"),
+        "#!/bin/sh\necho 'newuidmap: write to uid_map failed: Operation not permitted' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::copy(fake.join("newuidmap"), fake.join("newgidmap")).unwrap();
+    for f in ["newuidmap", "newgidmap"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(fake.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    user.give(&fake);
+    let out = user
+        .kiln()
+        .env("PATH", format!("{}:/usr/bin:/bin", fake.display()))
+        .arg("images")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("newuidmap"), "{stderr}");
+    assert!(stderr.contains("Operation not permitted"), "{stderr}");
+    assert!(stderr.contains("/etc/subuid"), "{stderr}");
+}
