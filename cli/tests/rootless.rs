@@ -246,3 +246,141 @@ fn a_failing_id_mapper_is_named_with_what_to_check() {
     assert!(stderr.contains("Operation not permitted"), "{stderr}");
     assert!(stderr.contains("/etc/subuid"), "{stderr}");
 }
+
+const DEBIAN_DOCKERFILE: &str = r#"FROM kiln-test/debian:bookworm AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ARG DEBIAN_FRONTEND=noninteractive
+RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,target=/var/lib/apt/lists,sharing=locked \
+    rm -f /etc/apt/apt.conf.d/docker-clean \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends hello
+RUN useradd --create-home --uid 1234 app && mkdir /srv/data && chown app:app /srv/data
+COPY --chown=1234:1234 note.txt /home/app/note.txt
+USER app
+WORKDIR /home/app
+RUN hello > greeting && id -u > id && touch /srv/data/mine
+
+FROM kiln-test/debian:bookworm
+RUN useradd --uid 1234 app
+COPY --from=build /usr/bin/hello /usr/bin/hello
+COPY --from=build /home/app /home/app
+COPY --from=build /srv/data /srv/data
+USER app
+CMD ["bash", "-c", "hello; id -u; stat -c '%U:%G %u:%g' /home/app /home/app/note.txt /home/app/greeting /srv/data/mine; cat /home/app/id"]
+"#;
+
+/// The issue's whole walk as an ordinary user: a Debian base, apt-get (which drops to `_apt`),
+/// useradd, chown, COPY --chown, USER, a cache mount and a multi-stage COPY --from, with default
+/// flags; run it; read the layers; push to the registry and pull back into a fresh store.
+#[test]
+fn a_debian_image_builds_runs_and_round_trips_through_a_registry_rootless() {
+    let test = "a_debian_image_builds_runs_and_round_trips_through_a_registry_rootless";
+    let Some(user) = user(test) else {
+        return;
+    };
+    let Some(tar) = common::debian::debian_tar() else {
+        return;
+    };
+    let Ok(registry) = std::env::var("KILN_TEST_REGISTRY") else {
+        assert!(
+            std::env::var_os("KILN_REQUIRE_PRIVILEGED").is_none_or(|v| v != "1"),
+            "{test}: KILN_TEST_REGISTRY is not set: run the tests with scripts/test.sh"
+        );
+        return;
+    };
+    let base = user.dir("base");
+    std::fs::copy(&tar, base.join("rootfs.tar")).unwrap();
+    std::fs::write(
+        base.join("Dockerfile"),
+        "FROM scratch\nADD rootfs.tar /\nCMD [\"/bin/bash\"]\n",
+    )
+    .unwrap();
+    user.give(&base);
+    let out = user
+        .kiln()
+        .args(["build", "-t", "kiln-test/debian:bookworm"])
+        .arg(&base)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "base: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let ctx = user.dir("debian");
+    write(
+        &ctx,
+        &[("Dockerfile", DEBIAN_DOCKERFILE), ("note.txt", "note\n")],
+        &user,
+    );
+    let image = format!("{registry}/rootless/debian:1");
+    let out = user
+        .kiln()
+        .args(["build", "-t", &image])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // COPY of a directory's contents creates the missing destination as root's, as BuildKit.
+    let expected = "Hello, world!\n1234\nroot:root 0:0\napp:app 1234:1234\napp:app 1234:1234\napp:app 1234:1234\n1234\n";
+    let out = user.kiln().args(["run", "--rm", &image]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        expected,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The base's many owners round-trip (setgid programs of group shadow, the mail spool of
+    // group mail) and the image's own files carry 1234, not the host's subordinate ids.
+    let owners = layer_owners(&user, &image);
+    assert_eq!(owners["usr/bin/chage"], (0, 42, 0o2755));
+    assert_eq!(owners["var/mail"], (0, 8, 0o2775));
+    assert_eq!(owners["home/app/note.txt"], (1234, 1234, 0o644));
+    assert_eq!(owners["srv/data/mine"].0, 1234);
+    assert_eq!(owners["usr/bin/hello"].0, 0);
+    assert!(
+        owners.values().all(|o| o.0 < 65536 && o.1 < 65536),
+        "a host id leaked into a layer"
+    );
+
+    let out = user.kiln().args(["push", &image]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "push: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh = user.dir("fresh-store");
+    let out = user
+        .kiln()
+        .arg("--root")
+        .arg(&fresh)
+        .args(["pull", &image])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pull: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = user
+        .kiln()
+        .arg("--root")
+        .arg(&fresh)
+        .args(["run", "--rm", &image])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        expected,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
