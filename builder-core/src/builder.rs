@@ -129,6 +129,8 @@ pub struct Builder {
     cache: Arc<FileCacheStore>,
     registry: crate::registry::RegistryOptions,
     explain: ExplainStore,
+    /// Per-run state: step directories, secret files (see [`crate::rootless::run_dir`]).
+    run_dir: PathBuf,
 }
 
 fn state_path(store: &ContentStore, name: &str) -> PathBuf {
@@ -142,7 +144,7 @@ impl Builder {
         let snapshots: Arc<dyn Snapshotter> = Arc::from(
             crate::snapshot::open(state_path(&store, "snapshots")).map_err(WorkerError::from)?,
         );
-        let run_dir = state_path(&store, "run");
+        let run_dir = crate::rootless::run_dir(store.root(), state_path(&store, "run"));
         // Per-run directories of builds that were killed: nobody holds their lock any more.
         crate::scratch::sweep(&run_dir, "run-");
         let executor: Arc<dyn Executor> = match &opts.executor {
@@ -168,6 +170,7 @@ impl Builder {
             cache,
             registry: opts.registry.clone(),
             explain,
+            run_dir,
         })
     }
 
@@ -400,7 +403,7 @@ impl Builder {
             secrets: req.secrets.clone(),
             ssh_agents: req.ssh.clone(),
             source_date_epoch: req.source_date_epoch,
-            state_dir: state_path(&self.store, "run"),
+            state_dir: self.run_dir.clone(),
             registry: self.registry.clone(),
             pull: req.pull,
             step_log_limit: req.step_log_limit,

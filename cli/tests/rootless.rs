@@ -139,6 +139,11 @@ fn an_ordinary_user_builds_runs_and_keeps_image_ids() {
     let meta = std::fs::metadata(user.store()).unwrap();
     assert_eq!(meta.uid(), user.uid);
     assert_eq!(meta.mode() & 0o777, 0o700);
+    // Run state lives in the user's runtime directory, not in the store.
+    let run = user.home.path().join("run/kiln");
+    let meta = std::fs::metadata(&run).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o700);
+    assert!(!user.store().join("kiln/run").exists());
 
     let out = user
         .kiln()

@@ -162,6 +162,32 @@ pub(crate) fn owner_change(res: rustix::io::Result<()>, uid: u32, gid: u32) -> s
     }
 }
 
+/// Where per-run state (step directories, secret files) lives for the store at `store_root`:
+/// rootless with `XDG_RUNTIME_DIR` set, under `$XDG_RUNTIME_DIR/kiln/` (the user's own tmpfs,
+/// emptied at logout, as podman's run root), one directory per store; else `in_store`.
+pub fn run_dir(store_root: &std::path::Path, in_store: std::path::PathBuf) -> std::path::PathBuf {
+    use sha2::Digest as _;
+    use std::os::unix::fs::DirBuilderExt;
+    if !current().rootless() {
+        return in_store;
+    }
+    let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|d| d.is_absolute() && d.is_dir())
+    else {
+        return in_store;
+    };
+    let id = hex::encode(sha2::Sha256::digest(store_root.as_os_str().as_encoded_bytes()));
+    let dir = runtime.join("kiln").join(&id[..16]);
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir) {
+        Ok(()) => dir,
+        Err(e) => {
+            tracing::debug!(dir = %dir.display(), "run state stays in the store: {e}");
+            in_store
+        }
+    }
+}
+
 /// The user namespace of this process, read once.
 pub fn current() -> &'static UserNamespace {
     static NS: OnceLock<UserNamespace> = OnceLock::new();
