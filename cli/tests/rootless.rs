@@ -252,6 +252,56 @@ fn a_failing_id_mapper_is_named_with_what_to_check() {
     assert!(stderr.contains("/etc/subuid"), "{stderr}");
 }
 
+/// Inside a container whose runtime refuses user namespaces (as Docker's default seccomp profile
+/// does), kiln stops at once with the options, not with a bare EPERM later. The refusal is made
+/// here by a user namespace (ids 0-199999 mapped to themselves) whose root sets
+/// `user.max_user_namespaces` to 0 before becoming the test user.
+#[test]
+fn a_refused_user_namespace_lists_the_options() {
+    let Some(user) = user("a_refused_user_namespace_lists_the_options") else {
+        return;
+    };
+    let inner = r#"i=0
+while [ -z "$(cat /proc/self/uid_map)" ]; do i=$((i+1)); [ $i -lt 500 ] || exit 99; sleep 0.01; done
+exec sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"' sh "$@""#;
+    let child = std::process::Command::new("unshare")
+        .args(["--user", "sh", "-c", inner, "sh", "setpriv"])
+        .arg(format!("--reuid={}", user.uid))
+        .arg(format!("--regid={}", user.gid))
+        .args(["--init-groups", "env", "-i", "PATH=/usr/bin:/bin"])
+        .arg(format!("HOME={}", user.home.path().display()))
+        .arg(user.binary())
+        .arg("images")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+    let pid = child.id().to_string();
+    let mut waited = 0;
+    while ns(&pid) == ns("self") {
+        waited += 1;
+        assert!(waited < 500, "unshare made no user namespace");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for map in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{pid}/{map}"), "0 0 200000\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    // The report wraps lines: compare with single spaces.
+    let stderr = String::from_utf8_lossy(&out.stderr)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot create a user namespace"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("seccomp=unconfined"), "{stderr}");
+    assert!(stderr.contains("run it as root"), "{stderr}");
+}
+
 const DEBIAN_DOCKERFILE: &str = r#"FROM kiln-test/debian:bookworm AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG DEBIAN_FRONTEND=noninteractive

@@ -177,9 +177,15 @@ pub fn run_dir(store_root: &std::path::Path, in_store: std::path::PathBuf) -> st
     else {
         return in_store;
     };
-    let id = hex::encode(sha2::Sha256::digest(store_root.as_os_str().as_encoded_bytes()));
+    let id = hex::encode(sha2::Sha256::digest(
+        store_root.as_os_str().as_encoded_bytes(),
+    ));
     let dir = runtime.join("kiln").join(&id[..16]);
-    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir) {
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+    {
         Ok(()) => dir,
         Err(e) => {
             tracing::debug!(dir = %dir.display(), "run state stays in the store: {e}");

@@ -102,6 +102,11 @@ impl User {
         c
     }
 
+    /// The user's copy of the kiln binary.
+    pub fn binary(&self) -> &Path {
+        &self.kiln
+    }
+
     /// The store the user's kiln uses by default.
     pub fn store(&self) -> PathBuf {
         self.home.path().join(".local/share/kiln")
