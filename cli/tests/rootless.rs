@@ -252,6 +252,74 @@ fn a_failing_id_mapper_is_named_with_what_to_check() {
     assert!(stderr.contains("/etc/subuid"), "{stderr}");
 }
 
+/// Secret and SSH mounts with owners other than root, as an ordinary user.
+#[test]
+fn secret_and_ssh_mounts_work_rootless() {
+    let Some(user) = user("secret_and_ssh_mounts_work_rootless") else {
+        return;
+    };
+    let ctx = user.dir("mounts");
+    let dockerfile = "FROM scratch\nCOPY busybox /bin/busybox\n\
+        RUN --mount=type=secret,id=tok,uid=1234,mode=0400 \
+            --mount=type=ssh,target=/dev/log,uid=1234,mode=0660 [\"/bin/busybox\", \"sh\", \"-c\", \
+        \"/bin/busybox logger -t kiln hello-agent; /bin/busybox stat -c '%u %a' /run/secrets/tok /dev/log > /seen; /bin/busybox cat /run/secrets/tok >> /seen\"]\n\
+        CMD [\"/bin/busybox\", \"cat\", \"/seen\"]\n";
+    write(
+        &ctx,
+        &[("Dockerfile", dockerfile), ("tok", "s3cret\n")],
+        &user,
+    );
+    let agent_path = ctx.join("agent.sock");
+    let agent = std::os::unix::net::UnixListener::bind(&agent_path).unwrap();
+    user.give(&agent_path);
+    agent.set_nonblocking(true).unwrap();
+    // A stand-in agent that records what reaches it (bounded: it gives up after 20 s).
+    let seen = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline
+            && !String::from_utf8_lossy(&got).contains("hello-agent")
+        {
+            match agent.accept() {
+                Ok((mut c, _)) => {
+                    c.set_nonblocking(false).unwrap();
+                    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                        .unwrap();
+                    let _ = c.read_to_end(&mut got);
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    let out = user
+        .kiln()
+        .args(["build", "-t", "mounts:1", "--secret"])
+        .arg(format!("id=tok,src={}", ctx.join("tok").display()))
+        .arg("--ssh")
+        .arg(format!("default={}", agent_path.display()))
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(seen.join().unwrap().contains("kiln: hello-agent"));
+    let out = user
+        .kiln()
+        .args(["run", "--rm", "mounts:1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1234 400\n1234 660\ns3cret\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Inside a container whose runtime refuses user namespaces (as Docker's default seccomp profile
 /// does), kiln stops at once with the options, not with a bare EPERM later. The refusal is made
 /// here by a user namespace (ids 0-199999 mapped to themselves) whose root sets
