@@ -8,8 +8,8 @@ KILN_BUILD_PACKAGES=(libseccomp-dev pkg-config)
 # runtime, OCI tooling to check our output, jq for scripts, htpasswd for the auth registry,
 # losetup (util-linux) for the host-device tests, slirp4netns (RUN's default network) and iproute2
 # for the network tests' own namespaces, qemu-user-static and binfmt-support for RUN steps of other
-# platforms, uidmap (newuidmap, newgidmap) for rootless mode.
-KILN_TEST_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" uidmap slirp4netns iproute2 git debootstrap busybox-static docker-registry runc umoci skopeo jq apache2-utils curl python3 ca-certificates util-linux qemu-user-static binfmt-support)
+# platforms, uidmap (newuidmap, newgidmap) for rootless mode, podman to run kiln in a container.
+KILN_TEST_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" uidmap podman slirp4netns iproute2 git debootstrap busybox-static docker-registry runc umoci skopeo jq apache2-utils curl python3 ca-certificates util-linux qemu-user-static binfmt-support)
 # Packages kiln itself needs at run time for the example build.
 KILN_RUN_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" uidmap slirp4netns busybox-static runc umoci jq curl ca-certificates)
 

@@ -63,9 +63,24 @@ fn map_args(own: u32, ranges: &[(u32, u32)]) -> Vec<u32> {
 }
 
 /// The `(start, count)` ranges `text` (the contents of `/etc/subuid` or `/etc/subgid`) gives the
-/// user named `name` or numbered `id`, in file order. Comments, malformed lines and empty ranges
-/// are skipped.
+/// user named `name` or numbered `id`, in file order. Comments, malformed lines, empty ranges and
+/// ranges overlapping an earlier one (a line added twice, by `useradd` and by hand) are skipped:
+/// the kernel refuses overlapping maps.
 pub fn subordinate_ranges(text: &str, name: Option<&str>, id: u32) -> Vec<(u32, u32)> {
+    let mut kept: Vec<(u32, u32)> = Vec::new();
+    for (start, count) in listed_ranges(text, name, id) {
+        let end = u64::from(start) + u64::from(count);
+        let overlaps = kept
+            .iter()
+            .any(|&(s, c)| u64::from(start) < u64::from(s) + u64::from(c) && u64::from(s) < end);
+        if !overlaps {
+            kept.push((start, count));
+        }
+    }
+    kept
+}
+
+fn listed_ranges(text: &str, name: Option<&str>, id: u32) -> Vec<(u32, u32)> {
     let id = id.to_string();
     text.lines()
         .filter(|l| !l.trim_start().starts_with('#'))
@@ -167,6 +182,15 @@ mod tests {
             vec![(200000, 65536)]
         );
         assert!(subordinate_ranges(text, None, 1002).is_empty());
+    }
+
+    #[test]
+    fn repeated_and_overlapping_ranges_are_kept_once() {
+        let text = "u:100000:65536\nu:100000:65536\nu:165535:10\nu:165536:10\n";
+        assert_eq!(
+            subordinate_ranges(text, Some("u"), 1),
+            vec![(100000, 65536), (165536, 10)]
+        );
     }
 
     #[test]
