@@ -8,6 +8,7 @@ source scripts/lib/packages.sh
 source scripts/lib/registry.sh
 source scripts/lib/debian.sh
 source scripts/lib/emulation.sh
+source scripts/lib/rootless.sh
 
 install_packages "${KILN_TEST_PACKAGES[@]}"
 ensure_rust
@@ -16,6 +17,9 @@ ensure_spdx_tools
 # and armhf (cached between runs).
 emulation_setup
 foreign_busybox "${KILN_TEST_BUSYBOX_CACHE:-$HOME/.cache/kiln/test-busybox}"
+
+# An ordinary user with subordinate ids for the rootless tests.
+rootless_user_setup
 
 trap registry_stop_all EXIT
 

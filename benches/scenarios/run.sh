@@ -13,6 +13,8 @@
 #               step (no-op rebuilds, the find walk) warm up twice and run at least 10 times.
 #   KILN_FLAGS  extra `kiln build` flags (e.g. `--network none`)
 #   PEERS       "auto" (default: use buildah / docker when found) or "none"
+#   ROOTLESS_USER  also time kiln run by this ordinary user (rootless mode; needs ranges in
+#               /etc/subuid and /etc/subgid), as the tool "kiln-rootless"
 #   OUT         the results file (default benches/results/$(date +%F).md)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,6 +45,8 @@ if [ "$PEERS" = auto ]; then
   command -v buildah >/dev/null && TOOLS+=(buildah)
   if [ -x /usr/bin/docker ] && /usr/bin/docker info >/dev/null 2>&1; then TOOLS+=(buildkit); fi
 fi
+
+[ -n "${ROOTLESS_USER:-}" ] && TOOLS+=(kiln-rootless)
 
 mkdir -p "$BENCH_DATA" "$(dirname "$OUT")"
 work="$BENCH_DATA/work"
@@ -80,6 +84,21 @@ setup_kiln() {
 }
 reset_kiln() { echo "rm -rf '$kiln_root' && cp -a '$kiln_seed' '$kiln_root'"; }
 build_kiln() { echo "'$KILN' --root '$kiln_root' build ${KILN_FLAGS:-} -t $1 '$2'"; }
+
+# Rootless: the same binary run by an ordinary user, with a store of its own.
+kr_root="$work/kiln-rootless"
+kr_seed="$work/kiln-rootless-seed"
+as_user() {
+  echo "setpriv --reuid=$ROOTLESS_USER --regid=$(id -g "$ROOTLESS_USER") --init-groups env HOME='$work/rootless-home'"
+}
+setup_kiln-rootless() {
+  rm -rf "$kr_seed" "$work/rootless-home"
+  mkdir -p "$work/rootless-home"
+  chown "$ROOTLESS_USER" "$work/rootless-home" "$work"
+  $(as_user) "$KILN" --root "$kr_seed" build -t bench-base:1 "$BENCH_DATA/base" >/dev/null 2>&1
+}
+reset_kiln-rootless() { echo "rm -rf '$kr_root' && cp -a '$kr_seed' '$kr_root'"; }
+build_kiln-rootless() { echo "$(as_user) '$KILN' --root '$kr_root' build ${KILN_FLAGS:-} -t $1 '$2'"; }
 
 setup_buildah() { buildah bud -q -t bench-base:1 "$BENCH_DATA/base" >/dev/null; }
 reset_buildah() {

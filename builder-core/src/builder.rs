@@ -139,6 +139,8 @@ pub struct Builder {
     cache: Arc<FileCacheStore>,
     registry: crate::registry::RegistryOptions,
     explain: ExplainStore,
+    /// Per-run state: step directories, secret files (see [`crate::rootless::run_dir`]).
+    run_dir: PathBuf,
 }
 
 fn state_path(store: &ContentStore, name: &str) -> PathBuf {
@@ -152,7 +154,7 @@ impl Builder {
         let snapshots: Arc<dyn Snapshotter> = Arc::from(
             crate::snapshot::open(state_path(&store, "snapshots")).map_err(WorkerError::from)?,
         );
-        let run_dir = state_path(&store, "run");
+        let run_dir = crate::rootless::run_dir(store.root(), state_path(&store, "run"));
         // Per-run directories of builds that were killed: nobody holds their lock any more.
         crate::scratch::sweep(&run_dir, "run-");
         let executor: Arc<dyn Executor> = match &opts.executor {
@@ -178,6 +180,7 @@ impl Builder {
             cache,
             registry: opts.registry.clone(),
             explain,
+            run_dir,
         })
     }
 
@@ -387,7 +390,7 @@ impl Builder {
             secrets: req.secrets.clone(),
             ssh_agents: req.ssh.clone(),
             source_date_epoch: req.source_date_epoch,
-            state_dir: state_path(&self.store, "run"),
+            state_dir: self.run_dir.clone(),
             registry: self.registry.clone(),
             pull: req.pull,
             step_log_limit: req.step_log_limit,
@@ -425,14 +428,11 @@ impl Builder {
             matches!(&step.op, crate::graph::Op::Run(r) if r.network == crate::graph::Network::Default)
         });
         if default_network && !crate::exec::user_mode_available() {
-            events.send(BuildEvent::Warning {
-                message: if rustix::process::geteuid().is_root() {
-                    "slirp4netns is not installed: RUN steps use the host's network (install slirp4netns for a network namespace of their own, or pass --network none)".into()
-                } else {
-                    "RUN steps use the host's network (a network namespace of their own needs root; pass --network none for none)".into()
-                },
-            })
-            .await;
+            events
+                .send(BuildEvent::Warning {
+                    message: crate::info::network_unavailable_reason().into(),
+                })
+                .await;
         }
         for w in &graph.warnings {
             events

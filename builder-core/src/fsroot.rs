@@ -426,7 +426,7 @@ impl Root {
                 Some(rustix::fs::Gid::from_raw(gid)),
             ),
         };
-        res.map_err(|e| self.err("chown", rel, e))
+        crate::rootless::owner_change(res, uid, gid).map_err(|e| self.err("chown", rel, e))
     }
 
     /// Sets the permission bits of a non-symlink entry (symlinks have no mode of their own).

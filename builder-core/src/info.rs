@@ -26,10 +26,14 @@ pub struct SystemInfo {
     pub executor: String,
     /// Whether kiln runs without root (user namespaces).
     pub rootless: bool,
-    /// The user and group ids kiln runs as.
+    /// The user and group ids kiln runs as, on the host.
     pub uid: u32,
     /// See `uid`.
     pub gid: u32,
+    /// Rootless: the user namespace's uid map (empty as the host's root).
+    pub uid_map: Vec<crate::rootless::IdRange>,
+    /// Rootless: the user namespace's gid map.
+    pub gid_map: Vec<crate::rootless::IdRange>,
     /// How RUN steps reach the network by default.
     pub network: String,
     /// `1` or `2`.
@@ -47,13 +51,11 @@ impl SystemInfo {
     /// probes the snapshotter the first time).
     pub fn gather(root: &Path) -> Result<Self, crate::snapshot::SnapshotError> {
         let snapshots = crate::snapshot::open(root.join("kiln").join("snapshots"))?;
-        let euid = rustix::process::geteuid().as_raw();
+        let ns = crate::rootless::current();
         let network = if crate::exec::user_mode_available() {
             "default: own network namespace with slirp4netns (host loopback unreachable)"
-        } else if euid == 0 {
-            "default: the host's network (slirp4netns is not installed)"
         } else {
-            "default: the host's network (rootless)"
+            network_unavailable_reason()
         };
         let seccomp = std::fs::read_to_string("/proc/self/status")
             .map(|s| s.lines().any(|l| l.starts_with("Seccomp:")))
@@ -64,9 +66,19 @@ impl SystemInfo {
             store_size: size_of(root),
             snapshotter: snapshots.name().to_owned(),
             executor: "sandbox".to_owned(),
-            rootless: euid != 0,
-            uid: euid,
-            gid: rustix::process::getegid().as_raw(),
+            rootless: ns.rootless(),
+            uid: host_id(&ns.uid_map, rustix::process::geteuid().as_raw()),
+            gid: host_id(&ns.gid_map, rustix::process::getegid().as_raw()),
+            uid_map: if ns.initial() {
+                Vec::new()
+            } else {
+                ns.uid_map.clone()
+            },
+            gid_map: if ns.initial() {
+                Vec::new()
+            } else {
+                ns.gid_map.clone()
+            },
             network: network.to_owned(),
             cgroup_version: if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
                 2
@@ -81,6 +93,24 @@ impl SystemInfo {
                 .collect(),
         })
     }
+}
+
+/// Why RUN steps fall back to the host's network, for the build's warning and `kiln info`.
+pub fn network_unavailable_reason() -> &'static str {
+    if !rustix::process::geteuid().is_root() {
+        "RUN steps use the host's network (a network namespace of their own needs root or kiln's rootless user namespace; pass --network none for none)"
+    } else if !crate::exec::slirp4netns_installed() {
+        "slirp4netns is not installed: RUN steps use the host's network (install slirp4netns for a network namespace of their own, or pass --network none)"
+    } else {
+        "/dev/net/tun cannot be opened: RUN steps use the host's network (make it mode 0666, as distributions do, for a network namespace of their own, or pass --network none)"
+    }
+}
+
+/// The host's id for `id` as seen in a namespace mapped by `map`.
+fn host_id(map: &[crate::rootless::IdRange], id: u32) -> u32 {
+    map.iter()
+        .find(|r| id >= r.inside && id - r.inside < r.count)
+        .map_or(id, |r| r.outside + (id - r.inside))
 }
 
 /// Bytes of regular files under `root`, symlinks not followed; unreadable parts count zero.

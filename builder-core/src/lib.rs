@@ -31,6 +31,7 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod registry;
+pub mod rootless;
 pub mod scratch;
 pub mod secret;
 pub mod snapshot;

@@ -8,6 +8,7 @@ mod commands;
 mod interrupt;
 mod progress;
 mod render;
+mod rootless;
 mod tty_progress;
 
 use std::path::PathBuf;
@@ -80,6 +81,9 @@ enum Command {
     Login(commands::login::LoginArgs),
     /// Remove the credentials for a registry.
     Logout(commands::login::LogoutArgs),
+    /// Run a command in kiln's user namespace (rootless mode), where the store's files have the
+    /// owners they have in the images: e.g. `kiln unshare rm -rf ~/.local/share/kiln`.
+    Unshare(commands::unshare::UnshareArgs),
 }
 
 /// glibc gives each thread that allocates its own arena (up to 8 per core), and memory freed in
@@ -99,10 +103,14 @@ fn main() -> ExitCode {
     // When this process was started as the RUN sandbox's helper, this runs the helper and never
     // returns. It must come before anything starts a thread.
     kiln_builder_core::exec::sandbox_main_if_requested();
+    let cli = Cli::parse();
+    // Not root: the same command again as root of a user namespace of its own.
+    if let Some(code) = rootless::enter(&cli.command) {
+        return code;
+    }
     // Also before any thread: the build's mounts then live and die with this process.
     kiln_builder_core::exec::isolate_mounts();
     limit_malloc_arenas();
-    let cli = Cli::parse();
     render::setup_colors(cli.color);
     let root = cli
         .root
@@ -128,6 +136,7 @@ fn main() -> ExitCode {
         Command::Push(args) => commands::push::run(&args, &root),
         Command::Login(args) => commands::login::login(&args),
         Command::Logout(args) => commands::login::logout(&args),
+        Command::Unshare(args) => commands::unshare::run(&args, &root),
         Command::Cache(args) => commands::cache::run(&args, &root),
         Command::Prune(args) => commands::prune::run(&args, &root),
     };

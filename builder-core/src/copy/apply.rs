@@ -401,12 +401,13 @@ impl Writer<'_> {
                 let st = rustix::fs::fstat(&out).map_err(|e| self.io("stat", dst, e))?;
                 let want_owner = (st.st_uid, st.st_gid) != owner && !self.opts.skip_chown;
                 if want_owner {
-                    rustix::fs::fchown(
+                    let res = rustix::fs::fchown(
                         &out,
                         Some(rustix::fs::Uid::from_raw(owner.0)),
                         Some(rustix::fs::Gid::from_raw(owner.1)),
-                    )
-                    .map_err(|e| self.io("chown", dst, e))?;
+                    );
+                    crate::rootless::owner_change(res, owner.0, owner.1)
+                        .map_err(|e| self.io("chown", dst, e))?;
                 }
                 // A chown clears the setuid and setgid bits, so the mode is set after it.
                 if want_owner || st.st_mode & 0o7777 != mode & 0o7777 {

@@ -103,9 +103,14 @@ fn supervise(spec: &HelperSpec, ctl: &UnixStream) -> Result<i32, StepError> {
             ),
         });
     }
-    let rootless = !rustix::process::geteuid().is_root();
+    // Without the host's root and without subordinate ids, only root exists in the step.
+    let not_root = !rustix::process::geteuid().is_root();
+    let rootless = not_root || crate::rootless::current().single_id();
     if rootless {
-        enter_user_namespace(spec)?;
+        only_root_mapped(spec)?;
+    }
+    if not_root {
+        enter_user_namespace()?;
     }
     let mut flags =
         UnshareFlags::NEWNS | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC | UnshareFlags::NEWPID;
@@ -212,17 +217,24 @@ fn status_of(st: rustix::process::WaitStatus) -> ExitStatus {
     }
 }
 
-/// Maps root in a new user namespace to the calling user. Without `newuidmap` only that one id
-/// exists inside, so the command must run as root.
-fn enter_user_namespace(spec: &HelperSpec) -> Result<(), StepError> {
+/// Refuses a step user other than root where no other id exists.
+fn only_root_mapped(spec: &HelperSpec) -> Result<(), StepError> {
     if spec.user.uid != 0 || spec.user.gid != 0 || !spec.user.additional_gids.is_empty() {
         return Err(StepError {
             stage: "user namespace".into(),
-            source: io::Error::other(
-                "rootless mode maps only root (uid 0) into the sandbox; other users need newuidmap, which is not supported yet",
-            ),
+            source: io::Error::other(format!(
+                "the step runs as uid {} gid {}, but this rootless user namespace maps only \
+                 root: give the user ranges in /etc/subuid and /etc/subgid (and install newuidmap)",
+                spec.user.uid, spec.user.gid
+            )),
         });
     }
+    Ok(())
+}
+
+/// Maps root in a new user namespace to the calling user (a library caller that did not enter
+/// kiln's own user namespace first: see [`crate::rootless::reexec`]).
+fn enter_user_namespace() -> Result<(), StepError> {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
     // SAFETY: no CLONE_FILES, and the process is single-threaded.

@@ -49,7 +49,7 @@ use std::time::Duration;
 pub use error::ExecError;
 pub use helper::sandbox_main_if_requested;
 pub use mountns::isolate_mounts;
-pub use network::user_mode_available;
+pub use network::{slirp4netns_installed, user_mode_available};
 pub use runc::{RuncConfig, RuncExecutor};
 pub use sandbox::{SandboxConfig, SandboxExecutor};
 pub use seccomp::SeccompError;

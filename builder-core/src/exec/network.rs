@@ -58,10 +58,25 @@ pub(crate) fn slirp4netns() -> Option<PathBuf> {
         .clone()
 }
 
+/// Whether `slirp4netns` is on `PATH`.
+pub fn slirp4netns_installed() -> bool {
+    slirp4netns().is_some()
+}
+
 /// Whether steps can have a network namespace of their own with outbound network here: as root
-/// with `slirp4netns` installed. Elsewhere the default is the host's network.
+/// (of the machine, or of kiln's rootless user namespace) with `slirp4netns` installed and
+/// `/dev/net/tun` open to this process. Elsewhere the default is the host's network.
 pub fn user_mode_available() -> bool {
-    rustix::process::geteuid().is_root() && slirp4netns().is_some()
+    static TUN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    rustix::process::geteuid().is_root()
+        && slirp4netns().is_some()
+        && *TUN.get_or_init(|| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/net/tun")
+                .is_ok()
+        })
 }
 
 /// Namespaces returned by finished steps, ready for the next ones.

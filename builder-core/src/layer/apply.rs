@@ -10,7 +10,7 @@
 //! and `.wh..wh..opq` removes everything in its directory that this layer did not itself add, so
 //! the result is the same wherever the marker appears in the tar (containerd's rule). With
 //! [`WhiteoutStyle::Overlay`] they become overlayfs whiteouts (0/0 character devices) and the
-//! `trusted.overlay.opaque=y` xattr.
+//! `trusted.overlay.opaque=y` xattr (`user.overlay.opaque` in a user namespace).
 //!
 //! Owners are set before modes so setuid and setgid bits survive; directory times are set last,
 //! after their contents. Device nodes that cannot be created for lack of privilege are skipped and
@@ -278,6 +278,13 @@ impl Applier<'_> {
         }
         self.root.chmod(rel, m.mode)?;
         for (name, value) in &m.xattrs {
+            // overlayfs' own bookkeeping (opaque markers, redirects) comes from whiteouts only,
+            // never from an archive's xattrs.
+            let n = name.as_bytes();
+            if n.starts_with(b"trusted.overlay.") || n.starts_with(b"user.overlay.") {
+                self.stats.skipped_xattrs += 1;
+                continue;
+            }
             match self.root.set_xattr(rel, name, value) {
                 Ok(()) => {}
                 Err(e) if is_eperm(&e) || e.source.raw_os_error() == Some(libc::EOPNOTSUPP) => {
@@ -340,9 +347,12 @@ impl Applier<'_> {
     }
 
     fn finish(mut self) -> Result<ApplyStats, LayerError> {
+        let opaque = format!(
+            "{}opaque",
+            crate::rootless::current().overlay_xattr_prefix()
+        );
         for dir in &self.opaque_dirs {
-            self.root
-                .set_xattr(dir, OsStr::new("trusted.overlay.opaque"), b"y")?;
+            self.root.set_xattr(dir, OsStr::new(&opaque), b"y")?;
         }
         // Directory times last, deepest first, once nothing will touch them again.
         self.dir_times.sort_by(|a, b| b.0.cmp(&a.0));

@@ -26,8 +26,6 @@ use super::copytree::xattrs;
 use super::{SnapshotError, io_err};
 use crate::changes::Change;
 
-const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
-
 fn lstat(path: &Path) -> Result<Option<Stat>, SnapshotError> {
     match rustix::fs::lstat(path) {
         Ok(st) => Ok(Some(st)),
@@ -53,7 +51,8 @@ fn ftype(st: &Stat) -> FileType {
 /// Xattrs that describe the content, not overlayfs' bookkeeping.
 fn content_xattrs(path: &Path) -> Result<Vec<(OsString, Vec<u8>)>, SnapshotError> {
     let mut x = xattrs(path)?;
-    x.retain(|(n, _)| !n.to_string_lossy().starts_with("trusted.overlay."));
+    let prefix = crate::rootless::current().overlay_xattr_prefix();
+    x.retain(|(n, _)| !n.to_string_lossy().starts_with(prefix));
     Ok(x)
 }
 
@@ -212,7 +211,11 @@ fn is_whiteout(st: &Stat) -> bool {
 
 fn is_opaque(path: &Path) -> Result<bool, SnapshotError> {
     let mut buf = [0u8; 4];
-    match rustix::fs::lgetxattr(path, OPAQUE_XATTR, &mut buf[..]) {
+    let name = format!(
+        "{}opaque",
+        crate::rootless::current().overlay_xattr_prefix()
+    );
+    match rustix::fs::lgetxattr(path, name.as_str(), &mut buf[..]) {
         Ok(n) => Ok(&buf[..n] == b"y"),
         Err(rustix::io::Errno::NODATA) | Err(rustix::io::Errno::NOTSUP) => Ok(false),
         Err(rustix::io::Errno::RANGE) => Ok(false),

@@ -173,12 +173,31 @@ pub fn open(dir: impl AsRef<Path>) -> Result<Box<dyn Snapshotter>, SnapshotError
     // The probe mounts a test overlay; its answer for this directory is remembered so that
     // later builds (a no-op rebuild above all) skip it.
     let marker = dir.join(".driver");
+    // Rootless overlays keep their markers in `user.` xattrs, the host root's in `trusted.`
+    // ones: a store's snapshots are read in the mode that wrote them.
+    let (mine, other) = if crate::rootless::current().initial() {
+        ("overlayfs", "overlayfs-userxattr")
+    } else {
+        ("overlayfs-userxattr", "overlayfs")
+    };
     let overlay = match std::fs::read_to_string(&marker).as_deref().map(str::trim) {
-        Ok("overlayfs") => true,
+        Ok(m) if m == mine => true,
+        Ok(m) if m == other => {
+            let made = if m == "overlayfs" {
+                "as root"
+            } else {
+                "in rootless mode"
+            };
+            return Err(io_err("open snapshots in", dir)(std::io::Error::other(
+                format!(
+                    "this store's snapshots were made {made}; use it the same way, or another store (--root)"
+                ),
+            )));
+        }
         Ok("copy") => false,
         _ => {
             let works = overlay::probe(dir);
-            let name = if works { "overlayfs" } else { "copy" };
+            let name = if works { mine } else { "copy" };
             if std::fs::create_dir_all(dir).is_ok() {
                 // Temp files of marker writes that a killed process left: the only atomic writes
                 // in this directory. Removing a live writer's temp only makes its (best-effort)

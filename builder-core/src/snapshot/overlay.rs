@@ -21,7 +21,25 @@ const OPTIONS: &[(&str, &str)] = &[
     ("index", "off"),
 ];
 
-/// Snapshots as overlayfs layers. Needs root (mounts, whiteout devices, `trusted.` xattrs).
+/// In a user namespace: overlayfs keeps its bookkeeping in `user.overlay.` xattrs (`userxattr`,
+/// Linux 5.11), which rules out `redirect_dir=off` (only `nofollow`, which never writes a
+/// redirect either).
+const USERNS_OPTIONS: &[(&str, &str)] = &[
+    ("redirect_dir", "nofollow"),
+    ("metacopy", "off"),
+    ("index", "off"),
+];
+
+fn options() -> &'static [(&'static str, &'static str)] {
+    if crate::rootless::current().initial() {
+        OPTIONS
+    } else {
+        USERNS_OPTIONS
+    }
+}
+
+/// Snapshots as overlayfs layers. Needs root: of the machine (`trusted.` xattrs) or of a user
+/// namespace (`user.` xattrs, Linux 5.11).
 #[derive(Debug)]
 pub struct OverlaySnapshotter {
     store: Store,
@@ -126,8 +144,11 @@ fn mount_fsconfig(
         rustix::mount::fsconfig_set_string(&fs, "upperdir", u).map_err(failed)?;
         rustix::mount::fsconfig_set_string(&fs, "workdir", w).map_err(failed)?;
     }
-    for (k, v) in OPTIONS {
+    for (k, v) in options() {
         rustix::mount::fsconfig_set_string(&fs, *k, *v).map_err(failed)?;
+    }
+    if !crate::rootless::current().initial() {
+        rustix::mount::fsconfig_set_flag(&fs, "userxattr").map_err(failed)?;
     }
     if upper.is_some() {
         // No sync of the upper filesystem at unmount (see `Store::forget_after_reboot`);
@@ -170,8 +191,11 @@ fn mount_classic(
             w.display()
         ));
     }
-    for (k, v) in OPTIONS {
+    for (k, v) in options() {
         data.push_str(&format!(",{k}={v}"));
+    }
+    if !crate::rootless::current().initial() {
+        data.push_str(",userxattr");
     }
     if data.len() >= 4096 {
         return Err(std::io::Error::other(format!(

@@ -40,6 +40,26 @@ pub fn run(args: &InfoArgs, root: &Path) -> miette::Result<ExitCode> {
         info.uid,
         info.gid
     );
+    if info.rootless {
+        let ranges = |map: &[kiln_builder_core::rootless::IdRange]| {
+            if map.is_empty() {
+                return "none".to_owned();
+            }
+            map.iter()
+                .map(|r| {
+                    format!(
+                        "{}-{} -> {}",
+                        r.inside,
+                        u64::from(r.inside) + u64::from(r.count) - 1,
+                        r.outside
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!("Uid map:            {}", ranges(&info.uid_map));
+        println!("Gid map:            {}", ranges(&info.gid_map));
+    }
     println!("Network:            {}", info.network);
     println!("Cgroup version:     {}", info.cgroup_version);
     println!(

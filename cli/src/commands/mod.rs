@@ -23,3 +23,4 @@ pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod tag;
+pub mod unshare;

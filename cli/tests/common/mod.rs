@@ -13,6 +13,7 @@ pub mod checks;
 pub mod debian;
 pub mod platforms;
 pub mod proxy;
+pub mod rootless;
 
 /// Two stages, each with a RUN that prints a marker when it runs (`one-42`, `two-42`): what the
 /// cache tests build to see which steps came from a cache.
