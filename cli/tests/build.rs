@@ -433,7 +433,6 @@ fn read_write_bind_mounts_discard_their_writes() {
 
 #[test]
 fn ssh_mounts_reach_the_agent_through_a_relay() {
-    use std::io::Read;
     if !require_privileged("ssh mounts") || !tool("umoci") || !tool("runc") {
         return;
     }
@@ -441,29 +440,7 @@ fn ssh_mounts_reach_the_agent_through_a_relay() {
     let agent_dir = tempfile::tempdir().unwrap();
     let agent_path = agent_dir.path().join("agent.sock");
     let agent = std::os::unix::net::UnixListener::bind(&agent_path).unwrap();
-    agent.set_nonblocking(true).unwrap();
-    // A stand-in agent that records what reaches it (bounded: it gives up after 20 s).
-    let seen = std::thread::spawn(move || {
-        let mut got = Vec::new();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            match agent.accept() {
-                Ok((mut c, _)) => {
-                    c.set_nonblocking(false).unwrap();
-                    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-                        .unwrap();
-                    let mut buf = Vec::new();
-                    let _ = c.read_to_end(&mut buf);
-                    got.extend(buf);
-                    if String::from_utf8_lossy(&got).contains("hello-agent") {
-                        break;
-                    }
-                }
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            }
-        }
-        String::from_utf8_lossy(&got).into_owned()
-    });
+    let seen = common::agent::stand_in(agent);
     // busybox's `logger` speaks to /dev/log over a stream socket when datagrams are refused:
     // a client for the relay that needs nothing but busybox.
     let ctx = dockerfile_context(

@@ -272,26 +272,7 @@ fn secret_and_ssh_mounts_work_rootless() {
     let agent_path = ctx.join("agent.sock");
     let agent = std::os::unix::net::UnixListener::bind(&agent_path).unwrap();
     user.give(&agent_path);
-    agent.set_nonblocking(true).unwrap();
-    // A stand-in agent that records what reaches it (bounded: it gives up after 20 s).
-    let seen = std::thread::spawn(move || {
-        let mut got = Vec::new();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::time::Instant::now() < deadline
-            && !String::from_utf8_lossy(&got).contains("hello-agent")
-        {
-            match agent.accept() {
-                Ok((mut c, _)) => {
-                    c.set_nonblocking(false).unwrap();
-                    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-                        .unwrap();
-                    let _ = c.read_to_end(&mut got);
-                }
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            }
-        }
-        String::from_utf8_lossy(&got).into_owned()
-    });
+    let seen = common::agent::stand_in(agent);
     let out = user
         .kiln()
         .args(["build", "-t", "mounts:1", "--secret"])

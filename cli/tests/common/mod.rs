@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 
+pub mod agent;
 pub mod checks;
 pub mod debian;
 pub mod platforms;
