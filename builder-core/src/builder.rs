@@ -216,6 +216,18 @@ impl Builder {
         &self.registry
     }
 
+    /// Writes the outputs of a finished build, loads it into docker or podman and pushes it, as
+    /// `delivery` says (see [`crate::deliver`]). Dropping the future stops between steps: an
+    /// output being written finishes on its blocking thread, a push stops at once.
+    pub async fn deliver(
+        &self,
+        output: &BuildOutput,
+        delivery: &crate::deliver::Delivery,
+        progress: Option<crate::deliver::DeliveryProgress>,
+    ) -> Result<crate::deliver::Delivered, crate::deliver::DeliverError> {
+        crate::deliver::deliver(self, output, delivery, progress).await
+    }
+
     /// The store's garbage collector.
     pub fn collector(&self) -> crate::gc::Collector<'_> {
         crate::gc::Collector::new(

@@ -95,6 +95,12 @@ impl From<ExportError> for ImagesError {
     }
 }
 
+impl From<crate::export::dest::DestError> for ImagesError {
+    fn from(e: crate::export::dest::DestError) -> Self {
+        ImagesError::Export(Box::new(e.into()))
+    }
+}
+
 impl From<ImportError> for ImagesError {
     fn from(e: ImportError) -> Self {
         ImagesError::Import(Box::new(e))

@@ -15,6 +15,7 @@ pub mod container;
 pub mod content;
 pub mod context;
 pub mod copy;
+pub mod deliver;
 mod error;
 pub mod exec;
 pub mod export;
