@@ -2,9 +2,10 @@
 """The module graph of builder-core: which top-level module refers to which.
 
 Reads every `crate::<module>` path in builder-core/src (use lines and inline paths; comments,
-doc links and test code are left out), prints each module's imports, the strongly connected
-components with more than one module (import circles), and the edges that run back up the layers
-of docs/architecture.md. Exits 1 when there is a circle.
+doc links and test code are left out), prints each module's imports (--edges), the strongly
+connected components with more than one module (import circles), and the imports that run back up
+the layers of docs/architecture.md. Exits 1 when there is a circle or more than three imports back
+up.
 
     python3 scripts/modgraph.py [--edges]
 """
@@ -54,6 +55,26 @@ def strip(src):
             i += 1
         text = text[: m.start()] + text[i:]
     return text
+
+
+# The layers of docs/architecture.md, bottom first: a module may import its own layer and the
+# ones below; an import of a higher layer "runs back up".
+LAYERS = [
+    ["image", "xattr", "rootless", "scratch", "secret", "changes", "chmod"],
+    ["fsroot", "content", "userdb"],
+    ["cache", "layer", "snapshot", "exec", "import", "attest"],
+    ["export", "registry", "context", "copy", "graph", "progress"],
+    ["plan", "solver", "gc", "cache_transfer"],
+    ["worker", "images", "container", "output", "info"],
+    ["builder", "deliver", "error"],
+]
+
+
+def layer_of(module):
+    for i, names in enumerate(LAYERS):
+        if module in names:
+            return i
+    return None
 
 
 def graph():
@@ -125,8 +146,21 @@ def main():
             for b in c:
                 if b in edges.get(a, {}):
                     print(f"  {a} -> {b}: {', '.join(sorted(edges[a][b]))}")
-    print(f"{len(edges)} modules, {sum(len(v) for v in edges.values())} edges, {len(circles)} circles")
-    sys.exit(1 if circles else 0)
+    back = []
+    for a in sorted(edges):
+        for b in sorted(edges[a]):
+            la, lb = layer_of(a), layer_of(b)
+            if la is None or lb is None:
+                print(f"module without a layer: {a if la is None else b}")
+                back.append((a, b))
+            elif lb > la:
+                back.append((a, b))
+                print(f"back up: {a} (layer {la}) -> {b} (layer {lb}): {', '.join(sorted(edges[a][b]))}")
+    print(
+        f"{len(edges)} modules, {sum(len(v) for v in edges.values())} edges, "
+        f"{len(circles)} circles, {len(back)} imports back up the layers"
+    )
+    sys.exit(1 if circles or len(back) > 3 else 0)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 echo "registries: plain $KILN_TEST_REGISTRY, basic-auth $KILN_TEST_REGISTRY_BASIC"
 cargo fmt --all --check
+# builder-core's module graph: no import circles, at most three imports back up the layers.
+python3 scripts/modgraph.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked

@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use kiln_builder_core::deliver::{Delivery, Output};
+use kiln_builder_core::deliver::{Delivery, Output, deliver};
 use kiln_builder_core::registry::PushOptions;
 use kiln_builder_core::{BuildRequest, Builder, BuilderOptions};
 
@@ -52,7 +52,7 @@ fn main() -> miette::Result<()> {
             .map_err(|e: String| miette::miette!("{e}"))?;
         let mut delivery = Delivery::new(vec![output]);
         delivery.push = Some(PushOptions::default());
-        let delivered = builder.deliver(&built, &delivery, None).await?;
+        let delivered = deliver(&builder, &built, &delivery, None).await?;
         println!("image {}", built.config_digest);
         if let Some(pushed) = delivered.pushed {
             println!("pushed {}", pushed.digest);

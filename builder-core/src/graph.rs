@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_dockerfile_parser::Span;
 
-use crate::plan::ContainerConfig;
+use crate::image::ContainerConfig;
 
 /// Where in the Dockerfile a step came from, so errors underline the right line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,7 +27,6 @@ pub mod images;
 pub mod import;
 pub mod info;
 pub mod layer;
-pub mod multiplatform;
 pub mod output;
 pub mod plan;
 pub mod progress;
@@ -41,6 +40,7 @@ pub mod solver;
 pub mod testing;
 pub mod userdb;
 pub mod worker;
+pub mod xattr;
 
 pub use builder::{BuildOutput, BuildRequest, Builder, BuilderOptions, ExecutorChoice};
 pub use error::Error;

@@ -1,6 +1,6 @@
 //! What happens to a built image: the `-o` outputs, `--load`, the push to the registry of every
-//! tag, and BuildKit's `--metadata-file` keys. [`Builder::deliver`](crate::Builder::deliver)
-//! runs it after [`Builder::build`](crate::Builder::build); both are what `kiln build` does.
+//! tag, and BuildKit's `--metadata-file` keys. [`deliver()`] runs it after
+//! [`Builder::build`](crate::Builder::build); both are what `kiln build` does.
 //!
 //! ```no_run
 //! use kiln_builder_core::deliver::{Delivery, Output};
@@ -8,7 +8,7 @@
 //! # async fn f(builder: &kiln_builder_core::Builder, built: &kiln_builder_core::BuildOutput) -> Result<(), kiln_builder_core::deliver::DeliverError> {
 //! let mut delivery = Delivery::new(vec!["type=oci,dest=app.tar".parse::<Output>().unwrap()]);
 //! delivery.push = Some(PushOptions::default());
-//! let delivered = builder.deliver(built, &delivery, None).await?;
+//! let delivered = kiln_builder_core::deliver::deliver(builder, built, &delivery, None).await?;
 //! println!("pushed {:?}", delivered.pushed.map(|p| p.digest));
 //! # Ok(()) }
 //! ```
@@ -271,8 +271,10 @@ fn write_output(
     Ok(result?)
 }
 
-/// Writes the outputs, loads and pushes the image `output` built; see [`Builder::deliver`].
-pub(crate) async fn deliver(
+/// Writes the outputs of a finished build, loads it into docker or podman and pushes it, as
+/// `delivery` says. Dropping the future stops between steps: an output being written finishes
+/// on its blocking thread, a push stops at once.
+pub async fn deliver(
     builder: &Builder,
     output: &BuildOutput,
     delivery: &Delivery,

@@ -13,12 +13,14 @@
 
 pub mod auth;
 pub mod auth_files;
-pub mod cache;
 mod client;
 mod pull;
 mod push;
 mod push_index;
 mod reference;
+
+pub(crate) use pull::{fetch_blob, fetch_manifest};
+pub(crate) use push::push_prepared;
 
 use std::path::PathBuf;
 

@@ -1,5 +1,5 @@
 //! `kiln build`: build an image from a Dockerfile and a context, then deliver it (outputs,
-//! `--load`, `--push`) through the library's [`Builder::deliver`].
+//! `--load`, `--push`) through the library's `deliver::deliver`.
 
 mod args;
 mod report;
@@ -224,7 +224,12 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         }
     };
     let bars = report::DeliveryBars::new(mode == ProgressMode::Tty, delivery.push.is_some());
-    let delivered = runtime.block_on(builder.deliver(&output, &delivery, Some(bars.progress())));
+    let delivered = runtime.block_on(kiln_builder_core::deliver::deliver(
+        &builder,
+        &output,
+        &delivery,
+        Some(bars.progress()),
+    ));
     bars.finish();
     let delivered = delivered?;
     if let (Some(loaded), Some(loader)) = (&delivered.loaded, &delivery.load) {

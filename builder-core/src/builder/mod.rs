@@ -3,6 +3,8 @@
 //! on an [`EventSink`]; dropping the build future cancels it (running containers are killed and
 //! unfinished snapshots discarded).
 
+mod multiplatform;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -216,18 +218,6 @@ impl Builder {
         &self.registry
     }
 
-    /// Writes the outputs of a finished build, loads it into docker or podman and pushes it, as
-    /// `delivery` says (see [`crate::deliver`]). Dropping the future stops between steps: an
-    /// output being written finishes on its blocking thread, a push stops at once.
-    pub async fn deliver(
-        &self,
-        output: &BuildOutput,
-        delivery: &crate::deliver::Delivery,
-        progress: Option<crate::deliver::DeliveryProgress>,
-    ) -> Result<crate::deliver::Delivered, crate::deliver::DeliverError> {
-        crate::deliver::deliver(self, output, delivery, progress).await
-    }
-
     /// The store's garbage collector.
     pub fn collector(&self) -> crate::gc::Collector<'_> {
         crate::gc::Collector::new(
@@ -298,7 +288,7 @@ impl Builder {
             }
         }
         let recorder = (!req.cache_to.is_empty()).then(|| {
-            Arc::new(crate::registry::cache::RecordingCache::new(
+            Arc::new(crate::cache_transfer::registry::RecordingCache::new(
                 self.cache.clone(),
             ))
         });
@@ -309,7 +299,7 @@ impl Builder {
             self.build_one(req, events.clone(), recorder.clone(), None)
                 .await?
         } else {
-            crate::multiplatform::build_all(self, req, &platforms, events.clone(), recorder.clone())
+            multiplatform::build_all(self, req, &platforms, events.clone(), recorder.clone())
                 .await?
         };
         output.warnings.splice(0..0, warnings);
@@ -370,7 +360,7 @@ impl Builder {
         &self,
         req: BuildRequest,
         events: EventSink,
-        recorder: Option<Arc<crate::registry::cache::RecordingCache>>,
+        recorder: Option<Arc<crate::cache_transfer::registry::RecordingCache>>,
         inflight: Option<Arc<crate::solver::InFlight>>,
     ) -> Result<(BuildOutput, BTreeSet<crate::cache::CacheKey>), crate::Error> {
         let cache: Arc<dyn crate::cache::CacheStore> = match &recorder {
