@@ -48,4 +48,6 @@ cargo fmt --all --check
 python3 scripts/modgraph.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --all-targets --locked
+# The API docs: every link resolves, nothing warns (the doctests run with cargo test).
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked
 cargo test --workspace --locked

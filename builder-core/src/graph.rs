@@ -202,6 +202,22 @@ pub enum Network {
     Default,
 }
 
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    /// `none`, `default` or `host`, as `--network` and `RUN --network=` spell them.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Network::None),
+            "default" => Ok(Network::Default),
+            "host" => Ok(Network::Host),
+            other => Err(format!(
+                "invalid network mode {other:?} (expected none, default or host)"
+            )),
+        }
+    }
+}
+
 /// A RUN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOp {

@@ -1,5 +1,5 @@
 //! The library facade: [`Builder::new`] opens a store, [`Builder::build`] turns a Dockerfile and a
-//! context into a tagged image in it. Progress arrives as [`BuildEvent`](crate::progress::BuildEvent)s
+//! context into a tagged image in it. Progress arrives as [`BuildEvent`]s
 //! on an [`EventSink`]; dropping the build future cancels it (running containers are killed and
 //! unfinished snapshots discarded).
 

@@ -116,7 +116,7 @@ impl ContentStore {
         Ok(store)
     }
 
-    /// The layout's root directory (mode 0700: see [`restrict_to_owner`]).
+    /// The layout's root directory (mode 0700, as the store restricts it to its owner).
     pub fn root(&self) -> &Path {
         &self.root
     }

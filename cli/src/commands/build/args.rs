@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use clap::builder::TypedValueParser;
 use kiln_builder_core::deliver::Output;
+use kiln_builder_core::graph::Network;
 use kiln_builder_core::image::Platform;
 use kiln_builder_core::progress::StepLogLimit;
 
@@ -62,8 +64,14 @@ pub struct BuildArgs {
     /// Network for RUN steps: `default` (outbound network in a namespace of the step's own),
     /// `none` (loopback only) or `host`. `RUN --network=` in the Dockerfile overrides it per step
     /// (`host` there needs `--allow network.host`).
-    #[arg(long, value_enum, value_name = "MODE", default_value = "default")]
-    pub(crate) network: NetworkArg,
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "default",
+        value_parser = clap::builder::PossibleValuesParser::new(["none", "default", "host"])
+            .try_map(|s| s.parse::<Network>())
+    )]
+    pub(crate) network: Network,
 
     /// Grant the Dockerfile a privilege beyond the sandbox; repeatable. `security.insecure` lets
     /// `RUN --security=insecure` run with every capability and no system-call filter;
@@ -204,18 +212,6 @@ pub struct BuildArgs {
     /// The build context directory, or `-` for a Dockerfile on stdin and no context.
     #[arg(value_name = "PATH|-")]
     pub(crate) context: PathBuf,
-}
-
-/// `--network`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum NetworkArg {
-    /// Loopback only: a hermetic build.
-    None,
-    /// Outbound network with DNS in a namespace of the step's own (the host's loopback services
-    /// are not reachable); the host's network where that is not available.
-    Default,
-    /// The host's network, its loopback services included.
-    Host,
 }
 
 /// A `--platform` list.

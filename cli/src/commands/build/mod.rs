@@ -11,14 +11,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use kiln_builder_core::deliver::{Delivery, Loader};
-use kiln_builder_core::graph::Network;
 use kiln_builder_core::plan::{Entitlements, PlanOptions};
 use kiln_builder_core::secret;
 use kiln_builder_core::{BuildRequest, Builder, BuilderOptions, ExecutorChoice};
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 pub use args::BuildArgs;
-use args::NetworkArg;
 
 use crate::commands::flags;
 use crate::progress::ProgressMode;
@@ -47,11 +45,6 @@ fn request(
             build_args.insert(a.name.clone(), v);
         }
     }
-    let network = match args.network {
-        NetworkArg::None => Network::None,
-        NetworkArg::Default => Network::Default,
-        NetworkArg::Host => Network::Host,
-    };
     let mut allow = Entitlements::default();
     for a in &args.allow {
         allow.grant(a).map_err(|e| miette!("--allow: {e}"))?;
@@ -114,7 +107,7 @@ fn request(
             build_args,
             target: args.target.clone(),
             labels: args.labels.iter().cloned().collect(),
-            network,
+            network: args.network,
             allow,
             contexts,
             step_settings,
