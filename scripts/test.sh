@@ -44,6 +44,10 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 echo "registries: plain $KILN_TEST_REGISTRY, basic-auth $KILN_TEST_REGISTRY_BASIC"
 cargo fmt --all --check
+# builder-core's module graph: no import circles, at most three imports back up the layers.
+python3 scripts/modgraph.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --all-targets --locked
+# The API docs: every link resolves, nothing warns (the doctests run with cargo test).
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked
 cargo test --workspace --locked

@@ -3,25 +3,31 @@
 use crate::graph::Origin;
 
 /// Any error of the build engine.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum Error {
     /// The Dockerfile does not parse.
     #[error(transparent)]
+    #[diagnostic(code(kiln::parse))]
     Parse(Box<kiln_dockerfile_parser::ParseError>),
     /// The Dockerfile could not be planned.
     #[error(transparent)]
+    #[diagnostic(code(kiln::plan))]
     Plan(#[from] crate::plan::PlanError),
     /// A cache record could not be written.
     #[error(transparent)]
+    #[diagnostic(code(kiln::cache))]
     Cache(#[from] crate::cache::CacheError),
     /// A confined filesystem operation failed.
     #[error(transparent)]
+    #[diagnostic(code(kiln::fs))]
     Fs(#[from] crate::fsroot::FsError),
     /// The local worker failed (boxed: it is the largest error and results stay small).
     #[error(transparent)]
+    #[diagnostic(code(kiln::worker))]
     Worker(Box<crate::worker::WorkerError>),
     /// A step failed; `origin` is the Dockerfile instruction.
     #[error("{} (line {}): {source}", origin.text, origin.start_line)]
+    #[diagnostic(code(kiln::step))]
     Step {
         /// The instruction that failed.
         origin: Origin,
@@ -34,6 +40,7 @@ pub enum Error {
         "process {argv:?} did not complete successfully: {status}{}",
         if *no_network { " (the step had no network: --network none or RUN --network=none)" } else { "" }
     )]
+    #[diagnostic(code(kiln::run_failed))]
     RunFailed {
         /// The command.
         argv: Vec<String>,
@@ -47,18 +54,23 @@ pub enum Error {
     },
     /// An `--annotation` names a platform the build does not make.
     #[error(transparent)]
+    #[diagnostic(code(kiln::annotation))]
     Annotation(#[from] crate::image::AnnotationError),
     /// Exporting the build cache failed (`--cache-to` without `ignore-error=true`).
     #[error(transparent)]
+    #[diagnostic(code(kiln::cache_transfer))]
     CacheTransfer(Box<crate::cache_transfer::CacheTransferError>),
     /// Making the image's attachments (provenance, SBOM) failed.
     #[error(transparent)]
+    #[diagnostic(code(kiln::attest))]
     Attest(Box<crate::attest::AttestError>),
     /// The store's garbage-collection lock could not be taken.
     #[error(transparent)]
+    #[diagnostic(code(kiln::gc))]
     Gc(Box<crate::gc::GcError>),
     /// A build task ended abnormally (panicked or was cancelled).
     #[error("build task failed: {0}")]
+    #[diagnostic(code(kiln::task))]
     TaskFailed(String),
 }
 

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_dockerfile_parser::Span;
 
-use crate::plan::ContainerConfig;
+use crate::image::ContainerConfig;
 
 /// Where in the Dockerfile a step came from, so errors underline the right line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +200,22 @@ pub enum Network {
     /// Outbound network as `docker build` gives it: an own network namespace with user-mode
     /// networking where the machine allows, else the host's network.
     Default,
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    /// `none`, `default` or `host`, as `--network` and `RUN --network=` spell them.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Network::None),
+            "default" => Ok(Network::Default),
+            "host" => Ok(Network::Host),
+            other => Err(format!(
+                "invalid network mode {other:?} (expected none, default or host)"
+            )),
+        }
+    }
 }
 
 /// A RUN.

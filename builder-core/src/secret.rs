@@ -49,6 +49,106 @@ impl From<&str> for Secret {
     }
 }
 
+/// A `--secret` or `--ssh` value that cannot be read.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[non_exhaustive]
+pub enum SecretError {
+    /// The secret's file cannot be read.
+    #[error("cannot read secret file {}", path.display())]
+    #[diagnostic(code(kiln::secret::file))]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The secret's environment variable is not set.
+    #[error("--secret id={id}: environment variable {var} is not set")]
+    #[diagnostic(code(kiln::secret::env))]
+    Env {
+        /// The secret's id.
+        id: String,
+        /// The variable.
+        var: String,
+    },
+    /// `--ssh ID` without a socket, and `$SSH_AUTH_SOCK` unset.
+    #[error("--ssh {id} names no socket and $SSH_AUTH_SOCK is not set")]
+    #[diagnostic(code(kiln::secret::ssh_unset))]
+    NoAgent {
+        /// The id.
+        id: String,
+    },
+    /// The SSH agent socket cannot be looked at.
+    #[error("--ssh {id}: cannot use {}", path.display())]
+    #[diagnostic(code(kiln::secret::ssh_io))]
+    Agent {
+        /// The id.
+        id: String,
+        /// The socket.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SSH agent path is not a socket.
+    #[error("--ssh {id}: {} is not an SSH agent socket (key files are not supported; start ssh-agent and ssh-add the key)", path.display())]
+    #[diagnostic(code(kiln::secret::ssh_not_socket))]
+    NotASocket {
+        /// The id.
+        id: String,
+        /// The path.
+        path: std::path::PathBuf,
+    },
+}
+
+/// Reads a secret from a file.
+pub fn secret_from_file(path: &std::path::Path) -> Result<Secret, SecretError> {
+    std::fs::read(path)
+        .map(Secret::new)
+        .map_err(|source| SecretError::File {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Reads the secret `id` from the environment variable `var`.
+pub fn secret_from_env(id: &str, var: &str) -> Result<Secret, SecretError> {
+    std::env::var_os(var)
+        .map(|v| Secret::new(std::os::unix::ffi::OsStringExt::into_vec(v)))
+        .ok_or_else(|| SecretError::Env {
+            id: id.to_string(),
+            var: var.to_string(),
+        })
+}
+
+/// The agent socket of `--ssh ID[=SOCKET]` (`$SSH_AUTH_SOCK` without one), which must be a socket.
+pub fn ssh_agent_socket(
+    id: &str,
+    socket: Option<&std::path::Path>,
+) -> Result<std::path::PathBuf, SecretError> {
+    use std::os::unix::fs::FileTypeExt;
+    let path = match socket {
+        Some(p) => p.to_path_buf(),
+        None => std::env::var_os("SSH_AUTH_SOCK")
+            .filter(|s| !s.is_empty())
+            .map(std::path::PathBuf::from)
+            .ok_or_else(|| SecretError::NoAgent { id: id.to_string() })?,
+    };
+    let meta = std::fs::metadata(&path).map_err(|source| SecretError::Agent {
+        id: id.to_string(),
+        path: path.clone(),
+        source,
+    })?;
+    if !meta.file_type().is_socket() {
+        return Err(SecretError::NotASocket {
+            id: id.to_string(),
+            path,
+        });
+    }
+    Ok(path)
+}
+
 /// `value` with the password (or, without one, the user name) of every `scheme://user:pass@host`
 /// in it replaced by `[redacted]`; borrowed unchanged when there is none.
 pub fn redact_userinfo(value: &str) -> Cow<'_, str> {

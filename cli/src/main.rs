@@ -36,6 +36,11 @@ struct Cli {
     )]
     color: render::ColorChoice,
 
+    /// Show the library's debug log on stderr (as `RUST_LOG=debug` would; `RUST_LOG` picks
+    /// targets and levels, e.g. `RUST_LOG=kiln_builder_core::registry=trace`).
+    #[arg(long, global = true)]
+    debug: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -99,6 +104,22 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// The library's `tracing` events on stderr (never stdout, which carries results): with
+/// `--debug` every debug event, else what `RUST_LOG` asks for, else nothing.
+fn setup_logs(debug: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::new(v),
+        _ if debug => EnvFilter::new("debug"),
+        _ => return,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(render::colors())
+        .try_init();
+}
+
 fn main() -> ExitCode {
     // When this process was started as the RUN sandbox's helper, this runs the helper and never
     // returns. It must come before anything starts a thread.
@@ -112,6 +133,7 @@ fn main() -> ExitCode {
     kiln_builder_core::exec::isolate_mounts();
     limit_malloc_arenas();
     render::setup_colors(cli.color);
+    setup_logs(cli.debug);
     let root = cli
         .root
         .clone()

@@ -43,9 +43,92 @@ pub fn setup_colors(choice: ColorChoice) {
     }));
 }
 
-/// Prints a report to stderr, honouring `NO_COLOR`.
+/// Prints a report to stderr, honouring `NO_COLOR`. Each cause is printed once: a cause whose
+/// text a message above already shows is left out.
 pub fn print_report(report: &Report) {
-    eprintln!("{report:?}");
+    if report.labels().is_some() || report.source_code().is_some() {
+        eprintln!("{report:?}");
+        return;
+    }
+    let flat = Flat::of(report.as_ref());
+    eprintln!("{:?}", Report::new(flat));
+}
+
+/// One cause of a [`Flat`] report, and the ones after it.
+#[derive(Debug)]
+struct Cause {
+    text: String,
+    next: Option<Box<Cause>>,
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.next.as_deref().map(|c| c as _)
+    }
+}
+
+/// A report whose chain of causes has every text once, with the code and help of the original.
+#[derive(Debug)]
+struct Flat {
+    text: String,
+    causes: Option<Box<Cause>>,
+    code: Option<String>,
+    help: Option<String>,
+}
+
+impl Flat {
+    fn of(d: &dyn miette::Diagnostic) -> Flat {
+        let text = d.to_string();
+        let mut shown = vec![text.clone()];
+        let mut texts = Vec::new();
+        let mut source = d.source();
+        while let Some(s) = source {
+            let t = s.to_string();
+            if !t.is_empty() && !shown.iter().any(|m| m.contains(&t)) {
+                shown.push(t.clone());
+                texts.push(t);
+            }
+            source = s.source();
+        }
+        let causes = texts
+            .into_iter()
+            .rev()
+            .fold(None, |next, text| Some(Box::new(Cause { text, next })));
+        Flat {
+            text,
+            causes,
+            code: d.code().map(|c| c.to_string()),
+            help: d.help().map(|h| h.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Flat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Flat {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.causes.as_deref().map(|c| c as _)
+    }
+}
+
+impl miette::Diagnostic for Flat {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.code.as_ref().map(|c| Box::new(c) as _)
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as _)
+    }
 }
 
 /// Prints a build error; a failing step shows its Dockerfile line underlined.
@@ -104,11 +187,12 @@ pub fn print_build_error(err: &kiln_builder_core::Error, name: &str, dockerfile:
                 .with_source_code(NamedSource::new(name, dockerfile.to_string()));
                 print_report(&report);
             } else {
-                eprintln!("Error: {other}");
-                let mut source = std::error::Error::source(other);
-                while let Some(s) = source {
-                    eprintln!("  caused by: {s}");
-                    source = s.source();
+                let flat = Flat::of(other);
+                eprintln!("Error: {}", flat.text);
+                let mut cause = flat.causes.as_deref();
+                while let Some(c) = cause {
+                    eprintln!("  caused by: {}", c.text);
+                    cause = c.next.as_deref();
                 }
             }
         }

@@ -221,33 +221,3 @@ pub fn finish_bytes(bar: &ProgressBar, label: &str) {
     bar.set_prefix(label.to_string());
     bar.abandon();
 }
-
-/// A writer that counts what passes through it on a [`byte_bar`].
-pub struct CountingWriter<W> {
-    inner: W,
-    bar: ProgressBar,
-}
-
-impl<W> CountingWriter<W> {
-    /// Counts the bytes written to `inner` on `bar`.
-    pub fn new(inner: W, bar: ProgressBar) -> Self {
-        Self { inner, bar }
-    }
-
-    /// The wrapped writer.
-    pub fn into_inner(self) -> W {
-        self.inner
-    }
-}
-
-impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bar.inc(n as u64);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}

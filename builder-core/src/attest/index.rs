@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{ANNOTATION_PREDICATE_TYPE, Attachments, AttestError, IN_TOTO_MEDIA_TYPE};
 use crate::content::ContentStore;
-use crate::export::OutManifest;
+use crate::image::OutManifest;
 use crate::image::{
     ANNOTATION_REFERENCE_DIGEST, ANNOTATION_REFERENCE_TYPE, ATTESTATION_MANIFEST, Descriptor,
     Manifest, Platform, media,

@@ -149,6 +149,6 @@ fn each_platform_of_an_index_gets_its_own_attestation_manifest() {
         assert_eq!(att.media_type, media::OCI_MANIFEST);
     }
     // The stored index's entries are what `kiln images` lists: no attestations there.
-    let images = crate::multiplatform::manifests_under(&store, &index).unwrap();
+    let images = crate::images::manifests_under(&store, &index).unwrap();
     assert_eq!(images.len(), 2);
 }

@@ -151,6 +151,26 @@ impl CacheStore for FileCacheStore {
     }
 }
 
+/// The OCI chain ID of each prefix of `layers`, as snapshot keys (hex).
+pub fn chain_ids(layers: &[LayerRef]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let id = match out.last() {
+            None => layer.diff_id.hex(),
+            Some(prev) => {
+                let mut h = <sha2::Sha256 as sha2::Digest>::new();
+                sha2::Digest::update(
+                    &mut h,
+                    format!("sha256:{prev} {}", layer.diff_id).as_bytes(),
+                );
+                hex::encode(sha2::Digest::finalize(h))
+            }
+        };
+        out.push(id);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! which records go ([`CacheMode`]), the versioned format of an export ([`CacheConfig`]), and
 //! writing the records of an import whose layers verified into the local cache.
 //!
-//! Three transports share the format: a registry ([`crate::registry::cache`]), an OCI layout
+//! Three transports share the format: a registry ([`registry`]), an OCI layout
 //! directory ([`local`], the form CI systems save and restore between jobs) and the image
 //! config itself ([`inline`], so that the pushed image is its own cache). Whatever the
 //! transport, a record is written locally only after its layer verified against its digest and
@@ -11,6 +11,7 @@
 
 pub mod inline;
 pub mod local;
+pub mod registry;
 pub(crate) mod run;
 mod spec;
 

@@ -19,7 +19,7 @@ pub(crate) async fn import(
 ) -> Vec<String> {
     let imported = match source {
         CacheSource::Registry(reference) => {
-            crate::registry::cache::import_cache(
+            crate::cache_transfer::registry::import_cache(
                 store.clone(),
                 cache.clone(),
                 registry,
@@ -59,7 +59,7 @@ pub(crate) async fn export(
     image: &Descriptor,
 ) -> Result<Digest, CacheTransferError> {
     match &export.destination {
-        CacheDestination::Registry(target) => Ok(crate::registry::cache::export_cache(
+        CacheDestination::Registry(target) => Ok(crate::cache_transfer::registry::export_cache(
             store.clone(),
             registry,
             records,

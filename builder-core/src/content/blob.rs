@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use tempfile::NamedTempFile;
 
 use super::atomic::fsync_dir;
-use super::digest::{Digest, Hasher};
 use super::error::{ContentError, Result};
+use super::{Digest, Hasher};
 
 /// A committed blob: its digest and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

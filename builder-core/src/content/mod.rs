@@ -32,7 +32,6 @@
 
 mod atomic;
 mod blob;
-mod digest;
 mod error;
 mod index;
 mod json_error;
@@ -45,9 +44,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+pub use crate::image::{Digest, Hasher, InvalidDigest};
 pub use atomic::{fsync_dir, sweep_abandoned_temps, write_atomic};
 pub use blob::{BlobInfo, BlobWriter, VerifiedReader, unwrap_io_error};
-pub use digest::{Digest, Hasher, InvalidDigest};
 pub use error::{ContentError, Result};
 pub use index::{index_set_tag, read_index, tag_of, validate_tag, write_index};
 pub use json_error::{JsonError, JsonErrorKind};
@@ -117,7 +116,7 @@ impl ContentStore {
         Ok(store)
     }
 
-    /// The layout's root directory (mode 0700: see [`restrict_to_owner`]).
+    /// The layout's root directory (mode 0700, as the store restricts it to its owner).
     pub fn root(&self) -> &Path {
         &self.root
     }

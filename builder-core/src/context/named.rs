@@ -27,14 +27,7 @@ pub const OCI_LAYOUT_SCHEME: &str = "oci-layout://";
 /// The scheme of an image reference value: `docker-image://REF`.
 pub const DOCKER_IMAGE_SCHEME: &str = "docker-image://";
 
-/// Which image of an OCI layout a context names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LayoutSelector {
-    /// The entry with this `org.opencontainers.image.ref.name` (or containerd name).
-    Tag(String),
-    /// The entry with this manifest (or index) digest.
-    Digest(Digest),
-}
+pub use crate::import::LayoutSelector;
 
 /// What a named context is.
 #[derive(Debug, Clone, PartialEq, Eq)]

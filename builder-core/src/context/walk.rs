@@ -428,10 +428,8 @@ impl Walker<'_> {
             } else if kind != EntryKind::Symlink {
                 // Through the open directory: no path resolution from the root per file.
                 let at = crate::fsroot::proc_fd_path(&fd).join(os_name);
-                entry.xattrs = Some(
-                    crate::copy::source::list_xattrs(&at)
-                        .map_err(|e| err("list xattrs", &entry.path, e))?,
-                );
+                entry.xattrs =
+                    Some(crate::xattr::list(&at).map_err(|e| err("list xattrs", &entry.path, e))?);
             }
             let sub = (kind == EntryKind::Dir).then(|| {
                 let slot = self.slots.fetch_add(1, Ordering::Relaxed);

@@ -3,11 +3,11 @@
 //!
 //! The work is split so the solver can decide a cache hit without touching the destination:
 //!
-//! 1. [`select`] resolves the sources in a [`SourceFs`] (wildcards, symlinks followed inside the
+//! 1. [`select()`] resolves the sources in a [`SourceFs`] (wildcards, symlinks followed inside the
 //!    source, `--exclude`, `--parents`) into a [`Selection`]; it reads metadata only.
 //! 2. [`Selection::digest`] is the cache-relevant digest of the step (see its docs): it reads the
 //!    selected files' digests (through the context's stat cache) and nothing of the destination.
-//! 3. [`apply`] writes the selection into the step's root filesystem (a [`Root`]) and returns
+//! 3. [`apply()`] writes the selection into the step's root filesystem (a [`Root`]) and returns
 //!    every path it created or changed, for the layer ([`crate::changes::Change::Upsert`]).
 //!
 //! Semantics (BuildKit's `dispatchCopy` and `fsutil/copy`):
@@ -19,7 +19,7 @@
 //!   `--chown` owner if any (root otherwise), and are part of the layer;
 //! - without `--chown`, context files become `0:0` and files from a stage keep their owner;
 //!   modes, mtimes and xattrs are preserved; `--chmod` applies to every copied file and directory;
-//! - `--link` does not change what is written: the layer holds exactly the paths [`apply`]
+//! - `--link` does not change what is written: the layer holds exactly the paths [`apply()`]
 //!   returns, so the caller may build it on an empty snapshot and rebase it freely;
 //! - `ADD` extracts local tar archives (recognised by content) through an [`ArchiveExtractor`].
 //!

@@ -11,7 +11,9 @@
 //! `io.containerd.image.name` both carry the name as given (kiln passes full references such as
 //! `docker.io/library/app:1`), and a docker-archive lists them in `RepoTags`.
 
+pub mod dest;
 mod docker;
+mod exporter;
 mod oci;
 mod outgoing;
 mod tarball;
@@ -23,6 +25,10 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 pub use docker::export_docker_archive;
+pub use exporter::{
+    ByteProgress, DockerArchiveExporter, Exporter, LocalExporter, OciArchiveExporter,
+    OciLayoutExporter, TarExporter,
+};
 pub use oci::{export_oci_archive, export_oci_dir, write_layout};
 pub use outgoing::{OutManifest, Outgoing, prepare_outgoing};
 
@@ -89,6 +95,18 @@ pub enum ExportError {
     /// An image's attachments (provenance, SBOM) cannot be read or laid out.
     #[error(transparent)]
     Attachments(Box<crate::attest::AttestError>),
+    /// The destination cannot be written.
+    #[error(transparent)]
+    Dest(#[from] dest::DestError),
+    /// Writing to a destination failed.
+    #[error("cannot export to {}", dest.display())]
+    To {
+        /// The destination.
+        dest: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<ExportError>,
+    },
     /// A decompressed layer does not match the config's diff_id.
     #[error("layer {layer} decompresses to {actual}, but the config says {expected}")]
     DiffIdMismatch {
@@ -110,6 +128,18 @@ pub struct ExportOptions {
     pub compress: CompressOptions,
     /// Names to tag the image with in the output.
     pub tags: Vec<String>,
+    /// Told how many bytes a tar export wrote, as it goes.
+    pub progress: Option<ByteProgress>,
+}
+
+impl ExportError {
+    /// This error, as the failure to export to `dest`.
+    pub fn to(self, dest: &Path) -> ExportError {
+        ExportError::To {
+            dest: dest.to_path_buf(),
+            source: Box::new(self),
+        }
+    }
 }
 
 impl Default for ExportOptions {
@@ -118,6 +148,7 @@ impl Default for ExportOptions {
             compression: Compression::Gzip,
             compress: CompressOptions::default(),
             tags: Vec::new(),
+            progress: None,
         }
     }
 }

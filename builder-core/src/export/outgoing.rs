@@ -14,17 +14,7 @@ use crate::image::{ANNOTATION_REFERENCE_DIGEST, ANNOTATION_REFERENCE_TYPE, Compr
 use crate::image::{Descriptor, Index, Manifest, media};
 use crate::layer::CompressOptions;
 
-/// A manifest ready to leave the store: its bytes, its descriptor as the index lists it (with
-/// platform and annotations) and the blobs it names (all in the store).
-#[derive(Debug, Clone)]
-pub struct OutManifest {
-    /// The descriptor.
-    pub desc: Descriptor,
-    /// The manifest's bytes.
-    pub bytes: Vec<u8>,
-    /// Its config and layers.
-    pub blobs: Vec<Descriptor>,
-}
+pub use crate::image::OutManifest;
 
 /// What leaves the store for an image.
 #[derive(Debug, Clone)]

@@ -453,7 +453,7 @@ impl<'a> Collector<'a> {
                     size: 0,
                 })
                 .collect();
-            wanted.extend(crate::worker::chain_ids(&refs));
+            wanted.extend(crate::cache::chain_ids(&refs));
         }
         for f in keep {
             if let Some(chain) = f.record.as_ref().and_then(|r| r.chain.clone()) {

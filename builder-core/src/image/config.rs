@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::Digest;
 use super::oci::{Extra, Platform};
-use crate::content::Digest;
 
 /// An image config (`application/vnd.oci.image.config.v1+json` or Docker's config type).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -13,6 +13,7 @@
 mod annotations;
 mod canonical;
 mod config;
+mod digest;
 mod edit;
 pub mod media;
 mod oci;
@@ -23,11 +24,13 @@ pub use canonical::{canonicalize, to_canonical_json};
 pub use config::{
     ContainerConfig, Healthcheck, History, ImageConfig, RootFs, format_rfc3339, parse_rfc3339,
 };
+pub use digest::{Digest, Hasher, InvalidDigest};
 pub use edit::{DEFAULT_PATH, DEFAULT_SHELL};
 pub use media::Compression;
 pub use oci::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, ANNOTATION_REFERENCE_DIGEST,
-    ANNOTATION_REFERENCE_TYPE, ATTESTATION_MANIFEST, Descriptor, Extra, Index, Manifest, Platform,
+    ANNOTATION_REFERENCE_TYPE, ATTESTATION_MANIFEST, Descriptor, Extra, Index, Manifest,
+    OutManifest, Platform,
 };
 
 #[cfg(test)]

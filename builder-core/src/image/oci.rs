@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::Digest;
 use super::media;
 pub use super::platform::Platform;
-use crate::content::Digest;
 
 /// The annotation naming a manifest in an OCI layout's `index.json` (a tag).
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -204,6 +204,18 @@ pub const ANNOTATION_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 pub const ANNOTATION_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 /// The value of [`ANNOTATION_REFERENCE_TYPE`] for attestations.
 pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
+
+/// A manifest ready to leave the store: its bytes, its descriptor as the index lists it (with
+/// platform and annotations) and the blobs it names (all in the store).
+#[derive(Debug, Clone)]
+pub struct OutManifest {
+    /// The descriptor.
+    pub desc: Descriptor,
+    /// The manifest's bytes.
+    pub bytes: Vec<u8>,
+    /// Its config and layers.
+    pub blobs: Vec<Descriptor>,
+}
 
 #[cfg(test)]
 mod tests {

@@ -27,6 +27,15 @@ use crate::layer::LayerError;
 pub(crate) use resolve::finish;
 use resolve::{BlobSource, resolve};
 
+/// Which image of an OCI layout a context names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayoutSelector {
+    /// The entry with this `org.opencontainers.image.ref.name` (or containerd name).
+    Tag(String),
+    /// The entry with this manifest (or index) digest.
+    Digest(crate::content::Digest),
+}
+
 /// An error while importing an image.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -264,10 +273,9 @@ fn resolve_in_dir(
 pub fn import_oci_layout(
     store: &ContentStore,
     dir: &Path,
-    select: Option<&crate::context::LayoutSelector>,
+    select: Option<&LayoutSelector>,
     platform: &Platform,
 ) -> Result<ImportedImage, ImportError> {
-    use crate::context::LayoutSelector;
     match select {
         None => import_oci_dir(store, dir, None, platform),
         Some(LayoutSelector::Tag(tag)) => import_oci_dir(store, dir, Some(tag), platform),

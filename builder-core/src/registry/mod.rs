@@ -1,7 +1,7 @@
 //! OCI distribution registries: references with Docker's normalisation ([`Reference`]), a client
 //! with anonymous, basic and bearer-token authentication ([`Client`]), credentials from Docker's
 //! `config.json` and the containers tools' auth files ([`auth`], [`auth_files`]), pulling images into the content store ([`pull`]) and pushing them
-//! from it ([`push`]), and the build cache in a registry ([`cache`]).
+//! from it ([`push`]), and what the build cache in a registry uses ([`crate::cache_transfer::registry`]).
 //!
 //! It owns the network side of images only: what it pulls goes through the content store's
 //! [`BlobWriter`](crate::content::BlobWriter) (temp file, digest and size verified, rename), so a
@@ -13,12 +13,14 @@
 
 pub mod auth;
 pub mod auth_files;
-pub mod cache;
 mod client;
 mod pull;
 mod push;
 mod push_index;
 mod reference;
+
+pub(crate) use pull::{fetch_blob, fetch_manifest};
+pub(crate) use push::push_prepared;
 
 use std::path::PathBuf;
 

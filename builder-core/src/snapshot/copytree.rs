@@ -148,29 +148,5 @@ pub(crate) fn apply_metadata(from: &Path, to: &Path, st: &Stat) -> Result<(), Sn
 
 /// The extended attributes of `path` (not following a symlink), sorted by name.
 pub(crate) fn xattrs(path: &Path) -> Result<Vec<(OsString, Vec<u8>)>, SnapshotError> {
-    let size = match rustix::fs::llistxattr_query(path) {
-        Ok(n) => n,
-        Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
-        Err(e) => return Err(io_err("list xattrs", path)(e.into())),
-    };
-    if size == 0 {
-        return Ok(Vec::new());
-    }
-    let mut names = vec![0u8; size];
-    let n = rustix::fs::llistxattr(path, &mut names[..])
-        .map_err(|e| io_err("list xattrs", path)(e.into()))?;
-    names.truncate(n);
-    let mut out = Vec::new();
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let name = OsStr::from_bytes(name);
-        let len = rustix::fs::lgetxattr_query(path, name)
-            .map_err(|e| io_err("read xattr", path)(e.into()))?;
-        let mut value = vec![0u8; len];
-        let n = rustix::fs::lgetxattr(path, name, &mut value[..])
-            .map_err(|e| io_err("read xattr", path)(e.into()))?;
-        value.truncate(n);
-        out.push((name.to_os_string(), value));
-    }
-    out.sort();
-    Ok(out)
+    crate::xattr::list(path).map_err(io_err("list xattrs", path))
 }

@@ -21,8 +21,8 @@ use crate::cache::{
     BaseImage, CacheKey, CacheRecord, CacheStore, KeyBuilder, LayerRef, StepExplanation,
 };
 use crate::graph::{Base, BuildGraph, ImageRef, Op, Origin, SourceRef, StepId};
+use crate::image::ContainerConfig;
 use crate::image::Platform;
-use crate::plan::ContainerConfig;
 use crate::progress::{BuildEvent, EventSink};
 
 pub use inflight::InFlight;
@@ -514,7 +514,7 @@ async fn run_stage(
                 let chain = layer.as_ref().and_then(|l| {
                     let mut layers = state.layers.clone();
                     layers.push(l.clone());
-                    crate::worker::chain_ids(&layers).pop()
+                    crate::cache::chain_ids(&layers).pop()
                 });
                 let rec = CacheRecord {
                     layer,

@@ -236,22 +236,7 @@ impl LocalWorker {
     }
 }
 
-/// The OCI chain ID of each prefix of `layers`, as snapshot keys (hex).
-pub fn chain_ids(layers: &[LayerRef]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(layers.len());
-    for layer in layers {
-        let id = match out.last() {
-            None => layer.diff_id.hex(),
-            Some(prev) => {
-                let mut h = Sha256::new();
-                h.update(format!("sha256:{prev} {}", layer.diff_id).as_bytes());
-                hex::encode(h.finalize())
-            }
-        };
-        out.push(id);
-    }
-    out
-}
+pub use crate::cache::chain_ids;
 
 /// Makes sure every layer of `state` has a committed snapshot, importing missing ones from the
 /// store, and returns the key of the top one (`None` for an empty state). Blocking.

@@ -1,18 +1,14 @@
 //! One module per subcommand.
 
 pub mod build;
-pub mod build_output;
 pub mod cache;
 pub mod completions;
-pub mod dest;
-pub mod export;
 pub mod flags;
 pub mod history;
 pub mod images;
 pub mod info;
 pub mod inspect;
 pub mod load;
-pub mod load_into;
 pub mod login;
 pub mod parse;
 pub mod prune;

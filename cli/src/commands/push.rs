@@ -55,7 +55,8 @@ pub struct PushFlags {
 }
 
 impl PushFlags {
-    fn options(&self) -> PushOptions {
+    /// The library's options.
+    pub(crate) fn options(&self) -> PushOptions {
         PushOptions {
             compression: self.compression.into(),
             chunk_size: self.chunk_size,
@@ -102,8 +103,19 @@ pub(crate) fn lease(store: &ContentStore) -> miette::Result<kiln_builder_core::g
     kiln_builder_core::gc::BuildLease::acquire(store).map_err(|e| miette::miette!("{e}"))
 }
 
+/// Reports a push on stderr.
+pub(crate) fn print_pushed(pushed: &Pushed) {
+    for r in &pushed.references {
+        eprintln!("pushed {r}@{}", pushed.digest);
+    }
+    eprintln!(
+        "blobs: {} uploaded, {} mounted, {} already there",
+        pushed.uploaded, pushed.mounted, pushed.existing
+    );
+}
+
 /// Pushes `manifest` to `targets` and reports each on stderr (unless `quiet`).
-pub fn push_image(
+fn push_image(
     store: Arc<ContentStore>,
     opts: &RegistryOptions,
     manifest: &Descriptor,
@@ -129,16 +141,9 @@ pub fn push_image(
         Err(_) => bar.finish_and_clear(),
     }
     let pushed = pushed.map_err(|e| report(&e))?;
-    if quiet {
-        return Ok(pushed);
+    if !quiet {
+        print_pushed(&pushed);
     }
-    for r in &pushed.references {
-        eprintln!("pushed {r}@{}", pushed.digest);
-    }
-    eprintln!(
-        "blobs: {} uploaded, {} mounted, {} already there",
-        pushed.uploaded, pushed.mounted, pushed.existing
-    );
     Ok(pushed)
 }
 

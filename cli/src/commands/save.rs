@@ -48,11 +48,13 @@ pub fn run(args: &SaveArgs, root: &Path) -> miette::Result<ExitCode> {
         Format::Oci => ArchiveFormat::Oci,
     };
     match &args.output {
-        Some(dest) if dest.as_os_str() != "-" => super::dest::write_stream(dest, |out| {
-            images::save(&store, &args.images, format, args.platform.as_ref(), out)
-                .map(|(_, out)| out)
-                .into_diagnostic()
-        })?,
+        Some(dest) if dest.as_os_str() != "-" => {
+            kiln_builder_core::export::dest::write_stream(dest, |out| {
+                images::save(&store, &args.images, format, args.platform.as_ref(), out)
+                    .map(|(_, out)| out)
+            })
+            .into_diagnostic()?
+        }
         _ => {
             let stdout = std::io::stdout();
             if stdout.is_terminal() {

@@ -2,7 +2,7 @@
 //! runners that start with an empty store.
 //!
 //! An export is an OCI manifest whose config (media type [`CACHE_CONFIG_MEDIA_TYPE`]) lists the
-//! cache records the export's mode selects (see [`crate::cache_transfer`], which owns the format),
+//! cache records the export's mode selects (see [`super`], which owns the format),
 //! and whose layers are those records' layers, gzip-compressed. An import takes such a manifest,
 //! or an image whose config holds an inline cache (its layers are the cache's), downloads
 //! the config and the layers (each verified against its digest, then decompressed and checked
@@ -13,9 +13,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use super::pull::{fetch_blob, fetch_manifest};
-use super::push::{PushOptions, Pushed, push_prepared};
-use super::{Reference, RegistryError, RegistryOptions};
 use crate::cache::{CacheError, CacheKey, CacheRecord, CacheStore};
 use crate::cache_transfer::{
     CacheConfig, CacheMode, CacheTransferError, ImportedCache, check_version, verify_layers,
@@ -23,6 +20,10 @@ use crate::cache_transfer::{
 };
 use crate::content::ContentStore;
 use crate::image::{Descriptor, ImageConfig, Index, Manifest, media};
+use crate::registry::{
+    Client, PushOptions, Pushed, Reference, RegistryError, RegistryOptions, fetch_blob,
+    fetch_manifest, push_prepared,
+};
 
 pub use crate::cache_transfer::CACHE_CONFIG_MEDIA_TYPE;
 
@@ -170,7 +171,7 @@ pub async fn import_cache(
 /// cache, or every image's inline cache of an index, merged; with the layer descriptors they
 /// name. Each version is checked (an older one is a warning in `out`).
 async fn read_cache_configs(
-    client: &super::Client,
+    client: &Client,
     store: &Arc<ContentStore>,
     source: &Reference,
     out: &mut ImportedCache,

@@ -1,4 +1,4 @@
-//! Where a tar output (`kiln build -o type=oci|docker|tar,dest=X`, `kiln save -o X`) goes.
+//! Where a tar export goes (`-o type=oci|docker|tar,dest=X`, `kiln save -o X`).
 //!
 //! Only a regular file (or a missing path) is replaced, and atomically: a temp file in the same
 //! directory, fsync, rename, fsync of the directory. A character device or a FIFO is opened and
@@ -11,14 +11,63 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use miette::{IntoDiagnostic, WrapErr, miette};
-
 /// How many symlinks a destination may go through (Linux's own limit).
 const MAX_LINKS: usize = 40;
 
+/// A destination that cannot be written.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[non_exhaustive]
+pub enum DestError {
+    /// A filesystem operation on the destination failed.
+    #[error("cannot {op} {}", path.display())]
+    #[diagnostic(code(kiln::export::dest_io))]
+    Io {
+        /// What was attempted.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The destination is a directory, a socket or a block device.
+    #[error("cannot write an archive to {}{}: it is {what}", dest.display(), via.as_ref().map(|p| format!(" (a symlink to {})", p.display())).unwrap_or_default())]
+    #[diagnostic(
+        code(kiln::export::dest_kind),
+        help("name a regular file, a device such as /dev/null, a FIFO, or - for standard output")
+    )]
+    NotAFile {
+        /// The destination as given.
+        dest: PathBuf,
+        /// The path its symlinks lead to, when different.
+        via: Option<PathBuf>,
+        /// What it is.
+        what: &'static str,
+    },
+    /// The destination goes through too many symlinks.
+    #[error("cannot write {}: more than {MAX_LINKS} symlinks", dest.display())]
+    #[diagnostic(code(kiln::export::dest_links))]
+    TooManyLinks {
+        /// The destination as given.
+        dest: PathBuf,
+    },
+    /// A device or FIFO was swapped for something else while it was opened.
+    #[error("cannot write an archive to {}: it changed while being opened", path.display())]
+    #[diagnostic(code(kiln::export::dest_changed))]
+    Changed {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> DestError {
+    let path = path.to_path_buf();
+    move |source| DestError::Io { op, path, source }
+}
+
 /// A destination, resolved.
 #[derive(Debug)]
-pub(crate) enum Dest {
+pub enum Dest {
     /// `-`.
     Stdout,
     /// A character device or FIFO, opened for writing.
@@ -28,7 +77,7 @@ pub(crate) enum Dest {
 }
 
 /// Follows `dest` through its symlinks and decides how to write it.
-pub(crate) fn resolve(dest: &Path) -> miette::Result<Dest> {
+pub fn resolve(dest: &Path) -> Result<Dest, DestError> {
     if dest.as_os_str() == "-" {
         return Ok(Dest::Stdout);
     }
@@ -37,17 +86,11 @@ pub(crate) fn resolve(dest: &Path) -> miette::Result<Dest> {
         let meta = match std::fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Dest::Replace(path)),
-            Err(e) => {
-                return Err(e)
-                    .into_diagnostic()
-                    .wrap_err_with(|| format!("cannot write {}", path.display()));
-            }
+            Err(e) => return Err(io_err("write", &path)(e)),
         };
         let ft = meta.file_type();
         if ft.is_symlink() {
-            let target = std::fs::read_link(&path)
-                .into_diagnostic()
-                .wrap_err_with(|| format!("cannot read the symlink {}", path.display()))?;
+            let target = std::fs::read_link(&path).map_err(io_err("read the symlink", &path))?;
             path = match path.parent() {
                 Some(parent) if target.is_relative() => parent.join(target),
                 _ => target,
@@ -67,58 +110,39 @@ pub(crate) fn resolve(dest: &Path) -> miette::Result<Dest> {
         } else {
             "a block device"
         };
-        return Err(refuse(dest, &path, what));
+        return Err(DestError::NotAFile {
+            dest: dest.to_path_buf(),
+            via: (dest != path).then_some(path),
+            what,
+        });
     }
-    Err(miette!(
-        "cannot write {}: more than {MAX_LINKS} symlinks",
-        dest.display()
-    ))
-}
-
-fn refuse(dest: &Path, path: &Path, what: &str) -> miette::Report {
-    if dest == path {
-        miette!(
-            "cannot write an archive to {}: it is {what}",
-            dest.display()
-        )
-    } else {
-        miette!(
-            "cannot write an archive to {} (a symlink to {}): it is {what}",
-            dest.display(),
-            path.display()
-        )
-    }
+    Err(DestError::TooManyLinks {
+        dest: dest.to_path_buf(),
+    })
 }
 
 /// Opens a device or FIFO for writing, without following a symlink swapped in since it was
 /// looked at, and checks it is still one.
-fn open_stream(path: PathBuf) -> miette::Result<Dest> {
+fn open_stream(path: PathBuf) -> Result<Dest, DestError> {
     let file = OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
         .open(&path)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot open {} for writing", path.display()))?;
-    let ft = file
-        .metadata()
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot stat {}", path.display()))?
-        .file_type();
+        .map_err(io_err("open for writing", &path))?;
+    let ft = file.metadata().map_err(io_err("stat", &path))?.file_type();
     if !(ft.is_char_device() || ft.is_fifo()) {
-        return Err(miette!(
-            "cannot write an archive to {}: it changed while being opened",
-            path.display()
-        ));
+        return Err(DestError::Changed { path });
     }
     Ok(Dest::Stream(file, path))
 }
 
 /// Writes a file through a temp file beside it (mode 0644), fsynced and renamed into place only
-/// when complete; the directory is fsynced after the rename.
-pub(crate) fn write_file_atomically(
+/// when complete; the directory is fsynced after the rename. `write`'s own error type must take
+/// a [`DestError`].
+pub fn write_file_atomically<E: From<DestError>>(
     dest: &Path,
-    write: impl FnOnce(File) -> miette::Result<File>,
-) -> miette::Result<()> {
+    write: impl FnOnce(File) -> Result<File, E>,
+) -> Result<(), E> {
     let dir = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -128,43 +152,41 @@ pub(crate) fn write_file_atomically(
         .prefix(".kiln-tmp-")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(dir)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot create a file in {}", dir.display()))?;
+        .map_err(io_err("create a file in", dir))?;
     let (file, path) = tmp.into_parts();
     let file = write(file)?;
-    file.sync_all()
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot fsync {}", path.display()))?;
+    file.sync_all().map_err(io_err("fsync", &path))?;
     drop(file);
     path.persist(dest)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot write {}", dest.display()))?;
-    kiln_builder_core::content::fsync_dir(dir)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot fsync {}", dir.display()))?;
+        .map_err(|e| io_err("write", dest)(e.error))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync", dir))?;
     Ok(())
 }
 
-/// Writes a tar (or any stream) to `dest` by the rules of this module.
-pub(crate) fn write_stream(
+/// Writes a tar (or any stream) to `dest` by the rules of this module. `write` gets a buffered
+/// writer and returns it when done; it is flushed here.
+pub fn write_stream<E: From<DestError>>(
     dest: &Path,
-    write: impl FnOnce(Box<dyn Write>) -> miette::Result<Box<dyn Write>>,
-) -> miette::Result<()> {
+    write: impl FnOnce(Box<dyn Write + Send>) -> Result<Box<dyn Write + Send>, E>,
+) -> Result<(), E> {
     match resolve(dest)? {
         Dest::Stdout => {
-            let out = io::BufWriter::new(io::stdout().lock());
-            write(Box::new(out))?.flush().into_diagnostic()
+            let out = io::BufWriter::new(io::stdout());
+            write(Box::new(out))?
+                .flush()
+                .map_err(|e| io_err("write", Path::new("standard output"))(e).into())
         }
         Dest::Stream(file, path) => write(Box::new(io::BufWriter::new(file)))?
             .flush()
-            .into_diagnostic()
-            .wrap_err_with(|| format!("cannot write {}", path.display())),
-        Dest::Replace(path) => write_file_atomically(&path, |f| {
+            .map_err(|e| io_err("write", &path)(e).into()),
+        Dest::Replace(path) => write_file_atomically(&path, |f: File| {
             // The writer gets its own handle of the file; the original is synced and renamed.
-            let handle = f.try_clone().into_diagnostic()?;
+            let handle = f.try_clone().map_err(io_err("open", &path))?;
             write(Box::new(io::BufWriter::new(handle)))?
                 .flush()
-                .into_diagnostic()?;
+                .map_err(io_err("write", &path))?;
             Ok(f)
         }),
     }
@@ -172,6 +194,7 @@ pub(crate) fn write_stream(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

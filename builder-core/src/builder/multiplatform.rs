@@ -4,88 +4,18 @@
 //! stage that does not read the target args) run once: the solves share an
 //! [`InFlight`](crate::solver::InFlight), so the second waits for the first and takes its record.
 //!
-//! Picking one platform's manifest out of a stored index is here too ([`manifest_for`]).
-//!
 //! Progress events of each platform carry the platform in the step's name and a step id of their
 //! own, so renderers keep them apart.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::builder::{BuildOutput, BuildRequest, Builder};
+use super::{BuildOutput, BuildRequest, Builder};
 use crate::cache::CacheKey;
-use crate::content::ContentStore;
 use crate::graph::StepId;
 use crate::image::{Descriptor, Platform};
 use crate::output::write_index;
 use crate::progress::{BuildEvent, EventSink};
-
-/// The image manifests a descriptor names: itself, or the entries of its index (nested indexes
-/// followed a few levels deep, attestation manifests left out).
-pub fn manifests_under(
-    store: &ContentStore,
-    desc: &Descriptor,
-) -> Result<Vec<Descriptor>, crate::images::ImagesError> {
-    let mut out = Vec::new();
-    let mut todo = vec![(desc.clone(), 0)];
-    while let Some((d, depth)) = todo.pop() {
-        if !crate::image::media::is_index(&d.media_type) {
-            out.push(d);
-            continue;
-        }
-        if depth >= 4 {
-            continue;
-        }
-        let index: crate::image::Index = crate::images::read_json(store, &d.digest, "index")?;
-        for e in index.manifests.into_iter().rev() {
-            // Attestation manifests are about an image, not images.
-            if e.annotation(crate::image::ANNOTATION_REFERENCE_TYPE)
-                .is_some()
-            {
-                continue;
-            }
-            if crate::image::media::is_manifest(&e.media_type)
-                || crate::image::media::is_index(&e.media_type)
-            {
-                todo.push((e, depth + 1));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The manifest of `desc` for `platform`: an image manifest as it is; from an index, the entry
-/// for `platform` (the host's when `None`, else the only entry).
-pub fn manifest_for(
-    store: &ContentStore,
-    reference: &str,
-    desc: &Descriptor,
-    platform: Option<&Platform>,
-) -> Result<Descriptor, crate::images::ImagesError> {
-    if !crate::image::media::is_index(&desc.media_type) {
-        return Ok(desc.clone());
-    }
-    let entries = manifests_under(store, desc)?;
-    let available: Vec<String> = entries
-        .iter()
-        .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
-        .collect();
-    let want = platform.cloned().unwrap_or_else(Platform::host);
-    let found = want.compatible().into_iter().find_map(|p| {
-        entries
-            .iter()
-            .find(|d| d.platform.as_ref().is_some_and(|dp| dp.matches(&p)))
-    });
-    match (found, platform, entries.as_slice()) {
-        (Some(d), _, _) => Ok(d.clone()),
-        (None, None, [only]) => Ok(only.clone()),
-        (None, _, _) => Err(crate::images::ImagesError::NoPlatform {
-            reference: reference.to_string(),
-            platform: want.to_string(),
-            available,
-        }),
-    }
-}
 
 /// Stage indexes of the `n`th platform's events are offset by this much times `n`.
 pub const STAGE_STRIDE: usize = 1 << 16;
@@ -96,7 +26,7 @@ pub(crate) async fn build_all(
     req: BuildRequest,
     platforms: &[Platform],
     events: EventSink,
-    recorder: Option<Arc<crate::registry::cache::RecordingCache>>,
+    recorder: Option<Arc<crate::cache_transfer::registry::RecordingCache>>,
 ) -> Result<(BuildOutput, BTreeSet<CacheKey>), crate::Error> {
     let inflight = crate::solver::InFlight::new();
     let builds = platforms.iter().enumerate().map(|(n, platform)| {

@@ -15,6 +15,10 @@ use crate::image::{Descriptor, ImageConfig, Manifest, Platform};
 use crate::import::{ImportError, import_archive};
 use crate::worker::normalize_reference;
 
+mod select;
+
+pub use select::{manifest_for, manifests_under};
+
 /// An error of an image operation.
 #[derive(Debug, thiserror::Error)]
 pub enum ImagesError {
@@ -92,6 +96,12 @@ pub enum ImagesError {
 impl From<ExportError> for ImagesError {
     fn from(e: ExportError) -> Self {
         ImagesError::Export(Box::new(e))
+    }
+}
+
+impl From<crate::export::dest::DestError> for ImagesError {
+    fn from(e: crate::export::dest::DestError) -> Self {
+        ImagesError::Export(Box::new(e.into()))
     }
 }
 
@@ -204,7 +214,7 @@ fn manifest_of(store: &ContentStore, desc: &Descriptor) -> Result<Manifest, Imag
 pub fn list(store: &ContentStore) -> Result<Vec<ImageSummary>, ImagesError> {
     let mut out = Vec::new();
     for (name, desc) in store.list()? {
-        for one in crate::multiplatform::manifests_under(store, &desc)? {
+        for one in select::manifests_under(store, &desc)? {
             let manifest = manifest_of(store, &one)?;
             let config: ImageConfig = read_json(store, &manifest.config.digest, "image config")?;
             let (repository, tag) = split_reference(&name);
@@ -368,7 +378,7 @@ pub fn inspect_platform(
     platform: Option<&Platform>,
 ) -> Result<ImageDetails, ImagesError> {
     let (names, top) = resolve(store, reference)?;
-    let manifest_desc = crate::multiplatform::manifest_for(store, reference, &top, platform)?;
+    let manifest_desc = select::manifest_for(store, reference, &top, platform)?;
     let manifest = manifest_of(store, &manifest_desc)?;
     let config: ImageConfig = read_json(store, &manifest.config.digest, "image config")?;
     if let Some(p) = platform
@@ -465,13 +475,10 @@ pub fn save<W: Write>(
     if crate::image::media::is_index(&manifest.media_type) {
         // A docker-archive holds one image per name: a multi-platform image needs a platform.
         match (platform, format) {
-            (Some(p), _) => {
-                manifest =
-                    crate::multiplatform::manifest_for(store, &reference, &manifest, Some(p))?
-            }
+            (Some(p), _) => manifest = select::manifest_for(store, &reference, &manifest, Some(p))?,
             (None, ArchiveFormat::Docker) => {
                 return Err(ImagesError::NeedsPlatform {
-                    available: crate::multiplatform::manifests_under(store, &manifest)?
+                    available: select::manifests_under(store, &manifest)?
                         .iter()
                         .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
                         .collect(),
@@ -527,5 +534,4 @@ pub fn load(store: &ContentStore, reader: impl Read) -> Result<Vec<Loaded>, Imag
 }
 
 #[cfg(test)]
-#[path = "images_tests.rs"]
 mod tests;

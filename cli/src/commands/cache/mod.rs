@@ -1,12 +1,14 @@
 //! `kiln cache`: explain past builds' cache misses; list, measure and prune the build cache.
 
-use std::io::Write;
+mod render;
+
+pub(crate) use render::{human, print_explanation, print_report};
+
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use kiln_builder_core::cache::{BuildExplanation, ExplainStore};
-use kiln_builder_core::gc::{GcPolicy, PruneOptions, PruneReport, parse_duration, parse_size};
+use kiln_builder_core::gc::{GcPolicy, PruneOptions, parse_duration, parse_size};
 use kiln_builder_core::{Builder, BuilderOptions};
 use miette::{IntoDiagnostic, miette};
 
@@ -83,22 +85,6 @@ pub(crate) fn open_builder(root: &Path) -> miette::Result<Builder> {
     Builder::new(BuilderOptions::new(root)).map_err(|e| miette!("{e}"))
 }
 
-/// `1.5GB`-style size for humans.
-pub(crate) fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{v:.1}{}", UNITS[u])
-    }
-}
-
 /// Turns the shared prune flags into options.
 pub(crate) fn prune_options(args: &PruneArgs) -> miette::Result<PruneOptions> {
     let mut opts = PruneOptions {
@@ -128,124 +114,21 @@ pub(crate) fn prune_options(args: &PruneArgs) -> miette::Result<PruneOptions> {
     Ok(opts)
 }
 
-pub(crate) fn print_report(r: &PruneReport) {
-    println!(
-        "removed {} cache records, {} blobs ({}), {} snapshots, {} cache mounts ({})",
-        r.records,
-        r.blobs,
-        human(r.blob_bytes),
-        r.snapshots,
-        r.mounts,
-        human(r.mount_bytes)
-    );
-}
-
-fn ago(now: i64, t: i64) -> String {
-    let d = (now - t).max(0);
-    match d {
-        d if d < 120 => format!("{d}s ago"),
-        d if d < 7200 => format!("{}m ago", d / 60),
-        d if d < 172_800 => format!("{}h ago", d / 3600),
-        d => format!("{}d ago", d / 86400),
-    }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn ls(args: &LsArgs, root: &Path) -> miette::Result<ExitCode> {
-    let builder = open_builder(root)?;
-    let usage = builder
+    let usage = open_builder(root)?
         .collector()
         .usage(args.mounts)
         .map_err(|e| miette!("{e}"))?;
-    let now = now();
-    if args.mounts {
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&usage.mounts).into_diagnostic()?
-            );
-        } else {
-            println!("{:<66} {:>10} LAST USED", "DIRECTORY", "SIZE");
-            for m in &usage.mounts {
-                println!(
-                    "{:<66} {:>10} {}",
-                    m.path.display(),
-                    human(m.size),
-                    ago(now, m.last_used)
-                );
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&usage.records).into_diagnostic()?
-        );
-    } else {
-        println!(
-            "{:<16} {:>10} {:>10}  INSTRUCTION",
-            "KEY", "SIZE", "LAST USED"
-        );
-        for r in &usage.records {
-            println!(
-                "{:<16} {:>10} {:>10}  {}",
-                &r.key[..16],
-                human(r.size),
-                ago(now, r.last_used),
-                r.instruction.as_deref().unwrap_or("")
-            );
-        }
-    }
+    render::print_ls(&usage, args.mounts, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn du(args: &DuArgs, root: &Path) -> miette::Result<ExitCode> {
-    let builder = open_builder(root)?;
-    let u = builder
+    let usage = open_builder(root)?
         .collector()
         .usage(true)
         .map_err(|e| miette!("{e}"))?;
-    let mounts: u64 = u.mounts.iter().map(|m| m.size).sum();
-    if args.json {
-        let v = serde_json::json!({
-            "blobs": u.blobs,
-            "blob_bytes": u.blob_bytes,
-            "tagged_bytes": u.tagged_bytes,
-            "cache_bytes": u.cache_bytes,
-            "unreferenced_bytes": u.unreferenced_bytes,
-            "cache_records": u.records.len(),
-            "snapshots": u.snapshots,
-            "cache_mounts": u.mounts.len(),
-            "cache_mount_bytes": mounts,
-        });
-        println!("{}", serde_json::to_string_pretty(&v).into_diagnostic()?);
-    } else {
-        println!(
-            "blobs:            {} in {} blobs",
-            human(u.blob_bytes),
-            u.blobs
-        );
-        println!("  tagged images:  {}", human(u.tagged_bytes));
-        println!(
-            "  build cache:    {} ({} records)",
-            human(u.cache_bytes),
-            u.records.len()
-        );
-        println!("  unreferenced:   {}", human(u.unreferenced_bytes));
-        println!("snapshots:        {}", u.snapshots);
-        println!(
-            "cache mounts:     {} in {} directories",
-            human(mounts),
-            u.mounts.len()
-        );
-    }
+    render::print_du(&usage, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -298,24 +181,9 @@ struct ExplainArgs {
     json: bool,
 }
 
-/// Writes a build's explanation in plain words: one line per step, its reasons indented below.
-pub fn print_explanation(out: &mut dyn Write, b: &BuildExplanation) -> std::io::Result<()> {
-    writeln!(out, "build {}", b.id)?;
-    for s in &b.steps {
-        if s.cached {
-            writeln!(out, "  {}: cached", s.name)?;
-        } else {
-            writeln!(out, "  {}: ran", s.name)?;
-            for r in &s.reasons {
-                writeln!(out, "    - {r}")?;
-            }
-        }
-    }
-    Ok(())
-}
-
 fn explain(args: &ExplainArgs, root: &Path) -> miette::Result<ExitCode> {
-    let store = ExplainStore::new(root.join("kiln").join("explain"));
+    let builder = open_builder(root)?;
+    let store = builder.explanations();
     if args.list {
         for id in store.build_ids().map_err(|e| miette!("{e}"))? {
             println!("{id}");

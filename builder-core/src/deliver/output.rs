@@ -1,20 +1,46 @@
-//! Writing an image out of the store: Docker's `--output` syntax.
+//! Docker's `--output` syntax (`type=oci,dest=app.tar`), parsed into an [`Output`], and the
+//! [`Exporter`] each output writes with.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use kiln_builder_core::content::ContentStore;
-use kiln_builder_core::export::{
-    ExportOptions, export_docker_archive, export_oci_archive, export_oci_dir, export_rootfs,
-    export_rootfs_tar,
+use crate::export::{
+    DockerArchiveExporter, Exporter, LocalExporter, OciArchiveExporter, OciLayoutExporter,
+    TarExporter,
 };
-use kiln_builder_core::image::Descriptor;
 
-use miette::miette;
+/// `KEY=VALUE` with a non-empty key; `what` names the flag in the error.
+pub fn parse_kv(s: &str, what: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("invalid {what} {s:?}: expected KEY=VALUE")),
+    }
+}
 
-use super::flags::{parse_bool, parse_kv};
+/// A boolean option value, as Go's `strconv.ParseBool` (what BuildKit uses) reads it.
+pub fn parse_bool(flag: &str, key: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!(
+            "{flag} {key}={v:?} is not a boolean (expected true or false)"
+        )),
+    }
+}
+
+/// `NAME[:TAG]`: a valid image reference without a digest (a digest is not a tag).
+pub fn check_tag(s: &str) -> Result<(), String> {
+    let r = crate::registry::Reference::parse(s).map_err(|e| e.to_string())?;
+    if r.digest().is_some() {
+        return Err(format!(
+            "{s:?} has a digest; a tag is NAME[:TAG] (a digest names content, it cannot be set)"
+        ));
+    }
+    Ok(())
+}
 
 /// One `--output`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Output {
     /// `type=oci,dest=FILE`: an OCI archive tar, as BuildKit writes it.
     OciArchive(PathBuf),
@@ -91,7 +117,7 @@ pub fn parse_output(spec: &str) -> Result<Output, String> {
         return Err(format!("--output {spec:?}: push= is only for type=image"));
     }
     for n in &names {
-        super::flags::tag(n).map_err(|e| format!("--output {spec:?}: name {n:?}: {e}"))?;
+        check_tag(n).map_err(|e| format!("--output {spec:?}: name {n:?}: {e}"))?;
     }
     if matches!(kind.as_deref(), Some("image" | "registry")) {
         if dest.is_some() {
@@ -130,68 +156,40 @@ pub fn parse_output(spec: &str) -> Result<Output, String> {
     Ok(out)
 }
 
-/// Writes the image `manifest` as `output` says.
-pub fn write_output(
-    store: &ContentStore,
-    manifest: &Descriptor,
-    output: &Output,
-    tags: &[String],
-    show_progress: bool,
-) -> miette::Result<()> {
-    use crate::tty_progress::{CountingWriter, byte_bar};
-    let bar = byte_bar(show_progress, "exporting", false);
-    let opts = ExportOptions {
-        tags: tags
-            .iter()
-            .map(|t| kiln_builder_core::worker::normalize_reference(t))
-            .collect(),
-        ..ExportOptions::default()
-    };
-    let fail = |dest: &Path, e: &dyn std::fmt::Display| {
-        miette!("cannot export to {}: {e}", dest.display())
-    };
-    let result = match output {
-        Output::OciArchive(dest) => super::dest::write_stream(dest, |f| {
-            export_oci_archive(store, manifest, CountingWriter::new(f, bar.clone()), &opts)
-                .map(|(_, f)| f.into_inner())
-                .map_err(|e| fail(dest, &e))
-        }),
-        Output::Docker(dest) => super::dest::write_stream(dest, |f| {
-            export_docker_archive(store, manifest, CountingWriter::new(f, bar.clone()), &opts)
-                .map(|(_, f)| f.into_inner())
-                .map_err(|e| fail(dest, &e))
-        }),
-        Output::Tar(dest) => super::dest::write_stream(dest, |f| {
-            export_rootfs_tar(
-                store,
-                manifest,
-                &store.state_dir().join("tmp"),
-                CountingWriter::new(f, bar.clone()),
-            )
-            .map(CountingWriter::into_inner)
-            .map_err(|e| fail(dest, &e))
-        }),
-        // The build already tagged the image with these names (and pushes it for a registry).
-        Output::Image(_) | Output::Registry(_) => Ok(()),
-        Output::OciDir(dest) => {
-            export_oci_dir(store, manifest, dest, &opts)
-                .map_err(|e| miette!("cannot export to {}: {e}", dest.display()))?;
-            Ok(())
-        }
-        Output::Local(dest) => export_rootfs(store, manifest, dest, &Default::default())
-            .map_err(|e| miette!("cannot export to {}: {e}", dest.display())),
-    };
-    if result.is_ok()
-        && !matches!(
-            output,
-            Output::Image(_) | Output::Registry(_) | Output::OciDir(_) | Output::Local(_)
-        )
-    {
-        crate::tty_progress::finish_bytes(&bar, "exported");
-    } else {
-        bar.finish_and_clear();
+impl Output {
+    /// The exporter that writes this output; `None` for `type=image` and `type=registry`,
+    /// which the build's tags (and the push) already are.
+    pub fn exporter(&self) -> Option<Box<dyn Exporter>> {
+        Some(match self {
+            Output::OciArchive(p) => Box::new(OciArchiveExporter::new(p)),
+            Output::OciDir(p) => Box::new(OciLayoutExporter::new(p)),
+            Output::Docker(p) => Box::new(DockerArchiveExporter::new(p)),
+            Output::Local(p) => Box::new(LocalExporter::new(p)),
+            Output::Tar(p) => Box::new(TarExporter::new(p)),
+            Output::Image(_) | Output::Registry(_) => return None,
+        })
     }
-    result
+
+    /// Whether it can hold an image index of several platforms (`type=local` writes one
+    /// directory per platform).
+    pub fn takes_several_platforms(&self) -> bool {
+        matches!(
+            self,
+            Output::OciArchive(_)
+                | Output::OciDir(_)
+                | Output::Image(_)
+                | Output::Registry(_)
+                | Output::Local(_)
+        )
+    }
+}
+
+impl std::str::FromStr for Output {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_output(s)
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The library facade: [`Builder::new`] opens a store, [`Builder::build`] turns a Dockerfile and a
-//! context into a tagged image in it. Progress arrives as [`BuildEvent`](crate::progress::BuildEvent)s
+//! context into a tagged image in it. Progress arrives as [`BuildEvent`]s
 //! on an [`EventSink`]; dropping the build future cancels it (running containers are killed and
 //! unfinished snapshots discarded).
+
+mod multiplatform;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -286,7 +288,7 @@ impl Builder {
             }
         }
         let recorder = (!req.cache_to.is_empty()).then(|| {
-            Arc::new(crate::registry::cache::RecordingCache::new(
+            Arc::new(crate::cache_transfer::registry::RecordingCache::new(
                 self.cache.clone(),
             ))
         });
@@ -297,7 +299,7 @@ impl Builder {
             self.build_one(req, events.clone(), recorder.clone(), None)
                 .await?
         } else {
-            crate::multiplatform::build_all(self, req, &platforms, events.clone(), recorder.clone())
+            multiplatform::build_all(self, req, &platforms, events.clone(), recorder.clone())
                 .await?
         };
         output.warnings.splice(0..0, warnings);
@@ -358,7 +360,7 @@ impl Builder {
         &self,
         req: BuildRequest,
         events: EventSink,
-        recorder: Option<Arc<crate::registry::cache::RecordingCache>>,
+        recorder: Option<Arc<crate::cache_transfer::registry::RecordingCache>>,
         inflight: Option<Arc<crate::solver::InFlight>>,
     ) -> Result<(BuildOutput, BTreeSet<crate::cache::CacheKey>), crate::Error> {
         let cache: Arc<dyn crate::cache::CacheStore> = match &recorder {

@@ -1,0 +1,45 @@
+//! Extended attributes: the one reader every part of the crate uses (the context walk, COPY,
+//! the copy snapshotter), so that what counts as "no xattrs" is decided once.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// The extended attributes of the entry at `target` (a trusted path such as a descriptor's
+/// `/proc/self/fd` link joined with a name), not following a final symlink, sorted by name.
+/// Filesystems without xattrs give none.
+pub fn list(target: &Path) -> std::io::Result<Vec<(OsString, Vec<u8>)>> {
+    let mut names = vec![0u8; 1024];
+    let len = loop {
+        match rustix::fs::llistxattr(target, &mut names) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) => names.resize(names.len() * 4, 0),
+            Err(rustix::io::Errno::NOTSUP) | Err(rustix::io::Errno::PERM) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        }
+        if names.len() > 1 << 20 {
+            return Ok(Vec::new());
+        }
+    };
+    let mut out = Vec::new();
+    for key in names[..len].split(|b| *b == 0).filter(|k| !k.is_empty()) {
+        let key = OsStr::from_bytes(key);
+        let mut value = vec![0u8; 256];
+        let n = loop {
+            match rustix::fs::lgetxattr(target, key, &mut value) {
+                Ok(n) => break Some(n),
+                Err(rustix::io::Errno::RANGE) if value.len() < 1 << 20 => {
+                    value.resize(value.len() * 4, 0)
+                }
+                Err(rustix::io::Errno::NODATA) => break None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if let Some(n) = n {
+            value.truncate(n);
+            out.push((key.to_os_string(), value));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
