@@ -41,6 +41,8 @@ export KILN_REQUIRE_PRIVILEGED="${KILN_REQUIRE_PRIVILEGED:-1}"
 # runc is installed above, so the runc executor tests must run too.
 export KILN_REQUIRE_RUNC="${KILN_REQUIRE_RUNC:-1}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# One build from a fresh clone: incremental state would only cost disk and time.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "registries: plain $KILN_TEST_REGISTRY, basic-auth $KILN_TEST_REGISTRY_BASIC"
 cargo fmt --all --check
