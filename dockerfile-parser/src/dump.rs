@@ -5,9 +5,10 @@
 //! "instructions": [{name, keyword, flags, args, json, sub, heredocs, start_line, end_line,
 //! original}]}`. `args` follows BuildKit's parser node chain per keyword (see the crate docs).
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
-use crate::ast::{Dockerfile, Heredoc, RawInstruction};
+use crate::ast::{Directive, Dockerfile, Heredoc, RawInstruction, Warning};
 use crate::error::ParseError;
 
 fn heredoc(h: &Heredoc) -> Value {
@@ -50,36 +51,109 @@ pub fn to_json(df: &Dockerfile) -> Value {
     })
 }
 
-/// The same document as [`to_json`], serialized one instruction at a time: only one
-/// instruction's `Value` exists at once, so dumping a huge Dockerfile costs little beyond its AST.
-/// Keys come in the sorted order `to_json`'s maps have, so the text is the same.
+/// The same document as [`to_json`], serialized straight from the AST: no `Value` is built, so
+/// dumping a huge Dockerfile costs little beyond its AST. Keys come in the sorted order
+/// `to_json`'s maps have, so the text is the same.
 pub struct Streamed<'a>(pub &'a Dockerfile);
 
-impl serde::Serialize for Streamed<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
+/// One raw instruction in the dump's shape, serialized without building a `Value`.
+pub struct RawJson<'a>(pub &'a RawInstruction);
+
+struct Strs<'a, T>(&'a [T], fn(&T) -> &str);
+
+impl<T> Serialize for Strs<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(self.1))
+    }
+}
+
+struct HeredocJson<'a>(&'a Heredoc);
+
+struct Heredocs<'a>(&'a [Heredoc]);
+
+impl Serialize for Heredocs<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(HeredocJson))
+    }
+}
+
+impl Serialize for HeredocJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let h = self.0;
+        let mut map = serializer.serialize_map(Some(5))?;
+        map.serialize_entry("chomp", &h.chomp)?;
+        map.serialize_entry("content", h.content.as_str())?;
+        map.serialize_entry("expand", &h.expand)?;
+        map.serialize_entry("fd", &h.fd)?;
+        map.serialize_entry("name", h.name.as_str())?;
+        map.end()
+    }
+}
+
+impl Serialize for RawJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw = self.0;
+        let mut map = serializer.serialize_map(Some(10))?;
+        map.serialize_entry("args", &Strs(&raw.args, |w| w.text.as_str()))?;
+        map.serialize_entry("end_line", &raw.end_line)?;
+        map.serialize_entry("flags", &Strs(&raw.flags, |f| f.text.as_str()))?;
+        map.serialize_entry("heredocs", &Heredocs(&raw.heredocs))?;
+        map.serialize_entry("json", &raw.json)?;
+        map.serialize_entry("keyword", raw.keyword.text.as_str())?;
+        match crate::raw::keyword_name(&raw.keyword.text) {
+            Some(name) => map.serialize_entry("name", name)?,
+            None => map.serialize_entry("name", &raw.name())?,
+        }
+        map.serialize_entry("original", raw.original.as_str())?;
+        map.serialize_entry("start_line", &raw.start_line)?;
+        map.serialize_entry("sub", &raw.sub.as_deref().map(RawJson))?;
+        map.end()
+    }
+}
+
+impl Serialize for Streamed<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         struct Instructions<'a>(&'a Dockerfile);
-        impl serde::Serialize for Instructions<'_> {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_seq(self.0.instructions().map(|n| instruction(&n.raw)))
+        impl Serialize for Instructions<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.instructions().map(|n| RawJson(&n.raw)))
+            }
+        }
+        struct Directives<'a>(&'a [Directive]);
+        impl Serialize for Directives<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().map(|d| {
+                    let mut m = std::collections::BTreeMap::new();
+                    m.insert("line", Value::from(d.line));
+                    m.insert("name", Value::from(d.name.as_str()));
+                    m.insert("value", Value::from(d.value.as_str()));
+                    m
+                }))
+            }
+        }
+        struct Warnings<'a>(&'a [Warning]);
+        impl Serialize for Warnings<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                struct One<'a>(&'a Warning);
+                impl Serialize for One<'_> {
+                    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                        let mut map = serializer.serialize_map(Some(3))?;
+                        map.serialize_entry("line", &self.0.line)?;
+                        map.serialize_entry("message", self.0.message.as_str())?;
+                        map.serialize_entry("rule", self.0.rule.as_str())?;
+                        map.end()
+                    }
+                }
+                serializer.collect_seq(self.0.iter().map(One))
             }
         }
         let df = self.0;
         let mut map = serializer.serialize_map(Some(4))?;
-        let directives: Vec<Value> = df
-            .directives
-            .iter()
-            .map(|d| json!({"name": d.name, "value": d.value, "line": d.line}))
-            .collect();
-        map.serialize_entry("directives", &directives)?;
-        map.serialize_entry("escape", &df.escape.to_string())?;
+        map.serialize_entry("directives", &Directives(&df.directives))?;
+        let mut escape = [0u8; 4];
+        map.serialize_entry("escape", df.escape.encode_utf8(&mut escape) as &str)?;
         map.serialize_entry("instructions", &Instructions(df))?;
-        let warnings: Vec<Value> = df
-            .warnings
-            .iter()
-            .map(|w| json!({"message": w.message, "line": w.line, "rule": w.rule}))
-            .collect();
-        map.serialize_entry("warnings", &warnings)?;
+        map.serialize_entry("warnings", &Warnings(&df.warnings))?;
         map.end()
     }
 }

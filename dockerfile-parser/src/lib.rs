@@ -78,11 +78,13 @@ mod raw;
 mod scan;
 pub mod shell;
 pub mod span;
+pub mod text;
 pub mod values;
 
 pub use ast::*;
 pub use error::{ParseError, ParseErrorKind};
 pub use span::{LineIndex, Span, Spanned};
+pub use text::Text;
 
 use crate::raw::{RawBuilder, finish_heredoc};
 use crate::scan::Scanner;
@@ -102,9 +104,66 @@ pub struct RawDockerfile {
 
 /// Parse a Dockerfile into its untyped instructions, without checking instruction semantics.
 pub fn parse_raw(src: &str) -> Result<RawDockerfile, ParseError> {
-    let mut scanner = Scanner::new(src);
-    let mut instructions = Vec::with_capacity(src.len() / 64 + 1);
-    while let Some(line) = scanner.next_logical()? {
+    parse_raw_shared(&source_text(src)?)
+}
+
+/// The source as one shared buffer the AST's [`Text`]s slice (refused past 4 GiB).
+fn source_text(src: &str) -> Result<Text, ParseError> {
+    if src.len() > text::MAX_TEXT_LEN {
+        return Err(too_large(src.len()));
+    }
+    Ok(Text::from(src))
+}
+
+fn too_large(len: usize) -> ParseError {
+    ParseError::new(
+        ParseErrorKind::TooLarge(len),
+        Span::empty(0),
+        "this file is too large to parse",
+        "",
+    )
+    .with_help("a Dockerfile can hold at most 4 GiB")
+}
+
+/// [`parse_raw`] over a source already in a [`Text`] (its buffer is shared, not copied).
+pub fn parse_raw_shared(source: &Text) -> Result<RawDockerfile, ParseError> {
+    let mut reader = RawReader::new(source);
+    let mut instructions = Vec::new();
+    while let Some(raw) = reader.next_instruction()? {
+        instructions.push(raw);
+    }
+    let (directives, escape, warnings) = reader.finish()?;
+    Ok(RawDockerfile {
+        directives,
+        escape,
+        instructions,
+        warnings,
+    })
+}
+
+/// Raw instructions one at a time, so [`parse`] lowers each as it is read instead of holding
+/// the whole raw layer next to the typed one.
+struct RawReader<'a> {
+    scanner: Scanner<'a>,
+    src: &'a str,
+    count: usize,
+}
+
+impl<'a> RawReader<'a> {
+    fn new(source: &'a Text) -> Self {
+        RawReader {
+            scanner: Scanner::new(source),
+            src: source.as_str(),
+            count: 0,
+        }
+    }
+
+    fn next_instruction(&mut self) -> Result<Option<RawInstruction>, ParseError> {
+        let Some(line) = self.scanner.next_logical()? else {
+            return Ok(None);
+        };
+        let src = self.src;
+        let scanner = &mut self.scanner;
         let builder = RawBuilder {
             line: &line,
             escape: scanner.escape,
@@ -131,23 +190,27 @@ pub fn parse_raw(src: &str) -> Result<RawDockerfile, ParseError> {
         raw.end_line = scanner.line();
         // The logical line is the original text; hand it over instead of copying it.
         raw.original = line.text;
-        instructions.push(raw);
+        self.count += 1;
+        Ok(Some(raw))
     }
-    if instructions.is_empty() {
-        return Err(ParseError::new(
-            ParseErrorKind::Empty,
-            Span::empty(src.len()),
-            "expected at least a FROM instruction",
-            src,
-        )
-        .with_help("a Dockerfile needs at least `FROM <image>`"));
+
+    /// Directives, escape character and the pre-pass's warnings, once every instruction is read.
+    fn finish(mut self) -> Result<(Vec<Directive>, char, Vec<Warning>), ParseError> {
+        if self.count == 0 {
+            return Err(ParseError::new(
+                ParseErrorKind::Empty,
+                Span::empty(self.src.len()),
+                "expected at least a FROM instruction",
+                self.src,
+            )
+            .with_help("a Dockerfile needs at least `FROM <image>`"));
+        }
+        Ok((
+            std::mem::take(&mut self.scanner.directives),
+            self.scanner.escape,
+            std::mem::take(&mut self.scanner.warnings),
+        ))
     }
-    Ok(RawDockerfile {
-        directives: std::mem::take(&mut scanner.directives),
-        escape: scanner.escape,
-        instructions,
-        warnings: std::mem::take(&mut scanner.warnings),
-    })
 }
 
 /// The text of a Dockerfile read as bytes. BuildKit parses files that are not UTF-8 (a Latin-1
@@ -168,22 +231,42 @@ pub fn is_heredoc_marker(word: &str) -> bool {
 
 /// Parse a Dockerfile.
 pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
-    let raw = parse_raw(src)?;
+    parse_shared(&source_text(src)?)
+}
+
+/// Parse a Dockerfile held in a shared buffer: the AST's strings slice `source` instead of
+/// copying it (see [`Text`]). `Text::new(string)` makes one without copying.
+pub fn parse_shared(source: &Text) -> Result<Dockerfile, ParseError> {
+    if source.len() >= text::MAX_TEXT_LEN {
+        return Err(too_large(source.len()));
+    }
+    let src = source.as_str();
+    let mut reader = RawReader::new(source);
     let mut ctx = lower::Ctx {
         src,
-        warnings: raw.warnings,
+        warnings: Vec::new(),
     };
     let mut asm = lower::Assembler::default();
-    for r in raw.instructions {
-        let instruction = lower::lower(&r, &mut ctx)?;
-        asm.push(
-            InstructionNode {
-                instruction,
-                raw: r,
-            },
-            &mut ctx,
-        )?;
+    while let Some(r) = reader.next_instruction()? {
+        let lowered = lower::lower(&r, &mut ctx).and_then(|instruction| {
+            asm.push(
+                InstructionNode {
+                    instruction,
+                    raw: r,
+                },
+                &mut ctx,
+            )
+        });
+        if let Err(e) = lowered {
+            // An error of the line pre-pass or of the raw layer anywhere in the file comes
+            // first, as when the whole raw layer was read before lowering.
+            while reader.next_instruction()?.is_some() {}
+            return Err(e);
+        }
     }
+    let (directives, escape, mut warnings) = reader.finish()?;
+    warnings.append(&mut ctx.warnings);
+    ctx.warnings = warnings;
     let (global_args, stages) = (asm.global_args, asm.stages);
     if stages.is_empty() {
         let at = global_args.last().map(|n| n.raw.span).unwrap_or_default();
@@ -196,8 +279,8 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
         .with_help("add `FROM <image>` to start a build stage"));
     }
     Ok(lower::finish(
-        raw.directives,
-        raw.escape,
+        directives,
+        escape,
         global_args,
         stages,
         ctx.warnings,

@@ -71,7 +71,11 @@ fn blanks_after_heredoc_marker_as_buildkit() {
             .expect("parses")
             .instructions
             .iter()
-            .flat_map(|i| i.heredocs.iter().map(|h| (h.name.clone(), h.fd, h.chomp)))
+            .flat_map(|i| {
+                i.heredocs
+                    .iter()
+                    .map(|h| (h.name.to_string(), h.fd, h.chomp))
+            })
             .collect()
     };
     assert_eq!(names("RUN << EOF\nx\nEOF\n"), [("EOF".into(), 0, false)]);

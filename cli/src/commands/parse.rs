@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use kiln_dockerfile_parser::Text;
 use miette::{IntoDiagnostic, NamedSource, Report, WrapErr};
 
 /// Arguments of `kiln parse`.
@@ -38,14 +39,17 @@ pub fn read_dockerfile(path: &std::path::Path) -> miette::Result<(String, String
             .wrap_err_with(|| format!("cannot read {}", path.display()))?;
         (path.display().to_string(), bytes)
     };
-    let (text, replaced) = kiln_dockerfile_parser::decode(&bytes);
-    if replaced {
-        eprintln!(
-            "warning: {name} is not valid UTF-8: its invalid bytes are read as U+FFFD \
-             (as BuildKit's image config shows them)"
-        );
-    }
-    Ok((name, text.into_owned()))
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!(
+                "warning: {name} is not valid UTF-8: its invalid bytes are read as U+FFFD \
+                 (as BuildKit's image config shows them)"
+            );
+            kiln_dockerfile_parser::decode(e.as_bytes()).0.into_owned()
+        }
+    };
+    Ok((name, text))
 }
 
 /// Runs `kiln parse`.
@@ -60,7 +64,9 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
         }
         Err(e) => return Err(e),
     };
-    match kiln_dockerfile_parser::parse(&text) {
+    // One shared buffer that the AST slices; the text read is dropped once it is copied in.
+    let source = Text::new(text);
+    match kiln_dockerfile_parser::parse_shared(&source) {
         Ok(df) => {
             if args.json {
                 // Streamed, one instruction at a time, through one buffer.
@@ -87,7 +93,8 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
                 let value = kiln_dockerfile_parser::dump::error_to_json(&err);
                 println!("{}", serde_json::to_string(&value).into_diagnostic()?);
             }
-            let report = Report::new(err).with_source_code(NamedSource::new(name, text));
+            let report =
+                Report::new(err).with_source_code(NamedSource::new(name, source.to_string()));
             crate::render::print_report(&report);
             Ok(ExitCode::from(1))
         }

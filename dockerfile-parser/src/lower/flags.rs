@@ -49,7 +49,7 @@ impl<'a> Flags<'a> {
                 };
                 return Err(ParseError::new(
                     ParseErrorKind::UnknownFlag {
-                        flag: flag.name.clone(),
+                        flag: flag.name.to_string(),
                         suggestion: suggest(&flag.name, &names).map(str::to_string),
                     },
                     flag.span,

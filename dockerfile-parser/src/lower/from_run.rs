@@ -39,7 +39,7 @@ pub(super) fn from(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instructio
         if !valid_stage_name(&lower) {
             return Err(ctx
                 .error(
-                    ParseErrorKind::InvalidStageName(alias.text.clone()),
+                    ParseErrorKind::InvalidStageName(alias.text.to_string()),
                     alias.span,
                     "expected a letter followed by letters, digits, `-`, `_` or `.`",
                 )
@@ -68,11 +68,11 @@ pub(super) fn from(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instructio
             );
         }
     }
-    Ok(Instruction::From(FromInstruction {
+    Ok(Instruction::From(Box::new(FromInstruction {
         platform: flags.string("platform"),
         image: args[0].clone(),
         alias,
-    }))
+    })))
 }
 
 pub(super) fn run(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction, ParseError> {
@@ -148,11 +148,11 @@ pub(super) fn run(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction
             }
         }),
     };
-    Ok(Instruction::Run(RunInstruction {
+    Ok(Instruction::Run(Box::new(RunInstruction {
         mounts,
         network,
         security,
         command: command_form(raw, &raw.args),
         heredocs: raw.heredocs.clone(),
-    }))
+    })))
 }

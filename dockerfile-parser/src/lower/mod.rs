@@ -73,7 +73,7 @@ impl Ctx<'_> {
 /// The command of RUN, CMD, ENTRYPOINT: exec form from JSON, shell form otherwise.
 pub(crate) fn command_form(raw: &RawInstruction, args: &[Word]) -> CommandForm {
     if raw.json {
-        CommandForm::Exec(args.iter().map(|w| w.text.clone()).collect())
+        CommandForm::Exec(args.iter().map(|w| w.text.to_string()).collect())
     } else {
         match args.first() {
             Some(w) => CommandForm::Shell(w.clone()),
@@ -91,8 +91,8 @@ pub(crate) fn lower(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instructi
         "entrypoint" => command::entrypoint(raw, ctx).map(Instruction::Entrypoint),
         "shell" => command::shell(raw, ctx),
         "healthcheck" => command::healthcheck(raw, ctx),
-        "copy" => copy::copy(raw, ctx, false).map(Instruction::Copy),
-        "add" => copy::copy(raw, ctx, true).map(Instruction::Add),
+        "copy" => copy::copy(raw, ctx, false).map(|c| Instruction::Copy(Box::new(c))),
+        "add" => copy::copy(raw, ctx, true).map(|c| Instruction::Add(Box::new(c))),
         "env" => simple::key_values(raw, ctx, "ENV").map(|pairs| Instruction::Env { pairs }),
         "label" => simple::key_values(raw, ctx, "LABEL").map(|pairs| Instruction::Label { pairs }),
         "arg" => simple::arg(raw, ctx),
@@ -106,7 +106,7 @@ pub(crate) fn lower(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instructi
         _ => {
             let kw = &raw.keyword.text;
             let mut err = ctx.error(
-                ParseErrorKind::UnknownInstruction(kw.clone()),
+                ParseErrorKind::UnknownInstruction(kw.to_string()),
                 raw.keyword.span,
                 format!("expected an instruction such as FROM, RUN or COPY, found `{kw}`"),
             );

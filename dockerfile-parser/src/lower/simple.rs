@@ -161,7 +161,7 @@ pub(super) fn maintainer(
         raw.keyword.span,
         raw.start_line,
     );
-    Ok(Instruction::Maintainer(w.text))
+    Ok(Instruction::Maintainer(w.text.to_string()))
 }
 
 pub(super) fn onbuild(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction, ParseError> {
