@@ -5,9 +5,9 @@
 #
 # Files (made in $BENCH_DATA/parse, deterministic):
 #   corpus-5mb.Dockerfile  testdata/dockerfiles/corpus concatenated in name order until it holds
-#                          5 MiB (files with an `# escape=` directive are left out: in the middle
-#                          of a concatenation it is a comment, and their backtick continuations
-#                          would not be continuations)
+#                          5 MiB, each copy's stage names made unique (files with an `# escape=`
+#                          directive are left out: in the middle of a concatenation it is a
+#                          comment, and their backtick continuations would not be continuations)
 #   env-300k.Dockerfile    FROM, then 300,000 lines `ENV VAR_<n>=value-<n>-<32 hex digits>`
 #
 # Usage: benches/scenarios/parse.sh
@@ -34,20 +34,38 @@ command -v hyperfine >/dev/null || { echo "parse.sh: hyperfine is required" >&2;
 work="$BENCH_DATA/parse"
 mkdir -p "$work"
 python3 - "$repo/testdata/dockerfiles/corpus" "$work" <<'EOF'
-import os, sys
+import os, re, sys
 corpus, out = sys.argv[1:]
 files = []
 for name in sorted(os.listdir(corpus)):
     text = open(os.path.join(corpus, name), encoding="utf-8").read()
     if not text.lower().startswith("# escape="):
         files.append(text if text.endswith("\n") else text + "\n")
-parts, size = [], 0
+
+def renamed(text, suffix):
+    """The file with its stage names made unique (`AS build` -> `AS build-s12`), where they are
+    declared and where FROM, --from= and from= name them: one file of many copies must not
+    declare a stage name twice (parse-dockerfile refuses that; kiln warns)."""
+    names = re.findall(r"(?im)^\s*FROM\s.*\sAS\s+([A-Za-z0-9_.-]+)\s*$", text)
+    for n in sorted(set(names), key=len, reverse=True):
+        word = re.compile(r"(?i)(?<![A-Za-z0-9_.-])" + re.escape(n) + r"(?![A-Za-z0-9_.:/-])")
+        lines = []
+        for line in text.split("\n"):
+            if re.match(r"(?i)\s*FROM\s", line) or re.search(r"(?i)from=", line):
+                line = word.sub(n + suffix, line)
+            lines.append(line)
+        text = "\n".join(lines)
+    return text
+
+parts, size, k = [], 0, 0
 while size < 5 << 20:
-    for text in files:
-        parts.append(text)
-        size += len(text.encode())
+    for i, text in enumerate(files):
+        part = renamed(text, f"-s{k}x{i}")
+        parts.append(part)
+        size += len(part.encode())
         if size >= 5 << 20:
             break
+    k += 1
 open(os.path.join(out, "corpus-5mb.Dockerfile"), "w", encoding="utf-8").write("".join(parts))
 with open(os.path.join(out, "env-300k.Dockerfile"), "w") as f:
     f.write("FROM scratch\n")

@@ -284,13 +284,12 @@ impl RawBuilder<'_> {
             JsonArgs::Strings(items) => Ok(Some(
                 items
                     .into_iter()
-                    .map(|(s, a, b)| {
+                    .map(|(decoded, a, b)| {
                         // A string without escapes is the text between its quotes: share it.
                         let inner = rest.get(a + 1..b.saturating_sub(1)).unwrap_or("");
-                        let text = if inner == s {
-                            self.line.text.slice_ref(inner)
-                        } else {
-                            Text::from(s)
+                        let text = match decoded {
+                            Some(s) if s != inner => Text::from(s),
+                            _ => self.line.text.slice_ref(inner),
                         };
                         Word {
                             text,
@@ -317,8 +316,7 @@ impl RawBuilder<'_> {
         };
         if !rest[fa..ft].contains('=') {
             let upper = name.to_ascii_uppercase();
-            let pieces = split_blanks(rest);
-            let Some(&(ka, kb)) = pieces.first() else {
+            let Some((ka, kb)) = split_blanks(rest).next() else {
                 return Ok(Vec::new());
             };
             let value_start = rest[kb..].find(|c| !is_blank(c)).map(|i| kb + i);

@@ -92,3 +92,112 @@ fn blanks_after_heredoc_marker_as_buildkit() {
     assert!(names("RUN echo a<< EOF\n").is_empty());
     assert!(names("RUN echo <<\n").is_empty());
 }
+
+#[test]
+fn keyword_names_ignore_ascii_case_only() {
+    for k in crate::lower::KEYWORDS {
+        assert_eq!(keyword_name(k), Some(*k));
+        assert_eq!(keyword_name(&k.to_ascii_uppercase()), Some(*k));
+        let mixed: String = k
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        assert_eq!(keyword_name(&mixed), Some(*k));
+    }
+    for other in [
+        "",
+        "ru",
+        "runn",
+        "RUN ",
+        "ſtopsignal",
+        "healthcheckk",
+        "frοm",
+        "COPY\u{0}",
+    ] {
+        assert_eq!(keyword_name(other), None, "{other:?}");
+    }
+}
+
+#[test]
+fn blank_splitting() {
+    fn pieces(s: &str) -> Vec<&str> {
+        split_blanks(s).map(|(a, b)| &s[a..b]).collect()
+    }
+    assert_eq!(
+        pieces(" a\tb\u{0B}c\u{0C}d\re\nf  "),
+        ["a", "b", "c", "d", "e", "f"]
+    );
+    assert_eq!(pieces("é\u{a0}x y"), ["é\u{a0}x", "y"]);
+    assert!(pieces(" \t ").is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+    /// The decoder-free JSON path agrees with the decoder whenever it answers.
+    #[test]
+    fn simple_json_agrees_with_decoder(text in r#"\[[ \t\r\n\u{0B}\u{0C}",\\\]\[a-zé0-9:{}\u{1}]{0,24}"#) {
+        check_json(&text)?;
+    }
+
+    #[test]
+    fn simple_json_agrees_on_arrays(
+        items in proptest::collection::vec(r#"[a-z é"\\/\t\u{1}]{0,6}"#, 0..5),
+        gaps in proptest::collection::vec("[ \t\r\n\u{0C}]{0,2}", 4),
+        tail in r#"[\] ,x"]{0,2}"#,
+    ) {
+        let quoted: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
+        let text = format!("[{}{}{}]{}{tail}", gaps[0], quoted.join(&format!("{},{}", gaps[1], gaps[2])), gaps[3], gaps[0]);
+        check_json(&text)?;
+    }
+}
+
+fn check_json(text: &str) -> Result<(), TestCaseError> {
+    if let Some(fast) = simple_json_strings(text) {
+        let JsonArgs::Strings(slow) = parse_json_args_decoder(text) else {
+            return Err(TestCaseError::fail(format!("decoder refuses {text:?}")));
+        };
+        prop_assert_eq!(fast.len(), slow.len());
+        for ((_, a, b), (decoded, c, d)) in fast.iter().zip(&slow) {
+            prop_assert_eq!((a, b), (c, d));
+            prop_assert_eq!(Some(&text[a + 1..b - 1]), decoded.as_deref());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn simple_json_cases() {
+    for ok in [
+        r#"["a"]"#,
+        r#"[ "a" , "b" ]"#,
+        "[]",
+        "[ ]",
+        "[\"\"]",
+        "[\"é\"] \n",
+    ] {
+        assert!(simple_json_strings(ok).is_some(), "{ok}");
+        assert!(
+            matches!(parse_json_args_decoder(ok), JsonArgs::Strings(_)),
+            "{ok}"
+        );
+    }
+    for other in [
+        r#"["a\"b"]"#,
+        r#"["a",]"#,
+        r#"["a" "b"]"#,
+        "[1]",
+        "[\"a\"] x",
+        "[\"\u{1}\"]",
+        "[",
+        "[\u{0B}]",
+    ] {
+        assert!(simple_json_strings(other).is_none(), "{other}");
+    }
+}

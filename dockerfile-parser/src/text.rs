@@ -51,10 +51,14 @@ impl Text {
     }
 
     /// The text as a `&str`.
+    #[inline]
     pub fn as_str(&self) -> &str {
-        self.buf
-            .get(self.start as usize..self.end as usize)
-            .unwrap_or("")
+        // SAFETY: every constructor checks that `start..end` lies within the buffer on character
+        // boundaries, and the buffer is never modified.
+        unsafe {
+            self.buf
+                .get_unchecked(self.start as usize..self.end as usize)
+        }
     }
 
     /// A sub-slice sharing this buffer; `range` is relative to this text. An out-of-range or
@@ -77,8 +81,13 @@ impl Text {
         let base = s.as_ptr() as usize;
         let at = sub.as_ptr() as usize;
         if at >= base && at + sub.len() <= base + s.len() {
-            let off = at - base;
-            return self.slice(off..off + sub.len());
+            // `sub` is a `&str` inside `s`, so both of its ends are character boundaries.
+            let off = (at - base) as u32;
+            return Text {
+                buf: self.buf.clone(),
+                start: self.start + off,
+                end: self.start + off + sub.len() as u32,
+            };
         }
         Text::from(sub)
     }

@@ -83,9 +83,12 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
                 }
                 out.flush().into_diagnostic()?;
             }
+            // One write for all the warnings, not one per line.
+            let mut err = std::io::BufWriter::new(std::io::stderr().lock());
             for w in &df.warnings {
-                eprintln!("warning: {name}:{}: {}", w.line, w.message);
+                writeln!(err, "warning: {name}:{}: {}", w.line, w.message).into_diagnostic()?;
             }
+            err.flush().into_diagnostic()?;
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
