@@ -81,6 +81,25 @@ pub mod span;
 pub mod text;
 pub mod values;
 
+#[cfg(test)]
+mod differential_tests;
+
+#[cfg(test)]
+thread_local! {
+    /// Set by the differential tests: every line goes through the grammar and every JSON array
+    /// through the decoder, with no shortcut.
+    static REFERENCE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the shortcuts are off (only ever in the differential tests).
+#[inline]
+fn reference_mode() -> bool {
+    #[cfg(test)]
+    return REFERENCE.with(|r| r.get());
+    #[cfg(not(test))]
+    false
+}
+
 pub use ast::*;
 pub use error::{ParseError, ParseErrorKind};
 pub use span::{LineIndex, Span, Spanned};

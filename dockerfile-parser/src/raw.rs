@@ -152,7 +152,12 @@ impl RawBuilder<'_> {
     /// triggers). Heredoc markers are returned for the caller to read the bodies.
     pub fn build(&self, base: usize) -> Result<(RawInstruction, Vec<PendingHeredoc>), ParseError> {
         let text = &self.line.text[base..];
-        let (keyword, flags, head_end) = match fast_head(text) {
+        let fast = if crate::reference_mode() {
+            None
+        } else {
+            fast_head(text)
+        };
+        let (keyword, flags, head_end) = match fast {
             Some(h) => {
                 let (ks, ke) = h.keyword;
                 let flags = h

@@ -22,7 +22,12 @@ pub(crate) fn parse_json_args(rest: &str) -> JsonArgs {
     if !rest.starts_with('[') {
         return JsonArgs::NotJson;
     }
-    match simple_json_strings(rest) {
+    let simple = if crate::reference_mode() {
+        None
+    } else {
+        simple_json_strings(rest)
+    };
+    match simple {
         Some(items) => JsonArgs::Strings(items),
         None => parse_json_args_decoder(rest),
     }
