@@ -51,6 +51,9 @@ fn corpus_and_golden_cases_parse_the_same_without_shortcuts() {
         };
         let (reference, fast) = both(&src);
         assert_eq!(reference, fast, "{}", p.display());
+        if let Ok(df) = &fast {
+            crate::dump::tests::assert_same_pretty_text(df);
+        }
         if !src.starts_with("# escape") {
             whole.push_str(&src);
             whole.push('\n');
@@ -59,6 +62,9 @@ fn corpus_and_golden_cases_parse_the_same_without_shortcuts() {
     // All of them as one file too (errors and all).
     let (reference, fast) = both(&whole);
     assert_eq!(reference, fast);
+    if let Ok(df) = &fast {
+        crate::dump::tests::assert_same_pretty_text(df);
+    }
 }
 
 fn line() -> impl Strategy<Value = String> {
@@ -98,6 +104,9 @@ proptest! {
     ) {
         let src = lines.join(if crlf { "\r\n" } else { "\n" });
         let (reference, fast) = both(&src);
-        prop_assert_eq!(reference, fast);
+        prop_assert_eq!(&reference, &fast);
+        if let Ok(df) = &fast {
+            crate::dump::tests::assert_same_pretty_text(df);
+        }
     }
 }

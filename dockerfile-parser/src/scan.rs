@@ -185,12 +185,14 @@ impl<'a> Scanner<'a> {
 
     /// Strips a trailing continuation (escape character plus blanks); `None` if there is none.
     fn trim_continuation<'t>(&self, token: &'t str) -> Option<&'t str> {
-        let t = token.trim_end_matches([' ', '\t']);
-        let before = t.strip_suffix(self.escape)?;
-        if before.ends_with(self.escape) {
+        // The escape character is a backslash or a backtick: one byte.
+        let esc = self.escape as u8;
+        let t = token.trim_end_matches([' ', '\t']).as_bytes();
+        let (&last, before) = t.split_last()?;
+        if last != esc || before.last() == Some(&esc) {
             return None;
         }
-        Some(before)
+        token.get(..before.len())
     }
 
     /// Reads the next logical instruction line, or `None` at the end of the file.

@@ -69,10 +69,9 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
     match kiln_dockerfile_parser::parse_shared(&source) {
         Ok(df) => {
             if args.json {
-                // Streamed, one instruction at a time, through one buffer.
-                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                let dump = kiln_dockerfile_parser::dump::Streamed(&df);
-                serde_json::to_writer_pretty(&mut out, &dump).into_diagnostic()?;
+                // Written straight from the AST, through one buffer.
+                let mut out = std::io::stdout().lock();
+                kiln_dockerfile_parser::dump::write_pretty(&df, &mut out).into_diagnostic()?;
                 writeln!(out).into_diagnostic()?;
                 out.flush().into_diagnostic()?;
             } else {
@@ -89,6 +88,8 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
                 writeln!(err, "warning: {name}:{}: {}", w.line, w.message).into_diagnostic()?;
             }
             err.flush().into_diagnostic()?;
+            // The process ends here: freeing the AST node by node would only cost time.
+            std::mem::forget(df);
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {

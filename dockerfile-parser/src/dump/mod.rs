@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 use crate::ast::{Directive, Dockerfile, Heredoc, RawInstruction, Warning};
 use crate::error::ParseError;
 
+mod pretty;
+pub use pretty::write_pretty;
+
 fn heredoc(h: &Heredoc) -> Value {
     json!({
         "name": h.name,
@@ -168,7 +171,7 @@ pub fn error_to_json(err: &ParseError) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -189,5 +192,22 @@ mod tests {
             };
             assert_eq!(whole.expect("serializes"), streamed.expect("serializes"));
         }
+    }
+
+    /// The hand-written text is serde_json's, escapes included.
+    pub(crate) fn assert_same_pretty_text(df: &Dockerfile) {
+        let mut mine = Vec::new();
+        write_pretty(df, &mut mine).expect("writes");
+        let serde = serde_json::to_string_pretty(&to_json(df)).expect("serializes");
+        assert_eq!(String::from_utf8(mine).expect("UTF-8"), serde);
+    }
+
+    #[test]
+    fn the_written_dump_is_serde_json_text() {
+        let src = "# syntax=docker/dockerfile:1\n# escape=\\\nFROM a AS b\nRUN --mount=type=cache,target=/c <<EOF\nx \\ \"y\" \t\u{1}\u{7f}\u{8}\u{c}\r\n\u{e9}\u{1F600}\nEOF\nONBUILD RUN y\n\\\n\nENV A=1 B=2\nCMD []\nCOPY [\"a\\\"b\", \"/c\"]\n";
+        let df = crate::parse(src).expect("parses");
+        assert_same_pretty_text(&df);
+        let escaped = crate::parse("# escape=`\nFROM a\nRUN x\n").expect("parses");
+        assert_same_pretty_text(&escaped);
     }
 }

@@ -1,0 +1,234 @@
+//! The dump's text written directly: the same bytes as `serde_json::to_writer_pretty` of
+//! [`super::to_json`] (two-space indent, sorted keys, serde_json's string escapes), without a
+//! serializer in between. Strings that need no escape, nearly all of them, are copied whole.
+
+use std::io::{self, Write};
+
+use crate::ast::{Dockerfile, Heredoc, RawInstruction};
+
+/// Writes the dump of `df` to `out` as indented JSON (no trailing newline).
+pub fn write_pretty<W: Write>(df: &Dockerfile, out: W) -> io::Result<()> {
+    let mut j = Pretty {
+        buf: Vec::with_capacity(1 << 16),
+        out,
+        depth: 0,
+        first: true,
+    };
+    j.open(b'{');
+    j.key("directives");
+    j.open(b'[');
+    for d in &df.directives {
+        j.elem();
+        j.open(b'{');
+        j.key("line");
+        j.num(d.line as u64);
+        j.key("name");
+        j.str(&d.name);
+        j.key("value");
+        j.str(&d.value);
+        j.close(b'}');
+    }
+    j.close(b']');
+    j.key("escape");
+    let mut esc = [0u8; 4];
+    j.str(df.escape.encode_utf8(&mut esc));
+    j.key("instructions");
+    j.open(b'[');
+    for n in df.instructions() {
+        j.elem();
+        j.instruction(&n.raw);
+        j.flush_some()?;
+    }
+    j.close(b']');
+    j.key("warnings");
+    j.open(b'[');
+    for w in &df.warnings {
+        j.elem();
+        j.open(b'{');
+        j.key("line");
+        j.num(w.line as u64);
+        j.key("message");
+        j.str(&w.message);
+        j.key("rule");
+        j.str(&w.rule);
+        j.close(b'}');
+    }
+    j.close(b']');
+    j.close(b'}');
+    j.out.write_all(&j.buf)
+}
+
+struct Pretty<W: Write> {
+    buf: Vec<u8>,
+    out: W,
+    depth: usize,
+    /// Nothing written yet in the innermost open container.
+    first: bool,
+}
+
+impl<W: Write> Pretty<W> {
+    fn flush_some(&mut self) -> io::Result<()> {
+        if self.buf.len() >= 1 << 16 {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, c: u8) {
+        self.buf.push(c);
+        self.depth += 1;
+        self.first = true;
+    }
+
+    fn close(&mut self, c: u8) {
+        self.depth -= 1;
+        if !self.first {
+            self.newline();
+        }
+        self.buf.push(c);
+        self.first = false;
+    }
+
+    fn newline(&mut self) {
+        self.buf.push(b'\n');
+        for _ in 0..self.depth {
+            self.buf.extend_from_slice(b"  ");
+        }
+    }
+
+    /// Before an array element.
+    fn elem(&mut self) {
+        if !self.first {
+            self.buf.push(b',');
+        }
+        self.newline();
+        self.first = false;
+    }
+
+    fn key(&mut self, k: &str) {
+        self.elem();
+        self.str(k);
+        self.buf.extend_from_slice(b": ");
+    }
+
+    fn num(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.buf.extend_from_slice(&digits[i..]);
+    }
+
+    fn boolean(&mut self, b: bool) {
+        self.buf
+            .extend_from_slice(if b { b"true" as &[u8] } else { b"false" });
+    }
+
+    fn str(&mut self, s: &str) {
+        self.buf.push(b'"');
+        let bytes = s.as_bytes();
+        if bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.buf.extend_from_slice(bytes);
+        } else {
+            escape_into(&mut self.buf, bytes);
+        }
+        self.buf.push(b'"');
+    }
+
+    fn strs<'t>(&mut self, items: impl Iterator<Item = &'t str>) {
+        self.open(b'[');
+        for s in items {
+            self.elem();
+            self.str(s);
+        }
+        self.close(b']');
+    }
+
+    fn heredoc(&mut self, h: &Heredoc) {
+        self.open(b'{');
+        self.key("chomp");
+        self.boolean(h.chomp);
+        self.key("content");
+        self.str(&h.content);
+        self.key("expand");
+        self.boolean(h.expand);
+        self.key("fd");
+        self.num(u64::from(h.fd));
+        self.key("name");
+        self.str(&h.name);
+        self.close(b'}');
+    }
+
+    fn instruction(&mut self, raw: &RawInstruction) {
+        self.open(b'{');
+        self.key("args");
+        self.strs(raw.args.iter().map(|w| w.text.as_str()));
+        self.key("end_line");
+        self.num(raw.end_line as u64);
+        self.key("flags");
+        self.strs(raw.flags.iter().map(|f| f.text.as_str()));
+        self.key("heredocs");
+        self.open(b'[');
+        for h in &raw.heredocs {
+            self.elem();
+            self.heredoc(h);
+        }
+        self.close(b']');
+        self.key("json");
+        self.boolean(raw.json);
+        self.key("keyword");
+        self.str(&raw.keyword.text);
+        self.key("name");
+        match crate::raw::keyword_name(&raw.keyword.text) {
+            Some(name) => self.str(name),
+            None => self.str(&raw.name()),
+        }
+        self.key("original");
+        self.str(&raw.original);
+        self.key("start_line");
+        self.num(raw.start_line as u64);
+        self.key("sub");
+        match &raw.sub {
+            Some(sub) => self.instruction(sub),
+            None => self.buf.extend_from_slice(b"null"),
+        }
+        self.close(b'}');
+    }
+}
+
+/// serde_json's escapes: `\"`, `\\`, the short forms of backspace, form feed, newline,
+/// carriage return and tab, `\u00XX` (lower-case hex) for other control characters.
+fn escape_into(buf: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x0C => b"\\f",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1F => b"",
+            _ => continue,
+        };
+        buf.extend_from_slice(&bytes[start..i]);
+        if short.is_empty() {
+            buf.extend_from_slice(b"\\u00");
+            buf.push(HEX[usize::from(b >> 4)]);
+            buf.push(HEX[usize::from(b & 0xF)]);
+        } else {
+            buf.extend_from_slice(short);
+        }
+        start = i + 1;
+    }
+    buf.extend_from_slice(&bytes[start..]);
+}
