@@ -182,6 +182,7 @@ impl RawBuilder<'_> {
         let mut args: Vec<Word> = Vec::new();
         let mut pending = Vec::new();
         let split_into = |args: &mut Vec<Word>| {
+            args.reserve_exact(split_blanks(rest_str).count());
             for (a, b) in split_blanks(rest_str) {
                 args.push(self.word(&rest_str[a..b], rest_start + a, rest_start + b));
             }
@@ -205,7 +206,9 @@ impl RawBuilder<'_> {
             }
             "from" | "expose" => split_into(&mut args),
             "arg" => {
-                for (a, b, t) in parse_words(rest_str, self.escape) {
+                let words = parse_words(rest_str, self.escape);
+                args.reserve_exact(words.len());
+                for (a, b, t) in words {
                     args.push(self.word(&rest_str[a..t], rest_start + a, rest_start + b));
                 }
             }

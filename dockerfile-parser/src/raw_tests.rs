@@ -201,3 +201,81 @@ fn simple_json_cases() {
         assert!(simple_json_strings(other).is_none(), "{other}");
     }
 }
+
+/// The char-by-char `parse_words` that the byte-wise one replaced, kept as the reference.
+fn parse_words_reference(rest: &str, escape: char) -> Vec<(usize, usize, usize)> {
+    #[derive(PartialEq)]
+    enum Phase {
+        Spaces,
+        Word,
+        Quote(char),
+    }
+    let mut words = Vec::new();
+    let mut phase = Phase::Spaces;
+    let mut blank_ok = false;
+    let mut start = 0;
+    let mut it = rest.char_indices().peekable();
+    while let Some((pos, ch)) = it.next() {
+        if phase == Phase::Spaces {
+            if ch.is_whitespace() {
+                continue;
+            }
+            phase = Phase::Word;
+            start = pos;
+        }
+        match phase {
+            Phase::Word => {
+                if ch.is_whitespace() {
+                    if blank_ok || pos > start {
+                        words.push((start, pos, pos));
+                    }
+                    blank_ok = false;
+                    phase = Phase::Spaces;
+                    continue;
+                }
+                if ch == '\'' || ch == '"' {
+                    phase = Phase::Quote(ch);
+                    blank_ok = true;
+                }
+                if ch == escape {
+                    if it.peek().is_none() {
+                        // Escape at the very end: dropped.
+                        if blank_ok || pos > start {
+                            words.push((start, rest.len(), pos));
+                        }
+                        return words;
+                    }
+                    it.next();
+                }
+            }
+            Phase::Quote(q) => {
+                if ch == q {
+                    phase = Phase::Word;
+                } else if ch == escape && q != '\'' {
+                    if it.peek().is_none() {
+                        words.push((start, rest.len(), pos));
+                        return words;
+                    }
+                    it.next();
+                }
+            }
+            Phase::Spaces => {}
+        }
+    }
+    if phase != Phase::Spaces && (blank_ok || rest.len() > start) {
+        words.push((start, rest.len(), rest.len()));
+    }
+    words
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+    #[test]
+    fn byte_wise_words_agree_with_the_reference(
+        text in "[a-z =\"'\\\\`\t\u{a0}\u{2003}é\u{85}]{0,24}",
+        backtick in any::<bool>(),
+    ) {
+        let escape = if backtick { '`' } else { '\\' };
+        prop_assert_eq!(parse_words(&text, escape), parse_words_reference(&text, escape));
+    }
+}

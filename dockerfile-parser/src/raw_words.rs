@@ -155,14 +155,28 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)
         Word,
         Quote(char),
     }
+    let bytes = rest.as_bytes();
+    // The next character and its length, without decoding ASCII (nearly all of the text).
+    let char_at = |pos: usize| -> (char, usize) {
+        match bytes[pos] {
+            b if b < 0x80 => (b as char, 1),
+            _ => {
+                let c = rest[pos..].chars().next().unwrap_or('\u{FFFD}');
+                (c, c.len_utf8())
+            }
+        }
+    };
     let mut words = Vec::new();
     let mut phase = Phase::Spaces;
     let mut blank_ok = false;
     let mut start = 0;
-    let mut it = rest.char_indices().peekable();
-    while let Some((pos, ch)) = it.next() {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let (ch, len) = char_at(pos);
+        let next = pos + len;
         if phase == Phase::Spaces {
             if ch.is_whitespace() {
+                pos = next;
                 continue;
             }
             phase = Phase::Word;
@@ -176,6 +190,7 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)
                     }
                     blank_ok = false;
                     phase = Phase::Spaces;
+                    pos = next;
                     continue;
                 }
                 if ch == '\'' || ch == '"' {
@@ -183,29 +198,32 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)
                     blank_ok = true;
                 }
                 if ch == escape {
-                    if it.peek().is_none() {
+                    if next >= bytes.len() {
                         // Escape at the very end: dropped.
                         if blank_ok || pos > start {
                             words.push((start, rest.len(), pos));
                         }
                         return words;
                     }
-                    it.next();
+                    pos = next + char_at(next).1;
+                    continue;
                 }
             }
             Phase::Quote(q) => {
                 if ch == q {
                     phase = Phase::Word;
                 } else if ch == escape && q != '\'' {
-                    if it.peek().is_none() {
+                    if next >= bytes.len() {
                         words.push((start, rest.len(), pos));
                         return words;
                     }
-                    it.next();
+                    pos = next + char_at(next).1;
+                    continue;
                 }
             }
             Phase::Spaces => {}
         }
+        pos = next;
     }
     if phase != Phase::Spaces && (blank_ok || rest.len() > start) {
         words.push((start, rest.len(), rest.len()));

@@ -266,7 +266,11 @@ impl<'a> Scanner<'a> {
                 });
             }
             return Ok(Some(LogicalLine {
-                text: Text::from(text),
+                text: {
+                    // The capacity was a guess: keep only what the line holds.
+                    text.shrink_to_fit();
+                    Text::from(text)
+                },
                 first: tok_start,
                 segments,
                 end,

@@ -91,9 +91,15 @@ impl<W: Write> Pretty<W> {
     }
 
     fn newline(&mut self) {
-        self.buf.push(b'\n');
-        for _ in 0..self.depth {
-            self.buf.extend_from_slice(b"  ");
+        const INDENT: &[u8] = b"\n                                ";
+        match INDENT.get(..1 + 2 * self.depth) {
+            Some(s) => self.buf.extend_from_slice(s),
+            None => {
+                self.buf.push(b'\n');
+                for _ in 0..self.depth {
+                    self.buf.extend_from_slice(b"  ");
+                }
+            }
         }
     }
 
@@ -134,7 +140,11 @@ impl<W: Write> Pretty<W> {
     fn str(&mut self, s: &str) {
         self.buf.push(b'"');
         let bytes = s.as_bytes();
-        if bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
+        // No early exit, so the check runs over whole vectors of bytes.
+        let special = bytes.iter().fold(false, |acc, &b| {
+            acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+        });
+        if !special {
             self.buf.extend_from_slice(bytes);
         } else {
             escape_into(&mut self.buf, bytes);

@@ -85,7 +85,7 @@ pub(super) fn run(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction
         ],
         ctx.src,
     )?;
-    let mut mounts = Vec::new();
+    let mut mounts = Vec::with_capacity(raw.flags.iter().filter(|f| f.name == "mount").count());
     for word in flags.strings("mount") {
         match MountSpec::parse_word(&word, true) {
             Ok(m) => mounts.push(m),

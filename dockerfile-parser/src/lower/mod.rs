@@ -142,6 +142,10 @@ impl Assembler {
                     node.raw.start_line,
                 );
             }
+            if let Some(prev) = self.stages.last_mut() {
+                // That stage is complete: give back the room its list grew ahead.
+                prev.instructions.shrink_to_fit();
+            }
             self.stages.push(Stage {
                 from: node,
                 name,
@@ -174,9 +178,12 @@ pub(crate) fn finish(
     directives: Vec<crate::ast::Directive>,
     escape: char,
     global_args: Vec<InstructionNode>,
-    stages: Vec<Stage>,
+    mut stages: Vec<Stage>,
     mut warnings: Vec<Warning>,
 ) -> Dockerfile {
+    if let Some(last) = stages.last_mut() {
+        last.instructions.shrink_to_fit();
+    }
     warnings.sort_by_key(|w| (w.span.start, w.line));
     Dockerfile {
         directives,
