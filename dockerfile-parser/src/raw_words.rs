@@ -166,12 +166,36 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)
             }
         }
     };
+    // ASCII that is neither a blank (as `char::is_whitespace` has it), a quote nor the escape
+    // character: such runs are skipped without looking at each character.
+    let esc = u8::try_from(escape).unwrap_or(0x80);
+    let plain = |b: u8| b < 0x80 && !matches!(b, b' ' | 0x09..=0x0D | b'\'' | b'"') && b != esc;
     let mut words = Vec::new();
     let mut phase = Phase::Spaces;
     let mut blank_ok = false;
     let mut start = 0;
     let mut pos = 0;
     while pos < bytes.len() {
+        match phase {
+            Phase::Word => {
+                while pos < bytes.len() && plain(bytes[pos]) {
+                    pos += 1;
+                }
+            }
+            Phase::Quote(q) => {
+                while pos < bytes.len()
+                    && bytes[pos] < 0x80
+                    && bytes[pos] != q as u8
+                    && bytes[pos] != esc
+                {
+                    pos += 1;
+                }
+            }
+            Phase::Spaces => {}
+        }
+        if pos >= bytes.len() {
+            break;
+        }
         let (ch, len) = char_at(pos);
         let next = pos + len;
         if phase == Phase::Spaces {
