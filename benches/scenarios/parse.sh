@@ -18,6 +18,7 @@
 #               is used, installed there first with `cargo install --locked parse-dockerfile@0.1.9
 #               --root $BENCH_DATA/tools` (a bench-only tool, never a dependency of kiln). Set it to
 #               `none` to skip the comparison.
+#   KILN_BEFORE another kiln binary measured in the same run (e.g. a build of an older commit)
 #   RUNS        hyperfine runs (default 10)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -90,7 +91,7 @@ measure() { # label file command
   bytes=$(stat -c %s "$file")
   : >"$rss"
   hyperfine --warmup 2 --runs "$RUNS" --export-json "$json" --style none \
-    "/usr/bin/time -f %M -a -o '$rss' sh -c \"$cmd >/dev/null\"" >/dev/null
+    "/usr/bin/time -f %M -a -o '$rss' sh -c \"$cmd >/dev/null 2>&1\"" >/dev/null
   python3 - "$json" "$rss" "$label" "$(basename "$file")" "$bytes" >>"$rows" <<'EOF'
 import json, statistics, sys
 j, rss, label, name, size = sys.argv[1:]
@@ -103,6 +104,10 @@ EOF
 }
 
 for f in "$work/corpus-5mb.Dockerfile" "$work/env-300k.Dockerfile"; do
+  if [ -n "${KILN_BEFORE:-}" ]; then
+    measure "kiln parse --json (before)" "$f" "'$KILN_BEFORE' parse --json '$f'"
+    measure "kiln parse (before)" "$f" "'$KILN_BEFORE' parse '$f'"
+  fi
   measure "kiln parse --json" "$f" "'$KILN' parse --json '$f'"
   measure "kiln parse" "$f" "'$KILN' parse '$f'"
   if [ "$PD" != none ] && [ -x "$PD" ]; then

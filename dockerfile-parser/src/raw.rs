@@ -201,7 +201,7 @@ impl RawBuilder<'_> {
                         json = true;
                         args = words;
                     }
-                    None => args.push(rest.clone()),
+                    None => args = vec![rest.clone()],
                 }
             }
             "from" | "expose" => split_into(&mut args),
@@ -232,7 +232,7 @@ impl RawBuilder<'_> {
                 }
             }
             "maintainer" | "stopsignal" | "user" | "workdir" if !rest_str.is_empty() => {
-                args.push(rest.clone());
+                args = vec![rest.clone()];
             }
             "onbuild" if !rest_str.is_empty() => {
                 let sub_keyword = rest_str.split(is_blank).next().unwrap_or("");
