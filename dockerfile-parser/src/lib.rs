@@ -49,12 +49,22 @@
 //! 2. The pest grammar (`grammar.pest`) describes an instruction head (keyword and flag words with
 //!    BuildKit's quoting) and heredoc markers. A plain-Rust shortcut handles heads whose flag words
 //!    contain no quotes or backslashes (the vast majority); property tests check that it agrees
-//!    with the grammar on every input it accepts. This keeps parsing above 40 MB/s: pest's fixed
-//!    cost per call and per character would otherwise dominate (about 11 MB/s when every line
-//!    went through it).
+//!    with the grammar on every input it accepts. pest's fixed cost per call and per character
+//!    would otherwise dominate (about 11 MB/s when every line went through it).
 //! 3. Arguments are split per keyword exactly as BuildKit's line parsers do (JSON arrays with the
 //!    shell-form fallback, whitespace lists, quote-aware `key=value` words), then lowered to typed
-//!    instructions (`lower/`, one file per instruction family).
+//!    instructions (`lower/`, one file per instruction family). JSON arrays whose strings hold no
+//!    escape are read without the JSON decoder.
+//! 4. Each instruction is lowered as soon as it is read, so the raw layer of the whole file never
+//!    sits beside the typed one.
+//!
+//! The shortcuts change nothing: a differential test parses the corpus, the golden cases and
+//! generated text with them and without them (every head through the grammar, every JSON array
+//! through the decoder) and requires the same AST and the same errors.
+//!
+//! Strings in the AST are [`Text`]s: slices of one shared buffer (the source, or a continued
+//! instruction's joined line), not copies, so the AST costs a few times the file's size rather
+//! than tens of times, and building it allocates little per token.
 //!
 //! # Differences from BuildKit
 //!
