@@ -1,5 +1,6 @@
 //! `kiln parse [--json] [FILE|-]`: the parser's view of a Dockerfile.
 
+use std::io::IsTerminal;
 use std::io::Read;
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,7 +14,8 @@ use miette::{IntoDiagnostic, NamedSource, Report, WrapErr};
 #[derive(Debug, Args)]
 pub struct ParseArgs {
     /// Print one JSON document: directives, warnings and every instruction with its flags,
-    /// arguments, heredocs and lines. On a parse error, `{"error", "line", "column"}`.
+    /// arguments, heredocs and lines (indented at a terminal, on one line otherwise). On a parse
+    /// error, `{"error", "line", "column"}`.
     #[arg(long)]
     json: bool,
 
@@ -69,9 +71,14 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
     match kiln_dockerfile_parser::parse_shared(&source) {
         Ok(df) => {
             if args.json {
-                // Written straight from the AST, through one buffer.
+                // Written straight from the AST, through one buffer: indented for a person at
+                // a terminal, on one line for a program reading a pipe or a file.
                 let mut out = std::io::stdout().lock();
-                kiln_dockerfile_parser::dump::write_pretty(&df, &mut out).into_diagnostic()?;
+                if out.is_terminal() {
+                    kiln_dockerfile_parser::dump::write_pretty(&df, &mut out).into_diagnostic()?;
+                } else {
+                    kiln_dockerfile_parser::dump::write_compact(&df, &mut out).into_diagnostic()?;
+                }
                 writeln!(out).into_diagnostic()?;
                 out.flush().into_diagnostic()?;
             } else {

@@ -12,7 +12,7 @@ use crate::ast::{Directive, Dockerfile, Heredoc, RawInstruction, Warning};
 use crate::error::ParseError;
 
 mod pretty;
-pub use pretty::write_pretty;
+pub use pretty::{write_compact, write_pretty};
 
 fn heredoc(h: &Heredoc) -> Value {
     json!({
@@ -199,6 +199,10 @@ pub(crate) mod tests {
         let mut mine = Vec::new();
         write_pretty(df, &mut mine).expect("writes");
         let serde = serde_json::to_string_pretty(&to_json(df)).expect("serializes");
+        assert_eq!(String::from_utf8(mine).expect("UTF-8"), serde);
+        let mut mine = Vec::new();
+        write_compact(df, &mut mine).expect("writes");
+        let serde = serde_json::to_string(&to_json(df)).expect("serializes");
         assert_eq!(String::from_utf8(mine).expect("UTF-8"), serde);
     }
 

@@ -1,6 +1,7 @@
-//! The dump's text written directly: the same bytes as `serde_json::to_writer_pretty` of
-//! [`super::to_json`] (two-space indent, sorted keys, serde_json's string escapes), without a
-//! serializer in between. Strings that need no escape, nearly all of them, are copied whole.
+//! The dump's text written directly: the same bytes as `serde_json::to_writer_pretty` (or
+//! `serde_json::to_writer`) of [`super::to_json`] (two-space indent, sorted keys, serde_json's
+//! string escapes), without a serializer in between. Strings that need no escape, nearly all of
+//! them, are copied whole.
 
 use std::io::{self, Write};
 
@@ -8,11 +9,21 @@ use crate::ast::{Dockerfile, Heredoc, RawInstruction};
 
 /// Writes the dump of `df` to `out` as indented JSON (no trailing newline).
 pub fn write_pretty<W: Write>(df: &Dockerfile, out: W) -> io::Result<()> {
+    write(df, out, true)
+}
+
+/// Writes the dump of `df` to `out` as JSON on one line (no trailing newline).
+pub fn write_compact<W: Write>(df: &Dockerfile, out: W) -> io::Result<()> {
+    write(df, out, false)
+}
+
+fn write<W: Write>(df: &Dockerfile, out: W, indent: bool) -> io::Result<()> {
     let mut j = Pretty {
         buf: Vec::with_capacity(1 << 16),
         out,
         depth: 0,
         first: true,
+        indent,
     };
     j.open(b'{');
     j.key("directives");
@@ -64,6 +75,8 @@ struct Pretty<W: Write> {
     depth: usize,
     /// Nothing written yet in the innermost open container.
     first: bool,
+    /// Newlines and indentation (serde_json's pretty form) or none (its compact form).
+    indent: bool,
 }
 
 impl<W: Write> Pretty<W> {
@@ -91,6 +104,9 @@ impl<W: Write> Pretty<W> {
     }
 
     fn newline(&mut self) {
+        if !self.indent {
+            return;
+        }
         const INDENT: &[u8] = b"\n                                ";
         match INDENT.get(..1 + 2 * self.depth) {
             Some(s) => self.buf.extend_from_slice(s),
@@ -115,7 +131,8 @@ impl<W: Write> Pretty<W> {
     fn key(&mut self, k: &str) {
         self.elem();
         self.str(k);
-        self.buf.extend_from_slice(b": ");
+        self.buf
+            .extend_from_slice(if self.indent { b": " as &[u8] } else { b":" });
     }
 
     fn num(&mut self, mut n: u64) {
