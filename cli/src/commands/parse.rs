@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::io::Read;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -70,11 +71,16 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
     let source = Text::new(text);
     match kiln_dockerfile_parser::parse_shared(&source) {
         Ok(df) => {
+            let stdout = std::io::stdout().lock();
+            let tty = stdout.is_terminal();
+            // Standard output is line-buffered, which looks for newlines in every write and
+            // copies the tail: whole buffers go to a duplicate of its descriptor instead.
+            let raw = std::fs::File::from(stdout.as_fd().try_clone_to_owned().into_diagnostic()?);
             if args.json {
                 // Written straight from the AST, through one buffer: indented for a person at
                 // a terminal, on one line for a program reading a pipe or a file.
-                let mut out = std::io::stdout().lock();
-                if out.is_terminal() {
+                let mut out = std::io::BufWriter::with_capacity(1 << 16, raw);
+                if tty {
                     kiln_dockerfile_parser::dump::write_pretty(&df, &mut out).into_diagnostic()?;
                 } else {
                     kiln_dockerfile_parser::dump::write_compact(&df, &mut out).into_diagnostic()?;
@@ -82,7 +88,7 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
                 writeln!(out).into_diagnostic()?;
                 out.flush().into_diagnostic()?;
             } else {
-                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                let mut out = std::io::BufWriter::with_capacity(1 << 16, raw);
                 for node in df.instructions() {
                     writeln!(out, "{:>4}  {}", node.start_line(), node.original())
                         .into_diagnostic()?;

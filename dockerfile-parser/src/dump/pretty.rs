@@ -157,11 +157,7 @@ impl<W: Write> Pretty<W> {
     fn str(&mut self, s: &str) {
         self.buf.push(b'"');
         let bytes = s.as_bytes();
-        // No early exit, so the check runs over whole vectors of bytes.
-        let special = bytes.iter().fold(false, |acc, &b| {
-            acc | (b < 0x20) | (b == b'"') | (b == b'\\')
-        });
-        if !special {
+        if !needs_escape(bytes) {
             self.buf.extend_from_slice(bytes);
         } else {
             escape_into(&mut self.buf, bytes);
@@ -230,6 +226,27 @@ impl<W: Write> Pretty<W> {
     }
 }
 
+/// Whether any byte is a control character, a quote or a backslash, eight bytes at a time.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Some byte of `v` is below `n` (n <= 0x80); exact as to whether there is one.
+    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGH != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let v = u64::from_le_bytes(w);
+        if below(v, 0x20) || below(v ^ (ONES * 0x22), 1) || below(v ^ (ONES * 0x5C), 1) {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// serde_json's escapes: `\"`, `\\`, the short forms of backspace, form feed, newline,
 /// carriage return and tab, `\u00XX` (lower-case hex) for other control characters.
 fn escape_into(buf: &mut Vec<u8>, bytes: &[u8]) {
@@ -258,4 +275,28 @@ fn escape_into(buf: &mut Vec<u8>, bytes: &[u8]) {
         start = i + 1;
     }
     buf.extend_from_slice(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_escape;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+        #[test]
+        fn word_at_a_time_check_is_exact(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let slow = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+            prop_assert_eq!(needs_escape(&bytes), slow);
+        }
+    }
+
+    #[test]
+    fn edges() {
+        for b in 0u8..=255 {
+            let mut v = vec![b'a'; 17];
+            v[9] = b;
+            assert_eq!(needs_escape(&v), b < 0x20 || b == b'"' || b == b'\\', "{b}");
+        }
+    }
 }
