@@ -201,7 +201,7 @@ impl MountSpec {
                             let types = ["bind", "cache", "tmpfs", "secret", "ssh"];
                             return Err(MountError {
                                 message: format!("unsupported mount type \"{value}\""),
-                                help: Some(match suggest(&value, &types) {
+                                help: Some(match suggest(value, &types) {
                                     Some(s) => format!("did you mean `type={s}`?"),
                                     None => "use one of bind, cache, tmpfs, secret, ssh".into(),
                                 }),
@@ -218,8 +218,8 @@ impl MountSpec {
                 "id" => m.id = Some(value.to_string()),
                 "env" => m.env = Some(value.to_string()),
                 _ if deferred => {}
-                "readonly" | "ro" => m.readonly = Some(parse_bool(&key, &value)?),
-                "readwrite" | "rw" => m.readonly = Some(!parse_bool(&key, &value)?),
+                "readonly" | "ro" => m.readonly = Some(parse_bool(&key, value)?),
+                "readwrite" | "rw" => m.readonly = Some(!parse_bool(&key, value)?),
                 "required" => {
                     if !matches!(m.kind, MountType::Secret | MountType::Ssh) {
                         return Err(merr(format!(
@@ -227,7 +227,7 @@ impl MountSpec {
                             kind_name(m.kind)
                         )));
                     }
-                    m.required = Some(parse_bool(&key, &value)?);
+                    m.required = Some(parse_bool(&key, value)?);
                 }
                 "size" => {
                     if m.kind != MountType::Tmpfs {

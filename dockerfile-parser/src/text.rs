@@ -262,7 +262,8 @@ mod tests {
         let copy = whole.slice_ref("elsewhere");
         assert_eq!(copy, "elsewhere");
         assert!(!copy.shares_buffer(&whole));
-        assert_eq!(whole.slice(5..3), "");
+        let (from, to) = (5, 3);
+        assert_eq!(whole.slice(from..to), "");
         assert_eq!(whole.slice(0..99), "");
         assert_eq!(Text::from("é").slice(0..1), "");
         assert_eq!(image.slice(1..3), "lp");
@@ -274,7 +275,8 @@ mod tests {
         assert_eq!(t, "run");
         assert_eq!("run", t);
         assert_eq!(t, String::from("run"));
-        assert!(Text::from("a") < Text::from("b"));
+        let (a, b) = (Text::from("a"), Text::from("b"));
+        assert!(a < b);
         assert_eq!(format!("{t} {t:?}"), "run \"run\"");
         assert_eq!(Text::default(), "");
     }
