@@ -54,6 +54,7 @@ fn corpus_and_golden_cases_parse_the_same_without_shortcuts() {
         if let Ok(df) = &fast {
             crate::dump::tests::assert_same_pretty_text(df);
         }
+        crate::dump::tests::assert_streamed_same(&src);
         if !src.starts_with("# escape") {
             whole.push_str(&src);
             whole.push('\n');
@@ -65,6 +66,7 @@ fn corpus_and_golden_cases_parse_the_same_without_shortcuts() {
     if let Ok(df) = &fast {
         crate::dump::tests::assert_same_pretty_text(df);
     }
+    crate::dump::tests::assert_streamed_same(&whole);
 }
 
 fn line() -> impl Strategy<Value = String> {
@@ -108,5 +110,6 @@ proptest! {
         if let Ok(df) = &fast {
             crate::dump::tests::assert_same_pretty_text(df);
         }
+        crate::dump::tests::assert_streamed_same(&src);
     }
 }

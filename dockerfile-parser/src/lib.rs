@@ -266,6 +266,33 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
 /// Parse a Dockerfile held in a shared buffer: the AST's strings slice `source` instead of
 /// copying it (see [`Text`]). `Text::new(string)` makes one without copying.
 pub fn parse_shared(source: &Text) -> Result<Dockerfile, ParseError> {
+    let mut asm = lower::Assembler::default();
+    let head = parse_each(source, |node, place| asm.push(node, place))?;
+    Ok(lower::finish(
+        head.directives,
+        head.escape,
+        asm.global_args,
+        asm.stages,
+        head.warnings,
+    ))
+}
+
+/// What a parse finds besides the instructions.
+pub(crate) struct Summary {
+    pub directives: Vec<Directive>,
+    pub escape: char,
+    /// Sorted as [`Dockerfile::warnings`].
+    pub warnings: Vec<Warning>,
+}
+
+/// Parses `source` and hands each instruction, checked, to `each` in file order, without
+/// keeping them: [`parse_shared`] keeps them in a [`Dockerfile`], the JSON dump writes them out
+/// as they come. The errors are the same either way: an error found after some instructions
+/// were handed over makes the whole parse fail.
+pub(crate) fn parse_each(
+    source: &Text,
+    mut each: impl FnMut(InstructionNode, lower::Place),
+) -> Result<Summary, ParseError> {
     if source.len() >= text::MAX_TEXT_LEN {
         return Err(too_large(source.len()));
     }
@@ -275,43 +302,40 @@ pub fn parse_shared(source: &Text) -> Result<Dockerfile, ParseError> {
         src,
         warnings: Vec::new(),
     };
-    let mut asm = lower::Assembler::default();
+    let mut checker = lower::Checker::default();
     while let Some(r) = reader.next_instruction()? {
-        let lowered = lower::lower(&r, &mut ctx).and_then(|instruction| {
-            asm.push(
-                InstructionNode {
-                    instruction,
-                    raw: r,
-                },
-                &mut ctx,
-            )
+        let checked = lower::lower(&r, &mut ctx).and_then(|instruction| {
+            let node = InstructionNode {
+                instruction,
+                raw: r,
+            };
+            checker.check(&node, &mut ctx).map(|place| (node, place))
         });
-        if let Err(e) = lowered {
-            // An error of the line pre-pass or of the raw layer anywhere in the file comes
-            // first, as when the whole raw layer was read before lowering.
-            while reader.next_instruction()?.is_some() {}
-            return Err(e);
+        match checked {
+            Ok((node, place)) => each(node, place),
+            Err(e) => {
+                // An error of the line pre-pass or of the raw layer anywhere in the file comes
+                // first, as when the whole raw layer was read before lowering.
+                while reader.next_instruction()?.is_some() {}
+                return Err(e);
+            }
         }
     }
     let (directives, escape, mut warnings) = reader.finish()?;
-    warnings.append(&mut ctx.warnings);
-    ctx.warnings = warnings;
-    let (global_args, stages) = (asm.global_args, asm.stages);
-    if stages.is_empty() {
-        let at = global_args.last().map(|n| n.raw.span).unwrap_or_default();
+    if !checker.has_stage {
         return Err(ParseError::new(
             ParseErrorKind::NoStage,
-            at,
+            checker.last_global_arg.unwrap_or_default(),
             "expected a FROM instruction after the global ARGs, found the end of the file",
             src,
         )
         .with_help("add `FROM <image>` to start a build stage"));
     }
-    Ok(lower::finish(
+    warnings.append(&mut ctx.warnings);
+    warnings.sort_by_key(|w| (w.span.start, w.line));
+    Ok(Summary {
         directives,
         escape,
-        global_args,
-        stages,
-        ctx.warnings,
-    ))
+        warnings,
+    })
 }

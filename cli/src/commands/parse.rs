@@ -67,37 +67,40 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
         }
         Err(e) => return Err(e),
     };
-    // One shared buffer that the AST slices; the text read is dropped once it is copied in.
+    // One shared buffer that the AST slices; the text read becomes it without a copy.
     let source = Text::new(text);
-    match kiln_dockerfile_parser::parse_shared(&source) {
-        Ok(df) => {
-            let stdout = std::io::stdout().lock();
-            let tty = stdout.is_terminal();
-            // Standard output is line-buffered, which looks for newlines in every write and
-            // copies the tail: whole buffers go to a duplicate of its descriptor instead.
-            let raw = std::fs::File::from(stdout.as_fd().try_clone_to_owned().into_diagnostic()?);
-            if args.json {
-                // Written straight from the AST, through one buffer: indented for a person at
-                // a terminal, on one line for a program reading a pipe or a file.
-                let mut out = std::io::BufWriter::with_capacity(1 << 16, raw);
-                if tty {
-                    kiln_dockerfile_parser::dump::write_pretty(&df, &mut out).into_diagnostic()?;
-                } else {
-                    kiln_dockerfile_parser::dump::write_compact(&df, &mut out).into_diagnostic()?;
-                }
+    let stdout = std::io::stdout().lock();
+    let tty = stdout.is_terminal();
+    // Standard output is line-buffered, which looks for newlines in every write and copies the
+    // tail: whole buffers go to a duplicate of its descriptor instead.
+    let raw = std::fs::File::from(stdout.as_fd().try_clone_to_owned().into_diagnostic()?);
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, raw);
+    let parsed = if args.json {
+        // Written while parsing, each instruction dropped once written (nothing is printed
+        // unless the whole file parses): indented for a person at a terminal, on one line for a
+        // program reading a pipe or a file.
+        kiln_dockerfile_parser::dump::parse_to_json(&source, tty)
+            .map(|dump| (dump.warnings.clone(), Some(dump), None))
+    } else {
+        kiln_dockerfile_parser::parse_shared(&source)
+            .map(|df| (df.warnings.clone(), None, Some(df)))
+    };
+    match parsed {
+        Ok((warnings, json, df)) => {
+            if let Some(dump) = json {
+                dump.write_to(&mut out).into_diagnostic()?;
                 writeln!(out).into_diagnostic()?;
-                out.flush().into_diagnostic()?;
-            } else {
-                let mut out = std::io::BufWriter::with_capacity(1 << 16, raw);
+            }
+            if let Some(df) = &df {
                 for node in df.instructions() {
                     writeln!(out, "{:>4}  {}", node.start_line(), node.original())
                         .into_diagnostic()?;
                 }
-                out.flush().into_diagnostic()?;
             }
+            out.flush().into_diagnostic()?;
             // One write for all the warnings, not one per line.
             let mut err = std::io::BufWriter::new(std::io::stderr().lock());
-            for w in &df.warnings {
+            for w in &warnings {
                 writeln!(err, "warning: {name}:{}: {}", w.line, w.message).into_diagnostic()?;
             }
             err.flush().into_diagnostic()?;

@@ -12,7 +12,7 @@ use crate::ast::{Directive, Dockerfile, Heredoc, RawInstruction, Warning};
 use crate::error::ParseError;
 
 mod pretty;
-pub use pretty::{write_compact, write_pretty};
+pub use pretty::{Dump, parse_to_json, write_compact, write_pretty};
 
 fn heredoc(h: &Heredoc) -> Value {
     json!({
@@ -206,6 +206,32 @@ pub(crate) mod tests {
         assert_eq!(String::from_utf8(mine).expect("UTF-8"), serde);
     }
 
+    /// The dump made while parsing is the dump of the AST, and the errors are the same.
+    pub(crate) fn assert_streamed_same(src: &str) {
+        let source = crate::Text::from(src);
+        let parsed = crate::parse_shared(&source);
+        for indent in [true, false] {
+            match (&parsed, parse_to_json(&source, indent)) {
+                (Ok(df), Ok(dump)) => {
+                    let mut mine = Vec::new();
+                    let written = if indent {
+                        write_pretty(df, &mut mine)
+                    } else {
+                        write_compact(df, &mut mine)
+                    };
+                    written.expect("writes");
+                    assert_eq!(
+                        String::from_utf8_lossy(&dump.to_bytes()),
+                        String::from_utf8_lossy(&mine)
+                    );
+                    assert_eq!(dump.warnings, df.warnings);
+                }
+                (Err(a), Err(b)) => assert_eq!(a, &b),
+                (a, b) => panic!("parse ok: {}, streamed ok: {}", a.is_ok(), b.is_ok()),
+            }
+        }
+    }
+
     #[test]
     fn the_written_dump_is_serde_json_text() {
         let src = "# syntax=docker/dockerfile:1\n# escape=\\\nFROM a AS b\nRUN --mount=type=cache,target=/c <<EOF\nx \\ \"y\" \t\u{1}\u{7f}\u{8}\u{c}\r\n\u{e9}\u{1F600}\nEOF\nONBUILD RUN y\n\\\n\nENV A=1 B=2\nCMD []\nCOPY [\"a\\\"b\", \"/c\"]\n";
@@ -213,5 +239,15 @@ pub(crate) mod tests {
         assert_same_pretty_text(&df);
         let escaped = crate::parse("# escape=`\nFROM a\nRUN x\n").expect("parses");
         assert_same_pretty_text(&escaped);
+        for src in [
+            src,
+            "# escape=`\nFROM a\nRUN x\n",
+            "ARG A\nFROM a\n",
+            "ARG A\n",
+            "",
+            "FROM a\nRUNN x\nCOPY a\n",
+        ] {
+            assert_streamed_same(src);
+        }
     }
 }

@@ -5,7 +5,9 @@
 
 use std::io::{self, Write};
 
-use crate::ast::{Dockerfile, Heredoc, RawInstruction};
+use crate::ast::{Directive, Dockerfile, Heredoc, RawInstruction, Warning};
+use crate::error::ParseError;
+use crate::text::Text;
 
 /// Writes the dump of `df` to `out` as indented JSON (no trailing newline).
 pub fn write_pretty<W: Write>(df: &Dockerfile, out: W) -> io::Result<()> {
@@ -17,6 +19,69 @@ pub fn write_compact<W: Write>(df: &Dockerfile, out: W) -> io::Result<()> {
     write(df, out, false)
 }
 
+/// A parsed Dockerfile's dump, made while parsing.
+#[derive(Debug)]
+pub struct Dump {
+    /// The document in three pieces (its head is only known once the file is read), so the
+    /// instructions, nearly all of it, are never copied.
+    head: Vec<u8>,
+    body: Vec<u8>,
+    tail: Vec<u8>,
+    /// The warnings (also in the document), to show them.
+    pub warnings: Vec<Warning>,
+}
+
+impl Dump {
+    /// Writes the document, as [`write_pretty`] or [`write_compact`] writes it.
+    pub fn write_to<W: Write>(&self, mut out: W) -> io::Result<()> {
+        out.write_all(&self.head)?;
+        out.write_all(&self.body)?;
+        out.write_all(&self.tail)
+    }
+
+    /// The document as one string of bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        [&self.head[..], &self.body, &self.tail].concat()
+    }
+}
+
+/// Parses `source` and writes its dump (indented or on one line) as each instruction is read,
+/// instead of building the AST first: the instructions are dropped once written, so the memory
+/// is the text's and the work stays in the cache. The same text as [`write_pretty`] and
+/// [`write_compact`] of [`crate::parse_shared`]'s result, and the same errors.
+pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
+    // The instructions are written at the depth they have in the document: inside its object and
+    // its `instructions` array.
+    let mut body = Pretty {
+        buf: Vec::with_capacity(source.len() * 4),
+        out: io::sink(),
+        depth: 2,
+        first: true,
+        indent,
+    };
+    let summary = crate::parse_each(source, |node, _| {
+        body.elem();
+        body.instruction(&node.raw);
+    })?;
+    let mut j = Pretty {
+        buf: Vec::new(),
+        out: io::sink(),
+        depth: 0,
+        first: true,
+        indent,
+    };
+    j.head(&summary.directives, summary.escape);
+    let head = std::mem::take(&mut j.buf);
+    j.first = body.first;
+    j.tail(&summary.warnings);
+    Ok(Dump {
+        head,
+        body: body.buf,
+        tail: j.buf,
+        warnings: summary.warnings,
+    })
+}
+
 fn write<W: Write>(df: &Dockerfile, out: W, indent: bool) -> io::Result<()> {
     let mut j = Pretty {
         buf: Vec::with_capacity(1 << 16),
@@ -25,48 +90,62 @@ fn write<W: Write>(df: &Dockerfile, out: W, indent: bool) -> io::Result<()> {
         first: true,
         indent,
     };
-    j.open(b'{');
-    j.key("directives");
-    j.open(b'[');
-    for d in &df.directives {
-        j.elem();
-        j.open(b'{');
-        j.key("line");
-        j.num(d.line as u64);
-        j.key("name");
-        j.str(&d.name);
-        j.key("value");
-        j.str(&d.value);
-        j.close(b'}');
-    }
-    j.close(b']');
-    j.key("escape");
-    let mut esc = [0u8; 4];
-    j.str(df.escape.encode_utf8(&mut esc));
-    j.key("instructions");
-    j.open(b'[');
+    j.head(&df.directives, df.escape);
     for n in df.instructions() {
         j.elem();
         j.instruction(&n.raw);
         j.flush_some()?;
     }
-    j.close(b']');
-    j.key("warnings");
-    j.open(b'[');
-    for w in &df.warnings {
-        j.elem();
+    j.tail(&df.warnings);
+    j.out.write_all(&j.buf)
+}
+
+impl<W: Write> Pretty<W> {
+    /// The document up to the first instruction.
+    fn head(&mut self, directives: &[Directive], escape: char) {
+        let j = self;
         j.open(b'{');
-        j.key("line");
-        j.num(w.line as u64);
-        j.key("message");
-        j.str(&w.message);
-        j.key("rule");
-        j.str(&w.rule);
+        j.key("directives");
+        j.open(b'[');
+        for d in directives {
+            j.elem();
+            j.open(b'{');
+            j.key("line");
+            j.num(d.line as u64);
+            j.key("name");
+            j.str(&d.name);
+            j.key("value");
+            j.str(&d.value);
+            j.close(b'}');
+        }
+        j.close(b']');
+        j.key("escape");
+        let mut esc = [0u8; 4];
+        j.str(escape.encode_utf8(&mut esc));
+        j.key("instructions");
+        j.open(b'[');
+    }
+
+    /// The document after the last instruction.
+    fn tail(&mut self, warnings: &[Warning]) {
+        let j = self;
+        j.close(b']');
+        j.key("warnings");
+        j.open(b'[');
+        for w in warnings {
+            j.elem();
+            j.open(b'{');
+            j.key("line");
+            j.num(w.line as u64);
+            j.key("message");
+            j.str(&w.message);
+            j.key("rule");
+            j.str(&w.rule);
+            j.close(b'}');
+        }
+        j.close(b']');
         j.close(b'}');
     }
-    j.close(b']');
-    j.close(b'}');
-    j.out.write_all(&j.buf)
 }
 
 struct Pretty<W: Write> {

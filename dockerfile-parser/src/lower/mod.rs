@@ -118,17 +118,33 @@ pub(crate) fn lower(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instructi
     }
 }
 
-/// Groups instructions into global ARGs and stages as they come.
+/// Where an instruction goes: the checks of stage structure, as instructions come.
 #[derive(Default)]
-pub(crate) struct Assembler {
-    pub global_args: Vec<InstructionNode>,
-    pub stages: Vec<Stage>,
+pub(crate) struct Checker {
     names: std::collections::HashSet<String>,
+    /// A FROM was seen.
+    pub has_stage: bool,
+    /// The span of the last global ARG (for the "no FROM" error).
+    pub last_global_arg: Option<Span>,
 }
 
-impl Assembler {
-    /// Adds the next instruction in file order.
-    pub fn push(&mut self, node: InstructionNode, ctx: &mut Ctx<'_>) -> Result<(), ParseError> {
+/// Where [`Checker::check`] puts an instruction.
+pub(crate) enum Place {
+    /// A FROM: a new stage, with its lower-cased name.
+    Stage(Option<String>),
+    /// An instruction of the current stage.
+    InStage,
+    /// An ARG before the first FROM.
+    GlobalArg,
+}
+
+impl Checker {
+    /// Checks the next instruction in file order (warning on duplicate stage names).
+    pub fn check(
+        &mut self,
+        node: &InstructionNode,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Place, ParseError> {
         if let Instruction::From(f) = &node.instruction {
             let name = f.alias.as_ref().map(|a| a.text.to_ascii_lowercase());
             if let Some(n) = &name
@@ -142,34 +158,55 @@ impl Assembler {
                     node.raw.start_line,
                 );
             }
-            if let Some(prev) = self.stages.last_mut() {
-                // That stage is complete: give back the room its list grew ahead.
-                prev.instructions.shrink_to_fit();
-            }
-            self.stages.push(Stage {
-                from: node,
-                name,
-                instructions: Vec::new(),
-            });
-            return Ok(());
+            self.has_stage = true;
+            return Ok(Place::Stage(name));
         }
-        match self.stages.last_mut() {
-            Some(stage) => stage.instructions.push(node),
-            None if matches!(node.instruction, Instruction::Arg { .. }) => {
-                self.global_args.push(node)
-            }
-            None => {
-                let kw = node.raw.keyword.text.to_ascii_uppercase();
-                return Err(ctx
-                    .error(
-                        ParseErrorKind::NoStage,
-                        node.raw.keyword.span,
-                        format!("expected FROM (only ARG may come before it), found {kw}"),
-                    )
-                    .with_help("start the build stage with `FROM <image>` before this line"));
-            }
+        if self.has_stage {
+            return Ok(Place::InStage);
         }
-        Ok(())
+        if matches!(node.instruction, Instruction::Arg { .. }) {
+            self.last_global_arg = Some(node.raw.span);
+            return Ok(Place::GlobalArg);
+        }
+        let kw = node.raw.keyword.text.to_ascii_uppercase();
+        Err(ctx
+            .error(
+                ParseErrorKind::NoStage,
+                node.raw.keyword.span,
+                format!("expected FROM (only ARG may come before it), found {kw}"),
+            )
+            .with_help("start the build stage with `FROM <image>` before this line"))
+    }
+}
+
+/// Groups checked instructions into global ARGs and stages.
+#[derive(Default)]
+pub(crate) struct Assembler {
+    pub global_args: Vec<InstructionNode>,
+    pub stages: Vec<Stage>,
+}
+
+impl Assembler {
+    /// Adds the next instruction where [`Checker::check`] put it.
+    pub fn push(&mut self, node: InstructionNode, place: Place) {
+        match place {
+            Place::Stage(name) => {
+                if let Some(prev) = self.stages.last_mut() {
+                    // That stage is complete: give back the room its list grew ahead.
+                    prev.instructions.shrink_to_fit();
+                }
+                self.stages.push(Stage {
+                    from: node,
+                    name,
+                    instructions: Vec::new(),
+                });
+            }
+            Place::InStage => match self.stages.last_mut() {
+                Some(stage) => stage.instructions.push(node),
+                None => self.global_args.push(node),
+            },
+            Place::GlobalArg => self.global_args.push(node),
+        }
     }
 }
 
@@ -179,12 +216,11 @@ pub(crate) fn finish(
     escape: char,
     global_args: Vec<InstructionNode>,
     mut stages: Vec<Stage>,
-    mut warnings: Vec<Warning>,
+    warnings: Vec<Warning>,
 ) -> Dockerfile {
     if let Some(last) = stages.last_mut() {
         last.instructions.shrink_to_fit();
     }
-    warnings.sort_by_key(|w| (w.span.start, w.line));
     Dockerfile {
         directives,
         escape,
