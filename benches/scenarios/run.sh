@@ -4,7 +4,8 @@
 # (hyperfine) and the peak RSS (/usr/bin/time -v's "Maximum resident set size") of every phase as
 # one markdown table, printed and written to benches/results/<date>.md.
 #
-# Usage: benches/scenarios/run.sh [SCENARIO...]      (default: s1 s5 s4 s3; also s2 s6)
+# Usage: benches/scenarios/run.sh [SCENARIO...]      (default: s1 s5 s4 s3; also s2 s6, and
+#        `parse`: benches/scenarios/parse.sh, kiln parse against parse-dockerfile, its table added)
 # Environment:
 #   BENCH_DATA  where contexts and builder state live (default /mnt/labfs/bench if mounted, else
 #               /var/tmp/kiln-bench). Use a dedicated loop ext4: `../shared/peers/benchfs.sh up`.
@@ -60,6 +61,7 @@ for s in "${SCENARIOS[@]}"; do
   case $s in
     s5) gen+=(s1) ;;
     s1 | s2 | s3 | s4 | s6) gen+=("$s") ;;
+    parse) ;;
     *) echo "run.sh: unknown scenario $s" >&2; exit 2 ;;
   esac
 done
@@ -164,6 +166,7 @@ references() { # scenario context
 }
 
 for s in "${SCENARIOS[@]}"; do
+  [ "$s" = parse ] && continue
   ctx=$(ctx_of "$s")
   if [ "$s" = s5 ]; then rm -rf "$ctx" && cp -a "$BENCH_DATA/s1" "$ctx"; fi
   references "$s" "$ctx"
@@ -210,6 +213,14 @@ for scen, phase, tool, med, lo, hi, rss in rows:
     ratio = f"{k / float(med):.2f}" if k is not None and tool != "kiln" and float(med) > 0 else ""
     print(f"| {scen[0].upper() + scen[1:]} | {phase} | {tool} | {med} | {lo} | {hi} | {rss} | {ratio} |")
 EOF
+  for s in "${SCENARIOS[@]}"; do
+    if [ "$s" = parse ]; then
+      echo
+      echo "### Parser (benches/scenarios/parse.sh)"
+      echo
+      BENCH_DATA="$BENCH_DATA" KILN="$KILN" "$here/parse.sh"
+    fi
+  done
 } >"$work/table.md"
 cat "$work/table.md"
 cp "$work/table.md" "$OUT"

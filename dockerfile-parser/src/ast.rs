@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::span::Span;
+use crate::text::Text;
 
 /// A piece of Dockerfile text as written (unexpanded) and where it was written.
 ///
@@ -22,15 +23,15 @@ use crate::span::Span;
 /// line break removed, as BuildKit joins lines) and `span` covers the whole physical range.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Word {
-    /// The text, unexpanded, quotes and escapes included.
-    pub text: String,
+    /// The text, unexpanded, quotes and escapes included (usually a slice of the source).
+    pub text: Text,
     /// Where it was written.
     pub span: Span,
 }
 
 impl Word {
     /// A word with `text` at `span`.
-    pub fn new(text: impl Into<String>, span: Span) -> Self {
+    pub fn new(text: impl Into<Text>, span: Span) -> Self {
         Word {
             text: text.into(),
             span,
@@ -39,7 +40,7 @@ impl Word {
 
     /// The text as a `&str`.
     pub fn as_str(&self) -> &str {
-        &self.text
+        self.text.as_str()
     }
 
     /// Whether the text may need variable expansion (contains `$`).
@@ -78,11 +79,11 @@ pub struct Warning {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Flag {
     /// The flag word after BuildKit's flag tokenizer (quotes removed), e.g. `--mount=type=cache`.
-    pub text: String,
+    pub text: Text,
     /// Name without the leading `--`, e.g. `mount`.
-    pub name: String,
+    pub name: Text,
     /// Value after the first `=`, if any (unexpanded).
-    pub value: Option<String>,
+    pub value: Option<Text>,
     /// Where the flag was written.
     pub span: Span,
 }
@@ -98,7 +99,7 @@ impl Flag {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Heredoc {
     /// The delimiter word with quotes removed (`EOF`).
-    pub name: String,
+    pub name: Text,
     /// File descriptor written before `<<` (`3<<EOF`); 0 when none.
     pub fd: u32,
     /// False when any part of the delimiter was quoted: the body is then taken literally.
@@ -106,7 +107,7 @@ pub struct Heredoc {
     /// `<<-`: leading tabs are stripped from body lines and the terminator.
     pub chomp: bool,
     /// The body exactly as written (line endings kept, tabs not yet stripped).
-    pub content: String,
+    pub content: Text,
     /// The `<<EOF` marker in the instruction line.
     pub marker_span: Span,
     /// The body plus its terminator line.
@@ -117,7 +118,7 @@ impl Heredoc {
     /// The body with `<<-` tab stripping applied.
     pub fn body(&self) -> Cow<'_, str> {
         if !self.chomp {
-            return Cow::Borrowed(&self.content);
+            return Cow::Borrowed(self.content.as_str());
         }
         let mut out = String::with_capacity(self.content.len());
         for line in self.content.split_inclusive('\n') {
@@ -331,13 +332,12 @@ pub struct HealthcheckCmd {
 }
 
 /// `HEALTHCHECK NONE` or `HEALTHCHECK [flags] CMD command`
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Healthcheck {
     /// `HEALTHCHECK NONE`: disable any inherited check.
     None,
     /// `HEALTHCHECK CMD ...`
-    Cmd(HealthcheckCmd),
+    Cmd(Box<HealthcheckCmd>),
 }
 
 /// `ONBUILD trigger`
@@ -355,9 +355,9 @@ pub struct OnbuildInstruction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Instruction {
     /// `FROM`
-    From(FromInstruction),
+    From(Box<FromInstruction>),
     /// `RUN`
-    Run(RunInstruction),
+    Run(Box<RunInstruction>),
     /// `CMD`
     Cmd(CommandForm),
     /// `LABEL k=v ...` (keys and values unexpanded, quotes kept)
@@ -375,9 +375,9 @@ pub enum Instruction {
         pairs: Vec<(Word, Word)>,
     },
     /// `ADD`
-    Add(CopyInstruction),
+    Add(Box<CopyInstruction>),
     /// `COPY`
-    Copy(CopyInstruction),
+    Copy(Box<CopyInstruction>),
     /// `ENTRYPOINT`
     Entrypoint(CommandForm),
     /// `VOLUME` (JSON or whitespace-separated, unexpanded)
@@ -446,7 +446,7 @@ pub struct RawInstruction {
     /// Heredoc bodies, in order.
     pub heredocs: Vec<Heredoc>,
     /// The logical line (continuations joined, comments removed), as BuildKit's `Original`.
-    pub original: String,
+    pub original: Text,
     /// The instruction from its first character to the end of its last line (heredoc bodies
     /// included).
     pub span: Span,
@@ -514,7 +514,7 @@ impl Stage {
     /// The typed FROM instruction.
     pub fn from_instruction(&self) -> Option<&FromInstruction> {
         match &self.from.instruction {
-            Instruction::From(f) => Some(f),
+            Instruction::From(f) => Some(f.as_ref()),
             _ => None,
         }
     }

@@ -81,6 +81,9 @@ pub enum ParseErrorKind {
     /// A HEALTHCHECK duration or retry count that does not parse.
     #[error("{0}")]
     Healthcheck(String),
+    /// A file larger than the parser takes (4 GiB).
+    #[error("Dockerfile too large: {0} bytes")]
+    TooLarge(usize),
 }
 
 /// ` (did you mean --x?)` after a message, as BuildKit words it, or nothing.

@@ -49,12 +49,22 @@
 //! 2. The pest grammar (`grammar.pest`) describes an instruction head (keyword and flag words with
 //!    BuildKit's quoting) and heredoc markers. A plain-Rust shortcut handles heads whose flag words
 //!    contain no quotes or backslashes (the vast majority); property tests check that it agrees
-//!    with the grammar on every input it accepts. This keeps parsing above 40 MB/s: pest's fixed
-//!    cost per call and per character would otherwise dominate (about 11 MB/s when every line
-//!    went through it).
+//!    with the grammar on every input it accepts. pest's fixed cost per call and per character
+//!    would otherwise dominate (about 11 MB/s when every line went through it).
 //! 3. Arguments are split per keyword exactly as BuildKit's line parsers do (JSON arrays with the
 //!    shell-form fallback, whitespace lists, quote-aware `key=value` words), then lowered to typed
-//!    instructions (`lower/`, one file per instruction family).
+//!    instructions (`lower/`, one file per instruction family). JSON arrays whose strings hold no
+//!    escape are read without the JSON decoder.
+//! 4. Each instruction is lowered as soon as it is read, so the raw layer of the whole file never
+//!    sits beside the typed one.
+//!
+//! The shortcuts change nothing: a differential test parses the corpus, the golden cases and
+//! generated text with them and without them (every head through the grammar, every JSON array
+//! through the decoder) and requires the same AST and the same errors.
+//!
+//! Strings in the AST are [`Text`]s: slices of one shared buffer (the source, or a continued
+//! instruction's joined line), not copies, so the AST costs a few times the file's size rather
+//! than tens of times, and building it allocates little per token.
 //!
 //! # Differences from BuildKit
 //!
@@ -78,11 +88,32 @@ mod raw;
 mod scan;
 pub mod shell;
 pub mod span;
+pub mod text;
 pub mod values;
+
+#[cfg(test)]
+mod differential_tests;
+
+#[cfg(test)]
+thread_local! {
+    /// Set by the differential tests: every line goes through the grammar and every JSON array
+    /// through the decoder, with no shortcut.
+    static REFERENCE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the shortcuts are off (only ever in the differential tests).
+#[inline]
+fn reference_mode() -> bool {
+    #[cfg(test)]
+    return REFERENCE.with(|r| r.get());
+    #[cfg(not(test))]
+    false
+}
 
 pub use ast::*;
 pub use error::{ParseError, ParseErrorKind};
 pub use span::{LineIndex, Span, Spanned};
+pub use text::Text;
 
 use crate::raw::{RawBuilder, finish_heredoc};
 use crate::scan::Scanner;
@@ -102,9 +133,66 @@ pub struct RawDockerfile {
 
 /// Parse a Dockerfile into its untyped instructions, without checking instruction semantics.
 pub fn parse_raw(src: &str) -> Result<RawDockerfile, ParseError> {
-    let mut scanner = Scanner::new(src);
-    let mut instructions = Vec::with_capacity(src.len() / 64 + 1);
-    while let Some(line) = scanner.next_logical()? {
+    parse_raw_shared(&source_text(src)?)
+}
+
+/// The source as one shared buffer the AST's [`Text`]s slice (refused past 4 GiB).
+fn source_text(src: &str) -> Result<Text, ParseError> {
+    if src.len() > text::MAX_TEXT_LEN {
+        return Err(too_large(src.len()));
+    }
+    Ok(Text::from(src))
+}
+
+fn too_large(len: usize) -> ParseError {
+    ParseError::new(
+        ParseErrorKind::TooLarge(len),
+        Span::empty(0),
+        "this file is too large to parse",
+        "",
+    )
+    .with_help("a Dockerfile can hold at most 4 GiB")
+}
+
+/// [`parse_raw`] over a source already in a [`Text`] (its buffer is shared, not copied).
+pub fn parse_raw_shared(source: &Text) -> Result<RawDockerfile, ParseError> {
+    let mut reader = RawReader::new(source);
+    let mut instructions = Vec::new();
+    while let Some(raw) = reader.next_instruction()? {
+        instructions.push(raw);
+    }
+    let (directives, escape, warnings) = reader.finish()?;
+    Ok(RawDockerfile {
+        directives,
+        escape,
+        instructions,
+        warnings,
+    })
+}
+
+/// Raw instructions one at a time, so [`parse`] lowers each as it is read instead of holding
+/// the whole raw layer next to the typed one.
+struct RawReader<'a> {
+    scanner: Scanner<'a>,
+    src: &'a str,
+    count: usize,
+}
+
+impl<'a> RawReader<'a> {
+    fn new(source: &'a Text) -> Self {
+        RawReader {
+            scanner: Scanner::new(source),
+            src: source.as_str(),
+            count: 0,
+        }
+    }
+
+    fn next_instruction(&mut self) -> Result<Option<RawInstruction>, ParseError> {
+        let Some(line) = self.scanner.next_logical()? else {
+            return Ok(None);
+        };
+        let src = self.src;
+        let scanner = &mut self.scanner;
         let builder = RawBuilder {
             line: &line,
             escape: scanner.escape,
@@ -131,23 +219,27 @@ pub fn parse_raw(src: &str) -> Result<RawDockerfile, ParseError> {
         raw.end_line = scanner.line();
         // The logical line is the original text; hand it over instead of copying it.
         raw.original = line.text;
-        instructions.push(raw);
+        self.count += 1;
+        Ok(Some(raw))
     }
-    if instructions.is_empty() {
-        return Err(ParseError::new(
-            ParseErrorKind::Empty,
-            Span::empty(src.len()),
-            "expected at least a FROM instruction",
-            src,
-        )
-        .with_help("a Dockerfile needs at least `FROM <image>`"));
+
+    /// Directives, escape character and the pre-pass's warnings, once every instruction is read.
+    fn finish(mut self) -> Result<(Vec<Directive>, char, Vec<Warning>), ParseError> {
+        if self.count == 0 {
+            return Err(ParseError::new(
+                ParseErrorKind::Empty,
+                Span::empty(self.src.len()),
+                "expected at least a FROM instruction",
+                self.src,
+            )
+            .with_help("a Dockerfile needs at least `FROM <image>`"));
+        }
+        Ok((
+            std::mem::take(&mut self.scanner.directives),
+            self.scanner.escape,
+            std::mem::take(&mut self.scanner.warnings),
+        ))
     }
-    Ok(RawDockerfile {
-        directives: std::mem::take(&mut scanner.directives),
-        escape: scanner.escape,
-        instructions,
-        warnings: std::mem::take(&mut scanner.warnings),
-    })
 }
 
 /// The text of a Dockerfile read as bytes. BuildKit parses files that are not UTF-8 (a Latin-1
@@ -168,38 +260,82 @@ pub fn is_heredoc_marker(word: &str) -> bool {
 
 /// Parse a Dockerfile.
 pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
-    let raw = parse_raw(src)?;
+    parse_shared(&source_text(src)?)
+}
+
+/// Parse a Dockerfile held in a shared buffer: the AST's strings slice `source` instead of
+/// copying it (see [`Text`]). `Text::new(string)` makes one without copying.
+pub fn parse_shared(source: &Text) -> Result<Dockerfile, ParseError> {
+    let mut asm = lower::Assembler::default();
+    let head = parse_each(source, |node, place| asm.push(node, place))?;
+    Ok(lower::finish(
+        head.directives,
+        head.escape,
+        asm.global_args,
+        asm.stages,
+        head.warnings,
+    ))
+}
+
+/// What a parse finds besides the instructions.
+pub(crate) struct Summary {
+    pub directives: Vec<Directive>,
+    pub escape: char,
+    /// Sorted as [`Dockerfile::warnings`].
+    pub warnings: Vec<Warning>,
+}
+
+/// Parses `source` and hands each instruction, checked, to `each` in file order, without
+/// keeping them: [`parse_shared`] keeps them in a [`Dockerfile`], the JSON dump writes them out
+/// as they come. The errors are the same either way: an error found after some instructions
+/// were handed over makes the whole parse fail.
+pub(crate) fn parse_each(
+    source: &Text,
+    mut each: impl FnMut(InstructionNode, lower::Place),
+) -> Result<Summary, ParseError> {
+    if source.len() >= text::MAX_TEXT_LEN {
+        return Err(too_large(source.len()));
+    }
+    let src = source.as_str();
+    let mut reader = RawReader::new(source);
     let mut ctx = lower::Ctx {
         src,
-        warnings: raw.warnings,
+        warnings: Vec::new(),
     };
-    let mut asm = lower::Assembler::default();
-    for r in raw.instructions {
-        let instruction = lower::lower(&r, &mut ctx)?;
-        asm.push(
-            InstructionNode {
+    let mut checker = lower::Checker::default();
+    while let Some(r) = reader.next_instruction()? {
+        let checked = lower::lower(&r, &mut ctx).and_then(|instruction| {
+            let node = InstructionNode {
                 instruction,
                 raw: r,
-            },
-            &mut ctx,
-        )?;
+            };
+            checker.check(&node, &mut ctx).map(|place| (node, place))
+        });
+        match checked {
+            Ok((node, place)) => each(node, place),
+            Err(e) => {
+                // An error of the line pre-pass or of the raw layer anywhere in the file comes
+                // first, as when the whole raw layer was read before lowering.
+                while reader.next_instruction()?.is_some() {}
+                return Err(e);
+            }
+        }
     }
-    let (global_args, stages) = (asm.global_args, asm.stages);
-    if stages.is_empty() {
-        let at = global_args.last().map(|n| n.raw.span).unwrap_or_default();
+    let (directives, escape, mut warnings) = reader.finish()?;
+    if !checker.has_stage {
         return Err(ParseError::new(
             ParseErrorKind::NoStage,
-            at,
+            checker.last_global_arg.unwrap_or_default(),
             "expected a FROM instruction after the global ARGs, found the end of the file",
             src,
         )
         .with_help("add `FROM <image>` to start a build stage"));
     }
-    Ok(lower::finish(
-        raw.directives,
-        raw.escape,
-        global_args,
-        stages,
-        ctx.warnings,
-    ))
+    warnings.append(&mut ctx.warnings);
+    warnings.sort_by_key(|w| (w.span.start, w.line));
+    Ok(Summary {
+        directives,
+        escape,
+        warnings,
+    })
 }

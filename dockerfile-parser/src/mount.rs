@@ -1,5 +1,7 @@
 //! `RUN --mount=...` option parsing (BuildKit's `parseMount`).
 
+use std::borrow::Cow;
+
 use thiserror::Error;
 
 use crate::ast::{MountSharing, MountSpec, MountType, Word};
@@ -46,7 +48,7 @@ const KEYS: &[&str] = &[
 ];
 
 /// Splits one CSV record as Go's `encoding/csv` does (RFC 4180 quoting, no lazy quotes).
-fn csv_fields(s: &str) -> Result<Vec<String>, MountError> {
+fn csv_fields(s: &str) -> Result<Vec<Cow<'_, str>>, MountError> {
     if s.is_empty() {
         return Err(merr("empty mount specification"));
     }
@@ -73,7 +75,7 @@ fn csv_fields(s: &str) -> Result<Vec<String>, MountError> {
             let Some(after) = closed else {
                 return Err(merr("extraneous or missing \" in quoted-field"));
             };
-            out.push(field);
+            out.push(Cow::Owned(field));
             rest = &q[after..];
             if rest.is_empty() {
                 return Ok(out);
@@ -88,7 +90,7 @@ fn csv_fields(s: &str) -> Result<Vec<String>, MountError> {
             if field.contains('"') {
                 return Err(merr("bare \" in non-quoted-field"));
             }
-            out.push(field.to_string());
+            out.push(Cow::Borrowed(field));
             if end == rest.len() {
                 return Ok(out);
             }
@@ -102,8 +104,17 @@ pub(crate) fn is_csv_record(s: &str) -> bool {
     csv_fields(s).is_ok()
 }
 
+/// `s` in ASCII lower case, allocating only when it has upper-case letters.
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 fn parse_bool(key: &str, v: &str) -> Result<bool, MountError> {
-    match v.to_ascii_lowercase().as_str() {
+    match lower(v).as_ref() {
         "1" | "t" | "true" => Ok(true),
         "0" | "f" | "false" => Ok(false),
         _ => Err(merr(format!("invalid value for {key}: {v}"))),
@@ -139,11 +150,11 @@ impl MountSpec {
         let mut explicit_secret_source = false;
         for field in fields {
             let (key, value) = match field.split_once('=') {
-                Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
-                None => (field.to_ascii_lowercase(), None),
+                Some((k, v)) => (lower(k), Some(v)),
+                None => (lower(&field), None),
             };
             let Some(value) = value else {
-                match key.as_str() {
+                match key.as_ref() {
                     "readonly" | "ro" => m.readonly = Some(true),
                     "readwrite" | "rw" => m.readonly = Some(false),
                     "required" if matches!(m.kind, MountType::Secret | MountType::Ssh) => {
@@ -175,12 +186,12 @@ impl MountSpec {
                 });
             }
             let deferred = defer_vars && value.contains('$');
-            match key.as_str() {
+            match key.as_ref() {
                 "type" => {
                     if deferred {
                         continue;
                     }
-                    m.kind = match value.to_ascii_lowercase().as_str() {
+                    m.kind = match lower(value).as_ref() {
                         "bind" => MountType::Bind,
                         "cache" => MountType::Cache,
                         "tmpfs" => MountType::Tmpfs,
@@ -190,7 +201,7 @@ impl MountSpec {
                             let types = ["bind", "cache", "tmpfs", "secret", "ssh"];
                             return Err(MountError {
                                 message: format!("unsupported mount type \"{value}\""),
-                                help: Some(match suggest(&value, &types) {
+                                help: Some(match suggest(value, &types) {
                                     Some(s) => format!("did you mean `type={s}`?"),
                                     None => "use one of bind, cache, tmpfs, secret, ssh".into(),
                                 }),
@@ -198,17 +209,17 @@ impl MountSpec {
                         }
                     };
                 }
-                "from" => m.from = Some(value),
+                "from" => m.from = Some(value.to_string()),
                 "source" | "src" => {
                     explicit_secret_source = true;
-                    m.source = Some(value)
+                    m.source = Some(value.to_string())
                 }
-                "target" | "dst" | "destination" => m.target = Some(value),
-                "id" => m.id = Some(value),
-                "env" => m.env = Some(value),
+                "target" | "dst" | "destination" => m.target = Some(value.to_string()),
+                "id" => m.id = Some(value.to_string()),
+                "env" => m.env = Some(value.to_string()),
                 _ if deferred => {}
-                "readonly" | "ro" => m.readonly = Some(parse_bool(&key, &value)?),
-                "readwrite" | "rw" => m.readonly = Some(!parse_bool(&key, &value)?),
+                "readonly" | "ro" => m.readonly = Some(parse_bool(&key, value)?),
+                "readwrite" | "rw" => m.readonly = Some(!parse_bool(&key, value)?),
                 "required" => {
                     if !matches!(m.kind, MountType::Secret | MountType::Ssh) {
                         return Err(merr(format!(
@@ -216,7 +227,7 @@ impl MountSpec {
                             kind_name(m.kind)
                         )));
                     }
-                    m.required = Some(parse_bool(&key, &value)?);
+                    m.required = Some(parse_bool(&key, value)?);
                 }
                 "size" => {
                     if m.kind != MountType::Tmpfs {
@@ -226,12 +237,12 @@ impl MountSpec {
                         )));
                     }
                     m.size = Some(
-                        parse_size(&value)
+                        parse_size(value)
                             .map_err(|_| merr(format!("invalid value for size: {value}")))?,
                     );
                 }
                 "sharing" => {
-                    m.sharing = Some(match value.to_ascii_lowercase().as_str() {
+                    m.sharing = Some(match lower(value).as_ref() {
                         "shared" => MountSharing::Shared,
                         "private" => MountSharing::Private,
                         "locked" => MountSharing::Locked,
@@ -245,7 +256,7 @@ impl MountSpec {
                 }
                 "mode" => {
                     m.mode = Some(
-                        u32::from_str_radix(&value, 8)
+                        u32::from_str_radix(value, 8)
                             .map_err(|_| merr(format!("invalid value {value} for mode")))?,
                     )
                 }

@@ -9,6 +9,7 @@ use crate::grammar::{DockerfileGrammar, Rule};
 use crate::scan::LogicalLine;
 use crate::shell::Expander;
 use crate::span::Span;
+use crate::text::Text;
 
 #[path = "raw_words.rs"]
 mod words;
@@ -103,20 +104,7 @@ impl RawBuilder<'_> {
             let (s, e) = (base + p.as_span().start(), base + p.as_span().end());
             match p.as_rule() {
                 Rule::keyword => keyword = self.word(p.as_str(), s, e),
-                Rule::flag => {
-                    let text = unquote_flag(p.as_str());
-                    let body = &text[2..];
-                    let (name, value) = match body.split_once('=') {
-                        Some((n, v)) => (n.to_string(), Some(v.to_string())),
-                        None => (body.to_string(), None),
-                    };
-                    flags.push(Flag {
-                        text,
-                        name,
-                        value,
-                        span: self.line.span(s, e),
-                    });
-                }
+                Rule::flag => flags.push(self.flag(p.as_str(), s, e)),
                 _ => {}
             }
         }
@@ -125,11 +113,19 @@ impl RawBuilder<'_> {
 
     /// A flag from its word as written at logical range `s..e`.
     fn flag(&self, raw: &str, s: usize, e: usize) -> Flag {
-        let text = unquote_flag(raw);
+        // Without quotes or backslashes the tokenizer leaves the word as it is: share it.
+        let text = if raw.contains(['"', '\'', '\\']) {
+            Text::from(unquote_flag(raw))
+        } else {
+            self.line.text.slice_ref(raw)
+        };
         let body = text.get(2..).unwrap_or("");
-        let (name, value) = match body.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (body.to_string(), None),
+        let (name, value) = match body.find('=') {
+            Some(eq) => (
+                text.slice(2..2 + eq),
+                Some(text.slice(2 + eq + 1..text.len())),
+            ),
+            None => (text.slice_ref(body), None),
         };
         Flag {
             text,
@@ -139,8 +135,13 @@ impl RawBuilder<'_> {
         }
     }
 
-    fn word(&self, text: impl Into<String>, start: usize, end: usize) -> Word {
-        Word::new(text, self.line.span(start, end))
+    /// A word whose text is `text` (a slice of the logical line, shared; anything else is
+    /// copied) written at logical range `start..end`.
+    fn word(&self, text: &str, start: usize, end: usize) -> Word {
+        Word {
+            text: self.line.text.slice_ref(text),
+            span: self.line.span(start, end),
+        }
     }
 
     fn error(&self, kind: ParseErrorKind, span: Span, label: impl Into<String>) -> ParseError {
@@ -151,7 +152,12 @@ impl RawBuilder<'_> {
     /// triggers). Heredoc markers are returned for the caller to read the bodies.
     pub fn build(&self, base: usize) -> Result<(RawInstruction, Vec<PendingHeredoc>), ParseError> {
         let text = &self.line.text[base..];
-        let (keyword, flags, head_end) = match fast_head(text) {
+        let fast = if crate::reference_mode() {
+            None
+        } else {
+            fast_head(text)
+        };
+        let (keyword, flags, head_end) = match fast {
             Some(h) => {
                 let (ks, ke) = h.keyword;
                 let flags = h
@@ -176,6 +182,7 @@ impl RawBuilder<'_> {
         let mut args: Vec<Word> = Vec::new();
         let mut pending = Vec::new();
         let split_into = |args: &mut Vec<Word>| {
+            args.reserve_exact(split_blanks(rest_str).count());
             for (a, b) in split_blanks(rest_str) {
                 args.push(self.word(&rest_str[a..b], rest_start + a, rest_start + b));
             }
@@ -194,12 +201,14 @@ impl RawBuilder<'_> {
                         json = true;
                         args = words;
                     }
-                    None => args.push(rest.clone()),
+                    None => args = vec![rest.clone()],
                 }
             }
             "from" | "expose" => split_into(&mut args),
             "arg" => {
-                for (a, b, t) in parse_words(rest_str, self.escape) {
+                let words = parse_words(rest_str, self.escape);
+                args.reserve_exact(words.len());
+                for (a, b, t) in words {
                     args.push(self.word(&rest_str[a..t], rest_start + a, rest_start + b));
                 }
             }
@@ -223,7 +232,7 @@ impl RawBuilder<'_> {
                 }
             }
             "maintainer" | "stopsignal" | "user" | "workdir" if !rest_str.is_empty() => {
-                args.push(rest.clone());
+                args = vec![rest.clone()];
             }
             "onbuild" if !rest_str.is_empty() => {
                 let sub_keyword = rest_str.split(is_blank).next().unwrap_or("");
@@ -251,9 +260,9 @@ impl RawBuilder<'_> {
 
         // The caller replaces this with the line itself for top-level instructions.
         let original = if base == 0 {
-            String::new()
+            Text::default()
         } else {
-            text.to_string()
+            self.line.text.slice_ref(text)
         };
         let raw = RawInstruction {
             keyword,
@@ -283,7 +292,18 @@ impl RawBuilder<'_> {
             JsonArgs::Strings(items) => Ok(Some(
                 items
                     .into_iter()
-                    .map(|(s, a, b)| self.word(s, start + a, start + b))
+                    .map(|(decoded, a, b)| {
+                        // A string without escapes is the text between its quotes: share it.
+                        let inner = rest.get(a + 1..b.saturating_sub(1)).unwrap_or("");
+                        let text = match decoded {
+                            Some(s) if s != inner => Text::from(s),
+                            _ => self.line.text.slice_ref(inner),
+                        };
+                        Word {
+                            text,
+                            span: self.line.span(start + a, start + b),
+                        }
+                    })
                     .collect(),
             )),
             JsonArgs::NotStrings => Err(self
@@ -304,8 +324,7 @@ impl RawBuilder<'_> {
         };
         if !rest[fa..ft].contains('=') {
             let upper = name.to_ascii_uppercase();
-            let pieces = split_blanks(rest);
-            let Some(&(ka, kb)) = pieces.first() else {
+            let Some((ka, kb)) = split_blanks(rest).next() else {
                 return Ok(Vec::new());
             };
             let value_start = rest[kb..].find(|c| !is_blank(c)).map(|i| kb + i);
@@ -343,7 +362,7 @@ impl RawBuilder<'_> {
             let eq_at = start + a + eq;
             out.push(self.word(&w[..eq], start + a, eq_at));
             out.push(self.word(&w[eq + 1..], eq_at + 1, start + b));
-            out.push(self.word("=", eq_at, eq_at + 1));
+            out.push(self.word(&w[eq..eq + 1], eq_at, eq_at + 1));
         }
         Ok(out)
     }
@@ -411,9 +430,9 @@ fn is_bare_marker(word: &str) -> bool {
 }
 
 /// Turns a pending heredoc and its body into a [`Heredoc`].
-pub(crate) fn finish_heredoc(p: PendingHeredoc, content: String, body_span: Span) -> Heredoc {
+pub(crate) fn finish_heredoc(p: PendingHeredoc, content: Text, body_span: Span) -> Heredoc {
     Heredoc {
-        name: p.name,
+        name: Text::from(p.name),
         fd: p.fd,
         expand: p.expand,
         chomp: p.chomp,

@@ -71,7 +71,11 @@ fn blanks_after_heredoc_marker_as_buildkit() {
             .expect("parses")
             .instructions
             .iter()
-            .flat_map(|i| i.heredocs.iter().map(|h| (h.name.clone(), h.fd, h.chomp)))
+            .flat_map(|i| {
+                i.heredocs
+                    .iter()
+                    .map(|h| (h.name.to_string(), h.fd, h.chomp))
+            })
             .collect()
     };
     assert_eq!(names("RUN << EOF\nx\nEOF\n"), [("EOF".into(), 0, false)]);
@@ -87,4 +91,191 @@ fn blanks_after_heredoc_marker_as_buildkit() {
     assert!(names("RUN echo \"<<\" EOF\n").is_empty());
     assert!(names("RUN echo a<< EOF\n").is_empty());
     assert!(names("RUN echo <<\n").is_empty());
+}
+
+#[test]
+fn keyword_names_ignore_ascii_case_only() {
+    for k in crate::lower::KEYWORDS {
+        assert_eq!(keyword_name(k), Some(*k));
+        assert_eq!(keyword_name(&k.to_ascii_uppercase()), Some(*k));
+        let mixed: String = k
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        assert_eq!(keyword_name(&mixed), Some(*k));
+    }
+    for other in [
+        "",
+        "ru",
+        "runn",
+        "RUN ",
+        "ſtopsignal",
+        "healthcheckk",
+        "frοm",
+        "COPY\u{0}",
+    ] {
+        assert_eq!(keyword_name(other), None, "{other:?}");
+    }
+}
+
+#[test]
+fn blank_splitting() {
+    fn pieces(s: &str) -> Vec<&str> {
+        split_blanks(s).map(|(a, b)| &s[a..b]).collect()
+    }
+    assert_eq!(
+        pieces(" a\tb\u{0B}c\u{0C}d\re\nf  "),
+        ["a", "b", "c", "d", "e", "f"]
+    );
+    assert_eq!(pieces("é\u{a0}x y"), ["é\u{a0}x", "y"]);
+    assert!(pieces(" \t ").is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+    /// The decoder-free JSON path agrees with the decoder whenever it answers.
+    #[test]
+    fn simple_json_agrees_with_decoder(text in r#"\[[ \t\r\n\u{0B}\u{0C}",\\\]\[a-zé0-9:{}\u{1}]{0,24}"#) {
+        check_json(&text)?;
+    }
+
+    #[test]
+    fn simple_json_agrees_on_arrays(
+        items in proptest::collection::vec(r#"[a-z é"\\/\t\u{1}]{0,6}"#, 0..5),
+        gaps in proptest::collection::vec("[ \t\r\n\u{0C}]{0,2}", 4),
+        tail in r#"[\] ,x"]{0,2}"#,
+    ) {
+        let quoted: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
+        let text = format!("[{}{}{}]{}{tail}", gaps[0], quoted.join(&format!("{},{}", gaps[1], gaps[2])), gaps[3], gaps[0]);
+        check_json(&text)?;
+    }
+}
+
+fn check_json(text: &str) -> Result<(), TestCaseError> {
+    if let Some(fast) = simple_json_strings(text) {
+        let JsonArgs::Strings(slow) = parse_json_args_decoder(text) else {
+            return Err(TestCaseError::fail(format!("decoder refuses {text:?}")));
+        };
+        prop_assert_eq!(fast.len(), slow.len());
+        for ((_, a, b), (decoded, c, d)) in fast.iter().zip(&slow) {
+            prop_assert_eq!((a, b), (c, d));
+            prop_assert_eq!(Some(&text[a + 1..b - 1]), decoded.as_deref());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn simple_json_cases() {
+    for ok in [
+        r#"["a"]"#,
+        r#"[ "a" , "b" ]"#,
+        "[]",
+        "[ ]",
+        "[\"\"]",
+        "[\"é\"] \n",
+    ] {
+        assert!(simple_json_strings(ok).is_some(), "{ok}");
+        assert!(
+            matches!(parse_json_args_decoder(ok), JsonArgs::Strings(_)),
+            "{ok}"
+        );
+    }
+    for other in [
+        r#"["a\"b"]"#,
+        r#"["a",]"#,
+        r#"["a" "b"]"#,
+        "[1]",
+        "[\"a\"] x",
+        "[\"\u{1}\"]",
+        "[",
+        "[\u{0B}]",
+    ] {
+        assert!(simple_json_strings(other).is_none(), "{other}");
+    }
+}
+
+/// The char-by-char `parse_words` that the byte-wise one replaced, kept as the reference.
+fn parse_words_reference(rest: &str, escape: char) -> Vec<(usize, usize, usize)> {
+    #[derive(PartialEq)]
+    enum Phase {
+        Spaces,
+        Word,
+        Quote(char),
+    }
+    let mut words = Vec::new();
+    let mut phase = Phase::Spaces;
+    let mut blank_ok = false;
+    let mut start = 0;
+    let mut it = rest.char_indices().peekable();
+    while let Some((pos, ch)) = it.next() {
+        if phase == Phase::Spaces {
+            if ch.is_whitespace() {
+                continue;
+            }
+            phase = Phase::Word;
+            start = pos;
+        }
+        match phase {
+            Phase::Word => {
+                if ch.is_whitespace() {
+                    if blank_ok || pos > start {
+                        words.push((start, pos, pos));
+                    }
+                    blank_ok = false;
+                    phase = Phase::Spaces;
+                    continue;
+                }
+                if ch == '\'' || ch == '"' {
+                    phase = Phase::Quote(ch);
+                    blank_ok = true;
+                }
+                if ch == escape {
+                    if it.peek().is_none() {
+                        // Escape at the very end: dropped.
+                        if blank_ok || pos > start {
+                            words.push((start, rest.len(), pos));
+                        }
+                        return words;
+                    }
+                    it.next();
+                }
+            }
+            Phase::Quote(q) => {
+                if ch == q {
+                    phase = Phase::Word;
+                } else if ch == escape && q != '\'' {
+                    if it.peek().is_none() {
+                        words.push((start, rest.len(), pos));
+                        return words;
+                    }
+                    it.next();
+                }
+            }
+            Phase::Spaces => {}
+        }
+    }
+    if phase != Phase::Spaces && (blank_ok || rest.len() > start) {
+        words.push((start, rest.len(), rest.len()));
+    }
+    words
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+    #[test]
+    fn byte_wise_words_agree_with_the_reference(
+        text in "[a-z =\"'\\\\`\t\u{a0}\u{2003}é\u{85}]{0,24}",
+        backtick in any::<bool>(),
+    ) {
+        let escape = if backtick { '`' } else { '\\' };
+        prop_assert_eq!(parse_words(&text, escape), parse_words_reference(&text, escape));
+    }
 }

@@ -3,14 +3,16 @@
 
 use pest::Parser;
 
-use super::is_blank;
 use crate::grammar::{DockerfileGrammar, Rule};
 use crate::shell::Expander;
 
 /// Outcome of looking at an argument string as a JSON array.
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum JsonArgs {
     NotJson,
-    Strings(Vec<(String, usize, usize)>),
+    /// Each string's decoded value (`None`: the text between its quotes as written) and the
+    /// range of its literal, quotes included.
+    Strings(Vec<(Option<String>, usize, usize)>),
     NotStrings,
 }
 
@@ -20,6 +22,68 @@ pub(crate) fn parse_json_args(rest: &str) -> JsonArgs {
     if !rest.starts_with('[') {
         return JsonArgs::NotJson;
     }
+    let simple = if crate::reference_mode() {
+        None
+    } else {
+        simple_json_strings(rest)
+    };
+    match simple {
+        Some(items) => JsonArgs::Strings(items),
+        None => parse_json_args_decoder(rest),
+    }
+}
+
+/// The common case without the JSON decoder: an array of strings that hold no escape and no
+/// control character, so each decodes to its text as written. `None` for anything else, which
+/// the decoder then reads (a test checks the two agree wherever this one answers).
+pub(super) fn simple_json_strings(rest: &str) -> Option<Vec<(Option<String>, usize, usize)>> {
+    let b = rest.as_bytes();
+    let ws = |i: &mut usize| {
+        while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\n' | b'\r') {
+            *i += 1;
+        }
+    };
+    let mut i = 1;
+    let mut out = Vec::new();
+    ws(&mut i);
+    if b.get(i) == Some(&b']') {
+        i += 1;
+    } else {
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let start = i;
+            i += 1;
+            loop {
+                match b.get(i)? {
+                    b'"' => break,
+                    b'\\' | 0..=0x1F => return None,
+                    _ => i += 1,
+                }
+            }
+            i += 1;
+            out.push((None, start, i));
+            ws(&mut i);
+            match b.get(i)? {
+                b',' => {
+                    i += 1;
+                    ws(&mut i);
+                }
+                b']' => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    ws(&mut i);
+    (i == b.len()).then_some(out)
+}
+
+/// [`parse_json_args`] through the JSON decoder.
+pub(super) fn parse_json_args_decoder(rest: &str) -> JsonArgs {
     match serde_json::from_str::<Vec<serde_json::Value>>(rest) {
         Ok(values) => {
             let mut out = Vec::with_capacity(values.len());
@@ -28,7 +92,7 @@ pub(crate) fn parse_json_args(rest: &str) -> JsonArgs {
                 match v {
                     serde_json::Value::String(s) => {
                         let (a, b) = spans.get(i).copied().unwrap_or((0, rest.len()));
-                        out.push((s, a, b));
+                        out.push((Some(s), a, b));
                     }
                     _ => return JsonArgs::NotStrings,
                 }
@@ -59,23 +123,24 @@ pub(super) fn json_string_spans(s: &str) -> Vec<(usize, usize)> {
     out
 }
 
-/// Splits on runs of ASCII blanks; returns `(start, end)` ranges of the pieces.
-pub(crate) fn split_blanks(s: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut start: Option<usize> = None;
-    for (i, c) in s.char_indices() {
-        if is_blank(c) {
-            if let Some(st) = start.take() {
-                out.push((st, i));
-            }
-        } else if start.is_none() {
-            start = Some(i);
+/// Splits on runs of ASCII blanks; yields `(start, end)` ranges of the pieces.
+pub(crate) fn split_blanks(s: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let b = s.as_bytes();
+    let blank = |c: u8| matches!(c, b' ' | b'\t' | 0x0B | 0x0C | b'\r' | b'\n');
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() && blank(b[i]) {
+            i += 1;
         }
-    }
-    if let Some(st) = start {
-        out.push((st, s.len()));
-    }
-    out
+        if i == b.len() {
+            return None;
+        }
+        let start = i;
+        while i < b.len() && !blank(b[i]) {
+            i += 1;
+        }
+        Some((start, i))
+    })
 }
 
 /// BuildKit's `parseWords`: quote-aware words, quotes and escapes kept in the text.
@@ -90,14 +155,52 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)
         Word,
         Quote(char),
     }
+    let bytes = rest.as_bytes();
+    // The next character and its length, without decoding ASCII (nearly all of the text).
+    let char_at = |pos: usize| -> (char, usize) {
+        match bytes[pos] {
+            b if b < 0x80 => (b as char, 1),
+            _ => {
+                let c = rest[pos..].chars().next().unwrap_or('\u{FFFD}');
+                (c, c.len_utf8())
+            }
+        }
+    };
+    // ASCII that is neither a blank (as `char::is_whitespace` has it), a quote nor the escape
+    // character: such runs are skipped without looking at each character.
+    let esc = u8::try_from(escape).unwrap_or(0x80);
+    let plain = |b: u8| b < 0x80 && !matches!(b, b' ' | 0x09..=0x0D | b'\'' | b'"') && b != esc;
     let mut words = Vec::new();
     let mut phase = Phase::Spaces;
     let mut blank_ok = false;
     let mut start = 0;
-    let mut it = rest.char_indices().peekable();
-    while let Some((pos, ch)) = it.next() {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        match phase {
+            Phase::Word => {
+                while pos < bytes.len() && plain(bytes[pos]) {
+                    pos += 1;
+                }
+            }
+            Phase::Quote(q) => {
+                while pos < bytes.len()
+                    && bytes[pos] < 0x80
+                    && bytes[pos] != q as u8
+                    && bytes[pos] != esc
+                {
+                    pos += 1;
+                }
+            }
+            Phase::Spaces => {}
+        }
+        if pos >= bytes.len() {
+            break;
+        }
+        let (ch, len) = char_at(pos);
+        let next = pos + len;
         if phase == Phase::Spaces {
             if ch.is_whitespace() {
+                pos = next;
                 continue;
             }
             phase = Phase::Word;
@@ -111,6 +214,7 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)
                     }
                     blank_ok = false;
                     phase = Phase::Spaces;
+                    pos = next;
                     continue;
                 }
                 if ch == '\'' || ch == '"' {
@@ -118,29 +222,32 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)
                     blank_ok = true;
                 }
                 if ch == escape {
-                    if it.peek().is_none() {
+                    if next >= bytes.len() {
                         // Escape at the very end: dropped.
                         if blank_ok || pos > start {
                             words.push((start, rest.len(), pos));
                         }
                         return words;
                     }
-                    it.next();
+                    pos = next + char_at(next).1;
+                    continue;
                 }
             }
             Phase::Quote(q) => {
                 if ch == q {
                     phase = Phase::Word;
                 } else if ch == escape && q != '\'' {
-                    if it.peek().is_none() {
+                    if next >= bytes.len() {
                         words.push((start, rest.len(), pos));
                         return words;
                     }
-                    it.next();
+                    pos = next + char_at(next).1;
+                    continue;
                 }
             }
             Phase::Spaces => {}
         }
+        pos = next;
     }
     if phase != Phase::Spaces && (blank_ok || rest.len() > start) {
         words.push((start, rest.len(), rest.len()));
@@ -214,8 +321,34 @@ pub(crate) fn parse_heredoc_marker(word: &str) -> Result<Option<(String, u32, bo
 
 /// The lower-case name of a known instruction keyword (case-insensitive), without allocating.
 pub(crate) fn keyword_name(keyword: &str) -> Option<&'static str> {
-    crate::lower::KEYWORDS
-        .iter()
-        .copied()
-        .find(|k| k.eq_ignore_ascii_case(keyword))
+    let b = keyword.as_bytes();
+    if !(3..=11).contains(&b.len()) {
+        return None;
+    }
+    // ASCII lower-casing leaves other bytes alone, as `eq_ignore_ascii_case` compares them.
+    let mut buf = [0u8; 11];
+    for (d, s) in buf.iter_mut().zip(b) {
+        *d = s.to_ascii_lowercase();
+    }
+    Some(match &buf[..b.len()] {
+        b"add" => "add",
+        b"arg" => "arg",
+        b"cmd" => "cmd",
+        b"copy" => "copy",
+        b"entrypoint" => "entrypoint",
+        b"env" => "env",
+        b"expose" => "expose",
+        b"from" => "from",
+        b"healthcheck" => "healthcheck",
+        b"label" => "label",
+        b"maintainer" => "maintainer",
+        b"onbuild" => "onbuild",
+        b"run" => "run",
+        b"shell" => "shell",
+        b"stopsignal" => "stopsignal",
+        b"user" => "user",
+        b"volume" => "volume",
+        b"workdir" => "workdir",
+        _ => return None,
+    })
 }

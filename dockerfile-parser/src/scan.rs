@@ -11,14 +11,16 @@
 use crate::ast::{Directive, Warning};
 use crate::error::{ParseError, ParseErrorKind};
 use crate::span::Span;
+use crate::text::Text;
 
 const BOM: &str = "\u{feff}";
 
 /// One logical instruction line with the map from its offsets back into the source.
 #[derive(Debug, Clone)]
 pub(crate) struct LogicalLine {
-    /// Continuations joined, comment lines dropped, leading blanks of the first line removed.
-    pub text: String,
+    /// Continuations joined, comment lines dropped, leading blanks of the first line removed: a
+    /// slice of the source for a single-line instruction, a buffer of its own otherwise.
+    pub text: Text,
     /// Source offset of logical offset 0.
     pub first: usize,
     /// `(logical offset, source offset)` at the start of each continuation segment, ascending
@@ -58,13 +60,12 @@ impl LogicalLine {
 struct PhysLine<'a> {
     /// Line content without trailing `\r`/`\n`.
     text: &'a str,
-    /// Line content including its line ending.
-    full: &'a str,
     start: usize,
 }
 
 /// Reads a Dockerfile line by line.
 pub(crate) struct Scanner<'a> {
+    source: &'a Text,
     src: &'a str,
     pos: usize,
     line: usize,
@@ -79,9 +80,10 @@ fn is_go_space(c: char) -> bool {
 }
 
 impl<'a> Scanner<'a> {
-    pub fn new(src: &'a str) -> Self {
+    pub fn new(source: &'a Text) -> Self {
         Scanner {
-            src,
+            source,
+            src: source.as_str(),
             pos: 0,
             line: 0,
             escape: '\\',
@@ -113,7 +115,7 @@ impl<'a> Scanner<'a> {
         self.pos += len;
         self.line += 1;
         let text = full.trim_end_matches(['\r', '\n']);
-        Some(PhysLine { text, full, start })
+        Some(PhysLine { text, start })
     }
 
     fn parse_directive(&mut self, token: &str, span: Span) -> Result<(), ParseError> {
@@ -183,12 +185,14 @@ impl<'a> Scanner<'a> {
 
     /// Strips a trailing continuation (escape character plus blanks); `None` if there is none.
     fn trim_continuation<'t>(&self, token: &'t str) -> Option<&'t str> {
-        let t = token.trim_end_matches([' ', '\t']);
-        let before = t.strip_suffix(self.escape)?;
-        if before.ends_with(self.escape) {
+        // The escape character is a backslash or a backtick: one byte.
+        let esc = self.escape as u8;
+        let t = token.trim_end_matches([' ', '\t']).as_bytes();
+        let (&last, before) = t.split_last()?;
+        if last != esc || before.last() == Some(&esc) {
             return None;
         }
-        Some(before)
+        token.get(..before.len())
     }
 
     /// Reads the next logical instruction line, or `None` at the end of the file.
@@ -212,7 +216,17 @@ impl<'a> Scanner<'a> {
             if ended && first.is_empty() {
                 continue;
             }
-            let mut text = String::with_capacity(if ended { first.len() } else { first.len() * 8 });
+            if ended {
+                return Ok(Some(LogicalLine {
+                    text: self.source.slice_ref(first),
+                    first: tok_start,
+                    segments: Vec::new(),
+                    end: pl.start + pl.text.len(),
+                    start_line,
+                    end_line: self.line,
+                }));
+            }
+            let mut text = String::with_capacity(first.len() * 8);
             text.push_str(first);
             let mut segments = Vec::new();
             let mut end = pl.start + pl.text.len();
@@ -252,7 +266,11 @@ impl<'a> Scanner<'a> {
                 });
             }
             return Ok(Some(LogicalLine {
-                text,
+                text: {
+                    // The capacity was a guess: keep only what the line holds.
+                    text.shrink_to_fit();
+                    Text::from(text)
+                },
                 first: tok_start,
                 segments,
                 end,
@@ -264,9 +282,8 @@ impl<'a> Scanner<'a> {
 
     /// Reads a heredoc body up to its terminator. Returns the body, the span of body plus
     /// terminator, or `None` if the file ends first.
-    pub fn read_heredoc(&mut self, name: &str, chomp: bool) -> Option<(String, Span)> {
+    pub fn read_heredoc(&mut self, name: &str, chomp: bool) -> Option<(Text, Span)> {
         let start = self.pos;
-        let mut content = String::new();
         while let Some(pl) = self.next_phys() {
             let candidate = if chomp {
                 pl.text.trim_start_matches('\t')
@@ -274,9 +291,10 @@ impl<'a> Scanner<'a> {
                 pl.text
             };
             if candidate == name {
+                // The body is every line from `start` up to the terminator, as written.
+                let content = self.source.slice(start..pl.start);
                 return Some((content, Span::new(start, pl.start + pl.text.len())));
             }
-            content.push_str(pl.full);
         }
         None
     }

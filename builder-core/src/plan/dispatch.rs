@@ -253,7 +253,7 @@ impl StageState<'_> {
             CommandForm::Exec(v) => v.clone(),
             CommandForm::Shell(w) => {
                 let mut argv = self.config.shell_or_default();
-                argv.push(w.text.clone());
+                argv.push(w.text.to_string());
                 argv
             }
         }
@@ -265,8 +265,8 @@ impl StageState<'_> {
             Instruction::From(_) => {}
             Instruction::Arg { args } => {
                 for (name, default) in args {
-                    usage.declared.insert(name.text.clone());
-                    let value = match self.input.opts.build_args.get(&name.text) {
+                    usage.declared.insert(name.text.to_string());
+                    let value = match self.input.opts.build_args.get(name.text.as_str()) {
                         Some(v) => Some(v.clone()),
                         None => match default {
                             Some(w) => Some(self.expand(w, &format!("ARG {}", name.text))?),
@@ -279,7 +279,7 @@ impl StageState<'_> {
                         },
                     };
                     let at = default.as_ref().map_or(name.span, |d| d.span);
-                    self.set_at.insert(name.text.clone(), at);
+                    self.set_at.insert(name.text.to_string(), at);
                     self.scope.declare(&name.text, value);
                 }
                 self.push(node, Op::Config, format!("ARG {}", arg_history(args)));
@@ -443,7 +443,9 @@ impl StageState<'_> {
                             CommandForm::Exec(v) => std::iter::once("CMD".to_string())
                                 .chain(v.iter().cloned())
                                 .collect(),
-                            CommandForm::Shell(w) => vec!["CMD-SHELL".to_string(), w.text.clone()],
+                            CommandForm::Shell(w) => {
+                                vec!["CMD-SHELL".to_string(), w.text.to_string()]
+                            }
                         };
                         let ns = |d: &Option<kiln_dockerfile_parser::DurationFlag>| {
                             d.as_ref()
@@ -516,7 +518,7 @@ impl StageState<'_> {
                 body
             };
             inline.push(InlineFile {
-                name: h.name.clone(),
+                name: h.name.to_string(),
                 content,
             });
         }
@@ -563,7 +565,7 @@ fn arg_history(args: &[(Word, Option<Word>)]) -> String {
     args.iter()
         .map(|(n, d)| match d {
             Some(d) => format!("{}={}", n.text, d.text),
-            None => n.text.clone(),
+            None => n.text.to_string(),
         })
         .collect::<Vec<_>>()
         .join(" ")

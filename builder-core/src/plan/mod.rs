@@ -304,8 +304,8 @@ fn global_scope(
             continue;
         };
         for (name, default) in args {
-            usage.declared.insert(name.text.clone());
-            let value = match opts.build_args.get(&name.text) {
+            usage.declared.insert(name.text.to_string());
+            let value = match opts.build_args.get(name.text.as_str()) {
                 Some(v) => Some(v.clone()),
                 None => match default {
                     Some(word) => {
@@ -330,7 +330,7 @@ fn global_scope(
                 },
             };
             globals.retain(|(n, _)| n != &name.text);
-            globals.push((name.text.clone(), value));
+            globals.push((name.text.to_string(), value));
         }
     }
     Ok(globals)

@@ -42,7 +42,7 @@ impl StageState<'_> {
                     return self.finish_run(node, run, argv, inline);
                 }
                 // The shell reads heredocs itself: hand it the line and the bodies.
-                let mut script = w.text.clone();
+                let mut script = w.text.to_string();
                 for h in &run.heredocs {
                     script.push('\n');
                     script.push_str(&h.content);

@@ -1,18 +1,22 @@
 //! `kiln parse [--json] [FILE|-]`: the parser's view of a Dockerfile.
 
+use std::io::IsTerminal;
 use std::io::Read;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use kiln_dockerfile_parser::Text;
 use miette::{IntoDiagnostic, NamedSource, Report, WrapErr};
 
 /// Arguments of `kiln parse`.
 #[derive(Debug, Args)]
 pub struct ParseArgs {
     /// Print one JSON document: directives, warnings and every instruction with its flags,
-    /// arguments, heredocs and lines. On a parse error, `{"error", "line", "column"}`.
+    /// arguments, heredocs and lines (indented at a terminal, on one line otherwise). On a parse
+    /// error, `{"error", "line", "column"}`.
     #[arg(long)]
     json: bool,
 
@@ -38,14 +42,17 @@ pub fn read_dockerfile(path: &std::path::Path) -> miette::Result<(String, String
             .wrap_err_with(|| format!("cannot read {}", path.display()))?;
         (path.display().to_string(), bytes)
     };
-    let (text, replaced) = kiln_dockerfile_parser::decode(&bytes);
-    if replaced {
-        eprintln!(
-            "warning: {name} is not valid UTF-8: its invalid bytes are read as U+FFFD \
-             (as BuildKit's image config shows them)"
-        );
-    }
-    Ok((name, text.into_owned()))
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!(
+                "warning: {name} is not valid UTF-8: its invalid bytes are read as U+FFFD \
+                 (as BuildKit's image config shows them)"
+            );
+            kiln_dockerfile_parser::decode(e.as_bytes()).0.into_owned()
+        }
+    };
+    Ok((name, text))
 }
 
 /// Runs `kiln parse`.
@@ -60,26 +67,45 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
         }
         Err(e) => return Err(e),
     };
-    match kiln_dockerfile_parser::parse(&text) {
-        Ok(df) => {
-            if args.json {
-                // Streamed, one instruction at a time, through one buffer.
-                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                let dump = kiln_dockerfile_parser::dump::Streamed(&df);
-                serde_json::to_writer_pretty(&mut out, &dump).into_diagnostic()?;
+    // One shared buffer that the AST slices; the text read becomes it without a copy.
+    let source = Text::new(text);
+    let stdout = std::io::stdout().lock();
+    let tty = stdout.is_terminal();
+    // Standard output is line-buffered, which looks for newlines in every write and copies the
+    // tail: whole buffers go to a duplicate of its descriptor instead.
+    let raw = std::fs::File::from(stdout.as_fd().try_clone_to_owned().into_diagnostic()?);
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, raw);
+    let parsed = if args.json {
+        // Written while parsing, each instruction dropped once written (nothing is printed
+        // unless the whole file parses): indented for a person at a terminal, on one line for a
+        // program reading a pipe or a file.
+        kiln_dockerfile_parser::dump::parse_to_json(&source, tty)
+            .map(|dump| (dump.warnings.clone(), Some(dump), None))
+    } else {
+        kiln_dockerfile_parser::parse_shared(&source)
+            .map(|df| (df.warnings.clone(), None, Some(df)))
+    };
+    match parsed {
+        Ok((warnings, json, df)) => {
+            if let Some(dump) = json {
+                dump.write_to(&mut out).into_diagnostic()?;
                 writeln!(out).into_diagnostic()?;
-                out.flush().into_diagnostic()?;
-            } else {
-                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            }
+            if let Some(df) = &df {
                 for node in df.instructions() {
                     writeln!(out, "{:>4}  {}", node.start_line(), node.original())
                         .into_diagnostic()?;
                 }
-                out.flush().into_diagnostic()?;
             }
-            for w in &df.warnings {
-                eprintln!("warning: {name}:{}: {}", w.line, w.message);
+            out.flush().into_diagnostic()?;
+            // One write for all the warnings, not one per line.
+            let mut err = std::io::BufWriter::new(std::io::stderr().lock());
+            for w in &warnings {
+                writeln!(err, "warning: {name}:{}: {}", w.line, w.message).into_diagnostic()?;
             }
+            err.flush().into_diagnostic()?;
+            // The process ends here: freeing the AST node by node would only cost time.
+            std::mem::forget(df);
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
@@ -87,7 +113,8 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
                 let value = kiln_dockerfile_parser::dump::error_to_json(&err);
                 println!("{}", serde_json::to_string(&value).into_diagnostic()?);
             }
-            let report = Report::new(err).with_source_code(NamedSource::new(name, text));
+            let report =
+                Report::new(err).with_source_code(NamedSource::new(name, source.to_string()));
             crate::render::print_report(&report);
             Ok(ExitCode::from(1))
         }

@@ -65,7 +65,7 @@ pub(super) fn shell(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instructi
             )));
     }
     Ok(Instruction::Shell(
-        raw.args.iter().map(|w| w.text.clone()).collect(),
+        raw.args.iter().map(|w| w.text.to_string()).collect(),
     ))
 }
 
@@ -152,14 +152,16 @@ pub(super) fn healthcheck(
                     )
                 })?),
             };
-            Ok(Instruction::Healthcheck(Healthcheck::Cmd(HealthcheckCmd {
-                interval: duration(&flags, "interval", ctx)?,
-                timeout: duration(&flags, "timeout", ctx)?,
-                start_period: duration(&flags, "start-period", ctx)?,
-                start_interval: duration(&flags, "start-interval", ctx)?,
-                retries,
-                command: command_form(raw, rest),
-            })))
+            Ok(Instruction::Healthcheck(Healthcheck::Cmd(Box::new(
+                HealthcheckCmd {
+                    interval: duration(&flags, "interval", ctx)?,
+                    timeout: duration(&flags, "timeout", ctx)?,
+                    start_period: duration(&flags, "start-period", ctx)?,
+                    start_interval: duration(&flags, "start-interval", ctx)?,
+                    retries,
+                    command: command_form(raw, rest),
+                },
+            ))))
         }
         other => Err(ctx
             .error(

@@ -75,6 +75,7 @@ pub(super) fn copy(
         unpack: flags.boolean("unpack"),
         dest,
         json_form: raw.json,
+        sources: Vec::with_capacity(sources.len()),
         ..CopyInstruction::default()
     };
     if let Some(chmod) = &out.chmod

@@ -29,7 +29,7 @@ impl<'a> Flags<'a> {
         spec: &[(&'static str, FlagKind)],
         src: &str,
     ) -> Result<Self, ParseError> {
-        let mut used: Vec<(&'static str, &'a Flag)> = Vec::new();
+        let mut used: Vec<(&'static str, &'a Flag)> = Vec::with_capacity(raw.flags.len());
         for flag in &raw.flags {
             let Some(&(name, kind)) = spec.iter().find(|(n, _)| *n == flag.name) else {
                 let keyword = raw.keyword.text.to_ascii_uppercase();
@@ -49,7 +49,7 @@ impl<'a> Flags<'a> {
                 };
                 return Err(ParseError::new(
                     ParseErrorKind::UnknownFlag {
-                        flag: flag.name.clone(),
+                        flag: flag.name.to_string(),
                         suggestion: suggest(&flag.name, &names).map(str::to_string),
                     },
                     flag.span,

@@ -39,7 +39,7 @@ pub(super) fn from(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instructio
         if !valid_stage_name(&lower) {
             return Err(ctx
                 .error(
-                    ParseErrorKind::InvalidStageName(alias.text.clone()),
+                    ParseErrorKind::InvalidStageName(alias.text.to_string()),
                     alias.span,
                     "expected a letter followed by letters, digits, `-`, `_` or `.`",
                 )
@@ -68,11 +68,11 @@ pub(super) fn from(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instructio
             );
         }
     }
-    Ok(Instruction::From(FromInstruction {
+    Ok(Instruction::From(Box::new(FromInstruction {
         platform: flags.string("platform"),
         image: args[0].clone(),
         alias,
-    }))
+    })))
 }
 
 pub(super) fn run(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction, ParseError> {
@@ -85,7 +85,7 @@ pub(super) fn run(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction
         ],
         ctx.src,
     )?;
-    let mut mounts = Vec::new();
+    let mut mounts = Vec::with_capacity(raw.flags.iter().filter(|f| f.name == "mount").count());
     for word in flags.strings("mount") {
         match MountSpec::parse_word(&word, true) {
             Ok(m) => mounts.push(m),
@@ -148,11 +148,11 @@ pub(super) fn run(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction
             }
         }),
     };
-    Ok(Instruction::Run(RunInstruction {
+    Ok(Instruction::Run(Box::new(RunInstruction {
         mounts,
         network,
         security,
         command: command_form(raw, &raw.args),
         heredocs: raw.heredocs.clone(),
-    }))
+    })))
 }

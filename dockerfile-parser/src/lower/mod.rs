@@ -73,7 +73,7 @@ impl Ctx<'_> {
 /// The command of RUN, CMD, ENTRYPOINT: exec form from JSON, shell form otherwise.
 pub(crate) fn command_form(raw: &RawInstruction, args: &[Word]) -> CommandForm {
     if raw.json {
-        CommandForm::Exec(args.iter().map(|w| w.text.clone()).collect())
+        CommandForm::Exec(args.iter().map(|w| w.text.to_string()).collect())
     } else {
         match args.first() {
             Some(w) => CommandForm::Shell(w.clone()),
@@ -91,8 +91,8 @@ pub(crate) fn lower(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instructi
         "entrypoint" => command::entrypoint(raw, ctx).map(Instruction::Entrypoint),
         "shell" => command::shell(raw, ctx),
         "healthcheck" => command::healthcheck(raw, ctx),
-        "copy" => copy::copy(raw, ctx, false).map(Instruction::Copy),
-        "add" => copy::copy(raw, ctx, true).map(Instruction::Add),
+        "copy" => copy::copy(raw, ctx, false).map(|c| Instruction::Copy(Box::new(c))),
+        "add" => copy::copy(raw, ctx, true).map(|c| Instruction::Add(Box::new(c))),
         "env" => simple::key_values(raw, ctx, "ENV").map(|pairs| Instruction::Env { pairs }),
         "label" => simple::key_values(raw, ctx, "LABEL").map(|pairs| Instruction::Label { pairs }),
         "arg" => simple::arg(raw, ctx),
@@ -106,7 +106,7 @@ pub(crate) fn lower(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instructi
         _ => {
             let kw = &raw.keyword.text;
             let mut err = ctx.error(
-                ParseErrorKind::UnknownInstruction(kw.clone()),
+                ParseErrorKind::UnknownInstruction(kw.to_string()),
                 raw.keyword.span,
                 format!("expected an instruction such as FROM, RUN or COPY, found `{kw}`"),
             );
@@ -118,17 +118,33 @@ pub(crate) fn lower(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instructi
     }
 }
 
-/// Groups instructions into global ARGs and stages as they come.
+/// Where an instruction goes: the checks of stage structure, as instructions come.
 #[derive(Default)]
-pub(crate) struct Assembler {
-    pub global_args: Vec<InstructionNode>,
-    pub stages: Vec<Stage>,
+pub(crate) struct Checker {
     names: std::collections::HashSet<String>,
+    /// A FROM was seen.
+    pub has_stage: bool,
+    /// The span of the last global ARG (for the "no FROM" error).
+    pub last_global_arg: Option<Span>,
 }
 
-impl Assembler {
-    /// Adds the next instruction in file order.
-    pub fn push(&mut self, node: InstructionNode, ctx: &mut Ctx<'_>) -> Result<(), ParseError> {
+/// Where [`Checker::check`] puts an instruction.
+pub(crate) enum Place {
+    /// A FROM: a new stage, with its lower-cased name.
+    Stage(Option<String>),
+    /// An instruction of the current stage.
+    InStage,
+    /// An ARG before the first FROM.
+    GlobalArg,
+}
+
+impl Checker {
+    /// Checks the next instruction in file order (warning on duplicate stage names).
+    pub fn check(
+        &mut self,
+        node: &InstructionNode,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Place, ParseError> {
         if let Instruction::From(f) = &node.instruction {
             let name = f.alias.as_ref().map(|a| a.text.to_ascii_lowercase());
             if let Some(n) = &name
@@ -142,30 +158,55 @@ impl Assembler {
                     node.raw.start_line,
                 );
             }
-            self.stages.push(Stage {
-                from: node,
-                name,
-                instructions: Vec::new(),
-            });
-            return Ok(());
+            self.has_stage = true;
+            return Ok(Place::Stage(name));
         }
-        match self.stages.last_mut() {
-            Some(stage) => stage.instructions.push(node),
-            None if matches!(node.instruction, Instruction::Arg { .. }) => {
-                self.global_args.push(node)
-            }
-            None => {
-                let kw = node.raw.keyword.text.to_ascii_uppercase();
-                return Err(ctx
-                    .error(
-                        ParseErrorKind::NoStage,
-                        node.raw.keyword.span,
-                        format!("expected FROM (only ARG may come before it), found {kw}"),
-                    )
-                    .with_help("start the build stage with `FROM <image>` before this line"));
-            }
+        if self.has_stage {
+            return Ok(Place::InStage);
         }
-        Ok(())
+        if matches!(node.instruction, Instruction::Arg { .. }) {
+            self.last_global_arg = Some(node.raw.span);
+            return Ok(Place::GlobalArg);
+        }
+        let kw = node.raw.keyword.text.to_ascii_uppercase();
+        Err(ctx
+            .error(
+                ParseErrorKind::NoStage,
+                node.raw.keyword.span,
+                format!("expected FROM (only ARG may come before it), found {kw}"),
+            )
+            .with_help("start the build stage with `FROM <image>` before this line"))
+    }
+}
+
+/// Groups checked instructions into global ARGs and stages.
+#[derive(Default)]
+pub(crate) struct Assembler {
+    pub global_args: Vec<InstructionNode>,
+    pub stages: Vec<Stage>,
+}
+
+impl Assembler {
+    /// Adds the next instruction where [`Checker::check`] put it.
+    pub fn push(&mut self, node: InstructionNode, place: Place) {
+        match place {
+            Place::Stage(name) => {
+                if let Some(prev) = self.stages.last_mut() {
+                    // That stage is complete: give back the room its list grew ahead.
+                    prev.instructions.shrink_to_fit();
+                }
+                self.stages.push(Stage {
+                    from: node,
+                    name,
+                    instructions: Vec::new(),
+                });
+            }
+            Place::InStage => match self.stages.last_mut() {
+                Some(stage) => stage.instructions.push(node),
+                None => self.global_args.push(node),
+            },
+            Place::GlobalArg => self.global_args.push(node),
+        }
     }
 }
 
@@ -174,10 +215,12 @@ pub(crate) fn finish(
     directives: Vec<crate::ast::Directive>,
     escape: char,
     global_args: Vec<InstructionNode>,
-    stages: Vec<Stage>,
-    mut warnings: Vec<Warning>,
+    mut stages: Vec<Stage>,
+    warnings: Vec<Warning>,
 ) -> Dockerfile {
-    warnings.sort_by_key(|w| (w.span.start, w.line));
+    if let Some(last) = stages.last_mut() {
+        last.instructions.shrink_to_fit();
+    }
     Dockerfile {
         directives,
         escape,

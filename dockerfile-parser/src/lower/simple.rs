@@ -69,9 +69,9 @@ pub(super) fn arg(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction
             Some((name, value)) => {
                 let eq = w.span.start + name.len();
                 args.push((
-                    Word::new(name, Span::new(w.span.start, eq)),
+                    Word::new(w.text.slice_ref(name), Span::new(w.span.start, eq)),
                     Some(Word::new(
-                        value,
+                        w.text.slice_ref(value),
                         Span::new((eq + 1).min(w.span.end), w.span.end),
                     )),
                 ));
@@ -161,7 +161,7 @@ pub(super) fn maintainer(
         raw.keyword.span,
         raw.start_line,
     );
-    Ok(Instruction::Maintainer(w.text))
+    Ok(Instruction::Maintainer(w.text.to_string()))
 }
 
 pub(super) fn onbuild(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction, ParseError> {

@@ -1,0 +1,115 @@
+//! The shortcuts (keyword and flags without the grammar, JSON arrays of plain strings without the
+//! decoder) change nothing: every file of the corpus and the golden cases, and generated
+//! Dockerfile-like text, parse to the same AST and the same errors with them and without them.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+
+use crate::{REFERENCE, parse};
+
+fn both(
+    src: &str,
+) -> (
+    Result<crate::Dockerfile, crate::ParseError>,
+    Result<crate::Dockerfile, crate::ParseError>,
+) {
+    REFERENCE.with(|r| r.set(true));
+    let reference = parse(src);
+    REFERENCE.with(|r| r.set(false));
+    (reference, parse(src))
+}
+
+fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, out);
+        } else if p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("Dockerfile"))
+        {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn corpus_and_golden_cases_parse_the_same_without_shortcuts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+    let mut paths = Vec::new();
+    files(&root, &mut paths);
+    paths.sort();
+    assert!(paths.len() > 150, "found {} Dockerfiles", paths.len());
+    let mut whole = String::new();
+    for p in &paths {
+        let Ok(src) = std::fs::read_to_string(p) else {
+            continue;
+        };
+        let (reference, fast) = both(&src);
+        assert_eq!(reference, fast, "{}", p.display());
+        if let Ok(df) = &fast {
+            crate::dump::tests::assert_same_pretty_text(df);
+        }
+        crate::dump::tests::assert_streamed_same(&src);
+        if !src.starts_with("# escape") {
+            whole.push_str(&src);
+            whole.push('\n');
+        }
+    }
+    // All of them as one file too (errors and all).
+    let (reference, fast) = both(&whole);
+    assert_eq!(reference, fast);
+    if let Ok(df) = &fast {
+        crate::dump::tests::assert_same_pretty_text(df);
+    }
+    crate::dump::tests::assert_streamed_same(&whole);
+}
+
+fn line() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("FROM alpine AS b".to_string()),
+        Just("FROM --platform=$BUILDPLATFORM golang:1.22 AS build".to_string()),
+        Just("RUN --mount=type=cache,target=/root/.cache \\".to_string()),
+        Just("    --mount=\"type=bind,source=a b\",target=/x go build".to_string()),
+        Just("RUN <<EOF".to_string()),
+        Just("EOF".to_string()),
+        Just("COPY --from=b --chmod=0755 <<-X /d".to_string()),
+        Just("COPY [\"a\", \"b c\", \"/d/\"]".to_string()),
+        Just("CMD [\"a\\\"b\", \"\\u00e9\"]".to_string()),
+        Just("ENTRYPOINT [ \"/bin/app\" ,\"--port\",\"80\" ]".to_string()),
+        Just("SHELL [\"/bin/sh\", \"-c\"]".to_string()),
+        Just("ENV A=1 B=\"2 3\" C".to_string()),
+        Just("LABEL a=b".to_string()),
+        Just("ARG X=1".to_string()),
+        Just("HEALTHCHECK --interval=1s CMD [\"a\"]".to_string()),
+        Just("ONBUILD RUN [\"x\"]".to_string()),
+        Just("VOLUME [\"/a\", 1]".to_string()),
+        Just("\\".to_string()),
+        Just("# comment".to_string()),
+        Just(String::new()),
+        "(RUN|COPY|CMD|FROM|ADD|ENV|VOLUME) (--[a-z]{1,6}(=[a-z\"' \\\\]{0,5})? ){0,2}[\\[\\]\", a-z\\\\{}é]{0,20}",
+        "[A-Za-z$={}\\[\\]\"' \\\\<>,-]{0,30}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_text_parses_the_same_without_shortcuts(
+        lines in proptest::collection::vec(line(), 1..16),
+        crlf in any::<bool>(),
+    ) {
+        let src = lines.join(if crlf { "\r\n" } else { "\n" });
+        let (reference, fast) = both(&src);
+        prop_assert_eq!(&reference, &fast);
+        if let Ok(df) = &fast {
+            crate::dump::tests::assert_same_pretty_text(df);
+        }
+        crate::dump::tests::assert_streamed_same(&src);
+    }
+}

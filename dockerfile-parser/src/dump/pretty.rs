@@ -1,0 +1,381 @@
+//! The dump's text written directly: the same bytes as `serde_json::to_writer_pretty` (or
+//! `serde_json::to_writer`) of [`super::to_json`] (two-space indent, sorted keys, serde_json's
+//! string escapes), without a serializer in between. Strings that need no escape, nearly all of
+//! them, are copied whole.
+
+use std::io::{self, Write};
+
+use crate::ast::{Directive, Dockerfile, Heredoc, RawInstruction, Warning};
+use crate::error::ParseError;
+use crate::text::Text;
+
+/// Writes the dump of `df` to `out` as indented JSON (no trailing newline).
+pub fn write_pretty<W: Write>(df: &Dockerfile, out: W) -> io::Result<()> {
+    write(df, out, true)
+}
+
+/// Writes the dump of `df` to `out` as JSON on one line (no trailing newline).
+pub fn write_compact<W: Write>(df: &Dockerfile, out: W) -> io::Result<()> {
+    write(df, out, false)
+}
+
+/// A parsed Dockerfile's dump, made while parsing.
+#[derive(Debug)]
+pub struct Dump {
+    /// The document in three pieces (its head is only known once the file is read), so the
+    /// instructions, nearly all of it, are never copied.
+    head: Vec<u8>,
+    body: Vec<u8>,
+    tail: Vec<u8>,
+    /// The warnings (also in the document), to show them.
+    pub warnings: Vec<Warning>,
+}
+
+impl Dump {
+    /// Writes the document, as [`write_pretty`] or [`write_compact`] writes it.
+    pub fn write_to<W: Write>(&self, mut out: W) -> io::Result<()> {
+        out.write_all(&self.head)?;
+        out.write_all(&self.body)?;
+        out.write_all(&self.tail)
+    }
+
+    /// The document as one string of bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        [&self.head[..], &self.body, &self.tail].concat()
+    }
+}
+
+/// Parses `source` and writes its dump (indented or on one line) as each instruction is read,
+/// instead of building the AST first: the instructions are dropped once written, so the memory
+/// is the text's and the work stays in the cache. The same text as [`write_pretty`] and
+/// [`write_compact`] of [`crate::parse_shared`]'s result, and the same errors.
+pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
+    // The instructions are written at the depth they have in the document: inside its object and
+    // its `instructions` array.
+    let mut body = Pretty {
+        buf: Vec::with_capacity(source.len() * 4),
+        out: io::sink(),
+        depth: 2,
+        first: true,
+        indent,
+    };
+    let summary = crate::parse_each(source, |node, _| {
+        body.elem();
+        body.instruction(&node.raw);
+    })?;
+    let mut j = Pretty {
+        buf: Vec::new(),
+        out: io::sink(),
+        depth: 0,
+        first: true,
+        indent,
+    };
+    j.head(&summary.directives, summary.escape);
+    let head = std::mem::take(&mut j.buf);
+    j.first = body.first;
+    j.tail(&summary.warnings);
+    Ok(Dump {
+        head,
+        body: body.buf,
+        tail: j.buf,
+        warnings: summary.warnings,
+    })
+}
+
+fn write<W: Write>(df: &Dockerfile, out: W, indent: bool) -> io::Result<()> {
+    let mut j = Pretty {
+        buf: Vec::with_capacity(1 << 16),
+        out,
+        depth: 0,
+        first: true,
+        indent,
+    };
+    j.head(&df.directives, df.escape);
+    for n in df.instructions() {
+        j.elem();
+        j.instruction(&n.raw);
+        j.flush_some()?;
+    }
+    j.tail(&df.warnings);
+    j.out.write_all(&j.buf)
+}
+
+impl<W: Write> Pretty<W> {
+    /// The document up to the first instruction.
+    fn head(&mut self, directives: &[Directive], escape: char) {
+        let j = self;
+        j.open(b'{');
+        j.key("directives");
+        j.open(b'[');
+        for d in directives {
+            j.elem();
+            j.open(b'{');
+            j.key("line");
+            j.num(d.line as u64);
+            j.key("name");
+            j.str(&d.name);
+            j.key("value");
+            j.str(&d.value);
+            j.close(b'}');
+        }
+        j.close(b']');
+        j.key("escape");
+        let mut esc = [0u8; 4];
+        j.str(escape.encode_utf8(&mut esc));
+        j.key("instructions");
+        j.open(b'[');
+    }
+
+    /// The document after the last instruction.
+    fn tail(&mut self, warnings: &[Warning]) {
+        let j = self;
+        j.close(b']');
+        j.key("warnings");
+        j.open(b'[');
+        for w in warnings {
+            j.elem();
+            j.open(b'{');
+            j.key("line");
+            j.num(w.line as u64);
+            j.key("message");
+            j.str(&w.message);
+            j.key("rule");
+            j.str(&w.rule);
+            j.close(b'}');
+        }
+        j.close(b']');
+        j.close(b'}');
+    }
+}
+
+struct Pretty<W: Write> {
+    buf: Vec<u8>,
+    out: W,
+    depth: usize,
+    /// Nothing written yet in the innermost open container.
+    first: bool,
+    /// Newlines and indentation (serde_json's pretty form) or none (its compact form).
+    indent: bool,
+}
+
+impl<W: Write> Pretty<W> {
+    fn flush_some(&mut self) -> io::Result<()> {
+        if self.buf.len() >= 1 << 16 {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, c: u8) {
+        self.buf.push(c);
+        self.depth += 1;
+        self.first = true;
+    }
+
+    fn close(&mut self, c: u8) {
+        self.depth -= 1;
+        if !self.first {
+            self.newline();
+        }
+        self.buf.push(c);
+        self.first = false;
+    }
+
+    fn newline(&mut self) {
+        if !self.indent {
+            return;
+        }
+        const INDENT: &[u8] = b"\n                                ";
+        match INDENT.get(..1 + 2 * self.depth) {
+            Some(s) => self.buf.extend_from_slice(s),
+            None => {
+                self.buf.push(b'\n');
+                for _ in 0..self.depth {
+                    self.buf.extend_from_slice(b"  ");
+                }
+            }
+        }
+    }
+
+    /// Before an array element.
+    fn elem(&mut self) {
+        if !self.first {
+            self.buf.push(b',');
+        }
+        self.newline();
+        self.first = false;
+    }
+
+    fn key(&mut self, k: &str) {
+        self.elem();
+        self.str(k);
+        self.buf
+            .extend_from_slice(if self.indent { b": " as &[u8] } else { b":" });
+    }
+
+    fn num(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.buf.extend_from_slice(&digits[i..]);
+    }
+
+    fn boolean(&mut self, b: bool) {
+        self.buf
+            .extend_from_slice(if b { b"true" as &[u8] } else { b"false" });
+    }
+
+    fn str(&mut self, s: &str) {
+        self.buf.push(b'"');
+        let bytes = s.as_bytes();
+        if !needs_escape(bytes) {
+            self.buf.extend_from_slice(bytes);
+        } else {
+            escape_into(&mut self.buf, bytes);
+        }
+        self.buf.push(b'"');
+    }
+
+    fn strs<'t>(&mut self, items: impl Iterator<Item = &'t str>) {
+        self.open(b'[');
+        for s in items {
+            self.elem();
+            self.str(s);
+        }
+        self.close(b']');
+    }
+
+    fn heredoc(&mut self, h: &Heredoc) {
+        self.open(b'{');
+        self.key("chomp");
+        self.boolean(h.chomp);
+        self.key("content");
+        self.str(&h.content);
+        self.key("expand");
+        self.boolean(h.expand);
+        self.key("fd");
+        self.num(u64::from(h.fd));
+        self.key("name");
+        self.str(&h.name);
+        self.close(b'}');
+    }
+
+    fn instruction(&mut self, raw: &RawInstruction) {
+        self.open(b'{');
+        self.key("args");
+        self.strs(raw.args.iter().map(|w| w.text.as_str()));
+        self.key("end_line");
+        self.num(raw.end_line as u64);
+        self.key("flags");
+        self.strs(raw.flags.iter().map(|f| f.text.as_str()));
+        self.key("heredocs");
+        self.open(b'[');
+        for h in &raw.heredocs {
+            self.elem();
+            self.heredoc(h);
+        }
+        self.close(b']');
+        self.key("json");
+        self.boolean(raw.json);
+        self.key("keyword");
+        self.str(&raw.keyword.text);
+        self.key("name");
+        match crate::raw::keyword_name(&raw.keyword.text) {
+            Some(name) => self.str(name),
+            None => self.str(&raw.name()),
+        }
+        self.key("original");
+        self.str(&raw.original);
+        self.key("start_line");
+        self.num(raw.start_line as u64);
+        self.key("sub");
+        match &raw.sub {
+            Some(sub) => self.instruction(sub),
+            None => self.buf.extend_from_slice(b"null"),
+        }
+        self.close(b'}');
+    }
+}
+
+/// Whether any byte is a control character, a quote or a backslash, eight bytes at a time.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Some byte of `v` is below `n` (n <= 0x80); exact as to whether there is one.
+    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGH != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let v = u64::from_le_bytes(w);
+        if below(v, 0x20) || below(v ^ (ONES * 0x22), 1) || below(v ^ (ONES * 0x5C), 1) {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// serde_json's escapes: `\"`, `\\`, the short forms of backspace, form feed, newline,
+/// carriage return and tab, `\u00XX` (lower-case hex) for other control characters.
+fn escape_into(buf: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x0C => b"\\f",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1F => b"",
+            _ => continue,
+        };
+        buf.extend_from_slice(&bytes[start..i]);
+        if short.is_empty() {
+            buf.extend_from_slice(b"\\u00");
+            buf.push(HEX[usize::from(b >> 4)]);
+            buf.push(HEX[usize::from(b & 0xF)]);
+        } else {
+            buf.extend_from_slice(short);
+        }
+        start = i + 1;
+    }
+    buf.extend_from_slice(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_escape;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+        #[test]
+        fn word_at_a_time_check_is_exact(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let slow = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+            prop_assert_eq!(needs_escape(&bytes), slow);
+        }
+    }
+
+    #[test]
+    fn edges() {
+        for b in 0u8..=255 {
+            let mut v = vec![b'a'; 17];
+            v[9] = b;
+            assert_eq!(needs_escape(&v), b < 0x20 || b == b'"' || b == b'\\', "{b}");
+        }
+    }
+}
