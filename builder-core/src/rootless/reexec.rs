@@ -231,8 +231,23 @@ fn map_ids(report: OwnedFd, go: OwnedFd, plan: &IdPlan) -> Result<bool, Rootless
         ..
     } = plan
     {
-        run_map(newuidmap, pid, &plan.uid_args())?;
-        run_map(newgidmap, pid, &plan.gid_args())?;
+        // Both mappers at once: each is a setuid program's start-up, a few milliseconds that
+        // every rootless command waits for.
+        let (uid_args, gid_args) = (plan.uid_args(), plan.gid_args());
+        let (uids, gids) = std::thread::scope(|s| {
+            let uids = s.spawn(|| run_map(newuidmap, pid, &uid_args));
+            let gids = run_map(newgidmap, pid, &gid_args);
+            (uids.join(), gids)
+        });
+        uids.unwrap_or_else(|_| {
+            Err(RootlessError::MapFailed {
+                program: newuidmap.clone(),
+                pid,
+                args: String::new(),
+                message: "the mapper's thread panicked".to_owned(),
+            })
+        })?;
+        gids?;
     }
     // The child reports a missing byte itself.
     let _ = std::fs::File::from(go).write_all(b"1");
