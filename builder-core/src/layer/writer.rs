@@ -138,7 +138,7 @@ pub fn write_changes<W: Write>(
     w.finish()
 }
 
-struct TarWriter<'a, W> {
+pub(super) struct TarWriter<'a, W> {
     src: &'a Root,
     opts: &'a LayerOptions,
     out: W,
@@ -148,7 +148,7 @@ struct TarWriter<'a, W> {
 }
 
 impl<'a, W: Write> TarWriter<'a, W> {
-    fn new(src: &'a Root, opts: &'a LayerOptions, out: W) -> Self {
+    pub(super) fn new(src: &'a Root, opts: &'a LayerOptions, out: W) -> Self {
         Self {
             src,
             opts,
@@ -215,8 +215,39 @@ impl<'a, W: Write> TarWriter<'a, W> {
         self.header(&h)
     }
 
+    /// Whether a file with more than one link was written: its later paths would be link
+    /// entries to the first one written, which only a whole-layer writer can know.
+    pub(super) fn wrote_multi_link(&self) -> bool {
+        !self.links.is_empty()
+    }
+
+    /// Copies `len` bytes of an entry written earlier (headers, content and padding, as they
+    /// were) from `from` into the layer.
+    pub(super) fn copy_raw(
+        &mut self,
+        from: &mut impl Read,
+        mut len: u64,
+        content: u64,
+    ) -> Result<(), LayerError> {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; COPY_BUF];
+        }
+        while len > 0 {
+            let want = len.min(self.buf.len() as u64) as usize;
+            from.read_exact(&mut self.buf[..want])
+                .map_err(LayerError::Read)?;
+            self.out
+                .write_all(&self.buf[..want])
+                .map_err(LayerError::Write)?;
+            len -= want as u64;
+        }
+        self.stats.entries += 1;
+        self.stats.content_bytes += content;
+        Ok(())
+    }
+
     /// Writes the entry `name` in `parent`; returns the directory's descriptor if it is one.
-    fn emit(
+    pub(super) fn emit(
         &mut self,
         parent: BorrowedFd<'_>,
         name: &OsStr,
@@ -379,7 +410,7 @@ impl<'a, W: Write> TarWriter<'a, W> {
         self.write(&[0u8; BLOCK][..padding(size)])
     }
 
-    fn finish(mut self) -> Result<(W, WriteStats), LayerError> {
+    pub(super) fn finish(mut self) -> Result<(W, WriteStats), LayerError> {
         self.write(&[0u8; 2 * BLOCK])?;
         self.out.flush().map_err(LayerError::Write)?;
         Ok((self.out, self.stats))

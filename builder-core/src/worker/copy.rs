@@ -496,6 +496,29 @@ pub(super) async fn execute_copy(
         None
     };
     blocking(move || {
+        // A COPY of one directory from a local directory, and nothing else, may start from
+        // its previous result (see `copy_reuse`).
+        let reuse = match &local_dir {
+            Some(dir)
+                if urls.is_empty() && checkouts.is_empty() && c.inline.is_empty() && !c.add =>
+            {
+                super::copy_reuse::Candidate::new(
+                    &cfg,
+                    &parent,
+                    dir,
+                    copy_request(&c, local.clone())?,
+                )
+            }
+            _ => None,
+        };
+        if let (Some(cand), Some(dir)) = (&reuse, &local_dir) {
+            match cand.try_reuse(&cfg, &parent, dir) {
+                Ok(Some(layer)) => return Ok(Some(layer)),
+                Ok(None) => {}
+                Err(e) => tracing::debug!("copying afresh: {e}"),
+            }
+        }
+        let started = super::copy_reuse::start_time();
         let active = prepare(&cfg, &parent)?;
         let dest = Root::open(active.root())?;
         write_inline(&cfg, &dest, &c)?;
@@ -566,7 +589,11 @@ pub(super) async fn execute_copy(
             }
         }
         drop(dest);
-        finish(&cfg, &parent, active)
+        let layer = finish(&cfg, &parent, active)?;
+        if let (Some(cand), Some(layer)) = (&reuse, &layer) {
+            cand.remember(&parent, layer, started);
+        }
+        Ok(layer)
     })
     .await
 }

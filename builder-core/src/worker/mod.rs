@@ -9,6 +9,7 @@
 //! without unpacking anything.
 
 pub(crate) mod copy;
+mod copy_reuse;
 mod download;
 pub mod emulate;
 mod git;
