@@ -22,7 +22,7 @@ use rustix::fs::{Dir, FileType, Mode, OFlags};
 use super::LayerError;
 use super::tarfmt::{BLOCK, EntryHeader, Kind, padding};
 use crate::changes::Change;
-use crate::fsroot::{Root, proc_fd_path};
+use crate::fsroot::Root;
 
 /// Options of the layer writer.
 #[derive(Debug, Clone, Default)]
@@ -291,9 +291,25 @@ impl<'a, W: Write> TarWriter<'a, W> {
                     }
                     self.links.insert(key, h.name.clone());
                 }
-                // Reopen the very inode the O_PATH descriptor refers to, for reading.
-                let file =
-                    File::open(proc_fd_path(&path_fd)).map_err(|e| self.io_err("open", rel, e))?;
+                // Opened again by name for reading (cheaper than through /proc/self/fd), without
+                // following a symlink, and checked to be the very inode the O_PATH descriptor
+                // refers to.
+                let fd = rustix::fs::openat(
+                    parent,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| self.io_err("open", rel, e))?;
+                let again = rustix::fs::fstat(&fd).map_err(|e| self.io_err("stat", rel, e))?;
+                if (again.st_dev, again.st_ino) != key {
+                    return Err(self.io_err(
+                        "open",
+                        rel,
+                        std::io::Error::other("the file was replaced while it was archived"),
+                    ));
+                }
+                let file = File::from(fd);
                 h.size = st.st_size as u64;
                 h.xattrs = self.xattrs(file.as_fd(), rel)?;
                 self.header(&h)?;

@@ -519,7 +519,27 @@ pub(super) async fn execute_copy(
             }
         }
         let started = super::copy_reuse::start_time();
-        let active = prepare(&cfg, &parent)?;
+        let direct = if urls.is_empty()
+            && checkouts.is_empty()
+            && c.inline.is_empty()
+            && !local.is_empty()
+        {
+            let req = copy_request(&c, local.clone())?;
+            if super::copy_direct::eligible(&req) {
+                super::copy_direct::prepare(&cfg, &parent, &req).unwrap_or_else(|e| {
+                    tracing::debug!("copying through the overlay: {e}");
+                    None
+                })
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let active = match direct {
+            Some(active) => active,
+            None => prepare(&cfg, &parent)?,
+        };
         let dest = Root::open(active.root())?;
         write_inline(&cfg, &dest, &c)?;
         copy_downloads(

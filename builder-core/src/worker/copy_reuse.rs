@@ -223,7 +223,7 @@ impl Candidate {
         }
         drop(dest);
         let changes = cfg.snapshots.changes(&active)?;
-        let root = Root::open(active.root())?;
+        let root = Root::open(active.changes_root())?;
         let layer_opts = crate::layer::LayerOptions {
             source_date_epoch: cfg.source_date_epoch,
         };
