@@ -185,12 +185,32 @@ pub(super) async fn input_digest(
             let fs = dir.source();
             for req in requests {
                 let sel = crate::copy::select(&fs, req)?;
+                prehash(dir, &sel)?;
                 parts.push(sel.digest(&fs, req)?.hex());
             }
         }
         Ok(Some(parts.join(",")))
     })
     .await
+}
+
+/// Hashes the selected files the stat cache does not know on every core, so that the digest,
+/// which goes through them in order, finds them known. A cold build of a large context spends
+/// most of its key computation here.
+fn prehash(dir: &LocalDir, sel: &crate::copy::Selection) -> Result<(), WorkerError> {
+    let unknown: Vec<&crate::context::Entry> = sel
+        .items
+        .iter()
+        .flat_map(|i| std::iter::once(&i.entry).chain(i.contents.iter().map(|s| &s.entry)))
+        .filter(|e| e.kind == crate::context::EntryKind::File && e.digest.is_none())
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if unknown.len() < 64 || threads < 2 {
+        return Ok(());
+    }
+    crate::context::hash::hash_all(dir.ctx.root(), dir.hasher.as_ref(), &unknown, threads)
+        .map_err(crate::copy::CopyError::from)?;
+    Ok(())
 }
 
 /// The context files a step reads with a digest of each (see
