@@ -45,7 +45,7 @@ const MAGIC: &[u8] = b"kiln copy result v1\n";
 
 /// How many snapshots a chain may have above its layer count before a copy starts afresh
 /// instead of stacking on its previous result.
-pub(crate) const MAX_EXTRA_DEPTH: usize = 8;
+pub(crate) const MAX_EXTRA_DEPTH: usize = 16;
 
 /// A copied entry that has xattrs (or whose xattrs were not read).
 const FLAG_XATTRS: u8 = 1;
