@@ -45,7 +45,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-pub use atomic::{fsync_dir, sweep_abandoned_temps, write_atomic};
+pub use atomic::{fsync_dir, sweep_abandoned_temps, write_atomic, write_atomic_unsynced};
 pub use blob::{BlobInfo, BlobWriter, VerifiedReader, unwrap_io_error};
 pub use digest::{Digest, Hasher, InvalidDigest};
 pub use error::{ContentError, Result};

@@ -175,16 +175,27 @@ pub fn write_changes_to_store(
 }
 
 /// Writes the layer of `src` that differs from the tree of the stored layer `old` by `changes`,
-/// patching `old` (see [`write_patched`]), as an uncompressed layer blob. `old` is verified
-/// against its digest as it is read; a mismatch fails before anything is committed.
+/// patching `old` (see [`write_patched`]), as an uncompressed layer blob. Unless the caller has
+/// just checked `old` (`old_checked`: e.g. against a stamp of its verification), it is verified
+/// against its digest as it is read, and a mismatch fails before anything is committed.
 pub fn write_patched_to_store(
     store: &ContentStore,
     src: &Root,
     old: &crate::content::Digest,
+    old_checked: bool,
     changes: &[Change],
     opts: &LayerOptions,
 ) -> Result<(BlobInfo, WriteStats), LayerError> {
-    let reader = store.open_verified(old)?;
-    let (w, stats) = write_patched(src, reader, changes, opts, store.writer()?)?;
+    const BUF: usize = 1 << 20;
+    let (w, stats) = if old_checked {
+        let path = store.blob_path(old);
+        let file = std::fs::File::open(&path)
+            .map_err(|e| crate::content::ContentError::io("open", path, e))?;
+        let reader = io::BufReader::with_capacity(BUF, file);
+        write_patched(src, reader, changes, opts, store.writer()?)?
+    } else {
+        let reader = io::BufReader::with_capacity(BUF, store.open_verified(old)?);
+        write_patched(src, reader, changes, opts, store.writer()?)?
+    };
     Ok((w.commit(None)?, stats))
 }

@@ -13,7 +13,8 @@
 //!   lower layer, no file copied), the removed entries are deleted and only the changed and new
 //!   ones are copied, with the ordinary copy code;
 //! - the layer is the previous layer patched ([`crate::layer::write_patched`]): unchanged entries
-//!   are copied from the old blob (verified as it is read), changed ones written from the tree;
+//!   are copied from the old blob (trusted as a cache hit trusts it: by the stamp of its last
+//!   verification, else hashed again), changed ones written from the tree;
 //! - the snapshot is committed under the new chain ID with the previous result as its parent.
 //!
 //! The result is what a COPY from nothing gives: every entry the layer records is in the state
@@ -27,7 +28,6 @@
 //! anything the patcher cannot do exactly (hard links, kind changes, directories with xattrs).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -227,10 +227,17 @@ impl Candidate {
         let layer_opts = crate::layer::LayerOptions {
             source_date_epoch: cfg.source_date_epoch,
         };
+        // The old blob as a cache hit would take it: checked against the stamp of its last
+        // verification, hashed again only when that does not match.
+        let checked = super::verify::layer_is_intact(&cfg.store, &memo.layer);
+        if !checked {
+            return Ok(None);
+        }
         let (info, _) = crate::layer::write_patched_to_store(
             &cfg.store,
             &root,
             &memo.layer.diff_id,
+            checked,
             &changes,
             &layer_opts,
         )?;
@@ -505,11 +512,8 @@ fn store(path: &Path, memo: &Memo) -> std::io::Result<()> {
     buf.extend_from_slice(&sum);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    // A hint, not store data: no fsync. A torn or empty file fails its checksum and is ignored.
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    tmp.write_all(&buf)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    // A hint, not store data: no sync. A torn or empty file fails its checksum and is ignored.
+    crate::content::write_atomic_unsynced(path, &buf).map_err(std::io::Error::other)
 }
 
 fn put(buf: &mut Vec<u8>, bytes: &[u8]) {
