@@ -258,14 +258,10 @@ impl<'a, W: Write> TarWriter<'a, W> {
                 path: rel.to_path_buf(),
             });
         }
-        let path_fd = rustix::fs::openat(
-            parent,
-            name,
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| self.io_err("open", rel, e))?;
-        let st = rustix::fs::fstat(&path_fd).map_err(|e| self.io_err("stat", rel, e))?;
+        // The entry itself, never what a symlink points at; a regular file is opened below and
+        // checked to be the inode stat'ed here.
+        let st = rustix::fs::statat(parent, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| self.io_err("stat", rel, e))?;
         let mut h = EntryHeader {
             name: rel.as_os_str().as_bytes().to_vec(),
             kind: Kind::File,
@@ -291,9 +287,8 @@ impl<'a, W: Write> TarWriter<'a, W> {
                     }
                     self.links.insert(key, h.name.clone());
                 }
-                // Opened again by name for reading (cheaper than through /proc/self/fd), without
-                // following a symlink, and checked to be the very inode the O_PATH descriptor
-                // refers to.
+                // Opened by name for reading, without following a symlink (a file replaced by
+                // one since the stat fails here), and checked to be the inode stat'ed above.
                 let fd = rustix::fs::openat(
                     parent,
                     name,

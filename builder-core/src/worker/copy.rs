@@ -556,6 +556,7 @@ pub(super) async fn execute_copy(
         } else {
             None
         };
+        let direct_mode = direct.is_some();
         let active = match direct {
             Some(active) => active,
             None => prepare(&cfg, &parent)?,
@@ -629,7 +630,11 @@ pub(super) async fn execute_copy(
             }
         }
         drop(dest);
-        let layer = finish(&cfg, &parent, active)?;
+        let layer = if direct_mode {
+            super::copy_direct::finish(&cfg, &parent, active)?
+        } else {
+            finish(&cfg, &parent, active)?
+        };
         if let (Some(cand), Some(layer)) = (&reuse, &layer) {
             cand.remember(&parent, layer, started);
         }

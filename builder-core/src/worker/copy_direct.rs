@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::FileType;
 
 use super::{LocalWorkerConfig, WorkerError};
+use crate::cache::LayerRef;
 use crate::copy::CopyRequest;
 use crate::fsroot::{Root, clean};
 use crate::snapshot::Active;
@@ -118,4 +119,33 @@ fn copy_up(
         upper.set_times(rel, st.st_mtime, st.st_mtime_nsec as i64)?;
     }
     Ok(())
+}
+
+/// Turns a snapshot made by [`prepare`] and the copy into a layer and commits it. Every entry in
+/// its tree is a change or the parent directory of one (the parent's directories on the way were
+/// copied up only to hold the new component), and there are no whiteouts, so the layer is the
+/// whole tree as the writer walks it: the same bytes the snapshotter's list of changes gives,
+/// without walking the tree twice.
+pub(super) fn finish(
+    cfg: &LocalWorkerConfig,
+    parent: &FsState,
+    active: Active,
+) -> Result<Option<LayerRef>, WorkerError> {
+    let root = Root::open(active.changes_root())?;
+    let opts = crate::layer::LayerOptions {
+        source_date_epoch: cfg.source_date_epoch,
+    };
+    let (info, _) = crate::layer::write_tree_to_store(&cfg.store, &root, &opts)?;
+    drop(root);
+    super::verify::stamp(&cfg.store, &info.digest);
+    let layer = LayerRef {
+        diff_id: info.digest,
+        size: info.size,
+    };
+    let mut layers = parent.layers.clone();
+    layers.push(layer.clone());
+    if let Some(key) = super::chain_ids(&layers).pop() {
+        cfg.snapshots.commit(active, &key)?;
+    }
+    Ok(Some(layer))
 }
