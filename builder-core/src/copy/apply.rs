@@ -221,6 +221,9 @@ fn ts(t: (i64, u32)) -> Timestamps {
 /// A directory's contents from this many entries on are copied with several threads.
 const PARALLEL_MIN: usize = 512;
 
+/// What one copying thread wrote: the paths and their owners.
+type Written = (Vec<PathBuf>, HashMap<PathBuf, (u32, u32)>);
+
 impl Writer<'_> {
     /// Copies a directory item's contents (in pre-order, below `top`): first everything but
     /// regular files, in order, then the regular files on every core, each thread taking a run
@@ -259,46 +262,45 @@ impl Writer<'_> {
         let per = files.len().div_ceil(threads);
         let (fs, dest, req, opts, chown) = (self.fs, self.dest, self.req, self.opts, self.chown);
         let fresh = &self.fresh;
-        let done: Vec<Result<(Vec<PathBuf>, HashMap<PathBuf, (u32, u32)>), CopyError>> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = files
-                    .chunks(per)
-                    .map(|run| {
-                        scope.spawn(move || {
-                            let mut w = Writer {
-                                fs,
-                                dest,
-                                req,
-                                opts,
-                                chown,
-                                written: Vec::with_capacity(run.len()),
-                                owners: HashMap::with_capacity(run.len()),
-                                fresh: fresh.clone(),
-                                fresh_fds: Vec::new(),
-                                src_dir: None,
-                            };
-                            let mut links = HashMap::new();
-                            for s in run {
-                                w.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
-                            }
-                            Ok((w.written, w.owners))
+        let done: Vec<Result<Written, CopyError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .chunks(per)
+                .map(|run| {
+                    scope.spawn(move || {
+                        let mut w = Writer {
+                            fs,
+                            dest,
+                            req,
+                            opts,
+                            chown,
+                            written: Vec::with_capacity(run.len()),
+                            owners: HashMap::with_capacity(run.len()),
+                            fresh: fresh.clone(),
+                            fresh_fds: Vec::new(),
+                            src_dir: None,
+                        };
+                        let mut links = HashMap::new();
+                        for s in run {
+                            w.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
+                        }
+                        Ok((w.written, w.owners))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(CopyError::Io {
+                            op: "copy into",
+                            root: dest.path().to_path_buf(),
+                            path: top.to_path_buf(),
+                            source: std::io::Error::other("a copying thread failed"),
                         })
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(CopyError::Io {
-                                op: "copy into",
-                                root: dest.path().to_path_buf(),
-                                path: top.to_path_buf(),
-                                source: std::io::Error::other("a copying thread failed"),
-                            })
-                        })
-                    })
-                    .collect()
-            });
+                })
+                .collect()
+        });
         for r in done {
             let (written, owners) = r?;
             self.written.extend(written);
