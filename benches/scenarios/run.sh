@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end scenario runner: builds each scenario with kiln (and buildah / BuildKit when they are
 # installed) cold, as a no-op rebuild and (S5) after a one-file change; reports the median wall time
-# (hyperfine) and the peak RSS (/usr/bin/time -v's "Maximum resident set size") of every phase as
-# one markdown table, printed and written to benches/results/<date>.md.
+# (hyperfine), the peak RSS (/usr/bin/time's "Maximum resident set size") and the bytes written
+# (its "%O": file system output the kernel charged to the process as it dirtied pages) of every
+# phase as one markdown table, printed and written to benches/results/<date>.md.
 #
 # Usage: benches/scenarios/run.sh [SCENARIO...]      (default: s1 s5 s4 s3; also s2 s6, and
 #        `parse`: benches/scenarios/parse.sh, kiln parse against parse-dockerfile, its table added)
@@ -129,14 +130,18 @@ measure() {
     args+=(--warmup 2 --runs "$((RUNS > 10 ? RUNS : 10))")
   fi
   echo "== $tool $scen $phase"
-  hyperfine "${args[@]}" "/usr/bin/time -f %M -a -o '$rss' sh -c \"$cmd\" " |
+  hyperfine "${args[@]}" "/usr/bin/time -f '%M %O' -a -o '$rss' sh -c \"$cmd\" " |
     grep -E "Time|Range" || true
   python3 - "$json" "$rss" "$tool" "$scen" "$phase" >>"$results" <<'EOF'
 import json, statistics, sys
 j, rss, tool, scen, phase = sys.argv[1:]
 times = json.load(open(j))["results"][0]["times"]
-kb = [int(l) for l in open(rss) if l.strip().isdigit()]
-print(f"{scen}\t{phase}\t{tool}\t{statistics.median(times):.3f}\t{min(times):.3f}\t{max(times):.3f}\t{max(kb) / 1024:.0f}")
+runs = [l.split() for l in open(rss)]
+runs = [(int(r[0]), int(r[1])) for r in runs if len(r) == 2 and r[0].isdigit() and r[1].isdigit()]
+kb = max(r[0] for r in runs)
+# %O counts 512-byte blocks; the median run's bytes written, in MB.
+written = statistics.median(r[1] for r in runs) * 512 / 1e6
+print(f"{scen}\t{phase}\t{tool}\t{statistics.median(times):.3f}\t{min(times):.3f}\t{max(times):.3f}\t{kb / 1024:.0f}\t{written:.0f}")
 EOF
 }
 
@@ -155,10 +160,18 @@ references() { # scenario context
   case $s in
     s1 | s6)
       measure reference "$s" "metadata walk (find)" "" "find '$ctx' -printf '%s %T@\n' >/dev/null"
+      # Writing the same files to the same disk: what a cold COPY of the context is held to.
+      measure reference "$s" "cp -a of the context" "rm -rf '$work/cp-ref'; sync" \
+        "cp -a '$ctx' '$work/cp-ref'"
+      rm -rf "$work/cp-ref"
       ;;
     s2)
       measure reference "$s" "cp + sha256sum of the 1 GiB file" "rm -f '$work/cp-ref'" \
         "cp '$ctx/random.bin' '$work/cp-ref' && sha256sum '$ctx/random.bin' >/dev/null; rm -f '$work/cp-ref'"
+      # Both files written once and made durable: what S2's cold build is held to.
+      measure reference "$s" "cp + sync of both files" "rm -rf '$work/cp-ref'; mkdir '$work/cp-ref'; sync" \
+        "cp '$ctx/random.bin' '$ctx/app.log' '$work/cp-ref/' && sync"
+      rm -rf "$work/cp-ref"
       measure reference "$s" "gzip -1 of the same bytes" "" \
         "cat '$ctx/random.bin' '$ctx/app.log' | gzip -1 >/dev/null"
       ;;
@@ -206,12 +219,12 @@ done
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 kiln = {(r[0], r[1]): float(r[3]) for r in rows if r[2] == "kiln"}
-print("| scenario | phase | tool | median s | min s | max s | peak RSS MB | kiln / tool |")
-print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
-for scen, phase, tool, med, lo, hi, rss in rows:
+print("| scenario | phase | tool | median s | min s | max s | peak RSS MB | written MB | kiln / tool |")
+print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+for scen, phase, tool, med, lo, hi, rss, written in rows:
     k = kiln.get((scen, phase))
     ratio = f"{k / float(med):.2f}" if k is not None and tool != "kiln" and float(med) > 0 else ""
-    print(f"| {scen[0].upper() + scen[1:]} | {phase} | {tool} | {med} | {lo} | {hi} | {rss} | {ratio} |")
+    print(f"| {scen[0].upper() + scen[1:]} | {phase} | {tool} | {med} | {lo} | {hi} | {rss} | {written} | {ratio} |")
 EOF
   for s in "${SCENARIOS[@]}"; do
     if [ "$s" = parse ]; then

@@ -1,4 +1,5 @@
-//! Atomic replacement of small files: write a temp file beside the target, fsync it, rename it over
+//! Atomic replacement of small files: write a temp file beside the target, fsync it (unless the
+//! file is only a hint, see [`write_atomic_unsynced`]), rename it over
 //! the target, fsync the directory. Readers see the old or the new content, never a torn file, and a
 //! crash leaves at most a stray temp file (named `.tmp-*`, which readers ignore).
 
@@ -14,6 +15,18 @@ use super::error::{ContentError, Result};
 /// a live writer's file from one a killed process left. A sweep that deletes the file in the
 /// instant between its creation and the lock makes the rename fail; the write is then redone.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, true)
+}
+
+/// Replaces `path` with `bytes` atomically but not durably: readers see the old or the new
+/// content, and a crash of the machine may leave either, no file, or an empty or torn one. Only
+/// for hints whose readers check what they read and take anything else as no hint (stamps of
+/// verified blobs, the previous results of COPY steps): two syncs cost more than a small step.
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -30,11 +43,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             .map_err(|e| ContentError::io("lock", tmp.path().to_path_buf(), e))?;
         tmp.write_all(bytes)
             .map_err(|e| ContentError::io("write", tmp.path().to_path_buf(), e))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| ContentError::io("fsync", tmp.path().to_path_buf(), e))?;
+        if durable {
+            tmp.as_file()
+                .sync_all()
+                .map_err(|e| ContentError::io("fsync", tmp.path().to_path_buf(), e))?;
+        }
         match tmp.persist(path) {
-            Ok(_) => return fsync_dir(dir),
+            Ok(_) if durable => return fsync_dir(dir),
+            Ok(_) => return Ok(()),
             Err(e) if e.error.kind() == std::io::ErrorKind::NotFound && attempt < 3 => continue,
             Err(e) => return Err(ContentError::io("rename into place", path, e.error)),
         }

@@ -136,6 +136,10 @@ pub fn apply(
             w.written.push(top.clone());
             w.fresh.clear();
             w.fresh_fds.clear();
+            if item.contents.len() >= PARALLEL_MIN {
+                w.copy_contents_parallel(&item.contents, &top)?;
+                continue;
+            }
             let mut links = HashMap::new();
             for s in &item.contents {
                 w.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
@@ -177,11 +181,23 @@ pub fn apply(
 /// Copies a whole source file into a new destination file: `sendfile` until end of file, which
 /// spares `std::io::copy`'s per-file `fstat`s and its `copy_file_range` attempt (which fails
 /// between the context's filesystem and an overlay mount anyway); anything else falls back to it.
-fn copy_contents(src: &mut std::fs::File, out: &mut std::fs::File) -> std::io::Result<u64> {
+///
+/// `size` is the size the source had when it was listed: once that much is copied, one more
+/// `sendfile` only finds the end, so it is skipped; a file that grew since is copied on to its end.
+fn copy_contents(
+    src: &mut std::fs::File,
+    out: &mut std::fs::File,
+    size: u64,
+) -> std::io::Result<u64> {
     let mut total = 0u64;
     loop {
         match rustix::fs::sendfile(&*out, &*src, None, 1 << 30) {
             Ok(0) => return Ok(total),
+            Ok(n) if total + n as u64 == size && size < 1 << 30 => {
+                // Only a file of at most one call's worth: a larger one is copied in several
+                // calls anyway, and it is checked to its end.
+                return Ok(size);
+            }
             Ok(n) => total += n as u64,
             Err(rustix::io::Errno::INTR) => {}
             // Nothing was written yet by this call; std::io::copy continues from the file
@@ -202,7 +218,97 @@ fn ts(t: (i64, u32)) -> Timestamps {
     }
 }
 
+/// A directory's contents from this many entries on are copied with several threads.
+const PARALLEL_MIN: usize = 512;
+
+/// What one copying thread wrote: the paths and their owners.
+type Written = (Vec<PathBuf>, HashMap<PathBuf, (u32, u32)>);
+
 impl Writer<'_> {
+    /// Copies a directory item's contents (in pre-order, below `top`): first everything but
+    /// regular files, in order, then the regular files on every core, each thread taking a run
+    /// of them. Each path is written once either way, and a directory still gets something
+    /// created in it exactly when the copy in order would create something in it, so its time
+    /// is again the moment of the copy (or its source's time when nothing is created in it).
+    /// Contents with hard links are copied in order (the first path of an inode must be
+    /// written before its links).
+    fn copy_contents_parallel(
+        &mut self,
+        contents: &[super::Selected],
+        top: &Path,
+    ) -> Result<(), CopyError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let linked = contents
+            .iter()
+            .any(|s| s.entry.kind == EntryKind::File && s.entry.nlink > 1);
+        let mut links = HashMap::new();
+        if threads < 2 || linked {
+            for s in contents {
+                self.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
+            }
+            return Ok(());
+        }
+        let mut files = Vec::new();
+        for s in contents {
+            if s.entry.kind == EntryKind::File {
+                files.push(s);
+            } else {
+                self.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
+            }
+        }
+        if files.is_empty() {
+            return Ok(());
+        }
+        let per = files.len().div_ceil(threads);
+        let (fs, dest, req, opts, chown) = (self.fs, self.dest, self.req, self.opts, self.chown);
+        let fresh = &self.fresh;
+        let done: Vec<Result<Written, CopyError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .chunks(per)
+                .map(|run| {
+                    scope.spawn(move || {
+                        let mut w = Writer {
+                            fs,
+                            dest,
+                            req,
+                            opts,
+                            chown,
+                            written: Vec::with_capacity(run.len()),
+                            owners: HashMap::with_capacity(run.len()),
+                            fresh: fresh.clone(),
+                            fresh_fds: Vec::new(),
+                            src_dir: None,
+                        };
+                        let mut links = HashMap::new();
+                        for s in run {
+                            w.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
+                        }
+                        Ok((w.written, w.owners))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(CopyError::Io {
+                            op: "copy into",
+                            root: dest.path().to_path_buf(),
+                            path: top.to_path_buf(),
+                            source: std::io::Error::other("a copying thread failed"),
+                        })
+                    })
+                })
+                .collect()
+        });
+        for r in done {
+            let (written, owners) = r?;
+            self.written.extend(written);
+            self.owners.extend(owners);
+        }
+        Ok(())
+    }
+
     fn io(&self, op: &'static str, path: &Path, e: impl Into<std::io::Error>) -> CopyError {
         CopyError::Io {
             op,
@@ -220,6 +326,12 @@ impl Writer<'_> {
                 break;
             }
             self.fresh_fds.pop();
+        }
+        if self.fresh_fds.last().is_none_or(|(p, _)| p != parent) && self.fresh.contains(parent) {
+            // Created by this item earlier, by another pass (see `copy_contents_parallel`):
+            // opened through the root once for the files that follow in it.
+            let fd = self.dest.open_dir(parent).ok()?;
+            self.fresh_fds.push((parent.to_path_buf(), fd));
         }
         match self.fresh_fds.last() {
             Some((p, fd)) if p == parent => Some(fd),
@@ -392,7 +504,8 @@ impl Writer<'_> {
                 }
                 let mut out = self.create_file(dst, mode)?;
                 let mut src = self.open_source(&entry.path)?;
-                copy_contents(&mut src, &mut out).map_err(|e| self.io("write", dst, e))?;
+                copy_contents(&mut src, &mut out, entry.size)
+                    .map_err(|e| self.io("write", dst, e))?;
                 self.owners.insert(dst.to_path_buf(), owner);
                 // A new file usually has the right owner and mode already (created by root with
                 // the mode asked, under a umask that left it alone): a stat is much cheaper than

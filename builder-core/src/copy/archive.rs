@@ -51,7 +51,7 @@ impl ArchiveKind {
 }
 
 /// Extracts an `ADD` archive into the destination (wired to the layer applier by the caller).
-pub trait ArchiveExtractor {
+pub trait ArchiveExtractor: Sync {
     /// Extracts the uncompressed tar stream `tar` into the directory `dest_dir` of `dest`
     /// (created already), giving every entry `owner` when set. Returns the paths written,
     /// relative to `dest`'s root.

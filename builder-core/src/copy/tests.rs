@@ -576,3 +576,63 @@ fn add_decompresses_bzip2_and_xz() {
     apply(&src, &sel, &req, &f.dest, &opts).unwrap();
     assert!(*ex.0.lock().unwrap() == raw, "the extractor gets the tar");
 }
+
+#[test]
+fn a_large_directory_is_copied_on_several_threads_like_in_order() {
+    // Over `PARALLEL_MIN` entries: files are created by several threads after the directories.
+    let f = fixture(|d| {
+        for i in 0..700 {
+            write(
+                d,
+                &format!("src/m{:02}/f{i:03}.txt", i % 30),
+                format!("{i}").as_bytes(),
+            );
+        }
+        std::fs::create_dir_all(d.join("src/empty")).unwrap();
+        symlink("m00/f000.txt", d.join("src/link")).unwrap();
+        std::fs::set_permissions(
+            d.join("src/m01/f001.txt"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    });
+    // `/app` exists and holds a file the copy replaces.
+    write(&f.dest_dir, "app/src/m02/f002.txt", b"old");
+    let out = f.copy(&CopyRequest::new(&["."], "/app")).unwrap();
+    assert_eq!(
+        out.written.len(),
+        1 + 1 + 30 + 1 + 1 + 700,
+        "{:?}",
+        &out.written[..5]
+    );
+    assert!(out.written.is_sorted());
+    for i in 0..700 {
+        assert_eq!(
+            f.read(&format!("app/src/m{:02}/f{i:03}.txt", i % 30)),
+            format!("{i}")
+        );
+    }
+    let src = f.ctx.root().path();
+    let meta = |p: &Path| std::fs::symlink_metadata(p).unwrap();
+    let (a, b) = (
+        meta(&src.join("src/m05/f005.txt")),
+        meta(&f.dest_dir.join("app/src/m05/f005.txt")),
+    );
+    assert_eq!((a.mtime(), a.mtime_nsec()), (b.mtime(), b.mtime_nsec()));
+    assert_eq!(b.uid(), 0);
+    assert_eq!(
+        meta(&f.dest_dir.join("app/src/m01/f001.txt")).mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read_link(f.dest_dir.join("app/src/link")).unwrap(),
+        Path::new("m00/f000.txt")
+    );
+    // A directory nothing was created in keeps its source's time.
+    let (a, b) = (
+        meta(&src.join("src/empty")),
+        meta(&f.dest_dir.join("app/src/empty")),
+    );
+    assert_eq!((a.mtime(), a.mtime_nsec()), (b.mtime(), b.mtime_nsec()));
+    f.assert_outside_untouched();
+}

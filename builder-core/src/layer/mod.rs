@@ -28,6 +28,7 @@
 
 mod apply;
 mod compress;
+mod patch;
 pub(crate) mod tarfmt;
 mod writer;
 
@@ -46,6 +47,7 @@ pub use compress::{
     ArchiveCompression, CompressOptions, GZIP_BLOCK, compress_layer, decompress,
     detect_compression, gzip_parallel, lookup_compressed,
 };
+pub use patch::write_patched;
 pub use writer::{LayerOptions, WriteStats, write_changes, write_tree};
 
 use crate::changes::Change;
@@ -121,6 +123,13 @@ pub enum LayerError {
         #[source]
         source: FsError,
     },
+    /// An old layer cannot be patched exactly (see [`write_patched`]); the layer is written
+    /// the ordinary way instead.
+    #[error("cannot patch the previous layer: {reason}")]
+    PatchUnsupported {
+        /// What stands in the way.
+        reason: &'static str,
+    },
     /// The stream uses a compression kiln cannot read.
     #[error("unsupported archive compression {0}")]
     UnsupportedCompression(&'static str),
@@ -162,5 +171,31 @@ pub fn write_changes_to_store(
     opts: &LayerOptions,
 ) -> Result<(BlobInfo, WriteStats), LayerError> {
     let (w, stats) = write_changes(src, changes, opts, store.writer()?)?;
+    Ok((w.commit(None)?, stats))
+}
+
+/// Writes the layer of `src` that differs from the tree of the stored layer `old` by `changes`,
+/// patching `old` (see [`write_patched`]), as an uncompressed layer blob. Unless the caller has
+/// just checked `old` (`old_checked`: e.g. against a stamp of its verification), it is verified
+/// against its digest as it is read, and a mismatch fails before anything is committed.
+pub fn write_patched_to_store(
+    store: &ContentStore,
+    src: &Root,
+    old: &crate::content::Digest,
+    old_checked: bool,
+    changes: &[Change],
+    opts: &LayerOptions,
+) -> Result<(BlobInfo, WriteStats), LayerError> {
+    const BUF: usize = 1 << 20;
+    let (w, stats) = if old_checked {
+        let path = store.blob_path(old);
+        let file = std::fs::File::open(&path)
+            .map_err(|e| crate::content::ContentError::io("open", path, e))?;
+        let reader = io::BufReader::with_capacity(BUF, file);
+        write_patched(src, reader, changes, opts, store.writer()?)?
+    } else {
+        let reader = io::BufReader::with_capacity(BUF, store.open_verified(old)?);
+        write_patched(src, reader, changes, opts, store.writer()?)?
+    };
     Ok((w.commit(None)?, stats))
 }

@@ -22,7 +22,7 @@ use rustix::fs::{Dir, FileType, Mode, OFlags};
 use super::LayerError;
 use super::tarfmt::{BLOCK, EntryHeader, Kind, padding};
 use crate::changes::Change;
-use crate::fsroot::{Root, proc_fd_path};
+use crate::fsroot::Root;
 
 /// Options of the layer writer.
 #[derive(Debug, Clone, Default)]
@@ -138,7 +138,7 @@ pub fn write_changes<W: Write>(
     w.finish()
 }
 
-struct TarWriter<'a, W> {
+pub(super) struct TarWriter<'a, W> {
     src: &'a Root,
     opts: &'a LayerOptions,
     out: W,
@@ -148,7 +148,7 @@ struct TarWriter<'a, W> {
 }
 
 impl<'a, W: Write> TarWriter<'a, W> {
-    fn new(src: &'a Root, opts: &'a LayerOptions, out: W) -> Self {
+    pub(super) fn new(src: &'a Root, opts: &'a LayerOptions, out: W) -> Self {
         Self {
             src,
             opts,
@@ -215,8 +215,39 @@ impl<'a, W: Write> TarWriter<'a, W> {
         self.header(&h)
     }
 
+    /// Whether a file with more than one link was written: its later paths would be link
+    /// entries to the first one written, which only a whole-layer writer can know.
+    pub(super) fn wrote_multi_link(&self) -> bool {
+        !self.links.is_empty()
+    }
+
+    /// Copies `len` bytes of an entry written earlier (headers, content and padding, as they
+    /// were) from `from` into the layer.
+    pub(super) fn copy_raw(
+        &mut self,
+        from: &mut impl Read,
+        mut len: u64,
+        content: u64,
+    ) -> Result<(), LayerError> {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; COPY_BUF];
+        }
+        while len > 0 {
+            let want = len.min(self.buf.len() as u64) as usize;
+            from.read_exact(&mut self.buf[..want])
+                .map_err(LayerError::Read)?;
+            self.out
+                .write_all(&self.buf[..want])
+                .map_err(LayerError::Write)?;
+            len -= want as u64;
+        }
+        self.stats.entries += 1;
+        self.stats.content_bytes += content;
+        Ok(())
+    }
+
     /// Writes the entry `name` in `parent`; returns the directory's descriptor if it is one.
-    fn emit(
+    pub(super) fn emit(
         &mut self,
         parent: BorrowedFd<'_>,
         name: &OsStr,
@@ -227,14 +258,10 @@ impl<'a, W: Write> TarWriter<'a, W> {
                 path: rel.to_path_buf(),
             });
         }
-        let path_fd = rustix::fs::openat(
-            parent,
-            name,
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| self.io_err("open", rel, e))?;
-        let st = rustix::fs::fstat(&path_fd).map_err(|e| self.io_err("stat", rel, e))?;
+        // The entry itself, never what a symlink points at; a regular file is opened below and
+        // checked to be the inode stat'ed here.
+        let st = rustix::fs::statat(parent, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| self.io_err("stat", rel, e))?;
         let mut h = EntryHeader {
             name: rel.as_os_str().as_bytes().to_vec(),
             kind: Kind::File,
@@ -260,9 +287,24 @@ impl<'a, W: Write> TarWriter<'a, W> {
                     }
                     self.links.insert(key, h.name.clone());
                 }
-                // Reopen the very inode the O_PATH descriptor refers to, for reading.
-                let file =
-                    File::open(proc_fd_path(&path_fd)).map_err(|e| self.io_err("open", rel, e))?;
+                // Opened by name for reading, without following a symlink (a file replaced by
+                // one since the stat fails here), and checked to be the inode stat'ed above.
+                let fd = rustix::fs::openat(
+                    parent,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| self.io_err("open", rel, e))?;
+                let again = rustix::fs::fstat(&fd).map_err(|e| self.io_err("stat", rel, e))?;
+                if (again.st_dev, again.st_ino) != key {
+                    return Err(self.io_err(
+                        "open",
+                        rel,
+                        std::io::Error::other("the file was replaced while it was archived"),
+                    ));
+                }
+                let file = File::from(fd);
                 h.size = st.st_size as u64;
                 h.xattrs = self.xattrs(file.as_fd(), rel)?;
                 self.header(&h)?;
@@ -379,7 +421,7 @@ impl<'a, W: Write> TarWriter<'a, W> {
         self.write(&[0u8; BLOCK][..padding(size)])
     }
 
-    fn finish(mut self) -> Result<(W, WriteStats), LayerError> {
+    pub(super) fn finish(mut self) -> Result<(W, WriteStats), LayerError> {
         self.write(&[0u8; 2 * BLOCK])?;
         self.out.flush().map_err(LayerError::Write)?;
         Ok((self.out, self.stats))

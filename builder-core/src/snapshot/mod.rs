@@ -138,6 +138,17 @@ pub trait Snapshotter: Send + Sync {
     /// the [`Active`] discards it (unmounts and removes it).
     fn prepare(&self, parent: Option<&str>) -> Result<Active, SnapshotError>;
 
+    /// A writable snapshot on `parent` that is not mounted: its [`Active::root`] starts empty and
+    /// holds only what the step adds, and the parent's tree is not visible in it. For a step that
+    /// only adds entries below paths the parent lacks, after giving the parent's directories on
+    /// the way there their parent's metadata (as a copy-up does), this is the same snapshot as
+    /// [`Snapshotter::prepare`] gives, without a mount to go through. `None` when the
+    /// snapshotter has no such form (the copy snapshotter's trees are whole).
+    fn prepare_unmounted(&self, parent: Option<&str>) -> Result<Option<Active>, SnapshotError> {
+        let _ = parent;
+        Ok(None)
+    }
+
     /// What changed in `active` relative to its parent, sorted by path (parents before children).
     /// The current state of an [`Change::Upsert`]ed entry is read under [`Active::root`].
     fn changes(&self, active: &Active) -> Result<Vec<Change>, SnapshotError>;

@@ -245,6 +245,7 @@ impl Snapshotter for OverlaySnapshotter {
             parent: parent.map(str::to_owned),
             entry: Some(entry),
             mounted: None,
+            own: Some(dir.join(UPPER)),
         };
         if lowers.is_empty() {
             // Nothing below: the upper directory is the rootfs, no mount needed.
@@ -257,6 +258,22 @@ impl Snapshotter for OverlaySnapshotter {
         active.root = merged.clone();
         active.mounted = Some(merged);
         Ok(active)
+    }
+
+    fn prepare_unmounted(&self, parent: Option<&str>) -> Result<Option<Active>, SnapshotError> {
+        if let Some(p) = parent {
+            self.store.require(p)?;
+        }
+        let entry = self.store.temp()?;
+        let dir = entry.dir.clone();
+        mkdirs(&dir, &[UPPER])?;
+        Ok(Some(Active {
+            root: dir.join(UPPER),
+            parent: parent.map(str::to_owned),
+            entry: Some(entry),
+            mounted: None,
+            own: Some(dir.join(UPPER)),
+        }))
     }
 
     fn changes(&self, active: &Active) -> Result<Vec<Change>, SnapshotError> {
@@ -323,6 +340,7 @@ impl Snapshotter for OverlaySnapshotter {
             parent: Some(key.to_owned()),
             entry: Some(entry),
             mounted: None,
+            own: None,
         };
         mount_overlay(&chain, None, &merged)?;
         active.mounted = Some(merged.clone());

@@ -352,12 +352,24 @@ pub struct Active {
     pub(crate) entry: Option<TempEntry>,
     /// The overlay mount point, when mounted.
     pub(crate) mounted: Option<PathBuf>,
+    /// Where the current state of every changed entry can be read without the mount (the
+    /// overlay upper directory), when that is not [`Active::root`].
+    pub(crate) own: Option<PathBuf>,
 }
 
 impl Active {
     /// The rootfs directory to run steps in and read changed files from.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The directory to read the entries [`super::Snapshotter::changes`] names from: the tree
+    /// holding only this snapshot's own entries when the snapshotter keeps one (overlayfs: the
+    /// upper directory, read without going through the mount), else [`Active::root`]. Entries
+    /// there have the type, mode, owner, times, xattrs (besides the snapshotter's own) and
+    /// content the root shows.
+    pub fn changes_root(&self) -> &Path {
+        self.own.as_deref().unwrap_or(&self.root)
     }
 
     /// The parent snapshot's key.

@@ -185,12 +185,32 @@ pub(super) async fn input_digest(
             let fs = dir.source();
             for req in requests {
                 let sel = crate::copy::select(&fs, req)?;
+                prehash(dir, &sel)?;
                 parts.push(sel.digest(&fs, req)?.hex());
             }
         }
         Ok(Some(parts.join(",")))
     })
     .await
+}
+
+/// Hashes the selected files the stat cache does not know on every core, so that the digest,
+/// which goes through them in order, finds them known. A cold build of a large context spends
+/// most of its key computation here.
+fn prehash(dir: &LocalDir, sel: &crate::copy::Selection) -> Result<(), WorkerError> {
+    let unknown: Vec<&crate::context::Entry> = sel
+        .items
+        .iter()
+        .flat_map(|i| std::iter::once(&i.entry).chain(i.contents.iter().map(|s| &s.entry)))
+        .filter(|e| e.kind == crate::context::EntryKind::File && e.digest.is_none())
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if unknown.len() < 64 || threads < 2 {
+        return Ok(());
+    }
+    crate::context::hash::hash_all(dir.ctx.root(), dir.hasher.as_ref(), &unknown, threads)
+        .map_err(crate::copy::CopyError::from)?;
+    Ok(())
 }
 
 /// The context files a step reads with a digest of each (see
@@ -496,7 +516,51 @@ pub(super) async fn execute_copy(
         None
     };
     blocking(move || {
-        let active = prepare(&cfg, &parent)?;
+        // A COPY of one directory from a local directory, and nothing else, may start from
+        // its previous result (see `copy_reuse`).
+        let reuse = match &local_dir {
+            Some(dir)
+                if urls.is_empty() && checkouts.is_empty() && c.inline.is_empty() && !c.add =>
+            {
+                super::copy_reuse::Candidate::new(
+                    &cfg,
+                    &parent,
+                    dir,
+                    copy_request(&c, local.clone())?,
+                )
+            }
+            _ => None,
+        };
+        if let (Some(cand), Some(dir)) = (&reuse, &local_dir) {
+            match cand.try_reuse(&cfg, &parent, dir) {
+                Ok(Some(layer)) => return Ok(Some(layer)),
+                Ok(None) => {}
+                Err(e) => tracing::debug!("copying afresh: {e}"),
+            }
+        }
+        let started = super::copy_reuse::start_time();
+        let direct = if urls.is_empty()
+            && checkouts.is_empty()
+            && c.inline.is_empty()
+            && !local.is_empty()
+        {
+            let req = copy_request(&c, local.clone())?;
+            if super::copy_direct::eligible(&req) {
+                super::copy_direct::prepare(&cfg, &parent, &req).unwrap_or_else(|e| {
+                    tracing::debug!("copying through the overlay: {e}");
+                    None
+                })
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let direct_mode = direct.is_some();
+        let active = match direct {
+            Some(active) => active,
+            None => prepare(&cfg, &parent)?,
+        };
         let dest = Root::open(active.root())?;
         write_inline(&cfg, &dest, &c)?;
         copy_downloads(
@@ -566,7 +630,15 @@ pub(super) async fn execute_copy(
             }
         }
         drop(dest);
-        finish(&cfg, &parent, active)
+        let layer = if direct_mode {
+            super::copy_direct::finish(&cfg, &parent, active)?
+        } else {
+            finish(&cfg, &parent, active)?
+        };
+        if let (Some(cand), Some(layer)) = (&reuse, &layer) {
+            cand.remember(&parent, layer, started);
+        }
+        Ok(layer)
     })
     .await
 }

@@ -9,6 +9,8 @@
 //! without unpacking anything.
 
 pub(crate) mod copy;
+mod copy_direct;
+mod copy_reuse;
 mod download;
 pub mod emulate;
 mod git;
@@ -288,7 +290,7 @@ pub(crate) fn finish(
     if changes.is_empty() {
         return Ok(None);
     }
-    let root = Root::open(active.root())?;
+    let root = Root::open(active.changes_root())?;
     let opts = crate::layer::LayerOptions {
         source_date_epoch: cfg.source_date_epoch,
     };

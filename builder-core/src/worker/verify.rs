@@ -40,7 +40,8 @@ pub(crate) fn stamp(store: &ContentStore, digest: &Digest) {
     {
         return;
     }
-    let _ = crate::content::write_atomic(&path, stamp_of(&meta).as_bytes());
+    // Not synced: a stamp lost or torn in a crash does not match, and the blob is hashed again.
+    let _ = crate::content::write_atomic_unsynced(&path, stamp_of(&meta).as_bytes());
 }
 
 /// Whether the layer's blob is present and intact (see the module docs). Blocking.
