@@ -44,12 +44,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-<<<<<<< HEAD
 pub use crate::image::{Digest, Hasher, InvalidDigest};
-pub use atomic::{fsync_dir, sweep_abandoned_temps, write_atomic};
-=======
 pub use atomic::{fsync_dir, sweep_abandoned_temps, write_atomic, write_atomic_unsynced};
->>>>>>> perf
 pub use blob::{BlobInfo, BlobWriter, VerifiedReader, unwrap_io_error};
 pub use error::{ContentError, Result};
 pub use index::{index_set_tag, read_index, tag_of, validate_tag, write_index};
