@@ -193,6 +193,9 @@ fn two_platforms_make_an_index() {
     let dest = format!("type=oci,dest={},tar=false", layout.path().display());
     let rootfs = tempfile::tempdir().unwrap();
     let local = format!("type=local,dest={}", rootfs.path().display());
+    let tar_dir = tempfile::tempdir().unwrap();
+    let tarball = tar_dir.path().join("all.tar");
+    let tar_out = format!("type=tar,dest={}", tarball.display());
     let (id, _) = build(
         root.path(),
         ctx.path(),
@@ -205,12 +208,20 @@ fn two_platforms_make_an_index() {
             &dest,
             "-o",
             &local,
+            "-o",
+            &tar_out,
         ],
     );
-    // type=local: one root filesystem per platform, named as BuildKit names them.
+    // type=local and type=tar: one root filesystem per platform, named as BuildKit names them.
+    let in_tar = common::tar_texts(&tarball);
     for (dir, arch) in [("linux_amd64", "x86_64"), ("linux_arm64", "aarch64")] {
         let got = std::fs::read_to_string(rootfs.path().join(dir).join("arch")).unwrap();
         assert_eq!(got, format!("{arch}\n"), "{dir}");
+        assert_eq!(
+            in_tar[&format!("{dir}/arch")],
+            format!("{arch}\n"),
+            "tar {dir}"
+        );
     }
     // The tag names the index; each platform runs as itself.
     for (platform, arch) in [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")] {

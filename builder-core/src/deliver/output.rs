@@ -170,8 +170,8 @@ impl Output {
         })
     }
 
-    /// Whether it can hold an image index of several platforms (`type=local` writes one
-    /// directory per platform).
+    /// Whether it can hold an image index of several platforms (`type=local` and `type=tar`
+    /// write one directory per platform).
     pub fn takes_several_platforms(&self) -> bool {
         matches!(
             self,
@@ -180,6 +180,7 @@ impl Output {
                 | Output::Image(_)
                 | Output::Registry(_)
                 | Output::Local(_)
+                | Output::Tar(_)
         )
     }
 }

@@ -222,7 +222,7 @@ impl Exporter for LocalExporter {
     }
 }
 
-/// `type=tar`: the image's root filesystem as one tar.
+/// `type=tar`: the image's root filesystem as one tar; for an index, one directory per platform.
 #[derive(Debug, Clone)]
 pub struct TarExporter {
     dest: PathBuf,
@@ -241,7 +241,7 @@ impl Exporter for TarExporter {
     }
 
     fn takes_index(&self) -> bool {
-        false
+        true
     }
 
     fn export(

@@ -311,7 +311,10 @@ pub fn platform_of(prepared: &Prepared) -> Platform {
 
 /// Writes the image's root filesystem as one tar (`--output type=tar`): the layers are applied
 /// into a scratch directory under `scratch_parent` (removed afterwards), which is then archived
-/// with owners, modes and times kept, symlinks as links, entries sorted by name.
+/// with owners, modes and times kept, symlinks as links, entries sorted by name. For an index
+/// (several platforms) each platform's root filesystem goes into a directory of the tar named
+/// after it (`linux_amd64/`, `linux_arm_v7/`), as BuildKit's tar exporter writes them;
+/// attestation manifests are left out.
 pub fn export_rootfs_tar<W: io::Write>(
     store: &ContentStore,
     manifest_desc: &Descriptor,
@@ -322,31 +325,60 @@ pub fn export_rootfs_tar<W: io::Write>(
         let path = path.to_path_buf();
         move |source| ExportError::Io { op, path, source }
     };
+    let images: Vec<(Option<String>, Descriptor)> = if media::is_index(&manifest_desc.media_type) {
+        let index: crate::image::Index = json(store, &manifest_desc.digest, "index")?;
+        index
+            .manifests
+            .into_iter()
+            .filter(|m| {
+                !m.annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key("vnd.docker.reference.type"))
+            })
+            .map(|m| {
+                let name = m
+                    .platform
+                    .as_ref()
+                    .map(|p| p.to_string().replace('/', "_"))
+                    .unwrap_or_else(|| m.digest.hex().to_owned());
+                (Some(name), m)
+            })
+            .collect()
+    } else {
+        vec![(None, manifest_desc.clone())]
+    };
     std::fs::create_dir_all(scratch_parent).map_err(io_err("create directory", scratch_parent))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("rootfs-")
-        .tempdir_in(scratch_parent)
-        .map_err(io_err("create a directory in", scratch_parent))?;
-    let dir = scratch.path().join("rootfs");
-    export_rootfs(store, manifest_desc, &dir, &ApplyOptions::default())?;
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
     builder.mode(tar::HeaderMode::Complete);
-    let mut entries: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
-        .follow_links(false)
-        .min_depth(1)
-        .into_iter()
-        .map(|e| {
-            e.map(|e| e.into_path())
-                .map_err(|e| ExportError::Write(io::Error::other(e)))
-        })
-        .collect::<Result<_, _>>()?;
-    entries.sort();
-    for path in entries {
-        let rel = path.strip_prefix(&dir).unwrap_or(&path);
-        builder
-            .append_path_with_name(&path, rel)
-            .map_err(ExportError::Write)?;
+    for (name, image) in &images {
+        let scratch = tempfile::Builder::new()
+            .prefix("rootfs-")
+            .tempdir_in(scratch_parent)
+            .map_err(io_err("create a directory in", scratch_parent))?;
+        let dir = scratch.path().join("rootfs");
+        export_rootfs(store, image, &dir, &ApplyOptions::default())?;
+        let min_depth = if name.is_some() { 0 } else { 1 };
+        let mut entries: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
+            .follow_links(false)
+            .min_depth(min_depth)
+            .into_iter()
+            .map(|e| {
+                e.map(|e| e.into_path())
+                    .map_err(|e| ExportError::Write(io::Error::other(e)))
+            })
+            .collect::<Result<_, _>>()?;
+        entries.sort();
+        for path in entries {
+            let rel = path.strip_prefix(&dir).unwrap_or(&path);
+            let rel = match name {
+                Some(n) => Path::new(n).join(rel),
+                None => rel.to_path_buf(),
+            };
+            builder
+                .append_path_with_name(&path, &rel)
+                .map_err(ExportError::Write)?;
+        }
     }
     builder.into_inner().map_err(ExportError::Write)
 }

@@ -233,3 +233,18 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     assert!(out.status.success(), "git {args:?}: {out:?}");
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// Every entry of the tar at `path` with its contents as text (lossy), by path.
+pub fn tar_texts(path: &Path) -> std::collections::BTreeMap<String, String> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    let entries = archive.entries().unwrap().map(|e| e.unwrap());
+    entries
+        .map(|mut e| {
+            let mut bytes = Vec::new();
+            let _ = e.read_to_end(&mut bytes);
+            let name = e.path().unwrap().display().to_string();
+            (name, String::from_utf8_lossy(&bytes).into_owned())
+        })
+        .collect()
+}
