@@ -184,4 +184,6 @@ pub(crate) fn real_rel(root: &Root, rel: &std::path::Path) -> Result<PathBuf, Fs
 }
 
 #[cfg(test)]
+mod archive_tests;
+#[cfg(test)]
 mod tests;
