@@ -11,6 +11,7 @@
 pub(crate) mod copy;
 mod copy_direct;
 mod copy_reuse;
+mod copy_urls;
 mod download;
 pub mod emulate;
 mod git;
