@@ -67,8 +67,8 @@ impl SystemInfo {
             snapshotter: snapshots.name().to_owned(),
             executor: "sandbox".to_owned(),
             rootless: ns.rootless(),
-            uid: host_id(&ns.uid_map, rustix::process::geteuid().as_raw()),
-            gid: host_id(&ns.gid_map, rustix::process::getegid().as_raw()),
+            uid: ns.host_uid(rustix::process::geteuid().as_raw()),
+            gid: ns.host_gid(rustix::process::getegid().as_raw()),
             uid_map: if ns.initial() {
                 Vec::new()
             } else {
@@ -104,13 +104,6 @@ pub fn network_unavailable_reason() -> &'static str {
     } else {
         "/dev/net/tun cannot be opened: RUN steps use the host's network (make it mode 0666, as distributions do, for a network namespace of their own, or pass --network none)"
     }
-}
-
-/// The host's id for `id` as seen in a namespace mapped by `map`.
-fn host_id(map: &[crate::rootless::IdRange], id: u32) -> u32 {
-    map.iter()
-        .find(|r| id >= r.inside && id - r.inside < r.count)
-        .map_or(id, |r| r.outside + (id - r.inside))
 }
 
 /// Bytes of regular files under `root`, symlinks not followed; unreadable parts count zero.

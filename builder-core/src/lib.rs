@@ -29,6 +29,7 @@ pub mod info;
 pub mod layer;
 pub mod output;
 pub mod plan;
+mod programs;
 pub mod progress;
 pub mod registry;
 pub mod rootless;

@@ -73,16 +73,6 @@ pub struct Loader {
     program: PathBuf,
 }
 
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
 /// Whether `docker` reaches a daemon (a client alone cannot load anything).
 fn daemon_answers(docker: &Path) -> bool {
     Command::new(docker)
@@ -98,13 +88,13 @@ impl Loader {
     /// Finds `docker` with a daemon, else `podman`. Check it before a build, so that a build is
     /// not wasted.
     pub fn find() -> Result<Loader, LoadError> {
-        let docker = on_path("docker");
+        let docker = crate::programs::on_path("docker");
         if let Some(d) = &docker
             && daemon_answers(d)
         {
             return Ok(Loader { program: d.clone() });
         }
-        if let Some(p) = on_path("podman") {
+        if let Some(p) = crate::programs::on_path("podman") {
             return Ok(Loader { program: p });
         }
         Err(match docker {

@@ -25,7 +25,7 @@ mod subid;
 
 use std::sync::OnceLock;
 
-pub use reexec::{RootlessError, reexec, unshare_command};
+pub use reexec::{RootlessError, reexec};
 pub use subid::{IdPlan, plan, subordinate_ranges};
 
 /// One line of a user namespace's id map: `count` ids from `inside` are the host's ids from
@@ -93,6 +93,16 @@ impl UserNamespace {
         self.gid_map.iter().any(|r| contains(r, gid))
     }
 
+    /// The host's uid for `uid` as seen here (`uid` itself where it is not mapped).
+    pub fn host_uid(&self, uid: u32) -> u32 {
+        host_id(&self.uid_map, uid)
+    }
+
+    /// The host's gid for `gid` as seen here (`gid` itself where it is not mapped).
+    pub fn host_gid(&self, gid: u32) -> u32 {
+        host_id(&self.gid_map, gid)
+    }
+
     /// The prefix of overlayfs's own extended attributes: `trusted.overlay.` for the host's root,
     /// `user.overlay.` (mount option `userxattr`) inside a user namespace.
     pub fn overlay_xattr_prefix(&self) -> &'static str {
@@ -112,6 +122,12 @@ const INITIAL: IdRange = IdRange {
 
 fn contains(r: &IdRange, id: u32) -> bool {
     id >= r.inside && u64::from(id) < u64::from(r.inside) + u64::from(r.count)
+}
+
+fn host_id(map: &[IdRange], id: u32) -> u32 {
+    map.iter()
+        .find(|r| contains(r, id))
+        .map_or(id, |r| r.outside + (id - r.inside))
 }
 
 fn mapped(map: &[IdRange]) -> u64 {
@@ -230,6 +246,9 @@ mod tests {
         assert!(n.maps_uid(1234));
         assert!(n.maps_uid(65536));
         assert!(!n.maps_uid(65537));
+        assert_eq!(n.host_uid(0), 1000);
+        assert_eq!(n.host_uid(1234), 101233);
+        assert_eq!(n.host_gid(70000), 70000, "unmapped ids stay as they are");
         assert_eq!(n.overlay_xattr_prefix(), "user.overlay.");
     }
 

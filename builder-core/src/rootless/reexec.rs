@@ -85,11 +85,6 @@ pub fn reexec(plan: &IdPlan) -> Result<Option<i32>, RootlessError> {
     run_in_namespace(cmd, plan).map(Some)
 }
 
-/// Runs `cmd` as root of a new user namespace mapped by `plan` and returns its exit code.
-pub fn unshare_command(cmd: Command, plan: &IdPlan) -> Result<i32, RootlessError> {
-    run_in_namespace(cmd, plan)
-}
-
 fn pipe() -> Result<(OwnedFd, OwnedFd), RootlessError> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RootlessError::Start {
         what: "create a pipe for",

@@ -154,16 +154,12 @@ fn user_name(uid: u32) -> Option<String> {
 
 /// `name` on `PATH`, else in the usual system directories.
 fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    crate::programs::on_path(name).or_else(|| {
+        ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+            .map(|d| Path::new(d).join(name))
+            .into_iter()
+            .find(|p| crate::programs::is_executable(p))
+    })
 }
 
 #[cfg(test)]
