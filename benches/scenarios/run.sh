@@ -5,7 +5,8 @@
 # (its "%O": file system output the kernel charged to the process as it dirtied pages) of every
 # phase as one markdown table, printed and written to benches/results/<date>.md.
 #
-# Usage: benches/scenarios/run.sh [SCENARIO...]      (default: s1 s5 s4 s3; also s2 s6, and
+# Usage: benches/scenarios/run.sh [SCENARIO...]      (default: s1 s5 s4 s3; also s2 s6, `unpack`:
+#        first use of a ~700 MB Debian + toolchain base against `tar -x` of its layers, and
 #        `parse`: benches/scenarios/parse.sh, kiln parse against parse-dockerfile, its table added)
 # Environment:
 #   BENCH_DATA  where contexts and builder state live (default /mnt/labfs/bench if mounted, else
@@ -18,6 +19,7 @@
 #   ROOTLESS_USER  also time kiln run by this ordinary user (rootless mode; needs ranges in
 #               /etc/subuid and /etc/subgid), as the tool "kiln-rootless"
 #   OUT         the results file (default benches/results/$(date +%F).md)
+#   GZIP_REF    "none" leaves out S2's GNU gzip reference (minutes)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -62,7 +64,7 @@ for s in "${SCENARIOS[@]}"; do
   case $s in
     s5) gen+=(s1) ;;
     s1 | s2 | s3 | s4 | s6) gen+=("$s") ;;
-    parse) ;;
+    parse | unpack) ;;
     *) echo "run.sh: unknown scenario $s" >&2; exit 2 ;;
   esac
 done
@@ -85,7 +87,7 @@ setup_kiln() {
   rm -rf "$kiln_seed"
   "$KILN" --root "$kiln_seed" build -t bench-base:1 "$BENCH_DATA/base" >/dev/null 2>&1
 }
-reset_kiln() { echo "rm -rf '$kiln_root' && cp -a '$kiln_seed' '$kiln_root'"; }
+reset_kiln() { echo "rm -rf '$kiln_root' && cp -a '$kiln_seed' '$kiln_root' && sync"; }
 build_kiln() { echo "'$KILN' --root '$kiln_root' build ${KILN_FLAGS:-} -t $1 '$2'"; }
 
 # Rootless: the same binary run by an ordinary user, with a store of its own.
@@ -172,14 +174,59 @@ references() { # scenario context
       measure reference "$s" "cp + sync of both files" "rm -rf '$work/cp-ref'; mkdir '$work/cp-ref'; sync" \
         "cp '$ctx/random.bin' '$ctx/app.log' '$work/cp-ref/' && sync"
       rm -rf "$work/cp-ref"
-      measure reference "$s" "gzip -1 of the same bytes" "" \
-        "cat '$ctx/random.bin' '$ctx/app.log' | gzip -1 >/dev/null"
+      # Twelve runs of minutes: GZIP_REF=none leaves it out.
+      [ "${GZIP_REF:-}" = none ] ||
+        measure reference "$s" "gzip -1 of the same bytes" "" \
+          "cat '$ctx/random.bin' '$ctx/app.log' | gzip -1 >/dev/null"
       ;;
   esac
 }
 
+# The unpack scenario: a large base image (Debian bookworm minbase from scripts/lib/debian.sh, plus
+# gcc, g++, make, python3, perl and git from apt: ~700 MB in two layers) saved once as an OCI
+# archive in $BENCH_DATA/unpack. Each run starts from a store where it was loaded (layers in the
+# store, no snapshot) and times its first use: `FROM` it and one `RUN true`. The reference untars
+# the same layer blobs (gzip) with GNU tar, each into its own directory as kiln's overlay
+# snapshots do.
+unpack_scenario() {
+  local u="$BENCH_DATA/unpack" seed="$work/unpack-seed"
+  if [ ! -f "$u/base.oci.tar" ]; then
+    # shellcheck source=../../scripts/lib/debian.sh
+    . "$repo/scripts/lib/debian.sh"
+    debian_base_start
+    for _ in $(seq 600); do [ -f "$KILN_TEST_DEBIAN_DIR/ready" ] || [ -f "$KILN_TEST_DEBIAN_DIR/failed" ] && break; sleep 1; done
+    [ -f "$KILN_TEST_DEBIAN_DIR/ready" ] || { echo "run.sh: no Debian base ($KILN_TEST_DEBIAN_DIR)" >&2; return 1; }
+    rm -rf "$u" && mkdir -p "$u/min" "$u/tool"
+    cp "$KILN_TEST_DEBIAN_DIR/rootfs.tar" "$u/min/"
+    printf 'FROM scratch\nADD rootfs.tar /\nCMD ["/bin/bash"]\n' >"$u/min/Dockerfile"
+    printf 'FROM bench-debian:1\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc g++ make libc6-dev python3 perl git && rm -rf /var/lib/apt/lists/*\n' >"$u/tool/Dockerfile"
+    "$KILN" --root "$u/store" build -t bench-debian:1 "$u/min" >/dev/null 2>&1
+    "$KILN" --root "$u/store" build --network host -t bench-toolchain:1 "$u/tool" >/dev/null 2>&1
+    "$KILN" --root "$u/store" save --format oci -o "$u/base.oci.tar" bench-toolchain:1
+    rm -rf "$u/store"
+  fi
+  mkdir -p "$u/use"
+  printf 'FROM bench-toolchain:1\nRUN true\n' >"$u/use/Dockerfile"
+  rm -rf "$seed"
+  "$KILN" --root "$seed" load -i "$u/base.oci.tar" >/dev/null
+  local layers=()
+  # The layers as loaded (gzip, as the archive has them); GNU tar detects the compression.
+  for d in $("$KILN" --root "$seed" inspect bench-toolchain:1 |
+    python3 -c 'import json,sys; print(" ".join(l["digest"] for l in json.load(sys.stdin)["Manifest"]["layers"]))'); do
+    layers+=("$seed/blobs/sha256/${d#sha256:}")
+  done
+  local untar="" i=0
+  for l in "${layers[@]}"; do untar+="mkdir '$work/tar-ref/$i' && tar -xf '$l' -C '$work/tar-ref/$i' && "; i=$((i + 1)); done
+  measure reference unpack "tar -x of the layers" "rm -rf '$work/tar-ref'; mkdir '$work/tar-ref'; sync" "${untar}true"
+  rm -rf "$work/tar-ref"
+  measure kiln unpack "first use (FROM + RUN true)" "rm -rf '$work/unpack-st' && cp -a '$seed' '$work/unpack-st' && sync" \
+    "'$KILN' --root '$work/unpack-st' build -t bench-unpack:1 '$u/use'"
+  rm -rf "$work/unpack-st"
+}
+
 for s in "${SCENARIOS[@]}"; do
   [ "$s" = parse ] && continue
+  if [ "$s" = unpack ]; then unpack_scenario; continue; fi
   ctx=$(ctx_of "$s")
   if [ "$s" = s5 ]; then rm -rf "$ctx" && cp -a "$BENCH_DATA/s1" "$ctx"; fi
   references "$s" "$ctx"

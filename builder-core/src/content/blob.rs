@@ -25,7 +25,7 @@ pub struct BlobInfo {
 /// Dropping the writer without committing removes the temp file.
 pub struct BlobWriter {
     file: BufWriter<NamedTempFile>,
-    hasher: Hasher,
+    hasher: PipedHasher,
     blobs_dir: PathBuf,
     /// Bytes already handed to the kernel's writeback (see [`BlobWriter::start_writeback`]).
     written_back: u64,
@@ -41,7 +41,7 @@ impl BlobWriter {
         let tmp = locked_temp_file(tmp_dir)?;
         Ok(Self {
             file: BufWriter::with_capacity(BUF_SIZE, tmp),
-            hasher: Hasher::new(),
+            hasher: PipedHasher::default(),
             blobs_dir,
             written_back: 0,
         })
@@ -89,7 +89,13 @@ impl BlobWriter {
     /// when given, and moves it to `blobs/sha256/<hex>`, then fsyncs that directory. A blob that
     /// is already present is kept and the new copy discarded.
     pub fn commit(self, expected: Option<(&Digest, u64)>) -> Result<BlobInfo> {
-        let (digest, size) = self.hasher.finish();
+        let (digest, size) = self.hasher.finish().ok_or_else(|| {
+            ContentError::io(
+                "hash",
+                self.file.get_ref().path(),
+                io::Error::other("the hashing thread failed"),
+            )
+        })?;
         if let Some((want, want_size)) = expected {
             if *want != digest {
                 return Err(ContentError::DigestMismatch {
@@ -263,5 +269,103 @@ pub fn unwrap_io_error(e: io::Error, op: &'static str, path: PathBuf) -> Content
         Some(Ok(ce)) => *ce,
         Some(Err(other)) => ContentError::io(op, path, io::Error::new(kind, other)),
         None => ContentError::io(op, path, io::Error::from(kind)),
+    }
+}
+
+/// A blob's sha256, computed on a thread of its own once the blob is big: the writing thread
+/// copies what it writes into chunks and goes on reading and writing while earlier chunks are
+/// hashed, so a big layer costs the larger of the hash and the copy, not their sum (sha256 is
+/// most of a big COPY's CPU). Small blobs are hashed inline (no thread).
+#[derive(Default)]
+struct PipedHasher {
+    inline: Hasher,
+    pipe: Option<Pipe>,
+    len: u64,
+}
+
+struct Pipe {
+    full: std::sync::mpsc::SyncSender<Vec<u8>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    thread: std::thread::JoinHandle<Hasher>,
+}
+
+/// Bytes hashed inline before the thread starts.
+const PIPE_FROM: u64 = 8 << 20;
+const CHUNK: usize = 1 << 20;
+
+impl PipedHasher {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn update(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        let Some(pipe) = &mut self.pipe else {
+            self.inline.update(bytes);
+            if self.inline.len() >= PIPE_FROM {
+                self.start();
+            }
+            return;
+        };
+        while !bytes.is_empty() {
+            let take = bytes.len().min(CHUNK - pipe.chunk.len());
+            pipe.chunk.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if pipe.chunk.len() == CHUNK {
+                let next = pipe
+                    .spare
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                let full = std::mem::replace(&mut pipe.chunk, next);
+                // A hashing thread that is gone is reported by `finish`.
+                let _ = pipe.full.send(full);
+            }
+        }
+    }
+
+    /// Moves the hash so far to a thread; stays inline when no thread can be started.
+    fn start(&mut self) {
+        let (full, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let (spare_tx, spare) = std::sync::mpsc::channel();
+        let mut hasher = self.inline.clone();
+        let spawned = std::thread::Builder::new()
+            .name("blob-sha256".into())
+            .spawn(move || {
+                for chunk in rx {
+                    hasher.update(&chunk);
+                    let mut chunk = chunk;
+                    chunk.clear();
+                    let _ = spare_tx.send(chunk);
+                }
+                hasher
+            });
+        if let Ok(thread) = spawned {
+            self.pipe = Some(Pipe {
+                full,
+                spare,
+                chunk: Vec::with_capacity(CHUNK),
+                thread,
+            });
+        }
+    }
+
+    /// The digest and size; `None` when the hashing thread failed.
+    fn finish(self) -> Option<(Digest, u64)> {
+        let Some(pipe) = self.pipe else {
+            return Some(self.inline.finish());
+        };
+        let Pipe {
+            full,
+            chunk,
+            thread,
+            ..
+        } = pipe;
+        if !chunk.is_empty() && full.send(chunk).is_err() {
+            return None;
+        }
+        drop(full);
+        let hasher = thread.join().ok()?;
+        (hasher.len() == self.len).then(|| hasher.finish())
     }
 }

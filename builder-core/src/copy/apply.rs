@@ -21,6 +21,9 @@ use crate::context::{Entry, EntryKind};
 use crate::fsroot::{Root, clean};
 use crate::userdb::UserDb;
 
+#[path = "apply_parallel.rs"]
+mod parallel;
+
 /// How [`apply`] writes.
 #[derive(Default, Clone, Copy)]
 pub struct ApplyOptions<'a> {
@@ -44,8 +47,28 @@ pub struct CopyOutput {
     pub owners: HashMap<PathBuf, (u32, u32)>,
 }
 
+/// A regular file [`apply_deferring`] created at its size without writing its bytes: its
+/// content is the source file's, still open here.
+#[derive(Debug)]
+pub struct Deferred {
+    /// The file's path in the destination, relative to its root.
+    pub path: PathBuf,
+    /// The source file, opened when the copy ran.
+    pub source: std::fs::File,
+    /// The placeholder, kept open so that its inode stays its own while the caller needs it.
+    pub placeholder: std::fs::File,
+    /// The size the file was created with.
+    pub size: u64,
+}
+
 struct Writer<'a> {
     fs: &'a dyn SourceFs,
+    /// Regular files of at least this size are created without their bytes (see
+    /// [`apply_deferring`]).
+    defer_min: Option<u64>,
+    deferred: Vec<Deferred>,
+    /// Whether `written` and `owners` are kept.
+    record: bool,
     dest: &'a Root,
     req: &'a CopyRequest,
     opts: &'a ApplyOptions<'a>,
@@ -73,6 +96,36 @@ pub fn apply(
     dest: &Root,
     opts: &ApplyOptions<'_>,
 ) -> Result<CopyOutput, CopyError> {
+    run(fs, sel, req, dest, opts, None, true).map(|(out, _)| out)
+}
+
+/// [`apply`], except that regular files of at least `defer_min` bytes with one link, no
+/// setuid or setgid bit and no `security.*` xattr are created at their size (sparse) with all
+/// their metadata but without their bytes, and returned with their open sources: the caller
+/// writes their contents (a layer from the sources, the files later from the layer). Writing a
+/// file later keeps what these files have (a write clears setuid, setgid and
+/// `security.capability`; the caller restores the times). No [`CopyOutput`] is kept (~15 MB
+/// at 100,000 files): such a caller reads the destination tree itself.
+pub fn apply_deferring(
+    fs: &dyn SourceFs,
+    sel: &Selection,
+    req: &CopyRequest,
+    dest: &Root,
+    opts: &ApplyOptions<'_>,
+    defer_min: Option<u64>,
+) -> Result<Vec<Deferred>, CopyError> {
+    run(fs, sel, req, dest, opts, defer_min, false).map(|(_, deferred)| deferred)
+}
+
+fn run(
+    fs: &dyn SourceFs,
+    sel: &Selection,
+    req: &CopyRequest,
+    dest: &Root,
+    opts: &ApplyOptions<'_>,
+    defer_min: Option<u64>,
+    record: bool,
+) -> Result<(CopyOutput, Vec<Deferred>), CopyError> {
     let chown = match &req.chown {
         Some(spec) => {
             let db = if UserDb::chown_needs_lookup(spec) {
@@ -86,6 +139,9 @@ pub fn apply(
     };
     let mut w = Writer {
         fs,
+        defer_min,
+        deferred: Vec::new(),
+        record,
         dest,
         req,
         opts,
@@ -124,7 +180,9 @@ pub fn apply(
                     path: item.entry.path.clone(),
                     message,
                 })?;
-            w.written.extend(paths);
+            if w.record {
+                w.written.extend(paths);
+            }
             continue;
         }
         if item.entry.is_dir() {
@@ -133,7 +191,7 @@ pub fn apply(
             // The directory itself keeps its mode and owner; BuildKit restores its mtime from
             // the source directory.
             w.set_times(&top, item.entry.mtime)?;
-            w.written.push(top.clone());
+            w.note_written(&top);
             w.fresh.clear();
             w.fresh_fds.clear();
             if item.contents.len() >= PARALLEL_MIN {
@@ -172,10 +230,11 @@ pub fn apply(
         written.sort();
     }
     written.dedup();
-    Ok(CopyOutput {
+    let out = CopyOutput {
         written,
         owners: w.owners,
-    })
+    };
+    Ok((out, w.deferred))
 }
 
 /// Copies a whole source file into a new destination file: `sendfile` until end of file, which
@@ -218,97 +277,13 @@ fn ts(t: (i64, u32)) -> Timestamps {
     }
 }
 
+/// At most this many files per copying thread are deferred (each holds two descriptors).
+const DEFER_MAX: usize = 16;
+
 /// A directory's contents from this many entries on are copied with several threads.
 const PARALLEL_MIN: usize = 512;
 
-/// What one copying thread wrote: the paths and their owners.
-type Written = (Vec<PathBuf>, HashMap<PathBuf, (u32, u32)>);
-
 impl Writer<'_> {
-    /// Copies a directory item's contents (in pre-order, below `top`): first everything but
-    /// regular files, in order, then the regular files on every core, each thread taking a run
-    /// of them. Each path is written once either way, and a directory still gets something
-    /// created in it exactly when the copy in order would create something in it, so its time
-    /// is again the moment of the copy (or its source's time when nothing is created in it).
-    /// Contents with hard links are copied in order (the first path of an inode must be
-    /// written before its links).
-    fn copy_contents_parallel(
-        &mut self,
-        contents: &[super::Selected],
-        top: &Path,
-    ) -> Result<(), CopyError> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-        let linked = contents
-            .iter()
-            .any(|s| s.entry.kind == EntryKind::File && s.entry.nlink > 1);
-        let mut links = HashMap::new();
-        if threads < 2 || linked {
-            for s in contents {
-                self.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
-            }
-            return Ok(());
-        }
-        let mut files = Vec::new();
-        for s in contents {
-            if s.entry.kind == EntryKind::File {
-                files.push(s);
-            } else {
-                self.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
-            }
-        }
-        if files.is_empty() {
-            return Ok(());
-        }
-        let per = files.len().div_ceil(threads);
-        let (fs, dest, req, opts, chown) = (self.fs, self.dest, self.req, self.opts, self.chown);
-        let fresh = &self.fresh;
-        let done: Vec<Result<Written, CopyError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = files
-                .chunks(per)
-                .map(|run| {
-                    scope.spawn(move || {
-                        let mut w = Writer {
-                            fs,
-                            dest,
-                            req,
-                            opts,
-                            chown,
-                            written: Vec::with_capacity(run.len()),
-                            owners: HashMap::with_capacity(run.len()),
-                            fresh: fresh.clone(),
-                            fresh_fds: Vec::new(),
-                            src_dir: None,
-                        };
-                        let mut links = HashMap::new();
-                        for s in run {
-                            w.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
-                        }
-                        Ok((w.written, w.owners))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(CopyError::Io {
-                            op: "copy into",
-                            root: dest.path().to_path_buf(),
-                            path: top.to_path_buf(),
-                            source: std::io::Error::other("a copying thread failed"),
-                        })
-                    })
-                })
-                .collect()
-        });
-        for r in done {
-            let (written, owners) = r?;
-            self.written.extend(written);
-            self.owners.extend(owners);
-        }
-        Ok(())
-    }
-
     fn io(&self, op: &'static str, path: &Path, e: impl Into<std::io::Error>) -> CopyError {
         CopyError::Io {
             op,
@@ -400,7 +375,7 @@ impl Writer<'_> {
     }
 
     fn chown(&mut self, path: &Path, owner: (u32, u32)) -> Result<(), CopyError> {
-        self.owners.insert(path.to_path_buf(), owner);
+        self.note_owner(path, owner);
         if !self.opts.skip_chown {
             self.dest.lchown(path, owner.0, owner.1)?;
         }
@@ -430,13 +405,13 @@ impl Writer<'_> {
             match self.chown {
                 Some(owner) => self.chown(&real, owner)?,
                 None => {
-                    self.owners.insert(real.clone(), (0, 0));
+                    self.note_owner(&real, (0, 0));
                 }
             }
             if let Some(t) = self.opts.created_dir_mtime {
                 self.set_times(&real, t)?;
             }
-            self.written.push(real);
+            self.note_written(&real);
         }
         Ok(())
     }
@@ -496,17 +471,29 @@ impl Writer<'_> {
                 if entry.nlink > 1 {
                     if let Some(first) = links.get(&(entry.dev, entry.ino)) {
                         self.dest.hard_link(first, dst)?;
-                        self.owners.insert(dst.to_path_buf(), owner);
-                        self.written.push(dst.to_path_buf());
+                        self.note_owner(dst, owner);
+                        self.note_written(dst);
                         return Ok(());
                     }
                     links.insert((entry.dev, entry.ino), dst.to_path_buf());
                 }
                 let mut out = self.create_file(dst, mode)?;
                 let mut src = self.open_source(&entry.path)?;
-                copy_contents(&mut src, &mut out, entry.size)
-                    .map_err(|e| self.io("write", dst, e))?;
-                self.owners.insert(dst.to_path_buf(), owner);
+                if self.defers(entry, mode)? {
+                    out.set_len(entry.size)
+                        .map_err(|e| self.io("set the size of", dst, e))?;
+                    let placeholder = out.try_clone().map_err(|e| self.io("open", dst, e))?;
+                    self.deferred.push(Deferred {
+                        path: dst.to_path_buf(),
+                        source: src,
+                        placeholder,
+                        size: entry.size,
+                    });
+                } else {
+                    copy_contents(&mut src, &mut out, entry.size)
+                        .map_err(|e| self.io("write", dst, e))?;
+                }
+                self.note_owner(dst, owner);
                 // A new file usually has the right owner and mode already (created by root with
                 // the mode asked, under a umask that left it alone): a stat is much cheaper than
                 // an attribute change, which dirties the inode (and, under overlayfs, does so on
@@ -564,8 +551,38 @@ impl Writer<'_> {
                 self.set_times(dst, entry.mtime)?;
             }
         }
-        self.written.push(dst.to_path_buf());
+        self.note_written(dst);
         Ok(())
+    }
+
+    fn note_written(&mut self, path: &Path) {
+        if self.record {
+            self.written.push(path.to_path_buf());
+        }
+    }
+
+    fn note_owner(&mut self, path: &Path, owner: (u32, u32)) {
+        if self.record {
+            self.owners.insert(path.to_path_buf(), owner);
+        }
+    }
+
+    /// Whether the regular file `entry`, copied with `mode`, is created without its bytes.
+    fn defers(&self, entry: &Entry, mode: u32) -> Result<bool, CopyError> {
+        if self.defer_min.is_none_or(|min| entry.size < min)
+            || self.deferred.len() >= DEFER_MAX
+            || entry.nlink > 1
+            || mode & 0o6000 != 0
+        {
+            return Ok(false);
+        }
+        let xattrs = match &entry.xattrs {
+            Some(x) => x.clone(),
+            None => read_xattrs(self.fs.root(), &entry.path)?,
+        };
+        Ok(!xattrs
+            .iter()
+            .any(|(name, _)| name.as_encoded_bytes().starts_with(b"security.")))
     }
 
     /// Copies the source entry's xattrs onto `fd`. Failures are logged and skipped, as BuildKit

@@ -32,7 +32,7 @@ pub mod source;
 
 use std::path::PathBuf;
 
-pub use apply::{ApplyOptions, CopyOutput, apply};
+pub use apply::{ApplyOptions, CopyOutput, Deferred, apply, apply_deferring};
 pub use archive::{ArchiveExtractor, ArchiveKind, detect_archive, verify_checksum};
 pub use select::{Selected, SelectedItem, Selection, select};
 pub use source::{ContextSource, RootfsSource, SourceFs};

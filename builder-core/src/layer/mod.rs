@@ -48,7 +48,9 @@ pub use compress::{
     detect_compression, gzip_parallel, lookup_compressed,
 };
 pub use patch::write_patched;
-pub use writer::{LayerOptions, WriteStats, write_changes, write_tree};
+pub use writer::{
+    LayerOptions, Substitutes, WriteStats, write_changes, write_tree, write_tree_substituted,
+};
 
 use crate::changes::Change;
 use crate::content::{BlobInfo, ContentError, ContentStore};

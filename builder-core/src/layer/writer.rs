@@ -44,13 +44,39 @@ pub struct WriteStats {
 const XATTR_PREFIX_OK: &[&str] = &["security.capability", "user."];
 const COPY_BUF: usize = 1 << 20;
 
+/// Regular files of a tree whose contents are read from elsewhere than the tree (see
+/// [`write_tree_substituted`]), and where the writer put them in the layer.
+#[derive(Debug, Default)]
+pub struct Substitutes {
+    /// Per path in the tree: the file to read the contents from, their size, and the device
+    /// and inode of the tree's file they stand for (a file at that path that is another inode
+    /// is written as it is).
+    pub files: HashMap<PathBuf, (File, u64, (u64, u64))>,
+    /// Per substituted file written: its path, the offset of its contents in the layer, size.
+    pub placed: Vec<(PathBuf, u64, u64)>,
+}
+
 /// Writes every entry under the root of `src` (not the root itself) as one layer.
 pub fn write_tree<W: Write>(
     src: &Root,
     opts: &LayerOptions,
     out: W,
 ) -> Result<(W, WriteStats), LayerError> {
+    write_tree_substituted(src, opts, out, &mut Substitutes::default())
+}
+
+/// [`write_tree`], with the contents of the regular files named in `subst` (of the size given
+/// there, which the tree's file must have) read from the files given there: a tree whose big
+/// files are placeholders can be written as if they had their contents. Their offsets in the
+/// layer are recorded in `subst.placed`, and the files written are taken out of `subst.files`.
+pub fn write_tree_substituted<W: Write>(
+    src: &Root,
+    opts: &LayerOptions,
+    out: W,
+    subst: &mut Substitutes,
+) -> Result<(W, WriteStats), LayerError> {
     let mut w = TarWriter::new(src, opts, out);
+    w.subst = Some(subst);
     let top = src.open_dir(Path::new(""))?;
     // A depth-first walk with an explicit stack: (directory, its path, its sorted names, next).
     let mut stack: Vec<(OwnedFd, PathBuf, Vec<OsString>, usize)> = Vec::new();
@@ -142,6 +168,9 @@ pub(super) struct TarWriter<'a, W> {
     src: &'a Root,
     opts: &'a LayerOptions,
     out: W,
+    /// Bytes written so far.
+    pos: u64,
+    subst: Option<&'a mut Substitutes>,
     buf: Vec<u8>,
     links: HashMap<(u64, u64), Vec<u8>>,
     stats: WriteStats,
@@ -153,6 +182,8 @@ impl<'a, W: Write> TarWriter<'a, W> {
             src,
             opts,
             out,
+            pos: 0,
+            subst: None,
             buf: Vec::new(),
             links: HashMap::new(),
             stats: WriteStats::default(),
@@ -168,11 +199,18 @@ impl<'a, W: Write> TarWriter<'a, W> {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), LayerError> {
-        self.out.write_all(bytes).map_err(LayerError::Write)
+        self.out.write_all(bytes).map_err(LayerError::Write)?;
+        self.pos += bytes.len() as u64;
+        Ok(())
     }
 
     fn header(&mut self, h: &EntryHeader) -> Result<(), LayerError> {
-        h.write_to(&mut self.out).map_err(LayerError::Write)?;
+        let mut counted = Counted {
+            out: &mut self.out,
+            n: 0,
+        };
+        h.write_to(&mut counted).map_err(LayerError::Write)?;
+        self.pos += counted.n;
         self.stats.entries += 1;
         Ok(())
     }
@@ -239,6 +277,7 @@ impl<'a, W: Write> TarWriter<'a, W> {
             self.out
                 .write_all(&self.buf[..want])
                 .map_err(LayerError::Write)?;
+            self.pos += want as u64;
             len -= want as u64;
         }
         self.stats.entries += 1;
@@ -307,7 +346,27 @@ impl<'a, W: Write> TarWriter<'a, W> {
                 let file = File::from(fd);
                 h.size = st.st_size as u64;
                 h.xattrs = self.xattrs(file.as_fd(), rel)?;
+                let stand_in = match self.subst.as_deref_mut() {
+                    Some(s) => s.files.remove(rel),
+                    None => None,
+                };
+                let (file, substituted) = match stand_in {
+                    Some((_, _, id)) if id != key => (file, false),
+                    Some((source, size, _)) if size == h.size && st.st_nlink == 1 => (source, true),
+                    Some(_) => {
+                        return Err(self.io_err(
+                            "archive",
+                            rel,
+                            std::io::Error::other("a placeholder does not match its source"),
+                        ));
+                    }
+                    None => (file, false),
+                };
                 self.header(&h)?;
+                if substituted && let Some(s) = self.subst.as_deref_mut() {
+                    // The contents follow the header.
+                    s.placed.push((rel.to_path_buf(), self.pos, h.size));
+                }
                 self.copy_content(file, h.size, rel)?;
                 Ok(None)
             }
@@ -415,6 +474,7 @@ impl<'a, W: Write> TarWriter<'a, W> {
             self.out
                 .write_all(&self.buf[..n])
                 .map_err(LayerError::Write)?;
+            self.pos += n as u64;
             left -= n as u64;
         }
         self.stats.content_bytes += size;
@@ -425,5 +485,23 @@ impl<'a, W: Write> TarWriter<'a, W> {
         self.write(&[0u8; 2 * BLOCK])?;
         self.out.flush().map_err(LayerError::Write)?;
         Ok((self.out, self.stats))
+    }
+}
+
+/// Counts what goes through to `out`.
+struct Counted<'a, W> {
+    out: &'a mut W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }

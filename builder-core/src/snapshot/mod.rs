@@ -22,6 +22,8 @@
 //! snapshots/<sha256 of key>/fs       the tree (overlay: the layer; copy: the full rootfs)
 //! snapshots/<sha256 of key>/key      the key, for humans and checks
 //! snapshots/<sha256 of key>/parent   the parent's key, absent for a base layer
+//! snapshots/<sha256 of key>/pending  the caller's note of what the tree lacks yet, if anything
+//!                                    ([`Snapshotter::commit_pending`], [`Snapshotter::complete`])
 //! tmp/<id>.lock                      held (flock) by the process owning tmp/<id>
 //! tmp/<id>/                          an active snapshot, an import or a view in progress
 //! ```
@@ -65,6 +67,9 @@ use crate::fsroot::{FsError, Root};
 
 /// The error a fill callback of [`Snapshotter::import`] returns.
 pub type FillError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The callback of [`Snapshotter::complete`]: writes what the note says is missing into the tree.
+pub type CompleteFill<'a> = &'a mut dyn FnMut(&Root, &[u8]) -> Result<(), FillError>;
 
 /// The callback of [`Snapshotter::import`]: writes a layer's contents into the new snapshot's tree
 /// with the given whiteout style.
@@ -156,6 +161,26 @@ pub trait Snapshotter: Send + Sync {
     /// Makes `active` an immutable snapshot named `key`. When `key` exists already (another build
     /// committed the same result), the existing snapshot is kept and `active` discarded.
     fn commit(&self, active: Active, key: &str) -> Result<(), SnapshotError>;
+
+    /// Commits `active` as [`Snapshotter::commit`] does, with its tree not complete yet: the
+    /// caller's `note` of what is missing is kept with it until [`Snapshotter::complete`] fills
+    /// it. Only for snapshots from [`Snapshotter::prepare_unmounted`]; others refuse.
+    fn commit_pending(&self, active: Active, key: &str, note: &[u8]) -> Result<(), SnapshotError> {
+        let _ = (active, key, note);
+        Err(SnapshotError::Io {
+            op: "commit an incomplete snapshot",
+            path: PathBuf::new(),
+            source: io::Error::from(io::ErrorKind::Unsupported),
+        })
+    }
+
+    /// Completes the committed snapshot `key` if [`Snapshotter::commit_pending`] made it: `fill`
+    /// gets its tree and the note and writes what is missing. Every reader of a snapshot's file
+    /// contents (a mount, a view) calls this first; metadata may be read without it.
+    fn complete(&self, key: &str, fill: CompleteFill<'_>) -> Result<(), SnapshotError> {
+        let _ = (key, fill);
+        Ok(())
+    }
 
     /// Creates the committed snapshot `key` on top of `parent` by letting `fill` write a layer's
     /// contents into a fresh tree: for overlay an empty layer directory with

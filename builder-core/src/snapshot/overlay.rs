@@ -6,7 +6,7 @@ use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveM
 
 use super::diff::overlay_changes;
 use super::store::{Active, FS, MERGED, Store, TempEntry, View};
-use super::{Fill, SnapshotError, Snapshotter, io_err};
+use super::{CompleteFill, Fill, SnapshotError, Snapshotter, io_err};
 use crate::changes::{Change, WhiteoutStyle};
 use crate::fsroot::Root;
 
@@ -60,6 +60,35 @@ impl OverlaySnapshotter {
                 std::io::Error::other("it does not belong to this snapshotter"),
             )),
         }
+    }
+
+    /// Commits `active` under `key`, with a pending note when its tree is not complete yet.
+    fn commit_with(
+        &self,
+        mut active: Active,
+        key: &str,
+        pending: Option<&[u8]>,
+    ) -> Result<(), SnapshotError> {
+        self.entry_of(&active)?;
+        active.unmount()?;
+        let Some(entry) = active.entry.take() else {
+            return Ok(());
+        };
+        let dir = entry.dir.clone();
+        std::fs::rename(dir.join(UPPER), dir.join(FS)).map_err(io_err("rename", &dir))?;
+        for extra in [WORK, MERGED] {
+            let p = dir.join(extra);
+            match std::fs::remove_dir_all(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &p)(e)),
+            }
+        }
+        if let Some(note) = pending {
+            self.store.set_pending(&entry, note)?;
+        }
+        self.store.commit(entry, key, active.parent.as_deref())?;
+        Ok(())
     }
 }
 
@@ -285,24 +314,23 @@ impl Snapshotter for OverlaySnapshotter {
         overlay_changes(&entry.dir.join(UPPER), &lowers)
     }
 
-    fn commit(&self, mut active: Active, key: &str) -> Result<(), SnapshotError> {
-        self.entry_of(&active)?;
-        active.unmount()?;
-        let Some(entry) = active.entry.take() else {
-            return Ok(());
-        };
-        let dir = entry.dir.clone();
-        std::fs::rename(dir.join(UPPER), dir.join(FS)).map_err(io_err("rename", &dir))?;
-        for extra in [WORK, MERGED] {
-            let p = dir.join(extra);
-            match std::fs::remove_dir_all(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("remove", &p)(e)),
-            }
+    fn commit(&self, active: Active, key: &str) -> Result<(), SnapshotError> {
+        self.commit_with(active, key, None)
+    }
+
+    fn commit_pending(&self, active: Active, key: &str, note: &[u8]) -> Result<(), SnapshotError> {
+        if active.mounted.is_some() {
+            return Err(SnapshotError::Io {
+                op: "commit an incomplete snapshot",
+                path: active.root().to_path_buf(),
+                source: std::io::Error::from(std::io::ErrorKind::Unsupported),
+            });
         }
-        self.store.commit(entry, key, active.parent.as_deref())?;
-        Ok(())
+        self.commit_with(active, key, Some(note))
+    }
+
+    fn complete(&self, key: &str, fill: CompleteFill<'_>) -> Result<(), SnapshotError> {
+        self.store.complete(key, fill)
     }
 
     fn import(&self, key: &str, parent: Option<&str>, fill: Fill<'_>) -> Result<(), SnapshotError> {

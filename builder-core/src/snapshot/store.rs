@@ -18,6 +18,8 @@ use crate::fsroot::proc_fd_path;
 pub(crate) const FS: &str = "fs";
 const KEY: &str = "key";
 const PARENT: &str = "parent";
+/// A committed snapshot whose tree is not complete yet: the caller's note of what is missing.
+const PENDING: &str = "pending";
 /// Where an overlay is mounted inside a temporary entry.
 pub(crate) const MERGED: &str = "merged";
 /// Where the kernel tells which boot this is.
@@ -222,6 +224,43 @@ impl Store {
             }
             Err(e) => Err(io_err("rename into place", &dest)(e)),
         }
+    }
+
+    /// Writes the note of what the tree of a temporary entry still lacks, before its commit.
+    pub(crate) fn set_pending(&self, entry: &TempEntry, note: &[u8]) -> Result<(), SnapshotError> {
+        let p = entry.dir.join(PENDING);
+        std::fs::write(&p, note).map_err(io_err("write", &p))
+    }
+
+    /// Completes the committed snapshot `key` when it carries a pending note: `fill` gets its
+    /// tree and the note, and the note is removed once `fill` succeeded. Holds a lock on the
+    /// note meanwhile, so concurrent callers fill once and all return when the tree is complete.
+    pub(crate) fn complete(
+        &self,
+        key: &str,
+        fill: &mut dyn FnMut(&crate::fsroot::Root, &[u8]) -> Result<(), super::FillError>,
+    ) -> Result<(), SnapshotError> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = self.dir_of(key);
+        let p = dir.join(PENDING);
+        let mut file = match File::options().read(true).write(true).open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err("open", &p)(e)),
+        };
+        file.lock().map_err(io_err("lock", &p))?;
+        // Another process completed it while this one waited for the lock.
+        if file.metadata().map_err(io_err("stat", &p))?.nlink() == 0 {
+            return Ok(());
+        }
+        let mut note = Vec::new();
+        file.read_to_end(&mut note).map_err(io_err("read", &p))?;
+        let root = crate::fsroot::Root::open(dir.join(FS))?;
+        fill(&root, &note).map_err(|source| SnapshotError::Fill {
+            key: key.to_owned(),
+            source,
+        })?;
+        std::fs::remove_file(&p).map_err(io_err("remove", &p))
     }
 
     /// Removes `key` by renaming it out of `snapshots/` first, so it disappears at once.

@@ -479,6 +479,7 @@ pub(super) async fn execute_copy(
             };
             copy_from(&fs, &req, &dest, &opts)?;
         }
+        let mut deferred = Vec::new();
         if !local.is_empty() {
             let req = copy_request(&c, local.clone())?;
             let opts = ApplyOptions {
@@ -497,7 +498,17 @@ pub(super) async fn execute_copy(
                             "COPY from the context in a build without one",
                         ));
                     };
-                    copy_from(&dir.source(), &req, &dest, &opts)?;
+                    let fs = dir.source();
+                    let own;
+                    let sel = match &reuse {
+                        Some(cand) => cand.selection(),
+                        None => {
+                            own = crate::copy::select(&fs, &req)?;
+                            &own
+                        }
+                    };
+                    let min = direct_mode.then_some(super::deferred::DEFER_MIN);
+                    deferred = crate::copy::apply_deferring(&fs, sel, &req, &dest, &opts, min)?;
                 }
                 (_, Some(state)) => {
                     let view = view(&cfg, state)?;
@@ -528,7 +539,7 @@ pub(super) async fn execute_copy(
         }
         drop(dest);
         let layer = if direct_mode {
-            super::copy_direct::finish(&cfg, &parent, active)?
+            super::copy_direct::finish(&cfg, &parent, active, deferred)?
         } else {
             finish(&cfg, &parent, active)?
         };

@@ -51,7 +51,8 @@ pub(super) fn prepare(
     if dest.as_os_str().is_empty() {
         return Ok(None);
     }
-    let Some(view) = super::view(cfg, parent)? else {
+    // Only metadata is read here: big files of earlier COPYs need not have their bytes yet.
+    let Some(view) = super::view_metadata(cfg, parent)? else {
         return Ok(None);
     };
     let lower = Root::open(view.path())?;
@@ -126,16 +127,28 @@ fn copy_up(
 /// copied up only to hold the new component), and there are no whiteouts, so the layer is the
 /// whole tree as the writer walks it: the same bytes the snapshotter's list of changes gives,
 /// without walking the tree twice.
+///
+/// The `deferred` files are placeholders (see `copy::apply_deferring`): their contents go from
+/// their sources into the layer only, and the snapshot is committed with a note of where they
+/// lie in it, to be completed when something reads them (`worker::deferred`).
 pub(super) fn finish(
     cfg: &LocalWorkerConfig,
     parent: &FsState,
     active: Active,
+    deferred: Vec<crate::copy::Deferred>,
 ) -> Result<Option<LayerRef>, WorkerError> {
     let root = Root::open(active.changes_root())?;
     let opts = crate::layer::LayerOptions {
         source_date_epoch: cfg.source_date_epoch,
     };
-    let (info, _) = crate::layer::write_tree_to_store(&cfg.store, &root, &opts)?;
+    let mut subst = super::deferred::substitutes(deferred).map_err(|source| WorkerError::Io {
+        what: "cannot read a placeholder in",
+        path: active.changes_root().to_path_buf(),
+        source,
+    })?;
+    let writer = cfg.store.writer()?;
+    let (writer, _) = crate::layer::write_tree_substituted(&root, &opts, writer, &mut subst)?;
+    let info = writer.commit(None)?;
     drop(root);
     super::verify::stamp(&cfg.store, &info.digest);
     let layer = LayerRef {
@@ -145,7 +158,12 @@ pub(super) fn finish(
     let mut layers = parent.layers.clone();
     layers.push(layer.clone());
     if let Some(key) = super::chain_ids(&layers).pop() {
-        cfg.snapshots.commit(active, &key)?;
+        if subst.placed.is_empty() {
+            cfg.snapshots.commit(active, &key)?;
+        } else {
+            let note = super::deferred::note(&info.digest, &subst.placed);
+            cfg.snapshots.commit_pending(active, &key, &note)?;
+        }
     }
     Ok(Some(layer))
 }

@@ -254,6 +254,7 @@ fn finish(
     }
     let mut layers = Vec::with_capacity(manifest.layers.len());
     for (desc, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
+        let had = store.has(diff_id);
         let digest =
             crate::export::ensure_uncompressed(store, &desc.digest, diff_id).map_err(|e| {
                 WorkerError::ImageNotFound {
@@ -261,6 +262,10 @@ fn finish(
                     reason: format!("layer {}: {e}", desc.digest),
                 }
             })?;
+        if !had && digest != desc.digest {
+            // Decompressed and hashed just now: its first unpack need not hash it again.
+            super::verify::stamp(store, &digest);
+        }
         layers.push(LayerRef {
             diff_id: digest,
             size: store.size(&digest)?,

@@ -12,6 +12,7 @@ pub(crate) mod copy;
 mod copy_direct;
 mod copy_reuse;
 mod copy_urls;
+mod deferred;
 mod download;
 pub mod emulate;
 mod git;
@@ -248,17 +249,41 @@ pub(crate) fn ensure_snapshots(
     snapshots: &dyn Snapshotter,
     layers: &[LayerRef],
 ) -> Result<Option<String>, WorkerError> {
+    let top = ensure_snapshot_tree(store, snapshots, layers)?;
+    for key in chain_ids(layers) {
+        deferred::complete(store, snapshots, &key)?;
+    }
+    Ok(top)
+}
+
+/// [`ensure_snapshots`] for readers of metadata only: the snapshots' trees have every entry
+/// with its metadata, but big files a COPY wrote only into its layer may not have their bytes
+/// yet (see `deferred`).
+pub(crate) fn ensure_snapshot_tree(
+    store: &ContentStore,
+    snapshots: &dyn Snapshotter,
+    layers: &[LayerRef],
+) -> Result<Option<String>, WorkerError> {
     let keys = chain_ids(layers);
     let mut parent: Option<String> = None;
     for (layer, key) in layers.iter().zip(&keys) {
         if !snapshots.exists(key) {
             let diff_id = layer.diff_id;
-            let mut fill =
-                |root: &Root, style: WhiteoutStyle| -> Result<(), crate::snapshot::FillError> {
-                    let opts = crate::layer::ApplyOptions::default();
+            let mut fill = |root: &Root,
+                            style: WhiteoutStyle|
+             -> Result<(), crate::snapshot::FillError> {
+                let opts = crate::layer::ApplyOptions::default();
+                if verify::stamped(store, &diff_id) {
+                    // Hashed when it was written: read once, not hashed again.
+                    let path = store.blob_path(&diff_id);
+                    let file = std::fs::File::open(&path)
+                        .map_err(|e| crate::content::ContentError::io("open", path, e))?;
+                    crate::layer::apply_layer(root, std::io::BufReader::new(file), style, &opts)?;
+                } else {
                     crate::layer::apply_blob(store, &diff_id, root, style, &opts)?;
-                    Ok(())
-                };
+                }
+                Ok(())
+            };
             snapshots.import(key, parent.as_deref(), &mut fill)?;
         }
         parent = Some(key.clone());
@@ -270,6 +295,18 @@ pub(crate) fn ensure_snapshots(
 pub(crate) fn prepare(cfg: &LocalWorkerConfig, state: &FsState) -> Result<Active, WorkerError> {
     let parent = ensure_snapshots(&cfg.store, cfg.snapshots.as_ref(), &state.layers)?;
     Ok(cfg.snapshots.prepare(parent.as_deref())?)
+}
+
+/// A read-only view of `state`'s metadata (see [`ensure_snapshot_tree`]), or `None` when it is
+/// empty.
+pub(crate) fn view_metadata(
+    cfg: &LocalWorkerConfig,
+    state: &FsState,
+) -> Result<Option<View>, WorkerError> {
+    match ensure_snapshot_tree(&cfg.store, cfg.snapshots.as_ref(), &state.layers)? {
+        Some(key) => Ok(Some(cfg.snapshots.view(&key)?)),
+        None => Ok(None),
+    }
 }
 
 /// A read-only view of `state` (for `COPY --from` and bind mounts), or `None` when it is empty.

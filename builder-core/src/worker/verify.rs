@@ -44,6 +44,13 @@ pub(crate) fn stamp(store: &ContentStore, digest: &Digest) {
     let _ = crate::content::write_atomic_unsynced(&path, stamp_of(&meta).as_bytes());
 }
 
+/// Whether the blob `digest` carries a stamp that matches it as it is now (no hashing).
+pub(crate) fn stamped(store: &ContentStore, digest: &Digest) -> bool {
+    std::fs::metadata(store.blob_path(digest)).is_ok_and(|meta| {
+        std::fs::read_to_string(stamp_path(store, digest)).is_ok_and(|s| s == stamp_of(&meta))
+    })
+}
+
 /// Whether the layer's blob is present and intact (see the module docs). Blocking.
 pub(crate) fn layer_is_intact(store: &ContentStore, layer: &LayerRef) -> bool {
     let path = store.blob_path(&layer.diff_id);
