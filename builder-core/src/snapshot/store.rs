@@ -238,7 +238,7 @@ impl Store {
     pub(crate) fn complete(
         &self,
         key: &str,
-        fill: &mut dyn FnMut(&crate::fsroot::Root, &[u8]) -> Result<(), super::FillError>,
+        fill: super::CompleteFill<'_>,
     ) -> Result<(), SnapshotError> {
         use std::os::unix::fs::MetadataExt;
         let dir = self.dir_of(key);

@@ -415,7 +415,7 @@ pub(super) async fn execute_copy(
     blocking(move || {
         // A COPY of one directory from a local directory, and nothing else, may start from
         // its previous result (see `copy_reuse`).
-        let reuse = match &local_dir {
+        let mut reuse = match &local_dir {
             Some(dir)
                 if urls.is_empty() && checkouts.is_empty() && c.inline.is_empty() && !c.add =>
             {
@@ -509,6 +509,9 @@ pub(super) async fn execute_copy(
                     };
                     let min = direct_mode.then_some(super::deferred::DEFER_MIN);
                     deferred = crate::copy::apply_deferring(&fs, sel, &req, &dest, &opts, min)?;
+                    if let Some(cand) = reuse.as_mut() {
+                        cand.forget_selection();
+                    }
                 }
                 (_, Some(state)) => {
                     let view = view(&cfg, state)?;
@@ -543,7 +546,7 @@ pub(super) async fn execute_copy(
         } else {
             finish(&cfg, &parent, active)?
         };
-        if let (Some(cand), Some(layer)) = (&reuse, &layer) {
+        if let (Some(cand), Some(layer)) = (reuse, &layer) {
             cand.remember(&parent, layer, started);
         }
         Ok(layer)

@@ -98,6 +98,11 @@ impl Candidate {
         &self.sel
     }
 
+    /// Frees the selection once the copy is done (only the memo's entries are needed after).
+    pub(super) fn forget_selection(&mut self) {
+        self.sel.items = Vec::new();
+    }
+
     /// The memo of `req` copied from `dir` onto `parent`; `None` when the copy is not one this
     /// module handles (or its sources cannot be read: the ordinary copy reports that).
     pub(super) fn new(
@@ -265,7 +270,7 @@ impl Candidate {
     }
 
     /// Remembers the result of this copy.
-    pub(super) fn remember(&self, parent: &FsState, layer: &LayerRef, started: i64) {
+    pub(super) fn remember(self, parent: &FsState, layer: &LayerRef, started: i64) {
         let mut layers = parent.layers.clone();
         layers.push(layer.clone());
         if let Some(key) = chain_ids(&layers).pop() {
@@ -274,13 +279,7 @@ impl Candidate {
     }
 
     fn save(&self, result: &str, layer: &LayerRef, started: i64) {
-        let memo = Memo {
-            result: result.to_owned(),
-            layer: layer.clone(),
-            started,
-            entries: self.entries.clone(),
-        };
-        if let Err(e) = store(&self.memo_path, &memo) {
+        if let Err(e) = store(&self.memo_path, result, layer, started, &self.entries) {
             tracing::debug!(path = %self.memo_path.display(), "cannot remember a copy: {e}");
         }
     }
@@ -502,15 +501,22 @@ impl<'a> ParentView<'a> {
     }
 }
 
-fn store(path: &Path, memo: &Memo) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(64 + memo.entries.len() * 64);
+/// Writes a memo (without a copy of its entries: 100,000 of them are ~5 MB).
+fn store(
+    path: &Path,
+    result: &str,
+    layer: &LayerRef,
+    started: i64,
+    entries: &[MemoEntry],
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(64 + entries.len() * 64);
     buf.extend_from_slice(MAGIC);
-    put(&mut buf, memo.result.as_bytes());
-    put(&mut buf, memo.layer.diff_id.hex().as_bytes());
-    buf.extend_from_slice(&memo.layer.size.to_le_bytes());
-    buf.extend_from_slice(&memo.started.to_le_bytes());
-    buf.extend_from_slice(&(memo.entries.len() as u64).to_le_bytes());
-    for e in &memo.entries {
+    put(&mut buf, result.as_bytes());
+    put(&mut buf, layer.diff_id.hex().as_bytes());
+    buf.extend_from_slice(&layer.size.to_le_bytes());
+    buf.extend_from_slice(&started.to_le_bytes());
+    buf.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    for e in entries {
         put(&mut buf, &e.rel);
         buf.extend_from_slice(&[e.kind, e.flags]);
         buf.extend_from_slice(&e.digest);
@@ -602,7 +608,14 @@ mod tests {
                 digest: [7; 16],
             }],
         };
-        store(&path, &memo).unwrap();
+        store(
+            &path,
+            &memo.result,
+            &memo.layer,
+            memo.started,
+            &memo.entries,
+        )
+        .unwrap();
         let back = load(&path).unwrap();
         assert_eq!(back.result, "abc");
         assert_eq!(back.layer, memo.layer);
