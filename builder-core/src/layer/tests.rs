@@ -491,3 +491,56 @@ fn a_file_that_is_no_tar_is_never_quoted() {
     assert!(!shown.contains("SHADOWSECRET"), "{shown}");
     assert!(matches!(err, LayerError::Read(_)), "{err}");
 }
+
+#[test]
+fn a_placeholder_written_from_its_source_gives_the_layer_of_the_real_file() {
+    let real = tempfile::tempdir().unwrap();
+    let holder = tempfile::tempdir().unwrap();
+    let content: Vec<u8> = (0..3 * BLOCK as u32 + 7).map(|i| (i % 251) as u8).collect();
+    for dir in [real.path(), holder.path()] {
+        fs::create_dir_all(dir.join("d")).unwrap();
+        fs::write(dir.join("d/a.txt"), b"a").unwrap();
+        set_mtime(&dir.join("d/a.txt"), 1_000);
+    }
+    fs::write(real.path().join("d/big"), &content).unwrap();
+    // The placeholder: the size, no bytes.
+    let placeholder = fs::File::create(holder.path().join("d/big")).unwrap();
+    placeholder.set_len(content.len() as u64).unwrap();
+    for dir in [real.path(), holder.path()] {
+        set_mtime(&dir.join("d/big"), 2_000);
+        set_mtime(&dir.join("d"), 3_000);
+    }
+    let source = fs::File::open(real.path().join("d/big")).unwrap();
+    let st = fs::metadata(holder.path().join("d/big")).unwrap();
+    let mut subst = Substitutes::default();
+    subst.files.insert(
+        "d/big".into(),
+        (source, content.len() as u64, (st.dev(), st.ino())),
+    );
+    let opts = LayerOptions::default();
+    let src = crate::fsroot::Root::open(holder.path()).unwrap();
+    let (bytes, _) = write_tree_substituted(&src, &opts, Vec::new(), &mut subst).unwrap();
+    assert_eq!(
+        bytes,
+        tree_bytes(real.path(), &opts),
+        "the real file's layer"
+    );
+    assert!(subst.files.is_empty());
+    let [(path, at, size)] = subst.placed.as_slice() else {
+        panic!("one file placed: {:?}", subst.placed);
+    };
+    assert_eq!(path, Path::new("d/big"));
+    assert_eq!(*size, content.len() as u64);
+    assert_eq!(&bytes[*at as usize..(*at + *size) as usize], &content[..]);
+
+    // A file of another inode at that path is written as it is.
+    let other = fs::File::open(real.path().join("d/big")).unwrap();
+    let mut subst = Substitutes::default();
+    subst
+        .files
+        .insert("d/big".into(), (other, content.len() as u64, (0, 0)));
+    let src = crate::fsroot::Root::open(real.path()).unwrap();
+    let (bytes, _) = write_tree_substituted(&src, &opts, Vec::new(), &mut subst).unwrap();
+    assert_eq!(bytes, tree_bytes(real.path(), &opts));
+    assert!(subst.placed.is_empty());
+}

@@ -39,6 +39,10 @@ type Placed = Vec<(PathBuf, u64, u64)>;
 
 fn parse(note: &[u8]) -> Option<(Digest, Placed)> {
     let text = std::str::from_utf8(note).ok()?;
+    // Every line ends with a newline: a note cut short is refused, not misread.
+    if !text.ends_with('\n') {
+        return None;
+    }
     let mut lines = text.lines();
     let digest: Digest = lines.next()?.parse().ok()?;
     let mut placed = Vec::new();
@@ -194,4 +198,22 @@ fn copy_by_hand(
         left -= want as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_round_trips_and_a_torn_one_is_refused() {
+        let digest = Digest::from_hex(&"ab".repeat(32)).unwrap();
+        let placed = vec![
+            (PathBuf::from("data/random.bin"), 1536, 1 << 30),
+            (PathBuf::from("a b/\u{e9}\n.log"), 7, 0),
+        ];
+        let note = note(&digest, &placed);
+        assert_eq!(parse(&note), Some((digest, placed)));
+        assert_eq!(parse(&note[..note.len() - 3]), None);
+        assert_eq!(parse(b"not a digest\n"), None);
+    }
 }
