@@ -419,7 +419,9 @@ impl Builder {
             &df,
             &req.plan,
             &|r: &crate::graph::ImageRef, p: &crate::image::Platform| {
-                bases.get(&(r.clone(), p.clone())).map(|b| b.config.clone())
+                bases
+                    .get(&(r.clone(), p.clone()))
+                    .map(|b| b.config.clone().lossless())
             },
         )?;
         let platform = graph.target_stage().platform.clone();
