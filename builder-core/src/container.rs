@@ -30,7 +30,9 @@ pub struct BindMount {
     pub readonly: bool,
 }
 
-/// What to run and how.
+/// What to run and how. The command, environment and working directory are strings in the
+/// lossless form of `kiln_dockerfile_parser::bytes` (make them with `decode` or `from_os_str`
+/// to pass bytes that are not UTF-8).
 #[derive(Debug, Clone, Default)]
 pub struct RunImageOptions {
     /// The image: a name or an id.
@@ -105,7 +107,7 @@ fn blocking_err(e: tokio::task::JoinError) -> RunImageError {
 
 /// The command line Docker would run: entrypoint then command, either replaced by the options.
 fn argv(config: &ImageConfig, opts: &RunImageOptions) -> Vec<String> {
-    let c = config.config.clone().unwrap_or_default();
+    let c = config.config.clone().unwrap_or_default().lossless();
     let entrypoint = opts
         .entrypoint
         .clone()
@@ -188,7 +190,7 @@ pub(crate) async fn run_image(
             .prepare(parent.as_deref())
             .map_err(WorkerError::from)?;
         let root = Root::open(active.root()).map_err(WorkerError::from)?;
-        let c = details.config.config.clone().unwrap_or_default();
+        let c = details.config.config.clone().unwrap_or_default().lossless();
         let user_spec = opts.user.clone().or(c.user.clone()).unwrap_or_default();
         let user = crate::worker::resolve_user(&root, &user_spec).map_err(WorkerError::from)?;
         let mut env: Vec<(String, String)> = c
@@ -211,12 +213,12 @@ pub(crate) async fn run_image(
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| "/".into());
         // Docker creates a missing working directory; so does RUN.
-        root.mkdir_all(std::path::Path::new(&cwd), 0o755)
-            .map_err(WorkerError::from)?;
+        let cwd = kiln_dockerfile_parser::bytes::to_path(&cwd).into_owned();
+        root.mkdir_all(&cwd, 0o755).map_err(WorkerError::from)?;
         drop(root);
         let mut spec = RunSpec::new(active.root().to_path_buf(), argv);
         spec.env = env;
-        spec.cwd = PathBuf::from(cwd);
+        spec.cwd = cwd;
         spec.user = user;
         spec.hostname = CONTAINER_HOSTNAME.into();
         spec.network = opts.network;

@@ -37,6 +37,7 @@ pub mod scratch;
 pub mod secret;
 pub mod snapshot;
 pub mod solver;
+pub mod ssh_keys;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod userdb;

@@ -54,7 +54,8 @@ pub(crate) fn write_image(
     let mut config = ImageConfig::scratch(platform);
     config.created = Some(format_rfc3339(result.created));
     config.author = result.author.clone();
-    config.config = Some(result.config.clone());
+    // The planner's strings keep a Dockerfile's bytes; the JSON shows them as Docker's does.
+    config.config = Some(result.config.clone().json_text());
     config.rootfs = RootFs {
         diff_ids: result.state.layers.iter().map(|l| l.diff_id).collect(),
         ..RootFs::default()

@@ -91,8 +91,19 @@ pub enum SecretError {
         #[source]
         source: std::io::Error,
     },
+    /// A private key file of `--ssh ID=KEYFILE` cannot be used.
+    #[error("--ssh {id}: cannot use the private key {}: {reason}", path.display())]
+    #[diagnostic(code(kiln::secret::ssh_key))]
+    SshKey {
+        /// The id.
+        id: String,
+        /// The key file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The SSH agent path is not a socket.
-    #[error("--ssh {id}: {} is not an SSH agent socket (key files are not supported; start ssh-agent and ssh-add the key)", path.display())]
+    #[error("--ssh {id}: {} is not an SSH agent socket", path.display())]
     #[diagnostic(code(kiln::secret::ssh_not_socket))]
     NotASocket {
         /// The id.

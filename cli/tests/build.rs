@@ -472,7 +472,7 @@ fn ssh_mounts_reach_the_agent_through_a_relay() {
     let (ok, _, stderr) = try_build(root.path(), ctx.path(), &["-t", "ssh:2"]);
     assert!(!ok);
     assert!(stderr.contains("SSH agent deploy is required"), "{stderr}");
-    // A key file instead of a socket is refused up front.
+    // A file that is neither a socket nor a private key is refused up front.
     let (ok, _, stderr) = try_build(
         root.path(),
         ctx.path(),
@@ -482,5 +482,5 @@ fn ssh_mounts_reach_the_agent_through_a_relay() {
         ],
     );
     assert!(!ok);
-    assert!(stderr.contains("is not an SSH agent socket"), "{stderr}");
+    assert!(stderr.contains("kiln::secret::ssh_key"), "{stderr}");
 }

@@ -73,12 +73,14 @@
 //! * Duplicate stage names are a warning (`DuplicateStageName`), as BuildKit's linter reports them.
 //! * `--chmod` values without variables are validated at parse time.
 //! * Lines longer than 64 KiB are accepted (BuildKit refuses them).
-//! * Input that is not UTF-8 goes through [`decode`]: invalid bytes become U+FFFD.
+//! * Input that is not UTF-8 goes through [`decode`], which keeps every byte: each invalid byte
+//!   becomes a reserved code point that [`bytes::to_bytes`] turns back into it (see [`bytes`]).
 //!
 //! The full list, with the planner's and the builder's, is in `docs/differences-from-docker.md`.
 #![deny(missing_docs)]
 
 pub mod ast;
+pub mod bytes;
 pub mod dump;
 pub mod error;
 mod grammar;
@@ -242,15 +244,7 @@ impl<'a> RawReader<'a> {
     }
 }
 
-/// The text of a Dockerfile read as bytes. BuildKit parses files that are not UTF-8 (a Latin-1
-/// comment or label); so does kiln: each invalid sequence becomes U+FFFD, which is what
-/// BuildKit's image config (Go's JSON encoding) shows for such bytes in labels, ENV and history.
-/// The second value says whether anything was replaced.
-pub fn decode(bytes: &[u8]) -> (std::borrow::Cow<'_, str>, bool) {
-    let text = String::from_utf8_lossy(bytes);
-    let replaced = matches!(text, std::borrow::Cow::Owned(_));
-    (text, replaced)
-}
+pub use bytes::decode;
 
 /// Whether `word` is a heredoc marker and nothing else (`<<EOF`, `<< EOF`, `3<<-"EOF"`), read
 /// as BuildKit reads a shell-form RUN command: such a RUN runs the heredoc's body as its script.

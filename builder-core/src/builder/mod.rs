@@ -62,7 +62,8 @@ impl BuilderOptions {
 /// One build.
 #[derive(Debug, Clone, Default)]
 pub struct BuildRequest {
-    /// The Dockerfile's text.
+    /// The Dockerfile's text, as `kiln_dockerfile_parser::decode` reads the file's bytes (so
+    /// that bytes that are not UTF-8 reach commands and paths unchanged).
     pub dockerfile: String,
     /// Where it came from, for `<Dockerfile>.dockerignore` and messages.
     pub dockerfile_path: Option<PathBuf>,
@@ -419,7 +420,9 @@ impl Builder {
             &df,
             &req.plan,
             &|r: &crate::graph::ImageRef, p: &crate::image::Platform| {
-                bases.get(&(r.clone(), p.clone())).map(|b| b.config.clone())
+                bases
+                    .get(&(r.clone(), p.clone()))
+                    .map(|b| b.config.clone().lossless())
             },
         )?;
         let platform = graph.target_stage().platform.clone();

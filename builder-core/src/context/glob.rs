@@ -4,7 +4,8 @@
 //! Syntax: `*` matches any run of characters other than `/`, `?` one character other than `/`,
 //! `[...]` a character class (`[^...]` negated; `!` is an ordinary character, as in Go), `\`
 //! escapes the next character. A class may match `/`. Matching works on Unicode scalar values, as
-//! Go works on runes; names that are not UTF-8 are compared after lossy decoding.
+//! Go works on runes; names and patterns that are not UTF-8 are compared in the lossless form of
+//! `kiln_dockerfile_parser::bytes`, where each invalid byte is one character, as Go reads it.
 //!
 //! This module owns only the matching algorithm: it does no I/O.
 

@@ -113,7 +113,8 @@ pub fn read_patterns(contents: &[u8]) -> Vec<(usize, String)> {
     let contents = contents
         .strip_prefix(b"\xEF\xBB\xBF".as_slice())
         .unwrap_or(contents);
-    let text = String::from_utf8_lossy(contents);
+    // Bytes that are not UTF-8 are kept (one character each), as names are when matched.
+    let text = kiln_dockerfile_parser::bytes::decode(contents).0;
     let mut out = Vec::new();
     for (idx, raw) in text.split('\n').enumerate() {
         // Go's bufio.Scanner drops the `\r` of a CRLF line ending.

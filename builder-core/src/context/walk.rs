@@ -399,7 +399,7 @@ impl Walker<'_> {
             let (excluded, child_state) = if self.matcher.is_empty() {
                 (false, MatchState::default())
             } else {
-                let key = path.to_string_lossy();
+                let key = kiln_dockerfile_parser::bytes::from_os_str(path.as_os_str());
                 let (excluded, state) = self.matcher.matches_with_parent(&key, &job.state);
                 if excluded && (kind != EntryKind::Dir || self.matcher.can_skip_excluded_dir(&key))
                 {

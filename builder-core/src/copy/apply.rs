@@ -153,7 +153,7 @@ fn run(
         src_dir: None,
     };
     let norm = normalize_dest(&req.dest, &req.workdir);
-    let dest_rel = clean(Path::new(&norm));
+    let dest_rel = clean(&kiln_dockerfile_parser::bytes::to_path(&norm));
     let as_dir = norm.ends_with('/') || sel.is_multiple();
     let ensure = if as_dir {
         dest_rel.clone()

@@ -85,14 +85,14 @@ pub fn select(fs: &dyn SourceFs, req: &CopyRequest) -> Result<Selection, CopyErr
             }
             None => None,
         };
-        let cleaned = clean(Path::new(&pivot));
+        let cleaned = clean(&kiln_dockerfile_parser::bytes::to_path(&pivot));
         let matches = expand(fs, source, &cleaned)?;
         let wildcard_base_len = wildcard_base(&cleaned);
         let mut any = false;
         for Matched { matched, entry } in matches {
             if let (Some(ex), Some(base)) = (&excludes, wildcard_base_len) {
                 let rel: PathBuf = matched.components().skip(base).collect();
-                if ex.matches(&rel.to_string_lossy()) {
+                if ex.matches(&kiln_dockerfile_parser::bytes::from_os_str(rel.as_os_str())) {
                     continue;
                 }
             }
@@ -147,9 +147,11 @@ pub fn select(fs: &dyn SourceFs, req: &CopyRequest) -> Result<Selection, CopyErr
 
 /// The number of components before the first wildcard, if the path has one.
 fn wildcard_base(cleaned: &Path) -> Option<usize> {
-    cleaned
-        .components()
-        .position(|c| crate::context::glob::has_wildcards(&c.as_os_str().to_string_lossy()))
+    cleaned.components().position(|c| {
+        crate::context::glob::has_wildcards(&kiln_dockerfile_parser::bytes::from_os_str(
+            c.as_os_str(),
+        ))
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -168,7 +170,7 @@ fn collect(
             continue;
         };
         let r = rel.join(name);
-        let key = r.to_string_lossy();
+        let key = kiln_dockerfile_parser::bytes::from_os_str(r.as_os_str());
         let (included, inc_next) = match include {
             Some(m) => m.matches_with_parent(&key, inc_state),
             None => (true, MatchState::default()),

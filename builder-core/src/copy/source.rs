@@ -254,7 +254,9 @@ pub fn expand(fs: &dyn SourceFs, source: &str, cleaned: &Path) -> Result<Vec<Mat
     let comps: Vec<String> = cleaned
         .components()
         .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+            Component::Normal(n) => {
+                Some(kiln_dockerfile_parser::bytes::from_os_str(n).into_owned())
+            }
             _ => None,
         })
         .collect();
@@ -270,7 +272,10 @@ pub fn expand(fs: &dyn SourceFs, source: &str, cleaned: &Path) -> Result<Vec<Mat
             }),
         };
     };
-    let base: PathBuf = comps[..split].iter().collect();
+    let base: PathBuf = comps[..split]
+        .iter()
+        .map(|c| kiln_dockerfile_parser::bytes::to_path(c))
+        .collect();
     let pattern = comps[split..].join("/");
     glob::validate(&pattern).map_err(|e| CopyError::BadPattern {
         source_path: source.to_string(),
@@ -330,7 +335,7 @@ fn walk_matches(
             continue;
         };
         let r = rel.join(name);
-        let text = r.to_string_lossy();
+        let text = kiln_dockerfile_parser::bytes::from_os_str(r.as_os_str());
         if glob::matches(pattern, &text).unwrap_or(false) {
             out.push(r);
             continue;

@@ -19,6 +19,7 @@
 use std::ffi::CString;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -414,13 +415,17 @@ fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallibl
         ));
     }
     reset_signals();
+    // Strings are in the Dockerfile's lossless form: each byte that was not UTF-8 is its
+    // reserved code point until here (`kiln_dockerfile_parser::bytes`).
     let cstr = |s: &str, what: &str| {
-        CString::new(s).map_err(|_| StepError {
-            stage: what.to_owned(),
-            source: io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{s:?} contains a NUL byte"),
-            ),
+        CString::new(kiln_dockerfile_parser::bytes::to_bytes(s).into_owned()).map_err(|_| {
+            StepError {
+                stage: what.to_owned(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{s:?} contains a NUL byte"),
+                ),
+            }
         })
     };
     let argv: Vec<CString> = spec
@@ -448,7 +453,10 @@ fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallibl
     let stage = format!("exec {prog:?}");
     let mut denied = None;
     for cand in candidates(prog, path_var) {
-        let c = cstr(&cand.to_string_lossy(), "executable path")?;
+        let c = CString::new(cand.into_os_string().into_vec()).map_err(|_| StepError {
+            stage: "executable path".to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "contains a NUL byte"),
+        })?;
         // SAFETY: argv and envp are NUL-terminated arrays of valid C strings that outlive the call.
         unsafe { libc::execve(c.as_ptr(), argv_p.as_ptr(), env_p.as_ptr()) };
         let e = io::Error::last_os_error();
@@ -550,15 +558,16 @@ fn reset_signals() {
 /// Where to look for `prog`: itself when it has a `/`, else every `PATH` entry (an empty entry
 /// meaning the working directory, as execvp does).
 fn candidates(prog: &str, path: &str) -> Vec<PathBuf> {
+    use kiln_dockerfile_parser::bytes::to_path;
     if prog.contains('/') {
-        return vec![PathBuf::from(prog)];
+        return vec![to_path(prog).into_owned()];
     }
     path.split(':')
         .map(|d| {
             if d.is_empty() {
-                Path::new(".").join(prog)
+                Path::new(".").join(to_path(prog))
             } else {
-                Path::new(d).join(prog)
+                to_path(d).join(to_path(prog))
             }
         })
         .collect()

@@ -102,8 +102,10 @@ pub enum Mount {
     /// Binds a host file or directory (`RUN --mount=type=bind`, a stage's rootfs, a cache dir).
     Bind {
         /// Host path of the file or directory.
+        #[serde(with = "protocol::path_text")]
         source: PathBuf,
         /// Absolute path inside the rootfs.
+        #[serde(with = "protocol::path_text")]
         target: PathBuf,
         /// Mount it read-only.
         readonly: bool,
@@ -111,6 +113,7 @@ pub enum Mount {
     /// A fresh tmpfs (`RUN --mount=type=tmpfs`).
     Tmpfs {
         /// Absolute path inside the rootfs.
+        #[serde(with = "protocol::path_text")]
         target: PathBuf,
         /// Size limit in bytes; the kernel's default (half of RAM) when unset.
         size: Option<u64>,
@@ -120,8 +123,10 @@ pub enum Mount {
     /// after the run, so the secret never reaches a layer.
     Secret {
         /// Host path of the file holding the secret.
+        #[serde(with = "protocol::path_text")]
         source: PathBuf,
         /// Absolute path inside the rootfs, e.g. `/run/secrets/id`.
+        #[serde(with = "protocol::path_text")]
         target: PathBuf,
     },
 }

@@ -22,10 +22,12 @@ pub(crate) const NETNS_FD: i32 = 4;
 pub(crate) struct HelperSpec {
     pub argv: Vec<String>,
     pub env: Vec<String>,
+    #[serde(with = "path_text")]
     pub cwd: PathBuf,
     pub user: User,
     pub hostname: String,
     pub network: NetworkMode,
+    #[serde(with = "path_text")]
     pub rootfs: PathBuf,
     /// Standard mounts that depend on the host (`/etc/hosts`, `/etc/resolv.conf`) followed by the
     /// spec's extra mounts.
@@ -45,6 +47,24 @@ pub(crate) struct HelperSpec {
     /// Resource limits the command process sets before `execve`.
     #[serde(default)]
     pub ulimits: Vec<super::Ulimit>,
+}
+
+/// Paths through JSON without losing the bytes that are not UTF-8: written in the lossless form
+/// of `kiln_dockerfile_parser::bytes`, read back into the same bytes.
+pub(crate) mod path_text {
+    use std::path::{Path, PathBuf};
+
+    use kiln_dockerfile_parser::bytes::{from_os_str, to_path};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&from_os_str(p.as_os_str()))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(to_path(&text).into_owned())
+    }
 }
 
 fn reaper() -> bool {
@@ -97,6 +117,18 @@ pub(crate) fn read_messages(mut r: impl Read) -> io::Result<Vec<Message>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_that_are_not_utf8_cross_intact() {
+        use std::os::unix::ffi::OsStrExt;
+        let mount = Mount::Bind {
+            source: PathBuf::from(std::ffi::OsStr::from_bytes(b"/ctx/caf\xe9")),
+            target: PathBuf::from("/t\u{10FFE9}"),
+            readonly: true,
+        };
+        let json = serde_json::to_string(&mount).unwrap();
+        assert_eq!(serde_json::from_str::<Mount>(&json).unwrap(), mount);
+    }
 
     #[test]
     fn messages_round_trip() {

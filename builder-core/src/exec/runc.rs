@@ -296,12 +296,16 @@ pub(crate) fn oci_config(
         .additional_gids(spec.user.additional_gids.clone())
         .build()
         .map_err(e)?;
+    // runc reads JSON, which cannot carry bytes that are not UTF-8: they reach the command as
+    // U+FFFD, as under BuildKit (the built-in sandbox keeps them).
+    let text = |s: &String| kiln_dockerfile_parser::bytes::to_json_text(s).into_owned();
+    let cwd = kiln_dockerfile_parser::bytes::from_os_str(spec.cwd.as_os_str());
     let mut process = ProcessBuilder::default()
         .terminal(false)
         .user(user)
-        .args(spec.argv.clone())
-        .env(env.to_vec())
-        .cwd(spec.cwd.clone())
+        .args(spec.argv.iter().map(text).collect::<Vec<_>>())
+        .env(env.iter().map(text).collect::<Vec<_>>())
+        .cwd(PathBuf::from(text(&cwd.into_owned())))
         .capabilities(capabilities)
         .no_new_privileges(false)
         .build()

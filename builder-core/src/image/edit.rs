@@ -2,6 +2,9 @@
 //! works on the same type that images are read from and written to (and unknown fields of a base
 //! image's config carry over into the child, as Docker does).
 
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
 use super::config::ContainerConfig;
 
 /// The shell used for shell-form commands when SHELL was never set.
@@ -15,6 +18,58 @@ fn split_env(kv: &str) -> (&str, &str) {
 }
 
 impl ContainerConfig {
+    /// The config with every string a Dockerfile instruction sets passed through `f`. The
+    /// planner works on strings in the lossless form of `kiln_dockerfile_parser::bytes`: a base
+    /// image's config enters it through [`ContainerConfig::lossless`] and an image's config
+    /// leaves it through [`ContainerConfig::json_text`].
+    pub fn map_text(mut self, f: impl Fn(&str) -> Cow<'_, str>) -> Self {
+        let one = |s: &mut String| {
+            if let Cow::Owned(o) = f(s) {
+                *s = o;
+            }
+        };
+        let list = |v: &mut Option<Vec<String>>| v.iter_mut().flatten().for_each(one);
+        let set = |v: &mut Option<BTreeSet<String>>| {
+            if let Some(s) = v {
+                *s = std::mem::take(s)
+                    .into_iter()
+                    .map(|x| f(&x).into_owned())
+                    .collect();
+            }
+        };
+        self.user.iter_mut().for_each(one);
+        self.working_dir.iter_mut().for_each(one);
+        self.stop_signal.iter_mut().for_each(one);
+        list(&mut self.env);
+        list(&mut self.entrypoint);
+        list(&mut self.cmd);
+        list(&mut self.on_build);
+        list(&mut self.shell);
+        set(&mut self.exposed_ports);
+        set(&mut self.volumes);
+        if let Some(h) = &mut self.healthcheck {
+            list(&mut h.test);
+        }
+        if let Some(labels) = &mut self.labels {
+            *labels = std::mem::take(labels)
+                .into_iter()
+                .map(|(k, v)| (f(&k).into_owned(), f(&v).into_owned()))
+                .collect();
+        }
+        self
+    }
+
+    /// A config read from an image, in the planner's lossless form (see [`Self::map_text`]).
+    pub fn lossless(self) -> Self {
+        self.map_text(|s| kiln_dockerfile_parser::bytes::decode(s.as_bytes()).0)
+    }
+
+    /// The planner's config as an image's JSON holds it: bytes that are not UTF-8 as U+FFFD,
+    /// which is what Go's JSON encoder (and so Docker's image config) writes.
+    pub fn json_text(self) -> Self {
+        self.map_text(kiln_dockerfile_parser::bytes::to_json_text)
+    }
+
     /// The value of environment variable `key`, if set.
     pub fn env_get(&self, key: &str) -> Option<&str> {
         self.env.iter().flatten().find_map(|kv| {

@@ -401,7 +401,8 @@ async fn run_stage(
             history.push(HistoryEntry {
                 created: PENDING_TIME,
                 created_text: None,
-                created_by: step.created_by.clone(),
+                created_by: kiln_dockerfile_parser::bytes::to_json_text(&step.created_by)
+                    .into_owned(),
                 empty_layer: true,
                 author: None,
                 comment: None,
@@ -417,7 +418,9 @@ async fn run_stage(
                 // `ADD https://user:pass@host/...`: the password stays out of progress output.
                 name: format!(
                     "[{stage_name} {fs_seen}/{fs_steps}] {}",
-                    crate::secret::redact_userinfo(&step.origin.text)
+                    kiln_dockerfile_parser::bytes::to_json_text(&crate::secret::redact_userinfo(
+                        &step.origin.text
+                    ))
                 ),
             })
             .await;
@@ -555,7 +558,7 @@ async fn run_stage(
         history.push(HistoryEntry {
             created: entry_created,
             created_text: None,
-            created_by: step.created_by.clone(),
+            created_by: kiln_dockerfile_parser::bytes::to_json_text(&step.created_by).into_owned(),
             empty_layer: record.layer.is_none(),
             author: None,
             comment: None,
@@ -586,7 +589,11 @@ async fn run_stage(
         config: plan.config.clone(),
         history,
         created,
-        author: plan.author.clone().or(base_author),
+        author: plan
+            .author
+            .as_deref()
+            .map(|a| kiln_dockerfile_parser::bytes::to_json_text(a).into_owned())
+            .or(base_author),
         steps: outcomes,
         explanations: Vec::new(),
     })

@@ -346,20 +346,24 @@ fn write_inline(cfg: &LocalWorkerConfig, dest: &Root, c: &CopyOp) -> Result<(), 
             c.dest.clone()
         };
         let mode = chmod.as_ref().map_or(0o644, |m| m.apply(0o644, false));
-        let mut file = dest.create_file(Path::new(&path), mode)?;
-        std::io::Write::write_all(&mut file, f.content.as_bytes()).map_err(|source| {
-            WorkerError::Io {
-                what: "cannot write",
-                path: PathBuf::from(&path),
-                source,
-            }
+        // Name and content as the Dockerfile's bytes.
+        let path = kiln_dockerfile_parser::bytes::to_path(&path).into_owned();
+        let mut file = dest.create_file(&path, mode)?;
+        std::io::Write::write_all(
+            &mut file,
+            &kiln_dockerfile_parser::bytes::to_bytes(&f.content),
+        )
+        .map_err(|source| WorkerError::Io {
+            what: "cannot write",
+            path: path.clone(),
+            source,
         })?;
         drop(file);
         if let Some((uid, gid)) = owner {
-            dest.lchown(Path::new(&path), uid, gid)?;
+            dest.lchown(&path, uid, gid)?;
         }
         if let Some(epoch) = cfg.source_date_epoch {
-            dest.set_times(Path::new(&path), epoch, 0)?;
+            dest.set_times(&path, epoch, 0)?;
         }
     }
     Ok(())
@@ -574,7 +578,10 @@ pub(super) async fn execute_workdir(
 ) -> Result<Option<LayerRef>, WorkerError> {
     let cfg = w.cfg.clone();
     let parent = step.parent.clone();
-    let (path, user) = (PathBuf::from(path), user.to_string());
+    let (path, user) = (
+        kiln_dockerfile_parser::bytes::to_path(path).into_owned(),
+        user.to_string(),
+    );
     blocking(move || {
         let active = prepare(&cfg, &parent)?;
         let root = Root::open(active.root())?;

@@ -14,7 +14,7 @@
 //! Not used when the copy has to read the destination's tree: `--chown` by name (the user
 //! database), heredocs, downloads and repositories (they are written by other code), or `ADD`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rustix::fs::FileType;
 
@@ -44,10 +44,9 @@ pub(super) fn prepare(
     if parent.layers.is_empty() {
         return Ok(None);
     }
-    let dest = clean(Path::new(&crate::copy::select::normalize_dest(
-        &req.dest,
-        &req.workdir,
-    )));
+    let dest = clean(&kiln_dockerfile_parser::bytes::to_path(
+        &crate::copy::select::normalize_dest(&req.dest, &req.workdir),
+    ));
     if dest.as_os_str().is_empty() {
         return Ok(None);
     }

@@ -192,10 +192,9 @@ impl Candidate {
         super::deferred::complete_chain(&cfg.store, cfg.snapshots.as_ref(), &memo.result)?;
         let active = cfg.snapshots.prepare(Some(&memo.result))?;
         let dest = Root::open(active.root())?;
-        let dest_rel = clean(Path::new(&crate::copy::select::normalize_dest(
-            &self.req.dest,
-            &self.req.workdir,
-        )));
+        let dest_rel = clean(&kiln_dockerfile_parser::bytes::to_path(
+            &crate::copy::select::normalize_dest(&self.req.dest, &self.req.workdir),
+        ));
         let top = crate::copy::real_rel(&dest, &dest_rel)?;
         let mut below = ParentView::new(cfg, parent);
         for rel in &delta.must_be_new {

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use kiln_dockerfile_parser::bytes::{to_bytes, to_path};
 use sha2::{Digest as _, Sha256};
 
 use super::{LocalWorker, LocalWorkerConfig, WorkerError, blocking, finish, prepare, view};
@@ -165,7 +166,7 @@ fn writable_copy(
     if is_dir {
         return Ok(dir);
     }
-    let name = Path::new(source.trim_end_matches('/'))
+    let name = to_path(source.trim_end_matches('/'))
         .file_name()
         .map(PathBuf::from)
         .unwrap_or_default();
@@ -212,7 +213,7 @@ fn prepare_run(
                         let dir = locals.get(from).ok_or(WorkerError::Unsupported(
                             "bind mounts of the context in a build without one",
                         ))?;
-                        let host = dir.ctx.root().real_path(Path::new(source))?;
+                        let host = dir.ctx.root().real_path(&to_path(source))?;
                         if *readonly && binds_directly(dir) {
                             host
                         } else {
@@ -226,7 +227,7 @@ fn prepare_run(
                         let v = view(cfg, state)?
                             .ok_or(WorkerError::Unsupported("bind mounts of an empty stage"))?;
                         let src_root = Root::open(v.path())?;
-                        let p = src_root.real_path(Path::new(source))?;
+                        let p = src_root.real_path(&to_path(source))?;
                         let p = if *readonly {
                             p
                         } else {
@@ -239,7 +240,7 @@ fn prepare_run(
                 };
                 mounts.push(Mount::Bind {
                     source: host,
-                    target: PathBuf::from(target),
+                    target: to_path(target).into_owned(),
                     readonly: *readonly,
                 });
             }
@@ -256,12 +257,12 @@ fn prepare_run(
                 locks.extend(lock);
                 mounts.push(Mount::Bind {
                     source: dir,
-                    target: PathBuf::from(target),
+                    target: to_path(target).into_owned(),
                     readonly: *readonly,
                 });
             }
             RunMount::Tmpfs { target, size } => mounts.push(Mount::Tmpfs {
-                target: PathBuf::from(target),
+                target: to_path(target).into_owned(),
                 size: *size,
             }),
             RunMount::Secret {
@@ -280,7 +281,9 @@ fn prepare_run(
                     continue;
                 };
                 if let Some(name) = env_name {
-                    env.push((name.clone(), String::from_utf8_lossy(value).into_owned()));
+                    // Kept byte for byte, as the step's other strings are.
+                    let value = kiln_dockerfile_parser::bytes::decode(value).0;
+                    env.push((name.clone(), value.into_owned()));
                 }
                 if let Some(target) = target {
                     let file = write_private(
@@ -292,7 +295,7 @@ fn prepare_run(
                     )?;
                     mounts.push(Mount::Secret {
                         source: file,
-                        target: PathBuf::from(target),
+                        target: to_path(target).into_owned(),
                     });
                 }
             }
@@ -322,7 +325,7 @@ fn prepare_run(
                 }
                 mounts.push(Mount::Bind {
                     source: relay.path().to_path_buf(),
-                    target: PathBuf::from(target),
+                    target: to_path(target).into_owned(),
                     readonly: false,
                 });
                 relays.push(relay);
@@ -333,19 +336,19 @@ fn prepare_run(
         let file = write_private(
             scratch.path(),
             &format!("script-{i}"),
-            f.content.as_bytes(),
+            &to_bytes(&f.content),
             0o755,
             (user.uid, user.gid),
         )?;
         mounts.push(Mount::Bind {
             source: file,
-            target: PathBuf::from(&f.name),
+            target: to_path(&f.name).into_owned(),
             readonly: true,
         });
     }
     let mut spec = RunSpec::new(active.root().to_path_buf(), run.argv.clone());
     spec.env = env;
-    spec.cwd = PathBuf::from(&run.cwd);
+    spec.cwd = to_path(&run.cwd).into_owned();
     spec.user = user;
     spec.hostname = BUILD_HOSTNAME.to_string();
     spec.network = match run.network {

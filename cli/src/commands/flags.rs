@@ -127,25 +127,24 @@ pub fn secret(spec: &str) -> Result<SecretFlag, String> {
 pub struct SshFlag {
     /// The id `RUN --mount=type=ssh` names.
     pub id: String,
-    /// The agent socket.
-    pub socket: Option<PathBuf>,
+    /// An agent socket, or private key files.
+    pub paths: Vec<PathBuf>,
 }
 
-/// `--ssh default`, `--ssh ID`, `--ssh ID=SOCKET`.
+/// `--ssh default`, `--ssh ID`, `--ssh ID=SOCKET`, `--ssh ID=KEYFILE[,KEYFILE...]`.
 pub fn ssh(spec: &str) -> Result<SshFlag, String> {
-    let (id, socket) = match spec.split_once('=') {
-        Some((id, path)) => (id, Some(path)),
-        None => (spec, None),
+    let (id, paths) = match spec.split_once('=') {
+        Some((id, paths)) => (id, paths.split(',').collect::<Vec<_>>()),
+        None => (spec, Vec::new()),
     };
-    if id.is_empty() || id.contains(',') || socket.is_some_and(|p| p.is_empty() || p.contains(','))
-    {
+    if id.is_empty() || id.contains(',') || paths.iter().any(|p| p.is_empty()) {
         return Err(format!(
-            "--ssh {spec:?}: expected `default`, `ID` or `ID=SOCKET` (one agent socket)"
+            "--ssh {spec:?}: expected `default`, `ID`, `ID=SOCKET` or `ID=KEYFILE[,KEYFILE...]`"
         ));
     }
     Ok(SshFlag {
         id: id.to_string(),
-        socket: socket.map(PathBuf::from),
+        paths: paths.into_iter().map(PathBuf::from).collect(),
     })
 }
 

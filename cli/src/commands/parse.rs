@@ -26,8 +26,8 @@ pub struct ParseArgs {
 }
 
 /// Reads a Dockerfile from a path, or from stdin for `-`. Returns its display name and text.
-/// Bytes that are not UTF-8 are accepted, as BuildKit accepts them (see
-/// [`kiln_dockerfile_parser::decode`]), with a warning.
+/// Bytes that are not UTF-8 are accepted, as BuildKit accepts them, with a warning, and kept:
+/// the text is in [`kiln_dockerfile_parser::decode`]'s form (see `kiln_dockerfile_parser::bytes`).
 pub fn read_dockerfile(path: &std::path::Path) -> miette::Result<(String, String)> {
     let (name, bytes) = if path.as_os_str() == "-" {
         let mut bytes = Vec::new();
@@ -43,11 +43,17 @@ pub fn read_dockerfile(path: &std::path::Path) -> miette::Result<(String, String
         (path.display().to_string(), bytes)
     };
     let text = match String::from_utf8(bytes) {
-        Ok(text) => text,
+        // Valid UTF-8 changes only if it holds one of the code points that stand for bytes.
+        Ok(text) => match kiln_dockerfile_parser::decode(text.as_bytes()).0 {
+            std::borrow::Cow::Owned(escaped) => Some(escaped),
+            std::borrow::Cow::Borrowed(_) => None,
+        }
+        .unwrap_or(text),
         Err(e) => {
             eprintln!(
-                "warning: {name} is not valid UTF-8: its invalid bytes are read as U+FFFD \
-                 (as BuildKit's image config shows them)"
+                "warning: {name} is not valid UTF-8: its bytes are kept as they are in commands, \
+                 paths and files; the image config shows each invalid byte as U+FFFD, as \
+                 Docker's does"
             );
             kiln_dockerfile_parser::decode(e.as_bytes()).0.into_owned()
         }

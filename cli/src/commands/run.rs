@@ -2,6 +2,7 @@
 //! the same executor and isolation as RUN steps (namespaces, outbound network by default) on a
 //! throw-away snapshot of the image; its output is passed through and its exit code returned.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use clap::Args;
 use kiln_builder_core::container::{BindMount, RunImageOptions};
 use kiln_builder_core::exec::{ExitStatus, NetworkMode, OutputSink, Stdin, Stream};
 use kiln_builder_core::{Builder, BuilderOptions, ExecutorChoice};
+use kiln_dockerfile_parser::bytes::{from_os_str, to_os_str};
 use miette::{IntoDiagnostic, miette};
 
 /// Arguments of `kiln run`.
@@ -42,7 +44,7 @@ pub struct RunArgs {
 
     /// Set an environment variable `KEY=VALUE`, or `KEY` to copy it from kiln's environment.
     #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
-    env: Vec<String>,
+    env: Vec<OsString>,
 
     /// Bind mount a host path: `HOST:CONTAINER[:ro|rw]`.
     #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
@@ -50,7 +52,7 @@ pub struct RunArgs {
 
     /// Working directory inside the container (created if missing).
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
-    workdir: Option<String>,
+    workdir: Option<OsString>,
 
     /// User to run as: `name`, `uid`, `name:group` or `uid:gid` (from the image's /etc/passwd).
     #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
@@ -79,7 +81,7 @@ pub struct RunArgs {
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
-    command: Vec<String>,
+    command: Vec<OsString>,
 }
 
 fn parse_volume(spec: &str) -> miette::Result<BindMount> {
@@ -117,14 +119,17 @@ fn exit_code(status: ExitStatus) -> ExitCode {
 
 /// Runs `kiln run`.
 pub fn run(args: &RunArgs, root: &Path) -> miette::Result<ExitCode> {
+    // Arguments, environment and working directory keep their bytes, UTF-8 or not.
+    let text = |s: &std::ffi::OsStr| from_os_str(s).into_owned();
     let mut env = Vec::new();
     for e in &args.env {
+        let e = text(e);
         match e.split_once('=') {
             Some((k, v)) if !k.is_empty() => env.push((k.to_string(), v.to_string())),
             Some(_) => return Err(miette!("invalid -e {e:?}: expected KEY=VALUE")),
             None => {
-                if let Ok(v) = std::env::var(e) {
-                    env.push((e.clone(), v));
+                if let Some(v) = std::env::var_os(to_os_str(&e)) {
+                    env.push((e.clone(), text(&v)));
                 }
             }
         }
@@ -166,10 +171,10 @@ pub fn run(args: &RunArgs, root: &Path) -> miette::Result<ExitCode> {
     });
     let opts = RunImageOptions {
         image: args.image.clone(),
-        command: args.command.clone(),
+        command: args.command.iter().map(|a| text(a)).collect(),
         entrypoint,
         env,
-        workdir: args.workdir.clone(),
+        workdir: args.workdir.as_deref().map(text),
         user: args.user.clone(),
         binds,
         network,

@@ -164,7 +164,7 @@ impl Serialize for Streamed<'_> {
 /// A parse error as `{"error", "line", "column"}`.
 pub fn error_to_json(err: &ParseError) -> Value {
     json!({
-        "error": err.to_string(),
+        "error": crate::bytes::to_json_text(&err.to_string()),
         "line": err.line(),
         "column": err.column(),
     })

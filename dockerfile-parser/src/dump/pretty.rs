@@ -235,6 +235,8 @@ impl<W: Write> Pretty<W> {
 
     fn str(&mut self, s: &str) {
         self.buf.push(b'"');
+        // Bytes that were not UTF-8 print as Go's JSON prints them (U+FFFD).
+        let s = crate::bytes::to_json_text(s);
         let bytes = s.as_bytes();
         if !needs_escape(bytes) {
             self.buf.extend_from_slice(bytes);

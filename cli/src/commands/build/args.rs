@@ -103,9 +103,10 @@ pub struct BuildArgs {
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR", value_parser = flags::secret)]
     pub(crate) secrets: Vec<flags::SecretFlag>,
 
-    /// An SSH agent for `RUN --mount=type=ssh`: `default` (from $SSH_AUTH_SOCK) or
-    /// `ID=SOCKET`; repeatable. Only agent sockets are accepted, not key files.
-    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]", value_parser = flags::ssh)]
+    /// An SSH agent for `RUN --mount=type=ssh`: `default` (from $SSH_AUTH_SOCK), `ID=SOCKET`, or
+    /// `ID=KEYFILE[,KEYFILE...]` (unencrypted OpenSSH Ed25519 private keys, which kiln serves as
+    /// an agent of its own during the build); repeatable.
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEYFILE,...]", value_parser = flags::ssh)]
     pub(crate) ssh: Vec<flags::SshFlag>,
 
     /// Also write the image out (Docker's syntax): `type=oci,dest=FILE` (OCI archive;

@@ -37,6 +37,7 @@ fn request(
     dockerfile_path: Option<std::path::PathBuf>,
     no_context: bool,
     delivery: &Delivery,
+    agents: &mut Vec<kiln_builder_core::ssh_keys::KeyAgent>,
 ) -> miette::Result<BuildRequest> {
     let mut build_args = BTreeMap::new();
     for a in &args.build_args {
@@ -76,16 +77,24 @@ fn request(
         .iter()
         .map(read_secret)
         .collect::<miette::Result<_>>()?;
-    let ssh = args
-        .ssh
-        .iter()
-        .map(|f| {
-            Ok((
-                f.id.clone(),
-                secret::ssh_agent_socket(&f.id, f.socket.as_deref())?,
-            ))
-        })
-        .collect::<miette::Result<_>>()?;
+    let mut ssh = std::collections::BTreeMap::new();
+    for f in &args.ssh {
+        use std::os::unix::fs::FileTypeExt;
+        let socket = match f.paths.as_slice() {
+            [] => secret::ssh_agent_socket(&f.id, None)?,
+            [one] if std::fs::metadata(one).is_ok_and(|m| m.file_type().is_socket()) => {
+                secret::ssh_agent_socket(&f.id, Some(one))?
+            }
+            // Key files: kiln serves them as an agent of its own for the build's lifetime.
+            files => {
+                let agent = kiln_builder_core::ssh_keys::KeyAgent::start(&f.id, files, None)?;
+                let socket = agent.socket();
+                agents.push(agent);
+                socket
+            }
+        };
+        ssh.insert(f.id.clone(), socket);
+    }
     let mut annotations = kiln_builder_core::image::Annotations::default();
     for a in &args.annotations {
         annotations.add(a).map_err(|e| miette!("{e}"))?;
@@ -171,12 +180,15 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
     if args.push || delivery.push.is_some() {
         delivery.push = Some(args.push_flags.options());
     }
+    // Agents serving `--ssh id=KEYFILE` keys, until the build ends.
+    let mut agents = Vec::new();
     let request = request(
         args,
         dockerfile.clone(),
         dockerfile_path,
         no_context,
         &delivery,
+        &mut agents,
     )?;
     // Checked before the build, so that a build is not wasted.
     delivery.check(request.platforms.len(), &request.tags, args.load)?;

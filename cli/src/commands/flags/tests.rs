@@ -60,9 +60,10 @@ fn secrets_and_ssh_parse() {
     ] {
         assert!(secret(bad).is_err(), "{bad:?}");
     }
-    assert_eq!(ssh("default").unwrap().socket, None);
-    assert_eq!(ssh("a=/s").unwrap().socket, Some("/s".into()));
-    for bad in ["", "=/s", "a=", "a=/s,/t"] {
+    assert!(ssh("default").unwrap().paths.is_empty());
+    assert_eq!(ssh("a=/s").unwrap().paths, [std::path::PathBuf::from("/s")]);
+    assert_eq!(ssh("a=/k1,/k2").unwrap().paths.len(), 2);
+    for bad in ["", "=/s", "a=", "a=/s,", "a=,/t"] {
         assert!(ssh(bad).is_err(), "{bad:?}");
     }
 }
