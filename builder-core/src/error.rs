@@ -1,4 +1,8 @@
 //! The crate's error: one variant per module error, plus the context the solver adds.
+//!
+//! Every error's `Display` is its own message only; the cause is its
+//! [`source`](std::error::Error::source). [`chain`] renders an error with all its causes on one
+//! line, the form the library uses wherever it turns an error into text.
 
 use crate::graph::Origin;
 
@@ -26,7 +30,7 @@ pub enum Error {
     #[diagnostic(code(kiln::worker))]
     Worker(Box<crate::worker::WorkerError>),
     /// A step failed; `origin` is the Dockerfile instruction.
-    #[error("{} (line {}): {source}", origin.text, origin.start_line)]
+    #[error("{} (line {})", origin.text, origin.start_line)]
     #[diagnostic(code(kiln::step))]
     Step {
         /// The instruction that failed.
@@ -77,5 +81,63 @@ pub enum Error {
 impl From<crate::worker::WorkerError> for Error {
     fn from(e: crate::worker::WorkerError) -> Self {
         Error::Worker(Box::new(e))
+    }
+}
+
+/// An error and its causes on one line, joined with `: `, each cause printed once.
+///
+/// A cause whose text the line already shows (some foreign errors repeat their cause in their
+/// message) is left out.
+///
+/// ```
+/// use std::io;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("cannot read {path}")]
+/// struct ReadError {
+///     path: String,
+///     source: io::Error,
+/// }
+///
+/// let e = ReadError { path: "/etc/x".into(), source: io::Error::other("denied") };
+/// assert_eq!(e.to_string(), "cannot read /etc/x");
+/// assert_eq!(kiln_builder_core::error::chain(&e), "cannot read /etc/x: denied");
+/// ```
+pub fn chain(err: &(dyn std::error::Error + '_)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle")]
+    struct Middle(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("repeats: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn chain_joins_every_cause_once() {
+        let e = Outer(Middle(std::io::Error::other("root cause")));
+        assert_eq!(chain(&e), "outer: middle: root cause");
+        let e = Repeats(std::io::Error::other("root cause"));
+        assert_eq!(chain(&e), "repeats: root cause");
     }
 }

@@ -16,7 +16,7 @@ pub mod content;
 pub mod context;
 pub mod copy;
 pub mod deliver;
-mod error;
+pub mod error;
 pub mod exec;
 pub mod export;
 pub mod fsroot;

@@ -242,7 +242,7 @@ impl Builder {
         let store = self.store.clone();
         let lease = tokio::task::spawn_blocking(move || crate::gc::BuildLease::acquire(&store))
             .await
-            .map_err(|e| crate::Error::TaskFailed(e.to_string()))?
+            .map_err(|e| crate::Error::TaskFailed(crate::error::chain(&e)))?
             .map_err(|e| crate::Error::Gc(Box::new(e)))?;
         let out = self.build_platforms(req, events).await;
         drop(lease);
@@ -347,7 +347,10 @@ impl Builder {
                     "pruned the store to its size limit"
                 ),
                 Ok(None) => {}
-                Err(e) => tracing::warn!("automatic garbage collection failed: {e}"),
+                Err(e) => tracing::warn!(
+                    "automatic garbage collection failed: {e}",
+                    e = crate::error::chain(&e)
+                ),
             }
         })
         .await;
@@ -503,7 +506,10 @@ impl Builder {
         let recorded = tokio::task::spawn_blocking(move || explain.record(&scope, &kept)).await;
         if let Ok(Err(e)) = recorded {
             // Only the after-the-fact explanation is lost; the build itself succeeded.
-            tracing::warn!("cannot keep the build's cache explanation: {e}");
+            tracing::warn!(
+                "cannot keep the build's cache explanation: {e}",
+                e = crate::error::chain(&e)
+            );
         }
         let final_keys = crate::cache_transfer::run::final_keys(&explanation.steps, &final_stages);
         let inline = recorder.as_ref().and_then(|r| {
@@ -533,7 +539,7 @@ impl Builder {
             Ok::<_, crate::Error>((w.manifest, w.config, result.steps, w.provenance))
         })
         .await
-        .map_err(|e| crate::Error::TaskFailed(e.to_string()))??;
+        .map_err(|e| crate::Error::TaskFailed(crate::error::chain(&e)))??;
         let mut image = manifest.clone();
         image.platform = Some(platform.clone());
         let output = BuildOutput {

@@ -120,7 +120,8 @@ impl Layout<'_> {
         if bytes.len() as u64 != d.size || Digest::of(&bytes) != d.digest {
             return Err(self.not_a_cache(format!("its {what} does not match its digest")));
         }
-        serde_json::from_slice(&bytes).map_err(|e| self.not_a_cache(format!("its {what}: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.not_a_cache(format!("its {what}: {e}", e = crate::error::chain(&e))))
     }
 }
 
@@ -134,7 +135,7 @@ pub fn import_local(
     let root = Root::open(dir)?;
     let layout = Layout { dir, root };
     let index: Index = serde_json::from_slice(&layout.read_small("index.json")?)
-        .map_err(|e| layout.not_a_cache(format!("index.json: {e}")))?;
+        .map_err(|e| layout.not_a_cache(format!("index.json: {e}", e = crate::error::chain(&e))))?;
     let entry = index
         .manifests
         .iter()
@@ -161,7 +162,11 @@ pub fn import_local(
         };
         match layout.copy_into(store, d) {
             Ok(()) => wanted.push((l.diff_id, l.size, d.digest)),
-            Err(e) => out.problems.push(format!("layer {}: {e}", d.digest)),
+            Err(e) => out.problems.push(format!(
+                "layer {}: {e}",
+                d.digest,
+                e = crate::error::chain(&e)
+            )),
         }
     }
     let (verified, problems): (BTreeSet<Digest>, Vec<String>) = verify_layers(store, wanted);

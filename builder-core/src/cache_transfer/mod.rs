@@ -83,7 +83,7 @@ pub enum CacheTransferError {
     #[error(transparent)]
     Export(Box<crate::export::ExportError>),
     /// A file of a cache directory cannot be read or written.
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {path}")]
     Io {
         /// What was done.
         op: &'static str,
@@ -115,7 +115,7 @@ pub enum CacheTransferError {
         found: u32,
     },
     /// A record cannot be written into the local cache.
-    #[error("cannot write cache record: {0}")]
+    #[error("cannot write cache record")]
     Record(#[from] crate::cache::CacheError),
     /// A blocking task ended abnormally.
     #[error("cache task failed: {0}")]
@@ -228,7 +228,7 @@ pub(crate) fn bundle(
     let manifest_bytes =
         crate::image::to_canonical_json(&manifest).map_err(|e| CacheTransferError::NotACache {
             source_name: "the cache manifest being written".into(),
-            reason: e.to_string(),
+            reason: crate::error::chain(&e),
         })?;
     let info = store.put_bytes(&manifest_bytes)?;
     let mut blobs = vec![config_desc];
@@ -343,7 +343,7 @@ pub(crate) fn verify_layers(
                 ok.insert(diff_id);
             }
             Ok(_) => problems.push(format!("layer {diff_id} has the wrong size")),
-            Err(e) => problems.push(format!("layer {digest}: {e}")),
+            Err(e) => problems.push(format!("layer {digest}: {e}", e = crate::error::chain(&e))),
         }
     }
     (ok, problems)

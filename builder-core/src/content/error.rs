@@ -9,7 +9,7 @@ use super::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum ContentError {
     /// A filesystem operation on the store failed.
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {path}")]
     Io {
         /// What was attempted.
         op: &'static str,
@@ -41,7 +41,7 @@ pub enum ContentError {
         actual: u64,
     },
     /// A metadata file is not valid JSON of the expected shape.
-    #[error("invalid JSON in {path}: {source}")]
+    #[error("invalid JSON in {path}")]
     Json {
         /// The file.
         path: PathBuf,

@@ -93,7 +93,7 @@ pub enum CopyError {
         source_path: String,
     },
     /// A source pattern is malformed.
-    #[error("invalid source pattern {source_path:?}: {source}")]
+    #[error("invalid source pattern {source_path:?}")]
     BadPattern {
         /// The source as written.
         source_path: String,
@@ -102,7 +102,7 @@ pub enum CopyError {
         source: BadPattern,
     },
     /// An `--exclude` pattern is malformed.
-    #[error("invalid --exclude pattern: {0}")]
+    #[error("invalid --exclude pattern")]
     Exclude(#[from] IgnoreError),
     /// A source has too many levels of symlinks.
     #[error("too many levels of symbolic links resolving {path}")]
@@ -123,7 +123,7 @@ pub enum CopyError {
         path: PathBuf,
     },
     /// `--chown` cannot be resolved in the destination's user database.
-    #[error("--chown: {0}")]
+    #[error("--chown")]
     Chown(#[from] UserDbError),
     /// Hashing a source file failed.
     #[error(transparent)]
@@ -132,7 +132,7 @@ pub enum CopyError {
     #[error(transparent)]
     Fs(#[from] FsError),
     /// Another I/O error.
-    #[error("cannot {op} {path} in {root}: {source}")]
+    #[error("cannot {op} {path} in {root}")]
     Io {
         /// What was attempted.
         op: &'static str,

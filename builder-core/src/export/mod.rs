@@ -48,10 +48,10 @@ pub enum ExportError {
     #[error(transparent)]
     Layer(#[from] LayerError),
     /// Writing the output failed.
-    #[error("cannot write export: {0}")]
+    #[error("cannot write export")]
     Write(#[source] io::Error),
     /// A filesystem operation on the destination failed.
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {path}")]
     Io {
         /// What was attempted.
         op: &'static str,
@@ -62,7 +62,7 @@ pub enum ExportError {
         source: io::Error,
     },
     /// A JSON document in the store is not what its descriptor says.
-    #[error("invalid {what} {digest}: {source}")]
+    #[error("invalid {what} {digest}")]
     Json {
         /// What kind of document.
         what: &'static str,

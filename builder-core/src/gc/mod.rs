@@ -33,7 +33,7 @@ pub use policy::{DEFAULT_KEEP_STORAGE, GcPolicy, parse_duration, parse_size};
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
     /// A file or directory could not be read, locked or removed.
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {path}")]
     Io {
         /// What was attempted.
         op: &'static str,

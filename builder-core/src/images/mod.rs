@@ -69,7 +69,7 @@ pub enum ImagesError {
     #[error("invalid image name {0:?}")]
     InvalidName(String),
     /// A stored document is not what its descriptor says.
-    #[error("invalid {what} {digest}: {source}")]
+    #[error("invalid {what} {digest}")]
     Json {
         /// Which document.
         what: &'static str,

@@ -43,7 +43,7 @@ pub enum ImportError {
     #[error(transparent)]
     Content(#[from] ContentError),
     /// Reading the source failed.
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {path}")]
     Io {
         /// What was attempted.
         op: &'static str,
@@ -54,10 +54,10 @@ pub enum ImportError {
         source: io::Error,
     },
     /// Reading the archive failed.
-    #[error("cannot read image archive: {0}")]
+    #[error("cannot read image archive")]
     Archive(#[source] io::Error),
     /// A JSON document is malformed.
-    #[error("invalid {what}: {source}")]
+    #[error("invalid {what}")]
     Json {
         /// Which document.
         what: String,

@@ -251,7 +251,7 @@ impl Applier<'_> {
                             && self.opts.ignore_device_eperm
                             && is_eperm(&e) =>
                     {
-                        tracing::debug!(path = %rel.display(), "skipping device node: {e}");
+                        tracing::debug!(path = %rel.display(), "skipping device node: {e}", e = crate::error::chain(&e));
                         self.stats.skipped_devices += 1;
                         return Ok(());
                     }

@@ -61,7 +61,7 @@ pub enum LayerError {
     #[error(transparent)]
     Fs(#[from] FsError),
     /// Another filesystem operation failed.
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {path}")]
     Io {
         /// What was attempted.
         op: &'static str,
@@ -72,10 +72,10 @@ pub enum LayerError {
         source: io::Error,
     },
     /// Writing the tar stream failed.
-    #[error("cannot write layer: {0}")]
+    #[error("cannot write layer")]
     Write(#[source] io::Error),
     /// Reading or decompressing the tar stream failed.
-    #[error("cannot read layer archive: {0}")]
+    #[error("cannot read layer archive")]
     Read(#[source] io::Error),
     /// The content store failed.
     #[error(transparent)]
@@ -113,7 +113,7 @@ pub enum LayerError {
         kind: String,
     },
     /// A hard link whose target does not exist inside the root.
-    #[error("cannot hard link {path} to {target}: {source}")]
+    #[error("cannot hard link {path} to {target}")]
     HardLink {
         /// The link's path.
         path: PathBuf,

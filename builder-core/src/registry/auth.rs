@@ -344,7 +344,7 @@ impl DockerConfig {
         let bytes = serde_json::to_vec_pretty(&Value::Object(self.doc.clone())).map_err(|e| {
             RegistryError::Config {
                 path: self.path.clone(),
-                reason: e.to_string(),
+                reason: crate::error::chain(&e),
             }
         })?;
         let mut tmp = tempfile::Builder::new()
@@ -364,7 +364,7 @@ impl DockerConfig {
         })?;
         crate::content::fsync_dir(dir).map_err(|e| RegistryError::Config {
             path: dir.to_path_buf(),
-            reason: e.to_string(),
+            reason: crate::error::chain(&e),
         })?;
         Ok(())
     }
@@ -392,15 +392,21 @@ fn run_helper(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| err(format!("cannot run it: {e}")))?;
+        .map_err(|e| err(format!("cannot run it: {e}", e = crate::error::chain(&e))))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input)
-            .map_err(|e| err(format!("cannot write to it: {e}")))?;
+        stdin.write_all(input).map_err(|e| {
+            err(format!(
+                "cannot write to it: {e}",
+                e = crate::error::chain(&e)
+            ))
+        })?;
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| err(format!("cannot wait for it: {e}")))?;
+    let out = child.wait_with_output().map_err(|e| {
+        err(format!(
+            "cannot wait for it: {e}",
+            e = crate::error::chain(&e)
+        ))
+    })?;
     if out.status.success() {
         return Ok((true, out.stdout));
     }

@@ -112,19 +112,7 @@ pub(crate) fn backoff(n: u32) -> Duration {
 }
 
 /// Text of an error and its causes, for messages that must say why a connection failed.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !out.contains(&t) {
-            out.push_str(": ");
-            out.push_str(&t);
-        }
-        src = s.source();
-    }
-    out
-}
+pub(crate) use crate::error::chain;
 
 fn scope_key(scopes: &[String]) -> String {
     let mut s = scopes.to_vec();
@@ -426,7 +414,7 @@ impl Client {
             registry: self.registry.clone(),
             what: format!("token from {realm}"),
             status: status.as_u16(),
-            detail: format!("invalid JSON: {e}"),
+            detail: format!("invalid JSON: {e}", e = crate::error::chain(&e)),
         })?;
         let value = reply
             .token

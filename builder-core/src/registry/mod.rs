@@ -63,7 +63,7 @@ pub enum RegistryError {
     #[error(transparent)]
     Reference(#[from] InvalidReference),
     /// Pulling failed.
-    #[error("cannot pull {reference}: {source}")]
+    #[error("cannot pull {reference}")]
     Pull {
         /// The reference.
         reference: String,
@@ -72,7 +72,7 @@ pub enum RegistryError {
         source: Box<RegistryError>,
     },
     /// Pushing failed.
-    #[error("cannot push {reference}: {source}")]
+    #[error("cannot push {reference}")]
     Push {
         /// The reference.
         reference: String,
@@ -201,7 +201,7 @@ pub enum RegistryError {
         reason: String,
     },
     /// Local I/O failed.
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {path}")]
     Io {
         /// What was attempted.
         op: &'static str,

@@ -80,7 +80,7 @@ pub enum SnapshotError {
         key: String,
     },
     /// A filesystem operation failed.
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {path}")]
     Io {
         /// What was attempted.
         op: &'static str,
@@ -94,7 +94,7 @@ pub enum SnapshotError {
     #[error(transparent)]
     Fs(#[from] FsError),
     /// Mounting an overlay failed.
-    #[error("cannot mount overlay of {layers} layers on {target}: {source}")]
+    #[error("cannot mount overlay of {layers} layers on {target}")]
     Mount {
         /// The mount point.
         target: PathBuf,
@@ -113,7 +113,7 @@ pub enum SnapshotError {
         child: String,
     },
     /// The fill callback of an import failed.
-    #[error("cannot fill snapshot {key}: {source}")]
+    #[error("cannot fill snapshot {key}")]
     Fill {
         /// The key being imported.
         key: String,

@@ -123,7 +123,10 @@ pub(crate) fn prefetch_context(w: &Arc<LocalWorker>) {
             let _ = worker.context_index();
         });
     if let Err(e) = spawned {
-        tracing::debug!("cannot start the context walk early: {e}");
+        tracing::debug!(
+            "cannot start the context walk early: {e}",
+            e = crate::error::chain(&e)
+        );
     }
 }
 
@@ -300,23 +303,26 @@ impl ArchiveExtractor for LayerExtractor {
         tar: &mut dyn Read,
         owner: Option<(u32, u32)>,
     ) -> Result<Vec<PathBuf>, String> {
-        let real = dest.real_path(dest_dir).map_err(|e| e.to_string())?;
-        let sub = Root::open(&real).map_err(|e| e.to_string())?;
+        let real = dest
+            .real_path(dest_dir)
+            .map_err(|e| crate::error::chain(&e))?;
+        let sub = Root::open(&real).map_err(|e| crate::error::chain(&e))?;
         let opts = crate::layer::ApplyOptions {
             chown: owner.is_none(),
             ..Default::default()
         };
         crate::layer::apply_layer(&sub, tar, crate::changes::WhiteoutStyle::Apply, &opts)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::error::chain(&e))?;
         if let Some((uid, gid)) = owner {
             // Walk without following symlinks; every path is changed through the confined root.
             for entry in walkdir::WalkDir::new(&real).follow_links(false) {
-                let entry = entry.map_err(|e| e.to_string())?;
+                let entry = entry.map_err(|e| crate::error::chain(&e))?;
                 let rel = entry
                     .path()
                     .strip_prefix(&real)
-                    .map_err(|e| e.to_string())?;
-                sub.lchown(rel, uid, gid).map_err(|e| e.to_string())?;
+                    .map_err(|e| crate::error::chain(&e))?;
+                sub.lchown(rel, uid, gid)
+                    .map_err(|e| crate::error::chain(&e))?;
             }
         }
         Ok(vec![crate::fsroot::clean(dest_dir)])
@@ -432,7 +438,7 @@ pub(super) async fn execute_copy(
             match cand.try_reuse(&cfg, &parent, dir) {
                 Ok(Some(layer)) => return Ok(Some(layer)),
                 Ok(None) => {}
-                Err(e) => tracing::debug!("copying afresh: {e}"),
+                Err(e) => tracing::debug!("copying afresh: {e}", e = crate::error::chain(&e)),
             }
         }
         let started = super::copy_reuse::start_time();
@@ -444,7 +450,10 @@ pub(super) async fn execute_copy(
             let req = copy_request(&c, local.clone())?;
             if super::copy_direct::eligible(&req) {
                 super::copy_direct::prepare(&cfg, &parent, &req).unwrap_or_else(|e| {
-                    tracing::debug!("copying through the overlay: {e}");
+                    tracing::debug!(
+                        "copying through the overlay: {e}",
+                        e = crate::error::chain(&e)
+                    );
                     None
                 })
             } else {

@@ -87,7 +87,10 @@ pub(super) fn prepare(
         Err(e) => {
             // A directory whose metadata cannot be copied by hand (an xattr the filesystem
             // refuses): the mounted way copies it up.
-            tracing::debug!("copying through the overlay: {e}");
+            tracing::debug!(
+                "copying through the overlay: {e}",
+                e = crate::error::chain(&e)
+            );
             Ok(None)
         }
     }

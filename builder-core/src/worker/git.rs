@@ -138,7 +138,10 @@ async fn run(
 ) -> Result<Vec<u8>, WorkerError> {
     let out = cmd.output().await.map_err(|e| WorkerError::Git {
         url: redact(&src.url),
-        message: format!("cannot run git ({e}); is git installed?"),
+        message: format!(
+            "cannot run git ({e}); is git installed?",
+            e = crate::error::chain(&e)
+        ),
     })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -277,7 +280,7 @@ pub(crate) async fn checkout(
     let root = dir.to_path_buf();
     tokio::task::spawn_blocking(move || set_times(&root, time))
         .await
-        .map_err(|e| WorkerError::Task(e.to_string()))??;
+        .map_err(|e| WorkerError::Task(crate::error::chain(&e)))??;
     Ok(match &src.subdir {
         Some(s) => dir.join(s.trim_start_matches('/')),
         None => dir.to_path_buf(),

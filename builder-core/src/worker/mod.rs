@@ -108,7 +108,7 @@ pub enum WorkerError {
         id: String,
     },
     /// An I/O error on kiln's own state (not on image or context data).
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}")]
     Io {
         /// What was attempted.
         what: &'static str,
@@ -224,11 +224,11 @@ impl LocalWorker {
             if let Some(dir) = path.parent()
                 && let Err(e) = std::fs::create_dir_all(dir)
             {
-                tracing::warn!(dir = %dir.display(), "cannot create the stat cache directory: {e}");
+                tracing::warn!(dir = %dir.display(), "cannot create the stat cache directory: {e}", e = crate::error::chain(&e));
                 return;
             }
             if let Err(e) = cache.save(path) {
-                tracing::warn!("cannot save the stat cache: {e}");
+                tracing::warn!("cannot save the stat cache: {e}", e = crate::error::chain(&e));
             }
         });
     }
@@ -318,7 +318,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, WorkerError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| WorkerError::Task(e.to_string()))?
+        .map_err(|e| WorkerError::Task(crate::error::chain(&e)))?
 }
 
 impl Worker for LocalWorker {

@@ -97,7 +97,7 @@ fn accept_loop(listener: &UnixListener, agent: &Path, stop: &AtomicBool) {
         let client = match conn {
             Ok((client, _)) => client,
             Err(e) => {
-                tracing::warn!("SSH relay accept failed: {e}");
+                tracing::warn!("SSH relay accept failed: {e}", e = crate::error::chain(&e));
                 // Not a busy loop if the error repeats.
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 continue;
@@ -106,7 +106,7 @@ fn accept_loop(listener: &UnixListener, agent: &Path, stop: &AtomicBool) {
         let upstream = match UnixStream::connect(agent) {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(agent = %agent.display(), "SSH agent connection failed: {e}");
+                tracing::warn!(agent = %agent.display(), "SSH agent connection failed: {e}", e = crate::error::chain(&e));
                 continue;
             }
         };

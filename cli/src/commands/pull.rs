@@ -39,12 +39,16 @@ pub struct PullArgs {
 /// Runs `kiln pull`: prints the digest the reference resolved to on stdout (with `-q`, the
 /// full reference).
 pub fn run(args: &PullArgs, root: &Path) -> miette::Result<ExitCode> {
-    let reference = Reference::parse(&args.reference).map_err(|e| miette!("{e}"))?;
+    let reference = Reference::parse(&args.reference)
+        .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
     let platform = args.platform.clone().unwrap_or_else(Platform::host);
-    let store = Arc::new(
-        ContentStore::open(root)
-            .map_err(|e| miette!("cannot open the store {}: {e}", root.display()))?,
-    );
+    let store = Arc::new(ContentStore::open(root).map_err(|e| {
+        miette!(
+            "cannot open the store {}: {e}",
+            root.display(),
+            e = kiln_builder_core::error::chain(&e)
+        )
+    })?);
     let popts = PullOptions {
         platform,
         concurrency: args.concurrency.max(1),

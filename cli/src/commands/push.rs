@@ -95,12 +95,13 @@ pub struct PushArgs {
 }
 
 fn parse_ref(s: &str) -> miette::Result<Reference> {
-    Reference::parse(s).map_err(|e| miette!("{e}"))
+    Reference::parse(s).map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))
 }
 
 /// A shared lease on the store: `kiln prune` waits while it is held.
 pub(crate) fn lease(store: &ContentStore) -> miette::Result<kiln_builder_core::gc::BuildLease> {
-    kiln_builder_core::gc::BuildLease::acquire(store).map_err(|e| miette::miette!("{e}"))
+    kiln_builder_core::gc::BuildLease::acquire(store)
+        .map_err(|e| miette::miette!("{e}", e = kiln_builder_core::error::chain(&e)))
 }
 
 /// Reports a push on stderr.
@@ -157,15 +158,21 @@ pub fn run(args: &PushArgs, root: &Path) -> miette::Result<ExitCode> {
             targets.push(r);
         }
     }
-    let store = Arc::new(
-        ContentStore::open(root)
-            .map_err(|e| miette!("cannot open the store {}: {e}", root.display()))?,
-    );
-    let manifest = match store.get_tag(&args.image).map_err(|e| miette!("{e}"))? {
+    let store = Arc::new(ContentStore::open(root).map_err(|e| {
+        miette!(
+            "cannot open the store {}: {e}",
+            root.display(),
+            e = kiln_builder_core::error::chain(&e)
+        )
+    })?);
+    let manifest = match store
+        .get_tag(&args.image)
+        .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?
+    {
         Some(d) => d,
         None => store
             .get_tag(&source.to_string())
-            .map_err(|e| miette!("{e}"))?
+            .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?
             .ok_or_else(|| miette!("no image {source} in the store {}", root.display()))?,
     };
     let pushed = push_image(

@@ -37,7 +37,7 @@ impl RegistryArgs {
 
 /// A registry error as a report, with its causes.
 pub fn report(e: &RegistryError) -> miette::Report {
-    let mut msg = e.to_string();
+    let mut msg = kiln_builder_core::error::chain(&e);
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
         let t = s.to_string();
@@ -55,5 +55,10 @@ pub fn runtime() -> miette::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| miette!("cannot start the async runtime: {e}"))
+        .map_err(|e| {
+            miette!(
+                "cannot start the async runtime: {e}",
+                e = kiln_builder_core::error::chain(&e)
+            )
+        })
 }

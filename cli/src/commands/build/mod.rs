@@ -68,8 +68,10 @@ fn request(
     let mut contexts = kiln_builder_core::context::BuildContexts::new();
     for spec in &args.build_contexts {
         let (name, ctx) = kiln_builder_core::context::BuildContexts::parse_spec(spec)
-            .map_err(|e| miette!("{e}"))?;
-        contexts.insert(&name, ctx).map_err(|e| miette!("{e}"))?;
+            .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
+        contexts
+            .insert(&name, ctx)
+            .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
     }
     let secrets = args
         .secrets
@@ -88,7 +90,9 @@ fn request(
         .collect::<miette::Result<_>>()?;
     let mut annotations = kiln_builder_core::image::Annotations::default();
     for a in &args.annotations {
-        annotations.add(a).map_err(|e| miette!("{e}"))?;
+        annotations
+            .add(a)
+            .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
     }
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
