@@ -100,7 +100,7 @@ impl From<WorkerError> for RunImageError {
 }
 
 fn blocking_err(e: tokio::task::JoinError) -> RunImageError {
-    RunImageError::from(WorkerError::Task(crate::error::chain(&e)))
+    RunImageError::from(WorkerError::Task(crate::report::chain(&e)))
 }
 
 /// The command line Docker would run: entrypoint then command, either replaced by the options.

@@ -2,7 +2,8 @@
 //!
 //! Every error's `Display` is its own message only; the cause is its
 //! [`source`](std::error::Error::source). [`chain`] renders an error with all its causes on one
-//! line, the form the library uses wherever it turns an error into text.
+//! line, the form the library uses wherever it turns an error into text; [`IoError`] is the one
+//! shape of a failed file operation that the module errors carry.
 
 use crate::graph::Origin;
 
@@ -84,60 +85,4 @@ impl From<crate::worker::WorkerError> for Error {
     }
 }
 
-/// An error and its causes on one line, joined with `: `, each cause printed once.
-///
-/// A cause whose text the line already shows (some foreign errors repeat their cause in their
-/// message) is left out.
-///
-/// ```
-/// use std::io;
-///
-/// #[derive(Debug, thiserror::Error)]
-/// #[error("cannot read {path}")]
-/// struct ReadError {
-///     path: String,
-///     source: io::Error,
-/// }
-///
-/// let e = ReadError { path: "/etc/x".into(), source: io::Error::other("denied") };
-/// assert_eq!(e.to_string(), "cannot read /etc/x");
-/// assert_eq!(kiln_builder_core::error::chain(&e), "cannot read /etc/x: denied");
-/// ```
-pub fn chain(err: &(dyn std::error::Error + '_)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !text.is_empty() && !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::chain;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("outer")]
-    struct Outer(#[source] Middle);
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("middle")]
-    struct Middle(#[source] std::io::Error);
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("repeats: {0}")]
-    struct Repeats(#[source] std::io::Error);
-
-    #[test]
-    fn chain_joins_every_cause_once() {
-        let e = Outer(Middle(std::io::Error::other("root cause")));
-        assert_eq!(chain(&e), "outer: middle: root cause");
-        let e = Repeats(std::io::Error::other("root cause"));
-        assert_eq!(chain(&e), "repeats: root cause");
-    }
-}
+pub use crate::report::{IoError, chain};

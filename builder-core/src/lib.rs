@@ -32,6 +32,7 @@ pub mod plan;
 mod programs;
 pub mod progress;
 pub mod registry;
+mod report;
 pub mod rootless;
 pub mod scratch;
 pub mod secret;

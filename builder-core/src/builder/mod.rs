@@ -242,7 +242,7 @@ impl Builder {
         let store = self.store.clone();
         let lease = tokio::task::spawn_blocking(move || crate::gc::BuildLease::acquire(&store))
             .await
-            .map_err(|e| crate::Error::TaskFailed(crate::error::chain(&e)))?
+            .map_err(|e| crate::Error::TaskFailed(crate::report::chain(&e)))?
             .map_err(|e| crate::Error::Gc(Box::new(e)))?;
         let out = self.build_platforms(req, events).await;
         drop(lease);
@@ -349,7 +349,7 @@ impl Builder {
                 Ok(None) => {}
                 Err(e) => tracing::warn!(
                     "automatic garbage collection failed: {e}",
-                    e = crate::error::chain(&e)
+                    e = crate::report::chain(&e)
                 ),
             }
         })
@@ -508,7 +508,7 @@ impl Builder {
             // Only the after-the-fact explanation is lost; the build itself succeeded.
             tracing::warn!(
                 "cannot keep the build's cache explanation: {e}",
-                e = crate::error::chain(&e)
+                e = crate::report::chain(&e)
             );
         }
         let final_keys = crate::cache_transfer::run::final_keys(&explanation.steps, &final_stages);
@@ -539,7 +539,7 @@ impl Builder {
             Ok::<_, crate::Error>((w.manifest, w.config, result.steps, w.provenance))
         })
         .await
-        .map_err(|e| crate::Error::TaskFailed(crate::error::chain(&e)))??;
+        .map_err(|e| crate::Error::TaskFailed(crate::report::chain(&e)))??;
         let mut image = manifest.clone();
         image.platform = Some(platform.clone());
         let output = BuildOutput {

@@ -34,7 +34,7 @@ pub(crate) async fn import(
                 super::local::import_local(&store, cache.as_ref(), &dir, &tag)
             })
             .await
-            .unwrap_or_else(|e| Err(CacheTransferError::Task(crate::error::chain(&e))))
+            .unwrap_or_else(|e| Err(CacheTransferError::Task(crate::report::chain(&e))))
         }
     };
     match imported {
@@ -47,7 +47,7 @@ pub(crate) async fn import(
         }
         Err(e) => vec![format!(
             "cannot import cache from {source}: {e}",
-            e = crate::error::chain(&e)
+            e = crate::report::chain(&e)
         )],
     }
 }
@@ -78,7 +78,7 @@ pub(crate) async fn export(
                 super::local::export_local(&store, &records, mode, &dir, &tag)
             })
             .await
-            .map_err(|e| CacheTransferError::Task(crate::error::chain(&e)))??;
+            .map_err(|e| CacheTransferError::Task(crate::report::chain(&e)))??;
             Ok(d.digest)
         }
         CacheDestination::Inline => Ok(image.digest),
@@ -103,7 +103,7 @@ pub(crate) async fn export_all(
             Ok(digest) => written.push((e.to_string(), digest)),
             Err(err) if e.ignore_error => failed.push(format!(
                 "cannot export cache to {e}: {err}",
-                err = crate::error::chain(&err)
+                err = crate::report::chain(&err)
             )),
             Err(err) => return Err(crate::Error::CacheTransfer(Box::new(err))),
         }

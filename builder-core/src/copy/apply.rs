@@ -116,7 +116,7 @@ pub fn apply(
             let file = open_source_file(fs.root(), &item.entry.path)?;
             let mut tar = decompress(kind, file).map_err(|e| CopyError::Extract {
                 path: item.entry.path.clone(),
-                message: crate::error::chain(&e),
+                message: crate::report::chain(&e),
             })?;
             let paths = extractor
                 .extract(dest, &dir, &mut tar as &mut dyn Read, chown)
@@ -577,7 +577,7 @@ impl Writer<'_> {
         };
         for (name, value) in xattrs {
             if let Err(e) = rustix::fs::fsetxattr(fd, &name, &value, XattrFlags::empty()) {
-                tracing::debug!(path = %dst.display(), xattr = ?name, error = %crate::error::chain(&e), "xattr not copied");
+                tracing::debug!(path = %dst.display(), xattr = ?name, error = %crate::report::chain(&e), "xattr not copied");
             }
         }
         Ok(())

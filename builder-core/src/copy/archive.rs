@@ -184,7 +184,7 @@ impl XzReader {
                     Err(lzma_rs::error::Error::IoError(e)) => Err(e),
                     Err(e) => Err(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
-                        format!("xz: {e}", e = crate::error::chain(&e)),
+                        format!("xz: {e}", e = crate::report::chain(&e)),
                     )),
                 }
             })?;

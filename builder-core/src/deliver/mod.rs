@@ -229,7 +229,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, DeliverError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| DeliverError::Task(crate::error::chain(&e)))?
+        .map_err(|e| DeliverError::Task(crate::report::chain(&e)))?
 }
 
 /// One output of the image `image`, with its progress events.

@@ -26,7 +26,7 @@ pub fn isolate_mounts() -> bool {
     if let Err(e) = unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS) } {
         tracing::debug!(
             "no private mount namespace: {e}",
-            e = crate::error::chain(&e)
+            e = crate::report::chain(&e)
         );
         return false;
     }
@@ -40,7 +40,7 @@ pub fn isolate_mounts() -> bool {
         Err(e) => {
             tracing::warn!(
                 "cannot make the private mount namespace a slave of the host's: {e}",
-                e = crate::error::chain(&e)
+                e = crate::report::chain(&e)
             );
             false
         }

@@ -68,7 +68,7 @@ impl Message {
     pub(crate) fn error(stage: impl Into<String>, err: &io::Error) -> Self {
         Message::Error {
             stage: stage.into(),
-            message: crate::error::chain(&err),
+            message: crate::report::chain(&err),
             errno: err.raw_os_error(),
         }
     }

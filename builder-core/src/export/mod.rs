@@ -51,16 +51,8 @@ pub enum ExportError {
     #[error("cannot write export")]
     Write(#[source] io::Error),
     /// A filesystem operation on the destination failed.
-    #[error("cannot {op} {path}")]
-    Io {
-        /// What was attempted.
-        op: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::report::IoError),
     /// A JSON document in the store is not what its descriptor says.
     #[error("invalid {what} {digest}")]
     Json {
@@ -164,19 +156,6 @@ pub struct Prepared {
     pub config: ImageConfig,
 }
 
-fn json<T: serde::de::DeserializeOwned>(
-    store: &ContentStore,
-    digest: &Digest,
-    what: &'static str,
-) -> Result<T, ExportError> {
-    let bytes = store.read_verified_bytes(digest)?;
-    serde_json::from_slice(&bytes).map_err(|source: serde_json::Error| ExportError::Json {
-        what,
-        digest: *digest,
-        source: source.into(),
-    })
-}
-
 /// Reads an image's manifest and config from the store and makes sure its layers exist in the
 /// store with `compression`, compressing (or decompressing) them where needed. The manifest is
 /// rewritten as an OCI manifest when anything changed.
@@ -192,8 +171,8 @@ pub fn prepare(
             media_type: manifest_desc.media_type.clone(),
         });
     }
-    let manifest: Manifest = json(store, &manifest_desc.digest, "manifest")?;
-    let config: ImageConfig = json(store, &manifest.config.digest, "image config")?;
+    let manifest: Manifest = store.read_json_as(&manifest_desc.digest, "manifest")?;
+    let config: ImageConfig = store.read_json_as(&manifest.config.digest, "image config")?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(ExportError::LayerCount {
             manifest: manifest_desc.digest,
@@ -291,11 +270,13 @@ pub fn export_rootfs(
     dest: &Path,
     opts: &ApplyOptions,
 ) -> Result<(), ExportError> {
-    let manifest: Manifest = json(store, &manifest_desc.digest, "manifest")?;
-    std::fs::create_dir_all(dest).map_err(|source| ExportError::Io {
-        op: "create directory",
-        path: dest.to_path_buf(),
-        source,
+    let manifest: Manifest = store.read_json_as(&manifest_desc.digest, "manifest")?;
+    std::fs::create_dir_all(dest).map_err(|source| {
+        ExportError::Io(crate::report::IoError {
+            op: "create directory",
+            path: dest.to_path_buf(),
+            source,
+        })
     })?;
     let root = Root::open(dest).map_err(LayerError::from)?;
     for l in &manifest.layers {
@@ -323,10 +304,10 @@ pub fn export_rootfs_tar<W: io::Write>(
 ) -> Result<W, ExportError> {
     let io_err = |op: &'static str, path: &Path| {
         let path = path.to_path_buf();
-        move |source| ExportError::Io { op, path, source }
+        move |source| ExportError::Io(crate::report::IoError { op, path, source })
     };
     let images: Vec<(Option<String>, Descriptor)> = if media::is_index(&manifest_desc.media_type) {
-        let index: crate::image::Index = json(store, &manifest_desc.digest, "index")?;
+        let index: crate::image::Index = store.read_json_as(&manifest_desc.digest, "index")?;
         index
             .manifests
             .into_iter()

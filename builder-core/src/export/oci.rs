@@ -83,10 +83,12 @@ pub fn write_layout(
     entries: &Index,
     dest: &Path,
 ) -> Result<(), ExportError> {
-    std::fs::create_dir_all(dest).map_err(|source| ExportError::Io {
-        op: "create directory",
-        path: dest.to_path_buf(),
-        source,
+    std::fs::create_dir_all(dest).map_err(|source| {
+        ExportError::Io(crate::report::IoError {
+            op: "create directory",
+            path: dest.to_path_buf(),
+            source,
+        })
     })?;
     // `dest` itself may be a symlink (the user named it), but nothing inside it is followed out
     // of it: every path below is resolved through the directory's descriptor, confined.
@@ -147,10 +149,12 @@ fn copy_blob(
         return Ok(());
     }
     let shown = shown.join(digest.hex());
-    let io_err = |op, source| ExportError::Io {
-        op,
-        path: shown.clone(),
-        source,
+    let io_err = |op, source| {
+        ExportError::Io(crate::report::IoError {
+            op,
+            path: shown.clone(),
+            source,
+        })
     };
     // Readable by others like any exported file (a temp file would be 0600).
     let mut tmp = tempfile::Builder::new()

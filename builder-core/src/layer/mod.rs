@@ -61,16 +61,8 @@ pub enum LayerError {
     #[error(transparent)]
     Fs(#[from] FsError),
     /// Another filesystem operation failed.
-    #[error("cannot {op} {path}")]
-    Io {
-        /// What was attempted.
-        op: &'static str,
-        /// The host path.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::report::IoError),
     /// Writing the tar stream failed.
     #[error("cannot write layer")]
     Write(#[source] io::Error),

@@ -201,16 +201,8 @@ pub enum RegistryError {
         reason: String,
     },
     /// Local I/O failed.
-    #[error("cannot {op} {path}")]
-    Io {
-        /// What was attempted.
-        op: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::report::IoError),
     /// A blocking task panicked.
     #[error("registry task failed: {0}")]
     Task(String),

@@ -80,16 +80,8 @@ pub enum SnapshotError {
         key: String,
     },
     /// A filesystem operation failed.
-    #[error("cannot {op} {path}")]
-    Io {
-        /// What was attempted.
-        op: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::report::IoError),
     /// A confined filesystem operation failed.
     #[error(transparent)]
     Fs(#[from] FsError),
@@ -125,7 +117,7 @@ pub enum SnapshotError {
 
 pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> SnapshotError {
     let path = path.to_path_buf();
-    move |source| SnapshotError::Io { op, path, source }
+    move |source| SnapshotError::Io(crate::report::IoError { op, path, source })
 }
 
 /// Creates, commits and removes snapshots. Blocking; object-safe so the solver can hold a

@@ -89,7 +89,7 @@ pub(crate) fn probe(dir: &Path) -> bool {
     match run() {
         Ok(()) => true,
         Err(e) => {
-            tracing::debug!(error = %crate::error::chain(&e), "overlayfs probe failed");
+            tracing::debug!(error = %crate::report::chain(&e), "overlayfs probe failed");
             false
         }
     }

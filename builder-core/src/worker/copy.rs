@@ -125,7 +125,7 @@ pub(crate) fn prefetch_context(w: &Arc<LocalWorker>) {
     if let Err(e) = spawned {
         tracing::debug!(
             "cannot start the context walk early: {e}",
-            e = crate::error::chain(&e)
+            e = crate::report::chain(&e)
         );
     }
 }
@@ -305,24 +305,24 @@ impl ArchiveExtractor for LayerExtractor {
     ) -> Result<Vec<PathBuf>, String> {
         let real = dest
             .real_path(dest_dir)
-            .map_err(|e| crate::error::chain(&e))?;
-        let sub = Root::open(&real).map_err(|e| crate::error::chain(&e))?;
+            .map_err(|e| crate::report::chain(&e))?;
+        let sub = Root::open(&real).map_err(|e| crate::report::chain(&e))?;
         let opts = crate::layer::ApplyOptions {
             chown: owner.is_none(),
             ..Default::default()
         };
         crate::layer::apply_layer(&sub, tar, crate::changes::WhiteoutStyle::Apply, &opts)
-            .map_err(|e| crate::error::chain(&e))?;
+            .map_err(|e| crate::report::chain(&e))?;
         if let Some((uid, gid)) = owner {
             // Walk without following symlinks; every path is changed through the confined root.
             for entry in walkdir::WalkDir::new(&real).follow_links(false) {
-                let entry = entry.map_err(|e| crate::error::chain(&e))?;
+                let entry = entry.map_err(|e| crate::report::chain(&e))?;
                 let rel = entry
                     .path()
                     .strip_prefix(&real)
-                    .map_err(|e| crate::error::chain(&e))?;
+                    .map_err(|e| crate::report::chain(&e))?;
                 sub.lchown(rel, uid, gid)
-                    .map_err(|e| crate::error::chain(&e))?;
+                    .map_err(|e| crate::report::chain(&e))?;
             }
         }
         Ok(vec![crate::fsroot::clean(dest_dir)])
@@ -354,11 +354,11 @@ fn write_inline(cfg: &LocalWorkerConfig, dest: &Root, c: &CopyOp) -> Result<(), 
         let mode = chmod.as_ref().map_or(0o644, |m| m.apply(0o644, false));
         let mut file = dest.create_file(Path::new(&path), mode)?;
         std::io::Write::write_all(&mut file, f.content.as_bytes()).map_err(|source| {
-            WorkerError::Io {
-                what: "cannot write",
+            WorkerError::Io(crate::report::IoError {
+                op: "write",
                 path: PathBuf::from(&path),
                 source,
-            }
+            })
         })?;
         drop(file);
         if let Some((uid, gid)) = owner {
@@ -405,10 +405,12 @@ pub(super) async fn execute_copy(
         let commit = w.git_commits.commit(&src).await?;
         let scratch = std::fs::create_dir_all(&cfg.state_dir)
             .and_then(|()| tempfile::tempdir_in(&cfg.state_dir))
-            .map_err(|source| WorkerError::Io {
-                what: "cannot create a directory in",
-                path: cfg.state_dir.clone(),
-                source,
+            .map_err(|source| {
+                WorkerError::Io(crate::report::IoError {
+                    op: "create a directory in",
+                    path: cfg.state_dir.clone(),
+                    source,
+                })
             })?;
         let tree = super::git::checkout(&src, &commit, c.keep_git_dir, scratch.path()).await?;
         checkouts.push((scratch, tree));
@@ -438,7 +440,7 @@ pub(super) async fn execute_copy(
             match cand.try_reuse(&cfg, &parent, dir) {
                 Ok(Some(layer)) => return Ok(Some(layer)),
                 Ok(None) => {}
-                Err(e) => tracing::debug!("copying afresh: {e}", e = crate::error::chain(&e)),
+                Err(e) => tracing::debug!("copying afresh: {e}", e = crate::report::chain(&e)),
             }
         }
         let started = super::copy_reuse::start_time();
@@ -452,7 +454,7 @@ pub(super) async fn execute_copy(
                 super::copy_direct::prepare(&cfg, &parent, &req).unwrap_or_else(|e| {
                     tracing::debug!(
                         "copying through the overlay: {e}",
-                        e = crate::error::chain(&e)
+                        e = crate::report::chain(&e)
                     );
                     None
                 })
@@ -515,11 +517,11 @@ pub(super) async fn execute_copy(
                         Some(v) => Root::open(v.path())?,
                         None => {
                             empty = tempfile::tempdir_in(&cfg.state_dir).map_err(|source| {
-                                WorkerError::Io {
-                                    what: "cannot create a directory in",
+                                WorkerError::Io(crate::report::IoError {
+                                    op: "create a directory in",
                                     path: cfg.state_dir.clone(),
                                     source,
-                                }
+                                })
                             })?;
                             Root::open(empty.path())?
                         }

@@ -89,7 +89,7 @@ pub(super) fn prepare(
             // refuses): the mounted way copies it up.
             tracing::debug!(
                 "copying through the overlay: {e}",
-                e = crate::error::chain(&e)
+                e = crate::report::chain(&e)
             );
             Ok(None)
         }

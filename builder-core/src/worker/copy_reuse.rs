@@ -274,7 +274,7 @@ impl Candidate {
             entries: self.entries.clone(),
         };
         if let Err(e) = store(&self.memo_path, &memo) {
-            tracing::debug!(path = %self.memo_path.display(), "cannot remember a copy: {e}", e = crate::error::chain(&e));
+            tracing::debug!(path = %self.memo_path.display(), "cannot remember a copy: {e}", e = crate::report::chain(&e));
         }
     }
 

@@ -158,17 +158,19 @@ impl Downloads {
                     .dir
                     .get_or_try_init(|| async {
                         std::fs::create_dir_all(&self.state_dir).map_err(|source| {
-                            WorkerError::Io {
-                                what: "cannot create",
+                            WorkerError::Io(crate::report::IoError {
+                                op: "create",
                                 path: self.state_dir.clone(),
                                 source,
-                            }
+                            })
                         })?;
                         crate::scratch::ScratchDir::new_in(&self.state_dir, "run-download-")
-                            .map_err(|source| WorkerError::Io {
-                                what: "cannot create a directory in",
-                                path: self.state_dir.clone(),
-                                source,
+                            .map_err(|source| {
+                                WorkerError::Io(crate::report::IoError {
+                                    op: "create a directory in",
+                                    path: self.state_dir.clone(),
+                                    source,
+                                })
                             })
                     })
                     .await?;
@@ -227,7 +229,7 @@ async fn download(
     let request_err = |e: reqwest::Error| DownloadError::Request {
         url: crate::secret::redact_userinfo(url).into_owned(),
         // Without the URL (already in the message) and its credentials, if any.
-        message: crate::error::chain(&e.without_url()),
+        message: crate::report::chain(&e.without_url()),
     };
     let name = file_name(url).unwrap_or_else(|| "download".to_string());
     let path = dir.join(&name);

@@ -145,14 +145,14 @@ pub fn find_in(dir: &Path, platform: &Platform) -> Result<Emulator, String> {
         format!(
             "{} is not mounted: {e}",
             dir.display(),
-            e = crate::error::chain(&e)
+            e = crate::report::chain(&e)
         )
     })?;
     if status.trim() != "enabled" {
         return Err(format!("binfmt_misc is disabled ({})", dir.display()));
     }
     let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display(), e = crate::error::chain(&e)))?;
+        .map_err(|e| format!("{}: {e}", dir.display(), e = crate::report::chain(&e)))?;
     let mut names: Vec<String> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
