@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 pub use docker::export_docker_archive;
 pub use exporter::{
-    ByteProgress, DockerArchiveExporter, Exporter, LocalExporter, OciArchiveExporter,
+    ByteProgress, Cancel, DockerArchiveExporter, Exporter, LocalExporter, OciArchiveExporter,
     OciLayoutExporter, TarExporter,
 };
 pub use oci::{export_oci_archive, export_oci_dir, write_layout};
@@ -50,6 +50,10 @@ pub enum ExportError {
     /// Writing the output failed.
     #[error("cannot write export")]
     Write(#[source] io::Error),
+    /// The export was cancelled ([`ExportOptions::cancel`]); what it had written is removed, or
+    /// (a directory output) whole files only.
+    #[error("export cancelled")]
+    Cancelled,
     /// A filesystem operation on the destination failed.
     #[error(transparent)]
     Io(#[from] crate::report::IoError),
@@ -122,11 +126,28 @@ pub struct ExportOptions {
     pub tags: Vec<String>,
     /// Told how many bytes a tar export wrote, as it goes.
     pub progress: Option<ByteProgress>,
+    /// Stops the export at its next write, blob or layer once cancelled.
+    pub cancel: Cancel,
+}
+
+impl ExportOptions {
+    /// `Err(Cancelled)` once [`cancel`](Self::cancel) is cancelled: the export's checkpoint,
+    /// between blobs and layers.
+    pub fn checkpoint(&self) -> Result<(), ExportError> {
+        if self.cancel.is_cancelled() {
+            Err(ExportError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl ExportError {
-    /// This error, as the failure to export to `dest`.
+    /// This error, as the failure to export to `dest` (a cancellation stays one).
     pub fn to(self, dest: &Path) -> ExportError {
+        if matches!(self, ExportError::Cancelled) {
+            return self;
+        }
         ExportError::To {
             dest: dest.to_path_buf(),
             source: Box::new(self),
@@ -141,6 +162,7 @@ impl Default for ExportOptions {
             compress: CompressOptions::default(),
             tags: Vec::new(),
             progress: None,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -270,6 +292,17 @@ pub fn export_rootfs(
     dest: &Path,
     opts: &ApplyOptions,
 ) -> Result<(), ExportError> {
+    export_rootfs_cancellable(store, manifest_desc, dest, opts, &ExportOptions::default())
+}
+
+/// [`export_rootfs`] with a checkpoint of `export` before each layer.
+pub(crate) fn export_rootfs_cancellable(
+    store: &ContentStore,
+    manifest_desc: &Descriptor,
+    dest: &Path,
+    opts: &ApplyOptions,
+    export: &ExportOptions,
+) -> Result<(), ExportError> {
     let manifest: Manifest = store.read_json_as(&manifest_desc.digest, "manifest")?;
     std::fs::create_dir_all(dest).map_err(|source| {
         ExportError::Io(crate::report::IoError {
@@ -280,6 +313,7 @@ pub fn export_rootfs(
     })?;
     let root = Root::open(dest).map_err(LayerError::from)?;
     for l in &manifest.layers {
+        export.checkpoint()?;
         layer::apply_blob(store, &l.digest, &root, WhiteoutStyle::Apply, opts)?;
     }
     Ok(())
@@ -301,6 +335,23 @@ pub fn export_rootfs_tar<W: io::Write>(
     manifest_desc: &Descriptor,
     scratch_parent: &Path,
     out: W,
+) -> Result<W, ExportError> {
+    export_rootfs_tar_cancellable(
+        store,
+        manifest_desc,
+        scratch_parent,
+        out,
+        &ExportOptions::default(),
+    )
+}
+
+/// [`export_rootfs_tar`] with a checkpoint of `export` before each layer and file.
+pub(crate) fn export_rootfs_tar_cancellable<W: io::Write>(
+    store: &ContentStore,
+    manifest_desc: &Descriptor,
+    scratch_parent: &Path,
+    out: W,
+    export: &ExportOptions,
 ) -> Result<W, ExportError> {
     let io_err = |op: &'static str, path: &Path| {
         let path = path.to_path_buf();
@@ -338,7 +389,7 @@ pub fn export_rootfs_tar<W: io::Write>(
             .tempdir_in(scratch_parent)
             .map_err(io_err("create a directory in", scratch_parent))?;
         let dir = scratch.path().join("rootfs");
-        export_rootfs(store, image, &dir, &ApplyOptions::default())?;
+        export_rootfs_cancellable(store, image, &dir, &ApplyOptions::default(), export)?;
         let min_depth = if name.is_some() { 0 } else { 1 };
         let mut entries: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
             .follow_links(false)
@@ -351,6 +402,7 @@ pub fn export_rootfs_tar<W: io::Write>(
             .collect::<Result<_, _>>()?;
         entries.sort();
         for path in entries {
+            export.checkpoint()?;
             let rel = path.strip_prefix(&dir).unwrap_or(&path);
             let rel = match name {
                 Some(n) => Path::new(n).join(rel),

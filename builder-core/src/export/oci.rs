@@ -69,7 +69,7 @@ pub fn export_oci_dir(
         crate::content::validate_tag(tag)?;
     }
     let p = prepare_top(store, manifest, opts)?;
-    write_layout(store, &p.blobs, &entries(&p, &opts.tags), dest)?;
+    write_layout_cancellable(store, &p.blobs, &entries(&p, &opts.tags), dest, opts)?;
     Ok(p.desc)
 }
 
@@ -82,6 +82,18 @@ pub fn write_layout(
     blobs: &[Digest],
     entries: &Index,
     dest: &Path,
+) -> Result<(), ExportError> {
+    write_layout_cancellable(store, blobs, entries, dest, &ExportOptions::default())
+}
+
+/// [`write_layout`] with a checkpoint of `export` before each blob: a cancelled export leaves
+/// whole blobs and the index as it was.
+fn write_layout_cancellable(
+    store: &ContentStore,
+    blobs: &[Digest],
+    entries: &Index,
+    dest: &Path,
+    export: &ExportOptions,
 ) -> Result<(), ExportError> {
     std::fs::create_dir_all(dest).map_err(|source| {
         ExportError::Io(crate::report::IoError {
@@ -99,6 +111,7 @@ pub fn write_layout(
     let blobs_dir = proc_fd_path(&blobs_fd);
     let shown = dest.join("blobs").join("sha256");
     for d in blobs {
+        export.checkpoint()?;
         copy_blob(store, d, &blobs_dir, &shown)?;
     }
     fsync_dir(&blobs_dir)?;
@@ -195,6 +208,7 @@ pub fn export_oci_archive<W: Write>(
     tar.dir("blobs/")?;
     tar.dir("blobs/sha256/")?;
     for d in &p.blobs {
+        opts.checkpoint()?;
         tar.blob(&blob_name(d), store, d)?;
     }
     let index =
