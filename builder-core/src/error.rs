@@ -9,6 +9,7 @@ use crate::graph::Origin;
 
 /// Any error of the build engine.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[non_exhaustive]
 pub enum Error {
     /// The Dockerfile does not parse.
     #[error(transparent)]

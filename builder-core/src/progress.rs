@@ -10,6 +10,7 @@ pub use crate::exec::Stream;
 
 /// One thing that happened during a build.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum BuildEvent {
     /// A step began (or was looked up in the cache).
     StepStarted {

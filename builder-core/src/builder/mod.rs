@@ -22,6 +22,7 @@ use crate::worker::{LocalWorker, LocalWorkerConfig, WorkerError};
 
 /// Which executor runs RUN steps.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExecutorChoice {
     /// The built-in namespace sandbox. `helper` is the program re-executed as the sandbox helper
     /// (default: the current program, which must call
@@ -39,6 +40,7 @@ pub enum ExecutorChoice {
 
 /// How a [`Builder`] is set up.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BuilderOptions {
     /// The store directory (an OCI image layout plus kiln's state under `kiln/`).
     pub root: PathBuf,
@@ -61,6 +63,7 @@ impl BuilderOptions {
 
 /// One build.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct BuildRequest {
     /// The Dockerfile's text.
     pub dockerfile: String,
@@ -108,6 +111,7 @@ pub struct BuildRequest {
 
 /// What a build produced.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BuildOutput {
     /// The image manifest in the store, or the image index of a multi-platform build; its
     /// digest is the image's identity.
@@ -151,6 +155,15 @@ fn state_path(store: &ContentStore, name: &str) -> PathBuf {
 
 impl Builder {
     /// Opens (or creates) the store and sets up the snapshotter and executor.
+    ///
+    /// ```no_run
+    /// use kiln_builder_core::{Builder, BuilderOptions, ExecutorChoice};
+    ///
+    /// let mut options = BuilderOptions::new("/var/lib/kiln");
+    /// options.executor = ExecutorChoice::Sandbox { helper: None };
+    /// let builder = Builder::new(options)?;
+    /// # Ok::<(), kiln_builder_core::Error>(())
+    /// ```
     pub fn new(opts: BuilderOptions) -> Result<Self, crate::Error> {
         let store = Arc::new(ContentStore::open(&opts.root).map_err(WorkerError::from)?);
         let snapshots: Arc<dyn Snapshotter> = Arc::from(
@@ -232,7 +245,28 @@ impl Builder {
         &self.explain
     }
 
-    /// Runs a build and tags the result.
+    /// Runs a build and tags the result. Progress goes to `events` (see
+    /// [`progress::channel`](crate::progress::channel)), which someone must drain.
+    ///
+    /// ```no_run
+    /// # async fn f(builder: &kiln_builder_core::Builder) -> Result<(), kiln_builder_core::Error> {
+    /// use kiln_builder_core::BuildRequest;
+    /// use kiln_builder_core::progress::BuildEvent;
+    ///
+    /// let mut request = BuildRequest::default();
+    /// request.dockerfile = "FROM busybox\nRUN echo hi\n".into();
+    /// let (events, mut rx) = kiln_builder_core::progress::channel();
+    /// tokio::spawn(async move {
+    ///     while let Some(event) = rx.recv().await {
+    ///         if let BuildEvent::Warning { message } = event {
+    ///             eprintln!("warning: {message}");
+    ///         }
+    ///     }
+    /// });
+    /// let built = builder.build(request, events).await?;
+    /// println!("{}", built.config_digest);
+    /// # Ok(()) }
+    /// ```
     pub async fn build(
         &self,
         req: BuildRequest,

@@ -32,10 +32,15 @@ pub mod source;
 
 use std::path::PathBuf;
 
-pub use apply::{ApplyOptions, CopyOutput, apply};
-pub use archive::{ArchiveExtractor, ArchiveKind, detect_archive, verify_checksum};
+pub use apply::{ApplyOptions, apply};
+pub use archive::ArchiveExtractor;
 pub use select::{Selected, SelectedItem, Selection, select};
 pub use source::{ContextSource, RootfsSource, SourceFs};
+#[cfg(test)]
+use {
+    apply::CopyOutput,
+    archive::{ArchiveKind, detect_archive, verify_checksum},
+};
 
 use crate::chmod::ChmodSpec;
 use crate::context::glob::BadPattern;

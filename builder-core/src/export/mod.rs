@@ -40,6 +40,7 @@ use crate::layer::{self, ApplyOptions, CompressOptions, LayerError};
 
 /// An error while exporting an image.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExportError {
     /// The content store failed (missing or corrupt blob, I/O).
     #[error(transparent)]
@@ -117,6 +118,7 @@ pub enum ExportError {
 
 /// Options shared by the exporters.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ExportOptions {
     /// Layer compression in the output (gzip by default).
     pub compression: Compression,

@@ -133,6 +133,7 @@ pub struct Usage {
 
 /// What to remove.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct PruneOptions {
     /// Remove every cache record (and everything only they kept).
     pub all: bool,

@@ -38,6 +38,7 @@ pub const ANNOTATION_SOURCE_DIGEST: &str = "dev.kiln.registry.digest";
 
 /// How registries are reached.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RegistryOptions {
     /// Registries (`host:port`) that may be reached over plain HTTP besides loopback.
     pub insecure_registries: Vec<String>,

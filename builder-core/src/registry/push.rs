@@ -24,6 +24,7 @@ use crate::layer::CompressOptions;
 
 /// How to push.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PushOptions {
     /// Layer compression in the registry.
     pub compression: Compression,

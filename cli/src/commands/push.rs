@@ -57,12 +57,11 @@ pub struct PushFlags {
 impl PushFlags {
     /// The library's options.
     pub(crate) fn options(&self) -> PushOptions {
-        PushOptions {
-            compression: self.compression.into(),
-            chunk_size: self.chunk_size,
-            concurrency: self.concurrency.max(1),
-            ..PushOptions::default()
-        }
+        let mut opts = PushOptions::default();
+        opts.compression = self.compression.into();
+        opts.chunk_size = self.chunk_size;
+        opts.concurrency = self.concurrency.max(1);
+        opts
     }
 }
 

@@ -27,27 +27,16 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     /// The library's options.
     pub fn options(&self) -> RegistryOptions {
-        RegistryOptions {
-            insecure_registries: self.insecure_registries.clone(),
-            ca_files: self.ca_files.clone(),
-            ..RegistryOptions::default()
-        }
+        let mut opts = RegistryOptions::default();
+        opts.insecure_registries = self.insecure_registries.clone();
+        opts.ca_files = self.ca_files.clone();
+        opts
     }
 }
 
 /// A registry error as a report, with its causes.
 pub fn report(e: &RegistryError) -> miette::Report {
-    let mut msg = kiln_builder_core::error::chain(&e);
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        src = s.source();
-    }
-    miette!("{msg}")
+    miette!("{}", kiln_builder_core::error::chain(e))
 }
 
 /// A tokio runtime for one command.

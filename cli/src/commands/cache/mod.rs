@@ -88,10 +88,11 @@ pub(crate) fn open_builder(root: &Path) -> miette::Result<Builder> {
 
 /// Turns the shared prune flags into options.
 pub(crate) fn prune_options(args: &PruneArgs) -> miette::Result<PruneOptions> {
-    let mut opts = PruneOptions {
-        all: args.all,
-        mounts: args.mounts,
-        ..PruneOptions::default()
+    let mut opts = {
+        let mut v = PruneOptions::default();
+        v.all = args.all;
+        v.mounts = args.mounts;
+        v
     };
     if let Some(k) = &args.keep_storage {
         opts.keep_storage =
