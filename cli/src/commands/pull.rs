@@ -2,10 +2,8 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Args;
-use kiln_builder_core::content::ContentStore;
 use kiln_builder_core::image::Platform;
 use kiln_builder_core::registry::{PullOptions, Reference, pull};
 use miette::miette;
@@ -42,13 +40,7 @@ pub fn run(args: &PullArgs, root: &Path) -> miette::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)
         .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
     let platform = args.platform.clone().unwrap_or_else(Platform::host);
-    let store = Arc::new(ContentStore::open(root).map_err(|e| {
-        miette!(
-            "cannot open the store {}: {e}",
-            root.display(),
-            e = kiln_builder_core::error::chain(&e)
-        )
-    })?);
+    let store = crate::commands::registry::open_store(root)?;
     let popts = PullOptions {
         platform,
         concurrency: args.concurrency.max(1),

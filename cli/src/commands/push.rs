@@ -157,13 +157,7 @@ pub fn run(args: &PushArgs, root: &Path) -> miette::Result<ExitCode> {
             targets.push(r);
         }
     }
-    let store = Arc::new(ContentStore::open(root).map_err(|e| {
-        miette!(
-            "cannot open the store {}: {e}",
-            root.display(),
-            e = kiln_builder_core::error::chain(&e)
-        )
-    })?);
+    let store = crate::commands::registry::open_store(root)?;
     let manifest = match store
         .get_tag(&args.image)
         .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?

@@ -39,6 +39,20 @@ pub fn report(e: &RegistryError) -> miette::Report {
     miette!("{}", kiln_builder_core::error::chain(e))
 }
 
+/// The store under `root`, for pulls and pushes.
+pub fn open_store(
+    root: &std::path::Path,
+) -> miette::Result<std::sync::Arc<kiln_builder_core::content::ContentStore>> {
+    let store = kiln_builder_core::content::ContentStore::open(root).map_err(|e| {
+        miette!(
+            "cannot open the store {}: {}",
+            root.display(),
+            kiln_builder_core::error::chain(&e)
+        )
+    })?;
+    Ok(std::sync::Arc::new(store))
+}
+
 /// A tokio runtime for one command.
 pub fn runtime() -> miette::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
