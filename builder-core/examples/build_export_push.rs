@@ -38,11 +38,12 @@ fn main() -> miette::Result<()> {
                 eprintln!("{event:?}");
             }
         });
-        let request = BuildRequest {
-            dockerfile,
-            context: Some(context),
-            tags: vec![reference],
-            ..BuildRequest::default()
+        let request = {
+            let mut v = BuildRequest::default();
+            v.dockerfile = dockerfile;
+            v.context = Some(context);
+            v.tags = vec![reference];
+            v
         };
         let built = builder.build(request, events).await?;
         let _ = printer.await;

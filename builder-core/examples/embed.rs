@@ -51,15 +51,18 @@ fn main() -> Result<(), Box<dyn Error>> {
                         }
                     }
                     BuildEvent::Warning { message } => eprintln!("warning: {message}"),
+                    // Events added in later versions.
+                    _ => {}
                 }
             }
         });
-        let request = BuildRequest {
-            dockerfile,
-            dockerfile_path: Some(dockerfile_path),
-            context: Some(context),
-            tags: vec![tag],
-            ..BuildRequest::default()
+        let request = {
+            let mut v = BuildRequest::default();
+            v.dockerfile = dockerfile;
+            v.dockerfile_path = Some(dockerfile_path);
+            v.context = Some(context);
+            v.tags = vec![tag];
+            v
         };
         let result = builder.build(request, sink).await;
         let _ = printer.await;

@@ -73,7 +73,7 @@ pub enum RunImageError {
     #[error("bind mount target {0} is not an absolute path")]
     RelativeTarget(PathBuf),
     /// A bind mount source does not exist.
-    #[error("bind mount source {path} cannot be used: {source}")]
+    #[error("bind mount source {path} cannot be used")]
     BindSource {
         /// The host path.
         path: PathBuf,
@@ -102,7 +102,7 @@ impl From<WorkerError> for RunImageError {
 }
 
 fn blocking_err(e: tokio::task::JoinError) -> RunImageError {
-    RunImageError::from(WorkerError::Task(e.to_string()))
+    RunImageError::from(WorkerError::Task(crate::report::chain(&e)))
 }
 
 /// The command line Docker would run: entrypoint then command, either replaced by the options.

@@ -1,9 +1,15 @@
 //! The crate's error: one variant per module error, plus the context the solver adds.
+//!
+//! Every error's `Display` is its own message only; the cause is its
+//! [`source`](std::error::Error::source). [`chain`] renders an error with all its causes on one
+//! line, the form the library uses wherever it turns an error into text; [`IoError`] is the one
+//! shape of a failed file operation that the module errors carry.
 
 use crate::graph::Origin;
 
 /// Any error of the build engine.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[non_exhaustive]
 pub enum Error {
     /// The Dockerfile does not parse.
     #[error(transparent)]
@@ -26,7 +32,7 @@ pub enum Error {
     #[diagnostic(code(kiln::worker))]
     Worker(Box<crate::worker::WorkerError>),
     /// A step failed; `origin` is the Dockerfile instruction.
-    #[error("{} (line {}): {source}", origin.text, origin.start_line)]
+    #[error("{} (line {})", origin.text, origin.start_line)]
     #[diagnostic(code(kiln::step))]
     Step {
         /// The instruction that failed.
@@ -79,3 +85,5 @@ impl From<crate::worker::WorkerError> for Error {
         Error::Worker(Box::new(e))
     }
 }
+
+pub use crate::report::{IoError, chain};

@@ -20,7 +20,7 @@ use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat};
 
 /// An error from a confined filesystem operation, naming the operation, the root and the path.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot {op} {path} in {root}: {source}")]
+#[error("cannot {op} {path} in {root}")]
 pub struct FsError {
     /// What was attempted, e.g. "create file".
     pub op: &'static str,

@@ -3,6 +3,31 @@
 //! Owns everything between a parsed Dockerfile and an image: planning, solving, the content store,
 //! snapshots, isolated execution of RUN steps, layers, image configs and exports. It creates no
 //! async runtime of its own: the public API is async and runs on the caller's tokio runtime.
+//!
+//! A build, then its outputs (what `kiln build -t app:1 -o type=oci,dest=app.tar .` does):
+//!
+//! ```no_run
+//! use kiln_builder_core::deliver::{Delivery, deliver};
+//! use kiln_builder_core::{BuildRequest, Builder, BuilderOptions};
+//!
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! let builder = Builder::new(BuilderOptions::new("/var/lib/kiln"))?;
+//! let mut request = BuildRequest::default();
+//! request.dockerfile = std::fs::read_to_string("Dockerfile")?;
+//! request.context = Some(".".into());
+//! request.tags = vec!["app:1".into()];
+//! let (events, mut rx) = kiln_builder_core::progress::channel();
+//! tokio::spawn(async move { while rx.recv().await.is_some() {} });
+//! let built = builder.build(request, events).await?;
+//! let delivery = Delivery::new(vec!["type=oci,dest=app.tar".parse()?]);
+//! deliver(&builder, &built, &delivery, None).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Errors are typed per module and rolled up into [`Error`], a `miette::Diagnostic`; each
+//! `Display` is its own message, and [`error::chain`] renders one with its causes. Public enums
+//! and option structs are `#[non_exhaustive]`: build options from their `Default` (or `new`)
+//! and set fields, and match events with a wildcard arm.
 #![deny(missing_docs)]
 
 pub mod attest;
@@ -10,13 +35,13 @@ pub mod builder;
 pub mod cache;
 pub mod cache_transfer;
 pub mod changes;
-pub mod chmod;
+pub(crate) mod chmod;
 pub mod container;
 pub mod content;
 pub mod context;
-pub mod copy;
+pub(crate) mod copy;
 pub mod deliver;
-mod error;
+pub mod error;
 pub mod exec;
 pub mod export;
 pub mod fsroot;
@@ -27,22 +52,23 @@ pub mod images;
 pub mod import;
 pub mod info;
 pub mod layer;
-pub mod output;
+pub(crate) mod output;
 pub mod plan;
 mod programs;
 pub mod progress;
 pub mod registry;
+mod report;
 pub mod rootless;
-pub mod scratch;
+pub(crate) mod scratch;
 pub mod secret;
 pub mod snapshot;
 pub mod solver;
 pub mod ssh_keys;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod userdb;
+pub(crate) mod userdb;
 pub mod worker;
-pub mod xattr;
+pub(crate) mod xattr;
 
 pub use builder::{BuildOutput, BuildRequest, Builder, BuilderOptions, ExecutorChoice};
 pub use error::Error;

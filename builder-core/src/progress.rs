@@ -5,17 +5,12 @@ use std::time::Duration;
 
 use crate::graph::StepId;
 
-/// Which output stream a log chunk came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
+/// Which output stream a log chunk came from: the executor's own type.
+pub use crate::exec::Stream;
 
 /// One thing that happened during a build.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum BuildEvent {
     /// A step began (or was looked up in the cache).
     StepStarted {

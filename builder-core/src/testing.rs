@@ -208,7 +208,7 @@ pub fn busybox_rootfs(dir: &Path) -> std::io::Result<()> {
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
     /// Building the rootfs failed.
-    #[error("cannot build the busybox rootfs in {path}: {source}")]
+    #[error("cannot build the busybox rootfs in {path}")]
     Rootfs {
         /// The directory.
         path: PathBuf,

@@ -49,7 +49,7 @@ pub struct Group {
 #[derive(Debug, thiserror::Error)]
 pub enum UserDbError {
     /// A user file exists but cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file inside the root filesystem.
         path: PathBuf,

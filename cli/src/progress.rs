@@ -95,6 +95,8 @@ impl<W: Write> PlainRenderer<W> {
             BuildEvent::Warning { message } => {
                 let _ = writeln!(self.out, "WARNING: {message}");
             }
+            // Events of a newer library than this renderer knows.
+            _ => {}
         }
         let _ = self.out.flush();
     }
@@ -174,6 +176,7 @@ pub fn event_json(event: &BuildEvent) -> serde_json::Value {
             "layer_size": layer_size,
         }),
         BuildEvent::Warning { message } => json!({"event": "warning", "message": message}),
+        _ => json!({"event": "other"}),
     }
 }
 

@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use kiln_builder_core::error::chain;
 use miette::Report;
 
 /// `--color`.
@@ -43,8 +44,8 @@ pub fn setup_colors(choice: ColorChoice) {
     }));
 }
 
-/// Prints a report to stderr, honouring `NO_COLOR`. Each cause is printed once: a cause whose
-/// text a message above already shows is left out.
+/// Prints a report to stderr, honouring `NO_COLOR`. The message is the error and its causes on
+/// one line ([`chain`]), each cause once.
 pub fn print_report(report: &Report) {
     if report.labels().is_some() || report.source_code().is_some() {
         eprintln!("{report:?}");
@@ -54,55 +55,18 @@ pub fn print_report(report: &Report) {
     eprintln!("{:?}", Report::new(flat));
 }
 
-/// One cause of a [`Flat`] report, and the ones after it.
-#[derive(Debug)]
-struct Cause {
-    text: String,
-    next: Option<Box<Cause>>,
-}
-
-impl std::fmt::Display for Cause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl std::error::Error for Cause {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.next.as_deref().map(|c| c as _)
-    }
-}
-
-/// A report whose chain of causes has every text once, with the code and help of the original.
+/// A report whose message is the whole chain of causes, with the code and help of the original.
 #[derive(Debug)]
 struct Flat {
     text: String,
-    causes: Option<Box<Cause>>,
     code: Option<String>,
     help: Option<String>,
 }
 
 impl Flat {
     fn of(d: &dyn miette::Diagnostic) -> Flat {
-        let text = d.to_string();
-        let mut shown = vec![text.clone()];
-        let mut texts = Vec::new();
-        let mut source = d.source();
-        while let Some(s) = source {
-            let t = s.to_string();
-            if !t.is_empty() && !shown.iter().any(|m| m.contains(&t)) {
-                shown.push(t.clone());
-                texts.push(t);
-            }
-            source = s.source();
-        }
-        let causes = texts
-            .into_iter()
-            .rev()
-            .fold(None, |next, text| Some(Box::new(Cause { text, next })));
         Flat {
-            text,
-            causes,
+            text: chain(d),
             code: d.code().map(|c| c.to_string()),
             help: d.help().map(|h| h.to_string()),
         }
@@ -115,11 +79,7 @@ impl std::fmt::Display for Flat {
     }
 }
 
-impl std::error::Error for Flat {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.causes.as_deref().map(|c| c as _)
-    }
-}
+impl std::error::Error for Flat {}
 
 impl miette::Diagnostic for Flat {
     fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
@@ -173,7 +133,8 @@ pub fn print_build_error(err: &kiln_builder_core::Error, name: &str, dockerfile:
             }
             let report = miette::miette!(
                 labels = vec![LabeledSpan::at(span.start..span.end, label)],
-                "{source}"
+                "{}",
+                chain(&**source)
             )
             .with_source_code(NamedSource::new(name, dockerfile.to_string()));
             print_report(&report);
@@ -182,18 +143,13 @@ pub fn print_build_error(err: &kiln_builder_core::Error, name: &str, dockerfile:
             if let Some(span) = plan_span(other) {
                 let report = miette::miette!(
                     labels = vec![LabeledSpan::at(span.start..span.end, "here")],
-                    "{other}"
+                    "{}",
+                    chain(other)
                 )
                 .with_source_code(NamedSource::new(name, dockerfile.to_string()));
                 print_report(&report);
             } else {
-                let flat = Flat::of(other);
-                eprintln!("Error: {}", flat.text);
-                let mut cause = flat.causes.as_deref();
-                while let Some(c) = cause {
-                    eprintln!("  caused by: {}", c.text);
-                    cause = c.next.as_deref();
-                }
+                eprintln!("Error: {}", chain(other));
             }
         }
     }

@@ -43,7 +43,7 @@ pub fn enter(command: &Command) -> Option<ExitCode> {
 }
 
 fn print_error(e: &RootlessError) {
-    let mut msg = e.to_string();
+    let mut msg = kiln_builder_core::error::chain(&e);
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {
         msg.push_str(&format!(": {c}"));

@@ -161,6 +161,8 @@ impl TtyRenderer {
             BuildEvent::Warning { message } => {
                 let _ = self.multi.println(format!("WARNING: {message}"));
             }
+            // Events of a newer library than this renderer knows.
+            _ => {}
         }
     }
 

@@ -64,7 +64,7 @@ pub enum AttestError {
     #[error("cannot read layer {0} for the SBOM: {1}")]
     Layer(Digest, String),
     /// JSON cannot be written.
-    #[error("cannot encode {what}: {source}")]
+    #[error("cannot encode {what}")]
     Json {
         /// What.
         what: &'static str,

@@ -74,12 +74,13 @@ pub fn candidate_files(
         let mut archive = tar::Archive::new(reader);
         let entries = archive
             .entries()
-            .map_err(|e| super::AttestError::Layer(*layer, e.to_string()))?;
+            .map_err(|e| super::AttestError::Layer(*layer, crate::report::chain(&e)))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| super::AttestError::Layer(*layer, e.to_string()))?;
+            let mut entry =
+                entry.map_err(|e| super::AttestError::Layer(*layer, crate::report::chain(&e)))?;
             let raw = entry
                 .path()
-                .map_err(|e| super::AttestError::Layer(*layer, e.to_string()))?
+                .map_err(|e| super::AttestError::Layer(*layer, crate::report::chain(&e)))?
                 .to_string_lossy()
                 .into_owned();
             let path = clean(&raw);
@@ -118,7 +119,7 @@ pub fn candidate_files(
                 (&mut entry)
                     .take(MAX_FILE)
                     .read_to_end(&mut bytes)
-                    .map_err(|e| super::AttestError::Layer(*layer, e.to_string()))?;
+                    .map_err(|e| super::AttestError::Layer(*layer, crate::report::chain(&e)))?;
                 files.insert(path, bytes);
             }
         }

@@ -22,6 +22,7 @@ use crate::worker::{LocalWorker, LocalWorkerConfig, WorkerError};
 
 /// Which executor runs RUN steps.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExecutorChoice {
     /// The built-in namespace sandbox. `helper` is the program re-executed as the sandbox helper
     /// (default: the current program, which must call
@@ -39,6 +40,7 @@ pub enum ExecutorChoice {
 
 /// How a [`Builder`] is set up.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BuilderOptions {
     /// The store directory (an OCI image layout plus kiln's state under `kiln/`).
     pub root: PathBuf,
@@ -61,6 +63,7 @@ impl BuilderOptions {
 
 /// One build.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct BuildRequest {
     /// The Dockerfile's text, as `kiln_dockerfile_parser::decode` reads the file's bytes (so
     /// that bytes that are not UTF-8 reach commands and paths unchanged).
@@ -109,6 +112,7 @@ pub struct BuildRequest {
 
 /// What a build produced.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BuildOutput {
     /// The image manifest in the store, or the image index of a multi-platform build; its
     /// digest is the image's identity.
@@ -152,6 +156,15 @@ fn state_path(store: &ContentStore, name: &str) -> PathBuf {
 
 impl Builder {
     /// Opens (or creates) the store and sets up the snapshotter and executor.
+    ///
+    /// ```no_run
+    /// use kiln_builder_core::{Builder, BuilderOptions, ExecutorChoice};
+    ///
+    /// let mut options = BuilderOptions::new("/var/lib/kiln");
+    /// options.executor = ExecutorChoice::Sandbox { helper: None };
+    /// let builder = Builder::new(options)?;
+    /// # Ok::<(), kiln_builder_core::Error>(())
+    /// ```
     pub fn new(opts: BuilderOptions) -> Result<Self, crate::Error> {
         let store = Arc::new(ContentStore::open(&opts.root).map_err(WorkerError::from)?);
         let snapshots: Arc<dyn Snapshotter> = Arc::from(
@@ -233,7 +246,28 @@ impl Builder {
         &self.explain
     }
 
-    /// Runs a build and tags the result.
+    /// Runs a build and tags the result. Progress goes to `events` (see
+    /// [`progress::channel`](crate::progress::channel)), which someone must drain.
+    ///
+    /// ```no_run
+    /// # async fn f(builder: &kiln_builder_core::Builder) -> Result<(), kiln_builder_core::Error> {
+    /// use kiln_builder_core::BuildRequest;
+    /// use kiln_builder_core::progress::BuildEvent;
+    ///
+    /// let mut request = BuildRequest::default();
+    /// request.dockerfile = "FROM busybox\nRUN echo hi\n".into();
+    /// let (events, mut rx) = kiln_builder_core::progress::channel();
+    /// tokio::spawn(async move {
+    ///     while let Some(event) = rx.recv().await {
+    ///         if let BuildEvent::Warning { message } = event {
+    ///             eprintln!("warning: {message}");
+    ///         }
+    ///     }
+    /// });
+    /// let built = builder.build(request, events).await?;
+    /// println!("{}", built.config_digest);
+    /// # Ok(()) }
+    /// ```
     pub async fn build(
         &self,
         req: BuildRequest,
@@ -243,7 +277,7 @@ impl Builder {
         let store = self.store.clone();
         let lease = tokio::task::spawn_blocking(move || crate::gc::BuildLease::acquire(&store))
             .await
-            .map_err(|e| crate::Error::TaskFailed(e.to_string()))?
+            .map_err(|e| crate::Error::TaskFailed(crate::report::chain(&e)))?
             .map_err(|e| crate::Error::Gc(Box::new(e)))?;
         let out = self.build_platforms(req, events).await;
         drop(lease);
@@ -348,7 +382,10 @@ impl Builder {
                     "pruned the store to its size limit"
                 ),
                 Ok(None) => {}
-                Err(e) => tracing::warn!("automatic garbage collection failed: {e}"),
+                Err(e) => tracing::warn!(
+                    "automatic garbage collection failed: {e}",
+                    e = crate::report::chain(&e)
+                ),
             }
         })
         .await;
@@ -506,7 +543,10 @@ impl Builder {
         let recorded = tokio::task::spawn_blocking(move || explain.record(&scope, &kept)).await;
         if let Ok(Err(e)) = recorded {
             // Only the after-the-fact explanation is lost; the build itself succeeded.
-            tracing::warn!("cannot keep the build's cache explanation: {e}");
+            tracing::warn!(
+                "cannot keep the build's cache explanation: {e}",
+                e = crate::report::chain(&e)
+            );
         }
         let final_keys = crate::cache_transfer::run::final_keys(&explanation.steps, &final_stages);
         let inline = recorder.as_ref().and_then(|r| {
@@ -536,7 +576,7 @@ impl Builder {
             Ok::<_, crate::Error>((w.manifest, w.config, result.steps, w.provenance))
         })
         .await
-        .map_err(|e| crate::Error::TaskFailed(e.to_string()))??;
+        .map_err(|e| crate::Error::TaskFailed(crate::report::chain(&e)))??;
         let mut image = manifest.clone();
         image.platform = Some(platform.clone());
         let output = BuildOutput {

@@ -48,7 +48,7 @@ pub(crate) async fn build_all(
     let images2 = images.clone();
     let index = tokio::task::spawn_blocking(move || write_index(&store, &images2, &tags))
         .await
-        .map_err(|e| crate::Error::TaskFailed(e.to_string()))??;
+        .map_err(|e| crate::Error::TaskFailed(crate::report::chain(&e)))??;
     let mut warnings: Vec<String> = Vec::new();
     let mut steps = Vec::new();
     let provenance = outputs.iter().flat_map(|o| o.provenance.clone()).collect();

@@ -344,7 +344,7 @@ pub enum ExplainError {
     #[error(transparent)]
     Write(Box<crate::content::ContentError>),
     /// Creating a directory failed.
-    #[error("cannot create directory {path}: {source}")]
+    #[error("cannot create directory {path}")]
     Mkdir {
         /// The directory.
         path: PathBuf,
@@ -353,7 +353,7 @@ pub enum ExplainError {
         source: std::io::Error,
     },
     /// Reading the kept builds failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file or directory.
         path: PathBuf,

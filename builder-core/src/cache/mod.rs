@@ -48,7 +48,7 @@ pub enum CacheError {
     #[error(transparent)]
     Record(Box<crate::content::ContentError>),
     /// Creating the records' directory failed.
-    #[error("cannot create cache directory {path}: {source}")]
+    #[error("cannot create cache directory {path}")]
     Write {
         /// The record file.
         path: PathBuf,

@@ -44,7 +44,7 @@ pub fn from_image(
     let mut cache: CacheConfig =
         serde_json::from_value(value.clone()).map_err(|e| CacheTransferError::NotACache {
             source_name: source_name.to_string(),
-            reason: format!("its inline cache: {e}"),
+            reason: format!("its inline cache: {e}", e = crate::report::chain(&e)),
         })?;
     let diff_ids = &config.rootfs.diff_ids;
     let mut blobs = Vec::new();

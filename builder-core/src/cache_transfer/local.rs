@@ -70,10 +70,12 @@ impl Layout<'_> {
         self.open(rel)?
             .take(MAX_JSON + 1)
             .read_to_end(&mut bytes)
-            .map_err(|source| CacheTransferError::Io {
-                op: "read",
-                path: self.dir.join(rel),
-                source,
+            .map_err(|source| {
+                CacheTransferError::Io(crate::report::IoError {
+                    op: "read",
+                    path: self.dir.join(rel),
+                    source,
+                })
             })?;
         if bytes.len() as u64 > MAX_JSON {
             return Err(self.not_a_cache(format!("{rel} is larger than {MAX_JSON} bytes")));
@@ -98,11 +100,11 @@ impl Layout<'_> {
         let mut w = store.writer()?;
         // Never read more than the descriptor promises.
         std::io::copy(&mut f.take(d.size + 1), &mut w).map_err(|source| {
-            CacheTransferError::Io {
+            CacheTransferError::Io(crate::report::IoError {
                 op: "read",
                 path: self.dir.join(&rel),
                 source,
-            }
+            })
         })?;
         w.commit(Some((&d.digest, d.size)))?;
         Ok(())
@@ -120,7 +122,8 @@ impl Layout<'_> {
         if bytes.len() as u64 != d.size || Digest::of(&bytes) != d.digest {
             return Err(self.not_a_cache(format!("its {what} does not match its digest")));
         }
-        serde_json::from_slice(&bytes).map_err(|e| self.not_a_cache(format!("its {what}: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.not_a_cache(format!("its {what}: {e}", e = crate::report::chain(&e))))
     }
 }
 
@@ -133,8 +136,9 @@ pub fn import_local(
 ) -> Result<ImportedCache, CacheTransferError> {
     let root = Root::open(dir)?;
     let layout = Layout { dir, root };
-    let index: Index = serde_json::from_slice(&layout.read_small("index.json")?)
-        .map_err(|e| layout.not_a_cache(format!("index.json: {e}")))?;
+    let index: Index = serde_json::from_slice(&layout.read_small("index.json")?).map_err(|e| {
+        layout.not_a_cache(format!("index.json: {e}", e = crate::report::chain(&e)))
+    })?;
     let entry = index
         .manifests
         .iter()
@@ -161,7 +165,11 @@ pub fn import_local(
         };
         match layout.copy_into(store, d) {
             Ok(()) => wanted.push((l.diff_id, l.size, d.digest)),
-            Err(e) => out.problems.push(format!("layer {}: {e}", d.digest)),
+            Err(e) => out.problems.push(format!(
+                "layer {}: {e}",
+                d.digest,
+                e = crate::report::chain(&e)
+            )),
         }
     }
     let (verified, problems): (BTreeSet<Digest>, Vec<String>) = verify_layers(store, wanted);

@@ -16,7 +16,6 @@ pub(crate) mod run;
 mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,16 +82,8 @@ pub enum CacheTransferError {
     #[error(transparent)]
     Export(Box<crate::export::ExportError>),
     /// A file of a cache directory cannot be read or written.
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        /// What was done.
-        op: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::report::IoError),
     /// A cache directory cannot be opened (its error names the path).
     #[error(transparent)]
     Fs(#[from] crate::fsroot::FsError),
@@ -115,7 +106,7 @@ pub enum CacheTransferError {
         found: u32,
     },
     /// A record cannot be written into the local cache.
-    #[error("cannot write cache record: {0}")]
+    #[error("cannot write cache record")]
     Record(#[from] crate::cache::CacheError),
     /// A blocking task ended abnormally.
     #[error("cache task failed: {0}")]
@@ -228,7 +219,7 @@ pub(crate) fn bundle(
     let manifest_bytes =
         crate::image::to_canonical_json(&manifest).map_err(|e| CacheTransferError::NotACache {
             source_name: "the cache manifest being written".into(),
-            reason: e.to_string(),
+            reason: crate::report::chain(&e),
         })?;
     let info = store.put_bytes(&manifest_bytes)?;
     let mut blobs = vec![config_desc];
@@ -343,7 +334,7 @@ pub(crate) fn verify_layers(
                 ok.insert(diff_id);
             }
             Ok(_) => problems.push(format!("layer {diff_id} has the wrong size")),
-            Err(e) => problems.push(format!("layer {digest}: {e}")),
+            Err(e) => problems.push(format!("layer {digest}: {e}", e = crate::report::chain(&e))),
         }
     }
     (ok, problems)

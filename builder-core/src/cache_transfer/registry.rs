@@ -88,7 +88,7 @@ pub async fn export_cache(
         crate::cache_transfer::bundle(&st, &records, mode, &copts)
     })
     .await
-    .map_err(|e| CacheTransferError::Task(e.to_string()))??;
+    .map_err(|e| CacheTransferError::Task(crate::report::chain(&e)))??;
     Ok(push_prepared(
         &store,
         opts,
@@ -152,16 +152,17 @@ pub async fn import_cache(
         });
     }
     while let Some(r) = tasks.join_next().await {
-        let (digest, r) = r.map_err(|e| CacheTransferError::Task(e.to_string()))?;
+        let (digest, r) = r.map_err(|e| CacheTransferError::Task(crate::report::chain(&e)))?;
         if let Err(e) = r {
-            out.problems.push(format!("layer {digest}: {e}"));
+            out.problems
+                .push(format!("layer {digest}: {e}", e = crate::report::chain(&e)));
         }
     }
     // Decompress and check each layer against its diff_id; only verified layers are trusted.
     let st = store.clone();
     let (verified, more) = tokio::task::spawn_blocking(move || verify_layers(&st, wanted))
         .await
-        .map_err(|e| CacheTransferError::Task(e.to_string()))?;
+        .map_err(|e| CacheTransferError::Task(crate::report::chain(&e)))?;
     out.problems.extend(more);
     write_records(&store, cache.as_ref(), &config, &verified, &mut out)?;
     Ok(out)
@@ -183,7 +184,7 @@ async fn read_cache_configs(
     let invalid = |e: serde_json::Error| {
         wrap(RegistryError::InvalidManifest {
             what: "cache manifest".into(),
-            reason: e.to_string(),
+            reason: crate::report::chain(&e),
         })
     };
     let source_name = source.to_string();

@@ -34,7 +34,7 @@ pub(crate) async fn import(
                 super::local::import_local(&store, cache.as_ref(), &dir, &tag)
             })
             .await
-            .unwrap_or_else(|e| Err(CacheTransferError::Task(e.to_string())))
+            .unwrap_or_else(|e| Err(CacheTransferError::Task(crate::report::chain(&e))))
         }
     };
     match imported {
@@ -45,7 +45,10 @@ pub(crate) async fn import(
                 .map(|p| format!("cache from {source}: {p}"))
                 .collect()
         }
-        Err(e) => vec![format!("cannot import cache from {source}: {e}")],
+        Err(e) => vec![format!(
+            "cannot import cache from {source}: {e}",
+            e = crate::report::chain(&e)
+        )],
     }
 }
 
@@ -75,7 +78,7 @@ pub(crate) async fn export(
                 super::local::export_local(&store, &records, mode, &dir, &tag)
             })
             .await
-            .map_err(|e| CacheTransferError::Task(e.to_string()))??;
+            .map_err(|e| CacheTransferError::Task(crate::report::chain(&e)))??;
             Ok(d.digest)
         }
         CacheDestination::Inline => Ok(image.digest),
@@ -98,7 +101,10 @@ pub(crate) async fn export_all(
         let selected = super::select_records(records.to_vec(), e.mode, final_keys);
         match export(store, registry, e, selected, image).await {
             Ok(digest) => written.push((e.to_string(), digest)),
-            Err(err) if e.ignore_error => failed.push(format!("cannot export cache to {e}: {err}")),
+            Err(err) if e.ignore_error => failed.push(format!(
+                "cannot export cache to {e}: {err}",
+                err = crate::report::chain(&err)
+            )),
             Err(err) => return Err(crate::Error::CacheTransfer(Box::new(err))),
         }
     }

@@ -122,7 +122,7 @@ pub enum CacheSpecError {
         expected: &'static str,
     },
     /// The reference is invalid.
-    #[error("{flag} ref: {source}")]
+    #[error("{flag} ref")]
     Reference {
         /// The flag.
         flag: &'static str,

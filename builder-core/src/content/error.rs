@@ -9,16 +9,8 @@ use super::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum ContentError {
     /// A filesystem operation on the store failed.
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        op: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::report::IoError),
     /// The blob is not in the store.
     #[error("blob {0} not found in the content store")]
     NotFound(Digest),
@@ -41,10 +33,21 @@ pub enum ContentError {
         actual: u64,
     },
     /// A metadata file is not valid JSON of the expected shape.
-    #[error("invalid JSON in {path}: {source}")]
+    #[error("invalid JSON in {path}")]
     Json {
         /// The file.
         path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: crate::content::JsonError,
+    },
+    /// A JSON blob is not the document its descriptor says (`what`: manifest, index, ...).
+    #[error("invalid {what} {digest}")]
+    InvalidJson {
+        /// What the document should be.
+        what: &'static str,
+        /// The blob.
+        digest: Digest,
         /// The parse error.
         #[source]
         source: crate::content::JsonError,
@@ -67,11 +70,11 @@ pub type Result<T, E = ContentError> = std::result::Result<T, E>;
 
 impl ContentError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        ContentError::Io {
+        ContentError::Io(crate::report::IoError {
             op,
             path: path.into(),
             source,
-        }
+        })
     }
 
     /// Whether the error says the blob is missing (as opposed to corrupt or unreadable).

@@ -188,6 +188,23 @@ impl ContentStore {
         })
     }
 
+    /// Reads a JSON blob (verified) that should be `what` (`manifest`, `index`, `image config`)
+    /// into `T`; a parse error names `what` and the digest.
+    pub fn read_json_as<T: serde::de::DeserializeOwned>(
+        &self,
+        digest: &Digest,
+        what: &'static str,
+    ) -> Result<T> {
+        let bytes = self.read_verified_bytes(digest)?;
+        serde_json::from_slice(&bytes).map_err(|source: serde_json::Error| {
+            ContentError::InvalidJson {
+                what,
+                digest: *digest,
+                source: source.into(),
+            }
+        })
+    }
+
     /// Whether the blob is present.
     pub fn has(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()

@@ -60,7 +60,7 @@ impl std::fmt::Debug for Sha256Digest {
 
 /// An error hashing a file.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot hash {path} in {root}: {source}")]
+#[error("cannot hash {path} in {root}")]
 pub struct HashError {
     /// The root the file was read from.
     pub root: PathBuf,

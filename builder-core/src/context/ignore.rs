@@ -30,7 +30,7 @@ pub const DOCKERIGNORE: &str = ".dockerignore";
 #[derive(Debug, thiserror::Error)]
 pub enum IgnoreError {
     /// A pattern is malformed.
-    #[error("{file}:{line}: invalid pattern {pattern:?}: {source}")]
+    #[error("{file}:{line}: invalid pattern {pattern:?}")]
     Pattern {
         /// The ignore file (or a description of where the patterns came from).
         file: PathBuf,
@@ -43,7 +43,7 @@ pub enum IgnoreError {
         source: super::glob::BadPattern,
     },
     /// The ignore file exists but cannot be read.
-    #[error("cannot read {file}: {source}")]
+    #[error("cannot read {file}")]
     Read {
         /// The ignore file.
         file: PathBuf,

@@ -180,7 +180,7 @@ impl NamedContext {
             reason,
         };
         if let Some(r) = value.strip_prefix(DOCKER_IMAGE_SCHEME) {
-            let reference = Reference::parse(r).map_err(|e| bad(e.to_string()))?;
+            let reference = Reference::parse(r).map_err(|e| bad(crate::report::chain(&e)))?;
             return Ok(NamedContext::DockerImage(reference));
         }
         if let Some(rest) = value.strip_prefix(OCI_LAYOUT_SCHEME) {

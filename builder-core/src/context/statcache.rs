@@ -22,7 +22,7 @@ const MAGIC: &[u8; 8] = b"KILNSTC2";
 
 /// An error saving the cache.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot save stat cache {path}: {source}")]
+#[error("cannot save stat cache {path}")]
 pub struct SaveError {
     /// The cache file.
     pub path: PathBuf,

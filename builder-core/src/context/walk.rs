@@ -138,7 +138,7 @@ impl Entry {
 
 /// An error while walking.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot walk build context {root}: {op} {path}: {source}")]
+#[error("cannot walk build context {root}: {op} {path}")]
 pub struct WalkError {
     /// The context directory.
     pub root: PathBuf,

@@ -172,7 +172,7 @@ fn run(
             let file = open_source_file(fs.root(), &item.entry.path)?;
             let mut tar = decompress(kind, file).map_err(|e| CopyError::Extract {
                 path: item.entry.path.clone(),
-                message: e.to_string(),
+                message: crate::report::chain(&e),
             })?;
             let paths = extractor
                 .extract(dest, &dir, &mut tar as &mut dyn Read, chown)
@@ -594,7 +594,7 @@ impl Writer<'_> {
         };
         for (name, value) in xattrs {
             if let Err(e) = rustix::fs::fsetxattr(fd, &name, &value, XattrFlags::empty()) {
-                tracing::debug!(path = %dst.display(), xattr = ?name, error = %e, "xattr not copied");
+                tracing::debug!(path = %dst.display(), xattr = ?name, error = %crate::report::chain(&e), "xattr not copied");
             }
         }
         Ok(())

@@ -184,7 +184,7 @@ impl XzReader {
                     Err(lzma_rs::error::Error::IoError(e)) => Err(e),
                     Err(e) => Err(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
-                        format!("xz: {e}"),
+                        format!("xz: {e}", e = crate::report::chain(&e)),
                     )),
                 }
             })?;
@@ -215,6 +215,7 @@ impl Read for XzReader {
 }
 
 /// Checks `--checksum=sha256:<hex>` against the content read from `reader`.
+#[cfg_attr(not(test), allow(dead_code))] // ADD --checksum checks downloads as they stream
 pub fn verify_checksum(
     source: &str,
     expected: &str,

@@ -32,10 +32,15 @@ pub mod source;
 
 use std::path::PathBuf;
 
-pub use apply::{ApplyOptions, CopyOutput, Deferred, apply, apply_deferring};
-pub use archive::{ArchiveExtractor, ArchiveKind, detect_archive, verify_checksum};
+pub use apply::{ApplyOptions, Deferred, apply, apply_deferring};
+pub use archive::ArchiveExtractor;
 pub use select::{Selected, SelectedItem, Selection, select};
 pub use source::{ContextSource, RootfsSource, SourceFs};
+#[cfg(test)]
+use {
+    apply::CopyOutput,
+    archive::{ArchiveKind, detect_archive, verify_checksum},
+};
 
 use crate::chmod::ChmodSpec;
 use crate::context::glob::BadPattern;
@@ -93,7 +98,7 @@ pub enum CopyError {
         source_path: String,
     },
     /// A source pattern is malformed.
-    #[error("invalid source pattern {source_path:?}: {source}")]
+    #[error("invalid source pattern {source_path:?}")]
     BadPattern {
         /// The source as written.
         source_path: String,
@@ -102,7 +107,7 @@ pub enum CopyError {
         source: BadPattern,
     },
     /// An `--exclude` pattern is malformed.
-    #[error("invalid --exclude pattern: {0}")]
+    #[error("invalid --exclude pattern")]
     Exclude(#[from] IgnoreError),
     /// A source has too many levels of symlinks.
     #[error("too many levels of symbolic links resolving {path}")]
@@ -123,7 +128,7 @@ pub enum CopyError {
         path: PathBuf,
     },
     /// `--chown` cannot be resolved in the destination's user database.
-    #[error("--chown: {0}")]
+    #[error("--chown")]
     Chown(#[from] UserDbError),
     /// Hashing a source file failed.
     #[error(transparent)]
@@ -132,7 +137,7 @@ pub enum CopyError {
     #[error(transparent)]
     Fs(#[from] FsError),
     /// Another I/O error.
-    #[error("cannot {op} {path} in {root}: {source}")]
+    #[error("cannot {op} {path} in {root}")]
     Io {
         /// What was attempted.
         op: &'static str,

@@ -305,7 +305,7 @@ fn ownership_modes_and_chown() {
 
     let mut req = CopyRequest::new(&["a.txt"], "/x/");
     req.chown = Some("nobody".into());
-    let err = f.copy(&req).unwrap_err().to_string();
+    let err = crate::report::chain(&f.copy(&req).unwrap_err());
     assert!(
         err.contains("nobody") && err.contains("/etc/passwd"),
         "{err}"

@@ -143,8 +143,8 @@ impl Loader {
         };
         let written = match child.stdin.take() {
             Some(stdin) => export_docker_archive(store, manifest, stdin, &opts)
-                .map_err(|e| e.to_string())
-                .and_then(|(_, mut w)| w.flush().map_err(|e| e.to_string())),
+                .map_err(|e| crate::report::chain(&e))
+                .and_then(|(_, mut w)| w.flush().map_err(|e| crate::report::chain(&e))),
             None => Err("no pipe to its standard input".to_string()),
         };
         // The pipe is closed (dropped) by now: the loader sees the end of the archive.

@@ -15,6 +15,8 @@
 
 mod load;
 mod output;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,7 +26,7 @@ pub use output::{Output, check_tag, parse_bool, parse_kv, parse_output};
 
 use crate::builder::{BuildOutput, Builder};
 use crate::content::{ContentStore, Digest};
-use crate::export::{ByteProgress, ExportError, ExportOptions};
+use crate::export::{ByteProgress, Cancel, ExportError, ExportOptions};
 use crate::image::Descriptor;
 use crate::registry::{PushOptions, PushProgressFn, Pushed, Reference, RegistryError};
 
@@ -229,7 +231,17 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, DeliverError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| DeliverError::Task(e.to_string()))?
+        .map_err(|e| DeliverError::Task(crate::report::chain(&e)))?
+}
+
+/// Cancels the exports of a delivery when dropped: the delivery's future was dropped (or it
+/// finished, when nothing is left to cancel).
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 /// One output of the image `image`, with its progress events.
@@ -239,6 +251,7 @@ fn write_output(
     output: &Output,
     tags: &[String],
     progress: Option<&DeliveryProgress>,
+    cancel: &Cancel,
 ) -> Result<(), DeliverError> {
     let Some(exporter) = output.exporter() else {
         // The build already tagged the image with these names (and pushes it for a registry).
@@ -259,6 +272,7 @@ fn write_output(
             let p = p.clone();
             ByteProgress(Arc::new(move |n| p.send(DeliveryEvent::Exported(n))))
         }),
+        cancel: cancel.clone(),
         ..ExportOptions::default()
     };
     let result = exporter.export(store, image, &opts);
@@ -272,8 +286,9 @@ fn write_output(
 }
 
 /// Writes the outputs of a finished build, loads it into docker or podman and pushes it, as
-/// `delivery` says. Dropping the future stops between steps: an output being written finishes
-/// on its blocking thread, a push stops at once.
+/// `delivery` says. Dropping the future stops it: an output being written stops at its next
+/// write, blob or layer on its blocking thread and removes what it wrote of an archive (a
+/// directory output keeps the whole files it wrote), a push stops at once.
 pub async fn deliver(
     builder: &Builder,
     output: &BuildOutput,
@@ -292,13 +307,15 @@ pub async fn deliver(
         blocking(move || Ok(crate::gc::BuildLease::acquire(&store)?)).await?
     };
     let mut delivered = Delivered::default();
+    let cancel = CancelOnDrop(Cancel::default());
     for o in &delivery.outputs {
-        let (store, o, tags, p, output) = (
+        let (store, o, tags, p, output, cancel) = (
             store.clone(),
             o.clone(),
             tags.clone(),
             progress.clone(),
             output.clone(),
+            cancel.0.clone(),
         );
         blocking(move || match &o {
             // Several platforms: one root filesystem per platform, in a directory named after
@@ -311,11 +328,11 @@ pub async fn deliver(
                         .map(|p| p.to_string().replace('/', "_"))
                         .ok_or(DeliverError::NoPlatform)?;
                     let one = Output::Local(dest.join(name));
-                    write_output(&store, image, &one, &tags, p.as_ref())?;
+                    write_output(&store, image, &one, &tags, p.as_ref(), &cancel)?;
                 }
                 Ok(())
             }
-            _ => write_output(&store, &output.manifest, &o, &tags, p.as_ref()),
+            _ => write_output(&store, &output.manifest, &o, &tags, p.as_ref(), &cancel),
         })
         .await?;
     }

@@ -29,7 +29,7 @@ pub fn parse_bool(flag: &str, key: &str, v: &str) -> Result<bool, String> {
 
 /// `NAME[:TAG]`: a valid image reference without a digest (a digest is not a tag).
 pub fn check_tag(s: &str) -> Result<(), String> {
-    let r = crate::registry::Reference::parse(s).map_err(|e| e.to_string())?;
+    let r = crate::registry::Reference::parse(s).map_err(|e| crate::report::chain(&e))?;
     if r.digest().is_some() {
         return Err(format!(
             "{s:?} has a digest; a tag is NAME[:TAG] (a digest names content, it cannot be set)"

@@ -17,7 +17,7 @@ pub enum ExecError {
         reason: String,
     },
     /// Preparing the run on the host side failed (temp files, mount points in the rootfs).
-    #[error("cannot prepare `{command}`: {what} {path}: {source}")]
+    #[error("cannot prepare `{command}`: {what} {path}")]
     Prepare {
         /// The command line.
         command: String,
@@ -30,7 +30,7 @@ pub enum ExecError {
         source: io::Error,
     },
     /// The helper or runtime binary could not be started.
-    #[error("cannot start `{command}`: cannot spawn {program}: {source}")]
+    #[error("cannot start `{command}`: cannot spawn {program}")]
     Spawn {
         /// The command line.
         command: String,
@@ -64,7 +64,7 @@ pub enum ExecError {
         reason: String,
     },
     /// Talking to the helper or reading the command's output failed.
-    #[error("lost track of `{command}`: {what}: {source}")]
+    #[error("lost track of `{command}`: {what}")]
     Supervise {
         /// The command line.
         command: String,

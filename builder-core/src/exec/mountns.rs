@@ -24,7 +24,10 @@ pub fn isolate_mounts() -> bool {
     }
     // SAFETY: no CLONE_FILES, and the process is single-threaded (checked above).
     if let Err(e) = unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS) } {
-        tracing::debug!("no private mount namespace: {e}");
+        tracing::debug!(
+            "no private mount namespace: {e}",
+            e = crate::report::chain(&e)
+        );
         return false;
     }
     // The new namespace starts with the host's propagation: make it receive but never send.
@@ -35,7 +38,10 @@ pub fn isolate_mounts() -> bool {
     ) {
         Ok(()) => true,
         Err(e) => {
-            tracing::warn!("cannot make the private mount namespace a slave of the host's: {e}");
+            tracing::warn!(
+                "cannot make the private mount namespace a slave of the host's: {e}",
+                e = crate::report::chain(&e)
+            );
             false
         }
     }

@@ -88,7 +88,7 @@ impl Message {
     pub(crate) fn error(stage: impl Into<String>, err: &io::Error) -> Self {
         Message::Error {
             stage: stage.into(),
-            message: err.to_string(),
+            message: crate::report::chain(&err),
             errno: err.raw_os_error(),
         }
     }

@@ -246,7 +246,7 @@ fn caps_of(names: &[String]) -> Result<Capabilities, String> {
         .iter()
         .map(|n| {
             serde_json::from_value::<Capability>(serde_json::Value::String(n.clone()))
-                .map_err(|e| format!("capability {n}: {e}"))
+                .map_err(|e| format!("capability {n}: {e}", e = crate::report::chain(&e)))
         })
         .collect()
 }
@@ -258,7 +258,7 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<OciMou
         .source(source)
         .options(options.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| crate::report::chain(&e))
 }
 
 /// The OCI runtime configuration for a run.
@@ -269,7 +269,7 @@ pub(crate) fn oci_config(
     mounts: &[Mount],
     netns: Option<PathBuf>,
 ) -> Result<Spec, String> {
-    let e = |e: oci_spec::OciSpecError| e.to_string();
+    let e = |e: oci_spec::OciSpecError| crate::report::chain(&e);
     let insecure = spec.security == Security::Insecure;
     let all = caps_of(&if insecure {
         caps::all_names()
@@ -320,15 +320,16 @@ pub(crate) fn oci_config(
             .ulimits
             .iter()
             .map(|u| {
-                let typ: oci_spec::runtime::PosixRlimitType =
-                    serde_json::from_value(serde_json::Value::String(u.oci_name()))
-                        .map_err(|e| format!("ulimit {}: {e}", u.name))?;
+                let typ: oci_spec::runtime::PosixRlimitType = serde_json::from_value(
+                    serde_json::Value::String(u.oci_name()),
+                )
+                .map_err(|e| format!("ulimit {}: {e}", u.name, e = crate::report::chain(&e)))?;
                 oci_spec::runtime::PosixRlimitBuilder::default()
                     .typ(typ)
                     .soft(u.soft)
                     .hard(u.hard)
                     .build()
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| crate::report::chain(&e))
             })
             .collect::<Result<Vec<_>, String>>()?;
         process.set_rlimits(Some(rlimits));

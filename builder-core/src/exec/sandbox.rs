@@ -128,7 +128,7 @@ impl SandboxExecutor {
                     super::seccomp::default_program()
                         .map_err(|e| ExecError::InvalidSpec {
                             command: command.clone(),
-                            reason: e.to_string(),
+                            reason: crate::report::chain(&e),
                         })?
                         .to_owned(),
                 ),

@@ -353,7 +353,7 @@ impl Filter {
                 // A call libseccomp cannot express on one of the architectures (a multiplexed
                 // `socketcall` argument rule on 32-bit x86, say) is left to the default action.
                 if let Err(e) = added {
-                    tracing::debug!("seccomp: {name}: {e}");
+                    tracing::debug!("seccomp: {name}: {e}", e = crate::report::chain(&e));
                 }
             }
         }

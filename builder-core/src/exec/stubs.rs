@@ -125,7 +125,7 @@ impl Stubs {
     fn remove_all(&mut self) {
         while let Some(c) = self.created.pop() {
             if let Err(e) = self.remove_one(&c) {
-                tracing::warn!(path = %c.path.display(), error = %e, "cannot remove mount point stub");
+                tracing::warn!(path = %c.path.display(), error = %crate::report::chain(&e), "cannot remove mount point stub");
             }
         }
     }

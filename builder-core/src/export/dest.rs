@@ -19,17 +19,9 @@ const MAX_LINKS: usize = 40;
 #[non_exhaustive]
 pub enum DestError {
     /// A filesystem operation on the destination failed.
-    #[error("cannot {op} {}", path.display())]
+    #[error(transparent)]
     #[diagnostic(code(kiln::export::dest_io))]
-    Io {
-        /// What was attempted.
-        op: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
+    Io(#[from] crate::report::IoError),
     /// The destination is a directory, a socket or a block device.
     #[error("cannot write an archive to {}{}: it is {what}", dest.display(), via.as_ref().map(|p| format!(" (a symlink to {})", p.display())).unwrap_or_default())]
     #[diagnostic(
@@ -62,7 +54,7 @@ pub enum DestError {
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> DestError {
     let path = path.to_path_buf();
-    move |source| DestError::Io { op, path, source }
+    move |source| DestError::Io(crate::report::IoError { op, path, source })
 }
 
 /// A destination, resolved.

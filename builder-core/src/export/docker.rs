@@ -87,6 +87,7 @@ pub fn export_docker_archive<W: Write>(
     tar.dir("blobs/")?;
     tar.dir("blobs/sha256/")?;
     for d in &blobs {
+        opts.checkpoint()?;
         tar.blob(&blob_name(d), store, d)?;
     }
     tar.file("index.json", &index)?;

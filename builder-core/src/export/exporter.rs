@@ -13,6 +13,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{ExportError, ExportOptions};
 use crate::content::ContentStore;
@@ -25,6 +26,33 @@ pub struct ByteProgress(pub Arc<dyn Fn(u64) + Send + Sync>);
 impl fmt::Debug for ByteProgress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ByteProgress")
+    }
+}
+
+/// Cancels exports: every clone shares one flag. An export checks it before each write, blob
+/// and layer and stops with [`ExportError::Cancelled`], its partly written output removed.
+///
+/// ```
+/// use kiln_builder_core::export::{Cancel, ExportOptions};
+///
+/// let opts = ExportOptions::default();
+/// let cancel: Cancel = opts.cancel.clone();
+/// assert!(opts.checkpoint().is_ok());
+/// cancel.cancel();
+/// assert!(opts.checkpoint().is_err());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Cancels every export that holds this token (or a clone of it).
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -46,14 +74,18 @@ pub trait Exporter: fmt::Debug + Send + Sync {
     ) -> Result<(), ExportError>;
 }
 
-/// Counts bytes on their way to `inner`.
+/// Counts bytes on their way to `inner`; refuses them once the export is cancelled.
 struct Counting<W> {
     inner: W,
     progress: Option<ByteProgress>,
+    cancel: Cancel,
 }
 
 impl<W: Write> Write for Counting<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            return Err(io::Error::other("export cancelled"));
+        }
         let n = self.inner.write(buf)?;
         if let Some(p) = &self.progress {
             (p.0)(n as u64);
@@ -78,12 +110,16 @@ fn stream(
         let counted = Counting {
             inner: out,
             progress: opts.progress.clone(),
+            cancel: opts.cancel.clone(),
         };
         write(counted).map(|c| c.inner)
     })
-    .map_err(|e| ExportError::To {
-        dest: dest.to_path_buf(),
-        source: Box::new(e),
+    .map_err(|e| match opts.checkpoint() {
+        Err(cancelled) => cancelled,
+        Ok(()) => ExportError::To {
+            dest: dest.to_path_buf(),
+            source: Box::new(e),
+        },
     })
 }
 
@@ -215,9 +251,9 @@ impl Exporter for LocalExporter {
         &self,
         store: &ContentStore,
         image: &Descriptor,
-        _opts: &ExportOptions,
+        opts: &ExportOptions,
     ) -> Result<(), ExportError> {
-        super::export_rootfs(store, image, &self.dir, &Default::default())
+        super::export_rootfs_cancellable(store, image, &self.dir, &Default::default(), opts)
             .map_err(|e| e.to(&self.dir))
     }
 }
@@ -252,7 +288,7 @@ impl Exporter for TarExporter {
     ) -> Result<(), ExportError> {
         let scratch = store.state_dir().join("tmp");
         stream(&self.dest, opts, |out| {
-            super::export_rootfs_tar(store, image, &scratch, out)
+            super::export_rootfs_tar_cancellable(store, image, &scratch, out, opts)
         })
     }
 }

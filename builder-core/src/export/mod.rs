@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 pub use docker::export_docker_archive;
 pub use exporter::{
-    ByteProgress, DockerArchiveExporter, Exporter, LocalExporter, OciArchiveExporter,
+    ByteProgress, Cancel, DockerArchiveExporter, Exporter, LocalExporter, OciArchiveExporter,
     OciLayoutExporter, TarExporter,
 };
 pub use oci::{export_oci_archive, export_oci_dir, write_layout};
@@ -40,6 +40,7 @@ use crate::layer::{self, ApplyOptions, CompressOptions, LayerError};
 
 /// An error while exporting an image.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExportError {
     /// The content store failed (missing or corrupt blob, I/O).
     #[error(transparent)]
@@ -48,21 +49,17 @@ pub enum ExportError {
     #[error(transparent)]
     Layer(#[from] LayerError),
     /// Writing the output failed.
-    #[error("cannot write export: {0}")]
+    #[error("cannot write export")]
     Write(#[source] io::Error),
+    /// The export was cancelled ([`ExportOptions::cancel`]); what it had written is removed, or
+    /// (a directory output) whole files only.
+    #[error("export cancelled")]
+    Cancelled,
     /// A filesystem operation on the destination failed.
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        op: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::report::IoError),
     /// A JSON document in the store is not what its descriptor says.
-    #[error("invalid {what} {digest}: {source}")]
+    #[error("invalid {what} {digest}")]
     Json {
         /// What kind of document.
         what: &'static str,
@@ -121,6 +118,7 @@ pub enum ExportError {
 
 /// Options shared by the exporters.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ExportOptions {
     /// Layer compression in the output (gzip by default).
     pub compression: Compression,
@@ -130,11 +128,28 @@ pub struct ExportOptions {
     pub tags: Vec<String>,
     /// Told how many bytes a tar export wrote, as it goes.
     pub progress: Option<ByteProgress>,
+    /// Stops the export at its next write, blob or layer once cancelled.
+    pub cancel: Cancel,
+}
+
+impl ExportOptions {
+    /// `Err(Cancelled)` once [`cancel`](Self::cancel) is cancelled: the export's checkpoint,
+    /// between blobs and layers.
+    pub fn checkpoint(&self) -> Result<(), ExportError> {
+        if self.cancel.is_cancelled() {
+            Err(ExportError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl ExportError {
-    /// This error, as the failure to export to `dest`.
+    /// This error, as the failure to export to `dest` (a cancellation stays one).
     pub fn to(self, dest: &Path) -> ExportError {
+        if matches!(self, ExportError::Cancelled) {
+            return self;
+        }
         ExportError::To {
             dest: dest.to_path_buf(),
             source: Box::new(self),
@@ -149,6 +164,7 @@ impl Default for ExportOptions {
             compress: CompressOptions::default(),
             tags: Vec::new(),
             progress: None,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -162,19 +178,6 @@ pub struct Prepared {
     pub manifest: Manifest,
     /// The config.
     pub config: ImageConfig,
-}
-
-fn json<T: serde::de::DeserializeOwned>(
-    store: &ContentStore,
-    digest: &Digest,
-    what: &'static str,
-) -> Result<T, ExportError> {
-    let bytes = store.read_verified_bytes(digest)?;
-    serde_json::from_slice(&bytes).map_err(|source: serde_json::Error| ExportError::Json {
-        what,
-        digest: *digest,
-        source: source.into(),
-    })
 }
 
 /// Reads an image's manifest and config from the store and makes sure its layers exist in the
@@ -192,8 +195,8 @@ pub fn prepare(
             media_type: manifest_desc.media_type.clone(),
         });
     }
-    let manifest: Manifest = json(store, &manifest_desc.digest, "manifest")?;
-    let config: ImageConfig = json(store, &manifest.config.digest, "image config")?;
+    let manifest: Manifest = store.read_json_as(&manifest_desc.digest, "manifest")?;
+    let config: ImageConfig = store.read_json_as(&manifest.config.digest, "image config")?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(ExportError::LayerCount {
             manifest: manifest_desc.digest,
@@ -291,14 +294,28 @@ pub fn export_rootfs(
     dest: &Path,
     opts: &ApplyOptions,
 ) -> Result<(), ExportError> {
-    let manifest: Manifest = json(store, &manifest_desc.digest, "manifest")?;
-    std::fs::create_dir_all(dest).map_err(|source| ExportError::Io {
-        op: "create directory",
-        path: dest.to_path_buf(),
-        source,
+    export_rootfs_cancellable(store, manifest_desc, dest, opts, &ExportOptions::default())
+}
+
+/// [`export_rootfs`] with a checkpoint of `export` before each layer.
+pub(crate) fn export_rootfs_cancellable(
+    store: &ContentStore,
+    manifest_desc: &Descriptor,
+    dest: &Path,
+    opts: &ApplyOptions,
+    export: &ExportOptions,
+) -> Result<(), ExportError> {
+    let manifest: Manifest = store.read_json_as(&manifest_desc.digest, "manifest")?;
+    std::fs::create_dir_all(dest).map_err(|source| {
+        ExportError::Io(crate::report::IoError {
+            op: "create directory",
+            path: dest.to_path_buf(),
+            source,
+        })
     })?;
     let root = Root::open(dest).map_err(LayerError::from)?;
     for l in &manifest.layers {
+        export.checkpoint()?;
         layer::apply_blob(store, &l.digest, &root, WhiteoutStyle::Apply, opts)?;
     }
     Ok(())
@@ -321,12 +338,29 @@ pub fn export_rootfs_tar<W: io::Write>(
     scratch_parent: &Path,
     out: W,
 ) -> Result<W, ExportError> {
+    export_rootfs_tar_cancellable(
+        store,
+        manifest_desc,
+        scratch_parent,
+        out,
+        &ExportOptions::default(),
+    )
+}
+
+/// [`export_rootfs_tar`] with a checkpoint of `export` before each layer and file.
+pub(crate) fn export_rootfs_tar_cancellable<W: io::Write>(
+    store: &ContentStore,
+    manifest_desc: &Descriptor,
+    scratch_parent: &Path,
+    out: W,
+    export: &ExportOptions,
+) -> Result<W, ExportError> {
     let io_err = |op: &'static str, path: &Path| {
         let path = path.to_path_buf();
-        move |source| ExportError::Io { op, path, source }
+        move |source| ExportError::Io(crate::report::IoError { op, path, source })
     };
     let images: Vec<(Option<String>, Descriptor)> = if media::is_index(&manifest_desc.media_type) {
-        let index: crate::image::Index = json(store, &manifest_desc.digest, "index")?;
+        let index: crate::image::Index = store.read_json_as(&manifest_desc.digest, "index")?;
         index
             .manifests
             .into_iter()
@@ -357,7 +391,7 @@ pub fn export_rootfs_tar<W: io::Write>(
             .tempdir_in(scratch_parent)
             .map_err(io_err("create a directory in", scratch_parent))?;
         let dir = scratch.path().join("rootfs");
-        export_rootfs(store, image, &dir, &ApplyOptions::default())?;
+        export_rootfs_cancellable(store, image, &dir, &ApplyOptions::default(), export)?;
         let min_depth = if name.is_some() { 0 } else { 1 };
         let mut entries: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
             .follow_links(false)
@@ -370,6 +404,7 @@ pub fn export_rootfs_tar<W: io::Write>(
             .collect::<Result<_, _>>()?;
         entries.sort();
         for path in entries {
+            export.checkpoint()?;
             let rel = path.strip_prefix(&dir).unwrap_or(&path);
             let rel = match name {
                 Some(n) => Path::new(n).join(rel),

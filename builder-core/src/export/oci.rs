@@ -69,7 +69,7 @@ pub fn export_oci_dir(
         crate::content::validate_tag(tag)?;
     }
     let p = prepare_top(store, manifest, opts)?;
-    write_layout(store, &p.blobs, &entries(&p, &opts.tags), dest)?;
+    write_layout_cancellable(store, &p.blobs, &entries(&p, &opts.tags), dest, opts)?;
     Ok(p.desc)
 }
 
@@ -83,10 +83,24 @@ pub fn write_layout(
     entries: &Index,
     dest: &Path,
 ) -> Result<(), ExportError> {
-    std::fs::create_dir_all(dest).map_err(|source| ExportError::Io {
-        op: "create directory",
-        path: dest.to_path_buf(),
-        source,
+    write_layout_cancellable(store, blobs, entries, dest, &ExportOptions::default())
+}
+
+/// [`write_layout`] with a checkpoint of `export` before each blob: a cancelled export leaves
+/// whole blobs and the index as it was.
+fn write_layout_cancellable(
+    store: &ContentStore,
+    blobs: &[Digest],
+    entries: &Index,
+    dest: &Path,
+    export: &ExportOptions,
+) -> Result<(), ExportError> {
+    std::fs::create_dir_all(dest).map_err(|source| {
+        ExportError::Io(crate::report::IoError {
+            op: "create directory",
+            path: dest.to_path_buf(),
+            source,
+        })
     })?;
     // `dest` itself may be a symlink (the user named it), but nothing inside it is followed out
     // of it: every path below is resolved through the directory's descriptor, confined.
@@ -97,6 +111,7 @@ pub fn write_layout(
     let blobs_dir = proc_fd_path(&blobs_fd);
     let shown = dest.join("blobs").join("sha256");
     for d in blobs {
+        export.checkpoint()?;
         copy_blob(store, d, &blobs_dir, &shown)?;
     }
     fsync_dir(&blobs_dir)?;
@@ -147,10 +162,12 @@ fn copy_blob(
         return Ok(());
     }
     let shown = shown.join(digest.hex());
-    let io_err = |op, source| ExportError::Io {
-        op,
-        path: shown.clone(),
-        source,
+    let io_err = |op, source| {
+        ExportError::Io(crate::report::IoError {
+            op,
+            path: shown.clone(),
+            source,
+        })
     };
     // Readable by others like any exported file (a temp file would be 0600).
     let mut tmp = tempfile::Builder::new()
@@ -191,6 +208,7 @@ pub fn export_oci_archive<W: Write>(
     tar.dir("blobs/")?;
     tar.dir("blobs/sha256/")?;
     for d in &p.blobs {
+        opts.checkpoint()?;
         tar.blob(&blob_name(d), store, d)?;
     }
     let index =

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{ExportError, json, prepare};
+use super::{ExportError, prepare};
 use crate::attest::{ANNOTATION_ATTACHMENTS, Attachments};
 use crate::content::{ContentStore, Digest};
 use crate::image::{ANNOTATION_REFERENCE_DIGEST, ANNOTATION_REFERENCE_TYPE, Compression};
@@ -73,7 +73,7 @@ pub fn prepare_outgoing(
 ) -> Result<Outgoing, ExportError> {
     let is_index = media::is_index(&top.media_type);
     let (entries, mut index_annotations) = if is_index {
-        let index: Index = json(store, &top.digest, "index")?;
+        let index: Index = store.read_json_as(&top.digest, "index")?;
         (index.manifests, index.annotations.unwrap_or_default())
     } else {
         // A tag's descriptor: only its attachments count, not its names.
@@ -126,7 +126,7 @@ pub fn prepare_outgoing(
             .annotation(ANNOTATION_REFERENCE_DIGEST)
             .and_then(|d| d.parse::<Digest>().ok());
         if about.is_some_and(|d| renamed.get(&d) == Some(&d)) {
-            let manifest: Manifest = json(store, &entry.digest, "attestation manifest")?;
+            let manifest: Manifest = store.read_json_as(&entry.digest, "attestation manifest")?;
             attestations.push(OutManifest {
                 bytes: store.read_verified_bytes(&entry.digest)?,
                 blobs: manifest_blobs(&manifest),

@@ -33,16 +33,8 @@ pub use policy::{DEFAULT_KEEP_STORAGE, GcPolicy, parse_duration, parse_size};
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
     /// A file or directory could not be read, locked or removed.
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        op: &'static str,
-        /// On what.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::report::IoError),
     /// Reading the tags or a tagged manifest failed.
     #[error(transparent)]
     Content(Box<crate::content::ContentError>),
@@ -52,10 +44,12 @@ pub enum GcError {
 }
 
 fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> GcError + 'p {
-    move |source| GcError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
+    move |source| {
+        GcError::Io(crate::report::IoError {
+            op,
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
@@ -139,6 +133,7 @@ pub struct Usage {
 
 /// What to remove.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct PruneOptions {
     /// Remove every cache record (and everything only they kept).
     pub all: bool,

@@ -68,17 +68,6 @@ pub enum ImagesError {
     /// The new name is not a valid reference.
     #[error("invalid image name {0:?}")]
     InvalidName(String),
-    /// A stored document is not what its descriptor says.
-    #[error("invalid {what} {digest}: {source}")]
-    Json {
-        /// Which document.
-        what: &'static str,
-        /// Its digest.
-        digest: Digest,
-        /// The parse error.
-        #[source]
-        source: crate::content::JsonError,
-    },
     /// `save` of several different images into one archive.
     #[error("cannot save several different images into one archive yet ({})", names.join(", "))]
     SeveralImages {
@@ -193,21 +182,8 @@ pub fn split_reference(name: &str) -> (&str, &str) {
     }
 }
 
-pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
-    store: &ContentStore,
-    digest: &Digest,
-    what: &'static str,
-) -> Result<T, ImagesError> {
-    let bytes = store.read_verified_bytes(digest)?;
-    serde_json::from_slice(&bytes).map_err(|source: serde_json::Error| ImagesError::Json {
-        what,
-        digest: *digest,
-        source: source.into(),
-    })
-}
-
 fn manifest_of(store: &ContentStore, desc: &Descriptor) -> Result<Manifest, ImagesError> {
-    read_json(store, &desc.digest, "manifest")
+    Ok(store.read_json_as(&desc.digest, "manifest")?)
 }
 
 /// Every tagged image, sorted by name; a multi-platform image gives one row per platform.
@@ -216,7 +192,8 @@ pub fn list(store: &ContentStore) -> Result<Vec<ImageSummary>, ImagesError> {
     for (name, desc) in store.list()? {
         for one in select::manifests_under(store, &desc)? {
             let manifest = manifest_of(store, &one)?;
-            let config: ImageConfig = read_json(store, &manifest.config.digest, "image config")?;
+            let config: ImageConfig =
+                store.read_json_as(&manifest.config.digest, "image config")?;
             let (repository, tag) = split_reference(&name);
             out.push(ImageSummary {
                 repository: repository.to_string(),
@@ -380,7 +357,7 @@ pub fn inspect_platform(
     let (names, top) = resolve(store, reference)?;
     let manifest_desc = select::manifest_for(store, reference, &top, platform)?;
     let manifest = manifest_of(store, &manifest_desc)?;
-    let config: ImageConfig = read_json(store, &manifest.config.digest, "image config")?;
+    let config: ImageConfig = store.read_json_as(&manifest.config.digest, "image config")?;
     if let Some(p) = platform
         && !config.platform().matches(p)
     {

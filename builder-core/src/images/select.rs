@@ -21,7 +21,7 @@ pub fn manifests_under(
         if depth >= 4 {
             continue;
         }
-        let index: crate::image::Index = super::read_json(store, &d.digest, "index")?;
+        let index: crate::image::Index = store.read_json_as(&d.digest, "index")?;
         for e in index.manifests.into_iter().rev() {
             // Attestation manifests are about an image, not images.
             if e.annotation(crate::image::ANNOTATION_REFERENCE_TYPE)

@@ -164,7 +164,7 @@ impl Drop for NewBlobs<'_> {
         }
         for d in &self.digests {
             if let Err(e) = self.store.delete(d) {
-                tracing::warn!(blob = %d, error = %e, "cannot remove a blob of a refused archive");
+                tracing::warn!(blob = %d, error = %crate::report::chain(&e), "cannot remove a blob of a refused archive");
             }
         }
     }

@@ -340,10 +340,12 @@ fn entry_image(store: &ContentStore, entry: EntryLayers) -> Result<ImportedImage
 fn sniff(store: &ContentStore, digest: &Digest) -> Result<ArchiveCompression, ImportError> {
     let path = store.blob_path(digest);
     let mut head = [0u8; 6];
-    let mut f = std::fs::File::open(&path).map_err(|source| ImportError::Io {
-        op: "open",
-        path: path.clone(),
-        source,
+    let mut f = std::fs::File::open(&path).map_err(|source| {
+        ImportError::Io(crate::report::IoError {
+            op: "open",
+            path: path.clone(),
+            source,
+        })
     })?;
     let mut got = 0;
     while got < head.len() {
@@ -352,11 +354,11 @@ fn sniff(store: &ContentStore, digest: &Digest) -> Result<ArchiveCompression, Im
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(source) => {
-                return Err(ImportError::Io {
+                return Err(ImportError::Io(crate::report::IoError {
                     op: "read",
                     path,
                     source,
-                });
+                }));
             }
         }
     }

@@ -43,21 +43,13 @@ pub enum ImportError {
     #[error(transparent)]
     Content(#[from] ContentError),
     /// Reading the source failed.
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        op: &'static str,
-        /// The source path or archive member.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::report::IoError),
     /// Reading the archive failed.
-    #[error("cannot read image archive: {0}")]
+    #[error("cannot read image archive")]
     Archive(#[source] io::Error),
     /// A JSON document is malformed.
-    #[error("invalid {what}: {source}")]
+    #[error("invalid {what}")]
     Json {
         /// Which document.
         what: String,
@@ -200,11 +192,11 @@ impl BlobSource for DirSource<'_> {
                 });
             }
             Err(source) => {
-                return Err(ImportError::Io {
+                return Err(ImportError::Io(crate::report::IoError {
                     op: "open",
                     path,
                     source,
-                });
+                }));
             }
         };
         let mut w = store.writer()?;
@@ -212,11 +204,11 @@ impl BlobSource for DirSource<'_> {
         // Never read more than the descriptor promises.
         let mut limited = (&mut f).take(d.size + 1);
         io::copy(&mut limited, &mut diff::Tee(&mut w, &mut hash)).map_err(|source| {
-            ImportError::Io {
+            ImportError::Io(crate::report::IoError {
                 op: "read",
                 path: path.clone(),
                 source,
-            }
+            })
         })?;
         w.commit(Some((&d.digest, d.size)))?;
         self.diffs.borrow_mut().insert(d.digest, hash.finish().2);

@@ -34,7 +34,7 @@ impl BlobSource for StoreSource<'_> {
         let Some(diffs) = self.diffs else {
             return Ok(());
         };
-        let config: ImageConfig = read_json(store, &manifest.config, "image config")?;
+        let config: ImageConfig = store.read_json_as(&manifest.config.digest, "image config")?;
         verify_layers(store, &config, &manifest.layers, &[], diffs, true)
     }
 
@@ -100,18 +100,6 @@ fn pick<'a>(
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(
-    store: &ContentStore,
-    d: &Descriptor,
-    what: &str,
-) -> Result<T, ImportError> {
-    let bytes = store.read_verified_bytes(&d.digest)?;
-    serde_json::from_slice(&bytes).map_err(|source: serde_json::Error| ImportError::Json {
-        what: format!("{what} {}", d.digest),
-        source: source.into(),
-    })
-}
-
 pub(super) fn resolve(
     store: &ContentStore,
     src: &dyn BlobSource,
@@ -139,7 +127,7 @@ pub(super) fn pick_manifest(
             return Err(ImportError::TooDeep(MAX_DEPTH));
         }
         src.copy_into(store, &desc)?;
-        let inner: Index = read_json(store, &desc, "index")?;
+        let inner: Index = store.read_json_as(&desc.digest, "index")?;
         desc = inner
             .select_platform(platform)
             .ok_or_else(|| ImportError::NoPlatform {
@@ -160,7 +148,7 @@ pub(super) fn pick_manifest(
         });
     }
     src.copy_into(store, &desc)?;
-    let manifest: Manifest = read_json(store, &desc, "manifest")?;
+    let manifest: Manifest = store.read_json_as(&desc.digest, "manifest")?;
     src.copy_into(store, &manifest.config)?;
     for l in &manifest.layers {
         src.copy_into(store, l)?;
@@ -175,7 +163,7 @@ pub(crate) fn finish(
     desc: Descriptor,
     mut manifest: Manifest,
 ) -> Result<ImportedImage, ImportError> {
-    let config: ImageConfig = read_json(store, &manifest.config, "image config")?;
+    let config: ImageConfig = store.read_json_as(&manifest.config.digest, "image config")?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(ImportError::LayerCount {
             diff_ids: config.rootfs.diff_ids.len(),

@@ -188,10 +188,12 @@ impl Applier<'_> {
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let mut file = self.root.create_file(&rel, m.mode)?;
-                let n = copy(entry, &mut file, &mut self.buf).map_err(|e| LayerError::Io {
-                    op: "write",
-                    path: self.root.path().join(&rel),
-                    source: e,
+                let n = copy(entry, &mut file, &mut self.buf).map_err(|e| {
+                    LayerError::Io(crate::report::IoError {
+                        op: "write",
+                        path: self.root.path().join(&rel),
+                        source: e,
+                    })
                 })?;
                 self.stats.content_bytes += n;
                 drop(file);
@@ -251,7 +253,7 @@ impl Applier<'_> {
                             && self.opts.ignore_device_eperm
                             && is_eperm(&e) =>
                     {
-                        tracing::debug!(path = %rel.display(), "skipping device node: {e}");
+                        tracing::debug!(path = %rel.display(), "skipping device node: {e}", e = crate::report::chain(&e));
                         self.stats.skipped_devices += 1;
                         return Ok(());
                     }
@@ -319,17 +321,21 @@ impl Applier<'_> {
     /// directories.
     fn remove_lower(&self, dir: &Path) -> Result<(), LayerError> {
         let fd = self.root.open_dir(dir)?;
-        let mut d = Dir::read_from(&fd).map_err(|e| LayerError::Io {
-            op: "list",
-            path: self.root.path().join(dir),
-            source: e.into(),
-        })?;
-        let mut children = Vec::new();
-        while let Some(entry) = d.read() {
-            let entry = entry.map_err(|e| LayerError::Io {
+        let mut d = Dir::read_from(&fd).map_err(|e| {
+            LayerError::Io(crate::report::IoError {
                 op: "list",
                 path: self.root.path().join(dir),
                 source: e.into(),
+            })
+        })?;
+        let mut children = Vec::new();
+        while let Some(entry) = d.read() {
+            let entry = entry.map_err(|e| {
+                LayerError::Io(crate::report::IoError {
+                    op: "list",
+                    path: self.root.path().join(dir),
+                    source: e.into(),
+                })
             })?;
             let n = entry.file_name().to_bytes();
             if n != b"." && n != b".." {

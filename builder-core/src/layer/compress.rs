@@ -337,20 +337,24 @@ pub fn compress_layer(
     let info = writer.commit(None)?;
     let dir = map_path(store, compression, diff_id);
     if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| LayerError::Io {
-            op: "create directory",
-            path: parent.to_path_buf(),
-            source: e,
+        std::fs::create_dir_all(parent).map_err(|e| {
+            LayerError::Io(crate::report::IoError {
+                op: "create directory",
+                path: parent.to_path_buf(),
+                source: e,
+            })
         })?;
     }
     let rec = serde_json::to_vec(&MapRecord {
         digest: info.digest,
         size: info.size,
     })
-    .map_err(|e| LayerError::Io {
-        op: "encode",
-        path: dir.clone(),
-        source: e.into(),
+    .map_err(|e| {
+        LayerError::Io(crate::report::IoError {
+            op: "encode",
+            path: dir.clone(),
+            source: e.into(),
+        })
     })?;
     write_atomic(&dir, &rec)?;
     Ok(info)

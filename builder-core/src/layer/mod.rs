@@ -63,21 +63,13 @@ pub enum LayerError {
     #[error(transparent)]
     Fs(#[from] FsError),
     /// Another filesystem operation failed.
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        op: &'static str,
-        /// The host path.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::report::IoError),
     /// Writing the tar stream failed.
-    #[error("cannot write layer: {0}")]
+    #[error("cannot write layer")]
     Write(#[source] io::Error),
     /// Reading or decompressing the tar stream failed.
-    #[error("cannot read layer archive: {0}")]
+    #[error("cannot read layer archive")]
     Read(#[source] io::Error),
     /// The content store failed.
     #[error(transparent)]
@@ -115,7 +107,7 @@ pub enum LayerError {
         kind: String,
     },
     /// A hard link whose target does not exist inside the root.
-    #[error("cannot hard link {path} to {target}: {source}")]
+    #[error("cannot hard link {path} to {target}")]
     HardLink {
         /// The link's path.
         path: PathBuf,

@@ -191,11 +191,11 @@ impl<'a, W: Write> TarWriter<'a, W> {
     }
 
     fn io_err(&self, op: &'static str, rel: &Path, e: impl Into<std::io::Error>) -> LayerError {
-        LayerError::Io {
+        LayerError::Io(crate::report::IoError {
             op,
             path: self.src.path().join(rel),
             source: e.into(),
-        }
+        })
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), LayerError> {

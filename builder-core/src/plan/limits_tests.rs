@@ -40,7 +40,7 @@ fn doubling_args_stop_at_the_word_limit_on_their_line() {
         other => panic!("unexpected error {other:?}"),
     }
     assert!(
-        err.to_string().contains("limit of 1048576 bytes per word"),
+        crate::report::chain(&err).contains("limit of 1048576 bytes per word"),
         "{err}"
     );
     // Global ARGs too.

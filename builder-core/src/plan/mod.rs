@@ -128,7 +128,7 @@ impl Default for PlanOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// A variable expansion failed (`${X:?required}`, bad syntax).
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Expand {
         /// What was being expanded.
         what: String,
@@ -194,7 +194,7 @@ pub enum PlanError {
         span: Span,
     },
     /// An ONBUILD trigger inherited from a base image does not parse.
-    #[error("ONBUILD trigger {trigger:?} of base image {image} is invalid: {source}")]
+    #[error("ONBUILD trigger {trigger:?} of base image {image} is invalid")]
     Onbuild {
         /// The base image.
         image: String,

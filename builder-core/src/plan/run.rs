@@ -113,7 +113,7 @@ impl StageState<'_> {
                 let expanded = self.expand(&m.raw, "--mount")?;
                 kiln_dockerfile_parser::MountSpec::parse(&expanded).map_err(|e| {
                     PlanError::Invalid {
-                        message: format!("invalid --mount: {e}"),
+                        message: format!("invalid --mount: {e}", e = crate::report::chain(&e)),
                         span: m.raw.span,
                     }
                 })?

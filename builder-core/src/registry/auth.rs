@@ -173,11 +173,11 @@ impl DockerConfig {
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
             Err(source) => {
-                return Err(RegistryError::Io {
+                return Err(RegistryError::Io(crate::report::IoError {
                     op: "read",
                     path,
                     source,
-                });
+                }));
             }
         };
         Ok(Self {
@@ -337,14 +337,14 @@ impl DockerConfig {
         use std::os::unix::fs::PermissionsExt;
         let io = |op: &'static str, path: &Path| {
             let path = path.to_path_buf();
-            move |source| RegistryError::Io { op, path, source }
+            move |source| RegistryError::Io(crate::report::IoError { op, path, source })
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
         let bytes = serde_json::to_vec_pretty(&Value::Object(self.doc.clone())).map_err(|e| {
             RegistryError::Config {
                 path: self.path.clone(),
-                reason: e.to_string(),
+                reason: crate::report::chain(&e),
             }
         })?;
         let mut tmp = tempfile::Builder::new()
@@ -357,14 +357,16 @@ impl DockerConfig {
         tmp.write_all(&bytes).map_err(io("write", tmp.path()))?;
         tmp.write_all(b"\n").map_err(io("write", tmp.path()))?;
         tmp.as_file().sync_all().map_err(io("fsync", tmp.path()))?;
-        tmp.persist(&self.path).map_err(|e| RegistryError::Io {
-            op: "rename into place",
-            path: self.path.clone(),
-            source: e.error,
+        tmp.persist(&self.path).map_err(|e| {
+            RegistryError::Io(crate::report::IoError {
+                op: "rename into place",
+                path: self.path.clone(),
+                source: e.error,
+            })
         })?;
         crate::content::fsync_dir(dir).map_err(|e| RegistryError::Config {
             path: dir.to_path_buf(),
-            reason: e.to_string(),
+            reason: crate::report::chain(&e),
         })?;
         Ok(())
     }
@@ -392,15 +394,21 @@ fn run_helper(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| err(format!("cannot run it: {e}")))?;
+        .map_err(|e| err(format!("cannot run it: {e}", e = crate::report::chain(&e))))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input)
-            .map_err(|e| err(format!("cannot write to it: {e}")))?;
+        stdin.write_all(input).map_err(|e| {
+            err(format!(
+                "cannot write to it: {e}",
+                e = crate::report::chain(&e)
+            ))
+        })?;
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| err(format!("cannot wait for it: {e}")))?;
+    let out = child.wait_with_output().map_err(|e| {
+        err(format!(
+            "cannot wait for it: {e}",
+            e = crate::report::chain(&e)
+        ))
+    })?;
     if out.status.success() {
         return Ok((true, out.stdout));
     }

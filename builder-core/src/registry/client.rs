@@ -112,19 +112,7 @@ pub(crate) fn backoff(n: u32) -> Duration {
 }
 
 /// Text of an error and its causes, for messages that must say why a connection failed.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !out.contains(&t) {
-            out.push_str(": ");
-            out.push_str(&t);
-        }
-        src = s.source();
-    }
-    out
-}
+pub(crate) use crate::report::chain;
 
 fn scope_key(scopes: &[String]) -> String {
     let mut s = scopes.to_vec();
@@ -157,10 +145,12 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::limited(10));
         for path in &opts.ca_files {
-            let pem = std::fs::read(path).map_err(|source| RegistryError::Io {
-                op: "read CA file",
-                path: path.clone(),
-                source,
+            let pem = std::fs::read(path).map_err(|source| {
+                RegistryError::Io(crate::report::IoError {
+                    op: "read CA file",
+                    path: path.clone(),
+                    source,
+                })
             })?;
             let certs =
                 reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::Tls {
@@ -426,7 +416,7 @@ impl Client {
             registry: self.registry.clone(),
             what: format!("token from {realm}"),
             status: status.as_u16(),
-            detail: format!("invalid JSON: {e}"),
+            detail: format!("invalid JSON: {e}", e = crate::report::chain(&e)),
         })?;
         let value = reply
             .token

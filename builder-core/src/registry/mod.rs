@@ -38,6 +38,7 @@ pub const ANNOTATION_SOURCE_DIGEST: &str = "dev.kiln.registry.digest";
 
 /// How registries are reached.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RegistryOptions {
     /// Registries (`host:port`) that may be reached over plain HTTP besides loopback.
     pub insecure_registries: Vec<String>,
@@ -63,7 +64,7 @@ pub enum RegistryError {
     #[error(transparent)]
     Reference(#[from] InvalidReference),
     /// Pulling failed.
-    #[error("cannot pull {reference}: {source}")]
+    #[error("cannot pull {reference}")]
     Pull {
         /// The reference.
         reference: String,
@@ -72,7 +73,7 @@ pub enum RegistryError {
         source: Box<RegistryError>,
     },
     /// Pushing failed.
-    #[error("cannot push {reference}: {source}")]
+    #[error("cannot push {reference}")]
     Push {
         /// The reference.
         reference: String,
@@ -201,16 +202,8 @@ pub enum RegistryError {
         reason: String,
     },
     /// Local I/O failed.
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        op: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::report::IoError),
     /// A blocking task panicked.
     #[error("registry task failed: {0}")]
     Task(String),

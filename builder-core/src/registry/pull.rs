@@ -99,7 +99,7 @@ async fn pull_with(
         let index: Index =
             serde_json::from_slice(&bytes).map_err(|e| RegistryError::InvalidManifest {
                 what: format!("index {}", desc.digest),
-                reason: e.to_string(),
+                reason: crate::report::chain(&e),
             })?;
         let picked = index
             .select_platform(&popts.platform)
@@ -146,7 +146,7 @@ async fn pull_with(
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| RegistryError::InvalidManifest {
             what: format!("manifest {}", desc.digest),
-            reason: e.to_string(),
+            reason: crate::report::chain(&e),
         })?;
     let mut blobs = vec![("config", manifest.config.clone())];
     blobs.extend(manifest.layers.iter().map(|l| ("layer", l.clone())));
@@ -173,7 +173,7 @@ async fn pull_with(
         Ok(image)
     })
     .await
-    .map_err(|e| RegistryError::Task(e.to_string()))??;
+    .map_err(|e| RegistryError::Task(crate::report::chain(&e)))??;
     Ok(Pulled {
         reference: reference.clone(),
         digest: top,
@@ -185,7 +185,7 @@ async fn put_blob(store: &Arc<ContentStore>, bytes: Vec<u8>) -> Result<BlobInfo,
     let store = store.clone();
     tokio::task::spawn_blocking(move || store.put_bytes(&bytes))
         .await
-        .map_err(|e| RegistryError::Task(e.to_string()))?
+        .map_err(|e| RegistryError::Task(crate::report::chain(&e)))?
         .map_err(RegistryError::from)
 }
 
@@ -270,7 +270,7 @@ pub(crate) async fn fetch_manifest(
             Err(e) => {
                 return Err(RegistryError::InvalidManifest {
                     what: format!("manifest {what}"),
-                    reason: e.to_string(),
+                    reason: crate::report::chain(&e),
                 });
             }
         }
@@ -306,7 +306,7 @@ async fn fetch_blobs(
     }
     // The first failure aborts the others (dropping the set cancels them; their temp files go).
     while let Some(r) = tasks.join_next().await {
-        r.map_err(|e| RegistryError::Task(e.to_string()))??;
+        r.map_err(|e| RegistryError::Task(crate::report::chain(&e)))??;
     }
     Ok(())
 }
@@ -351,7 +351,7 @@ pub(crate) async fn fetch_blob(
     drop(tx);
     let written = writer
         .await
-        .map_err(|e| RegistryError::Task(e.to_string()))?;
+        .map_err(|e| RegistryError::Task(crate::report::chain(&e)))?;
     result?;
     match written {
         Ok(_) => Ok(()),
@@ -480,7 +480,7 @@ pub fn resolve_local(
         let probe: Probe =
             serde_json::from_slice(&bytes).map_err(|e| RegistryError::InvalidManifest {
                 what: format!("blob {digest}"),
-                reason: e.to_string(),
+                reason: crate::report::chain(&e),
             })?;
         let is_index = probe.media_type.as_deref().is_some_and(media::is_index)
             || (probe.media_type.is_none() && probe.manifests.is_some());
@@ -488,7 +488,7 @@ pub fn resolve_local(
             let index: Index =
                 serde_json::from_slice(&bytes).map_err(|e| RegistryError::InvalidManifest {
                     what: format!("index {digest}"),
-                    reason: e.to_string(),
+                    reason: crate::report::chain(&e),
                 })?;
             match index.select_platform(platform) {
                 Some(d) => digest = d.digest,
@@ -502,7 +502,7 @@ pub fn resolve_local(
         let manifest: Manifest =
             serde_json::from_slice(&bytes).map_err(|e| RegistryError::InvalidManifest {
                 what: format!("manifest {digest}"),
-                reason: e.to_string(),
+                reason: crate::report::chain(&e),
             })?;
         let complete = std::iter::once(&manifest.config)
             .chain(&manifest.layers)

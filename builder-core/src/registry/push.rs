@@ -24,6 +24,7 @@ use crate::layer::CompressOptions;
 
 /// How to push.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PushOptions {
     /// Layer compression in the registry.
     pub compression: Compression,
@@ -126,7 +127,7 @@ pub async fn push(
         crate::export::prepare_outgoing(&st, &desc, compression, &copts, &names)
     })
     .await
-    .map_err(|e| RegistryError::Task(e.to_string()))?
+    .map_err(|e| RegistryError::Task(crate::report::chain(&e)))?
     .map_err(|e| RegistryError::Push {
         reference: first,
         source: Box::new(e.into()),
@@ -250,7 +251,7 @@ async fn upload_blobs(
     }
     let mut done = Vec::new();
     while let Some(r) = tasks.join_next().await {
-        let (digest, outcome) = r.map_err(|e| RegistryError::Task(e.to_string()))??;
+        let (digest, outcome) = r.map_err(|e| RegistryError::Task(crate::report::chain(&e)))??;
         match outcome {
             BlobOutcome::Existing => counts.existing += 1,
             BlobOutcome::Mounted => counts.mounted += 1,
@@ -295,7 +296,7 @@ async fn push_blob(
         match result {
             Ok(o) => return Ok(o),
             Err(e @ RegistryError::Connect { .. }) if attempt < ATTEMPTS => {
-                tracing::debug!(registry = %client.registry(), digest = %d.digest, "upload broke, starting again: {e}");
+                tracing::debug!(registry = %client.registry(), digest = %d.digest, "upload broke, starting again: {e}", e = crate::report::chain(&e));
                 tokio::time::sleep(backoff(attempt)).await;
             }
             Err(e) => return Err(e),
@@ -421,10 +422,12 @@ fn file_body(
     len: u64,
     progress: Option<PushProgressFn>,
 ) -> Result<reqwest::Body, RegistryError> {
-    let file = std::fs::File::open(path).map_err(|source| RegistryError::Io {
-        op: "open",
-        path: path.to_path_buf(),
-        source,
+    let file = std::fs::File::open(path).map_err(|source| {
+        RegistryError::Io(crate::report::IoError {
+            op: "open",
+            path: path.to_path_buf(),
+            source,
+        })
     })?;
     let file = tokio::fs::File::from_std(file);
     const BUF: u64 = 1 << 20;
@@ -550,10 +553,10 @@ impl Sources {
         }
         let write = || -> Result<(), String> {
             if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+                std::fs::create_dir_all(dir).map_err(|e| crate::report::chain(&e))?;
             }
-            let bytes = serde_json::to_vec(&map).map_err(|e| e.to_string())?;
-            crate::content::write_atomic(&self.path, &bytes).map_err(|e| e.to_string())
+            let bytes = serde_json::to_vec(&map).map_err(|e| crate::report::chain(&e))?;
+            crate::content::write_atomic(&self.path, &bytes).map_err(|e| crate::report::chain(&e))
         };
         if let Err(e) = write() {
             tracing::warn!(path = %self.path.display(), "cannot record blob sources: {e}");

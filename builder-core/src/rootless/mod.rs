@@ -204,7 +204,7 @@ pub fn run_dir(store_root: &std::path::Path, in_store: std::path::PathBuf) -> st
     {
         Ok(()) => dir,
         Err(e) => {
-            tracing::debug!(dir = %dir.display(), "run state stays in the store: {e}");
+            tracing::debug!(dir = %dir.display(), "run state stays in the store: {e}", e = crate::report::chain(&e));
             in_store
         }
     }

@@ -265,7 +265,7 @@ fn run_map(program: &PathBuf, pid: i32, args: &[u32]) -> Result<(), RootlessErro
         .arg(pid.to_string())
         .args(args.iter().map(u32::to_string))
         .output()
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| failed(crate::report::chain(&e)))?;
     if out.status.success() {
         return Ok(());
     }

@@ -330,7 +330,7 @@ pub(super) fn import_layers(s: &dyn Snapshotter) {
     let e = s
         .import("bad", None, &mut |_, _| Err("boom".into()))
         .unwrap_err();
-    assert!(e.to_string().contains("boom"), "{e}");
+    assert!(crate::report::chain(&e).contains("boom"), "{e}");
     assert!(!s.exists("bad"));
     let v = s.view("l2").unwrap();
     let names: Vec<String> = listing(v.path()).into_iter().map(|(n, _)| n).collect();

@@ -85,21 +85,13 @@ pub enum SnapshotError {
         key: String,
     },
     /// A filesystem operation failed.
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        op: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::report::IoError),
     /// A confined filesystem operation failed.
     #[error(transparent)]
     Fs(#[from] FsError),
     /// Mounting an overlay failed.
-    #[error("cannot mount overlay of {layers} layers on {target}: {source}")]
+    #[error("cannot mount overlay of {layers} layers on {target}")]
     Mount {
         /// The mount point.
         target: PathBuf,
@@ -118,7 +110,7 @@ pub enum SnapshotError {
         child: String,
     },
     /// The fill callback of an import failed.
-    #[error("cannot fill snapshot {key}: {source}")]
+    #[error("cannot fill snapshot {key}")]
     Fill {
         /// The key being imported.
         key: String,
@@ -130,7 +122,7 @@ pub enum SnapshotError {
 
 pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> SnapshotError {
     let path = path.to_path_buf();
-    move |source| SnapshotError::Io { op, path, source }
+    move |source| SnapshotError::Io(crate::report::IoError { op, path, source })
 }
 
 /// Creates, commits and removes snapshots. Blocking; object-safe so the solver can hold a
@@ -167,11 +159,11 @@ pub trait Snapshotter: Send + Sync {
     /// it. Only for snapshots from [`Snapshotter::prepare_unmounted`]; others refuse.
     fn commit_pending(&self, active: Active, key: &str, note: &[u8]) -> Result<(), SnapshotError> {
         let _ = (active, key, note);
-        Err(SnapshotError::Io {
+        Err(SnapshotError::Io(crate::report::IoError {
             op: "commit an incomplete snapshot",
             path: PathBuf::new(),
             source: io::Error::from(io::ErrorKind::Unsupported),
-        })
+        }))
     }
 
     /// Completes the committed snapshot `key` if [`Snapshotter::commit_pending`] made it: `fill`

@@ -118,7 +118,7 @@ pub(crate) fn probe(dir: &Path) -> bool {
     match run() {
         Ok(()) => true,
         Err(e) => {
-            tracing::debug!(error = %e, "overlayfs probe failed");
+            tracing::debug!(error = %crate::report::chain(&e), "overlayfs probe failed");
             false
         }
     }
@@ -320,11 +320,11 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn commit_pending(&self, active: Active, key: &str, note: &[u8]) -> Result<(), SnapshotError> {
         if active.mounted.is_some() {
-            return Err(SnapshotError::Io {
+            return Err(SnapshotError::Io(crate::report::IoError {
                 op: "commit an incomplete snapshot",
                 path: active.root().to_path_buf(),
                 source: std::io::Error::from(std::io::ErrorKind::Unsupported),
-            });
+            }));
         }
         self.commit_with(active, key, Some(note))
     }

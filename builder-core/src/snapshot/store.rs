@@ -346,7 +346,7 @@ fn remove_entry_dir(dir: &Path) -> bool {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::NotFound => true,
         Err(e) => {
-            tracing::warn!(path = %dir.display(), error = %e, "cannot remove leftover snapshot");
+            tracing::warn!(path = %dir.display(), error = %crate::report::chain(&e), "cannot remove leftover snapshot");
             false
         }
     }
@@ -430,7 +430,7 @@ impl Active {
 impl Drop for Active {
     fn drop(&mut self) {
         if let Err(e) = self.unmount() {
-            tracing::warn!(error = %e, "cannot unmount active snapshot");
+            tracing::warn!(error = %crate::report::chain(&e), "cannot unmount active snapshot");
         }
     }
 }

@@ -123,7 +123,10 @@ pub(crate) fn prefetch_context(w: &Arc<LocalWorker>) {
             let _ = worker.context_index();
         });
     if let Err(e) = spawned {
-        tracing::debug!("cannot start the context walk early: {e}");
+        tracing::debug!(
+            "cannot start the context walk early: {e}",
+            e = crate::report::chain(&e)
+        );
     }
 }
 
@@ -300,23 +303,26 @@ impl ArchiveExtractor for LayerExtractor {
         tar: &mut dyn Read,
         owner: Option<(u32, u32)>,
     ) -> Result<Vec<PathBuf>, String> {
-        let real = dest.real_path(dest_dir).map_err(|e| e.to_string())?;
-        let sub = Root::open(&real).map_err(|e| e.to_string())?;
+        let real = dest
+            .real_path(dest_dir)
+            .map_err(|e| crate::report::chain(&e))?;
+        let sub = Root::open(&real).map_err(|e| crate::report::chain(&e))?;
         let opts = crate::layer::ApplyOptions {
             chown: owner.is_none(),
             ..Default::default()
         };
         crate::layer::apply_layer(&sub, tar, crate::changes::WhiteoutStyle::Apply, &opts)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::report::chain(&e))?;
         if let Some((uid, gid)) = owner {
             // Walk without following symlinks; every path is changed through the confined root.
             for entry in walkdir::WalkDir::new(&real).follow_links(false) {
-                let entry = entry.map_err(|e| e.to_string())?;
+                let entry = entry.map_err(|e| crate::report::chain(&e))?;
                 let rel = entry
                     .path()
                     .strip_prefix(&real)
-                    .map_err(|e| e.to_string())?;
-                sub.lchown(rel, uid, gid).map_err(|e| e.to_string())?;
+                    .map_err(|e| crate::report::chain(&e))?;
+                sub.lchown(rel, uid, gid)
+                    .map_err(|e| crate::report::chain(&e))?;
             }
         }
         Ok(vec![crate::fsroot::clean(dest_dir)])
@@ -353,10 +359,12 @@ fn write_inline(cfg: &LocalWorkerConfig, dest: &Root, c: &CopyOp) -> Result<(), 
             &mut file,
             &kiln_dockerfile_parser::bytes::to_bytes(&f.content),
         )
-        .map_err(|source| WorkerError::Io {
-            what: "cannot write",
-            path: path.clone(),
-            source,
+        .map_err(|source| {
+            WorkerError::Io(crate::report::IoError {
+                op: "write",
+                path: path.clone(),
+                source,
+            })
         })?;
         drop(file);
         if let Some((uid, gid)) = owner {
@@ -403,10 +411,12 @@ pub(super) async fn execute_copy(
         let commit = w.git_commits.commit(&src).await?;
         let scratch = std::fs::create_dir_all(&cfg.state_dir)
             .and_then(|()| tempfile::tempdir_in(&cfg.state_dir))
-            .map_err(|source| WorkerError::Io {
-                what: "cannot create a directory in",
-                path: cfg.state_dir.clone(),
-                source,
+            .map_err(|source| {
+                WorkerError::Io(crate::report::IoError {
+                    op: "create a directory in",
+                    path: cfg.state_dir.clone(),
+                    source,
+                })
             })?;
         let tree = super::git::checkout(&src, &commit, c.keep_git_dir, scratch.path()).await?;
         checkouts.push((scratch, tree));
@@ -436,7 +446,7 @@ pub(super) async fn execute_copy(
             match cand.try_reuse(&cfg, &parent, dir) {
                 Ok(Some(layer)) => return Ok(Some(layer)),
                 Ok(None) => {}
-                Err(e) => tracing::debug!("copying afresh: {e}"),
+                Err(e) => tracing::debug!("copying afresh: {e}", e = crate::report::chain(&e)),
             }
         }
         let started = super::copy_reuse::start_time();
@@ -448,7 +458,10 @@ pub(super) async fn execute_copy(
             let req = copy_request(&c, local.clone())?;
             if super::copy_direct::eligible(&req) {
                 super::copy_direct::prepare(&cfg, &parent, &req).unwrap_or_else(|e| {
-                    tracing::debug!("copying through the overlay: {e}");
+                    tracing::debug!(
+                        "copying through the overlay: {e}",
+                        e = crate::report::chain(&e)
+                    );
                     None
                 })
             } else {
@@ -524,11 +537,11 @@ pub(super) async fn execute_copy(
                         Some(v) => Root::open(v.path())?,
                         None => {
                             empty = tempfile::tempdir_in(&cfg.state_dir).map_err(|source| {
-                                WorkerError::Io {
-                                    what: "cannot create a directory in",
+                                WorkerError::Io(crate::report::IoError {
+                                    op: "create a directory in",
                                     path: cfg.state_dir.clone(),
                                     source,
-                                }
+                                })
                             })?;
                             Root::open(empty.path())?
                         }

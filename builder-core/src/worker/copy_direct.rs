@@ -87,7 +87,10 @@ pub(super) fn prepare(
         Err(e) => {
             // A directory whose metadata cannot be copied by hand (an xattr the filesystem
             // refuses): the mounted way copies it up.
-            tracing::debug!("copying through the overlay: {e}");
+            tracing::debug!(
+                "copying through the overlay: {e}",
+                e = crate::report::chain(&e)
+            );
             Ok(None)
         }
     }
@@ -140,10 +143,12 @@ pub(super) fn finish(
     let opts = crate::layer::LayerOptions {
         source_date_epoch: cfg.source_date_epoch,
     };
-    let mut subst = super::deferred::substitutes(deferred).map_err(|source| WorkerError::Io {
-        what: "cannot read a placeholder in",
-        path: active.changes_root().to_path_buf(),
-        source,
+    let mut subst = super::deferred::substitutes(deferred).map_err(|source| {
+        WorkerError::Io(crate::report::IoError {
+            op: "read a placeholder in",
+            path: active.changes_root().to_path_buf(),
+            source,
+        })
     })?;
     let writer = cfg.store.writer()?;
     let (writer, _) = crate::layer::write_tree_substituted(&root, &opts, writer, &mut subst)?;

@@ -279,7 +279,7 @@ impl Candidate {
 
     fn save(&self, result: &str, layer: &LayerRef, started: i64) {
         if let Err(e) = store(&self.memo_path, result, layer, started, &self.entries) {
-            tracing::debug!(path = %self.memo_path.display(), "cannot remember a copy: {e}");
+            tracing::debug!(path = %self.memo_path.display(), "cannot remember a copy: {e}", e = crate::report::chain(&e));
         }
     }
 

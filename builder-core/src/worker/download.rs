@@ -78,7 +78,7 @@ pub enum DownloadError {
         dest: String,
     },
     /// Writing the downloaded file failed.
-    #[error("ADD {url}: cannot write {path}: {source}")]
+    #[error("ADD {url}: cannot write {path}")]
     Io {
         /// The URL.
         url: String,
@@ -158,17 +158,19 @@ impl Downloads {
                     .dir
                     .get_or_try_init(|| async {
                         std::fs::create_dir_all(&self.state_dir).map_err(|source| {
-                            WorkerError::Io {
-                                what: "cannot create",
+                            WorkerError::Io(crate::report::IoError {
+                                op: "create",
                                 path: self.state_dir.clone(),
                                 source,
-                            }
+                            })
                         })?;
                         crate::scratch::ScratchDir::new_in(&self.state_dir, "run-download-")
-                            .map_err(|source| WorkerError::Io {
-                                what: "cannot create a directory in",
-                                path: self.state_dir.clone(),
-                                source,
+                            .map_err(|source| {
+                                WorkerError::Io(crate::report::IoError {
+                                    op: "create a directory in",
+                                    path: self.state_dir.clone(),
+                                    source,
+                                })
                             })
                     })
                     .await?;
@@ -227,7 +229,7 @@ async fn download(
     let request_err = |e: reqwest::Error| DownloadError::Request {
         url: crate::secret::redact_userinfo(url).into_owned(),
         // Without the URL (already in the message) and its credentials, if any.
-        message: error_chain(&e.without_url()),
+        message: crate::report::chain(&e.without_url()),
     };
     let name = file_name(url).unwrap_or_else(|| "download".to_string());
     let path = dir.join(&name);
@@ -273,17 +275,6 @@ async fn download(
         digest: format!("sha256:{}", hex::encode(hasher.finalize())),
         mtime,
     })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 /// Seconds since the epoch of an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, the only form

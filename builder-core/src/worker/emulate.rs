@@ -141,12 +141,18 @@ fn entry_matches(e: &Entry, header: &[u8]) -> bool {
 pub fn find_in(dir: &Path, platform: &Platform) -> Result<Emulator, String> {
     let header =
         elf_header(platform).ok_or_else(|| "kiln does not know its binary format".to_string())?;
-    let status = std::fs::read_to_string(dir.join("status"))
-        .map_err(|e| format!("{} is not mounted: {e}", dir.display()))?;
+    let status = std::fs::read_to_string(dir.join("status")).map_err(|e| {
+        format!(
+            "{} is not mounted: {e}",
+            dir.display(),
+            e = crate::report::chain(&e)
+        )
+    })?;
     if status.trim() != "enabled" {
         return Err(format!("binfmt_misc is disabled ({})", dir.display()));
     }
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display(), e = crate::report::chain(&e)))?;
     let mut names: Vec<String> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str().map(str::to_string))

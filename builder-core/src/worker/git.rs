@@ -138,7 +138,10 @@ async fn run(
 ) -> Result<Vec<u8>, WorkerError> {
     let out = cmd.output().await.map_err(|e| WorkerError::Git {
         url: redact(&src.url),
-        message: format!("cannot run git ({e}); is git installed?"),
+        message: format!(
+            "cannot run git ({e}); is git installed?",
+            e = crate::report::chain(&e)
+        ),
     })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -268,16 +271,18 @@ pub(crate) async fn checkout(
         let dot_git = dir.join(".git");
         tokio::fs::remove_dir_all(&dot_git)
             .await
-            .map_err(|source| WorkerError::Io {
-                what: "cannot remove",
-                path: dot_git,
-                source,
+            .map_err(|source| {
+                WorkerError::Io(crate::report::IoError {
+                    op: "remove",
+                    path: dot_git,
+                    source,
+                })
             })?;
     }
     let root = dir.to_path_buf();
     tokio::task::spawn_blocking(move || set_times(&root, time))
         .await
-        .map_err(|e| WorkerError::Task(e.to_string()))??;
+        .map_err(|e| WorkerError::Task(crate::report::chain(&e)))??;
     Ok(match &src.subdir {
         Some(s) => dir.join(s.trim_start_matches('/')),
         None => dir.to_path_buf(),
@@ -298,10 +303,12 @@ fn set_times(root: &Path, secs: i64) -> Result<(), WorkerError> {
     };
     // Deepest first, so setting a file does not change its directory's time afterwards.
     for e in walkdir::WalkDir::new(root).contents_first(true) {
-        let e = e.map_err(|e| WorkerError::Io {
-            what: "cannot walk",
-            path: root.to_path_buf(),
-            source: e.into(),
+        let e = e.map_err(|e| {
+            WorkerError::Io(crate::report::IoError {
+                op: "walk",
+                path: root.to_path_buf(),
+                source: e.into(),
+            })
         })?;
         rustix::fs::utimensat(
             rustix::fs::CWD,
@@ -309,10 +316,12 @@ fn set_times(root: &Path, secs: i64) -> Result<(), WorkerError> {
             &t,
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         )
-        .map_err(|source| WorkerError::Io {
-            what: "cannot set the time of",
-            path: e.path().to_path_buf(),
-            source: source.into(),
+        .map_err(|source| {
+            WorkerError::Io(crate::report::IoError {
+                op: "set the time of",
+                path: e.path().to_path_buf(),
+                source: source.into(),
+            })
         })?;
     }
     Ok(())

@@ -105,7 +105,7 @@ pub async fn resolve_any(
                         .annotation(crate::registry::ANNOTATION_SOURCE_DIGEST)
                         .is_some() =>
                 {
-                    tracing::info!(reference = %r, "pulling again: {e}");
+                    tracing::info!(reference = %r, "pulling again: {e}", e = crate::report::chain(&e));
                     Ok((None, false))
                 }
                 Err(e) => Err(e),
@@ -259,7 +259,7 @@ fn finish(
             crate::export::ensure_uncompressed(store, &desc.digest, diff_id).map_err(|e| {
                 WorkerError::ImageNotFound {
                     reference: reference.to_string(),
-                    reason: format!("layer {}: {e}", desc.digest),
+                    reason: format!("layer {}: {e}", desc.digest, e = crate::report::chain(&e)),
                 }
             })?;
         if !had && digest != desc.digest {

@@ -109,16 +109,8 @@ pub enum WorkerError {
         id: String,
     },
     /// An I/O error on kiln's own state (not on image or context data).
-    #[error("{what} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        what: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::report::IoError),
     /// A RUN for another platform has no emulator on this machine.
     #[error(transparent)]
     Emulation(#[from] emulate::EmulationError),
@@ -225,11 +217,11 @@ impl LocalWorker {
             if let Some(dir) = path.parent()
                 && let Err(e) = std::fs::create_dir_all(dir)
             {
-                tracing::warn!(dir = %dir.display(), "cannot create the stat cache directory: {e}");
+                tracing::warn!(dir = %dir.display(), "cannot create the stat cache directory: {e}", e = crate::report::chain(&e));
                 return;
             }
             if let Err(e) = cache.save(path) {
-                tracing::warn!("cannot save the stat cache: {e}");
+                tracing::warn!("cannot save the stat cache: {e}", e = crate::report::chain(&e));
             }
         });
     }
@@ -355,7 +347,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, WorkerError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| WorkerError::Task(e.to_string()))?
+        .map_err(|e| WorkerError::Task(crate::report::chain(&e)))?
 }
 
 impl Worker for LocalWorker {

@@ -36,7 +36,7 @@ fn open_lock(path: &Path) -> Result<std::fs::File, WorkerError> {
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(io_err("cannot open", path))
+        .map_err(io_err("open", path))
 }
 
 /// The directory a cache mount uses, created with the mount's owner and mode on first use, and
@@ -51,13 +51,13 @@ fn cache_mount_dir(
     (uid, gid, mode): (u32, u32, u32),
 ) -> Result<(PathBuf, Option<std::fs::File>), WorkerError> {
     let base = cfg.store.state_dir().join("cache-mounts");
-    std::fs::create_dir_all(&base).map_err(io_err("cannot create", &base))?;
+    std::fs::create_dir_all(&base).map_err(io_err("create", &base))?;
     let name = hex::encode(Sha256::digest(id.as_bytes()));
     let (dir, lock) = match sharing {
         "locked" => {
             let lock = open_lock(&base.join(format!("{name}.lock")))?;
             lock.lock()
-                .map_err(io_err("cannot lock", &base.join(format!("{name}.lock"))))?;
+                .map_err(io_err("lock", &base.join(format!("{name}.lock"))))?;
             (base.join(&name), Some(lock))
         }
         "private" => {
@@ -74,7 +74,7 @@ fn cache_mount_dir(
                     Ok(()) => break (base.join(instance), Some(lock)),
                     Err(std::fs::TryLockError::WouldBlock) => n += 1,
                     Err(std::fs::TryLockError::Error(e)) => {
-                        return Err(io_err("cannot lock", &lock_path)(e));
+                        return Err(io_err("lock", &lock_path)(e));
                     }
                 }
             }
@@ -89,12 +89,11 @@ fn cache_mount_dir(
             std::process::id(),
             TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        std::fs::create_dir(&tmp).map_err(io_err("cannot create", &tmp))?;
-        std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))
-            .map_err(io_err("cannot chown", &tmp))?;
+        std::fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
+        std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)).map_err(io_err("chown", &tmp))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-            .map_err(io_err("cannot chmod", &tmp))?;
+            .map_err(io_err("chmod", &tmp))?;
         if std::fs::rename(&tmp, &dir).is_err() {
             // Someone else created it first: theirs is as good.
             let _ = std::fs::remove_dir(&tmp);
@@ -107,7 +106,13 @@ static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WorkerError {
     let path = path.to_path_buf();
-    move |source| WorkerError::Io { what, path, source }
+    move |source| {
+        WorkerError::Io(crate::report::IoError {
+            op: what,
+            path,
+            source,
+        })
+    }
 }
 
 fn write_private(
@@ -124,13 +129,13 @@ fn write_private(
         .create_new(true)
         .mode(0o600)
         .open(&path)
-        .map_err(io_err("cannot create", &path))?;
-    f.write_all(bytes).map_err(io_err("cannot write", &path))?;
+        .map_err(io_err("create", &path))?;
+    f.write_all(bytes).map_err(io_err("write", &path))?;
     drop(f);
     std::os::unix::fs::chown(&path, Some(owner.0), Some(owner.1))
-        .map_err(io_err("cannot chown", &path))?;
+        .map_err(io_err("chown", &path))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-        .map_err(io_err("cannot chmod", &path))?;
+        .map_err(io_err("chmod", &path))?;
     Ok(path)
 }
 
@@ -157,7 +162,7 @@ fn writable_copy(
     is_dir: bool,
 ) -> Result<PathBuf, WorkerError> {
     let dir = scratch.join(format!("rw-{index}"));
-    std::fs::create_dir(&dir).map_err(io_err("cannot create", &dir))?;
+    std::fs::create_dir(&dir).map_err(io_err("create", &dir))?;
     let dest = Root::open(&dir)?;
     let req = crate::copy::CopyRequest::new(&[source], "/");
     let sel = crate::copy::select(fs, &req).map_err(WorkerError::from)?;
@@ -181,9 +186,9 @@ fn prepare_run(
     locals: &LocalDirs,
     emulator: Option<&super::emulate::Emulator>,
 ) -> Result<Prepared, WorkerError> {
-    std::fs::create_dir_all(&cfg.state_dir).map_err(io_err("cannot create", &cfg.state_dir))?;
+    std::fs::create_dir_all(&cfg.state_dir).map_err(io_err("create", &cfg.state_dir))?;
     let scratch = crate::scratch::ScratchDir::new_in(&cfg.state_dir, "run-")
-        .map_err(io_err("cannot create a directory in", &cfg.state_dir))?;
+        .map_err(io_err("create a directory in", &cfg.state_dir))?;
     let active = prepare(cfg, parent)?;
     let root = Root::open(active.root())?;
     let user = super::resolve_user(&root, &run.user)?;

@@ -41,19 +41,20 @@ impl AgentRelay {
         use std::os::unix::fs::PermissionsExt;
         let io = |what: &'static str, p: &Path| {
             let p = p.to_path_buf();
-            move |source| WorkerError::Io {
-                what,
-                path: p,
-                source,
+            move |source| {
+                WorkerError::Io(crate::report::IoError {
+                    op: what,
+                    path: p,
+                    source,
+                })
             }
         };
         // Fail now, with the agent's path in the message, rather than on the step's first use.
-        UnixStream::connect(agent).map_err(io("cannot connect to the SSH agent at", agent))?;
-        let listener = UnixListener::bind(path).map_err(io("cannot listen on", path))?;
-        std::os::unix::fs::chown(path, Some(owner.0), Some(owner.1))
-            .map_err(io("cannot chown", path))?;
+        UnixStream::connect(agent).map_err(io("connect to the SSH agent at", agent))?;
+        let listener = UnixListener::bind(path).map_err(io("listen on", path))?;
+        std::os::unix::fs::chown(path, Some(owner.0), Some(owner.1)).map_err(io("chown", path))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(io("cannot chmod", path))?;
+            .map_err(io("chmod", path))?;
         let listener = Arc::new(listener);
         let stop = Arc::new(AtomicBool::new(false));
         let agent = agent.to_path_buf();
@@ -61,7 +62,7 @@ impl AgentRelay {
         let acceptor = std::thread::Builder::new()
             .name("kiln-ssh-relay".into())
             .spawn(move || accept_loop(&accepting, &agent, &stop_flag))
-            .map_err(io("cannot start the SSH relay for", path))?;
+            .map_err(io("start the SSH relay for", path))?;
         Ok(AgentRelay {
             path: path.to_path_buf(),
             listener,
@@ -97,7 +98,7 @@ fn accept_loop(listener: &UnixListener, agent: &Path, stop: &AtomicBool) {
         let client = match conn {
             Ok((client, _)) => client,
             Err(e) => {
-                tracing::warn!("SSH relay accept failed: {e}");
+                tracing::warn!("SSH relay accept failed: {e}", e = crate::report::chain(&e));
                 // Not a busy loop if the error repeats.
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 continue;
@@ -106,7 +107,7 @@ fn accept_loop(listener: &UnixListener, agent: &Path, stop: &AtomicBool) {
         let upstream = match UnixStream::connect(agent) {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(agent = %agent.display(), "SSH agent connection failed: {e}");
+                tracing::warn!(agent = %agent.display(), "SSH agent connection failed: {e}", e = crate::report::chain(&e));
                 continue;
             }
         };

@@ -10,7 +10,6 @@ use std::collections::VecDeque;
 
 use tokio::sync::mpsc;
 
-use crate::exec;
 use crate::graph::StepId;
 use crate::progress::{BuildEvent, EventSink, MAX_LOG_CHUNK, StepLogLimit, Stream};
 
@@ -62,12 +61,12 @@ pub(super) async fn forward(
     id: StepId,
     limit: StepLogLimit,
     events: EventSink,
-    mut rx: mpsc::Receiver<(exec::Stream, Vec<u8>)>,
+    mut rx: mpsc::Receiver<(Stream, Vec<u8>)>,
 ) -> Tail {
     let mut tail = Tail::default();
     let mut shown: u64 = 0;
     let mut clipped = false;
-    let mut held: Option<(exec::Stream, Vec<u8>)> = None;
+    let mut held: Option<(Stream, Vec<u8>)> = None;
     loop {
         let (stream, mut data) = match held.take() {
             Some(c) => c,
@@ -103,10 +102,6 @@ pub(super) async fn forward(
             }
         }
         shown += data.len() as u64;
-        let stream = match stream {
-            exec::Stream::Stdout => Stream::Stdout,
-            exec::Stream::Stderr => Stream::Stderr,
-        };
         if !data.is_empty() {
             events.send(BuildEvent::Log { id, stream, data }).await;
         }
@@ -128,7 +123,7 @@ pub(super) async fn forward(
 mod tests {
     use super::*;
 
-    async fn run(limit: StepLogLimit, chunks: Vec<(exec::Stream, Vec<u8>)>) -> (Vec<u8>, Tail) {
+    async fn run(limit: StepLogLimit, chunks: Vec<(Stream, Vec<u8>)>) -> (Vec<u8>, Tail) {
         let (sink, mut events) = crate::progress::channel();
         let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
         let id = StepId { stage: 0, index: 1 };
@@ -156,11 +151,11 @@ mod tests {
         let mut chunks = Vec::new();
         for i in 0..1000 {
             chunks.push((
-                exec::Stream::Stdout,
+                Stream::Stdout,
                 format!("line {i}\n").repeat(20).into_bytes(),
             ));
         }
-        chunks.push((exec::Stream::Stderr, b"REAL-ERROR\n".to_vec()));
+        chunks.push((Stream::Stderr, b"REAL-ERROR\n".to_vec()));
         let (shown, tail) = run(StepLogLimit::bytes(1000), chunks).await;
         let text = String::from_utf8(shown).unwrap();
         assert_eq!(
@@ -177,12 +172,12 @@ mod tests {
 
     #[tokio::test]
     async fn output_at_the_limit_or_unlimited_is_shown_whole() {
-        let chunks = vec![(exec::Stream::Stdout, b"abc\n".to_vec())];
+        let chunks = vec![(Stream::Stdout, b"abc\n".to_vec())];
         let (shown, tail) = run(StepLogLimit::bytes(4), chunks.clone()).await;
         assert_eq!(shown, b"abc\n");
         assert_eq!(tail.lines(), vec!["abc".to_string()]);
         let big: Vec<_> = (0..100)
-            .map(|_| (exec::Stream::Stdout, vec![b'x'; 50_000]))
+            .map(|_| (Stream::Stdout, vec![b'x'; 50_000]))
             .collect();
         let (shown, _) = run(StepLogLimit::unlimited(), big).await;
         assert_eq!(shown.len(), 5_000_000);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kiln_builder_core::registry::auth::default_config_dir;
-use kiln_builder_core::registry::{Client, Credentials, DOCKER_HUB, DockerConfig, RegistryOptions};
+use kiln_builder_core::registry::{Client, Credentials, DOCKER_HUB, DockerConfig};
 use miette::{IntoDiagnostic, miette};
 
 use super::registry::{RegistryArgs, report, runtime};
@@ -79,10 +79,8 @@ pub fn login(args: &LoginArgs) -> miette::Result<ExitCode> {
         return Err(miette!("the password on standard input is empty"));
     }
     let creds = Credentials::new(args.username.clone(), password);
-    let opts = RegistryOptions {
-        credentials: Some(creds.clone()),
-        ..args.options.options()
-    };
+    let mut opts = args.options.options();
+    opts.credentials = Some(creds.clone());
     let client = Client::new(&registry, api_host(&registry), &opts).map_err(|e| report(&e))?;
     runtime()?
         .block_on(client.ping(&[]))

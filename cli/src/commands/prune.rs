@@ -17,7 +17,7 @@ pub fn run(args: &PruneArgs, root: &Path) -> miette::Result<ExitCode> {
     let r = builder
         .collector()
         .prune(&opts)
-        .map_err(|e| miette!("{e}"))?;
+        .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
     print_report(&r);
     Ok(ExitCode::SUCCESS)
 }

@@ -2,10 +2,8 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Args;
-use kiln_builder_core::content::ContentStore;
 use kiln_builder_core::image::Platform;
 use kiln_builder_core::registry::{PullOptions, Reference, pull};
 use miette::miette;
@@ -39,12 +37,10 @@ pub struct PullArgs {
 /// Runs `kiln pull`: prints the digest the reference resolved to on stdout (with `-q`, the
 /// full reference).
 pub fn run(args: &PullArgs, root: &Path) -> miette::Result<ExitCode> {
-    let reference = Reference::parse(&args.reference).map_err(|e| miette!("{e}"))?;
+    let reference = Reference::parse(&args.reference)
+        .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
     let platform = args.platform.clone().unwrap_or_else(Platform::host);
-    let store = Arc::new(
-        ContentStore::open(root)
-            .map_err(|e| miette!("cannot open the store {}: {e}", root.display()))?,
-    );
+    let store = crate::commands::registry::open_store(root)?;
     let popts = PullOptions {
         platform,
         concurrency: args.concurrency.max(1),

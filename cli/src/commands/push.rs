@@ -57,12 +57,11 @@ pub struct PushFlags {
 impl PushFlags {
     /// The library's options.
     pub(crate) fn options(&self) -> PushOptions {
-        PushOptions {
-            compression: self.compression.into(),
-            chunk_size: self.chunk_size,
-            concurrency: self.concurrency.max(1),
-            ..PushOptions::default()
-        }
+        let mut opts = PushOptions::default();
+        opts.compression = self.compression.into();
+        opts.chunk_size = self.chunk_size;
+        opts.concurrency = self.concurrency.max(1);
+        opts
     }
 }
 
@@ -95,12 +94,13 @@ pub struct PushArgs {
 }
 
 fn parse_ref(s: &str) -> miette::Result<Reference> {
-    Reference::parse(s).map_err(|e| miette!("{e}"))
+    Reference::parse(s).map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))
 }
 
 /// A shared lease on the store: `kiln prune` waits while it is held.
 pub(crate) fn lease(store: &ContentStore) -> miette::Result<kiln_builder_core::gc::BuildLease> {
-    kiln_builder_core::gc::BuildLease::acquire(store).map_err(|e| miette::miette!("{e}"))
+    kiln_builder_core::gc::BuildLease::acquire(store)
+        .map_err(|e| miette::miette!("{e}", e = kiln_builder_core::error::chain(&e)))
 }
 
 /// Reports a push on stderr.
@@ -157,15 +157,15 @@ pub fn run(args: &PushArgs, root: &Path) -> miette::Result<ExitCode> {
             targets.push(r);
         }
     }
-    let store = Arc::new(
-        ContentStore::open(root)
-            .map_err(|e| miette!("cannot open the store {}: {e}", root.display()))?,
-    );
-    let manifest = match store.get_tag(&args.image).map_err(|e| miette!("{e}"))? {
+    let store = crate::commands::registry::open_store(root)?;
+    let manifest = match store
+        .get_tag(&args.image)
+        .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?
+    {
         Some(d) => d,
         None => store
             .get_tag(&source.to_string())
-            .map_err(|e| miette!("{e}"))?
+            .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?
             .ok_or_else(|| miette!("no image {source} in the store {}", root.display()))?,
     };
     let pushed = push_image(

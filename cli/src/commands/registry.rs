@@ -27,27 +27,30 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     /// The library's options.
     pub fn options(&self) -> RegistryOptions {
-        RegistryOptions {
-            insecure_registries: self.insecure_registries.clone(),
-            ca_files: self.ca_files.clone(),
-            ..RegistryOptions::default()
-        }
+        let mut opts = RegistryOptions::default();
+        opts.insecure_registries = self.insecure_registries.clone();
+        opts.ca_files = self.ca_files.clone();
+        opts
     }
 }
 
 /// A registry error as a report, with its causes.
 pub fn report(e: &RegistryError) -> miette::Report {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        src = s.source();
-    }
-    miette!("{msg}")
+    miette!("{}", kiln_builder_core::error::chain(e))
+}
+
+/// The store under `root`, for pulls and pushes.
+pub fn open_store(
+    root: &std::path::Path,
+) -> miette::Result<std::sync::Arc<kiln_builder_core::content::ContentStore>> {
+    let store = kiln_builder_core::content::ContentStore::open(root).map_err(|e| {
+        miette!(
+            "cannot open the store {}: {}",
+            root.display(),
+            kiln_builder_core::error::chain(&e)
+        )
+    })?;
+    Ok(std::sync::Arc::new(store))
 }
 
 /// A tokio runtime for one command.
@@ -55,5 +58,10 @@ pub fn runtime() -> miette::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| miette!("cannot start the async runtime: {e}"))
+        .map_err(|e| {
+            miette!(
+                "cannot start the async runtime: {e}",
+                e = kiln_builder_core::error::chain(&e)
+            )
+        })
 }

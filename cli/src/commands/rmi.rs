@@ -31,7 +31,7 @@ pub fn run(args: &RmiArgs, root: &Path) -> miette::Result<ExitCode> {
             }
             Err(e) => {
                 crate::render::print_report(&miette::Report::new_boxed(Box::new(
-                    miette::MietteDiagnostic::new(e.to_string()),
+                    miette::MietteDiagnostic::new(kiln_builder_core::error::chain(&e)),
                 )));
                 failed = true;
             }

@@ -186,13 +186,11 @@ pub fn run(args: &RunArgs, root: &Path) -> miette::Result<ExitCode> {
         Some(path) => ExecutorChoice::Runc { path: path.clone() },
         None => ExecutorChoice::Sandbox { helper: None },
     };
-    let builder = Builder::new(BuilderOptions {
-        root: root.to_path_buf(),
-        executor,
-        // `kiln run` uses images already in the store (`kiln pull` fetches them).
-        registry: Default::default(),
-    })
-    .into_diagnostic()?;
+    // `kiln run` uses images already in the store (`kiln pull` fetches them): default registry
+    // options.
+    let mut options = BuilderOptions::new(root);
+    options.executor = executor;
+    let builder = Builder::new(options).into_diagnostic()?;
     let out = OutputSink::new(|stream, data| {
         // A closed pipe on our side must not stop the container; its output is dropped.
         let _ = match stream {

@@ -30,5 +30,8 @@ pub fn run(args: &UnshareArgs, root: &std::path::Path) -> miette::Result<ExitCod
         .args(rest)
         .env("KILN_ROOT", root)
         .exec();
-    Err(miette::miette!("cannot run {program}: {err}"))
+    Err(miette::miette!(
+        "cannot run {program}: {err}",
+        err = kiln_builder_core::error::chain(&err)
+    ))
 }

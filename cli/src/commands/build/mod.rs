@@ -69,8 +69,10 @@ fn request(
     let mut contexts = kiln_builder_core::context::BuildContexts::new();
     for spec in &args.build_contexts {
         let (name, ctx) = kiln_builder_core::context::BuildContexts::parse_spec(spec)
-            .map_err(|e| miette!("{e}"))?;
-        contexts.insert(&name, ctx).map_err(|e| miette!("{e}"))?;
+            .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
+        contexts
+            .insert(&name, ctx)
+            .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
     }
     let secrets = args
         .secrets
@@ -97,7 +99,9 @@ fn request(
     }
     let mut annotations = kiln_builder_core::image::Annotations::default();
     for a in &args.annotations {
-        annotations.add(a).map_err(|e| miette!("{e}"))?;
+        annotations
+            .add(a)
+            .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
     }
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
@@ -108,11 +112,12 @@ fn request(
     };
     let mut tags = args.tags.clone();
     tags.extend(delivery.extra_tags());
-    Ok(BuildRequest {
-        dockerfile,
-        dockerfile_path,
-        context: (!no_context).then(|| args.context.clone()),
-        plan: PlanOptions {
+    Ok({
+        let mut v = BuildRequest::default();
+        v.dockerfile = dockerfile;
+        v.dockerfile_path = dockerfile_path;
+        v.context = (!no_context).then(|| args.context.clone());
+        v.plan = PlanOptions {
             build_args,
             target: args.target.clone(),
             labels: args.labels.iter().cloned().collect(),
@@ -122,21 +127,22 @@ fn request(
             step_settings,
             ignore_syntax: args.ignore_syntax,
             ..PlanOptions::default()
-        },
-        tags,
-        no_cache: args.no_cache,
-        no_cache_filter: args.no_cache_filter.clone(),
-        source_date_epoch,
-        secrets,
-        ssh,
-        pull: args.pull,
-        cache_from: args.cache_from.clone(),
-        cache_to: args.cache_to.clone(),
-        annotations,
-        provenance: args.provenance.and_then(|p| p.0),
-        sbom: args.sbom.unwrap_or(false),
-        step_log_limit: args.step_log_max_size,
-        platforms: args.platform.clone().map(|p| p.0).unwrap_or_default(),
+        };
+        v.tags = tags;
+        v.no_cache = args.no_cache;
+        v.no_cache_filter = args.no_cache_filter.clone();
+        v.source_date_epoch = source_date_epoch;
+        v.secrets = secrets;
+        v.ssh = ssh;
+        v.pull = args.pull;
+        v.cache_from = args.cache_from.clone();
+        v.cache_to = args.cache_to.clone();
+        v.annotations = annotations;
+        v.provenance = args.provenance.and_then(|p| p.0);
+        v.sbom = args.sbom.unwrap_or(false);
+        v.step_log_limit = args.step_log_max_size;
+        v.platforms = args.platform.clone().map(|p| p.0).unwrap_or_default();
+        v
     })
 }
 

@@ -82,15 +82,17 @@ struct PolicyArgs {
 }
 
 pub(crate) fn open_builder(root: &Path) -> miette::Result<Builder> {
-    Builder::new(BuilderOptions::new(root)).map_err(|e| miette!("{e}"))
+    Builder::new(BuilderOptions::new(root))
+        .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))
 }
 
 /// Turns the shared prune flags into options.
 pub(crate) fn prune_options(args: &PruneArgs) -> miette::Result<PruneOptions> {
-    let mut opts = PruneOptions {
-        all: args.all,
-        mounts: args.mounts,
-        ..PruneOptions::default()
+    let mut opts = {
+        let mut v = PruneOptions::default();
+        v.all = args.all;
+        v.mounts = args.mounts;
+        v
     };
     if let Some(k) = &args.keep_storage {
         opts.keep_storage =
@@ -118,7 +120,7 @@ fn ls(args: &LsArgs, root: &Path) -> miette::Result<ExitCode> {
     let usage = open_builder(root)?
         .collector()
         .usage(args.mounts)
-        .map_err(|e| miette!("{e}"))?;
+        .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
     render::print_ls(&usage, args.mounts, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -127,7 +129,7 @@ fn du(args: &DuArgs, root: &Path) -> miette::Result<ExitCode> {
     let usage = open_builder(root)?
         .collector()
         .usage(true)
-        .map_err(|e| miette!("{e}"))?;
+        .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
     render::print_du(&usage, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -138,7 +140,7 @@ fn prune(args: &PruneArgs, root: &Path) -> miette::Result<ExitCode> {
     let r = builder
         .collector()
         .prune(&opts)
-        .map_err(|e| miette!("{e}"))?;
+        .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
     print_report(&r);
     Ok(ExitCode::SUCCESS)
 }
@@ -158,7 +160,8 @@ fn policy(args: &PolicyArgs, root: &Path) -> miette::Result<ExitCode> {
         changed = true;
     }
     if changed {
-        p.save(store).map_err(|e| miette!("{e}"))?;
+        p.save(store)
+            .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
     }
     println!(
         "automatic collection {}, keep the store under {}",
@@ -185,14 +188,17 @@ fn explain(args: &ExplainArgs, root: &Path) -> miette::Result<ExitCode> {
     let builder = open_builder(root)?;
     let store = builder.explanations();
     if args.list {
-        for id in store.build_ids().map_err(|e| miette!("{e}"))? {
+        for id in store
+            .build_ids()
+            .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?
+        {
             println!("{id}");
         }
         return Ok(ExitCode::SUCCESS);
     }
     let b = store
         .build(args.build.as_deref())
-        .map_err(|e| miette!("{e}"))?;
+        .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&b).into_diagnostic()?);
     } else {
