@@ -438,8 +438,8 @@ pub(super) fn removal_rules(s: &dyn Snapshotter) {
 conformance!(overlay, OverlaySnapshotter::open);
 conformance!(copy, CopySnapshotter::open);
 conformance!(fuse, |d: &Path| {
-    let program =
-        super::fuse::program().expect("fuse-overlayfs on PATH (Debian package fuse-overlayfs)");
+    let program = crate::snapshot::fuse::program()
+        .expect("fuse-overlayfs on PATH (Debian package fuse-overlayfs)");
     OverlaySnapshotter::open_fuse(d, program)
 });
 

@@ -285,6 +285,36 @@ fn lower_entry(
     Ok(None)
 }
 
+/// Whether every entry of the upper directory `rel` replaces one the lower layers have (nothing
+/// added, nothing deleted), fuse-overlayfs' markers and whiteouts of nothing aside.
+fn only_copied_up(upper: &Path, lowers: &[PathBuf], rel: &Path) -> Result<bool, SnapshotError> {
+    for name in list(&upper.join(rel))? {
+        if is_fuse_marker(&name) {
+            let bytes = &name.as_encoded_bytes()[super::fuse::WHITEOUT_PREFIX.len()..];
+            let target = rel.join(std::ffi::OsStr::from_bytes(bytes));
+            let is_file = lstat(&upper.join(rel).join(&name))?
+                .is_some_and(|st| ftype(&st) == FileType::RegularFile);
+            if is_file
+                && !bytes.starts_with(super::fuse::WHITEOUT_PREFIX)
+                && lower_entry(lowers, &target, true)?.is_some()
+            {
+                return Ok(false);
+            }
+            continue;
+        }
+        let r = rel.join(&name);
+        let Some(st) = lstat(&upper.join(&r))? else {
+            continue;
+        };
+        let below = lower_entry(lowers, &r, true)?.is_some();
+        if is_whiteout(&st) == below {
+            // A deletion of something below, or a new name.
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Changes recorded in an overlay upper directory over `lowers` (topmost first), sorted by path.
 /// With `fuse`, the upper directory was written by fuse-overlayfs (see the `fuse` module).
 pub(crate) fn overlay_changes(
@@ -356,7 +386,18 @@ fn walk_upper(
             continue;
         }
         let copied_up_only = match lower_dir {
-            Some((lp, ls)) => same_entry(lp, ls, &p, &st)?,
+            Some((lp, ls)) => {
+                same_entry(lp, ls, &p, &st)?
+                    || (fuse && {
+                        // fuse-overlayfs does not give a directory its time back when it copies
+                        // an entry up into it (the kernel does): a directory whose upper entries
+                        // all replace lower ones is taken as copied up, whatever its time.
+                        let mut same_time = st;
+                        same_time.st_mtime = ls.st_mtime;
+                        same_time.st_mtime_nsec = ls.st_mtime_nsec;
+                        same_entry(lp, ls, &p, &same_time)? && only_copied_up(upper, lowers, &r)?
+                    })
+            }
             None => false,
         };
         if !copied_up_only {
