@@ -2,8 +2,8 @@
 //! mounted in a user namespace (before Linux 5.11). This kernel can, so the tests ask for it with
 //! `--storage-driver`: its layers are the kernel overlay's to the byte (whiteouts, opaque
 //! directories, owners), `kiln info` names it, a store made by one driver is refused by the other,
-//! and a killed build leaves no fuse-overlayfs process behind. With `KILN_REQUIRE_PRIVILEGED=1`
-//! (CI) these never skip.
+//! and a killed build leaves no fuse-overlayfs process behind. Also the runc executor rootless, on
+//! such a mount. With `KILN_REQUIRE_PRIVILEGED=1` (CI) these never skip.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup step should panic loudly
 
@@ -266,5 +266,84 @@ fn a_killed_fuse_overlayfs_build_leaves_no_daemon_and_the_store_works_after() {
     let tmp = store.join("kiln/snapshots/tmp");
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
     assert!(left.is_empty(), "{left:?}");
+    assert!(fuse_daemons(user.home.path()).is_empty());
+}
+
+/// `--runtime runc` rootless: runc runs inside kiln's user namespace, where it is root, finds
+/// itself in a user namespace and runs rootless (no cgroup unless delegated); steps create files
+/// of other owners and drop to `USER`, and `kiln run --runtime runc` runs the image. On the
+/// fuse-overlayfs snapshotter, so that runc's rootfs is a fuse mount.
+#[test]
+fn runc_runs_steps_and_images_rootless() {
+    let test = "runc_runs_steps_and_images_rootless";
+    let Some(user) = user(test) else {
+        return;
+    };
+    if !fuse_required(test) {
+        return;
+    }
+    let Some(runc) = ["/usr/sbin/runc", "/usr/bin/runc", "/sbin/runc"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var_os("KILN_REQUIRE_RUNC").is_none_or(|v| v != "1"),
+            "{test}: KILN_REQUIRE_RUNC=1 but runc is not installed"
+        );
+        eprintln!("skipping {test}: runc is not installed");
+        return;
+    };
+    let ctx = user.dir("runc");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        r#"FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN mkdir -p /etc /d && echo 'app:x:1234:1234::/:/bin/sh' > /etc/passwd && chown 1234:1234 /d && rm /bin/ls
+USER app
+RUN id -u > /d/uid && touch /d/mine
+CMD ["sh", "-c", "id -u; stat -c '%u:%g' /d /d/mine; cat /d/uid"]
+"#,
+    )
+    .unwrap();
+    std::fs::copy("/bin/busybox", ctx.join("busybox")).unwrap();
+    user.give(&ctx);
+    let store = user.dir("store-runc");
+    let out = user
+        .kiln()
+        .arg("--root")
+        .arg(&store)
+        .args([
+            "--storage-driver",
+            "fuse-overlayfs",
+            "build",
+            "-t",
+            "runc:1",
+        ])
+        .args(["--runtime", runc])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = user
+        .kiln()
+        .arg("--root")
+        .arg(&store)
+        .args(["run", "--rm", "--runtime", runc, "runc:1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1234\n1234:1234\n1234:1234\n1234\n"
+    );
     assert!(fuse_daemons(user.home.path()).is_empty());
 }
