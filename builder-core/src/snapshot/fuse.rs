@@ -48,7 +48,7 @@ pub(crate) fn program() -> Option<PathBuf> {
     crate::programs::on_path(PROGRAM)
 }
 
-/// The process serving one mount. Dropping it unmounts (lazily) and ends the process.
+/// The process serving one mount. Dropping it unmounts and ends the process (see [`Daemon::unmount`]).
 #[derive(Debug)]
 pub(crate) struct Daemon {
     target: PathBuf,
@@ -56,7 +56,8 @@ pub(crate) struct Daemon {
 }
 
 impl Daemon {
-    /// Unmounts and waits for the process to end (killing it when it does not).
+    /// Unmounts and waits for the process to end (killing it when it does not). A mount still in
+    /// use is detached instead, and its process reaped in the background once it ends.
     pub(crate) fn unmount(mut self) -> Result<(), SnapshotError> {
         self.stop()
     }

@@ -13,8 +13,13 @@
 //!   xattrs, devices and hard links preserved; no reflinks); changes are found by comparing the
 //!   active tree to its parent's.
 //!
-//! [`open`] picks overlayfs when a probe mount works under the store and the copy snapshotter
-//! otherwise.
+//! The overlay snapshotter mounts through the kernel, or in rootless mode on kernels whose
+//! overlayfs cannot be mounted in a user namespace, through the fuse-overlayfs program (same
+//! layer directories; its own markers in upper directories are read too).
+//!
+//! [`open`] picks overlayfs when a probe mount works under the store, else (rootless)
+//! fuse-overlayfs when installed and a probe mount works, else the copy snapshotter; or the
+//! [`StorageDriver`] asked for. A store keeps the driver it was made with.
 //!
 //! Layout under the directory kiln gives the snapshotter:
 //!
