@@ -18,6 +18,7 @@
 #   PEERS       "auto" (default: use buildah / docker when found) or "none"
 #   ROOTLESS_USER  also time kiln run by this ordinary user (rootless mode; needs ranges in
 #               /etc/subuid and /etc/subgid), as the tool "kiln-rootless"
+#   ROOTLESS_DRIVER  the rootless runs' --storage-driver (default auto; overlay, fuse-overlayfs, copy)
 #   OUT         the results file (default benches/results/$(date +%F).md)
 #   GZIP_REF    "none" leaves out S2's GNU gzip reference (minutes)
 set -euo pipefail
@@ -94,7 +95,7 @@ build_kiln() { echo "'$KILN' --root '$kiln_root' build ${KILN_FLAGS:-} -t $1 '$2
 kr_root="$work/kiln-rootless"
 kr_seed="$work/kiln-rootless-seed"
 as_user() {
-  echo "setpriv --reuid=$ROOTLESS_USER --regid=$(id -g "$ROOTLESS_USER") --init-groups env HOME='$work/rootless-home'"
+  echo "setpriv --reuid=$ROOTLESS_USER --regid=$(id -g "$ROOTLESS_USER") --init-groups env HOME='$work/rootless-home' KILN_STORAGE_DRIVER=${ROOTLESS_DRIVER:-auto}"
 }
 setup_kiln-rootless() {
   rm -rf "$kr_seed" "$work/rootless-home"

@@ -20,8 +20,11 @@ pub struct SystemInfo {
     pub store: PathBuf,
     /// Bytes of files in the store (layers, snapshots, cache).
     pub store_size: u64,
-    /// `overlayfs` or `copy`.
+    /// `overlayfs`, `fuse-overlayfs` or `copy`.
     pub snapshotter: String,
+    /// The storage driver asked for: `auto`, `overlay`, `fuse-overlayfs` or `copy` (see
+    /// [`crate::snapshot::StorageDriver`]).
+    pub storage_driver: String,
     /// The default executor of RUN steps.
     pub executor: String,
     /// Whether kiln runs without root (user namespaces).
@@ -65,6 +68,7 @@ impl SystemInfo {
             store: root.to_path_buf(),
             store_size: size_of(root),
             snapshotter: snapshots.name().to_owned(),
+            storage_driver: crate::snapshot::storage_driver().name().to_owned(),
             executor: "sandbox".to_owned(),
             rootless: ns.rootless(),
             uid: ns.host_uid(rustix::process::geteuid().as_raw()),

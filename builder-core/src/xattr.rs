@@ -5,6 +5,19 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+/// Whether the xattr `name` is an overlay filesystem's own bookkeeping (the kernel's
+/// `trusted.overlay.` and `user.overlay.`, fuse-overlayfs' `user.fuseoverlayfs.`), which layers
+/// never carry.
+pub(crate) fn is_overlay_own(name: &[u8]) -> bool {
+    [
+        &b"trusted.overlay."[..],
+        b"user.overlay.",
+        b"user.fuseoverlayfs.",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+}
+
 /// The extended attributes of the entry at `target` (a trusted path such as a descriptor's
 /// `/proc/self/fd` link joined with a name), not following a final symlink, sorted by name.
 /// Filesystems without xattrs give none.

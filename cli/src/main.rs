@@ -36,6 +36,19 @@ struct Cli {
     )]
     color: render::ColorChoice,
 
+    /// Which snapshotter the store uses: auto (the kernel's overlayfs where it mounts, else in
+    /// rootless mode fuse-overlayfs where installed, else copy), overlay, fuse-overlayfs
+    /// (rootless only) or copy. A store keeps the one it was made with and refuses another.
+    #[arg(
+        long,
+        global = true,
+        env = "KILN_STORAGE_DRIVER",
+        value_parser = ["auto", "overlay", "fuse-overlayfs", "copy"],
+        default_value = "auto",
+        value_name = "DRIVER"
+    )]
+    storage_driver: String,
+
     /// Show the library's debug log on stderr (as `RUST_LOG=debug` would; `RUST_LOG` picks
     /// targets and levels, e.g. `RUST_LOG=kiln_builder_core::registry=trace`).
     #[arg(long, global = true)]
@@ -131,6 +144,9 @@ fn main() -> ExitCode {
     }
     // Also before any thread: the build's mounts then live and die with this process.
     kiln_builder_core::exec::isolate_mounts();
+    if let Some(d) = kiln_builder_core::snapshot::StorageDriver::from_name(&cli.storage_driver) {
+        kiln_builder_core::snapshot::set_storage_driver(d);
+    }
     limit_malloc_arenas();
     render::setup_colors(cli.color);
     setup_logs(cli.debug);

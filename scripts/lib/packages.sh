@@ -9,8 +9,9 @@ KILN_BUILD_PACKAGES=(libseccomp-dev pkg-config)
 # losetup (util-linux) for the host-device tests, slirp4netns (RUN's default network) and iproute2
 # for the network tests' own namespaces, qemu-user-static and binfmt-support for RUN steps of other
 # platforms, podman for `build --load` and to run kiln in a container, python3-venv for the SPDX
-# validator (see ensure_spdx_tools), uidmap (newuidmap, newgidmap) for rootless mode.
-KILN_TEST_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" uidmap slirp4netns iproute2 git debootstrap busybox-static docker-registry runc umoci skopeo jq apache2-utils curl python3 python3-venv ca-certificates util-linux qemu-user-static binfmt-support podman)
+# validator (see ensure_spdx_tools), uidmap (newuidmap, newgidmap) for rootless mode,
+# fuse-overlayfs for rootless snapshots on kernels without overlayfs in user namespaces.
+KILN_TEST_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" uidmap fuse-overlayfs slirp4netns iproute2 git debootstrap busybox-static docker-registry runc umoci skopeo jq apache2-utils curl python3 python3-venv ca-certificates util-linux qemu-user-static binfmt-support podman)
 # Packages kiln itself needs at run time for the example build.
 KILN_RUN_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" uidmap slirp4netns busybox-static runc umoci jq curl ca-certificates)
 

@@ -1,6 +1,7 @@
 # The unprivileged account the rootless tests run kiln as: subordinate id ranges in /etc/subuid and
-# /etc/subgid (as useradd gives new users on Debian), and /dev/net/tun usable by every user, as on
-# ordinary distributions (slirp4netns needs it for RUN's network).
+# /etc/subgid (as useradd gives new users on Debian), and /dev/net/tun and /dev/fuse usable by every
+# user, as on ordinary distributions (slirp4netns needs the first for RUN's network, fuse-overlayfs
+# the second).
 
 KILN_ROOTLESS_USER="${KILN_ROOTLESS_USER:-kiln-rootless}"
 
@@ -22,5 +23,9 @@ rootless_user_setup() {
         mknod /dev/net/tun c 10 200
     fi
     chmod 0666 /dev/net/tun
+    if [ ! -e /dev/fuse ]; then
+        mknod /dev/fuse c 10 229
+    fi
+    chmod 0666 /dev/fuse
     export KILN_TEST_ROOTLESS_USER="$user"
 }

@@ -283,7 +283,7 @@ impl Applier<'_> {
             // overlayfs' own bookkeeping (opaque markers, redirects) comes from whiteouts only,
             // never from an archive's xattrs.
             let n = name.as_bytes();
-            if n.starts_with(b"trusted.overlay.") || n.starts_with(b"user.overlay.") {
+            if crate::xattr::is_overlay_own(n) {
                 self.stats.skipped_xattrs += 1;
                 continue;
             }

@@ -430,7 +430,7 @@ impl<'a, W: Write> TarWriter<'a, W> {
                 continue;
             };
             let wanted = XATTR_PREFIX_OK.iter().any(|p| key.starts_with(p))
-                && !key.starts_with("user.overlay.");
+                && !crate::xattr::is_overlay_own(key.as_bytes());
             if !wanted {
                 continue;
             }

@@ -61,6 +61,7 @@ impl Snapshotter for CopySnapshotter {
             parent: parent.map(str::to_owned),
             entry: Some(entry),
             mounted: None,
+            daemon: None,
             own: None,
         })
     }

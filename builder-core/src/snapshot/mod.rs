@@ -13,8 +13,13 @@
 //!   xattrs, devices and hard links preserved; no reflinks); changes are found by comparing the
 //!   active tree to its parent's.
 //!
-//! [`open`] picks overlayfs when a probe mount works under the store and the copy snapshotter
-//! otherwise.
+//! The overlay snapshotter mounts through the kernel, or in rootless mode on kernels whose
+//! overlayfs cannot be mounted in a user namespace, through the fuse-overlayfs program (same
+//! layer directories; its own markers in upper directories are read too).
+//!
+//! [`open`] picks overlayfs when a probe mount works under the store, else (rootless)
+//! fuse-overlayfs when installed and a probe mount works, else the copy snapshotter; or the
+//! [`StorageDriver`] asked for. A store keeps the driver it was made with.
 //!
 //! Layout under the directory kiln gives the snapshotter:
 //!
@@ -39,6 +44,7 @@
 mod copy;
 mod copytree;
 mod diff;
+mod fuse;
 mod overlay;
 mod store;
 
@@ -47,6 +53,7 @@ mod conformance;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 pub use copy::CopySnapshotter;
 pub use overlay::OverlaySnapshotter;
@@ -108,6 +115,27 @@ pub enum SnapshotError {
         key: String,
         /// A child that depends on it.
         child: String,
+    },
+    /// The store's snapshots were made by another driver (or as root, and this is rootless mode,
+    /// or the other way round).
+    #[error(
+        "the snapshots in {dir} were made with {made}, not {wanted}; use the store the same way (--storage-driver), or another store (--root)"
+    )]
+    DriverMismatch {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// What made them.
+        made: String,
+        /// What was asked for.
+        wanted: String,
+    },
+    /// The driver asked for does not work here.
+    #[error("the {driver} storage driver cannot be used: {reason}")]
+    DriverUnavailable {
+        /// The driver's name.
+        driver: &'static str,
+        /// Why.
+        reason: String,
     },
     /// The fill callback of an import failed.
     #[error("cannot fill snapshot {key}")]
@@ -194,38 +222,130 @@ pub trait Snapshotter: Send + Sync {
     fn remove(&self, key: &str) -> Result<(), SnapshotError>;
 }
 
-/// Opens the best snapshotter for the directory `dir`: overlayfs when a probe mount works there,
-/// the copy snapshotter otherwise.
+/// Which snapshotter a store uses: chosen by kiln ([`StorageDriver::Auto`]) or asked for, as
+/// podman's `--storage-driver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StorageDriver {
+    /// The kernel's overlayfs where a probe mount works, else (rootless) fuse-overlayfs where
+    /// installed and working, else the copy snapshotter. A store keeps what it was made with.
+    #[default]
+    Auto,
+    /// The kernel's overlayfs (in a user namespace: `userxattr`, Linux 5.11).
+    Overlay,
+    /// The fuse-overlayfs program (rootless only).
+    FuseOverlayfs,
+    /// Full copies of every snapshot; works anywhere.
+    Copy,
+}
+
+impl StorageDriver {
+    /// Every driver, in the order of [`StorageDriver::name`].
+    pub const ALL: [StorageDriver; 4] = [
+        StorageDriver::Auto,
+        StorageDriver::Overlay,
+        StorageDriver::FuseOverlayfs,
+        StorageDriver::Copy,
+    ];
+
+    /// `auto`, `overlay`, `fuse-overlayfs` or `copy`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StorageDriver::Auto => "auto",
+            StorageDriver::Overlay => "overlay",
+            StorageDriver::FuseOverlayfs => "fuse-overlayfs",
+            StorageDriver::Copy => "copy",
+        }
+    }
+
+    /// The driver named `name` (see [`StorageDriver::name`]; `overlayfs` is taken too).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "overlayfs" => Some(StorageDriver::Overlay),
+            _ => Self::ALL.into_iter().find(|d| d.name() == name),
+        }
+    }
+}
+
+static DRIVER: OnceLock<StorageDriver> = OnceLock::new();
+
+/// Sets the driver [`open`] uses in this process (the command line's `--storage-driver`). Only the
+/// first call counts. Without one, the environment variable `KILN_STORAGE_DRIVER` decides, else
+/// [`StorageDriver::Auto`].
+pub fn set_storage_driver(driver: StorageDriver) {
+    let _ = DRIVER.set(driver);
+}
+
+/// The driver [`open`] uses: see [`set_storage_driver`].
+pub fn storage_driver() -> StorageDriver {
+    *DRIVER.get_or_init(|| match std::env::var("KILN_STORAGE_DRIVER") {
+        Ok(v) if !v.is_empty() => StorageDriver::from_name(&v).unwrap_or_else(|| {
+            tracing::warn!(value = %v, "unknown KILN_STORAGE_DRIVER, choosing automatically");
+            StorageDriver::Auto
+        }),
+        _ => StorageDriver::Auto,
+    })
+}
+
+/// Opens the snapshotter for the directory `dir` that [`storage_driver`] names.
 pub fn open(dir: impl AsRef<Path>) -> Result<Box<dyn Snapshotter>, SnapshotError> {
+    open_with(dir, storage_driver())
+}
+
+/// The `.driver` marker values: what made a store's snapshots.
+const KERNEL_ROOT: &str = "overlayfs";
+const KERNEL_USERNS: &str = "overlayfs-userxattr";
+const FUSE: &str = "fuse-overlayfs";
+const COPY: &str = "copy";
+
+/// Opens the snapshotter `driver` for the directory `dir`. With [`StorageDriver::Auto`]: the one
+/// the store was made with, or for a new store the kernel's overlayfs when a probe mount works
+/// there, else (rootless) fuse-overlayfs when installed and a probe mount works, else the copy
+/// snapshotter. A store made by one driver is refused by another (their snapshots differ), and
+/// so is a store made as root in rootless mode and the other way round (overlayfs keeps its
+/// markers in `trusted.` xattrs as root, `user.` ones in a user namespace).
+pub fn open_with(
+    dir: impl AsRef<Path>,
+    driver: StorageDriver,
+) -> Result<Box<dyn Snapshotter>, SnapshotError> {
     let dir = dir.as_ref();
     // The probe mounts a test overlay; its answer for this directory is remembered so that
     // later builds (a no-op rebuild above all) skip it.
     let marker = dir.join(".driver");
-    // Rootless overlays keep their markers in `user.` xattrs, the host root's in `trusted.`
-    // ones: a store's snapshots are read in the mode that wrote them.
-    let (mine, other) = if crate::rootless::current().initial() {
-        ("overlayfs", "overlayfs-userxattr")
-    } else {
-        ("overlayfs-userxattr", "overlayfs")
+    let root = crate::rootless::current().initial();
+    let kernel = if root { KERNEL_ROOT } else { KERNEL_USERNS };
+    let made = match std::fs::read_to_string(&marker) {
+        Ok(m) => Some(m.trim().to_owned()),
+        Err(_) => None,
     };
-    let overlay = match std::fs::read_to_string(&marker).as_deref().map(str::trim) {
-        Ok(m) if m == mine => true,
-        Ok(m) if m == other => {
-            let made = if m == "overlayfs" {
-                "as root"
-            } else {
-                "in rootless mode"
-            };
-            return Err(io_err("open snapshots in", dir)(std::io::Error::other(
-                format!(
-                    "this store's snapshots were made {made}; use it the same way, or another store (--root)"
-                ),
-            )));
+    let mismatch = |made: &str| SnapshotError::DriverMismatch {
+        dir: dir.to_path_buf(),
+        made: describe(made),
+        wanted: match driver {
+            StorageDriver::Overlay => describe(kernel),
+            d => describe(d.name()),
+        },
+    };
+    let chosen = match made.as_deref() {
+        Some(m) if m == KERNEL_ROOT || m == KERNEL_USERNS => {
+            if m != kernel || !matches!(driver, StorageDriver::Auto | StorageDriver::Overlay) {
+                return Err(mismatch(m));
+            }
+            m
         }
-        Ok("copy") => false,
+        Some(FUSE) => {
+            if root || !matches!(driver, StorageDriver::Auto | StorageDriver::FuseOverlayfs) {
+                return Err(mismatch(FUSE));
+            }
+            FUSE
+        }
+        Some(COPY) => {
+            if !matches!(driver, StorageDriver::Auto | StorageDriver::Copy) {
+                return Err(mismatch(COPY));
+            }
+            COPY
+        }
         _ => {
-            let works = overlay::probe(dir);
-            let name = if works { mine } else { "copy" };
+            let name = choose(dir, driver, kernel, root)?;
             if std::fs::create_dir_all(dir).is_ok() {
                 // Temp files of marker writes that a killed process left: the only atomic writes
                 // in this directory. Removing a live writer's temp only makes its (best-effort)
@@ -237,13 +357,84 @@ pub fn open(dir: impl AsRef<Path>) -> Result<Box<dyn Snapshotter>, SnapshotError
                 }
                 let _ = crate::content::write_atomic(&marker, name.as_bytes());
             }
-            works
+            name
         }
     };
-    if overlay {
-        Ok(Box::new(OverlaySnapshotter::open(dir)?))
-    } else {
-        tracing::info!(dir = %dir.display(), "overlayfs unavailable, using the copy snapshotter");
-        Ok(Box::new(CopySnapshotter::open(dir)?))
+    match chosen {
+        COPY => {
+            if driver == StorageDriver::Auto {
+                tracing::info!(dir = %dir.display(), "overlayfs unavailable, using the copy snapshotter");
+            }
+            Ok(Box::new(CopySnapshotter::open(dir)?))
+        }
+        FUSE => {
+            let program = fuse::program().ok_or_else(|| SnapshotError::DriverUnavailable {
+                driver: StorageDriver::FuseOverlayfs.name(),
+                reason: "fuse-overlayfs is not on PATH (Debian package fuse-overlayfs), and this store's snapshots were made with it".to_owned(),
+            })?;
+            Ok(Box::new(OverlaySnapshotter::open_fuse(dir, program)?))
+        }
+        _ => Ok(Box::new(OverlaySnapshotter::open(dir)?)),
+    }
+}
+
+/// The driver for a new store: its marker value.
+fn choose(
+    dir: &Path,
+    driver: StorageDriver,
+    kernel: &'static str,
+    root: bool,
+) -> Result<&'static str, SnapshotError> {
+    let unavailable = |d: StorageDriver, reason: String| SnapshotError::DriverUnavailable {
+        driver: d.name(),
+        reason,
+    };
+    let fuse_probe = || -> Result<(), String> {
+        if root {
+            return Err("it is for rootless mode; as root the kernel's overlayfs works".to_owned());
+        }
+        let program = fuse::program()
+            .ok_or("fuse-overlayfs is not on PATH (Debian package fuse-overlayfs)")?;
+        fuse::probe(&program, dir).map_err(|e| {
+            format!("{e} (it needs /dev/fuse readable and writable by the user, mode 0666 as distributions set it)")
+        })
+    };
+    match driver {
+        StorageDriver::Copy => Ok(COPY),
+        StorageDriver::Overlay => match overlay::probe(dir) {
+            Ok(()) => Ok(kernel),
+            Err(e) => Err(unavailable(driver, e.to_string())),
+        },
+        StorageDriver::FuseOverlayfs => match fuse_probe() {
+            Ok(()) => Ok(FUSE),
+            Err(e) => Err(unavailable(driver, e)),
+        },
+        StorageDriver::Auto => {
+            if let Err(e) = overlay::probe(dir) {
+                tracing::debug!(error = %crate::report::chain(&e), "overlayfs probe failed");
+            } else {
+                return Ok(kernel);
+            }
+            if root {
+                return Ok(COPY);
+            }
+            match fuse_probe() {
+                Ok(()) => Ok(FUSE),
+                Err(e) => {
+                    tracing::debug!(error = %e, "fuse-overlayfs probe failed");
+                    Ok(COPY)
+                }
+            }
+        }
+    }
+}
+
+/// A marker value in words, for errors.
+fn describe(marker: &str) -> String {
+    match marker {
+        KERNEL_ROOT => "overlayfs as root".to_owned(),
+        KERNEL_USERNS => "overlayfs in rootless mode".to_owned(),
+        FUSE => "fuse-overlayfs (rootless mode)".to_owned(),
+        other => other.to_owned(),
     }
 }

@@ -39,10 +39,13 @@ fn options() -> &'static [(&'static str, &'static str)] {
 }
 
 /// Snapshots as overlayfs layers. Needs root: of the machine (`trusted.` xattrs) or of a user
-/// namespace (`user.` xattrs, Linux 5.11).
+/// namespace (`user.` xattrs, Linux 5.11); or, with [`OverlaySnapshotter::open_fuse`], the
+/// fuse-overlayfs program mounts them in user space.
 #[derive(Debug)]
 pub struct OverlaySnapshotter {
     store: Store,
+    /// The fuse-overlayfs program, when it mounts the overlays instead of the kernel.
+    fuse: Option<PathBuf>,
 }
 
 impl OverlaySnapshotter {
@@ -50,7 +53,32 @@ impl OverlaySnapshotter {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, SnapshotError> {
         Ok(Self {
             store: Store::open(dir.as_ref())?,
+            fuse: None,
         })
+    }
+
+    /// As [`OverlaySnapshotter::open`], with every overlay mounted by the fuse-overlayfs program
+    /// `program` (the same layer format; see the `fuse` module for what it adds in upper
+    /// directories).
+    pub fn open_fuse(dir: impl AsRef<Path>, program: PathBuf) -> Result<Self, SnapshotError> {
+        Ok(Self {
+            store: Store::open(dir.as_ref())?,
+            fuse: Some(program),
+        })
+    }
+
+    /// Mounts through the kernel or fuse-overlayfs; the daemon, when there is one, serves the
+    /// mount until it is dropped.
+    fn mount(
+        &self,
+        lowers: &[PathBuf],
+        upper: Option<(&Path, &Path)>,
+        target: &Path,
+    ) -> Result<Option<super::fuse::Daemon>, SnapshotError> {
+        match &self.fuse {
+            Some(program) => super::fuse::mount(program, lowers, upper, target).map(Some),
+            None => mount_overlay(lowers, upper, target).map(|()| None),
+        }
     }
 
     fn entry_of<'a>(&self, active: &'a Active) -> Result<&'a TempEntry, SnapshotError> {
@@ -93,7 +121,7 @@ impl OverlaySnapshotter {
 }
 
 /// Whether an overlay with a whiteout can be mounted under `dir` (filesystem, privileges).
-pub(crate) fn probe(dir: &Path) -> bool {
+pub(crate) fn probe(dir: &Path) -> Result<(), SnapshotError> {
     let run = || -> Result<(), SnapshotError> {
         std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
         let t = tempfile::Builder::new()
@@ -115,13 +143,7 @@ pub(crate) fn probe(dir: &Path) -> bool {
         removed.map_err(io_err("remove in probe", p))?;
         Ok(())
     };
-    match run() {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::debug!(error = %crate::report::chain(&e), "overlayfs probe failed");
-            false
-        }
-    }
+    run()
 }
 
 /// Mounts an overlay of `lowers` (topmost first) on `target`, writable with `upper` (upper, work
@@ -259,7 +281,11 @@ fn mkdirs(base: &Path, names: &[&str]) -> Result<(), SnapshotError> {
 
 impl Snapshotter for OverlaySnapshotter {
     fn name(&self) -> &'static str {
-        "overlayfs"
+        if self.fuse.is_some() {
+            "fuse-overlayfs"
+        } else {
+            "overlayfs"
+        }
     }
 
     fn prepare(&self, parent: Option<&str>) -> Result<Active, SnapshotError> {
@@ -274,6 +300,7 @@ impl Snapshotter for OverlaySnapshotter {
             parent: parent.map(str::to_owned),
             entry: Some(entry),
             mounted: None,
+            daemon: None,
             own: Some(dir.join(UPPER)),
         };
         if lowers.is_empty() {
@@ -283,7 +310,7 @@ impl Snapshotter for OverlaySnapshotter {
         }
         mkdirs(&dir, &[UPPER, WORK, MERGED])?;
         let merged = dir.join(MERGED);
-        mount_overlay(&lowers, Some((&dir.join(UPPER), &dir.join(WORK))), &merged)?;
+        active.daemon = self.mount(&lowers, Some((&dir.join(UPPER), &dir.join(WORK))), &merged)?;
         active.root = merged.clone();
         active.mounted = Some(merged);
         Ok(active)
@@ -301,6 +328,7 @@ impl Snapshotter for OverlaySnapshotter {
             parent: parent.map(str::to_owned),
             entry: Some(entry),
             mounted: None,
+            daemon: None,
             own: Some(dir.join(UPPER)),
         }))
     }
@@ -311,7 +339,7 @@ impl Snapshotter for OverlaySnapshotter {
             Some(p) => self.store.chain(p)?,
             None => Vec::new(),
         };
-        overlay_changes(&entry.dir.join(UPPER), &lowers)
+        overlay_changes(&entry.dir.join(UPPER), &lowers, self.fuse.is_some())
     }
 
     fn commit(&self, active: Active, key: &str) -> Result<(), SnapshotError> {
@@ -368,9 +396,10 @@ impl Snapshotter for OverlaySnapshotter {
             parent: Some(key.to_owned()),
             entry: Some(entry),
             mounted: None,
+            daemon: None,
             own: None,
         };
-        mount_overlay(&chain, None, &merged)?;
+        active.daemon = self.mount(&chain, None, &merged)?;
         active.mounted = Some(merged.clone());
         Ok(View {
             path: merged,

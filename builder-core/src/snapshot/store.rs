@@ -391,6 +391,8 @@ pub struct Active {
     pub(crate) entry: Option<TempEntry>,
     /// The overlay mount point, when mounted.
     pub(crate) mounted: Option<PathBuf>,
+    /// The fuse-overlayfs process serving the mount, when it is one.
+    pub(crate) daemon: Option<super::fuse::Daemon>,
     /// Where the current state of every changed entry can be read without the mount (the
     /// overlay upper directory), when that is not [`Active::root`].
     pub(crate) own: Option<PathBuf>,
@@ -418,6 +420,10 @@ impl Active {
 
     /// Unmounts the overlay, if any.
     pub(crate) fn unmount(&mut self) -> Result<(), SnapshotError> {
+        if let Some(d) = self.daemon.take() {
+            self.mounted = None;
+            return d.unmount();
+        }
         if let Some(m) = self.mounted.take() {
             rustix::mount::unmount(&m, UnmountFlags::empty())
                 .or_else(|_| rustix::mount::unmount(&m, UnmountFlags::DETACH))

@@ -107,11 +107,9 @@ fn copy_up(
         upper.create_dir(rel, st.st_mode & 0o7777)?;
         upper.lchown(rel, st.st_uid, st.st_gid)?;
         upper.chmod(rel, st.st_mode & 0o7777)?;
-        let prefix = crate::rootless::current().overlay_xattr_prefix();
         let xattrs = crate::copy::source::read_xattrs(lower, rel)?;
         for (name, value) in xattrs {
-            let n = name.to_string_lossy();
-            if n.starts_with(prefix) || n.starts_with("trusted.overlay.") {
+            if crate::xattr::is_overlay_own(name.as_encoded_bytes()) {
                 continue;
             }
             upper.set_xattr(rel, &name, &value)?;

@@ -181,8 +181,9 @@ impl Candidate {
             return Ok(None);
         }
         // The copy snapshotter leaves files equal to the parent's out of a layer, so a changed
-        // file must not exist below there; overlayfs records every file the copy wrote.
-        let strict = cfg.snapshots.name() != "overlayfs";
+        // file must not exist below there; overlayfs (kernel or fuse) records every file the
+        // copy wrote.
+        let strict = cfg.snapshots.name() == "copy";
         let Some(delta) = self.delta(&memo, strict) else {
             return Ok(None);
         };

@@ -32,7 +32,10 @@ pub fn run(args: &InfoArgs, root: &Path) -> miette::Result<ExitCode> {
         "Store size:         {}",
         super::images::human_size(info.store_size)
     );
-    println!("Snapshotter:        {}", info.snapshotter);
+    println!(
+        "Snapshotter:        {} (storage driver setting: {})",
+        info.snapshotter, info.storage_driver
+    );
     println!("Executor:           {}", info.executor);
     println!(
         "Rootless:           {} (uid {}, gid {})",

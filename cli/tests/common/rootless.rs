@@ -102,6 +102,22 @@ impl User {
         c
     }
 
+    /// `kiln ARGS` as the user, as [`User::kiln`], for a process to start and stop by hand.
+    pub fn kiln_process(&self) -> std::process::Command {
+        let mut c = std::process::Command::new("setpriv");
+        c.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--init-groups")
+            .arg(&self.kiln)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("HOME", self.home.path())
+            .env("USER", &self.name)
+            .env("XDG_DATA_HOME", self.home.path().join(".local/share"))
+            .env("XDG_RUNTIME_DIR", self.home.path().join("run"));
+        c
+    }
+
     /// The user's copy of the kiln binary.
     pub fn binary(&self) -> &Path {
         &self.kiln
