@@ -211,3 +211,58 @@ fn load_streams_the_image_into_podman_or_says_what_is_missing() {
     assert_ok(&out);
     let _ = Std::new("podman").args(["rmi", "-f", &name]).output();
 }
+
+#[test]
+fn index_annotations_on_one_platform_without_attestations_are_refused_as_buildkit_does() {
+    let ctx = context_with(&[("Dockerfile", DOCKERFILE)]);
+    let root = tempfile::tempdir().unwrap();
+    // One platform and no attestations: the image is a plain manifest, there is no index to
+    // annotate. A usage error naming the flag, before anything is built.
+    for spec in [
+        "index:org.opencontainers.image.title=t",
+        "index-descriptor:org.opencontainers.image.title=t",
+    ] {
+        for platform in [None, Some("linux/amd64")] {
+            let mut cmd = kiln(root.path());
+            cmd.args(["build", "--annotation", spec]);
+            if let Some(p) = platform {
+                cmd.args(["--platform", p]);
+            }
+            let out = cmd.arg(ctx.path()).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{spec} {platform:?}: {stderr}");
+            let kind = spec.split(':').next().unwrap();
+            assert!(
+                stderr.contains(&format!(
+                    "--annotation {kind}:org.opencontainers.image.title"
+                )),
+                "{stderr}"
+            );
+            assert!(stderr.contains("--provenance"), "{stderr}");
+            assert!(!stderr.contains("steps cached"), "{stderr}");
+        }
+    }
+
+    // `manifest-descriptor` alone makes no index either: it goes on the manifest's own
+    // descriptor, the entry of an OCI layout's index.json.
+    let dest = root.path().join("layout");
+    let (ok, _, stderr) = try_build(
+        root.path(),
+        ctx.path(),
+        &[
+            "--annotation",
+            "manifest-descriptor:dev.example.d=1",
+            "-o",
+            &format!("type=oci,tar=false,dest={}", dest.display()),
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.join("index.json")).unwrap()).unwrap();
+    let entry = &index["manifests"][0];
+    assert_eq!(
+        entry["mediaType"], "application/vnd.oci.image.manifest.v1+json",
+        "{index}"
+    );
+    assert_eq!(entry["annotations"]["dev.example.d"], "1", "{index}");
+}

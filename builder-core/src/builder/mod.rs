@@ -304,6 +304,8 @@ impl Builder {
             req.platforms.clone()
         };
         req.annotations.check_platforms(&platforms)?;
+        req.annotations
+            .check_index(platforms.len(), req.provenance.is_some() || req.sbom)?;
         let mut warnings = Vec::new();
         for source in &req.cache_from {
             let notes = crate::cache_transfer::run::import(

@@ -2,8 +2,8 @@
 //! prepared ([`super::prepare`]: layers compressed as asked), then, for an image with
 //! attachments (provenance, SBOM, index annotations, see [`crate::attest`]), one attestation
 //! manifest per image, and the OCI index that lists them, as BuildKit lays it out. A single
-//! image without attachments leaves as its manifest alone; a multi-platform image always as an
-//! index. This is the one place that assembles outgoing indexes.
+//! image without statements or index annotations leaves as its manifest alone; a
+//! multi-platform image always as an index. This is the one place that assembles outgoing indexes.
 
 use std::collections::BTreeMap;
 
@@ -103,7 +103,11 @@ pub fn prepare_outgoing(
         let mut annotations = entry.annotations.clone().unwrap_or_default();
         annotations.remove(ANNOTATION_ATTACHMENTS);
         if let Some(att) = att.filter(|a| !a.is_empty()) {
-            attached = true;
+            // An index for statements or index annotations; `manifest-descriptor` ones alone
+            // go on the manifest's own descriptor (an OCI layout's `index.json`), as BuildKit.
+            attached |= !att.layers.is_empty()
+                || !att.index_annotations.is_empty()
+                || !att.index_descriptor_annotations.is_empty();
             annotations.extend(att.manifest_descriptor_annotations.clone());
             index_annotations.extend(att.index_annotations.clone());
             descriptor_annotations.extend(att.index_descriptor_annotations.clone());

@@ -12,7 +12,8 @@ use super::Platform;
 pub struct Annotations {
     /// On the image manifest (of every platform).
     pub manifest: BTreeMap<String, String>,
-    /// On the image index (one is made for a single platform when any is given).
+    /// On the image index (a single platform's image has one only with attestations: see
+    /// [`Annotations::check_index`]).
     pub index: BTreeMap<String, String>,
     /// On the manifest's descriptor in the index (of every platform).
     pub manifest_descriptor: BTreeMap<String, String>,
@@ -58,6 +59,17 @@ pub enum AnnotationError {
         spec: String,
         /// What is wrong.
         reason: String,
+    },
+    /// An `index` or `index-descriptor` annotation on an image that has no index (one platform,
+    /// no attestations), which BuildKit refuses too.
+    #[error(
+        "--annotation {kind}:{key}=...: a single platform's image without attestations is a plain manifest, not an index; build several --platform values, attach --provenance or --sbom, or annotate the manifest (`manifest:{key}=...`)"
+    )]
+    NoIndex {
+        /// `index` or `index-descriptor`.
+        kind: &'static str,
+        /// The key.
+        key: String,
     },
     /// A platform the build does not make.
     #[error("--annotation for {platform}: the build makes {built} only")]
@@ -169,6 +181,28 @@ impl Annotations {
         Ok(())
     }
 
+    /// Checks that `index` and `index-descriptor` annotations have an index to go on: a build of
+    /// `platforms` platforms makes one when there are several, or when attestations
+    /// (`--provenance`, `--sbom`) are attached. As BuildKit, which fails such an export with
+    /// "index annotations not supported for single platform export".
+    pub fn check_index(&self, platforms: usize, attestations: bool) -> Result<(), AnnotationError> {
+        if platforms > 1 || attestations {
+            return Ok(());
+        }
+        let first = |kind, map: &BTreeMap<String, String>| {
+            map.keys().next().map(|key| AnnotationError::NoIndex {
+                kind,
+                key: key.clone(),
+            })
+        };
+        match first("index", &self.index)
+            .or_else(|| first("index-descriptor", &self.index_descriptor))
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// The annotations of `platform`'s image: the platform-specific ones that name it join
     /// (and override) the others.
     pub fn for_platform(&self, platform: &Platform) -> Annotations {
@@ -227,6 +261,20 @@ mod tests {
             ])
             .is_ok()
         );
+        // Index annotations need an index: several platforms, or attestations.
+        let err = a.check_index(1, false).unwrap_err().to_string();
+        assert!(
+            err.contains("--annotation index:org.opencontainers.image.title"),
+            "{err}"
+        );
+        assert!(a.check_index(2, false).is_ok());
+        assert!(a.check_index(1, true).is_ok());
+        let mut d = Annotations::default();
+        d.add("index-descriptor:k=v").unwrap();
+        assert!(d.check_index(1, false).is_err());
+        let mut m = Annotations::default();
+        m.add("manifest,manifest-descriptor:k=v").unwrap();
+        assert!(m.check_index(1, false).is_ok());
         for bad in [
             "novalue",
             "=v",

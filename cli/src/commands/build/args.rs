@@ -161,8 +161,9 @@ pub struct BuildArgs {
 
     /// An annotation `[TYPE:]KEY=VALUE` (BuildKit's syntax): TYPE is `manifest` (default),
     /// `index`, `manifest-descriptor` or `index-descriptor`, optionally with `[PLATFORM,...]`
-    /// to annotate those platforms' images only; index annotations make a single platform's
-    /// pushed image an index. Repeatable.
+    /// to annotate those platforms' images only. `index` and `index-descriptor` need an index:
+    /// several platforms, or attestations (`--provenance`, `--sbom`); on a single platform's
+    /// plain manifest they are a usage error, as BuildKit refuses them. Repeatable.
     #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE", value_parser = flags::annotation)]
     pub(crate) annotations: Vec<String>,
 

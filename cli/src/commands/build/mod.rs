@@ -196,6 +196,15 @@ pub fn run(args: &BuildArgs, root: &Path) -> miette::Result<ExitCode> {
         &delivery,
         &mut agents,
     )?;
+    // A combination of flags BuildKit refuses: a usage error, before anything is built.
+    let attestations = request.provenance.is_some() || request.sbom;
+    if let Err(e) = request
+        .annotations
+        .check_index(request.platforms.len(), attestations)
+    {
+        crate::render::print_report(&miette!("{e}"));
+        return Ok(ExitCode::from(2));
+    }
     // Checked before the build, so that a build is not wasted.
     delivery.check(request.platforms.len(), &request.tags, args.load)?;
     if args.load {
