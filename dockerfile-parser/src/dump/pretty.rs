@@ -19,13 +19,18 @@ pub fn write_compact<W: Write>(df: &Dockerfile, out: W) -> io::Result<()> {
     write(df, out, false)
 }
 
+/// The size of the dump's blocks.
+const BLOCK: usize = 1 << 20;
+
 /// A parsed Dockerfile's dump, made while parsing.
 #[derive(Debug)]
 pub struct Dump {
-    /// The document in three pieces (its head is only known once the file is read), so the
-    /// instructions, nearly all of it, are never copied.
+    /// The document in pieces (its head is only known once the file is read), so the
+    /// instructions, nearly all of it, are never copied: the body is a list of blocks of about
+    /// [`BLOCK`] bytes, so it never holds much more than its size (a doubling buffer may hold
+    /// twice as much) and is never moved as it grows.
     head: Vec<u8>,
-    body: Vec<u8>,
+    body: Vec<Vec<u8>>,
     tail: Vec<u8>,
     /// The warnings (also in the document), to show them.
     pub warnings: Vec<Warning>,
@@ -35,13 +40,20 @@ impl Dump {
     /// Writes the document, as [`write_pretty`] or [`write_compact`] writes it.
     pub fn write_to<W: Write>(&self, mut out: W) -> io::Result<()> {
         out.write_all(&self.head)?;
-        out.write_all(&self.body)?;
+        for block in &self.body {
+            out.write_all(block)?;
+        }
         out.write_all(&self.tail)
     }
 
     /// The document as one string of bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        [&self.head[..], &self.body, &self.tail].concat()
+        let mut all = self.head.clone();
+        for block in &self.body {
+            all.extend_from_slice(block);
+        }
+        all.extend_from_slice(&self.tail);
+        all
     }
 }
 
@@ -52,17 +64,26 @@ impl Dump {
 pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
     // The instructions are written at the depth they have in the document: inside its object and
     // its `instructions` array.
+    // Blocks of BLOCK bytes and a little room for the instruction that fills one; less for a
+    // small file (its dump is about five times its size).
+    let block = (source.len() * 6).clamp(1 << 12, BLOCK);
     let mut body = Pretty {
-        buf: Vec::with_capacity(source.len() * 4),
+        buf: Vec::with_capacity(block + block / 8),
         out: io::sink(),
         depth: 2,
         first: true,
         indent,
     };
+    let mut blocks = Vec::new();
     let summary = crate::parse_each(source, |node, _| {
         body.elem();
         body.instruction(&node.raw);
+        if body.buf.len() >= block {
+            let next = Vec::with_capacity(block + block / 8);
+            blocks.push(std::mem::replace(&mut body.buf, next));
+        }
     })?;
+    blocks.push(body.buf);
     let mut j = Pretty {
         buf: Vec::new(),
         out: io::sink(),
@@ -76,7 +97,7 @@ pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
     j.tail(&summary.warnings);
     Ok(Dump {
         head,
-        body: body.buf,
+        body: blocks,
         tail: j.buf,
         warnings: summary.warnings,
     })
