@@ -256,12 +256,7 @@ impl<W: Write> Pretty<W> {
 
     fn str(&mut self, s: &str) {
         self.buf.push(b'"');
-        let bytes = s.as_bytes();
-        if !needs_escape(bytes) {
-            self.buf.extend_from_slice(bytes);
-        } else {
-            escape_into(&mut self.buf, bytes);
-        }
+        escape_into(&mut self.buf, s.as_bytes());
         self.buf.push(b'"');
     }
 
@@ -326,33 +321,49 @@ impl<W: Write> Pretty<W> {
     }
 }
 
-/// Whether any byte is a control character, a quote or a backslash, eight bytes at a time.
+/// Whether any byte is a control character, a quote or a backslash.
+#[cfg(test)]
 fn needs_escape(bytes: &[u8]) -> bool {
+    first_special(bytes).is_some()
+}
+
+/// The index of the first byte that is a control character, a quote or a backslash, found
+/// eight bytes at a time.
+#[inline]
+fn first_special(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Some byte of `v` is below `n` (n <= 0x80); exact as to whether there is one.
-    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGH != 0;
+    // The high bit of each byte of `v` below `n` (n <= 0x80). Borrows can set bits above a
+    // byte that is below `n`, never below the first one: the lowest set bit is exact.
+    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGH;
     let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
         let v = u64::from_le_bytes(w);
-        if below(v, 0x20) || below(v ^ (ONES * 0x22), 1) || below(v ^ (ONES * 0x5C), 1) {
-            return true;
+        let m = below(v, 0x20) | below(v ^ (ONES * 0x22), 1) | below(v ^ (ONES * 0x5C), 1);
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
         }
+        at += 8;
     }
     chunks
         .remainder()
         .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .map(|i| at + i)
 }
 
-/// serde_json's escapes: `\"`, `\\`, the short forms of backspace, form feed, newline,
-/// carriage return and tab, `\u00XX` (lower-case hex) for other control characters.
+/// Appends `bytes` with serde_json's escapes: `\"`, `\\`, the short forms of backspace, form
+/// feed, newline, carriage return and tab, `\u00XX` (lower-case hex) for other control
+/// characters. Runs without escapes are copied whole.
 fn escape_into(buf: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    while let Some(off) = first_special(&bytes[start..]) {
+        let i = start + off;
+        let b = bytes[i];
         let short: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -361,8 +372,7 @@ fn escape_into(buf: &mut Vec<u8>, bytes: &[u8]) {
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
-            0..=0x1F => b"",
-            _ => continue,
+            _ => b"",
         };
         buf.extend_from_slice(&bytes[start..i]);
         if short.is_empty() {
@@ -379,15 +389,16 @@ fn escape_into(buf: &mut Vec<u8>, bytes: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::needs_escape;
+    use super::{first_special, needs_escape};
     use proptest::prelude::*;
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
         #[test]
         fn word_at_a_time_check_is_exact(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
-            let slow = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
-            prop_assert_eq!(needs_escape(&bytes), slow);
+            let slow = bytes.iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\');
+            prop_assert_eq!(needs_escape(&bytes), slow.is_some());
+            prop_assert_eq!(first_special(&bytes), slow);
         }
     }
 
