@@ -228,9 +228,12 @@ impl<W: Write> Pretty<W> {
         self.first = false;
     }
 
+    /// A key of the dump's own (plain ASCII, nothing to escape).
     fn key(&mut self, k: &str) {
         self.elem();
-        self.str(k);
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(k.as_bytes());
+        self.buf.push(b'"');
         self.buf
             .extend_from_slice(if self.indent { b": " as &[u8] } else { b":" });
     }
@@ -348,11 +351,18 @@ fn first_special(bytes: &[u8]) -> Option<usize> {
         }
         at += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        .map(|i| at + i)
+    // The tail in one more word, padded with a byte that needs no escape.
+    let tail = chunks.remainder();
+    if tail.is_empty() {
+        return None;
+    }
+    let mut w = [b'a'; 8];
+    for (d, s) in w.iter_mut().zip(tail) {
+        *d = *s;
+    }
+    let v = u64::from_le_bytes(w);
+    let m = below(v, 0x20) | below(v ^ (ONES * 0x22), 1) | below(v ^ (ONES * 0x5C), 1);
+    (m != 0).then(|| at + (m.trailing_zeros() / 8) as usize)
 }
 
 /// Appends `bytes` with serde_json's escapes: `\"`, `\\`, the short forms of backspace, form
