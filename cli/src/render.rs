@@ -132,7 +132,7 @@ pub fn print_build_error(err: &kiln_builder_core::Error, name: &str, dockerfile:
                 );
             }
             let report = miette::miette!(
-                labels = vec![LabeledSpan::at(span.start..span.end, label)],
+                labels = vec![LabeledSpan::at(span.range(), label)],
                 "{}",
                 chain(&**source)
             )
@@ -142,7 +142,7 @@ pub fn print_build_error(err: &kiln_builder_core::Error, name: &str, dockerfile:
         other => {
             if let Some(span) = plan_span(other) {
                 let report = miette::miette!(
-                    labels = vec![LabeledSpan::at(span.start..span.end, "here")],
+                    labels = vec![LabeledSpan::at(span.range(), "here")],
                     "{}",
                     chain(other)
                 )

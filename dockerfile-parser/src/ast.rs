@@ -134,7 +134,7 @@ pub enum CommandForm {
     /// `RUN make all`: the rest of the line, run through the stage's SHELL.
     Shell(Word),
     /// `RUN ["make", "all"]`: the decoded JSON array.
-    Exec(Vec<String>),
+    Exec(Box<[Text]>),
 }
 
 impl CommandForm {
@@ -263,7 +263,7 @@ pub struct FromInstruction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RunInstruction {
     /// `--mount=` flags in order.
-    pub mounts: Vec<MountSpec>,
+    pub mounts: Box<[MountSpec]>,
     /// `--network=`
     pub network: Option<NetworkMode>,
     /// `--security=`
@@ -271,7 +271,7 @@ pub struct RunInstruction {
     /// The command.
     pub command: CommandForm,
     /// Heredocs in the command line, in order.
-    pub heredocs: Vec<Heredoc>,
+    pub heredocs: Box<[Heredoc]>,
 }
 
 /// `COPY` and `ADD`. Flags that only one of them accepts are rejected for the other at parse time.
@@ -288,7 +288,7 @@ pub struct CopyInstruction {
     /// `--parents` (COPY only)
     pub parents: bool,
     /// `--exclude=` patterns, unexpanded, in order.
-    pub exclude: Vec<Word>,
+    pub exclude: Box<[Word]>,
     /// `--checksum=` (ADD only), unexpanded.
     pub checksum: Option<Word>,
     /// `--keep-git-dir` (ADD only); `None` when not given.
@@ -296,11 +296,11 @@ pub struct CopyInstruction {
     /// `--unpack` (ADD only); `None` when not given.
     pub unpack: Option<bool>,
     /// Source paths (heredoc markers excluded; see `heredocs`), unexpanded.
-    pub sources: Vec<Word>,
+    pub sources: Box<[Word]>,
     /// Destination, unexpanded.
     pub dest: Word,
     /// Inline files given as heredoc sources (`COPY <<EOF /dest`), in order.
-    pub heredocs: Vec<Heredoc>,
+    pub heredocs: Box<[Heredoc]>,
     /// The JSON array form was used.
     pub json_form: bool,
 }
@@ -363,16 +363,16 @@ pub enum Instruction {
     /// `LABEL k=v ...` (keys and values unexpanded, quotes kept)
     Label {
         /// Key/value pairs in order.
-        pairs: Vec<(Word, Word)>,
+        pairs: Box<[(Word, Word)]>,
     },
     /// `MAINTAINER` (deprecated)
     Maintainer(String),
     /// `EXPOSE 80 443/tcp ...` (unexpanded words)
-    Expose(Vec<Word>),
+    Expose(Box<[Word]>),
     /// `ENV k=v ...` or legacy `ENV k v` (keys and values unexpanded, quotes kept)
     Env {
         /// Key/value pairs in order.
-        pairs: Vec<(Word, Word)>,
+        pairs: Box<[(Word, Word)]>,
     },
     /// `ADD`
     Add(Box<CopyInstruction>),
@@ -381,7 +381,7 @@ pub enum Instruction {
     /// `ENTRYPOINT`
     Entrypoint(CommandForm),
     /// `VOLUME` (JSON or whitespace-separated, unexpanded)
-    Volume(Vec<Word>),
+    Volume(Box<[Word]>),
     /// `USER user[:group]`
     User(Word),
     /// `WORKDIR path`
@@ -389,7 +389,7 @@ pub enum Instruction {
     /// `ARG name[=default] ...`
     Arg {
         /// Names with optional default values (unexpanded, quotes kept).
-        args: Vec<(Word, Option<Word>)>,
+        args: Box<[(Word, Option<Word>)]>,
     },
     /// `ONBUILD trigger`
     Onbuild(OnbuildInstruction),
@@ -398,7 +398,7 @@ pub enum Instruction {
     /// `HEALTHCHECK`
     Healthcheck(Healthcheck),
     /// `SHELL ["executable", "params"]`
-    Shell(Vec<String>),
+    Shell(Box<[Text]>),
 }
 
 impl Instruction {
@@ -433,10 +433,10 @@ pub struct RawInstruction {
     /// The keyword as written (`run`, `RUN`, `Run`).
     pub keyword: Word,
     /// Flag words before the arguments, in order.
-    pub flags: Vec<Flag>,
+    pub flags: Box<[Flag]>,
     /// Arguments after the flags, split the way BuildKit's parser splits them for this keyword
     /// (see the crate docs). For ENV and LABEL: key, value, separator triples.
-    pub args: Vec<Word>,
+    pub args: Box<[Word]>,
     /// The rest of the logical line after the flags (trimmed), unsplit.
     pub rest: Word,
     /// The exec/JSON form was used.
@@ -444,16 +444,16 @@ pub struct RawInstruction {
     /// ONBUILD: the trigger instruction.
     pub sub: Option<Box<RawInstruction>>,
     /// Heredoc bodies, in order.
-    pub heredocs: Vec<Heredoc>,
+    pub heredocs: Box<[Heredoc]>,
     /// The logical line (continuations joined, comments removed), as BuildKit's `Original`.
     pub original: Text,
     /// The instruction from its first character to the end of its last line (heredoc bodies
     /// included).
     pub span: Span,
     /// 1-based first physical line.
-    pub start_line: usize,
+    pub start_line: u32,
     /// 1-based last physical line (heredoc terminators included).
-    pub end_line: usize,
+    pub end_line: u32,
 }
 
 impl RawInstruction {
@@ -479,11 +479,11 @@ impl InstructionNode {
     }
     /// 1-based first line.
     pub fn start_line(&self) -> usize {
-        self.raw.start_line
+        self.raw.start_line as usize
     }
     /// 1-based last line (heredoc bodies included).
     pub fn end_line(&self) -> usize {
-        self.raw.end_line
+        self.raw.end_line as usize
     }
     /// The logical line as written (continuations joined).
     pub fn original(&self) -> &str {

@@ -118,7 +118,7 @@ impl ParseError {
         label: impl Into<String>,
         src: &str,
     ) -> Self {
-        let (line, column) = LineIndex::new(src).line_col(span.start);
+        let (line, column) = LineIndex::new(src).line_col(span.start());
         ParseError(Box::new(Details {
             kind,
             span,

@@ -201,6 +201,7 @@ impl<'a> RawReader<'a> {
             src,
         };
         let (mut raw, pending) = builder.build(0)?;
+        let mut heredocs = Vec::with_capacity(pending.len());
         for p in pending {
             let marker = p.marker_span;
             let Some((content, body)) = scanner.read_heredoc(&p.name, p.chomp) else {
@@ -216,9 +217,12 @@ impl<'a> RawReader<'a> {
                 )));
             };
             raw.span.end = body.end;
-            raw.heredocs.push(finish_heredoc(p, content, body));
+            heredocs.push(finish_heredoc(p, content, body));
         }
-        raw.end_line = scanner.line();
+        if !heredocs.is_empty() {
+            raw.heredocs = heredocs.into_boxed_slice();
+        }
+        raw.end_line = scanner.line() as u32;
         // The logical line is the original text; hand it over instead of copying it.
         raw.original = line.text;
         self.count += 1;
@@ -271,12 +275,28 @@ pub fn parse_shared(source: &Text) -> Result<Dockerfile, ParseError> {
     ))
 }
 
-/// What a parse finds besides the instructions.
-pub(crate) struct Summary {
+/// What a parse finds besides the instructions (see [`parse_streamed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Parser directives in the order written.
     pub directives: Vec<Directive>,
+    /// The escape character.
     pub escape: char,
     /// Sorted as [`Dockerfile::warnings`].
     pub warnings: Vec<Warning>,
+}
+
+/// Parses `source` and hands each instruction, checked, to `each` in file order (global ARGs,
+/// then each stage's FROM and its instructions, as [`Dockerfile::instructions`]) without keeping
+/// them: for a reader that needs one instruction at a time, the memory is the text's, not the
+/// AST's. An error anywhere in the file fails the whole parse, with the error [`parse`] gives,
+/// after some instructions may have been handed over: buffer what `each` produces until this
+/// returns `Ok` if nothing must come out of a file that does not parse.
+pub fn parse_streamed(
+    source: &Text,
+    mut each: impl FnMut(&InstructionNode),
+) -> Result<Summary, ParseError> {
+    parse_each(source, |node, _| each(&node))
 }
 
 /// Parses `source` and hands each instruction, checked, to `each` in file order, without

@@ -157,7 +157,7 @@ impl RawBuilder<'_> {
         } else {
             fast_head(text)
         };
-        let (keyword, flags, head_end) = match fast {
+        let (keyword, flags, head_end): (Word, Vec<Flag>, usize) = match fast {
             Some(h) => {
                 let (ks, ke) = h.keyword;
                 let flags = h
@@ -266,16 +266,16 @@ impl RawBuilder<'_> {
         };
         let raw = RawInstruction {
             keyword,
-            flags,
-            args,
+            flags: flags.into_boxed_slice(),
+            args: args.into_boxed_slice(),
             rest,
             json,
             sub,
-            heredocs: Vec::new(),
+            heredocs: Box::default(),
             original,
             span: Span::new(self.line.source_offset(base), self.line.end),
-            start_line: self.line.start_line,
-            end_line: self.line.end_line,
+            start_line: self.line.start_line as u32,
+            end_line: self.line.end_line as u32,
         };
         Ok((raw, pending))
     }

@@ -4,19 +4,29 @@ use serde::Serialize;
 
 /// A half-open byte range `start..end` into the text given to [`crate::parse`].
 ///
-/// Offsets are bytes, not characters, so they can index the source directly and be handed to
-/// `miette` unchanged. Line and column numbers are computed on demand with [`LineIndex`].
+/// Offsets are bytes, not characters, so they can index the source directly (see
+/// [`Span::range`]) and be handed to `miette` unchanged. Line and column numbers are computed on
+/// demand with [`LineIndex`]. They are 32-bit: the parser refuses sources of 4 GiB or more, and
+/// every word of the AST carries a span, so this halves their size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord, Serialize)]
 pub struct Span {
     /// First byte of the range.
-    pub start: usize,
+    pub start: u32,
     /// One past the last byte of the range.
-    pub end: usize,
+    pub end: u32,
+}
+
+/// An offset as a span offset (offsets past `u32::MAX` are clamped; sources are smaller).
+#[inline]
+fn offset(at: usize) -> u32 {
+    u32::try_from(at).unwrap_or(u32::MAX)
 }
 
 impl Span {
     /// A span from `start` to `end` (swapped if given in the wrong order).
+    #[inline]
     pub fn new(start: usize, end: usize) -> Self {
+        let (start, end) = (offset(start), offset(end));
         if end < start {
             Span {
                 start: end,
@@ -27,17 +37,34 @@ impl Span {
         }
     }
 
-    /// An empty span at `offset`.
-    pub fn empty(offset: usize) -> Self {
-        Span {
-            start: offset,
-            end: offset,
-        }
+    /// An empty span at `at`.
+    #[inline]
+    pub fn empty(at: usize) -> Self {
+        let at = offset(at);
+        Span { start: at, end: at }
+    }
+
+    /// The byte range, to index the source with.
+    #[inline]
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+
+    /// First byte, as an index.
+    #[inline]
+    pub fn start(&self) -> usize {
+        self.start as usize
+    }
+
+    /// One past the last byte, as an index.
+    #[inline]
+    pub fn end(&self) -> usize {
+        self.end as usize
     }
 
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        self.end - self.start
+        (self.end - self.start) as usize
     }
 
     /// Whether the span covers no bytes.
@@ -55,13 +82,13 @@ impl Span {
 
     /// The text this span covers in `src`, or `""` if it does not fall on character boundaries.
     pub fn slice<'a>(&self, src: &'a str) -> &'a str {
-        src.get(self.start..self.end).unwrap_or("")
+        src.get(self.range()).unwrap_or("")
     }
 }
 
 impl From<Span> for miette::SourceSpan {
     fn from(span: Span) -> Self {
-        miette::SourceSpan::new(span.start.into(), span.len())
+        miette::SourceSpan::new(span.start().into(), span.len())
     }
 }
 

@@ -447,8 +447,8 @@ impl Builder {
                 .map_err(|e| crate::Error::Step {
                     origin: crate::graph::Origin {
                         span,
-                        start_line: lines.line(span.start),
-                        end_line: lines.line(span.start),
+                        start_line: lines.line(span.start()),
+                        end_line: lines.line(span.start()),
                         text: format!("FROM {reference}"),
                     },
                     source: Box::new(e),

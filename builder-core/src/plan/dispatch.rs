@@ -124,8 +124,8 @@ pub(super) fn plan_stage(
         let mut node = node.clone();
         // Errors in a trigger point at the FROM line that inherited it.
         node.raw.span = from_origin.span;
-        node.raw.start_line = from_origin.start_line;
-        node.raw.end_line = from_origin.end_line;
+        node.raw.start_line = u32::try_from(from_origin.start_line).unwrap_or(u32::MAX);
+        node.raw.end_line = u32::try_from(from_origin.end_line).unwrap_or(u32::MAX);
         st.dispatch(&node, usage)?;
     }
     for node in &stage.instructions {
@@ -250,7 +250,7 @@ impl StageState<'_> {
 
     pub(super) fn command_argv(&self, form: &CommandForm) -> Vec<String> {
         match form {
-            CommandForm::Exec(v) => v.clone(),
+            CommandForm::Exec(v) => v.iter().map(|s| s.to_string()).collect(),
             CommandForm::Shell(w) => {
                 let mut argv = self.config.shell_or_default();
                 argv.push(w.text.to_string());
@@ -422,8 +422,9 @@ impl StageState<'_> {
                 self.push(node, Op::Config, format!("ENTRYPOINT {}", json_list(&argv)));
             }
             Instruction::Shell(argv) => {
-                self.config.shell = Some(argv.clone());
-                self.push(node, Op::Config, format!("SHELL {}", json_list(argv)));
+                let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+                self.push(node, Op::Config, format!("SHELL {}", json_list(&argv)));
+                self.config.shell = Some(argv);
             }
             Instruction::Onbuild(o) => {
                 self.config
@@ -441,7 +442,7 @@ impl StageState<'_> {
                     Healthcheck::Cmd(c) => {
                         let test = match &c.command {
                             CommandForm::Exec(v) => std::iter::once("CMD".to_string())
-                                .chain(v.iter().cloned())
+                                .chain(v.iter().map(|s| s.to_string()))
                                 .collect(),
                             CommandForm::Shell(w) => {
                                 vec!["CMD-SHELL".to_string(), w.text.to_string()]

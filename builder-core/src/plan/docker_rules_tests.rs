@@ -84,7 +84,7 @@ fn mount_options_are_checked_only_in_stages_the_build_runs() {
         match err {
             PlanError::Invalid { message: m, span } => {
                 assert_eq!(m, format!("invalid --mount: {message}"), "{mount}");
-                assert_eq!(built[span.start..span.end], format!("--mount={mount}"));
+                assert_eq!(built[span.range()], format!("--mount={mount}"));
             }
             other => panic!("{mount}: unexpected {other:?}"),
         }
@@ -142,10 +142,7 @@ fn other_frontend_images_are_errors_unless_ignored() {
     let src = "# escape=\\\n# syntax=example.com/made/up:1 --opt\nFROM scratch\n";
     let err = plan_with(src, &PlanOptions::default()).expect_err("foreign frontend");
     let span = err.span().expect("points at the directive");
-    assert_eq!(
-        &src[span.start..span.end],
-        "# syntax=example.com/made/up:1 --opt"
-    );
+    assert_eq!(&src[span.range()], "# syntax=example.com/made/up:1 --opt");
     let message = err.to_string();
     assert!(message.contains("line 2"), "{message}");
     assert!(

@@ -12,7 +12,7 @@ fn plan_err(src: &str, opts: &PlanOptions) -> PlanError {
 
 fn line_of(src: &str, err: &PlanError) -> usize {
     let span = err.span().expect("the error has a span");
-    LineIndex::new(src).line(span.start)
+    LineIndex::new(src).line(span.start())
 }
 
 #[test]

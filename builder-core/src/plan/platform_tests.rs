@@ -105,5 +105,5 @@ fn a_bad_from_platform_is_an_error_at_its_flag() {
     let err = graph(src, &PlanOptions::default()).unwrap_err();
     assert!(err.to_string().contains("\"linux\""), "{err}");
     let span = err.span().unwrap();
-    assert_eq!(&src[span.start..span.end], "--platform=$P");
+    assert_eq!(&src[span.range()], "--platform=$P");
 }

@@ -20,11 +20,11 @@ impl StageState<'_> {
     ) -> Result<(), PlanError> {
         let mut inline = Vec::new();
         let argv = match &run.command {
-            CommandForm::Exec(v) => v.clone(),
+            CommandForm::Exec(v) => v.iter().map(|s| s.to_string()).collect(),
             CommandForm::Shell(w) => {
                 let mut argv = self.config.shell_or_default();
                 let cmd = w.text.trim();
-                if let [h] = run.heredocs.as_slice()
+                if let [h] = &run.heredocs[..]
                     && kiln_dockerfile_parser::is_heredoc_marker(cmd)
                 {
                     // `RUN <<EOF` (or `<< EOF`, `3<<EOF`): the body is the script.

@@ -119,7 +119,7 @@ fn copy_from_index_out_of_range_is_an_error_with_span() {
     let src = "FROM scratch\nCOPY --from=5 /a /b\nFROM scratch\n";
     let err = plan_src(src, &PlanOptions::default()).unwrap_err();
     let span = err.span().expect("points at the line");
-    assert_eq!(&src[span.start..span.end], "--from=5");
+    assert_eq!(&src[span.range()], "--from=5");
 }
 
 #[test]
@@ -271,7 +271,7 @@ fn invalid_onbuild_trigger_fails_the_child_build_at_its_from_line() {
     assert!(matches!(err, PlanError::Onbuild { .. }), "{err}");
     assert!(err.to_string().contains("COPY onlyone"), "{err}");
     let span = err.span().unwrap();
-    assert_eq!(&src[span.start..span.end], "FROM bad:1");
+    assert_eq!(&src[span.range()], "FROM bad:1");
 }
 
 #[test]
@@ -318,7 +318,7 @@ fn stage_cycles_are_errors_naming_stages_and_lines() {
         "{msg}"
     );
     let span = err.span().unwrap();
-    assert!(["a", "b"].contains(&&from_cycle[span.start..span.end]));
+    assert!(["a", "b"].contains(&&from_cycle[span.range()]));
 
     let mount_self = "FROM scratch AS a\nRUN --mount=from=a,target=/a true\n";
     let err = plan_src(mount_self, &PlanOptions::default()).unwrap_err();
@@ -355,7 +355,7 @@ fn host_paths_in_the_dockerfile_are_refused_naming_the_flag() {
         assert!(matches!(err, PlanError::HostPath { .. }), "{err}");
         assert!(err.to_string().contains("--build-context"), "{err}");
         let span = err.span().unwrap();
-        assert_eq!(&src[span.start..span.end], needle);
+        assert_eq!(&src[span.range()], needle);
     }
 }
 

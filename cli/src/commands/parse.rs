@@ -81,27 +81,29 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
     // tail: whole buffers go to a duplicate of its descriptor instead.
     let raw = std::fs::File::from(stdout.as_fd().try_clone_to_owned().into_diagnostic()?);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, raw);
+    // Both forms are written while parsing, each instruction dropped once written, so the
+    // memory is the text's and the output's, never a whole AST's. Nothing is printed unless the
+    // whole file parses.
     let parsed = if args.json {
-        // Written while parsing, each instruction dropped once written (nothing is printed
-        // unless the whole file parses): indented for a person at a terminal, on one line for a
-        // program reading a pipe or a file.
+        // Indented for a person at a terminal, on one line for a program reading a pipe or a
+        // file.
         kiln_dockerfile_parser::dump::parse_to_json(&source, tty)
             .map(|dump| (dump.warnings.clone(), Some(dump), None))
     } else {
-        kiln_dockerfile_parser::parse_shared(&source)
-            .map(|df| (df.warnings.clone(), None, Some(df)))
+        let mut listing = Vec::with_capacity(source.len() + source.len() / 4);
+        kiln_dockerfile_parser::parse_streamed(&source, |node| {
+            listing_line(&mut listing, node.start_line(), node.original());
+        })
+        .map(|summary| (summary.warnings, None, Some(listing)))
     };
     match parsed {
-        Ok((warnings, json, df)) => {
+        Ok((warnings, json, listing)) => {
             if let Some(dump) = json {
                 dump.write_to(&mut out).into_diagnostic()?;
                 writeln!(out).into_diagnostic()?;
             }
-            if let Some(df) = &df {
-                for node in df.instructions() {
-                    writeln!(out, "{:>4}  {}", node.start_line(), node.original())
-                        .into_diagnostic()?;
-                }
+            if let Some(listing) = &listing {
+                out.write_all(listing).into_diagnostic()?;
             }
             out.flush().into_diagnostic()?;
             // One write for all the warnings, not one per line.
@@ -110,8 +112,6 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
                 writeln!(err, "warning: {name}:{}: {}", w.line, w.message).into_diagnostic()?;
             }
             err.flush().into_diagnostic()?;
-            // The process ends here: freeing the AST node by node would only cost time.
-            std::mem::forget(df);
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
@@ -123,6 +123,45 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
                 Report::new(err).with_source_code(NamedSource::new(name, source.to_string()));
             crate::render::print_report(&report);
             Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// One line of `kiln parse`'s listing: `format!("{line:>4}  {text}\n")` without the formatter.
+fn listing_line(out: &mut Vec<u8>, line: usize, text: &str) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = line;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let number = &digits[i..];
+    out.extend(std::iter::repeat_n(
+        b' ',
+        4usize.saturating_sub(number.len()),
+    ));
+    out.extend_from_slice(number);
+    out.extend_from_slice(b"  ");
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn listing_lines_are_formatted_lines() {
+        for (line, text) in [(1, "FROM a"), (9999, ""), (12345, "RUN x"), (0, "é")] {
+            let mut out = Vec::new();
+            super::listing_line(&mut out, line, text);
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                format!("{line:>4}  {text}\n")
+            );
         }
     }
 }

@@ -19,13 +19,18 @@ pub fn write_compact<W: Write>(df: &Dockerfile, out: W) -> io::Result<()> {
     write(df, out, false)
 }
 
+/// The size of the dump's blocks.
+const BLOCK: usize = 1 << 20;
+
 /// A parsed Dockerfile's dump, made while parsing.
 #[derive(Debug)]
 pub struct Dump {
-    /// The document in three pieces (its head is only known once the file is read), so the
-    /// instructions, nearly all of it, are never copied.
+    /// The document in pieces (its head is only known once the file is read), so the
+    /// instructions, nearly all of it, are never copied: the body is a list of blocks of about
+    /// [`BLOCK`] bytes, so it never holds much more than its size (a doubling buffer may hold
+    /// twice as much) and is never moved as it grows.
     head: Vec<u8>,
-    body: Vec<u8>,
+    body: Vec<Vec<u8>>,
     tail: Vec<u8>,
     /// The warnings (also in the document), to show them.
     pub warnings: Vec<Warning>,
@@ -35,13 +40,20 @@ impl Dump {
     /// Writes the document, as [`write_pretty`] or [`write_compact`] writes it.
     pub fn write_to<W: Write>(&self, mut out: W) -> io::Result<()> {
         out.write_all(&self.head)?;
-        out.write_all(&self.body)?;
+        for block in &self.body {
+            out.write_all(block)?;
+        }
         out.write_all(&self.tail)
     }
 
     /// The document as one string of bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        [&self.head[..], &self.body, &self.tail].concat()
+        let mut all = self.head.clone();
+        for block in &self.body {
+            all.extend_from_slice(block);
+        }
+        all.extend_from_slice(&self.tail);
+        all
     }
 }
 
@@ -52,17 +64,26 @@ impl Dump {
 pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
     // The instructions are written at the depth they have in the document: inside its object and
     // its `instructions` array.
+    // Blocks of BLOCK bytes and a little room for the instruction that fills one; less for a
+    // small file (its dump is about five times its size).
+    let block = (source.len() * 6).clamp(1 << 12, BLOCK);
     let mut body = Pretty {
-        buf: Vec::with_capacity(source.len() * 4),
+        buf: Vec::with_capacity(block + block / 8),
         out: io::sink(),
         depth: 2,
         first: true,
         indent,
     };
+    let mut blocks = Vec::new();
     let summary = crate::parse_each(source, |node, _| {
         body.elem();
         body.instruction(&node.raw);
+        if body.buf.len() >= block {
+            let next = Vec::with_capacity(block + block / 8);
+            blocks.push(std::mem::replace(&mut body.buf, next));
+        }
     })?;
+    blocks.push(body.buf);
     let mut j = Pretty {
         buf: Vec::new(),
         out: io::sink(),
@@ -76,7 +97,7 @@ pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
     j.tail(&summary.warnings);
     Ok(Dump {
         head,
-        body: body.buf,
+        body: blocks,
         tail: j.buf,
         warnings: summary.warnings,
     })
@@ -207,9 +228,12 @@ impl<W: Write> Pretty<W> {
         self.first = false;
     }
 
+    /// A key of the dump's own (plain ASCII, nothing to escape).
     fn key(&mut self, k: &str) {
         self.elem();
-        self.str(k);
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(k.as_bytes());
+        self.buf.push(b'"');
         self.buf
             .extend_from_slice(if self.indent { b": " as &[u8] } else { b":" });
     }
@@ -237,12 +261,7 @@ impl<W: Write> Pretty<W> {
         self.buf.push(b'"');
         // Bytes that were not UTF-8 print as Go's JSON prints them (U+FFFD).
         let s = crate::bytes::to_json_text(s);
-        let bytes = s.as_bytes();
-        if !needs_escape(bytes) {
-            self.buf.extend_from_slice(bytes);
-        } else {
-            escape_into(&mut self.buf, bytes);
-        }
+        escape_into(&mut self.buf, s.as_bytes());
         self.buf.push(b'"');
     }
 
@@ -307,33 +326,56 @@ impl<W: Write> Pretty<W> {
     }
 }
 
-/// Whether any byte is a control character, a quote or a backslash, eight bytes at a time.
+/// Whether any byte is a control character, a quote or a backslash.
+#[cfg(test)]
 fn needs_escape(bytes: &[u8]) -> bool {
+    first_special(bytes).is_some()
+}
+
+/// The index of the first byte that is a control character, a quote or a backslash, found
+/// eight bytes at a time.
+#[inline]
+fn first_special(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Some byte of `v` is below `n` (n <= 0x80); exact as to whether there is one.
-    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGH != 0;
+    // The high bit of each byte of `v` below `n` (n <= 0x80). Borrows can set bits above a
+    // byte that is below `n`, never below the first one: the lowest set bit is exact.
+    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGH;
     let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
         let v = u64::from_le_bytes(w);
-        if below(v, 0x20) || below(v ^ (ONES * 0x22), 1) || below(v ^ (ONES * 0x5C), 1) {
-            return true;
+        let m = below(v, 0x20) | below(v ^ (ONES * 0x22), 1) | below(v ^ (ONES * 0x5C), 1);
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
         }
+        at += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    // The tail in one more word, padded with a byte that needs no escape.
+    let tail = chunks.remainder();
+    if tail.is_empty() {
+        return None;
+    }
+    let mut w = [b'a'; 8];
+    for (d, s) in w.iter_mut().zip(tail) {
+        *d = *s;
+    }
+    let v = u64::from_le_bytes(w);
+    let m = below(v, 0x20) | below(v ^ (ONES * 0x22), 1) | below(v ^ (ONES * 0x5C), 1);
+    (m != 0).then(|| at + (m.trailing_zeros() / 8) as usize)
 }
 
-/// serde_json's escapes: `\"`, `\\`, the short forms of backspace, form feed, newline,
-/// carriage return and tab, `\u00XX` (lower-case hex) for other control characters.
+/// Appends `bytes` with serde_json's escapes: `\"`, `\\`, the short forms of backspace, form
+/// feed, newline, carriage return and tab, `\u00XX` (lower-case hex) for other control
+/// characters. Runs without escapes are copied whole.
 fn escape_into(buf: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    while let Some(off) = first_special(&bytes[start..]) {
+        let i = start + off;
+        let b = bytes[i];
         let short: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -342,8 +384,7 @@ fn escape_into(buf: &mut Vec<u8>, bytes: &[u8]) {
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
-            0..=0x1F => b"",
-            _ => continue,
+            _ => b"",
         };
         buf.extend_from_slice(&bytes[start..i]);
         if short.is_empty() {
@@ -360,15 +401,16 @@ fn escape_into(buf: &mut Vec<u8>, bytes: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::needs_escape;
+    use super::{first_special, needs_escape};
     use proptest::prelude::*;
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
         #[test]
         fn word_at_a_time_check_is_exact(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
-            let slow = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
-            prop_assert_eq!(needs_escape(&bytes), slow);
+            let slow = bytes.iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\');
+            prop_assert_eq!(needs_escape(&bytes), slow.is_some());
+            prop_assert_eq!(first_special(&bytes), slow);
         }
     }
 

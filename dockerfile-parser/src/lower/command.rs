@@ -65,7 +65,7 @@ pub(super) fn shell(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instructi
             )));
     }
     Ok(Instruction::Shell(
-        raw.args.iter().map(|w| w.text.to_string()).collect(),
+        raw.args.iter().map(|w| w.text.clone()).collect(),
     ))
 }
 

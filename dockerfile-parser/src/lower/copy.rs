@@ -69,13 +69,12 @@ pub(super) fn copy(
         chmod: flags.string("chmod"),
         link: flags.boolean("link").unwrap_or(false),
         parents: flags.boolean("parents").unwrap_or(false),
-        exclude: flags.strings("exclude"),
+        exclude: flags.strings("exclude").into_boxed_slice(),
         checksum: flags.string("checksum"),
         keep_git_dir: flags.boolean("keep-git-dir"),
         unpack: flags.boolean("unpack"),
         dest,
         json_form: raw.json,
-        sources: Vec::with_capacity(sources.len()),
         ..CopyInstruction::default()
     };
     if let Some(chmod) = &out.chmod
@@ -93,6 +92,13 @@ pub(super) fn copy(
             )
             .with_help("use e.g. --chmod=0755 or --chmod=u+x,g-w"));
     }
+    if raw.heredocs.is_empty() {
+        // No body was read, so no source is an inline file (the common case).
+        out.sources = sources.into();
+        return Ok(out);
+    }
+    let mut files = Vec::with_capacity(raw.heredocs.len());
+    let mut paths = Vec::with_capacity(sources.len());
     for src in sources {
         let marker = if raw.json {
             Ok(None)
@@ -103,12 +109,14 @@ pub(super) fn copy(
             Ok(Some((name, ..))) => {
                 let found = raw.heredocs.iter().find(|h| h.name == name).cloned();
                 match found {
-                    Some(h) => out.heredocs.push(h),
-                    None => out.sources.push(src.clone()),
+                    Some(h) => files.push(h),
+                    None => paths.push(src.clone()),
                 }
             }
-            _ => out.sources.push(src.clone()),
+            _ => paths.push(src.clone()),
         }
     }
+    out.sources = paths.into_boxed_slice();
+    out.heredocs = files.into_boxed_slice();
     Ok(out)
 }

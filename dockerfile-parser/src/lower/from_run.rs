@@ -149,7 +149,7 @@ pub(super) fn run(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction
         }),
     };
     Ok(Instruction::Run(Box::new(RunInstruction {
-        mounts,
+        mounts: mounts.into_boxed_slice(),
         network,
         security,
         command: command_form(raw, &raw.args),

@@ -50,12 +50,12 @@ impl Ctx<'_> {
         ParseError::new(kind, span, label, self.src)
     }
 
-    pub fn warn(&mut self, rule: &str, message: String, span: Span, line: usize) {
+    pub fn warn(&mut self, rule: &str, message: String, span: Span, line: u32) {
         self.warnings.push(Warning {
             rule: rule.to_string(),
             message,
             span,
-            line,
+            line: line as usize,
         });
     }
 
@@ -73,11 +73,11 @@ impl Ctx<'_> {
 /// The command of RUN, CMD, ENTRYPOINT: exec form from JSON, shell form otherwise.
 pub(crate) fn command_form(raw: &RawInstruction, args: &[Word]) -> CommandForm {
     if raw.json {
-        CommandForm::Exec(args.iter().map(|w| w.text.to_string()).collect())
+        CommandForm::Exec(args.iter().map(|w| w.text.clone()).collect())
     } else {
         match args.first() {
             Some(w) => CommandForm::Shell(w.clone()),
-            None => CommandForm::Shell(Word::new("", Span::empty(raw.rest.span.start))),
+            None => CommandForm::Shell(Word::new("", Span::empty(raw.rest.span.start()))),
         }
     }
 }

@@ -9,7 +9,7 @@ pub(super) fn key_values(
     raw: &RawInstruction,
     ctx: &mut Ctx<'_>,
     kw: &str,
-) -> Result<Vec<(Word, Word)>, ParseError> {
+) -> Result<Box<[(Word, Word)]>, ParseError> {
     Flags::parse(raw, &[], ctx.src)?;
     if raw.args.is_empty() {
         return Err(ctx
@@ -26,7 +26,7 @@ pub(super) fn key_values(
         if key.text.is_empty() {
             return Err(ctx.error(
                 ParseErrorKind::Arguments(format!("{kw} names can not be blank")),
-                Span::new(key.span.start, value.span.end),
+                Span::new(key.span.start(), value.span.end()),
                 "expected a name before `=`",
             ));
         }
@@ -42,7 +42,7 @@ pub(super) fn key_values(
         }
         pairs.push((key.clone(), value.clone()));
     }
-    Ok(pairs)
+    Ok(pairs.into_boxed_slice())
 }
 
 pub(super) fn arg(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction, ParseError> {
@@ -67,19 +67,21 @@ pub(super) fn arg(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction
                 ));
             }
             Some((name, value)) => {
-                let eq = w.span.start + name.len();
+                let eq = w.span.start() + name.len();
                 args.push((
-                    Word::new(w.text.slice_ref(name), Span::new(w.span.start, eq)),
+                    Word::new(w.text.slice_ref(name), Span::new(w.span.start(), eq)),
                     Some(Word::new(
                         w.text.slice_ref(value),
-                        Span::new((eq + 1).min(w.span.end), w.span.end),
+                        Span::new((eq + 1).min(w.span.end()), w.span.end()),
                     )),
                 ));
             }
             None => args.push((w.clone(), None)),
         }
     }
-    Ok(Instruction::Arg { args })
+    Ok(Instruction::Arg {
+        args: args.into_boxed_slice(),
+    })
 }
 
 pub(super) fn expose(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction, ParseError> {
@@ -137,7 +139,7 @@ pub(super) fn one_word(
     } else {
         Flags::parse(raw, &[], ctx.src)?;
     }
-    match raw.args.as_slice() {
+    match &raw.args[..] {
         [one] => Ok(one.clone()),
         _ => Err(ctx
             .arg_error(
@@ -175,7 +177,7 @@ pub(super) fn onbuild(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruc
             )
             .with_help("write e.g. `ONBUILD COPY . /app`"));
     };
-    let trigger_kw = sub.keyword.text.to_ascii_uppercase();
+    let trigger_kw = sub.keyword.text.as_str().to_ascii_uppercase();
     if trigger_kw == "FROM" || trigger_kw == "MAINTAINER" {
         return Err(ctx
             .error(
