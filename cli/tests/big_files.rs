@@ -18,19 +18,13 @@ const EPOCH: &str = "1700000000";
 const MTIME: u64 = 1_600_000_000;
 
 fn build_id(root: &Path, ctx: &Path, dockerfile: &str) -> String {
-    let out = kiln(root)
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .args(["build", "-q", "-f"])
-        .arg(ctx.join(dockerfile))
-        .arg(ctx)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    common::ok_stdout(
+        kiln(root)
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .args(["build", "-q", "-f"])
+            .arg(ctx.join(dockerfile))
+            .arg(ctx),
+    )
 }
 
 /// 9 MiB of pseudo-random bytes (over the size from which COPY defers a file's bytes).

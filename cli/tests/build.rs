@@ -139,18 +139,12 @@ fn source_date_epoch_makes_fresh_builds_identical() {
     let ids: Vec<String> = (0..2)
         .map(|_| {
             let root = tempfile::tempdir().unwrap();
-            let out = kiln(root.path())
-                .env("SOURCE_DATE_EPOCH", "1700000000")
-                .args(["build", "-q"])
-                .arg(ctx.path())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
+            common::ok_stdout(
+                kiln(root.path())
+                    .env("SOURCE_DATE_EPOCH", "1700000000")
+                    .args(["build", "-q"])
+                    .arg(ctx.path()),
+            )
         })
         .collect();
     assert_eq!(ids[0], ids[1]);

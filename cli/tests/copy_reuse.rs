@@ -14,18 +14,12 @@ use common::{context_with, kiln};
 const EPOCH: &str = "1700000000";
 
 fn build_id(root: &Path, ctx: &Path) -> String {
-    let out = kiln(root)
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .args(["build", "-q"])
-        .arg(ctx)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    common::ok_stdout(
+        kiln(root)
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .args(["build", "-q"])
+            .arg(ctx),
+    )
 }
 
 /// The image id a build of `ctx` into a store of its own gives.

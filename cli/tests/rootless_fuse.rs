@@ -58,21 +58,14 @@ fn context(user: &User) -> std::path::PathBuf {
 
 /// `kiln build` with `driver` into the store `store`; the image id it prints.
 fn build(user: &User, store: &Path, driver: &str, ctx: &Path) -> String {
-    let out = user
-        .kiln()
-        .env("SOURCE_DATE_EPOCH", "0")
-        .arg("--root")
-        .arg(store)
-        .args(["--storage-driver", driver, "build", "-t", "fuse:1"])
-        .arg(ctx)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "build with {driver}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    common::ok_stdout(
+        user.kiln()
+            .env("SOURCE_DATE_EPOCH", "0")
+            .arg("--root")
+            .arg(store)
+            .args(["--storage-driver", driver, "build", "-t", "fuse:1"])
+            .arg(ctx),
+    )
 }
 
 fn info(user: &User, store: &Path, driver: &str) -> serde_json::Value {

@@ -117,6 +117,54 @@ pub fn apply_deferring(
     run(fs, sel, req, dest, opts, defer_min, false).map(|(_, deferred)| deferred)
 }
 
+impl<'a> Writer<'a> {
+    fn new(
+        fs: &'a dyn SourceFs,
+        dest: &'a Root,
+        req: &'a CopyRequest,
+        opts: &'a ApplyOptions<'a>,
+        chown: Option<(u32, u32)>,
+        defer_min: Option<u64>,
+        record: bool,
+    ) -> Self {
+        Writer {
+            fs,
+            defer_min,
+            deferred: Vec::new(),
+            record,
+            dest,
+            req,
+            opts,
+            chown,
+            written: Vec::new(),
+            owners: HashMap::new(),
+            fresh: HashSet::new(),
+            fresh_fds: Vec::new(),
+            src_dir: None,
+        }
+    }
+
+    /// A writer with this one's settings and fresh directories, nothing written yet, for one
+    /// copying thread of about `files` files.
+    pub(super) fn sibling(&self, files: usize) -> Self {
+        let mut w = Writer::new(
+            self.fs,
+            self.dest,
+            self.req,
+            self.opts,
+            self.chown,
+            self.defer_min,
+            self.record,
+        );
+        if self.record {
+            w.written.reserve(files);
+            w.owners.reserve(files);
+        }
+        w.fresh = self.fresh.clone();
+        w
+    }
+}
+
 fn run(
     fs: &dyn SourceFs,
     sel: &Selection,
@@ -137,21 +185,7 @@ fn run(
         }
         None => None,
     };
-    let mut w = Writer {
-        fs,
-        defer_min,
-        deferred: Vec::new(),
-        record,
-        dest,
-        req,
-        opts,
-        chown,
-        written: Vec::new(),
-        owners: HashMap::new(),
-        fresh: HashSet::new(),
-        fresh_fds: Vec::new(),
-        src_dir: None,
-    };
+    let mut w = Writer::new(fs, dest, req, opts, chown, defer_min, record);
     let norm = normalize_dest(&req.dest, &req.workdir);
     let dest_rel = clean(&kiln_dockerfile_parser::bytes::to_path(&norm));
     let as_dir = norm.ends_with('/') || sel.is_multiple();

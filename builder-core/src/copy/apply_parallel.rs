@@ -47,29 +47,16 @@ impl Writer<'_> {
             return Ok(());
         }
         let per = files.len().div_ceil(threads);
-        let (fs, dest, req, opts, chown) = (self.fs, self.dest, self.req, self.opts, self.chown);
-        let (defer_min, record) = (self.defer_min, self.record);
-        let fresh = &self.fresh;
+        let dest = self.dest;
+        let workers: Vec<_> = files
+            .chunks(per)
+            .map(|run| (self.sibling(run.len()), run))
+            .collect();
         let done: Vec<Result<Written, CopyError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = files
-                .chunks(per)
-                .map(|run| {
+            let handles: Vec<_> = workers
+                .into_iter()
+                .map(|(mut w, run)| {
                     scope.spawn(move || {
-                        let mut w = Writer {
-                            fs,
-                            defer_min,
-                            deferred: Vec::new(),
-                            record,
-                            dest,
-                            req,
-                            opts,
-                            chown,
-                            written: Vec::with_capacity(if record { run.len() } else { 0 }),
-                            owners: HashMap::with_capacity(if record { run.len() } else { 0 }),
-                            fresh: fresh.clone(),
-                            fresh_fds: Vec::new(),
-                            src_dir: None,
-                        };
                         let mut links = HashMap::new();
                         for s in run {
                             w.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;

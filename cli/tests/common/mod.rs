@@ -202,6 +202,13 @@ pub fn assert_ok(out: &std::process::Output) {
     );
 }
 
+/// Runs a command that must succeed (its stderr shown otherwise); returns its stdout, trimmed.
+pub fn ok_stdout(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert_ok(&out);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// The manifest (or index) bytes a registry serves for `reference`, through skopeo.
 pub fn raw_manifest_bytes(reference: &str) -> Vec<u8> {
     let out = Std::new("skopeo")
