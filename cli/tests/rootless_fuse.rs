@@ -251,11 +251,7 @@ fn a_killed_fuse_overlayfs_build_leaves_no_daemon_and_the_store_works_after() {
         .arg(&ctx)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out);
     let tmp = store.join("kiln/snapshots/tmp");
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
     assert!(left.is_empty(), "{left:?}");

@@ -263,24 +263,11 @@ fn log_text(mut log: std::fs::File) -> String {
 
 /// Whether fuse-overlayfs (`program`) mounts an overlay with a whiteout under `dir`.
 pub(crate) fn probe(program: &Path, dir: &Path) -> Result<(), SnapshotError> {
-    std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-    let t = tempfile::Builder::new()
-        .prefix(".probe-")
-        .tempdir_in(dir)
-        .map_err(io_err("create probe in", dir))?;
-    let p = t.path();
-    for d in ["l", "upper", "work", "merged"] {
-        std::fs::create_dir(p.join(d)).map_err(io_err("create", p))?;
-    }
-    std::fs::write(p.join("l/f"), b"x").map_err(io_err("write", p))?;
-    let daemon = mount(
-        program,
-        &[p.join("l")],
-        Some((&p.join("upper"), &p.join("work"))),
-        &p.join("merged"),
-    )?;
-    let removed = std::fs::remove_file(p.join("merged/f"));
-    daemon.unmount()?;
-    removed.map_err(io_err("remove in probe", p))?;
-    Ok(())
+    super::overlay::probe_with(
+        dir,
+        |lower, upper, work, merged| {
+            mount(program, &[lower.to_path_buf()], Some((upper, work)), merged)
+        },
+        |daemon| daemon.unmount(),
+    )
 }

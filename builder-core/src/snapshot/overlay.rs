@@ -122,28 +122,43 @@ impl OverlaySnapshotter {
 
 /// Whether an overlay with a whiteout can be mounted under `dir` (filesystem, privileges).
 pub(crate) fn probe(dir: &Path) -> Result<(), SnapshotError> {
-    let run = || -> Result<(), SnapshotError> {
-        std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-        let t = tempfile::Builder::new()
-            .prefix(".probe-")
-            .tempdir_in(dir)
-            .map_err(io_err("create probe in", dir))?;
-        let p = t.path();
-        for d in ["l", UPPER, WORK, MERGED] {
-            std::fs::create_dir(p.join(d)).map_err(io_err("create", p))?;
-        }
-        std::fs::write(p.join("l/f"), b"x").map_err(io_err("write", p))?;
-        mount_overlay(
-            &[p.join("l")],
-            Some((&p.join(UPPER), &p.join(WORK))),
-            &p.join(MERGED),
-        )?;
-        let removed = std::fs::remove_file(p.join(MERGED).join("f"));
-        let _ = rustix::mount::unmount(p.join(MERGED), rustix::mount::UnmountFlags::DETACH);
-        removed.map_err(io_err("remove in probe", p))?;
-        Ok(())
-    };
-    run()
+    probe_with(
+        dir,
+        |lower, upper, work, merged| {
+            mount_overlay(&[lower.to_path_buf()], Some((upper, work)), merged)
+                .map(|()| merged.to_path_buf())
+        },
+        |merged: PathBuf| {
+            let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
+            Ok(())
+        },
+    )
+}
+
+/// The probe of an overlay driver: under a fresh directory in `dir`, a lower directory with a
+/// file, an upper and a work directory; `mount(lower, upper, work, merged)`, the file removed
+/// through the merged view (which needs a whiteout), then `unmount` of what `mount` returned.
+pub(crate) fn probe_with<M>(
+    dir: &Path,
+    mount: impl FnOnce(&Path, &Path, &Path, &Path) -> Result<M, SnapshotError>,
+    unmount: impl FnOnce(M) -> Result<(), SnapshotError>,
+) -> Result<(), SnapshotError> {
+    std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    let t = tempfile::Builder::new()
+        .prefix(".probe-")
+        .tempdir_in(dir)
+        .map_err(io_err("create probe in", dir))?;
+    let p = t.path();
+    for d in ["l", UPPER, WORK, MERGED] {
+        std::fs::create_dir(p.join(d)).map_err(io_err("create", p))?;
+    }
+    std::fs::write(p.join("l/f"), b"x").map_err(io_err("write", p))?;
+    let merged = p.join(MERGED);
+    let mounted = mount(&p.join("l"), &p.join(UPPER), &p.join(WORK), &merged)?;
+    let removed = std::fs::remove_file(merged.join("f"));
+    unmount(mounted)?;
+    removed.map_err(io_err("remove in probe", p))?;
+    Ok(())
 }
 
 /// Mounts an overlay of `lowers` (topmost first) on `target`, writable with `upper` (upper, work
