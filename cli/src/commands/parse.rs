@@ -129,18 +129,8 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
 
 /// One line of `kiln parse`'s listing: `format!("{line:>4}  {text}\n")` without the formatter.
 fn listing_line(out: &mut Vec<u8>, line: usize, text: &str) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = line;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let number = &digits[i..];
+    let mut digits = itoa::Buffer::new();
+    let number = digits.format(line).as_bytes();
     out.extend(std::iter::repeat_n(
         b' ',
         4usize.saturating_sub(number.len()),

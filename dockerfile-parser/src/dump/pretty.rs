@@ -238,18 +238,9 @@ impl<W: Write> Pretty<W> {
             .extend_from_slice(if self.indent { b": " as &[u8] } else { b":" });
     }
 
-    fn num(&mut self, mut n: u64) {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.buf.extend_from_slice(&digits[i..]);
+    fn num(&mut self, n: u64) {
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
 
     fn boolean(&mut self, b: bool) {
