@@ -183,6 +183,7 @@ pub(crate) async fn run_image(
             layers.push(LayerRef {
                 diff_id: digest,
                 size: store.size(&digest).map_err(WorkerError::from)?,
+                packed: None,
             });
         }
         let parent = crate::worker::ensure_snapshots(&store, snapshots.as_ref(), &layers)?;

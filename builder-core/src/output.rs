@@ -91,7 +91,12 @@ pub(crate) fn write_image(
         .state
         .layers
         .iter()
-        .map(|l| Descriptor::new(media::OCI_LAYER_TAR, l.diff_id, l.size))
+        .map(|l| match &l.packed {
+            // A base layer the store keeps compressed is listed as that blob, as the base
+            // image lists it.
+            Some(p) => Descriptor::new(&p.media_type, p.digest, l.size),
+            None => Descriptor::new(media::OCI_LAYER_TAR, l.diff_id, l.size),
+        })
         .collect();
     let mut manifest = Manifest::oci(config_desc.clone(), layers);
     if !extras.annotations.is_empty() {
@@ -100,6 +105,19 @@ pub(crate) fn write_image(
     let manifest_desc = store
         .put_json(&manifest, media::OCI_MANIFEST)
         .map_err(WorkerError::from)?;
+    if extras.attach.sbom {
+        // The SBOM scan reads the layers' tars.
+        for l in &result.state.layers {
+            if let Some(p) = &l.packed {
+                crate::export::ensure_uncompressed(store, &p.digest, &l.diff_id).map_err(|e| {
+                    crate::Error::Attest(Box::new(crate::attest::AttestError::Layer(
+                        p.digest,
+                        crate::report::chain(&e),
+                    )))
+                })?;
+            }
+        }
+    }
     let (tagged, provenance) = crate::attest::attach(
         store,
         &manifest_desc,

@@ -24,8 +24,33 @@ pub struct LayerRef {
     /// Digest of the uncompressed layer tar (the image's diff_id; also the blob digest in kiln's
     /// store, which keeps layers uncompressed).
     pub diff_id: crate::content::Digest,
-    /// Size of the uncompressed tar in bytes.
+    /// Size in bytes of the blob that holds the layer: the uncompressed tar, or for a packed
+    /// layer the compressed blob.
     pub size: u64,
+    /// Set when the store holds the layer only compressed (a base image's layer whose tar nothing
+    /// has needed yet): that blob. `None`: the blob is `diff_id` itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packed: Option<PackedBlob>,
+}
+
+/// The compressed blob that holds a layer (see [`LayerRef::packed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PackedBlob {
+    /// The blob's digest.
+    pub digest: crate::content::Digest,
+    /// Its OCI layer media type (gzip or zstd).
+    pub media_type: String,
+}
+
+impl LayerRef {
+    /// A layer kept uncompressed under its diff_id.
+    pub fn plain(diff_id: crate::content::Digest, size: u64) -> Self {
+        Self {
+            diff_id,
+            size,
+            packed: None,
+        }
+    }
 }
 
 /// What a cached step produced.
@@ -185,6 +210,7 @@ mod tests {
             layer: Some(LayerRef {
                 diff_id: crate::content::Digest::of(b"layer"),
                 size: 10,
+                packed: None,
             }),
             created: 5,
             chain: None,

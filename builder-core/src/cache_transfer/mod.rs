@@ -291,7 +291,11 @@ pub(crate) fn write_records(
                     verified.contains(&diff_id) || store.size(&diff_id).ok() == Some(s)
                 });
                 match size {
-                    Some(size) if present => Some(LayerRef { diff_id, size }),
+                    Some(size) if present => Some(LayerRef {
+                        diff_id,
+                        size,
+                        packed: None,
+                    }),
                     _ => {
                         out.dropped += 1;
                         continue;

@@ -24,6 +24,7 @@ fn source() -> (
     let layer = LayerRef {
         diff_id: blob.digest,
         size: blob.size,
+        packed: None,
     };
     let records = vec![
         (
@@ -142,6 +143,7 @@ fn an_inline_cache_keeps_the_images_layers_and_pairs_them_by_position() {
             layer: Some(LayerRef {
                 diff_id: Digest::of(b"elsewhere"),
                 size: 9,
+                packed: None,
             }),
             created: 1,
             chain: None,

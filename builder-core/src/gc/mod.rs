@@ -446,6 +446,7 @@ impl<'a> Collector<'a> {
                 .map(|d| crate::cache::LayerRef {
                     diff_id: *d,
                     size: 0,
+                    packed: None,
                 })
                 .collect();
             wanted.extend(crate::cache::chain_ids(&refs));

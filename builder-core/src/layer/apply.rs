@@ -73,7 +73,17 @@ pub fn apply_layer(
     style: WhiteoutStyle,
     opts: &ApplyOptions,
 ) -> Result<ApplyStats, LayerError> {
-    let reader = decompress(reader)?;
+    apply_tar(root, decompress(reader)?, style, opts)
+}
+
+/// Applies an uncompressed layer tar on top of `root` (what [`apply_layer`] does after it
+/// detected the compression).
+pub(crate) fn apply_tar(
+    root: &Root,
+    reader: impl Read,
+    style: WhiteoutStyle,
+    opts: &ApplyOptions,
+) -> Result<ApplyStats, LayerError> {
     let mut archive = tar::Archive::new(reader);
     let mut state = Applier {
         root,

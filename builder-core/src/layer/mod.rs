@@ -28,6 +28,7 @@
 
 mod apply;
 mod compress;
+mod packed;
 mod patch;
 pub(crate) mod tarfmt;
 mod writer;
@@ -37,16 +38,20 @@ mod apply_tests;
 #[cfg(test)]
 mod bench_tests;
 #[cfg(test)]
+mod packed_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io;
 use std::path::PathBuf;
 
+use apply::apply_tar;
 pub use apply::{ApplyOptions, ApplyStats, apply_layer};
 pub use compress::{
     ArchiveCompression, CompressOptions, GZIP_BLOCK, compress_layer, decompress,
     detect_compression, gzip_parallel, lookup_compressed,
 };
+pub use packed::apply_packed;
 pub use patch::write_patched;
 pub use writer::{
     LayerOptions, Substitutes, WriteStats, write_changes, write_tree, write_tree_substituted,
@@ -127,6 +132,25 @@ pub enum LayerError {
     /// The stream uses a compression kiln cannot read.
     #[error("unsupported archive compression {0}")]
     UnsupportedCompression(&'static str),
+    /// Applying a compressed layer blob failed (see [`apply_packed`]).
+    #[error("layer blob {blob}")]
+    Packed {
+        /// The compressed blob.
+        blob: crate::content::Digest,
+        /// What failed.
+        #[source]
+        source: Box<LayerError>,
+    },
+    /// A compressed layer blob decompressed to another tar than its diff_id names.
+    #[error("layer blob {blob} decompresses to {actual}, not to its diff_id {expected}")]
+    DiffIdMismatch {
+        /// The compressed blob.
+        blob: crate::content::Digest,
+        /// The diff_id the image's config lists.
+        expected: crate::content::Digest,
+        /// The digest of the tar it holds.
+        actual: crate::content::Digest,
+    },
 }
 
 /// Applies the layer blob `digest` from the store onto `root`, then reads the blob to its end so

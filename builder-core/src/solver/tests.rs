@@ -101,6 +101,7 @@ impl Worker for FakeWorker {
             Ok(Some(LayerRef {
                 diff_id: digest,
                 size: 1,
+                packed: None,
             }))
         })
     }

@@ -156,6 +156,7 @@ pub(super) fn finish(
     let layer = LayerRef {
         diff_id: info.digest,
         size: info.size,
+        packed: None,
     };
     let mut layers = parent.layers.clone();
     layers.push(layer.clone());

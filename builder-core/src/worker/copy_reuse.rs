@@ -258,6 +258,7 @@ impl Candidate {
         let layer = LayerRef {
             diff_id: info.digest,
             size: info.size,
+            packed: None,
         };
         let mut layers = parent.layers.clone();
         layers.push(layer.clone());
@@ -564,7 +565,11 @@ fn load(path: &Path) -> Option<Memo> {
     }
     Some(Memo {
         result,
-        layer: LayerRef { diff_id, size },
+        layer: LayerRef {
+            diff_id,
+            size,
+            packed: None,
+        },
         started,
         entries,
     })
@@ -599,6 +604,7 @@ mod tests {
             layer: LayerRef {
                 diff_id: crate::content::Digest::of(b"layer"),
                 size: 42,
+                packed: None,
             },
             started: 1_700_000_000,
             entries: vec![MemoEntry {

@@ -115,6 +115,7 @@ fn fill(store: &ContentStore, root: &Root, note: &[u8]) -> Result<(), FillError>
     let layer = crate::cache::LayerRef {
         diff_id: digest,
         size: blob_len,
+        packed: None,
     };
     if !super::verify::layer_is_intact(store, &layer) {
         return Err(invalid(

@@ -8,10 +8,10 @@
 //! build's named contexts, which the person running the build grants.
 
 use super::{LocalWorkerConfig, WorkerError};
-use crate::cache::LayerRef;
+use crate::cache::{LayerRef, PackedBlob};
 use crate::context::NamedContext;
 use crate::graph::ImageRef;
-use crate::image::{Descriptor, ImageConfig, Manifest, Platform, parse_rfc3339};
+use crate::image::{Compression, Descriptor, ImageConfig, Manifest, Platform, parse_rfc3339};
 use crate::registry::Reference;
 use crate::solver::{HistoryEntry, ResolvedImage};
 
@@ -232,7 +232,37 @@ pub fn resolve(
     })
 }
 
-/// Makes every layer available uncompressed and turns the image into what the solver needs.
+/// A layer the store holds only compressed, kept that way: its snapshot is unpacked straight
+/// from the compressed blob (`layer::apply_packed`, which checks both digests), and its tar is
+/// written out only when something needs it. `None` when the store has the tar (or the layer
+/// is not compressed, or its blob is missing: [`finish`] then reports it as before).
+fn packed_layer(
+    store: &crate::content::ContentStore,
+    desc: &Descriptor,
+    diff_id: &crate::content::Digest,
+) -> Result<Option<LayerRef>, WorkerError> {
+    if desc.digest == *diff_id || store.has(diff_id) {
+        return Ok(None);
+    }
+    let compression = match crate::image::media::layer_compression(&desc.media_type) {
+        Some(c @ (Compression::Gzip | Compression::Zstd)) => c,
+        _ => return Ok(None),
+    };
+    match store.size(&desc.digest) {
+        Ok(size) if size == desc.size => Ok(Some(LayerRef {
+            diff_id: *diff_id,
+            size,
+            packed: Some(PackedBlob {
+                digest: desc.digest,
+                media_type: compression.oci_layer_media_type().to_string(),
+            }),
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// Turns the image into what the solver needs: every layer available uncompressed, or (for
+/// layers the store holds compressed) as its compressed blob.
 fn finish(
     cfg: &LocalWorkerConfig,
     reference: &str,
@@ -254,6 +284,10 @@ fn finish(
     }
     let mut layers = Vec::with_capacity(manifest.layers.len());
     for (desc, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
+        if let Some(layer) = packed_layer(store, desc, diff_id)? {
+            layers.push(layer);
+            continue;
+        }
         let had = store.has(diff_id);
         let digest =
             crate::export::ensure_uncompressed(store, &desc.digest, diff_id).map_err(|e| {
@@ -266,10 +300,7 @@ fn finish(
             // Decompressed and hashed just now: its first unpack need not hash it again.
             super::verify::stamp(store, &digest);
         }
-        layers.push(LayerRef {
-            diff_id: digest,
-            size: store.size(&digest)?,
-        });
+        layers.push(LayerRef::plain(digest, store.size(&digest)?));
     }
     let history = config
         .history

@@ -89,6 +89,7 @@ mod tests {
         let layer = LayerRef {
             diff_id: info.digest,
             size: info.size,
+            packed: None,
         };
         assert!(layer_is_intact(&store, &layer));
         assert!(stamp_path(&store, &info.digest).exists());
