@@ -177,7 +177,11 @@ pub(crate) async fn run_image(
             .iter()
             .zip(&details.config.rootfs.diff_ids)
         {
-            // Loaded images keep compressed layers; snapshots are filled from the tar.
+            // Compressed layers are unpacked from their blobs, as a build's base layers are.
+            if let Some(layer) = crate::worker::packed_layer(&store, desc, diff_id) {
+                layers.push(layer);
+                continue;
+            }
             let digest = crate::export::ensure_uncompressed(&store, &desc.digest, diff_id)
                 .map_err(|e| RunImageError::Export(Box::new(e)))?;
             layers.push(LayerRef {

@@ -236,28 +236,28 @@ pub fn resolve(
 /// from the compressed blob (`layer::apply_packed`, which checks both digests), and its tar is
 /// written out only when something needs it. `None` when the store has the tar (or the layer
 /// is not compressed, or its blob is missing: [`finish`] then reports it as before).
-fn packed_layer(
+pub(crate) fn packed_layer(
     store: &crate::content::ContentStore,
     desc: &Descriptor,
     diff_id: &crate::content::Digest,
-) -> Result<Option<LayerRef>, WorkerError> {
+) -> Option<LayerRef> {
     if desc.digest == *diff_id || store.has(diff_id) {
-        return Ok(None);
+        return None;
     }
     let compression = match crate::image::media::layer_compression(&desc.media_type) {
         Some(c @ (Compression::Gzip | Compression::Zstd)) => c,
-        _ => return Ok(None),
+        _ => return None,
     };
     match store.size(&desc.digest) {
-        Ok(size) if size == desc.size => Ok(Some(LayerRef {
+        Ok(size) if size == desc.size => Some(LayerRef {
             diff_id: *diff_id,
             size,
             packed: Some(PackedBlob {
                 digest: desc.digest,
                 media_type: compression.oci_layer_media_type().to_string(),
             }),
-        })),
-        _ => Ok(None),
+        }),
+        _ => None,
     }
 }
 
@@ -284,7 +284,7 @@ fn finish(
     }
     let mut layers = Vec::with_capacity(manifest.layers.len());
     for (desc, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
-        if let Some(layer) = packed_layer(store, desc, diff_id)? {
+        if let Some(layer) = packed_layer(store, desc, diff_id) {
             layers.push(layer);
             continue;
         }

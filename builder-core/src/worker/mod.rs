@@ -41,6 +41,7 @@ use crate::snapshot::{Active, Snapshotter, View};
 use crate::solver::{BoxFuture, FsState, ResolvedImage, StepContext, Worker};
 
 pub use image::normalize_reference;
+pub(crate) use image::packed_layer;
 pub use user::resolve_user;
 
 /// Errors of the local worker.
