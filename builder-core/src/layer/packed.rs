@@ -86,7 +86,7 @@ pub fn apply_packed(
         let produced = producer
             .join()
             .unwrap_or_else(|_| Err(LayerError::Read(io::Error::other("decompression panicked"))));
-        (produced, applied.and_then(|stats| Ok((stats, rest))))
+        (produced, applied.map(|stats| (stats, rest)))
     });
     let produced = produced.map_err(in_blob)?;
     let (stats, rest) = applied.map_err(in_blob)?;

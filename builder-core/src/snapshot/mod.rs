@@ -208,6 +208,13 @@ pub trait Snapshotter: Send + Sync {
     /// Does nothing when `key` exists.
     fn import(&self, key: &str, parent: Option<&str>, fill: Fill<'_>) -> Result<(), SnapshotError>;
 
+    /// Whether [`Snapshotter::import`]'s fill starts from an empty tree whatever the parent, so
+    /// that the layers of a chain may be filled at the same time. The parent must still be
+    /// committed when `import` commits (it is checked after the fill).
+    fn imports_are_independent(&self) -> bool {
+        false
+    }
+
     /// A read-only view of the committed snapshot's full tree (e.g. for `COPY --from`). Nothing may
     /// be written under [`View::path`]; dropping the view releases it.
     fn view(&self, key: &str) -> Result<View, SnapshotError>;

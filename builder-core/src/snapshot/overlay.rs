@@ -380,9 +380,6 @@ impl Snapshotter for OverlaySnapshotter {
         if self.store.exists(key) {
             return Ok(());
         }
-        if let Some(p) = parent {
-            self.store.require(p)?;
-        }
         let entry = self.store.temp()?;
         mkdirs(&entry.dir, &[FS])?;
         let root = Root::open(entry.dir.join(FS))?;
@@ -390,8 +387,17 @@ impl Snapshotter for OverlaySnapshotter {
             key: key.to_owned(),
             source,
         })?;
+        // After the fill: the layer's own directory does not need the parent's, and the layers
+        // of a chain may be filled at the same time (`imports_are_independent`).
+        if let Some(p) = parent {
+            self.store.require(p)?;
+        }
         self.store.commit(entry, key, parent)?;
         Ok(())
+    }
+
+    fn imports_are_independent(&self) -> bool {
+        true
     }
 
     fn view(&self, key: &str) -> Result<View, SnapshotError> {

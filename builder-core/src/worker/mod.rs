@@ -20,6 +20,7 @@ mod image;
 mod run;
 mod ssh;
 pub mod steplog;
+mod unpack;
 mod user;
 mod verify;
 
@@ -258,29 +259,16 @@ pub(crate) fn ensure_snapshot_tree(
     layers: &[LayerRef],
 ) -> Result<Option<String>, WorkerError> {
     let keys = chain_ids(layers);
+    let missing = keys.iter().filter(|k| !snapshots.exists(k)).count();
+    if missing > 1 && snapshots.imports_are_independent() {
+        unpack::import_concurrently(store, snapshots, layers, &keys)?;
+        return Ok(keys.last().cloned());
+    }
     let mut parent: Option<String> = None;
     for (layer, key) in layers.iter().zip(&keys) {
         if !snapshots.exists(key) {
-            let diff_id = layer.diff_id;
-            let packed = layer.packed.as_ref().map(|p| p.digest);
-            let mut fill = |root: &Root,
-                            style: WhiteoutStyle|
-             -> Result<(), crate::snapshot::FillError> {
-                let opts = crate::layer::ApplyOptions::default();
-                if let Some(blob) = packed.filter(|_| !store.has(&diff_id)) {
-                    // Decompressed while it is applied; both digests checked at the end, and
-                    // the tree discarded by the snapshotter if either differs.
-                    crate::layer::apply_packed(store, &blob, &diff_id, root, style, &opts)?;
-                } else if verify::stamped(store, &diff_id) {
-                    // Hashed when it was written: read once, not hashed again.
-                    let path = store.blob_path(&diff_id);
-                    let file = std::fs::File::open(&path)
-                        .map_err(|e| crate::content::ContentError::io("open", path, e))?;
-                    crate::layer::apply_layer(root, std::io::BufReader::new(file), style, &opts)?;
-                } else {
-                    crate::layer::apply_blob(store, &diff_id, root, style, &opts)?;
-                }
-                Ok(())
+            let mut fill = |root: &Root, style: WhiteoutStyle| {
+                unpack::fill_from_layer(store, layer, root, style)
             };
             snapshots.import(key, parent.as_deref(), &mut fill)?;
         }
