@@ -5,8 +5,6 @@
 //! line, the form the library uses wherever it turns an error into text; [`IoError`] is the one
 //! shape of a failed file operation that the module errors carry.
 
-use crate::graph::Origin;
-
 /// Any error of the build engine.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[non_exhaustive]
@@ -87,3 +85,15 @@ impl From<crate::worker::WorkerError> for Error {
 }
 
 pub use crate::report::{IoError, chain};
+
+// The module errors the roll-up carries, and what they carry, by name.
+pub use crate::chmod::ChmodError;
+pub use crate::copy::CopyError;
+pub use crate::fsroot::FsError;
+pub use crate::graph::Origin;
+pub use crate::import::ImportError;
+pub use crate::layer::LayerError;
+pub use crate::plan::PlanError;
+pub use crate::userdb::UserDbError;
+pub use crate::worker::WorkerError;
+pub use crate::worker::download::DownloadError;

@@ -14,11 +14,15 @@ use crate::content::{ContentStore, Digest};
 use crate::context::BuildContext;
 use crate::exec::{Executor, RuncConfig, RuncExecutor, SandboxConfig, SandboxExecutor};
 use crate::image::Descriptor;
-use crate::plan::PlanOptions;
 use crate::progress::{BuildEvent, EventSink};
 use crate::snapshot::Snapshotter;
-use crate::solver::{ResolvedImage, SolveOptions, StepOutcome, Worker};
+use crate::solver::{ResolvedImage, SolveOptions, Worker};
 use crate::worker::{LocalWorker, LocalWorkerConfig, WorkerError};
+
+pub use crate::graph::Network;
+pub use crate::plan::{Entitlements, PlanOptions};
+pub use crate::snapshot::{SnapshotError, StorageDriver, set_storage_driver};
+pub use crate::solver::{FsState, StepOutcome};
 
 /// Which executor runs RUN steps.
 #[derive(Debug, Clone, PartialEq, Eq)]

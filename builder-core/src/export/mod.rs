@@ -24,6 +24,7 @@ pub(crate) mod tests;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+pub use crate::layer::CompressOptions;
 pub use docker::export_docker_archive;
 pub use exporter::{
     ByteProgress, Cancel, DockerArchiveExporter, Exporter, LocalExporter, OciArchiveExporter,
@@ -36,7 +37,7 @@ use crate::changes::WhiteoutStyle;
 use crate::content::{ContentError, ContentStore, Digest, unwrap_io_error};
 use crate::fsroot::Root;
 use crate::image::{Compression, Descriptor, ImageConfig, Manifest, Platform, media};
-use crate::layer::{self, ApplyOptions, CompressOptions, LayerError};
+use crate::layer::{self, ApplyOptions, LayerError};
 
 /// An error while exporting an image.
 #[derive(Debug, thiserror::Error)]

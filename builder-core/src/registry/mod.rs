@@ -24,6 +24,7 @@ pub(crate) use push::push_prepared;
 
 use std::path::PathBuf;
 
+pub use crate::import::ImportedImage;
 pub use auth::{Credentials, DockerConfig, Secret};
 pub use client::{Client, is_loopback, pull_scope, push_scope};
 pub use pull::{PullOptions, Pulled, pull, resolve_local};

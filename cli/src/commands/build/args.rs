@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use clap::builder::TypedValueParser;
+use kiln_builder_core::builder::Network;
 use kiln_builder_core::deliver::Output;
-use kiln_builder_core::graph::Network;
 use kiln_builder_core::image::Platform;
 use kiln_builder_core::progress::StepLogLimit;
 

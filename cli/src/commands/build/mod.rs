@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use kiln_builder_core::builder::{Entitlements, PlanOptions};
 use kiln_builder_core::deliver::{Delivery, Loader};
-use kiln_builder_core::plan::{Entitlements, PlanOptions};
 use kiln_builder_core::secret;
 use kiln_builder_core::{BuildRequest, Builder, BuilderOptions, ExecutorChoice};
 use miette::{IntoDiagnostic, WrapErr, miette};
