@@ -87,7 +87,13 @@ impl From<crate::worker::WorkerError> for Error {
 pub use crate::report::{IoError, chain};
 
 // The module errors the roll-up carries, and what they carry, by name.
+pub use crate::cache::CacheError;
+pub use crate::cache_transfer::{CacheSpecError, CacheTransferError};
 pub use crate::chmod::ChmodError;
+pub use crate::context::glob::BadPattern;
+pub use crate::context::hash::HashError;
+pub use crate::context::statcache::SaveError;
+pub use crate::context::{ContextError, IgnoreError};
 pub use crate::copy::CopyError;
 pub use crate::fsroot::FsError;
 pub use crate::graph::Origin;

@@ -33,13 +33,13 @@
 
 pub mod attest;
 pub mod builder;
-pub mod cache;
-pub mod cache_transfer;
+pub(crate) mod cache;
+pub(crate) mod cache_transfer;
 pub(crate) mod changes;
 pub(crate) mod chmod;
 pub mod container;
 pub mod content;
-pub mod context;
+pub(crate) mod context;
 pub(crate) mod copy;
 pub mod deliver;
 pub mod error;

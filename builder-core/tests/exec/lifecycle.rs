@@ -196,13 +196,18 @@ fn helper_kills_the_step_when_kiln_dies() {
     }
     let marker = 600000 + (std::process::id() % 1000) * 7 + 4;
     let spec = serde_json::json!({
-        "argv": ["/bin/sh", "-c", format!("sleep {marker} & sleep {marker}")],
+        "run": {
+            "argv": ["/bin/sh", "-c", format!("sleep {marker} & sleep {marker}")],
+            "cwd": "/",
+            "user": {"uid": 0, "gid": 0, "additional_gids": []},
+            "hostname": "orphan",
+            "network": "None",
+            "security": "Sandbox",
+            "rootfs": env.root(),
+            "init": true,
+            "settings": {"extra_hosts": [], "shm_size": null, "ulimits": []},
+        },
         "env": ["PATH=/bin"],
-        "cwd": "/",
-        "user": {"uid": 0, "gid": 0, "additional_gids": []},
-        "hostname": "orphan",
-        "network": "None",
-        "rootfs": env.root(),
         "mounts": [],
     });
     let (mut child, ours) = spawn_helper(&spec, None);

@@ -149,15 +149,15 @@ pub fn ssh(spec: &str) -> Result<SshFlag, String> {
 }
 
 /// `--cache-from`: `type=registry,ref=REF`, `type=local,src=DIR[,tag=T]` or a bare `REF`.
-pub fn cache_from(spec: &str) -> Result<kiln_builder_core::cache_transfer::CacheSource, String> {
-    kiln_builder_core::cache_transfer::CacheSource::parse(spec)
+pub fn cache_from(spec: &str) -> Result<kiln_builder_core::builder::CacheSource, String> {
+    kiln_builder_core::builder::CacheSource::parse(spec)
         .map_err(|e| kiln_builder_core::error::chain(&e))
 }
 
 /// `--cache-to`: `type=registry,ref=REF`, `type=local,dest=DIR[,tag=T]` or `type=inline`, with
 /// `mode=min|max` and `ignore-error=true|false`.
-pub fn cache_to(spec: &str) -> Result<kiln_builder_core::cache_transfer::CacheExport, String> {
-    kiln_builder_core::cache_transfer::CacheExport::parse(spec)
+pub fn cache_to(spec: &str) -> Result<kiln_builder_core::builder::CacheExport, String> {
+    kiln_builder_core::builder::CacheExport::parse(spec)
         .map_err(|e| kiln_builder_core::error::chain(&e))
 }
 

@@ -66,9 +66,9 @@ fn request(
             .add_ulimit(u)
             .map_err(|e| miette!("--ulimit {e}"))?;
     }
-    let mut contexts = kiln_builder_core::context::BuildContexts::new();
+    let mut contexts = kiln_builder_core::builder::BuildContexts::new();
     for spec in &args.build_contexts {
-        let (name, ctx) = kiln_builder_core::context::BuildContexts::parse_spec(spec)
+        let (name, ctx) = kiln_builder_core::builder::BuildContexts::parse_spec(spec)
             .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
         contexts
             .insert(&name, ctx)
