@@ -87,6 +87,7 @@ impl From<crate::worker::WorkerError> for Error {
 pub use crate::report::{IoError, chain};
 
 // The module errors the roll-up carries, and what they carry, by name.
+pub use crate::attest::AttestError;
 pub use crate::cache::CacheError;
 pub use crate::cache_transfer::{CacheSpecError, CacheTransferError};
 pub use crate::chmod::ChmodError;

@@ -31,7 +31,7 @@
 #![deny(missing_docs)]
 #![warn(unnameable_types)]
 
-pub mod attest;
+pub(crate) mod attest;
 pub mod builder;
 pub(crate) mod cache;
 pub(crate) mod cache_transfer;

@@ -294,14 +294,14 @@ pub fn busybox_layout(dest: &Path, tag: &str) -> Result<crate::content::Digest, 
 /// gets, and the benchmarks run outside the crate.
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::cache::{CacheKey, CacheRecord, CacheStore, KeyBuilder, LayerRef};
     pub use crate::changes::{Change, WhiteoutStyle};
+    pub use crate::context::hash::{Sha256Digest, StatKey};
+    pub use crate::context::pattern::Pattern;
     pub use crate::context::{
         CachingHasher, DirectHasher, EntryKind, FileHasher, IgnoreMatcher, MatchState, StatCache,
         hash_all, walk,
     };
-    pub use crate::cache::{CacheKey, CacheRecord, CacheStore, KeyBuilder, LayerRef};
-    pub use crate::context::hash::{Sha256Digest, StatKey};
-    pub use crate::context::pattern::Pattern;
     pub use crate::fsroot::Root;
     pub use crate::graph::{CopyOp, ImageRef, InlineFile, Network, Op, RunMount, RunOp, SourceRef};
     pub use crate::layer::{

@@ -19,14 +19,15 @@ use crate::snapshot::Snapshotter;
 use crate::solver::{ResolvedImage, SolveOptions, Worker};
 use crate::worker::{LocalWorker, LocalWorkerConfig, WorkerError};
 
+pub use crate::attest::provenance::ProvenanceMode;
 pub use crate::cache::{
     BaseImage, BuildExplanation, ExplainError, ExplainStore, FileChange, KeyManifest, MissReason,
     StepExplanation,
 };
 pub use crate::cache_transfer::{CacheDestination, CacheExport, CacheMode, CacheSource};
 pub use crate::context::{BuildContexts, NamedContext, NamedContextError};
-pub use crate::import::LayoutSelector;
 pub use crate::graph::Network;
+pub use crate::import::LayoutSelector;
 pub use crate::plan::{Entitlements, PlanOptions};
 pub use crate::snapshot::{SnapshotError, StorageDriver, set_storage_driver};
 pub use crate::solver::{FsState, StepOutcome};

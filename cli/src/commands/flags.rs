@@ -172,7 +172,7 @@ pub fn annotation(s: &str) -> Result<String, String> {
 /// `--provenance`: `true`/`false`, `min`/`max` or `mode=min|max` (BuildKit's forms; bare
 /// `--provenance` is `mode=min`).
 pub fn provenance(s: &str) -> Result<Provenance, String> {
-    use kiln_builder_core::attest::provenance::ProvenanceMode;
+    use kiln_builder_core::builder::ProvenanceMode;
     let mut out = Some(ProvenanceMode::Min);
     for part in s.split(',') {
         out = match part {
@@ -194,7 +194,7 @@ pub fn provenance(s: &str) -> Result<Provenance, String> {
 
 /// A parsed `--provenance`: the mode, or `None` for `false`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Provenance(pub Option<kiln_builder_core::attest::provenance::ProvenanceMode>);
+pub struct Provenance(pub Option<kiln_builder_core::builder::ProvenanceMode>);
 
 /// `-o`/`--output`.
 pub fn output(spec: &str) -> Result<kiln_builder_core::deliver::Output, String> {
