@@ -53,7 +53,7 @@ pub enum Error {
         /// The step ran without network, which may be why it failed.
         no_network: bool,
         /// The last lines the step printed (both streams, at most
-        /// [`TAIL_LINES`](crate::worker::steplog::TAIL_LINES)), kept whatever the log limit.
+        /// `TAIL_LINES`), kept whatever the log limit.
         output: Vec<String>,
     },
     /// An `--annotation` names a platform the build does not make.

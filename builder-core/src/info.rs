@@ -108,7 +108,7 @@ pub fn can_run(platform: &crate::image::Platform) -> Result<(), EmulationError> 
 }
 
 /// Why RUN steps fall back to the host's network, for the build's warning and `kiln info`.
-pub fn network_unavailable_reason() -> &'static str {
+pub(crate) fn network_unavailable_reason() -> &'static str {
     if !rustix::process::geteuid().is_root() {
         "RUN steps use the host's network (a network namespace of their own needs root or kiln's rootless user namespace; pass --network none for none)"
     } else if !crate::exec::slirp4netns_installed() {

@@ -318,7 +318,14 @@ fn zstd_oci_export() {
 fn rootfs_export_applies_all_layers() {
     let (dir, store, img) = setup();
     let dest = dir.path().join("rootfs");
-    export_rootfs(&store, &img, &dest, &Default::default()).unwrap();
+    export_rootfs(
+        &store,
+        &img,
+        &dest,
+        &Default::default(),
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(
         fs::read(dest.join("etc/hello")).unwrap(),
         b"hello from kiln\n"
@@ -340,6 +347,7 @@ fn rootfs_export_applies_all_layers() {
         &store,
         &img,
         &dir.path().join("rootfs2"),
+        &Default::default(),
         &Default::default(),
     )
     .unwrap_err();

@@ -100,7 +100,7 @@ pub enum LayerError {
         #[source]
         source: FsError,
     },
-    /// An old layer cannot be patched exactly (see [`write_patched`]); the layer is written
+    /// An old layer cannot be patched exactly (see `write_patched`); the layer is written
     /// the ordinary way instead.
     #[error("cannot patch the previous layer: {reason}")]
     PatchUnsupported {

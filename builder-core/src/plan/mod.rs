@@ -215,7 +215,7 @@ pub enum PlanError {
     #[error("the Dockerfile has no FROM instruction")]
     NoStage,
     /// The expanded values of the Dockerfile and its RUN steps' arguments and environments add
-    /// up to more than [`limits::MAX_EXPANDED_TOTAL`].
+    /// up to more than `limits::MAX_EXPANDED_TOTAL`.
     #[error(
         "the Dockerfile's expanded values and RUN environments add up to more than the limit of \
          {limit} bytes per Dockerfile"

@@ -26,7 +26,7 @@ mod subid;
 use std::sync::OnceLock;
 
 pub use reexec::{RootlessError, reexec};
-pub use subid::{IdPlan, plan, subordinate_ranges};
+pub use subid::{IdPlan, plan};
 
 /// One line of a user namespace's id map: `count` ids from `inside` are the host's ids from
 /// `outside`.
@@ -135,7 +135,7 @@ fn mapped(map: &[IdRange]) -> u64 {
 }
 
 /// Parses the text of `/proc/<pid>/uid_map`; malformed lines are skipped.
-pub fn parse_map(text: &str) -> Vec<IdRange> {
+pub(crate) fn parse_map(text: &str) -> Vec<IdRange> {
     text.lines()
         .filter_map(|line| {
             let mut it = line.split_whitespace().map(str::parse::<u32>);
@@ -211,7 +211,7 @@ pub fn run_dir(store_root: &std::path::Path, in_store: std::path::PathBuf) -> st
 }
 
 /// The user namespace of this process, read once.
-pub fn current() -> &'static UserNamespace {
+pub(crate) fn current() -> &'static UserNamespace {
     static NS: OnceLock<UserNamespace> = OnceLock::new();
     NS.get_or_init(UserNamespace::read)
 }
