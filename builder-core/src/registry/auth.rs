@@ -1,7 +1,7 @@
 //! Registry credentials from Docker's `config.json` (`$DOCKER_CONFIG/config.json`, else
 //! `~/.docker/config.json`): `credHelpers` and `credsStore` through `docker-credential-*`
 //! programs, then `auths` entries. Podman's and skopeo's auth files, which have the same format,
-//! are read too (see [`super::auth_files`]). `kiln login` and `kiln logout` write the same file, keeping
+//! are read too (see `auth_files`). `kiln login` and `kiln logout` write the same file, keeping
 //! every field they do not own, atomically and with mode 0600.
 //!
 //! Secrets live in [`Secret`], whose `Debug` and `Display` print `<redacted>`, so no log line,

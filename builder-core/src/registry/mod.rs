@@ -1,6 +1,6 @@
 //! OCI distribution registries: references with Docker's normalisation ([`Reference`]), a client
 //! with anonymous, basic and bearer-token authentication ([`Client`]), credentials from Docker's
-//! `config.json` and the containers tools' auth files ([`auth`], [`auth_files`]), pulling images into the content store ([`pull`]) and pushing them
+//! `config.json` and the containers tools' auth files ([`auth`], `auth_files`), pulling images into the content store ([`pull`]) and pushing them
 //! from it ([`push`]), and what the build cache in a registry uses (`cache_transfer::registry`).
 //!
 //! It owns the network side of images only: what it pulls goes through the content store's

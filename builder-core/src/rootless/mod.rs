@@ -211,7 +211,7 @@ pub fn run_dir(store_root: &std::path::Path, in_store: std::path::PathBuf) -> st
 }
 
 /// The user namespace of this process, read once.
-pub(crate) fn current() -> &'static UserNamespace {
+pub fn current() -> &'static UserNamespace {
     static NS: OnceLock<UserNamespace> = OnceLock::new();
     NS.get_or_init(UserNamespace::read)
 }
