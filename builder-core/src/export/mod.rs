@@ -54,8 +54,9 @@ pub enum ExportError {
     /// Writing the output failed.
     #[error("cannot write export")]
     Write(#[source] io::Error),
-    /// The export was cancelled ([`ExportOptions::cancel`]); what it had written is removed, or
-    /// (a directory output) whole files only.
+    /// The export was cancelled ([`ExportOptions::cancel`]); what it had written is removed (an
+    /// OCI layout directory is left as it was before), or (a root filesystem directory) whole
+    /// files only.
     #[error("export cancelled")]
     Cancelled,
     /// A filesystem operation on the destination failed.
