@@ -10,10 +10,10 @@ use std::path::Path;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use kiln_benches::trees::{DOCKERIGNORE, context_paths, small_files};
-use kiln_builder_core::context::{
-    CachingHasher, DirectHasher, EntryKind, FileHasher, IgnoreMatcher, StatCache, hash_all, walk,
+use kiln_builder_core::testing::internals::{
+    CachingHasher, DirectHasher, EntryKind, FileHasher, IgnoreMatcher, Root, StatCache, hash_all,
+    walk,
 };
-use kiln_builder_core::fsroot::Root;
 
 fn ignore(c: &mut Criterion) {
     let paths = context_paths(100_000);

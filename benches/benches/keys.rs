@@ -4,9 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kiln_builder_core::cache::{CacheKey, KeyBuilder};
-use kiln_builder_core::graph::{Network, Op, RunOp};
-use kiln_builder_core::solver::step_key;
+use kiln_builder_core::testing::internals::{CacheKey, KeyBuilder, Network, Op, RunOp, step_key};
 use kiln_dockerfile_parser::shell::Expander;
 
 fn keys(c: &mut Criterion) {

@@ -9,10 +9,8 @@ use std::io::{self, Write};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln_benches::trees::mixed_256m;
-use kiln_builder_core::changes::WhiteoutStyle;
-use kiln_builder_core::fsroot::Root;
-use kiln_builder_core::layer::{
-    ApplyOptions, LayerOptions, apply_layer, gzip_parallel, write_tree,
+use kiln_builder_core::testing::internals::{
+    ApplyOptions, LayerOptions, Root, WhiteoutStyle, apply_layer, gzip_parallel, write_tree,
 };
 use sha2::{Digest as _, Sha256};
 

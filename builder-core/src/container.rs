@@ -17,7 +17,7 @@ use crate::snapshot::Snapshotter;
 use crate::worker::WorkerError;
 
 /// The hostname a container sees.
-pub const CONTAINER_HOSTNAME: &str = "kiln";
+pub(crate) const CONTAINER_HOSTNAME: &str = "kiln";
 
 /// A host path bound into the container (`-v HOST:CTR[:ro]`).
 #[derive(Debug, Clone, PartialEq, Eq)]

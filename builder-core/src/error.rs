@@ -5,8 +5,6 @@
 //! line, the form the library uses wherever it turns an error into text; [`IoError`] is the one
 //! shape of a failed file operation that the module errors carry.
 
-use crate::graph::Origin;
-
 /// Any error of the build engine.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[non_exhaustive]
@@ -55,7 +53,7 @@ pub enum Error {
         /// The step ran without network, which may be why it failed.
         no_network: bool,
         /// The last lines the step printed (both streams, at most
-        /// [`TAIL_LINES`](crate::worker::steplog::TAIL_LINES)), kept whatever the log limit.
+        /// `TAIL_LINES`), kept whatever the log limit.
         output: Vec<String>,
     },
     /// An `--annotation` names a platform the build does not make.
@@ -87,3 +85,22 @@ impl From<crate::worker::WorkerError> for Error {
 }
 
 pub use crate::report::{IoError, chain};
+
+// The module errors the roll-up carries, and what they carry, by name.
+pub use crate::attest::AttestError;
+pub use crate::cache::CacheError;
+pub use crate::cache_transfer::{CacheSpecError, CacheTransferError};
+pub use crate::chmod::ChmodError;
+pub use crate::context::glob::BadPattern;
+pub use crate::context::hash::HashError;
+pub use crate::context::statcache::SaveError;
+pub use crate::context::{ContextError, IgnoreError};
+pub use crate::copy::CopyError;
+pub use crate::fsroot::FsError;
+pub use crate::graph::Origin;
+pub use crate::import::ImportError;
+pub use crate::layer::LayerError;
+pub use crate::plan::PlanError;
+pub use crate::userdb::UserDbError;
+pub use crate::worker::WorkerError;
+pub use crate::worker::download::DownloadError;

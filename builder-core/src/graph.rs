@@ -28,9 +28,9 @@ pub struct Origin {
 /// Identifies a step: stage index and step index within the stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StepId {
-    /// Index of the stage in [`BuildGraph::stages`].
+    /// Index of the stage in `BuildGraph::stages`.
     pub stage: usize,
-    /// Index of the step in [`StagePlan::steps`].
+    /// Index of the step in `StagePlan::steps`.
     pub index: usize,
 }
 

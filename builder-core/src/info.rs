@@ -5,7 +5,7 @@
 //! ```no_run
 //! let info = kiln_builder_core::info::SystemInfo::gather(std::path::Path::new("/var/lib/kiln"))?;
 //! println!("{} snapshots, seccomp {}", info.snapshotter, info.seccomp);
-//! # Ok::<(), kiln_builder_core::snapshot::SnapshotError>(())
+//! # Ok::<(), kiln_builder_core::builder::SnapshotError>(())
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -99,8 +99,16 @@ impl SystemInfo {
     }
 }
 
+pub use crate::worker::emulate::EmulationError;
+
+/// Whether RUN steps for `platform` can run on this machine: natively, or through a binfmt_misc
+/// emulator; the error says why not and how to install one.
+pub fn can_run(platform: &crate::image::Platform) -> Result<(), EmulationError> {
+    crate::worker::emulate::emulator_for(platform).map(|_| ())
+}
+
 /// Why RUN steps fall back to the host's network, for the build's warning and `kiln info`.
-pub fn network_unavailable_reason() -> &'static str {
+pub(crate) fn network_unavailable_reason() -> &'static str {
     if !rustix::process::geteuid().is_root() {
         "RUN steps use the host's network (a network namespace of their own needs root or kiln's rootless user namespace; pass --network none for none)"
     } else if !crate::exec::slirp4netns_installed() {

@@ -29,31 +29,32 @@
 //! and option structs are `#[non_exhaustive]`: build options from their `Default` (or `new`)
 //! and set fields, and match events with a wildcard arm.
 #![deny(missing_docs)]
+#![warn(unnameable_types)]
 
-pub mod attest;
+pub(crate) mod attest;
 pub mod builder;
-pub mod cache;
-pub mod cache_transfer;
-pub mod changes;
+pub(crate) mod cache;
+pub(crate) mod cache_transfer;
+pub(crate) mod changes;
 pub(crate) mod chmod;
 pub mod container;
 pub mod content;
-pub mod context;
+pub(crate) mod context;
 pub(crate) mod copy;
 pub mod deliver;
 pub mod error;
 pub mod exec;
 pub mod export;
-pub mod fsroot;
+pub(crate) mod fsroot;
 pub mod gc;
-pub mod graph;
+pub(crate) mod graph;
 pub mod image;
 pub mod images;
-pub mod import;
+pub(crate) mod import;
 pub mod info;
-pub mod layer;
+pub(crate) mod layer;
 pub(crate) mod output;
-pub mod plan;
+pub(crate) mod plan;
 mod programs;
 pub mod progress;
 pub mod registry;
@@ -61,13 +62,13 @@ mod report;
 pub mod rootless;
 pub(crate) mod scratch;
 pub mod secret;
-pub mod snapshot;
-pub mod solver;
+pub(crate) mod snapshot;
+pub(crate) mod solver;
 pub mod ssh_keys;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub(crate) mod userdb;
-pub mod worker;
+pub(crate) mod worker;
 pub(crate) mod xattr;
 
 pub use builder::{BuildOutput, BuildRequest, Builder, BuilderOptions, ExecutorChoice};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::graph::StepId;
+pub use crate::graph::StepId;
 
 /// Which output stream a log chunk came from: the executor's own type.
 pub use crate::exec::Stream;

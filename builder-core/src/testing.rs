@@ -287,3 +287,26 @@ pub fn busybox_layout(dest: &Path, tag: &str) -> Result<crate::content::Digest, 
     crate::export::export_oci_dir(&store, &manifest_desc, dest, &export)?;
     Ok(manifest_desc.digest)
 }
+
+/// Internals that kiln's benchmarks (a crate of their own, `benches/`) measure and that the
+/// executor's integration tests drive together with a snapshotter. They are not part of the
+/// library's interface: the tests need the `kiln-sandbox` binary, which only an integration test
+/// gets, and the benchmarks run outside the crate.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::cache::{CacheKey, CacheRecord, CacheStore, KeyBuilder, LayerRef};
+    pub use crate::changes::{Change, WhiteoutStyle};
+    pub use crate::context::hash::{Sha256Digest, StatKey};
+    pub use crate::context::pattern::Pattern;
+    pub use crate::context::{
+        CachingHasher, DirectHasher, EntryKind, FileHasher, IgnoreMatcher, MatchState, StatCache,
+        hash_all, walk,
+    };
+    pub use crate::fsroot::Root;
+    pub use crate::graph::{CopyOp, ImageRef, InlineFile, Network, Op, RunMount, RunOp, SourceRef};
+    pub use crate::layer::{
+        ApplyOptions, ApplyStats, LayerOptions, WriteStats, apply_layer, gzip_parallel, write_tree,
+    };
+    pub use crate::snapshot::{Active, CopySnapshotter, OverlaySnapshotter, Snapshotter, View};
+    pub use crate::solver::step_key;
+}

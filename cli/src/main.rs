@@ -144,8 +144,8 @@ fn main() -> ExitCode {
     }
     // Also before any thread: the build's mounts then live and die with this process.
     kiln_builder_core::exec::isolate_mounts();
-    if let Some(d) = kiln_builder_core::snapshot::StorageDriver::from_name(&cli.storage_driver) {
-        kiln_builder_core::snapshot::set_storage_driver(d);
+    if let Some(d) = kiln_builder_core::builder::StorageDriver::from_name(&cli.storage_driver) {
+        kiln_builder_core::builder::set_storage_driver(d);
     }
     limit_malloc_arenas();
     render::setup_colors(cli.color);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Instant;
 
-use kiln_builder_core::graph::StepId;
+use kiln_builder_core::progress::StepId;
 use kiln_builder_core::progress::{BuildEvent, Stream};
 
 /// How progress is shown.

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kiln_builder_core::graph::StepId;
 use kiln_builder_core::progress::BuildEvent;
+use kiln_builder_core::progress::StepId;
 
 use crate::commands::images::human_size;
 

@@ -9,16 +9,28 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cache::{BuildExplanation, ExplainStore, FileCacheStore, StepExplanation};
+use crate::cache::FileCacheStore;
 use crate::content::{ContentStore, Digest};
 use crate::context::BuildContext;
 use crate::exec::{Executor, RuncConfig, RuncExecutor, SandboxConfig, SandboxExecutor};
 use crate::image::Descriptor;
-use crate::plan::PlanOptions;
 use crate::progress::{BuildEvent, EventSink};
 use crate::snapshot::Snapshotter;
-use crate::solver::{ResolvedImage, SolveOptions, StepOutcome, Worker};
+use crate::solver::{ResolvedImage, SolveOptions, Worker};
 use crate::worker::{LocalWorker, LocalWorkerConfig, WorkerError};
+
+pub use crate::attest::provenance::ProvenanceMode;
+pub use crate::cache::{
+    BaseImage, BuildExplanation, ExplainError, ExplainStore, FileChange, KeyManifest, MissReason,
+    StepExplanation,
+};
+pub use crate::cache_transfer::{CacheDestination, CacheExport, CacheMode, CacheSource};
+pub use crate::context::{BuildContexts, NamedContext, NamedContextError};
+pub use crate::graph::Network;
+pub use crate::import::LayoutSelector;
+pub use crate::plan::{Entitlements, PlanOptions};
+pub use crate::snapshot::{SnapshotError, StorageDriver, set_storage_driver};
+pub use crate::solver::{FsState, StepOutcome};
 
 /// Which executor runs RUN steps.
 #[derive(Debug, Clone, PartialEq, Eq)]

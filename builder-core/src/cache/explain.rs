@@ -412,7 +412,7 @@ impl ExplainStore {
     }
 
     /// Records the keys of `build`'s steps as the latest for `scope`, and keeps `build` among the
-    /// last [`KEEP_BUILDS`]. Positions the build did not reach keep their old keys.
+    /// last `KEEP_BUILDS`. Positions the build did not reach keep their old keys.
     pub fn record(&self, scope: &str, build: &BuildExplanation) -> Result<(), ExplainError> {
         let path = self.scope_path(scope);
         let mut history: ScopeHistory = std::fs::read(&path)

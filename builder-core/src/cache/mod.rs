@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use explain::{
-    BaseImage, BuildExplanation, ExplainError, ExplainStore, FileChange, KEEP_BUILDS, KeyManifest,
-    MAX_FILES_NAMED, MissReason, StepExplanation, explain, new_build_id, value_digest,
+    BaseImage, BuildExplanation, ExplainError, ExplainStore, FileChange, KeyManifest, MissReason,
+    StepExplanation, explain, new_build_id, value_digest,
 };
-pub use key::{CacheKey, KEY_VERSION, KeyBuilder};
+pub use key::{CacheKey, KeyBuilder};
 
 /// A layer a step produced, as recorded in the cache and in the image.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

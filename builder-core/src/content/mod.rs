@@ -45,17 +45,18 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 pub use crate::image::{Digest, Hasher, InvalidDigest};
-pub use atomic::{fsync_dir, sweep_abandoned_temps, write_atomic, write_atomic_unsynced};
-pub use blob::{BlobInfo, BlobWriter, VerifiedReader, unwrap_io_error};
+pub(crate) use atomic::{fsync_dir, sweep_abandoned_temps, write_atomic, write_atomic_unsynced};
+pub(crate) use blob::unwrap_io_error;
+pub use blob::{BlobInfo, BlobWriter, VerifiedReader};
 pub use error::{ContentError, Result};
-pub use index::{index_set_tag, read_index, tag_of, validate_tag, write_index};
+pub(crate) use index::{index_set_tag, read_index, tag_of, validate_tag, write_index};
 pub use json_error::{JsonError, JsonErrorKind};
 
 use crate::image::{Descriptor, Index};
 use index::IndexFiles;
 
 /// The `oci-layout` file's content.
-pub const OCI_LAYOUT_JSON: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+pub(crate) const OCI_LAYOUT_JSON: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// Makes the store's root directory `0700`, so no other local user can reach anything in it: a
 /// snapshot's setuid-root binary or device node, a layer, a cache mount, a secret in flight.

@@ -5,7 +5,7 @@
 //! it (every path is resolved through a [`crate::fsroot::Root`], and the walk opens directories
 //! with `O_NOFOLLOW`). What a `COPY` does with the entries lives in `crate::copy`.
 //!
-//! ```no_run
+//! ```ignore
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use kiln_builder_core::context::{BuildContext, CachingHasher, StatCache};
 //! let ctx = BuildContext::open("ctx".as_ref(), Some("ctx/Dockerfile".as_ref()))?;
@@ -35,8 +35,7 @@ pub use hash::{
     hash_file,
 };
 pub use ignore::{IgnoreError, IgnoreFile, IgnoreMatcher, MatchState};
-pub use named::{BuildContexts, LayoutSelector, NamedContext, NamedContextError};
-pub use pattern::Pattern;
+pub use named::{BuildContexts, NamedContext, NamedContextError};
 pub use walk::{ContextIndex, Entry, EntryKind, WalkError, walk};
 
 use crate::fsroot::{FsError, Root};
@@ -59,7 +58,6 @@ pub enum ContextError {
 #[derive(Debug)]
 pub struct BuildContext {
     root: Root,
-    ignore_file: Option<IgnoreFile>,
     matcher: IgnoreMatcher,
 }
 
@@ -74,26 +72,16 @@ impl BuildContext {
 
     /// Like [`BuildContext::open`] with an already opened root.
     pub fn with_root(root: Root, dockerfile: Option<&Path>) -> Result<Self, ContextError> {
-        let ignore_file = IgnoreFile::locate(&root, dockerfile)?;
-        let matcher = match &ignore_file {
+        let matcher = match IgnoreFile::locate(&root, dockerfile)? {
             Some(f) => f.matcher()?,
             None => IgnoreMatcher::empty(),
         };
-        Ok(Self {
-            root,
-            ignore_file,
-            matcher,
-        })
+        Ok(Self { root, matcher })
     }
 
     /// The context root.
     pub fn root(&self) -> &Root {
         &self.root
-    }
-
-    /// The ignore file in effect, if any.
-    pub fn ignore_file(&self) -> Option<&IgnoreFile> {
-        self.ignore_file.as_ref()
     }
 
     /// The ignore rules.

@@ -6,7 +6,7 @@
 //! or an image of the same name, as in BuildKit.
 //!
 //! ```
-//! use kiln_builder_core::context::{BuildContexts, NamedContext};
+//! use kiln_builder_core::builder::{BuildContexts, NamedContext};
 //! let mut contexts = BuildContexts::new();
 //! let (name, ctx) = BuildContexts::parse_spec("base=docker-image://alpine:3.20").unwrap();
 //! contexts.insert(&name, ctx).unwrap();

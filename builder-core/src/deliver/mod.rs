@@ -287,8 +287,9 @@ fn write_output(
 
 /// Writes the outputs of a finished build, loads it into docker or podman and pushes it, as
 /// `delivery` says. Dropping the future stops it: an output being written stops at its next
-/// write, blob or layer on its blocking thread and removes what it wrote of an archive (a
-/// directory output keeps the whole files it wrote), a push stops at once.
+/// write, blob or layer on its blocking thread and removes what it wrote of an archive or an OCI
+/// layout directory (a root filesystem directory keeps the whole files it wrote), a push stops
+/// at once.
 pub async fn deliver(
     builder: &Builder,
     output: &BuildOutput,

@@ -72,7 +72,7 @@ fn helper_main() -> i32 {
     let ctl = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
     let ctl = UnixStream::from(ctl);
     let mut buf = Vec::new();
-    let spec: HelperSpec = match (&ctl)
+    let spec: HelperSpec<'static> = match (&ctl)
         .read_to_end(&mut buf)
         .and_then(|_| serde_json::from_slice(&buf).map_err(io::Error::other))
     {
@@ -95,7 +95,7 @@ pub(crate) fn single_threaded() -> io::Result<bool> {
     Ok(std::fs::read_dir("/proc/self/task")?.count() == 1)
 }
 
-fn supervise(spec: &HelperSpec, ctl: &UnixStream) -> Result<i32, StepError> {
+fn supervise(spec: &HelperSpec<'_>, ctl: &UnixStream) -> Result<i32, StepError> {
     if !single_threaded().map_err(err("check threads"))? {
         return Err(StepError {
             stage: "start helper".into(),
@@ -115,7 +115,7 @@ fn supervise(spec: &HelperSpec, ctl: &UnixStream) -> Result<i32, StepError> {
     }
     let mut flags =
         UnshareFlags::NEWNS | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC | UnshareFlags::NEWPID;
-    match spec.network {
+    match spec.run.network {
         NetworkMode::None => flags |= UnshareFlags::NEWNET,
         NetworkMode::Private => {
             network::join(NETNS_FD).map_err(err("join the step's network namespace"))?;
@@ -144,7 +144,7 @@ fn supervise(spec: &HelperSpec, ctl: &UnixStream) -> Result<i32, StepError> {
     watch_executor(pid, ctl);
     let status = wait_for(pid).map_err(errno("wait for init"))?;
     drop(alive_w);
-    if !spec.init {
+    if !spec.run.init {
         // The command was PID 1 itself; its status is init's. A setup error it reported before
         // this takes precedence with the executor.
         let _ = Message::Exit(status).send(ctl);
@@ -219,14 +219,15 @@ fn status_of(st: rustix::process::WaitStatus) -> ExitStatus {
 }
 
 /// Refuses a step user other than root where no other id exists.
-fn only_root_mapped(spec: &HelperSpec) -> Result<(), StepError> {
-    if spec.user.uid != 0 || spec.user.gid != 0 || !spec.user.additional_gids.is_empty() {
+fn only_root_mapped(spec: &HelperSpec<'_>) -> Result<(), StepError> {
+    if spec.run.user.uid != 0 || spec.run.user.gid != 0 || !spec.run.user.additional_gids.is_empty()
+    {
         return Err(StepError {
             stage: "user namespace".into(),
             source: io::Error::other(format!(
                 "the step runs as uid {} gid {}, but this rootless user namespace maps only \
                  root: give the user ranges in /etc/subuid and /etc/subgid (and install newuidmap)",
-                spec.user.uid, spec.user.gid
+                spec.run.user.uid, spec.run.user.gid
             )),
         });
     }
@@ -247,7 +248,7 @@ fn enter_user_namespace() -> Result<(), StepError> {
     Ok(())
 }
 
-fn init_main(spec: &HelperSpec, ctl: &UnixStream, alive: &OwnedFd, rootless: bool) -> i32 {
+fn init_main(spec: &HelperSpec<'_>, ctl: &UnixStream, alive: &OwnedFd, rootless: bool) -> i32 {
     match init_setup(spec, alive, rootless) {
         Ok(()) => {}
         Err(e) => {
@@ -255,7 +256,7 @@ fn init_main(spec: &HelperSpec, ctl: &UnixStream, alive: &OwnedFd, rootless: boo
             return 125;
         }
     }
-    if !spec.init {
+    if !spec.run.init {
         // The command becomes PID 1 (`docker run` without `--init`); the parent-death signal
         // survives the exec, so it still dies with the helper.
         let e = exec_command(spec, rootless);
@@ -290,7 +291,7 @@ fn init_main(spec: &HelperSpec, ctl: &UnixStream, alive: &OwnedFd, rootless: boo
     0
 }
 
-fn init_setup(spec: &HelperSpec, alive: &OwnedFd, rootless: bool) -> Result<(), StepError> {
+fn init_setup(spec: &HelperSpec<'_>, alive: &OwnedFd, rootless: bool) -> Result<(), StepError> {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .map_err(errno("set parent death signal"))?;
     // The helper may have died before the line above: its end of the pipe is then closed.
@@ -303,15 +304,15 @@ fn init_setup(spec: &HelperSpec, alive: &OwnedFd, rootless: bool) -> Result<(), 
     if unsafe { libc::poll(&mut pfd, 1, 0) } != 0 {
         return Err(err("start init")(io::Error::other("the helper exited")));
     }
-    rustix::system::sethostname(spec.hostname.as_bytes())
-        .map_err(errno(format!("set host name {:?}", spec.hostname)))?;
-    if spec.network == NetworkMode::None {
+    rustix::system::sethostname(spec.run.hostname.as_bytes())
+        .map_err(errno(format!("set host name {:?}", spec.run.hostname)))?;
+    if spec.run.network == NetworkMode::None {
         loopback_up().map_err(err("bring up lo"))?;
     }
     apply(
         &mut RealSys,
-        &spec.rootfs,
-        &mount_plan_sized(&spec.mounts, rootless, spec.shm_size),
+        &spec.run.rootfs,
+        &mount_plan_sized(&spec.mounts, rootless, spec.run.settings.shm_size),
     )
 }
 
@@ -343,19 +344,19 @@ pub(crate) fn loopback_up() -> io::Result<()> {
 }
 
 /// Becomes the command; returns only on failure.
-fn exec_command(spec: &HelperSpec, rootless: bool) -> StepError {
+fn exec_command(spec: &HelperSpec<'_>, rootless: bool) -> StepError {
     match try_exec(spec, rootless) {
         Ok(never) => match never {},
         Err(e) => e,
     }
 }
 
-fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallible, StepError> {
+fn try_exec(spec: &HelperSpec<'_>, rootless: bool) -> Result<std::convert::Infallible, StepError> {
     rustix::process::setsid().map_err(errno("setsid"))?;
-    for u in &spec.ulimits {
+    for u in &spec.run.settings.ulimits {
         set_ulimit(u)?;
     }
-    if !spec.insecure {
+    if !spec.insecure() {
         drop_bounding_set()?;
     }
     // Loaded while the process still has CAP_SYS_ADMIN (no no_new_privs needed, as in Docker);
@@ -368,22 +369,23 @@ fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallibl
         seccomp::load(&program).map_err(err("load seccomp filter"))?;
     }
     let groups: Vec<_> = spec
+        .run
         .user
         .additional_gids
         .iter()
         .map(|g| rustix::process::Gid::from_raw(*g))
         .collect();
-    let uid = rustix::process::Uid::from_raw(spec.user.uid);
-    let gid = rustix::process::Gid::from_raw(spec.user.gid);
+    let uid = rustix::process::Uid::from_raw(spec.run.user.uid);
+    let gid = rustix::process::Gid::from_raw(spec.run.user.gid);
     // A single-id user namespace denies setgroups; its process has no supplementary groups.
     if !rootless {
         rustix::thread::set_thread_groups(&groups).map_err(errno("setgroups"))?;
     }
     rustix::thread::set_thread_res_gid(gid, gid, gid)
-        .map_err(errno(format!("setgid {}", spec.user.gid)))?;
+        .map_err(errno(format!("setgid {}", spec.run.user.gid)))?;
     rustix::thread::set_thread_res_uid(uid, uid, uid)
-        .map_err(errno(format!("setuid {}", spec.user.uid)))?;
-    if spec.user.uid == 0 && !spec.insecure {
+        .map_err(errno(format!("setuid {}", spec.run.user.uid)))?;
+    if spec.run.user.uid == 0 && !spec.insecure() {
         let set = caps::default_set();
         rustix::thread::set_capabilities(
             None,
@@ -395,8 +397,8 @@ fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallibl
         )
         .map_err(errno("set capabilities"))?;
     }
-    rustix::process::chdir(&spec.cwd).map_err(|e| StepError {
-        stage: format!("working directory {}", spec.cwd.display()),
+    rustix::process::chdir(&spec.run.cwd).map_err(|e| StepError {
+        stage: format!("working directory {}", spec.run.cwd.display()),
         source: e.into(),
     })?;
     // SAFETY: marks every descriptor above stderr close-on-exec; none is used as an owned Rust
@@ -429,6 +431,7 @@ fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallibl
         })
     };
     let argv: Vec<CString> = spec
+        .run
         .argv
         .iter()
         .map(|a| cstr(a, "argument"))
@@ -449,7 +452,7 @@ fn try_exec(spec: &HelperSpec, rootless: bool) -> Result<std::convert::Infallibl
         .rev()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH);
-    let prog = &spec.argv[0];
+    let prog = &spec.run.argv[0];
     let stage = format!("exec {prog:?}");
     let mut denied = None;
     for cand in candidates(prog, path_var) {

@@ -156,14 +156,19 @@ pub enum Stdin {
 
 /// One command to run in a prepared rootfs. Its `Debug` shows the environment's names only: values
 /// carry secrets (`RUN --mount=type=secret,env=`) and proxy passwords.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Its serialised form is what the sandbox helper reads besides the prepared environment and
+/// mounts: `env`, `mounts`, `stdin` and `timeout` are left out of it.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunSpec {
     /// The command and its arguments. A name without `/` is looked up in the `PATH` of `env`
     /// (or the default `PATH`) inside the rootfs.
     pub argv: Vec<String>,
     /// The exact environment, in order.
+    #[serde(skip)]
     pub env: Vec<(String, String)>,
     /// Absolute working directory inside the rootfs; it must exist.
+    #[serde(with = "protocol::path_text")]
     pub cwd: PathBuf,
     /// The user to run as.
     pub user: User,
@@ -174,12 +179,16 @@ pub struct RunSpec {
     /// Capabilities and system-call filter.
     pub security: Security,
     /// The prepared root filesystem (a snapshot's writable directory).
+    #[serde(with = "protocol::path_text")]
     pub rootfs: PathBuf,
     /// Extra mounts, applied in order after the standard ones.
+    #[serde(skip)]
     pub mounts: Vec<Mount>,
     /// Standard input.
+    #[serde(skip)]
     pub stdin: Stdin,
     /// Kill the command and fail with [`ExecError::Timeout`] after this long.
+    #[serde(skip)]
     pub timeout: Option<Duration>,
     /// Run kiln's reaper as PID 1 with the command as its child, which reaps orphaned zombies
     /// (RUN steps; `kiln run --init`); otherwise the command itself is PID 1, as under

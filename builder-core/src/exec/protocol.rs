@@ -2,13 +2,13 @@
 //! helper): the executor writes one JSON [`HelperSpec`] and shuts its side down; the helper and its
 //! children write newline-separated JSON [`Message`]s back until they exit.
 
+use std::borrow::Cow;
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
 
-use super::{ExitStatus, Mount, NetworkMode, User};
+use super::{ExitStatus, Mount, RunSpec, Security};
 
 /// The protocol version, the value of [`super::HELPER_ENV`].
-pub(crate) const VERSION: &str = "1";
+pub(crate) const VERSION: &str = "2";
 
 /// The descriptor the control socket has in the helper.
 pub(crate) const CONTROL_FD: i32 = 3;
@@ -17,36 +17,29 @@ pub(crate) const CONTROL_FD: i32 = 3;
 pub(crate) const NETNS_FD: i32 = 4;
 
 /// Everything the helper needs, with host-side preparation done (generated files written, mount
-/// points created).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct HelperSpec {
-    pub argv: Vec<String>,
-    pub env: Vec<String>,
-    #[serde(with = "path_text")]
-    pub cwd: PathBuf,
-    pub user: User,
-    pub hostname: String,
-    pub network: NetworkMode,
-    #[serde(with = "path_text")]
-    pub rootfs: PathBuf,
+/// points created): the [`RunSpec`] itself (its serialised part: the environment and mounts are
+/// replaced by the prepared ones, standard input and the timeout stay with the executor) and what
+/// preparation made of it. The executor borrows all of it; the helper reads an owned copy.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct HelperSpec<'a> {
+    /// The command, its user, working directory, host name, network, security, rootfs, init and
+    /// settings.
+    pub run: Cow<'a, RunSpec>,
+    /// The command's environment as `KEY=value`: the spec's, plus `HOME` when it has none.
+    pub env: Cow<'a, [String]>,
     /// Standard mounts that depend on the host (`/etc/hosts`, `/etc/resolv.conf`) followed by the
     /// spec's extra mounts.
-    pub mounts: Vec<Mount>,
-    /// Run with every capability and no system-call filter (`RUN --security=insecure`).
-    #[serde(default)]
-    pub insecure: bool,
+    pub mounts: Cow<'a, [Mount]>,
     /// The seccomp program (BPF, base64) the command loads before `execve`; none when insecure.
-    #[serde(default)]
     pub seccomp: Option<String>,
-    /// A reaper is PID 1 and the command its child; else the command is PID 1.
-    #[serde(default = "reaper")]
-    pub init: bool,
-    /// Size of `/dev/shm` in bytes (64 MiB when unset).
-    #[serde(default)]
-    pub shm_size: Option<u64>,
-    /// Resource limits the command process sets before `execve`.
-    #[serde(default)]
-    pub ulimits: Vec<super::Ulimit>,
+}
+
+impl HelperSpec<'_> {
+    /// Whether the command runs with every capability and no system-call filter
+    /// (`RUN --security=insecure`).
+    pub(crate) fn insecure(&self) -> bool {
+        self.run.security == Security::Insecure
+    }
 }
 
 /// Paths through JSON without losing the bytes that are not UTF-8: written in the lossless form
@@ -65,10 +58,6 @@ pub(crate) mod path_text {
         let text = String::deserialize(d)?;
         Ok(to_path(&text).into_owned())
     }
-}
-
-fn reaper() -> bool {
-    true
 }
 
 /// A report from the helper.
@@ -116,6 +105,8 @@ pub(crate) fn read_messages(mut r: impl Read) -> io::Result<Vec<Message>> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]
@@ -128,6 +119,41 @@ mod tests {
         };
         let json = serde_json::to_string(&mount).unwrap();
         assert_eq!(serde_json::from_str::<Mount>(&json).unwrap(), mount);
+    }
+
+    #[test]
+    fn helper_spec_carries_the_run_spec_and_what_preparation_made() {
+        use std::os::unix::ffi::OsStrExt;
+        let mut run = RunSpec::new(
+            PathBuf::from(std::ffi::OsStr::from_bytes(b"/snap/r\xe9")),
+            vec!["sh".into(), "-c".into(), "true".into()],
+        );
+        run.cwd = PathBuf::from("/w\u{10FFE9}");
+        run.security = Security::Insecure;
+        run.init = false;
+        run.settings.shm_size = Some(1 << 20);
+        run.timeout = Some(std::time::Duration::from_secs(3));
+        let env = vec!["PATH=/bin".to_owned(), "HOME=/root".to_owned()];
+        let mounts = vec![Mount::Tmpfs {
+            target: "/t".into(),
+            size: None,
+        }];
+        let spec = HelperSpec {
+            run: Cow::Borrowed(&run),
+            env: Cow::Borrowed(&env),
+            mounts: Cow::Borrowed(&mounts),
+            seccomp: None,
+        };
+        let json = serde_json::to_vec(&spec).unwrap();
+        let back: HelperSpec<'static> = serde_json::from_slice(&json).unwrap();
+        assert!(back.insecure());
+        assert_eq!(back.env, env);
+        assert_eq!(back.mounts, mounts);
+        // What the helper needs crosses intact; what stays with the executor does not cross.
+        let mut expected = run.clone();
+        expected.env.clear();
+        expected.timeout = None;
+        assert_eq!(*back.run, expected);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The built-in namespace sandbox, host side: prepares the run, starts the helper process
 //! ([`super::helper`]) with the control socket on fd 3, streams the output and collects the result.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -111,18 +112,9 @@ impl SandboxExecutor {
         // helper is gone, also when this future is dropped.
         let prepared: Prepared = prepare(&spec, &self.config.state_dir)?;
         let helper_spec = HelperSpec {
-            argv: spec.argv.clone(),
-            env: prepared.env.clone(),
-            cwd: spec.cwd.clone(),
-            user: spec.user.clone(),
-            hostname: spec.hostname.clone(),
-            network: spec.network,
-            rootfs: spec.rootfs.clone(),
-            mounts: prepared.mounts.clone(),
-            insecure: spec.security == Security::Insecure,
-            init: spec.init,
-            shm_size: spec.settings.shm_size,
-            ulimits: spec.settings.ulimits.clone(),
+            run: Cow::Borrowed(&spec),
+            env: Cow::Borrowed(&prepared.env),
+            mounts: Cow::Borrowed(&prepared.mounts),
             seccomp: match spec.security {
                 Security::Sandbox => Some(
                     super::seccomp::default_program()

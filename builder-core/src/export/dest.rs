@@ -69,7 +69,7 @@ pub enum Dest {
 }
 
 /// Follows `dest` through its symlinks and decides how to write it.
-pub fn resolve(dest: &Path) -> Result<Dest, DestError> {
+pub(crate) fn resolve(dest: &Path) -> Result<Dest, DestError> {
     if dest.as_os_str() == "-" {
         return Ok(Dest::Stdout);
     }
@@ -131,7 +131,7 @@ fn open_stream(path: PathBuf) -> Result<Dest, DestError> {
 /// Writes a file through a temp file beside it (mode 0644), fsynced and renamed into place only
 /// when complete; the directory is fsynced after the rename. `write`'s own error type must take
 /// a [`DestError`].
-pub fn write_file_atomically<E: From<DestError>>(
+pub(crate) fn write_file_atomically<E: From<DestError>>(
     dest: &Path,
     write: impl FnOnce(File) -> Result<File, E>,
 ) -> Result<(), E> {

@@ -253,7 +253,7 @@ impl Exporter for LocalExporter {
         image: &Descriptor,
         opts: &ExportOptions,
     ) -> Result<(), ExportError> {
-        super::export_rootfs_cancellable(store, image, &self.dir, &Default::default(), opts)
+        super::export_rootfs(store, image, &self.dir, &Default::default(), opts)
             .map_err(|e| e.to(&self.dir))
     }
 }
@@ -288,7 +288,7 @@ impl Exporter for TarExporter {
     ) -> Result<(), ExportError> {
         let scratch = store.state_dir().join("tmp");
         stream(&self.dest, opts, |out| {
-            super::export_rootfs_tar_cancellable(store, image, &scratch, out, opts)
+            super::export_rootfs_tar(store, image, &scratch, out, opts)
         })
     }
 }

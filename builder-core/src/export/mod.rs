@@ -3,7 +3,7 @@
 //! `skopeo copy docker-archive:` read), or a plain root filesystem directory.
 //!
 //! Layers are compressed on the way out (gzip by default, zstd on request, or left as they are)
-//! through [`crate::layer::compress_layer`], which remembers each result so a second export does
+//! through `layer::compress_layer`, which remembers each result so a second export does
 //! not compress again; the compressed blobs and the export's manifest are stored in the content
 //! store too. Tar exports are deterministic: same image and options, same bytes.
 //!
@@ -24,19 +24,22 @@ pub(crate) mod tests;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+pub use crate::layer::CompressOptions;
 pub use docker::export_docker_archive;
 pub use exporter::{
     ByteProgress, Cancel, DockerArchiveExporter, Exporter, LocalExporter, OciArchiveExporter,
     OciLayoutExporter, TarExporter,
 };
-pub use oci::{export_oci_archive, export_oci_dir, write_layout};
-pub use outgoing::{OutManifest, Outgoing, prepare_outgoing};
+pub(crate) use oci::write_layout;
+pub use oci::{export_oci_archive, export_oci_dir};
+pub use outgoing::OutManifest;
+pub(crate) use outgoing::{Outgoing, prepare_outgoing};
 
 use crate::changes::WhiteoutStyle;
 use crate::content::{ContentError, ContentStore, Digest, unwrap_io_error};
 use crate::fsroot::Root;
-use crate::image::{Compression, Descriptor, ImageConfig, Manifest, Platform, media};
-use crate::layer::{self, ApplyOptions, CompressOptions, LayerError};
+use crate::image::{Compression, Descriptor, ImageConfig, Manifest, media};
+use crate::layer::{self, ApplyOptions, LayerError};
 
 /// An error while exporting an image.
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +54,9 @@ pub enum ExportError {
     /// Writing the output failed.
     #[error("cannot write export")]
     Write(#[source] io::Error),
-    /// The export was cancelled ([`ExportOptions::cancel`]); what it had written is removed, or
-    /// (a directory output) whole files only.
+    /// The export was cancelled ([`ExportOptions::cancel`]); what it had written is removed (an
+    /// OCI layout directory is left as it was before), or (a root filesystem directory) whole
+    /// files only.
     #[error("export cancelled")]
     Cancelled,
     /// A filesystem operation on the destination failed.
@@ -183,7 +187,7 @@ pub struct Prepared {
 /// Reads an image's manifest and config from the store and makes sure its layers exist in the
 /// store with `compression`, compressing (or decompressing) them where needed. The manifest is
 /// rewritten as an OCI manifest when anything changed.
-pub fn prepare(
+pub(crate) fn prepare(
     store: &ContentStore,
     manifest_desc: &Descriptor,
     compression: Compression,
@@ -251,7 +255,7 @@ pub fn prepare(
 
 /// Makes sure the uncompressed form of a compressed layer is in the store (decompressing it if
 /// needed and checking it against the config's diff_id) and returns its digest.
-pub fn ensure_uncompressed(
+pub(crate) fn ensure_uncompressed(
     store: &ContentStore,
     layer: &Digest,
     diff_id: &Digest,
@@ -288,17 +292,8 @@ fn drain(r: &mut impl Read, store: &ContentStore, digest: &Digest) -> Result<(),
 /// Applies every layer of the image, base first, into `dest` (created if missing) as a plain
 /// root filesystem. A layer is verified against its digest as it is read; a corrupt one fails
 /// the export after it was (partly) applied, so `dest` should be a fresh directory.
-pub fn export_rootfs(
-    store: &ContentStore,
-    manifest_desc: &Descriptor,
-    dest: &Path,
-    opts: &ApplyOptions,
-) -> Result<(), ExportError> {
-    export_rootfs_cancellable(store, manifest_desc, dest, opts, &ExportOptions::default())
-}
-
-/// [`export_rootfs`] with a checkpoint of `export` before each layer.
-pub(crate) fn export_rootfs_cancellable(
+/// Checks `export` before each layer.
+pub(crate) fn export_rootfs(
     store: &ContentStore,
     manifest_desc: &Descriptor,
     dest: &Path,
@@ -321,34 +316,13 @@ pub(crate) fn export_rootfs_cancellable(
     Ok(())
 }
 
-/// The platform an exported image declares.
-pub fn platform_of(prepared: &Prepared) -> Platform {
-    prepared.config.platform()
-}
-
 /// Writes the image's root filesystem as one tar (`--output type=tar`): the layers are applied
 /// into a scratch directory under `scratch_parent` (removed afterwards), which is then archived
 /// with owners, modes and times kept, symlinks as links, entries sorted by name. For an index
 /// (several platforms) each platform's root filesystem goes into a directory of the tar named
 /// after it (`linux_amd64/`, `linux_arm_v7/`), as BuildKit's tar exporter writes them;
-/// attestation manifests are left out.
-pub fn export_rootfs_tar<W: io::Write>(
-    store: &ContentStore,
-    manifest_desc: &Descriptor,
-    scratch_parent: &Path,
-    out: W,
-) -> Result<W, ExportError> {
-    export_rootfs_tar_cancellable(
-        store,
-        manifest_desc,
-        scratch_parent,
-        out,
-        &ExportOptions::default(),
-    )
-}
-
-/// [`export_rootfs_tar`] with a checkpoint of `export` before each layer and file.
-pub(crate) fn export_rootfs_tar_cancellable<W: io::Write>(
+/// attestation manifests are left out. Checks `export` before each layer and file.
+pub(crate) fn export_rootfs_tar<W: io::Write>(
     store: &ContentStore,
     manifest_desc: &Descriptor,
     scratch_parent: &Path,
@@ -391,7 +365,7 @@ pub(crate) fn export_rootfs_tar_cancellable<W: io::Write>(
             .tempdir_in(scratch_parent)
             .map_err(io_err("create a directory in", scratch_parent))?;
         let dir = scratch.path().join("rootfs");
-        export_rootfs_cancellable(store, image, &dir, &ApplyOptions::default(), export)?;
+        export_rootfs(store, image, &dir, &ApplyOptions::default(), export)?;
         let min_depth = if name.is_some() { 0 } else { 1 };
         let mut entries: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
             .follow_links(false)

@@ -1,7 +1,7 @@
 //! OCI layout directory and OCI archive exports.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::tarball::{TarOut, blob_name};
 use super::{ExportError, ExportOptions};
@@ -86,8 +86,10 @@ pub fn write_layout(
     write_layout_cancellable(store, blobs, entries, dest, &ExportOptions::default())
 }
 
-/// [`write_layout`] with a checkpoint of `export` before each blob: a cancelled export leaves
-/// whole blobs and the index as it was.
+/// [`write_layout`] with a checkpoint of `export` before each blob. A cancelled or failed
+/// export leaves the layout as it was: the blobs, directories and `oci-layout` file it added are
+/// removed again (blobs that were there before are never touched), and `index.json`, written
+/// last and atomically, is unchanged. A directory `dest` it created is removed too.
 fn write_layout_cancellable(
     store: &ContentStore,
     blobs: &[Digest],
@@ -95,6 +97,7 @@ fn write_layout_cancellable(
     dest: &Path,
     export: &ExportOptions,
 ) -> Result<(), ExportError> {
+    let dest_existed = std::fs::symlink_metadata(dest).is_ok();
     std::fs::create_dir_all(dest).map_err(|source| {
         ExportError::Io(crate::report::IoError {
             op: "create directory",
@@ -102,9 +105,44 @@ fn write_layout_cancellable(
             source,
         })
     })?;
+    let written = Root::open(dest)
+        .map_err(|e| ExportError::from(LayerError::from(e)))
+        .and_then(|root| {
+            let mut added = Vec::new();
+            let written = write_into(store, blobs, entries, dest, &root, export, &mut added);
+            if written.is_err() {
+                // Newest first: a directory it created goes after the blobs in it. Best effort:
+                // the export's own error is what the caller hears of.
+                for rel in added.iter().rev() {
+                    let _ = root.remove_all(rel);
+                }
+            }
+            written
+        });
+    if written.is_err() && !dest_existed {
+        let _ = std::fs::remove_dir(dest);
+    }
+    written
+}
+
+/// The body of [`write_layout_cancellable`] in the opened layout `root`; `added` collects what it
+/// creates (paths relative to the layout), in order.
+fn write_into(
+    store: &ContentStore,
+    blobs: &[Digest],
+    entries: &Index,
+    dest: &Path,
+    root: &Root,
+    export: &ExportOptions,
+    added: &mut Vec<PathBuf>,
+) -> Result<(), ExportError> {
     // `dest` itself may be a symlink (the user named it), but nothing inside it is followed out
     // of it: every path below is resolved through the directory's descriptor, confined.
-    let root = Root::open(dest).map_err(LayerError::from)?;
+    for dir in ["blobs", "blobs/sha256"] {
+        if root.lstat(Path::new(dir)).is_err_and(|e| e.is_not_found()) {
+            added.push(PathBuf::from(dir));
+        }
+    }
     let blobs_fd = root
         .mkdir_all(Path::new("blobs/sha256"), 0o755)
         .map_err(LayerError::from)?;
@@ -112,16 +150,24 @@ fn write_layout_cancellable(
     let shown = dest.join("blobs").join("sha256");
     for d in blobs {
         export.checkpoint()?;
-        copy_blob(store, d, &blobs_dir, &shown)?;
+        if copy_blob(store, d, &blobs_dir, &shown)? {
+            added.push(Path::new("blobs/sha256").join(d.hex()));
+        }
     }
     fsync_dir(&blobs_dir)?;
     let top_fd = root.open_dir(Path::new("")).map_err(LayerError::from)?;
     let top = proc_fd_path(&top_fd);
-    if !is_regular(&root, "oci-layout") {
+    if !is_regular(root, "oci-layout") {
+        if root
+            .lstat(Path::new("oci-layout"))
+            .is_err_and(|e| e.is_not_found())
+        {
+            added.push(PathBuf::from("oci-layout"));
+        }
         crate::content::write_atomic(&top.join("oci-layout"), OCI_LAYOUT_JSON)?;
     }
     let index_path = top.join("index.json");
-    let mut index = if is_regular(&root, "index.json") {
+    let mut index = if is_regular(root, "index.json") {
         read_index(&index_path)?
     } else {
         Index::default()
@@ -137,6 +183,7 @@ fn write_layout_cancellable(
             }
         }
     }
+    export.checkpoint()?;
     write_index(&index_path, &index)?;
     Ok(())
 }
@@ -150,16 +197,21 @@ fn is_regular(root: &Root, name: &str) -> bool {
 /// Copies a blob, verified, into a layout's `blobs/sha256` directory (`blobs_dir`, a path through
 /// the directory's descriptor; `shown` is its name for messages) via a temp file there. An
 /// existing blob of the right size that is a regular file is kept; anything else is replaced.
+/// Returns whether the blob is new to the layout (nothing was at its name before).
 fn copy_blob(
     store: &ContentStore,
     digest: &Digest,
     blobs_dir: &Path,
     shown: &Path,
-) -> Result<(), ExportError> {
+) -> Result<bool, ExportError> {
     let target = blobs_dir.join(digest.hex());
     let mut r = store.open_verified(digest)?;
-    if std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_file() && m.len() == r.size()) {
-        return Ok(());
+    let before = std::fs::symlink_metadata(&target);
+    if before
+        .as_ref()
+        .is_ok_and(|m| m.is_file() && m.len() == r.size())
+    {
+        return Ok(false);
     }
     let shown = shown.join(digest.hex());
     let io_err = |op, source| {
@@ -188,7 +240,7 @@ fn copy_blob(
     tmp.as_file().sync_data().map_err(|e| io_err("fsync", e))?;
     tmp.persist(&target)
         .map_err(|e| io_err("rename into place", e.error))?;
-    Ok(())
+    Ok(before.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound))
 }
 
 /// Writes the image as an OCI archive (a tar of an OCI layout) to `out`: `blobs/` with every

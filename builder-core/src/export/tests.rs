@@ -7,7 +7,7 @@ use std::process::Command;
 use super::*;
 use crate::changes::Change;
 use crate::content::ContentStore;
-use crate::image::{ContainerConfig, History, ImageConfig, Manifest, Platform};
+use crate::image::{ContainerConfig, History, ImageConfig, Index, Manifest, Platform};
 use crate::layer::LayerOptions;
 
 pub(crate) fn have(tool: &str) -> bool {
@@ -145,6 +145,68 @@ fn oci_dir_export_is_read_by_skopeo_and_umoci() {
     }
 }
 
+/// Every file under `dir` with its bytes, for comparing a layout before and after.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let bytes = if entry.file_type().is_file() {
+            fs::read(entry.path()).unwrap()
+        } else {
+            Vec::new()
+        };
+        out.push((entry.path().strip_prefix(dir).unwrap().to_path_buf(), bytes));
+    }
+    out
+}
+
+#[test]
+fn cancelled_or_failed_oci_dir_export_leaves_the_layout_as_it_was() {
+    let (dir, store, img) = setup();
+    let dest = dir.path().join("layout");
+    let had = export_oci_dir(&store, &img, &dest, &tagged("test:1"))
+        .unwrap()
+        .digest;
+    let before = files_under(&dest);
+    let layout_blob = |d: &Digest| dest.join("blobs/sha256").join(d.hex());
+
+    // Cancelled before its first blob: a new tag of the same image changes nothing.
+    let cancelled = tagged("test:2");
+    cancelled.cancel.cancel();
+    let err = export_oci_dir(&store, &img, &dest, &cancelled).unwrap_err();
+    assert!(matches!(err, ExportError::Cancelled), "{err}");
+    assert_eq!(files_under(&dest), before);
+
+    // Failed after copying: a blob the layout had, two it did not, then one the store lacks.
+    let new1 = store
+        .put_json(&serde_json::json!({"a": 1}), media::OCI_CONFIG)
+        .unwrap()
+        .digest;
+    let new2 = store
+        .put_json(&serde_json::json!({"b": 2}), media::OCI_CONFIG)
+        .unwrap()
+        .digest;
+    let missing = Digest::of(b"not in the store");
+    let mut entries = Index::default();
+    entries.manifests.push(img.clone());
+    let err = write_layout(&store, &[had, new1, new2, missing], &entries, &dest).unwrap_err();
+    assert!(!matches!(err, ExportError::Cancelled), "{err}");
+    assert!(layout_blob(&had).is_file());
+    assert!(!layout_blob(&new1).exists() && !layout_blob(&new2).exists());
+    assert_eq!(files_under(&dest), before);
+
+    // Into a directory that did not exist: nothing is left, not even the directory.
+    let fresh = dir.path().join("fresh");
+    let err = write_layout(&store, &[new1, missing], &entries, &fresh).unwrap_err();
+    assert!(!matches!(err, ExportError::Cancelled), "{err}");
+    assert!(!fresh.exists());
+
+    // And the same layout still takes a whole export afterwards.
+    export_oci_dir(&store, &img, &dest, &tagged("test:2")).unwrap();
+    let idx = crate::content::read_index(&dest.join("index.json")).unwrap();
+    assert_eq!(idx.manifests.len(), 2);
+}
+
 #[test]
 fn oci_archive_is_deterministic_and_round_trips() {
     let (dir, store, img) = setup();
@@ -256,7 +318,14 @@ fn zstd_oci_export() {
 fn rootfs_export_applies_all_layers() {
     let (dir, store, img) = setup();
     let dest = dir.path().join("rootfs");
-    export_rootfs(&store, &img, &dest, &Default::default()).unwrap();
+    export_rootfs(
+        &store,
+        &img,
+        &dest,
+        &Default::default(),
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(
         fs::read(dest.join("etc/hello")).unwrap(),
         b"hello from kiln\n"
@@ -278,6 +347,7 @@ fn rootfs_export_applies_all_layers() {
         &store,
         &img,
         &dir.path().join("rootfs2"),
+        &Default::default(),
         &Default::default(),
     )
     .unwrap_err();

@@ -80,6 +80,9 @@ pub enum ImagesError {
     /// Reading an archive failed.
     #[error(transparent)]
     Import(Box<ImportError>),
+    /// The attestations attached to an image cannot be read.
+    #[error(transparent)]
+    Attestations(#[from] crate::attest::AttestError),
 }
 
 impl From<ExportError> for ImagesError {
@@ -412,6 +415,22 @@ pub fn history(store: &ContentStore, reference: &str) -> Result<Vec<HistoryRow>,
     }
     rows.reverse();
     Ok(rows)
+}
+
+/// The attestation statements (in-toto JSON: provenance, SBOM) attached to an image manifest (as
+/// [`inspect_platform`] gives it), in the order they were made; none when it has none.
+pub fn attestations(
+    store: &ContentStore,
+    manifest: &Descriptor,
+) -> Result<Vec<serde_json::Value>, ImagesError> {
+    let Some(attachments) = crate::attest::Attachments::of(store, manifest)? else {
+        return Ok(Vec::new());
+    };
+    let mut statements = Vec::new();
+    for layer in &attachments.layers {
+        statements.push(store.read_json(&layer.digest)?);
+    }
+    Ok(statements)
 }
 
 /// Writes the images `references` name into one archive. They must all be the same image (by

@@ -165,6 +165,7 @@ struct ArchiveEntry {
 }
 
 /// `app:1` and `docker.io/library/app:1` name the same image, as Docker normalizes them.
+#[cfg(test)]
 fn same_tag(a: &str, b: &str) -> bool {
     fn norm(s: &str) -> String {
         let s = s.strip_prefix("docker.io/").unwrap_or(s);
@@ -181,8 +182,10 @@ fn same_tag(a: &str, b: &str) -> bool {
 
 /// Imports an image from a docker-archive tar, by tag (from `RepoTags`) or, without one, the
 /// archive's only image. The manifest is built as an OCI manifest; layer media types follow
-/// each layer's actual compression.
-pub fn import_docker_archive(
+/// each layer's actual compression. The library loads archives with `import_archive`; this one
+/// image at a time is the tests'.
+#[cfg(test)]
+pub(crate) fn import_docker_archive(
     store: &ContentStore,
     reader: impl Read,
     tag: Option<&str>,

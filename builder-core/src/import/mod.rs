@@ -19,7 +19,8 @@ mod tests;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-pub use docker::import_docker_archive;
+#[cfg(test)]
+pub(crate) use docker::import_docker_archive;
 
 use crate::content::{ContentError, ContentStore, Digest, unwrap_io_error};
 use crate::image::{Descriptor, ImageConfig, Index, Manifest, Platform};
@@ -288,8 +289,10 @@ pub fn import_oci_layout(
 }
 
 /// Imports an image from an OCI archive tar, read in one pass: every blob is stored (verified
-/// against its name), then the image is resolved from `index.json` as for a directory.
-pub fn import_oci_archive(
+/// against its name), then the image is resolved from `index.json` as for a directory. The
+/// library loads archives with [`import_archive`]; this one image at a time is the tests'.
+#[cfg(test)]
+pub(crate) fn import_oci_archive(
     store: &ContentStore,
     reader: impl Read,
     tag: Option<&str>,

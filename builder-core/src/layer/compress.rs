@@ -251,7 +251,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Options of [`compress_layer`].
+/// Options of `compress_layer`: how exports and pushes compress layers.
 #[derive(Debug, Clone)]
 pub struct CompressOptions {
     /// Threads for gzip (default: all cores). The output does not depend on it.

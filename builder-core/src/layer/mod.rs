@@ -5,26 +5,7 @@
 //! Compression happens only when an export or push needs it, and is remembered.
 //!
 //! All functions here are synchronous and CPU or disk bound; async callers use `spawn_blocking`.
-//!
-//! ```
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use kiln_builder_core::{content::ContentStore, fsroot::Root, layer};
-//! let src = tempfile::tempdir()?;
-//! std::fs::write(src.path().join("hello"), "hi\n")?;
-//! let store_dir = tempfile::tempdir()?;
-//! let store = ContentStore::open(store_dir.path())?;
-//! let (blob, _stats) =
-//!     layer::write_tree_to_store(&store, &Root::open(src.path())?, &Default::default())?;
-//! let dest = tempfile::tempdir()?;
-//! layer::apply_layer(
-//!     &Root::open(dest.path())?,
-//!     store.open_verified(&blob.digest)?,
-//!     kiln_builder_core::changes::WhiteoutStyle::Apply,
-//!     &Default::default(),
-//! )?;
-//! assert_eq!(std::fs::read(dest.path().join("hello"))?, b"hi\n");
-//! # Ok(()) }
-//! ```
+//! A tree written and applied again: `tests::a_tree_written_and_applied_again`.
 
 mod apply;
 mod compress;
@@ -48,10 +29,12 @@ use std::path::PathBuf;
 use apply::apply_tar;
 pub use apply::{ApplyOptions, ApplyStats, apply_layer};
 pub use compress::{
-    ArchiveCompression, CompressOptions, GZIP_BLOCK, compress_layer, decompress,
-    detect_compression, gzip_parallel, lookup_compressed,
+    ArchiveCompression, CompressOptions, compress_layer, decompress, detect_compression,
+    gzip_parallel,
 };
 pub use packed::apply_packed;
+#[cfg(test)]
+use compress::{GZIP_BLOCK, lookup_compressed};
 pub use patch::write_patched;
 pub use writer::{
     LayerOptions, Substitutes, WriteStats, write_changes, write_tree, write_tree_substituted,
@@ -122,7 +105,7 @@ pub enum LayerError {
         #[source]
         source: FsError,
     },
-    /// An old layer cannot be patched exactly (see [`write_patched`]); the layer is written
+    /// An old layer cannot be patched exactly (see `write_patched`); the layer is written
     /// the ordinary way instead.
     #[error("cannot patch the previous layer: {reason}")]
     PatchUnsupported {
@@ -172,6 +155,7 @@ pub fn apply_blob(
 
 /// Writes the whole tree under `src` as an uncompressed layer blob; the blob's digest is the
 /// layer's diff_id.
+#[cfg(any(test, feature = "testing"))]
 pub fn write_tree_to_store(
     store: &ContentStore,
     src: &Root,

@@ -544,3 +544,23 @@ fn a_placeholder_written_from_its_source_gives_the_layer_of_the_real_file() {
     assert_eq!(bytes, tree_bytes(real.path(), &opts));
     assert!(subst.placed.is_empty());
 }
+
+#[test]
+fn a_tree_written_and_applied_again() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::{content::ContentStore, fsroot::Root, layer};
+    let src = tempfile::tempdir()?;
+    std::fs::write(src.path().join("hello"), "hi\n")?;
+    let store_dir = tempfile::tempdir()?;
+    let store = ContentStore::open(store_dir.path())?;
+    let (blob, _stats) =
+        layer::write_tree_to_store(&store, &Root::open(src.path())?, &Default::default())?;
+    let dest = tempfile::tempdir()?;
+    layer::apply_layer(
+        &Root::open(dest.path())?,
+        store.open_verified(&blob.digest)?,
+        crate::changes::WhiteoutStyle::Apply,
+        &Default::default(),
+    )?;
+    assert_eq!(std::fs::read(dest.path().join("hello"))?, b"hi\n");
+    Ok(())
+}

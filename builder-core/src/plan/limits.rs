@@ -13,7 +13,8 @@
 use std::cell::Cell;
 
 use kiln_dockerfile_parser::Span;
-pub use kiln_dockerfile_parser::shell::MAX_WORD_BYTES;
+#[cfg(test)]
+pub(super) use kiln_dockerfile_parser::shell::MAX_WORD_BYTES;
 
 use super::PlanError;
 

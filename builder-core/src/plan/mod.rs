@@ -3,17 +3,8 @@
 //!
 //! Planning runs in two phases because base images must be resolved (which needs I/O) before their
 //! configs can be inherited: [`base_images`] lists the images that `FROM` lines need (expanded with
-//! global args), the caller resolves them, then [`plan`] builds the graph.
-//!
-//! ```
-//! use kiln_builder_core::plan::{plan, PlanOptions};
-//! let df = kiln_dockerfile_parser::parse("FROM scratch\nENV A=1\nCMD [\"/app\"]\n").unwrap();
-//! let graph = plan(&df, &PlanOptions::default(), &|_, _| None).unwrap();
-//! let target = graph.target_stage();
-//! assert_eq!(target.config.env_get("A"), Some("1"));
-//! // Like Docker, an image without PATH gets the default one.
-//! assert!(target.config.env_get("PATH").is_some());
-//! ```
+//! global args), the caller resolves them, then [`plan`] builds the graph
+//! (`tests::a_dockerfile_planned` shows it).
 
 mod dispatch;
 mod frontend;
@@ -28,9 +19,10 @@ use kiln_dockerfile_parser::shell::{ExpandError, Expander};
 use kiln_dockerfile_parser::{Dockerfile, Instruction, InstructionNode, ParseError, Span};
 
 pub use crate::image::Platform;
-pub use crate::image::{ContainerConfig, DEFAULT_PATH, DEFAULT_SHELL};
-pub use frontend::{SYNTAX_ARG, is_dockerfile_v1};
-pub use scope::{PROXY_ARGS, platform_args};
+pub use crate::image::{ContainerConfig, DEFAULT_PATH};
+#[cfg(test)]
+use frontend::SYNTAX_ARG;
+pub use scope::platform_args;
 
 use crate::context::BuildContexts;
 use crate::graph::{Base, BuildGraph, ImageRef, Network, Origin, StagePlan};
@@ -223,7 +215,7 @@ pub enum PlanError {
     #[error("the Dockerfile has no FROM instruction")]
     NoStage,
     /// The expanded values of the Dockerfile and its RUN steps' arguments and environments add
-    /// up to more than [`limits::MAX_EXPANDED_TOTAL`].
+    /// up to more than `limits::MAX_EXPANDED_TOTAL`.
     #[error(
         "the Dockerfile's expanded values and RUN environments add up to more than the limit of \
          {limit} bytes per Dockerfile"

@@ -403,3 +403,13 @@ fn named_contexts_override_stages_and_images() {
     let err = plan_src("FROM src\n", &opts).unwrap_err();
     assert!(err.to_string().contains("directory"), "{err}");
 }
+
+#[test]
+fn a_dockerfile_planned() {
+    let df = kiln_dockerfile_parser::parse("FROM scratch\nENV A=1\nCMD [\"/app\"]\n").unwrap();
+    let graph = plan(&df, &PlanOptions::default(), &|_, _| None).unwrap();
+    let target = graph.target_stage();
+    assert_eq!(target.config.env_get("A"), Some("1"));
+    // Like Docker, an image without PATH gets the default one.
+    assert!(target.config.env_get("PATH").is_some());
+}

@@ -1,7 +1,7 @@
 //! Registry credentials from Docker's `config.json` (`$DOCKER_CONFIG/config.json`, else
 //! `~/.docker/config.json`): `credHelpers` and `credsStore` through `docker-credential-*`
 //! programs, then `auths` entries. Podman's and skopeo's auth files, which have the same format,
-//! are read too (see [`super::auth_files`]). `kiln login` and `kiln logout` write the same file, keeping
+//! are read too (see `auth_files`). `kiln login` and `kiln logout` write the same file, keeping
 //! every field they do not own, atomically and with mode 0600.
 //!
 //! Secrets live in [`Secret`], whose `Debug` and `Display` print `<redacted>`, so no log line,
@@ -19,12 +19,12 @@ use super::RegistryError;
 use super::reference::DOCKER_HUB;
 
 /// The key Docker uses for Docker Hub in `config.json`.
-pub const DOCKER_HUB_CONFIG_KEY: &str = "https://index.docker.io/v1/";
+pub(crate) const DOCKER_HUB_CONFIG_KEY: &str = "https://index.docker.io/v1/";
 
 /// The user name that marks an OAuth2 refresh token (Docker's `identitytoken`, and what
 /// credential helpers return for one): it is exchanged at the token server, never sent as a
 /// password.
-pub const IDENTITY_TOKEN_USER: &str = "<token>";
+pub(crate) const IDENTITY_TOKEN_USER: &str = "<token>";
 
 /// A password or token: printed only as `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]

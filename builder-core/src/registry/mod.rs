@@ -1,7 +1,7 @@
 //! OCI distribution registries: references with Docker's normalisation ([`Reference`]), a client
 //! with anonymous, basic and bearer-token authentication ([`Client`]), credentials from Docker's
-//! `config.json` and the containers tools' auth files ([`auth`], [`auth_files`]), pulling images into the content store ([`pull`]) and pushing them
-//! from it ([`push`]), and what the build cache in a registry uses ([`crate::cache_transfer::registry`]).
+//! `config.json` and the containers tools' auth files ([`auth`], `auth_files`), pulling images into the content store ([`pull`]) and pushing them
+//! from it ([`push`]), and what the build cache in a registry uses (`cache_transfer::registry`).
 //!
 //! It owns the network side of images only: what it pulls goes through the content store's
 //! [`BlobWriter`](crate::content::BlobWriter) (temp file, digest and size verified, rename), so a
@@ -12,7 +12,7 @@
 //! Secrets are held in [`auth::Secret`], which never prints its value.
 
 pub mod auth;
-pub mod auth_files;
+pub(crate) mod auth_files;
 mod client;
 mod pull;
 mod push;
@@ -24,9 +24,11 @@ pub(crate) use push::push_prepared;
 
 use std::path::PathBuf;
 
+pub use crate::import::ImportedImage;
 pub use auth::{Credentials, DockerConfig, Secret};
-pub use client::{Client, is_loopback, pull_scope, push_scope};
-pub use pull::{PullOptions, Pulled, pull, resolve_local};
+pub use client::Client;
+pub(crate) use pull::resolve_local;
+pub use pull::{PullOptions, Pulled, pull};
 pub use push::{PushOptions, PushProgress, PushProgressFn, Pushed, push};
 pub use reference::{DOCKER_HUB, InvalidReference, Reference, normalize_reference};
 
@@ -34,7 +36,7 @@ use crate::content::{ContentError, Digest};
 
 /// The annotation on a store tag that records the registry digest the tag resolved to when it
 /// was pulled (the index's or manifest's digest as the registry serves it).
-pub const ANNOTATION_SOURCE_DIGEST: &str = "dev.kiln.registry.digest";
+pub(crate) const ANNOTATION_SOURCE_DIGEST: &str = "dev.kiln.registry.digest";
 
 /// How registries are reached.
 #[derive(Debug, Clone, Default)]

@@ -108,7 +108,7 @@ enum BlobOutcome {
 
 /// Pushes the image `manifest` from `store` (an image manifest, or the index of a
 /// multi-platform image) to every reference in `targets`, with its attachments as BuildKit
-/// pushes them (see [`crate::export::prepare_outgoing`]).
+/// pushes them (see `export::prepare_outgoing`).
 pub async fn push(
     store: Arc<ContentStore>,
     opts: &RegistryOptions,

@@ -26,7 +26,7 @@ mod subid;
 use std::sync::OnceLock;
 
 pub use reexec::{RootlessError, reexec};
-pub use subid::{IdPlan, plan, subordinate_ranges};
+pub use subid::{IdPlan, plan};
 
 /// One line of a user namespace's id map: `count` ids from `inside` are the host's ids from
 /// `outside`.
@@ -135,7 +135,7 @@ fn mapped(map: &[IdRange]) -> u64 {
 }
 
 /// Parses the text of `/proc/<pid>/uid_map`; malformed lines are skipped.
-pub fn parse_map(text: &str) -> Vec<IdRange> {
+pub(crate) fn parse_map(text: &str) -> Vec<IdRange> {
     text.lines()
         .filter_map(|line| {
             let mut it = line.split_whitespace().map(str::parse::<u32>);

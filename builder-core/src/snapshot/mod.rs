@@ -275,7 +275,7 @@ impl StorageDriver {
 
 static DRIVER: OnceLock<StorageDriver> = OnceLock::new();
 
-/// Sets the driver [`open`] uses in this process (the command line's `--storage-driver`). Only the
+/// Sets the driver `open` uses in this process (the command line's `--storage-driver`). Only the
 /// first call counts. Without one, the environment variable `KILN_STORAGE_DRIVER` decides, else
 /// [`StorageDriver::Auto`].
 pub fn set_storage_driver(driver: StorageDriver) {

@@ -80,6 +80,10 @@ pub struct StepContext<'a> {
     /// Which step.
     pub id: StepId,
     /// Where it came from.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the solver tests' worker names steps by it")
+    )]
     pub origin: &'a Origin,
     /// What to do.
     pub op: &'a Op,

@@ -13,7 +13,7 @@ mod copy_direct;
 mod copy_reuse;
 mod copy_urls;
 mod deferred;
-mod download;
+pub(crate) mod download;
 pub mod emulate;
 mod git;
 mod image;
@@ -226,11 +226,6 @@ impl LocalWorker {
                 tracing::warn!("cannot save the stat cache: {e}", e = crate::report::chain(&e));
             }
         });
-    }
-
-    /// The setup.
-    pub fn config(&self) -> &LocalWorkerConfig {
-        &self.cfg
     }
 }
 

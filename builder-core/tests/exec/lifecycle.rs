@@ -31,8 +31,9 @@ async fn overhead() {
 /// files, no parent directory touched by them. Both snapshotters, built-in sandbox.
 #[tokio::test]
 async fn run_in_snapshot_changes_only_what_the_step_wrote() {
-    use kiln_builder_core::changes::Change;
-    use kiln_builder_core::snapshot::{CopySnapshotter, OverlaySnapshotter, Snapshotter};
+    use kiln_builder_core::testing::internals::{
+        Change, CopySnapshotter, OverlaySnapshotter, Snapshotter,
+    };
     if !common::privileged("run_in_snapshot_changes_only_what_the_step_wrote") {
         return;
     }
@@ -101,13 +102,18 @@ fn rootless_helper_runs_as_mapped_root() {
         std::os::unix::fs::lchown(e.unwrap().path(), Some(NOBODY), Some(NOBODY)).unwrap();
     }
     let spec = serde_json::json!({
-        "argv": ["/bin/sh", "-c", "id -u; hostname; cat /proc/self/uid_map; ls /proc | grep -c '^[0-9]'"],
+        "run": {
+            "argv": ["/bin/sh", "-c", "id -u; hostname; cat /proc/self/uid_map; ls /proc | grep -c '^[0-9]'"],
+            "cwd": "/",
+            "user": {"uid": 0, "gid": 0, "additional_gids": []},
+            "hostname": "rootless",
+            "network": "None",
+            "security": "Sandbox",
+            "rootfs": rootfs,
+            "init": true,
+            "settings": {"extra_hosts": [], "shm_size": null, "ulimits": []},
+        },
         "env": ["PATH=/bin"],
-        "cwd": "/",
-        "user": {"uid": 0, "gid": 0, "additional_gids": []},
-        "hostname": "rootless",
-        "network": "None",
-        "rootfs": rootfs,
         "mounts": [],
     });
     let (child, ours) = spawn_helper(&spec, Some(NOBODY));
@@ -143,7 +149,7 @@ fn spawn_helper(
     let raw = theirs.as_raw_fd();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kiln-sandbox"));
     cmd.env_clear()
-        .env("KILN_SANDBOX_HELPER", "1")
+        .env("KILN_SANDBOX_HELPER", "2")
         .stdout(std::process::Stdio::piped());
     // SAFETY: async-signal-safe calls only, between fork and exec.
     unsafe {
@@ -190,13 +196,18 @@ fn helper_kills_the_step_when_kiln_dies() {
     }
     let marker = 600000 + (std::process::id() % 1000) * 7 + 4;
     let spec = serde_json::json!({
-        "argv": ["/bin/sh", "-c", format!("sleep {marker} & sleep {marker}")],
+        "run": {
+            "argv": ["/bin/sh", "-c", format!("sleep {marker} & sleep {marker}")],
+            "cwd": "/",
+            "user": {"uid": 0, "gid": 0, "additional_gids": []},
+            "hostname": "orphan",
+            "network": "None",
+            "security": "Sandbox",
+            "rootfs": env.root(),
+            "init": true,
+            "settings": {"extra_hosts": [], "shm_size": null, "ulimits": []},
+        },
         "env": ["PATH=/bin"],
-        "cwd": "/",
-        "user": {"uid": 0, "gid": 0, "additional_gids": []},
-        "hostname": "orphan",
-        "network": "None",
-        "rootfs": env.root(),
         "mounts": [],
     });
     let (mut child, ours) = spawn_helper(&spec, None);

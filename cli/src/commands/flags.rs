@@ -149,15 +149,15 @@ pub fn ssh(spec: &str) -> Result<SshFlag, String> {
 }
 
 /// `--cache-from`: `type=registry,ref=REF`, `type=local,src=DIR[,tag=T]` or a bare `REF`.
-pub fn cache_from(spec: &str) -> Result<kiln_builder_core::cache_transfer::CacheSource, String> {
-    kiln_builder_core::cache_transfer::CacheSource::parse(spec)
+pub fn cache_from(spec: &str) -> Result<kiln_builder_core::builder::CacheSource, String> {
+    kiln_builder_core::builder::CacheSource::parse(spec)
         .map_err(|e| kiln_builder_core::error::chain(&e))
 }
 
 /// `--cache-to`: `type=registry,ref=REF`, `type=local,dest=DIR[,tag=T]` or `type=inline`, with
 /// `mode=min|max` and `ignore-error=true|false`.
-pub fn cache_to(spec: &str) -> Result<kiln_builder_core::cache_transfer::CacheExport, String> {
-    kiln_builder_core::cache_transfer::CacheExport::parse(spec)
+pub fn cache_to(spec: &str) -> Result<kiln_builder_core::builder::CacheExport, String> {
+    kiln_builder_core::builder::CacheExport::parse(spec)
         .map_err(|e| kiln_builder_core::error::chain(&e))
 }
 
@@ -172,7 +172,7 @@ pub fn annotation(s: &str) -> Result<String, String> {
 /// `--provenance`: `true`/`false`, `min`/`max` or `mode=min|max` (BuildKit's forms; bare
 /// `--provenance` is `mode=min`).
 pub fn provenance(s: &str) -> Result<Provenance, String> {
-    use kiln_builder_core::attest::provenance::ProvenanceMode;
+    use kiln_builder_core::builder::ProvenanceMode;
     let mut out = Some(ProvenanceMode::Min);
     for part in s.split(',') {
         out = match part {
@@ -194,7 +194,7 @@ pub fn provenance(s: &str) -> Result<Provenance, String> {
 
 /// A parsed `--provenance`: the mode, or `None` for `false`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Provenance(pub Option<kiln_builder_core::attest::provenance::ProvenanceMode>);
+pub struct Provenance(pub Option<kiln_builder_core::builder::ProvenanceMode>);
 
 /// `-o`/`--output`.
 pub fn output(spec: &str) -> Result<kiln_builder_core::deliver::Output, String> {

@@ -143,7 +143,7 @@ pub fn run(args: &ImagesArgs, root: &Path) -> miette::Result<ExitCode> {
     let store = open_store(root)?;
     let mut list = images::list(&store).into_diagnostic()?;
     if let Some(repo) = &args.repository {
-        let full = kiln_builder_core::worker::normalize_reference(repo);
+        let full = kiln_builder_core::registry::normalize_reference(repo);
         let (full_repo, _) = images::split_reference(&full);
         list.retain(|i| i.repository == *repo || i.repository == full_repo);
     }

@@ -42,14 +42,7 @@ pub fn run(args: &InspectArgs, root: &Path) -> miette::Result<ExitCode> {
     let d =
         images::inspect_platform(&store, &args.image, args.platform.as_ref()).into_diagnostic()?;
     if args.attestations {
-        let attachments = kiln_builder_core::attest::Attachments::of(&store, &d.manifest_desc)
-            .into_diagnostic()?
-            .unwrap_or_default();
-        let mut statements = Vec::new();
-        for l in &attachments.layers {
-            let statement: serde_json::Value = store.read_json(&l.digest).into_diagnostic()?;
-            statements.push(statement);
-        }
+        let statements = images::attestations(&store, &d.manifest_desc).into_diagnostic()?;
         println!(
             "{}",
             serde_json::to_string_pretty(&statements).into_diagnostic()?

@@ -10,7 +10,7 @@ use kiln_builder_core::testing::privileged_required;
 /// Whether RUN steps for `platform` can run here; in CI a missing emulator panics.
 pub fn emulator(platform: &str) -> bool {
     let p = Platform::parse(platform).unwrap();
-    match kiln_builder_core::worker::emulate::emulator_for(&p) {
+    match kiln_builder_core::info::can_run(&p) {
         Ok(_) => true,
         Err(e) if privileged_required() => panic!("{e}"),
         Err(e) => {

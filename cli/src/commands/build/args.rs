@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use clap::builder::TypedValueParser;
+use kiln_builder_core::builder::Network;
 use kiln_builder_core::deliver::Output;
-use kiln_builder_core::graph::Network;
 use kiln_builder_core::image::Platform;
 use kiln_builder_core::progress::StepLogLimit;
 
@@ -184,14 +184,14 @@ pub struct BuildArgs {
     /// (an OCI layout written by `--cache-to type=local`); repeatable. A cache that cannot be
     /// read is a warning.
     #[arg(long = "cache-from", value_name = "type=registry,ref=REF|type=local,src=DIR", value_parser = flags::cache_from)]
-    pub(crate) cache_from: Vec<kiln_builder_core::cache_transfer::CacheSource>,
+    pub(crate) cache_from: Vec<kiln_builder_core::builder::CacheSource>,
 
     /// Export cache records and layers after the build (every platform's): `type=registry,ref=REF`,
     /// `type=local,dest=DIR[,tag=TAG]` (an OCI layout) or `type=inline` (in the image's config,
     /// for `--cache-from IMAGE`); `mode=min` (default: the steps that made the image) or
     /// `mode=max` (every stage's); `ignore-error=true` makes a failed export a warning. Repeatable.
     #[arg(long = "cache-to", value_name = "type=TYPE,...[,mode=min|max]", value_parser = flags::cache_to)]
-    pub(crate) cache_to: Vec<kiln_builder_core::cache_transfer::CacheExport>,
+    pub(crate) cache_to: Vec<kiln_builder_core::builder::CacheExport>,
 
     /// Show at most this many bytes of each RUN step's output, then "output clipped" (the step
     /// keeps running); `-1` shows everything. A failing step's last lines are always reported.

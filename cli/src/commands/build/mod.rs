@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use kiln_builder_core::builder::{Entitlements, PlanOptions};
 use kiln_builder_core::deliver::{Delivery, Loader};
-use kiln_builder_core::plan::{Entitlements, PlanOptions};
 use kiln_builder_core::secret;
 use kiln_builder_core::{BuildRequest, Builder, BuilderOptions, ExecutorChoice};
 use miette::{IntoDiagnostic, WrapErr, miette};
@@ -66,9 +66,9 @@ fn request(
             .add_ulimit(u)
             .map_err(|e| miette!("--ulimit {e}"))?;
     }
-    let mut contexts = kiln_builder_core::context::BuildContexts::new();
+    let mut contexts = kiln_builder_core::builder::BuildContexts::new();
     for spec in &args.build_contexts {
-        let (name, ctx) = kiln_builder_core::context::BuildContexts::parse_spec(spec)
+        let (name, ctx) = kiln_builder_core::builder::BuildContexts::parse_spec(spec)
             .map_err(|e| miette!("{e}", e = kiln_builder_core::error::chain(&e)))?;
         contexts
             .insert(&name, ctx)

@@ -124,7 +124,7 @@ impl DeliveryBars {
 
 /// `--explain-cache`: why each step ran, on stderr.
 pub(super) fn print_explanation(output: &BuildOutput) -> std::io::Result<()> {
-    let explanation = kiln_builder_core::cache::BuildExplanation {
+    let explanation = kiln_builder_core::builder::BuildExplanation {
         id: output.build_id.clone(),
         time: 0,
         dockerfile: None,

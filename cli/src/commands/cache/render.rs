@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use kiln_builder_core::cache::BuildExplanation;
+use kiln_builder_core::builder::BuildExplanation;
 use kiln_builder_core::gc::{PruneReport, Usage};
 use miette::IntoDiagnostic;
 

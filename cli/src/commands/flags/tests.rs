@@ -70,7 +70,7 @@ fn secrets_and_ssh_parse() {
 
 #[test]
 fn cache_specs_parse() {
-    use kiln_builder_core::cache_transfer::{CacheDestination, CacheMode, CacheSource};
+    use kiln_builder_core::builder::{CacheDestination, CacheMode, CacheSource};
     assert!(matches!(
         cache_from("type=registry,ref=r/c").unwrap(),
         CacheSource::Registry(_)
