@@ -294,7 +294,7 @@ pub fn busybox_layout(dest: &Path, tag: &str) -> Result<crate::content::Digest, 
 /// gets, and the benchmarks run outside the crate.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::cache::{CacheKey, CacheRecord, CacheStore, KeyBuilder, LayerRef};
+    pub use crate::cache::{CacheKey, CacheRecord, CacheStore, KeyBuilder, LayerRef, PackedBlob};
     pub use crate::changes::{Change, WhiteoutStyle};
     pub use crate::context::hash::{Sha256Digest, StatKey};
     pub use crate::context::pattern::Pattern;

@@ -32,9 +32,9 @@ pub use compress::{
     ArchiveCompression, CompressOptions, compress_layer, decompress, detect_compression,
     gzip_parallel,
 };
-pub use packed::apply_packed;
 #[cfg(test)]
 use compress::{GZIP_BLOCK, lookup_compressed};
+pub use packed::apply_packed;
 pub use patch::write_patched;
 pub use writer::{
     LayerOptions, Substitutes, WriteStats, write_changes, write_tree, write_tree_substituted,
