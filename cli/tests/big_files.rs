@@ -112,3 +112,64 @@ fn big_files_read_back_whole_after_a_copy_that_wrote_them_once() {
     let fresh = tempfile::tempdir().unwrap();
     assert_eq!(again, build_id(fresh.path(), c, "Check.Dockerfile"));
 }
+
+/// Builds `Dockerfile` in `ctx` with plain progress; returns (image id, how many steps were
+/// cache hits).
+fn build_counting_hits(root: &Path, ctx: &Path) -> (String, usize) {
+    let out = kiln(root)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .args(["build", "--progress", "plain"])
+        .arg(ctx)
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let hits = stderr.lines().filter(|l| l.ends_with(" CACHED")).count();
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        hits,
+    )
+}
+
+/// Writes `byte` at `offset` of `path` and puts its modification time back.
+fn poke(path: &Path, offset: u64, byte: u8) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.write_all_at(&[byte], offset).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(MTIME))
+        .unwrap();
+}
+
+/// The COPY's key covers every byte of a big file: one byte changed in its middle (size and
+/// modification time kept) misses the cache and gives the image a build from nothing gives;
+/// the byte put back hits the first build's record again, also once the stat cache is gone
+/// (the file is hashed again, not trusted by its metadata).
+#[test]
+fn one_changed_byte_in_a_big_file_changes_the_key() {
+    if !require_privileged("big files") {
+        return;
+    }
+    let ctx = context_with(&[("Dockerfile", "FROM scratch\nCOPY big.bin /data/big.bin\n")]);
+    let c = ctx.path();
+    put_big(c, "big.bin", 3);
+    let big = c.join("big.bin");
+    let offset = (9 << 20) / 2 + 7;
+    let was = std::fs::read(&big).unwrap()[offset as usize];
+
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let (first, hits) = build_counting_hits(r, c);
+    assert_eq!(hits, 0);
+    assert_eq!(build_counting_hits(r, c), (first.clone(), 1));
+
+    poke(&big, offset, was ^ 0x40);
+    let (changed, hits) = build_counting_hits(r, c);
+    assert_eq!(hits, 0, "one changed byte must miss the cache");
+    assert_ne!(changed, first);
+    let fresh = tempfile::tempdir().unwrap();
+    assert_eq!(build_counting_hits(fresh.path(), c).0, changed);
+
+    poke(&big, offset, was);
+    std::fs::remove_dir_all(r.join("kiln/statcache")).unwrap();
+    assert_eq!(build_counting_hits(r, c), (first, 1));
+}

@@ -1,6 +1,11 @@
 //! Content digests of context files, with a stat cache so unchanged files are not read again.
 //!
-//! [`FileHasher`] is what the copy code asks for a file's sha256. [`CachingHasher`] answers from
+//! A file's content digest ([`ContentDigest`]) is its BLAKE3 hash: it only ever feeds cache keys
+//! (and the stat cache, copy memos and miss explanations derived from them), never a digest that
+//! leaves the store, so it need not be sha256, and BLAKE3 is a cryptographic hash several times
+//! as fast (a cold build of large files hashes every byte for the key before the step runs).
+//!
+//! [`FileHasher`] is what the copy code asks for a file's content digest. [`CachingHasher`] answers from
 //! a [`StatCache`] when the file's (size, mtime, ctime, inode, mode) are those recorded with the
 //! digest, and reads the file otherwise. A file changed within [`RACY_WINDOW`] of being hashed is
 //! not cached: a change in the same timestamp tick would otherwise go unnoticed. The cache lives
@@ -58,6 +63,34 @@ impl std::fmt::Debug for Sha256Digest {
     }
 }
 
+/// The BLAKE3 hash of a regular file's bytes: what cache keys know of a context file's content.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContentDigest(pub [u8; 32]);
+
+impl ContentDigest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(*blake3::hash(bytes).as_bytes())
+    }
+
+    /// Lowercase hex, without the algorithm prefix.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Display for ContentDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "blake3:{}", self.hex())
+    }
+}
+
+impl std::fmt::Debug for ContentDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// An error hashing a file.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot hash {path} in {root}")]
@@ -71,14 +104,14 @@ pub struct HashError {
     pub source: std::io::Error,
 }
 
-/// Gives the sha256 of a regular file's content.
+/// Gives the content digest of a regular file.
 pub trait FileHasher: Sync {
     /// The digest of the regular file `entry` (its metadata as walked) inside `root`.
-    fn digest(&self, root: &Root, entry: &Entry) -> Result<Sha256Digest, HashError>;
+    fn digest(&self, root: &Root, entry: &Entry) -> Result<ContentDigest, HashError>;
 }
 
 /// Reads and hashes a regular file inside `root` without following a final symlink.
-pub fn hash_file(root: &Root, path: &Path) -> Result<Sha256Digest, HashError> {
+pub fn hash_file(root: &Root, path: &Path) -> Result<ContentDigest, HashError> {
     let err = |source: std::io::Error| HashError {
         root: root.path().to_path_buf(),
         path: path.to_path_buf(),
@@ -98,16 +131,84 @@ pub fn hash_file(root: &Root, path: &Path) -> Result<Sha256Digest, HashError> {
         return Err(err(std::io::Error::other("not a regular file")));
     }
     let mut file = std::fs::File::from(fd);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 128 * 1024];
+    let size = st.st_size as u64;
+    if size >= SPLIT_MIN
+        && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
+        && let Some(d) = hash_halves(&file, size).map_err(err)?
+    {
+        return Ok(d);
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = file.read(&mut buf).map_err(err)?;
-        if n == 0 {
-            break;
-        }
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(err(e)),
+        };
         hasher.update(&buf[..n]);
     }
-    Ok(Sha256Digest(hasher.finalize().into()))
+    Ok(ContentDigest(*hasher.finalize().as_bytes()))
+}
+
+/// Files from this size on are hashed in two halves side by side (see [`hash_halves`]).
+const SPLIT_MIN: u64 = 64 << 20;
+
+/// The content digest of the first `size` bytes of `file` (`size` > 1 KiB), hashed as BLAKE3's
+/// two top subtrees on two threads and merged into the root: the same digest as one pass, in
+/// about half the time on two idle cores. `None` when the file is no longer `size` bytes long
+/// (the caller hashes it in one pass, to its end, as any other file).
+pub(crate) fn hash_halves(
+    file: &std::fs::File,
+    size: u64,
+) -> std::io::Result<Option<ContentDigest>> {
+    use blake3::hazmat::{ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_root};
+    use std::os::unix::fs::FileExt;
+    if size <= blake3::CHUNK_LEN as u64 {
+        return Ok(None);
+    }
+    // The left subtree is the largest power-of-two number of chunks short of the whole input;
+    // each half is fed exactly its own bytes, so the tree's shape cannot be broken by a file
+    // that grows meanwhile (a subtree given more than it can hold would panic).
+    let left = left_subtree_len(size);
+    let part = |start: u64, len: u64| -> std::io::Result<Option<ChainingValue>> {
+        let mut h = blake3::Hasher::new();
+        h.set_input_offset(start);
+        let mut buf = vec![0u8; 256 * 1024];
+        let (mut off, end) = (start, start + len);
+        while off < end {
+            let want = usize::try_from(end - off)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            match file.read_at(&mut buf[..want], off) {
+                Ok(0) => return Ok(None),
+                Ok(n) => {
+                    h.update(&buf[..n]);
+                    off += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(h.finalize_non_root()))
+    };
+    let (l, r) = std::thread::scope(|s| {
+        let right = s.spawn(|| part(left, size - left));
+        let l = part(0, left);
+        (l, right.join())
+    });
+    let r = r.map_err(|_| std::io::Error::other("a hashing thread panicked"))?;
+    let (Some(l), Some(r)) = (l?, r?) else {
+        return Ok(None);
+    };
+    // Grown meanwhile: its end was not read.
+    if file.metadata()?.len() != size {
+        return Ok(None);
+    }
+    Ok(Some(ContentDigest(
+        *merge_subtrees_root(&l, &r, Mode::Hash).as_bytes(),
+    )))
 }
 
 /// Hashes every file it is asked about.
@@ -115,7 +216,7 @@ pub fn hash_file(root: &Root, path: &Path) -> Result<Sha256Digest, HashError> {
 pub struct DirectHasher;
 
 impl FileHasher for DirectHasher {
-    fn digest(&self, root: &Root, entry: &Entry) -> Result<Sha256Digest, HashError> {
+    fn digest(&self, root: &Root, entry: &Entry) -> Result<ContentDigest, HashError> {
         hash_file(root, &entry.path)
     }
 }
@@ -155,7 +256,7 @@ pub const RACY_WINDOW: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CachedDigest {
     pub(crate) key: StatKey,
-    pub(crate) digest: Sha256Digest,
+    pub(crate) digest: ContentDigest,
     /// The file had no extended attributes when it was recorded. Setting or removing an xattr
     /// changes ctime, so while the stat key matches the walk need not list them again.
     pub(crate) plain: bool,
@@ -191,7 +292,7 @@ impl StatCache {
     }
 
     /// The cached digest of `path` if its stat key is unchanged.
-    pub fn lookup(&self, path: &Path, key: &StatKey) -> Option<Sha256Digest> {
+    pub fn lookup(&self, path: &Path, key: &StatKey) -> Option<ContentDigest> {
         match self.entries.get(key_bytes(path)) {
             Some(r) if r.key == *key => Some(r.digest),
             _ => None,
@@ -199,12 +300,12 @@ impl StatCache {
     }
 
     /// Records a digest.
-    pub fn insert(&mut self, path: PathBuf, key: StatKey, digest: Sha256Digest) {
+    pub fn insert(&mut self, path: PathBuf, key: StatKey, digest: ContentDigest) {
         self.record(path, key, digest, false);
     }
 
     /// Records a digest of a file that has no extended attributes.
-    pub fn insert_plain(&mut self, path: PathBuf, key: StatKey, digest: Sha256Digest) {
+    pub fn insert_plain(&mut self, path: PathBuf, key: StatKey, digest: ContentDigest) {
         self.record(path, key, digest, true);
     }
 
@@ -212,7 +313,7 @@ impl StatCache {
         &mut self,
         path: PathBuf,
         key: StatKey,
-        digest: Sha256Digest,
+        digest: ContentDigest,
         plain: bool,
     ) {
         use std::os::unix::ffi::OsStringExt;
@@ -223,7 +324,7 @@ impl StatCache {
 
     /// The cached digest of `path` if its stat key is unchanged, and whether the file had no
     /// extended attributes.
-    pub fn known(&self, path: &Path, key: &StatKey) -> Option<(Sha256Digest, bool)> {
+    pub fn known(&self, path: &Path, key: &StatKey) -> Option<(ContentDigest, bool)> {
         match self.entries.get(key_bytes(path)) {
             Some(r) if r.key == *key => Some((r.digest, r.plain)),
             _ => None,
@@ -307,7 +408,7 @@ fn is_racy(entry: &Entry, now: SystemTime) -> bool {
 }
 
 impl FileHasher for CachingHasher {
-    fn digest(&self, root: &Root, entry: &Entry) -> Result<Sha256Digest, HashError> {
+    fn digest(&self, root: &Root, entry: &Entry) -> Result<ContentDigest, HashError> {
         // Found in this cache by the walk, under the same stat key.
         if let Some(d) = entry.digest {
             return Ok(d);
@@ -338,13 +439,13 @@ pub fn hash_all(
     hasher: &dyn FileHasher,
     entries: &[&Entry],
     threads: usize,
-) -> Result<Vec<Sha256Digest>, HashError> {
+) -> Result<Vec<ContentDigest>, HashError> {
     let threads = threads.clamp(1, 16).min(entries.len().max(1));
     if threads == 1 {
         return entries.iter().map(|e| hasher.digest(root, e)).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut out: Vec<Option<Sha256Digest>> = vec![None; entries.len()];
+    let mut out: Vec<Option<ContentDigest>> = vec![None; entries.len()];
     let results = Mutex::new(Vec::with_capacity(entries.len()));
     let failed = std::sync::atomic::AtomicBool::new(false);
     let first_err: Mutex<Option<HashError>> = Mutex::new(None);

@@ -31,8 +31,8 @@ pub mod walk;
 use std::path::Path;
 
 pub use hash::{
-    CachingHasher, DirectHasher, FileHasher, HashError, Sha256Digest, StatCache, StatKey, hash_all,
-    hash_file,
+    CachingHasher, ContentDigest, DirectHasher, FileHasher, HashError, Sha256Digest, StatCache,
+    StatKey, hash_all, hash_file,
 };
 pub use ignore::{IgnoreError, IgnoreFile, IgnoreMatcher, MatchState};
 pub use named::{BuildContexts, NamedContext, NamedContextError};

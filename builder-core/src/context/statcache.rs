@@ -1,8 +1,8 @@
 //! The persistent form of a [`StatCache`]: one file per context, replaced atomically.
 //!
-//! Format (version 2, little-endian): the magic `KILNSTC2`, a record count (u64), the records
+//! Format (version 3, little-endian): the magic `KILNSTC3`, a record count (u64), the records
 //! sorted by path (path length u32, path bytes, size u64, mtime seconds i64 and nanoseconds u32,
-//! ctime likewise, inode u64, mode u32, sha256 32 bytes, flags u8: bit 0 = the file had no
+//! ctime likewise, inode u64, mode u32, the content digest (BLAKE3) 32 bytes, flags u8: bit 0 = the file had no
 //! extended attributes), then the sha256 of everything before it.
 //! A file that is missing, truncated, of another version or fails its checksum loads as an empty
 //! cache: the cache only saves work, so losing it costs one re-hash and never a wrong digest.
@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use super::hash::{Sha256Digest, StatCache, StatKey};
+use super::hash::{ContentDigest, StatCache, StatKey};
 
-const MAGIC: &[u8; 8] = b"KILNSTC2";
+// Version 2 held sha256 content digests: it now loads as an empty cache, never as BLAKE3 ones.
+const MAGIC: &[u8; 8] = b"KILNSTC3";
 
 /// An error saving the cache.
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +142,7 @@ fn decode(bytes: &[u8]) -> Option<StatCache> {
             ino: r.u64()?,
             mode: r.u32()?,
         };
-        let digest = Sha256Digest(r.arr()?);
+        let digest = ContentDigest(r.arr()?);
         let plain = match r.arr::<1>()?[0] {
             0 => false,
             1 => true,

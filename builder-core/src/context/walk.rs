@@ -105,7 +105,7 @@ pub struct Entry {
     pub xattrs: Option<Vec<(std::ffi::OsString, Vec<u8>)>>,
     /// The content digest of a regular file when the walk already knows it: the stat cache held
     /// one recorded under the same (size, mtime, ctime, inode, mode). `None` means "not known".
-    pub digest: Option<super::Sha256Digest>,
+    pub digest: Option<super::ContentDigest>,
 }
 
 impl Entry {
@@ -159,7 +159,7 @@ pub fn walk(root: &Root, matcher: &IgnoreMatcher) -> Result<ContextIndex, WalkEr
 /// What is already known of a regular file with this path and stat key (from the stat cache):
 /// its content digest, and whether it has no extended attributes.
 pub type KnownFn<'a> =
-    &'a (dyn Fn(&Path, &super::StatKey) -> Option<(super::Sha256Digest, bool)> + Sync);
+    &'a (dyn Fn(&Path, &super::StatKey) -> Option<(super::ContentDigest, bool)> + Sync);
 
 /// Walks `root` with `matcher` applied. For a regular file for which `known(path, stat key)`
 /// answers, the digest is recorded in the entry, and when it has no extended attributes they are

@@ -250,9 +250,9 @@ impl Selection {
     /// entries (the item itself, then its contents in sorted pre-order), each as: path relative
     /// to the item as it will appear under the destination, type, mode after `--chmod`, owner as
     /// it will be written (omitted when `--chown` is given: its text is in the header and the
-    /// destination's user database is fixed by the parent step), symlink target, content sha256
-    /// of regular files, the first path of the same inode for hard links within the item, device
-    /// number for device nodes, and extended attributes. For a directory item only its type
+    /// destination's user database is fixed by the parent step), symlink target, content digest
+    /// (BLAKE3) of regular files, the first path of the same inode for hard links within the
+    /// item, device number for device nodes, and extended attributes. For a directory item only its type
     /// counts (its own mode and owner do not reach the layer).
     ///
     /// Modification times are not part of it, as in BuildKit's content checksums: touching a
@@ -260,7 +260,8 @@ impl Selection {
     /// earlier mtimes.
     pub fn digest(&self, fs: &dyn SourceFs, req: &CopyRequest) -> Result<Sha256Digest, CopyError> {
         let mut h = Sha256::new();
-        field(&mut h, b"kiln.copy.v1");
+        // v2: content digests are BLAKE3 (v1: sha256).
+        field(&mut h, b"kiln.copy.v2");
         field(&mut h, if req.is_add { b"ADD" } else { b"COPY" });
         field(&mut h, normalize_dest(&req.dest, &req.workdir).as_bytes());
         field(&mut h, req.chown.as_deref().unwrap_or("").as_bytes());

@@ -16,7 +16,7 @@ use rustix::fs::{AtFlags, Dir, Mode, OFlags};
 
 use super::CopyError;
 use crate::context::glob;
-use crate::context::{ContextIndex, Entry, EntryKind, FileHasher, Sha256Digest, hash_file};
+use crate::context::{ContentDigest, ContextIndex, Entry, EntryKind, FileHasher, hash_file};
 use crate::fsroot::Root;
 
 /// A tree that `COPY` reads from.
@@ -34,8 +34,8 @@ pub trait SourceFs: Sync {
         let _ = dir;
         None
     }
-    /// The sha256 of the regular file `entry`.
-    fn digest(&self, entry: &Entry) -> Result<Sha256Digest, CopyError>;
+    /// The content digest of the regular file `entry`.
+    fn digest(&self, entry: &Entry) -> Result<ContentDigest, CopyError>;
     /// The owner every copied entry gets when there is no `--chown`: `Some((0, 0))` for the
     /// build context (BuildKit resets ownership when it loads the context), `None` to keep the
     /// source's owner (stages and images).
@@ -79,7 +79,7 @@ impl SourceFs for ContextSource<'_> {
         }));
         Some(out)
     }
-    fn digest(&self, entry: &Entry) -> Result<Sha256Digest, CopyError> {
+    fn digest(&self, entry: &Entry) -> Result<ContentDigest, CopyError> {
         Ok(self.hasher.digest(self.root, entry)?)
     }
     fn default_owner(&self) -> Option<(u32, u32)> {
@@ -169,7 +169,7 @@ impl SourceFs for RootfsSource<'_> {
         }
         Ok(out)
     }
-    fn digest(&self, entry: &Entry) -> Result<Sha256Digest, CopyError> {
+    fn digest(&self, entry: &Entry) -> Result<ContentDigest, CopyError> {
         Ok(hash_file(self.root, &entry.path)?)
     }
     fn default_owner(&self) -> Option<(u32, u32)> {

@@ -200,7 +200,11 @@ pub(super) async fn input_digest(
 
 /// Hashes the selected files the stat cache does not know on every core, so that the digest,
 /// which goes through them in order, finds them known. A cold build of a large context spends
-/// most of its key computation here.
+/// most of its key computation here; so does one of a few big files (S2: 1 GiB and 256 MiB),
+/// which are hashed side by side.
+/// From this many unknown bytes on, even a handful of files is hashed on several threads.
+const PARALLEL_HASH_BYTES: u64 = 64 << 20;
+
 fn prehash(dir: &LocalDir, sel: &crate::copy::Selection) -> Result<(), WorkerError> {
     let unknown: Vec<&crate::context::Entry> = sel
         .items
@@ -209,7 +213,8 @@ fn prehash(dir: &LocalDir, sel: &crate::copy::Selection) -> Result<(), WorkerErr
         .filter(|e| e.kind == crate::context::EntryKind::File && e.digest.is_none())
         .collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if unknown.len() < 64 || threads < 2 {
+    let bytes: u64 = unknown.iter().map(|e| e.size).sum();
+    if threads < 2 || unknown.len() < 2 || (unknown.len() < 64 && bytes < PARALLEL_HASH_BYTES) {
         return Ok(());
     }
     crate::context::hash::hash_all(dir.ctx.root(), dir.hasher.as_ref(), &unknown, threads)

@@ -41,7 +41,9 @@ use crate::copy::{ApplyOptions, CopyRequest, Selected, SelectedItem, Selection};
 use crate::fsroot::{Root, clean};
 use crate::solver::FsState;
 
-const MAGIC: &[u8] = b"kiln copy result v1\n";
+// Version 1 memos hold digests made from sha256 content digests: refused whole, not read as
+// "every entry changed".
+const MAGIC: &[u8] = b"kiln copy result v2\n";
 
 /// How many snapshots a chain may have above its layer count before a copy starts afresh
 /// instead of stacking on its previous result.
