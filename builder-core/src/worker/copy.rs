@@ -205,7 +205,7 @@ fn prehash(dir: &LocalDir, sel: &crate::copy::Selection) -> Result<(), WorkerErr
     let unknown: Vec<&crate::context::Entry> = sel
         .items
         .iter()
-        .flat_map(|i| std::iter::once(&i.entry).chain(i.contents.iter().map(|s| &s.entry)))
+        .flat_map(|i| std::iter::once(&i.entry).chain(i.contents.iter().map(|s| &*s.entry)))
         .filter(|e| e.kind == crate::context::EntryKind::File && e.digest.is_none())
         .collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -235,12 +235,12 @@ pub(super) async fn input_files(
         {
             let fs = dir.source();
             let sel = crate::copy::select(&fs, req)?;
-            for (path, digest) in sel.entry_digests(&fs, req)? {
+            sel.each_entry_digest(&fs, req, |path, digest| {
                 // Half the digest is plenty to tell two versions of a file apart and halves
                 // the size of the manifests of large contexts.
-                let hex = digest.hex();
-                out.push((path.to_string_lossy().into_owned(), hex[..32].to_string()));
-            }
+                let hex = hex::encode(&digest.0[..16]);
+                out.push((path.to_string_lossy().into_owned(), hex));
+            })?;
         }
         Ok(out)
     })
