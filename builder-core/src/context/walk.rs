@@ -392,7 +392,10 @@ impl Walker<'_> {
         let mut jobs = Vec::new();
         for name in names {
             let os_name = OsStr::from_bytes(&name);
-            let path = rel.join(os_name);
+            // Sized exactly: the index keeps one such path per entry.
+            let mut path = PathBuf::with_capacity(rel.as_os_str().len() + 1 + name.len());
+            path.push(rel);
+            path.push(os_name);
             let st = match rustix::fs::statat(&*fd, os_name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => st,
                 // Removed while walking: it is simply not part of the context.
