@@ -299,8 +299,8 @@ pub mod internals {
     pub use crate::context::hash::{ContentDigest, Sha256Digest, StatKey};
     pub use crate::context::pattern::Pattern;
     pub use crate::context::{
-        CachingHasher, DirectHasher, EntryKind, FileHasher, IgnoreMatcher, MatchState, StatCache,
-        hash_all, walk,
+        BuildContext, CachingHasher, DirectHasher, Entry, EntryKind, FileHasher, IgnoreMatcher,
+        MatchState, StatCache, hash_all, walk,
     };
     pub use crate::fsroot::Root;
     pub use crate::graph::{CopyOp, ImageRef, InlineFile, Network, Op, RunMount, RunOp, SourceRef};

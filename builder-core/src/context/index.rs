@@ -7,6 +7,7 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::walk::Entry;
 
@@ -63,21 +64,23 @@ fn is_below(p: &[u8], dir: &[u8]) -> bool {
 /// binary searches and a directory's descendants are the contiguous run after it.
 ///
 /// The entries stay in the vectors the walk's threads filled (`chunks`); `order` names them in
-/// walk order, so the index never holds two copies of a large context's entries.
+/// walk order, so the index never holds two copies of a large context's entries. Each entry is
+/// reference-counted, so that a `COPY`'s selection shares the index's entries instead of
+/// cloning them (a selection of 100,000 entries is 1.6 MB of references instead of ~25 MB).
 #[derive(Debug, Clone, Default)]
 pub struct ContextIndex {
-    chunks: Vec<Vec<Entry>>,
+    chunks: Vec<Vec<Arc<Entry>>>,
     /// (chunk, position in it) of each entry, in walk order.
     order: Vec<(u32, u32)>,
 }
 
 impl ContextIndex {
     /// An index over the walk threads' entry vectors, `order` naming them in walk order.
-    pub(crate) fn from_parts(chunks: Vec<Vec<Entry>>, order: Vec<(u32, u32)>) -> Self {
+    pub(crate) fn from_parts(chunks: Vec<Vec<Arc<Entry>>>, order: Vec<(u32, u32)>) -> Self {
         Self { chunks, order }
     }
 
-    fn at(&self, (c, j): (u32, u32)) -> &Entry {
+    fn at(&self, (c, j): (u32, u32)) -> &Arc<Entry> {
         &self.chunks[c as usize][j as usize]
     }
 
@@ -89,12 +92,17 @@ impl ContextIndex {
 
     /// The entry at `path` (relative, clean; `""` is the root).
     pub fn get(&self, path: &Path) -> Option<&Entry> {
+        self.get_shared(path).map(|e| &**e)
+    }
+
+    /// The entry at `path`, shared (a clone of it costs a reference count).
+    pub fn get_shared(&self, path: &Path) -> Option<&Arc<Entry>> {
         self.position(path).ok().map(|i| self.at(self.order[i]))
     }
 
     /// Every entry, the root first, in walk order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.order.iter().map(|&r| self.at(r))
+        self.order.iter().map(|&r| &**self.at(r))
     }
 
     /// The positions in `order` of the run of entries strictly below `dir`.
@@ -113,11 +121,27 @@ impl ContextIndex {
         &'a self,
         dir: &'a Path,
     ) -> impl ExactSizeIterator<Item = &'a Entry> + 'a {
+        self.descendants_shared(dir).map(|e| &**e)
+    }
+
+    /// The entries strictly below `dir`, in walk order, shared.
+    pub fn descendants_shared<'a>(
+        &'a self,
+        dir: &'a Path,
+    ) -> impl ExactSizeIterator<Item = &'a Arc<Entry>> + 'a {
         self.order[self.below(dir)].iter().map(|&r| self.at(r))
     }
 
     /// The direct children of `dir`, in byte order of their names.
     pub fn children<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.children_shared(dir).map(|e| &**e)
+    }
+
+    /// The direct children of `dir`, in byte order of their names, shared.
+    pub fn children_shared<'a>(
+        &'a self,
+        dir: &'a Path,
+    ) -> impl Iterator<Item = &'a Arc<Entry>> + 'a {
         let run = &self.order[self.below(dir)];
         let mut i = 0;
         std::iter::from_fn(move || {
@@ -147,14 +171,14 @@ impl ContextIndex {
         match self.position(&entry.path) {
             Ok(i) => {
                 let (c, j) = self.order[i];
-                self.chunks[c as usize][j as usize] = entry;
+                self.chunks[c as usize][j as usize] = Arc::new(entry);
             }
             Err(i) => {
                 if self.chunks.is_empty() {
                     self.chunks.push(Vec::new());
                 }
                 let chunk = &mut self.chunks[0];
-                chunk.push(entry);
+                chunk.push(Arc::new(entry));
                 self.order.insert(i, (0, (chunk.len() - 1) as u32));
             }
         }

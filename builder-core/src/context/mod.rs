@@ -25,6 +25,7 @@ pub mod ignore;
 pub mod index;
 pub mod named;
 pub mod pattern;
+mod records;
 pub mod statcache;
 pub mod walk;
 

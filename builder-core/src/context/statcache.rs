@@ -1,7 +1,7 @@
 //! The persistent form of a [`StatCache`]: one file per context, replaced atomically.
 //!
 //! Format (version 3, little-endian): the magic `KILNSTC3`, a record count (u64), the records
-//! sorted by path (path length u32, path bytes, size u64, mtime seconds i64 and nanoseconds u32,
+//! sorted by path, or in the context's walk order when saved for a walked context (path length u32, path bytes, size u64, mtime seconds i64 and nanoseconds u32,
 //! ctime likewise, inode u64, mode u32, the content digest (BLAKE3) 32 bytes, flags u8: bit 0 = the file had no
 //! extended attributes), then the sha256 of everything before it.
 //! A file that is missing, truncated, of another version or fails its checksum loads as an empty
@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 
 use super::hash::{ContentDigest, StatCache, StatKey};
+use super::index::{ContextIndex, bytes};
+use super::walk::EntryKind;
 
 // Version 2 held sha256 content digests: it now loads as an empty cache, never as BLAKE3 ones.
 const MAGIC: &[u8; 8] = b"KILNSTC3";
@@ -36,7 +38,7 @@ impl StatCache {
     /// Loads the cache saved at `path`; anything unreadable gives an empty cache.
     pub fn load(path: &Path) -> Self {
         match std::fs::read(path) {
-            Ok(bytes) => decode(&bytes).unwrap_or_else(|| {
+            Ok(bytes) => decode(bytes).unwrap_or_else(|| {
                 tracing::warn!(path = %path.display(), "ignoring unreadable stat cache");
                 Self::new()
             }),
@@ -48,112 +50,158 @@ impl StatCache {
     /// the new one, or one that fails its checksum and loads as an empty cache; every record in
     /// any of them is still a true statement about a file whose stat key it names.
     pub fn save(&self, path: &Path) -> Result<(), SaveError> {
-        let err = |source| SaveError {
-            path: path.to_path_buf(),
-            source,
+        let mut records: Vec<_> = self.entries.iter().collect();
+        records.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        write_atomically(path, records.len(), |out| {
+            for (p, rec) in &records {
+                put(out, p, &rec.key, &rec.digest, rec.plain)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Saves to `path` atomically the records of the regular files of `index` (the context
+    /// walked with the cache this one replaced): this cache's record of a file if it has one,
+    /// else the digest the walk found for it (see [`super::BuildContext::walk_cached`]), so
+    /// that the cache the walk read can be dropped right after the walk. Records are in walk
+    /// order; paths no longer in the context are left out. Encoded as it is written, so no
+    /// second copy of a large cache is held.
+    pub fn save_for(&self, path: &Path, index: &ContextIndex) -> Result<(), SaveError> {
+        let records = || {
+            index
+                .iter()
+                .filter(|e| e.kind == EntryKind::File)
+                .filter_map(|e| {
+                    let p = bytes(&e.path);
+                    match (self.entries.get(p), e.digest) {
+                        (Some(r), _) => Some((p, r.key, r.digest, r.plain)),
+                        (None, Some(d)) => {
+                            let plain = e.xattrs.as_ref().is_some_and(|x| x.is_empty());
+                            Some((p, StatKey::of(e), d, plain))
+                        }
+                        (None, None) => None,
+                    }
+                })
         };
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".statcache-")
-            .tempfile_in(dir)
-            .map_err(err)?;
-        tmp.write_all(&self.encode()).map_err(err)?;
-        tmp.persist(path).map_err(|e| err(e.error))?;
-        Ok(())
+        write_atomically(path, records().count(), |out| {
+            for (p, k, d, plain) in records() {
+                put(out, p, &k, &d, plain)?;
+            }
+            Ok(())
+        })
     }
 
     /// The encoded bytes (deterministic: records sorted by path).
     pub fn encode(&self) -> Vec<u8> {
         let mut records: Vec<_> = self.entries.iter().collect();
         records.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut out = Vec::with_capacity(16 + records.len() * 120);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(records.len() as u64).to_le_bytes());
-        for (p, rec) in records {
-            let (k, d) = (&rec.key, &rec.digest);
-            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            out.extend_from_slice(p);
-            out.extend_from_slice(&k.size.to_le_bytes());
-            out.extend_from_slice(&k.mtime.0.to_le_bytes());
-            out.extend_from_slice(&k.mtime.1.to_le_bytes());
-            out.extend_from_slice(&k.ctime.0.to_le_bytes());
-            out.extend_from_slice(&k.ctime.1.to_le_bytes());
-            out.extend_from_slice(&k.ino.to_le_bytes());
-            out.extend_from_slice(&k.mode.to_le_bytes());
-            out.extend_from_slice(&d.0);
-            out.push(u8::from(rec.plain));
-        }
-        let sum: [u8; 32] = Sha256::digest(&out).into();
-        out.extend_from_slice(&sum);
-        out
+        let mut out = HashingWriter {
+            inner: Vec::with_capacity(16 + records.len() * 120),
+            sum: Sha256::new(),
+        };
+        let written = (|| {
+            out.write_all(MAGIC)?;
+            out.write_all(&(records.len() as u64).to_le_bytes())?;
+            for (p, rec) in &records {
+                put(&mut out, p, &rec.key, &rec.digest, rec.plain)?;
+            }
+            std::io::Result::Ok(())
+        })();
+        // Writing to a vector does not fail.
+        debug_assert!(written.is_ok());
+        let sum: [u8; 32] = out.sum.finalize().into();
+        let mut bytes = out.inner;
+        bytes.extend_from_slice(&sum);
+        bytes
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+/// Writes one record.
+fn put(
+    out: &mut dyn Write,
+    p: &[u8],
+    k: &StatKey,
+    d: &ContentDigest,
+    plain: bool,
+) -> std::io::Result<()> {
+    out.write_all(&(p.len() as u32).to_le_bytes())?;
+    out.write_all(p)?;
+    out.write_all(&k.size.to_le_bytes())?;
+    out.write_all(&k.mtime.0.to_le_bytes())?;
+    out.write_all(&k.mtime.1.to_le_bytes())?;
+    out.write_all(&k.ctime.0.to_le_bytes())?;
+    out.write_all(&k.ctime.1.to_le_bytes())?;
+    out.write_all(&k.ino.to_le_bytes())?;
+    out.write_all(&k.mode.to_le_bytes())?;
+    out.write_all(&d.0)?;
+    out.write_all(&[u8::from(plain)])
+}
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
+/// A writer that hashes what goes through it.
+struct HashingWriter<W> {
+    inner: W,
+    sum: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sum.update(&buf[..n]);
+        Ok(n)
     }
-    fn arr<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.arr().map(u32::from_le_bytes)
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.arr().map(u64::from_le_bytes)
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.arr().map(i64::from_le_bytes)
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
-fn decode(bytes: &[u8]) -> Option<StatCache> {
+/// Writes a cache of `count` records (`records` writes them) to a temporary file beside `path`
+/// and renames it over `path`.
+fn write_atomically(
+    path: &Path,
+    count: usize,
+    records: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), SaveError> {
+    let err = |source| SaveError {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".statcache-")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    {
+        let mut out = HashingWriter {
+            inner: std::io::BufWriter::with_capacity(64 * 1024, tmp.as_file()),
+            sum: Sha256::new(),
+        };
+        out.write_all(MAGIC).map_err(err)?;
+        out.write_all(&(count as u64).to_le_bytes()).map_err(err)?;
+        records(&mut out).map_err(err)?;
+        let sum: [u8; 32] = std::mem::take(&mut out.sum).finalize().into();
+        out.inner.write_all(&sum).map_err(err)?;
+        out.inner.flush().map_err(err)?;
+    }
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+/// The cache in `bytes` (a whole cache file), whose records become the cache's buffer.
+fn decode(mut bytes: Vec<u8>) -> Option<StatCache> {
     let body_len = bytes.len().checked_sub(32)?;
     let (body, sum) = bytes.split_at(body_len);
     let want: [u8; 32] = Sha256::digest(body).into();
-    if want.as_slice() != sum {
+    if want.as_slice() != sum || body.len() < 16 || &body[..8] != MAGIC {
         return None;
     }
-    let mut r = Reader(body);
-    if r.take(8)? != MAGIC {
-        return None;
-    }
-    let count = r.u64()?;
-    // Each record takes at least 81 bytes, so a corrupt count cannot reserve much.
-    let mut cache = StatCache::with_capacity((count as usize).min(r.0.len() / 81));
-    for _ in 0..count {
-        let len = r.u32()? as usize;
-        let path: Box<[u8]> = r.take(len)?.into();
-        let key = StatKey {
-            size: r.u64()?,
-            mtime: (r.i64()?, r.u32()?),
-            ctime: (r.i64()?, r.u32()?),
-            ino: r.u64()?,
-            mode: r.u32()?,
-        };
-        let digest = ContentDigest(r.arr()?);
-        let plain = match r.arr::<1>()?[0] {
-            0 => false,
-            1 => true,
-            _ => return None,
-        };
-        cache
-            .entries
-            .insert(path, super::hash::CachedDigest { key, digest, plain });
-    }
-    if !r.0.is_empty() {
-        return None;
-    }
-    Some(cache)
+    let count = u64::from_le_bytes(body[8..16].try_into().ok()?);
+    bytes.truncate(body_len);
+    bytes.drain(..16);
+    Some(StatCache {
+        entries: super::records::Records::decode(bytes, count)?,
+    })
 }

@@ -146,6 +146,51 @@ fn caching_hasher_reads_only_changed_files() {
 }
 
 #[test]
+fn stat_cache_saved_for_an_index_keeps_what_the_walk_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("ctx");
+    write(&d, "a", b"one");
+    write(&d, "sub/b", b"two");
+    write(&d, "gone", b"three");
+    std::thread::sleep(hash::RACY_WINDOW + std::time::Duration::from_millis(20));
+    let ctx = BuildContext::open(&d, None).unwrap();
+    let cache_file = dir.path().join("statcache");
+    // First build: everything read, saved for the index.
+    let index = ctx.walk_cached(&StatCache::new()).unwrap();
+    let files: Vec<&Entry> = index.iter().filter(|e| e.kind == EntryKind::File).collect();
+    let hasher = CachingHasher::new(StatCache::new());
+    hash_all(ctx.root(), &hasher, &files, 1).unwrap();
+    hasher.into_cache().save_for(&cache_file, &index).unwrap();
+    let first = StatCache::load(&cache_file);
+    assert_eq!(first.len(), 3);
+
+    // Second build: one file gone, one changed. The walk finds the unchanged digest, the
+    // loaded cache is dropped, and saving writes back what the walk found with what was read.
+    std::fs::remove_file(d.join("gone")).unwrap();
+    write(&d, "sub/b", b"changed");
+    let index = ctx.walk_cached(&StatCache::load(&cache_file)).unwrap();
+    assert_eq!(
+        index.get(Path::new("a")).unwrap().digest,
+        Some(ContentDigest::of(b"one"))
+    );
+    assert_eq!(index.get(Path::new("sub/b")).unwrap().digest, None);
+    let files: Vec<&Entry> = index.iter().filter(|e| e.kind == EntryKind::File).collect();
+    let hasher = CachingHasher::new(StatCache::new());
+    let digests = hash_all(ctx.root(), &hasher, &files, 1).unwrap();
+    assert_eq!(digests[1], ContentDigest::of(b"changed"));
+    assert_eq!(hasher.files_read(), 1);
+    // Too fresh to be cached: only "a" is recorded.
+    hasher.into_cache().save_for(&cache_file, &index).unwrap();
+    let second = StatCache::load(&cache_file);
+    assert_eq!(second.len(), 1);
+    let a = index.get(Path::new("a")).unwrap();
+    assert_eq!(
+        second.known(Path::new("a"), &StatKey::of(a)),
+        first.known(Path::new("a"), &StatKey::of(a))
+    );
+}
+
+#[test]
 fn damaged_stat_cache_loads_empty() {
     let dir = tempfile::tempdir().unwrap();
     let mut cache = StatCache::new();

@@ -230,7 +230,7 @@ pub fn walk_with(
         }
     }
     let root_chunk = chunks.len() as u32;
-    chunks.push(vec![Entry::from_stat(PathBuf::new(), &st, None)]);
+    chunks.push(vec![Arc::new(Entry::from_stat(PathBuf::new(), &st, None))]);
     let mut order = Vec::with_capacity(total);
     order.push((root_chunk, 0));
     stitch(&mut slots, 0, &mut Vec::new(), &mut order);
@@ -265,7 +265,7 @@ struct Listed {
 type Listing = Vec<Listed>;
 
 /// What one walking thread found: its entries and its listings (by slot), which point into them.
-type ThreadListings = (Vec<Entry>, Vec<(usize, Listing)>);
+type ThreadListings = (Vec<Arc<Entry>>, Vec<(usize, Listing)>);
 
 /// Appends the listing in `slot` (and its subdirectories') to `order` in walk order. An excluded
 /// directory waits in `pending` and is emitted only when something below it is.
@@ -366,7 +366,11 @@ impl Walker<'_> {
     }
 
     /// Lists one directory; returns its listing and the jobs for its subdirectories.
-    fn list(&self, job: Job, entries: &mut Vec<Entry>) -> Result<(Listing, Vec<Job>), WalkError> {
+    fn list(
+        &self,
+        job: Job,
+        entries: &mut Vec<Arc<Entry>>,
+    ) -> Result<(Listing, Vec<Job>), WalkError> {
         let err = |op, path: &Path, e: std::io::Error| walk_error(self.root, op, path, e);
         let rel = job.rel.as_path();
         let fd = match &job.name {
@@ -388,7 +392,10 @@ impl Walker<'_> {
         let mut jobs = Vec::new();
         for name in names {
             let os_name = OsStr::from_bytes(&name);
-            let path = rel.join(os_name);
+            // Sized exactly: the index keeps one such path per entry.
+            let mut path = PathBuf::with_capacity(rel.as_os_str().len() + 1 + name.len());
+            path.push(rel);
+            path.push(os_name);
             let st = match rustix::fs::statat(&*fd, os_name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => st,
                 // Removed while walking: it is simply not part of the context.
@@ -447,7 +454,7 @@ impl Walker<'_> {
                 excluded,
                 sub,
             });
-            entries.push(entry);
+            entries.push(Arc::new(entry));
         }
         Ok((listing, jobs))
     }

@@ -234,7 +234,7 @@ fn run(
             }
             let mut links = HashMap::new();
             for s in &item.contents {
-                w.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
+                w.copy_entry(&s.entry, &top.join(s.rel()), true, &mut links)?;
             }
             continue;
         }

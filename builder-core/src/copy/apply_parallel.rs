@@ -31,7 +31,7 @@ impl Writer<'_> {
         let mut links = HashMap::new();
         if threads < 2 || linked {
             for s in contents {
-                self.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
+                self.copy_entry(&s.entry, &top.join(s.rel()), true, &mut links)?;
             }
             return Ok(());
         }
@@ -40,7 +40,7 @@ impl Writer<'_> {
             if s.entry.kind == EntryKind::File {
                 files.push(s);
             } else {
-                self.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
+                self.copy_entry(&s.entry, &top.join(s.rel()), true, &mut links)?;
             }
         }
         if files.is_empty() {
@@ -59,7 +59,7 @@ impl Writer<'_> {
                     scope.spawn(move || {
                         let mut links = HashMap::new();
                         for s in run {
-                            w.copy_entry(&s.entry, &top.join(&s.rel), true, &mut links)?;
+                            w.copy_entry(&s.entry, &top.join(s.rel()), true, &mut links)?;
                         }
                         Ok((w.written, w.owners, w.deferred))
                     })

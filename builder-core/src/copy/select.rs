@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 
@@ -15,12 +16,37 @@ use crate::context::{Entry, EntryKind, IgnoreMatcher, MatchState, Sha256Digest};
 use crate::fsroot::clean;
 
 /// One entry below a directory source.
+///
+/// The entry is shared with the context's index (a `COPY` of a large context selects every
+/// entry of it), and its path relative to the item is the tail of the entry's own path, so a
+/// selected entry costs 16 bytes and no allocation of its own.
 #[derive(Debug, Clone)]
 pub struct Selected {
-    /// Path relative to the source item (and so to the destination directory).
-    pub rel: PathBuf,
     /// Its metadata in the source.
-    pub entry: Entry,
+    pub entry: Arc<Entry>,
+    /// Where in `entry.path` the path relative to the source item starts.
+    rel_at: u32,
+}
+
+impl Selected {
+    /// The entry `entry` below the item at `item` (`entry.path` is `item` joined with the
+    /// relative path; an entry whose path does not start with `item` is relative as a whole).
+    pub fn below(item: &Path, entry: Arc<Entry>) -> Self {
+        let rel_len = entry
+            .path
+            .strip_prefix(item)
+            .map_or(entry.path.as_os_str().len(), |r| r.as_os_str().len());
+        let rel_at = u32::try_from(entry.path.as_os_str().len() - rel_len).unwrap_or(0);
+        Self { entry, rel_at }
+    }
+
+    /// Path relative to the source item (and so to the destination directory).
+    pub fn rel(&self) -> &Path {
+        let bytes = self.entry.path.as_os_str().as_bytes();
+        Path::new(std::ffi::OsStr::from_bytes(
+            bytes.get(self.rel_at as usize..).unwrap_or(bytes),
+        ))
+    }
 }
 
 /// One source after expansion: a file, symlink target or directory to copy.
@@ -185,10 +211,7 @@ fn collect(
             continue;
         }
         let mark = out.len();
-        out.push(Selected {
-            rel: r.clone(),
-            entry: child,
-        });
+        out.push(Selected::below(root, Arc::new(child)));
         if is_dir {
             collect(fs, root, &r, include, exclude, &inc_next, &exc_next, out)?;
             if !selected && out.len() == mark + 1 {
@@ -297,33 +320,35 @@ impl Selection {
             }
             h.update((item.contents.len() as u64).to_le_bytes());
             for sel in &item.contents {
-                encode(&mut h, fs, req, &sel.rel, &sel.entry, &mut links)?;
+                encode(&mut h, fs, req, sel.rel(), &sel.entry, &mut links)?;
             }
         }
         Ok(Sha256Digest(h.finalize().into()))
     }
 
     /// Every selected entry's source path (relative to the source root) with a digest of what
-    /// [`Selection::digest`] encodes for it. Cache-miss explanations compare two builds' lists to
-    /// name the files that changed; the cache key itself only uses [`Selection::digest`].
-    pub fn entry_digests(
+    /// [`Selection::digest`] encodes for it, handed to `each` one at a time in selection order
+    /// (a caller that keeps something else per entry never holds the whole list). Cache-miss
+    /// explanations compare two builds' lists to name the files that changed; the cache key
+    /// itself only uses [`Selection::digest`].
+    pub fn each_entry_digest(
         &self,
         fs: &dyn SourceFs,
         req: &CopyRequest,
-    ) -> Result<Vec<(PathBuf, Sha256Digest)>, CopyError> {
-        let mut out = Vec::new();
+        mut each: impl FnMut(&Path, Sha256Digest),
+    ) -> Result<(), CopyError> {
         for item in &self.items {
             let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
             let entries = std::iter::once((Path::new(""), &item.entry))
                 .filter(|_| !item.entry.is_dir())
-                .chain(item.contents.iter().map(|s| (s.rel.as_path(), &s.entry)));
+                .chain(item.contents.iter().map(|s| (s.rel(), &*s.entry)));
             for (rel, entry) in entries {
                 let mut h = Sha256::new();
                 encode(&mut h, fs, req, rel, entry, &mut links)?;
-                out.push((entry.path.clone(), Sha256Digest(h.finalize().into())));
+                each(&entry.path, Sha256Digest(h.finalize().into()));
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 

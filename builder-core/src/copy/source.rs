@@ -71,12 +71,9 @@ impl SourceFs for ContextSource<'_> {
         Ok(self.index.children(dir).cloned().collect())
     }
     fn descendants(&self, dir: &Path) -> Option<Vec<super::Selected>> {
-        let below = self.index.descendants(dir);
+        let below = self.index.descendants_shared(dir);
         let mut out = Vec::with_capacity(below.len());
-        out.extend(below.map(|e| super::Selected {
-            rel: e.path.strip_prefix(dir).unwrap_or(&e.path).to_path_buf(),
-            entry: e.clone(),
-        }));
+        out.extend(below.map(|e| super::Selected::below(dir, e.clone())));
         Some(out)
     }
     fn digest(&self, entry: &Entry) -> Result<ContentDigest, CopyError> {

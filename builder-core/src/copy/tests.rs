@@ -498,3 +498,45 @@ fn a_large_directory_is_copied_on_several_threads_like_in_order() {
     assert_eq!((a.mtime(), a.mtime_nsec()), (b.mtime(), b.mtime_nsec()));
     f.assert_outside_untouched();
 }
+
+#[test]
+fn a_selection_shares_the_index_entries_and_names_them_relative_to_the_item() {
+    let f = fixture(|d| {
+        basic(d);
+        write(d, "src/x.md", b"md");
+    });
+    let hasher = CachingHasher::new(StatCache::new());
+    let src = ContextSource::new(f.ctx.root(), &f.index, &hasher);
+    // The whole subtree (shared from the index) and a filtered one (collected child by child).
+    let whole = select(&src, &CopyRequest::new(&["src"], "/a/")).unwrap();
+    let mut req = CopyRequest::new(&["src"], "/b/");
+    req.excludes = vec!["*.md".into()];
+    let filtered = select(&src, &req).unwrap();
+    let rels = |sel: &Selection| -> Vec<String> {
+        sel.items[0]
+            .contents
+            .iter()
+            .map(|s| s.rel().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(rels(&whole), ["lib", "lib/mod.rs", "main.rs", "x.md"]);
+    assert_eq!(rels(&filtered), ["lib", "lib/mod.rs", "main.rs"]);
+    for s in whole.items[0].contents.iter() {
+        let in_index = f.index.get_shared(&s.entry.path).unwrap();
+        assert!(
+            std::sync::Arc::ptr_eq(&s.entry, in_index),
+            "{:?} is a copy",
+            s.rel()
+        );
+    }
+    let root = select(&src, &CopyRequest::new(&["."], "/c/")).unwrap();
+    assert_eq!(root.items[0].contents[0].rel(), Path::new("a.txt"));
+    assert_eq!(
+        root.items[0]
+            .contents
+            .iter()
+            .find(|s| s.rel() == Path::new("src/main.rs"))
+            .map(|s| &s.entry.path),
+        Some(&PathBuf::from("src/main.rs"))
+    );
+}

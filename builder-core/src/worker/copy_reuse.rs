@@ -128,14 +128,18 @@ impl Candidate {
         {
             return None;
         }
-        let digests = sel.entry_digests(&fs, &req).ok()?;
-        if digests.len() != item.contents.len() {
-            return None;
-        }
         let mut entries = Vec::with_capacity(item.contents.len() + 1);
         entries.push(memo_entry(b"", &item.entry, &[0u8; 32]));
-        for (s, (_, d)) in item.contents.iter().zip(&digests) {
-            entries.push(memo_entry(s.rel.as_os_str().as_bytes(), &s.entry, &d.0));
+        // One digest per entry of the contents, in order (the directory item has none).
+        let mut contents = item.contents.iter();
+        let mut extra = false;
+        sel.each_entry_digest(&fs, &req, |_, d| match contents.next() {
+            Some(s) => entries.push(memo_entry(s.rel().as_os_str().as_bytes(), &s.entry, &d.0)),
+            None => extra = true,
+        })
+        .ok()?;
+        if extra || contents.next().is_some() {
+            return None;
         }
         let mut h = Sha256::new();
         let parent_key = chain_ids(&parent.layers).pop().unwrap_or_default();
@@ -308,10 +312,10 @@ impl Candidate {
             .map(|d| (d.as_path(), (false, Vec::new())))
             .collect();
         for s in &item.contents {
-            let parent = s.rel.parent().unwrap_or(Path::new(""));
+            let parent = s.rel().parent().unwrap_or(Path::new(""));
             if let Some(k) = kids.get_mut(parent) {
                 if s.entry.is_dir() {
-                    k.1.push(s.rel.as_path());
+                    k.1.push(s.rel());
                 } else {
                     k.0 = true;
                 }
@@ -323,8 +327,8 @@ impl Candidate {
         let src_time: HashMap<&Path, (i64, u32)> = item
             .contents
             .iter()
-            .filter(|s| s.entry.is_dir() && kids.contains_key(s.rel.as_path()))
-            .map(|s| (s.rel.as_path(), s.entry.mtime))
+            .filter(|s| s.entry.is_dir() && kids.contains_key(s.rel()))
+            .map(|s| (s.rel(), s.entry.mtime))
             .chain(std::iter::once((Path::new(""), item.entry.mtime)))
             .collect();
         for dir in touched {
@@ -390,22 +394,22 @@ impl Candidate {
                 }
             }
             if strict && was.is_some() {
-                delta.must_be_new.push(sel.rel.clone());
+                delta.must_be_new.push(sel.rel().to_path_buf());
             } else if e.kind == EntryKind::Dir.tag() {
                 let has_child = iter.peek().is_some_and(|(next, _)| {
                     Path::new(std::ffi::OsStr::from_bytes(&next.rel))
                         .starts_with(std::ffi::OsStr::from_bytes(&e.rel))
                 });
                 if !has_child {
-                    delta.must_be_new.push(sel.rel.clone());
+                    delta.must_be_new.push(sel.rel().to_path_buf());
                 }
             }
             if e.kind == EntryKind::Dir.tag() {
-                delta.touched.insert(sel.rel.clone());
+                delta.touched.insert(sel.rel().to_path_buf());
             }
             delta
                 .touched
-                .insert(sel.rel.parent().unwrap_or(Path::new("")).to_path_buf());
+                .insert(sel.rel().parent().unwrap_or(Path::new("")).to_path_buf());
             delta.copy.push(Selected::clone(sel));
         }
         for w in memo.entries.iter().skip(1) {

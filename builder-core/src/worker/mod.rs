@@ -189,8 +189,8 @@ impl LocalWorker {
             cfg.store.state_dir().join("statcache").join(key)
         });
         LocalWorker {
-            // Loaded with the context's walk (see `context_index`), which may run in the
-            // background while the build starts.
+            // Holds the digests this build reads; those of the previous build are read by the
+            // context's walk (see `context_index`) into the index's entries.
             hasher: Arc::new(crate::context::CachingHasher::new(
                 crate::context::StatCache::new(),
             )),
@@ -204,8 +204,9 @@ impl LocalWorker {
         }
     }
 
-    /// Saves the context's stat cache (atomically), keeping only files that still exist. A
-    /// failure only costs re-hashing next time, so it is logged, not returned.
+    /// Saves the context's stat cache (atomically): for every file of the context, the digest
+    /// this build read or the one its walk found in the previous cache. A failure only costs
+    /// re-hashing next time, so it is logged, not returned.
     pub fn save_stat_cache(&self) {
         let (Some(path), Some(Ok(index))) = (&self.stat_cache_path, self.context_index.get())
         else {
@@ -215,14 +216,13 @@ impl LocalWorker {
             return;
         }
         self.hasher.with_cache(|cache| {
-            cache.retain(|p| index.get(p).is_some());
             if let Some(dir) = path.parent()
                 && let Err(e) = std::fs::create_dir_all(dir)
             {
                 tracing::warn!(dir = %dir.display(), "cannot create the stat cache directory: {e}", e = crate::report::chain(&e));
                 return;
             }
-            if let Err(e) = cache.save(path) {
+            if let Err(e) = cache.save_for(path, index) {
                 tracing::warn!("cannot save the stat cache: {e}", e = crate::report::chain(&e));
             }
         });
