@@ -225,6 +225,7 @@ impl<'a> RawReader<'a> {
         raw.end_line = scanner.line() as u32;
         // The logical line is the original text; hand it over instead of copying it.
         raw.original = line.text;
+        self.scanner.recycle(line.segments);
         self.count += 1;
         Ok(Some(raw))
     }

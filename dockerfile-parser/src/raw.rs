@@ -48,7 +48,7 @@ fn fast_head(text: &str) -> Option<FastHead> {
     let start = text.find(|c| !is_blank(c))?;
     let len = text[start..].find(is_blank).unwrap_or(text.len() - start);
     let keyword = (start, start + len);
-    let mut flags = Vec::new();
+    let mut flags = FlagRanges::default();
     let mut end = keyword.1;
     loop {
         let rest = &text[end..];
@@ -67,7 +67,12 @@ fn fast_head(text: &str) -> Option<FastHead> {
         if word == "--" {
             break;
         }
-        flags.push((word_start, end));
+        if flags.len == flags.ranges.len() {
+            // Rare: the grammar reads heads with many flags.
+            return None;
+        }
+        flags.ranges[flags.len] = (word_start, end);
+        flags.len += 1;
     }
     Some(FastHead {
         keyword,
@@ -79,8 +84,21 @@ fn fast_head(text: &str) -> Option<FastHead> {
 /// Result of [`fast_head`]: byte ranges in the line.
 struct FastHead {
     keyword: (usize, usize),
-    flags: Vec<(usize, usize)>,
+    flags: FlagRanges,
     end: usize,
+}
+
+/// The flag words of a head read by [`fast_head`], without an allocation.
+#[derive(Default)]
+struct FlagRanges {
+    ranges: [(usize, usize); 8],
+    len: usize,
+}
+
+impl FlagRanges {
+    fn as_slice(&self) -> &[(usize, usize)] {
+        &self.ranges[..self.len]
+    }
 }
 
 impl RawBuilder<'_> {
@@ -162,6 +180,7 @@ impl RawBuilder<'_> {
                 let (ks, ke) = h.keyword;
                 let flags = h
                     .flags
+                    .as_slice()
                     .iter()
                     .map(|&(a, b)| self.flag(&text[a..b], base + a, base + b))
                     .collect();
@@ -287,6 +306,21 @@ impl RawBuilder<'_> {
         start: usize,
         whole: &Word,
     ) -> Result<Option<Vec<Word>>, ParseError> {
+        // The common array (strings without escapes) straight into words: counted first, so
+        // the list is allocated once at its size.
+        if rest.starts_with('[') && !crate::reference_mode() {
+            let mut count = 0;
+            if simple_json_items(rest, |_, _| count += 1) {
+                let mut words = Vec::with_capacity(count);
+                simple_json_items(rest, |a, b| {
+                    words.push(Word {
+                        text: self.line.text.slice_ref(&rest[a + 1..b - 1]),
+                        span: self.line.span(start + a, start + b),
+                    });
+                });
+                return Ok(Some(words));
+            }
+        }
         match parse_json_args(rest) {
             JsonArgs::NotJson => Ok(None),
             JsonArgs::Strings(items) => Ok(Some(
