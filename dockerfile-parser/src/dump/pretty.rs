@@ -75,9 +75,13 @@ pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
         indent,
     };
     let mut blocks = Vec::new();
-    let summary = crate::parse_each(source, |node, _| {
+    let summary = crate::parse_each(source, |node, _, name| {
         body.elem();
-        body.instruction(&node.raw);
+        if indent {
+            body.instruction(&node.raw);
+        } else {
+            body.instruction_compact(&node.raw, Some(name).filter(|n| !n.is_empty()));
+        }
         if body.buf.len() >= block {
             let next = Vec::with_capacity(block + block / 8);
             blocks.push(std::mem::replace(&mut body.buf, next));
@@ -299,7 +303,8 @@ impl<W: Write> Pretty<W> {
 
     /// One instruction's object on one line: the text between the values is constant, so each
     /// run of it (`],"end_line":`) is one copy.
-    fn instruction_compact(&mut self, raw: &RawInstruction) {
+    /// `name` is the keyword's lower-case name when already known.
+    fn instruction_compact(&mut self, raw: &RawInstruction, name: Option<&'static str>) {
         // Room for the whole object, nearly always: the pushes below then never grow the buffer.
         self.buf.reserve(raw.original.len() * 2 + 192);
         self.buf.extend_from_slice(b"{\"args\":[");
@@ -334,16 +339,20 @@ impl<W: Write> Pretty<W> {
         } else {
             b"],\"json\":false,\"keyword\":"
         });
-        self.str(&raw.keyword.text);
-        self.buf.extend_from_slice(b",\"name\":");
-        match crate::raw::keyword_name(&raw.keyword.text) {
-            // Known names are lower-case ASCII letters: nothing to escape.
+        match name.or_else(|| crate::raw::keyword_name(&raw.keyword.text)) {
+            // A known keyword and its name are ASCII letters: nothing to escape.
             Some(name) => {
                 self.buf.push(b'"');
+                self.buf.extend_from_slice(raw.keyword.text.as_bytes());
+                self.buf.extend_from_slice(b"\",\"name\":\"");
                 self.buf.extend_from_slice(name.as_bytes());
                 self.buf.push(b'"');
             }
-            None => self.str(&raw.name()),
+            None => {
+                self.str(&raw.keyword.text);
+                self.buf.extend_from_slice(b",\"name\":");
+                self.str(&raw.name());
+            }
         }
         self.buf.extend_from_slice(b",\"original\":");
         self.str(&raw.original);
@@ -351,7 +360,7 @@ impl<W: Write> Pretty<W> {
         self.num(u64::from(raw.start_line));
         self.buf.extend_from_slice(b",\"sub\":");
         match &raw.sub {
-            Some(sub) => self.instruction_compact(sub),
+            Some(sub) => self.instruction_compact(sub, None),
             None => self.buf.extend_from_slice(b"null"),
         }
         self.buf.push(b'}');
@@ -359,7 +368,7 @@ impl<W: Write> Pretty<W> {
 
     fn instruction(&mut self, raw: &RawInstruction) {
         if !self.indent {
-            return self.instruction_compact(raw);
+            return self.instruction_compact(raw, None);
         }
         self.open(b'{');
         self.key("args");
@@ -404,8 +413,65 @@ fn needs_escape(bytes: &[u8]) -> bool {
 }
 
 /// The index of the first byte that is a control character, a quote or a backslash (or, with
-/// `F4`, the byte 0xF4 that starts the reserved code points of [`crate::bytes`]), found eight
-/// bytes at a time.
+/// `F4`, the byte 0xF4 that starts the reserved code points of [`crate::bytes`]), found sixteen
+/// bytes at a time with SSE2 (part of every x86-64 processor).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn first_special<const F4: bool>(bytes: &[u8]) -> Option<usize> {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    /// One bit per special byte of the 16 at `p`.
+    ///
+    /// # Safety
+    /// `p` must be valid for reading 16 bytes (no alignment needed).
+    #[inline(always)]
+    unsafe fn mask<const F4: bool>(p: *const u8) -> u32 {
+        // SAFETY: SSE2 is in the x86-64 baseline; the caller vouches for the 16 bytes.
+        unsafe {
+            let v = _mm_loadu_si128(p.cast());
+            // Below 0x20 (unsigned): the byte is its minimum with 0x1F.
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            let mut m = _mm_or_si128(control, _mm_or_si128(quote, backslash));
+            if F4 {
+                m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(0xF4_u8 as i8)));
+            }
+            _mm_movemask_epi8(m) as u32
+        }
+    }
+    let len = bytes.len();
+    let mut at = 0;
+    while at + 16 <= len {
+        // SAFETY: `at + 16 <= len`.
+        let m = unsafe { mask::<F4>(bytes.as_ptr().add(at)) };
+        if m != 0 {
+            return Some(at + m.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    if at == len {
+        return None;
+    }
+    let m = if len >= 16 {
+        // The last 16 bytes, without the ones already looked at.
+        let base = len - 16;
+        // SAFETY: `base + 16 == len`.
+        (unsafe { mask::<F4>(bytes.as_ptr().add(base)) }) >> (at - base)
+    } else {
+        // Short: padded with a byte that needs no escape.
+        let mut padded = [b'a'; 16];
+        padded[..len].copy_from_slice(bytes);
+        // SAFETY: `padded` holds 16 bytes.
+        unsafe { mask::<F4>(padded.as_ptr()) }
+    };
+    (m != 0).then(|| at + m.trailing_zeros() as usize)
+}
+
+/// [`first_special`] elsewhere: eight bytes at a time in a `u64`.
+#[cfg(not(target_arch = "x86_64"))]
 #[inline]
 fn first_special<const F4: bool>(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -422,41 +488,11 @@ fn first_special<const F4: bool>(bytes: &[u8]) -> Option<usize> {
         }
     };
     let mut at = 0;
-    // Sixteen bytes at a time where SSE2 is there (always, on x86-64).
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{
-            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
-            _mm_set1_epi8,
-        };
-        for c in bytes.chunks_exact(16) {
-            // SAFETY: SSE2 is part of every x86-64 processor (the target's baseline); `c`
-            // holds 16 bytes, and the load needs no alignment.
-            let mask = unsafe {
-                let v = _mm_loadu_si128(c.as_ptr().cast());
-                // Below 0x20 (unsigned): the byte is its minimum with 0x1F.
-                let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
-                let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-                let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-                let mut m = _mm_or_si128(control, _mm_or_si128(quote, backslash));
-                if F4 {
-                    m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(0xF4_u8 as i8)));
-                }
-                _mm_movemask_epi8(m)
-            };
-            if mask != 0 {
-                return Some(at + mask.trailing_zeros() as usize);
-            }
-            at += 16;
-        }
-    }
-    let bytes = &bytes[at..];
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
-        let v = u64::from_le_bytes(w);
-        let m = special(v);
+        let m = special(u64::from_le_bytes(w));
         if m != 0 {
             return Some(at + (m.trailing_zeros() / 8) as usize);
         }
@@ -468,11 +504,8 @@ fn first_special<const F4: bool>(bytes: &[u8]) -> Option<usize> {
         return None;
     }
     let mut w = [b'a'; 8];
-    for (d, s) in w.iter_mut().zip(tail) {
-        *d = *s;
-    }
-    let v = u64::from_le_bytes(w);
-    let m = special(v);
+    w[..tail.len()].copy_from_slice(tail);
+    let m = special(u64::from_le_bytes(w));
     (m != 0).then(|| at + (m.trailing_zeros() / 8) as usize)
 }
 

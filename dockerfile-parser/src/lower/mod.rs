@@ -84,7 +84,20 @@ pub(crate) fn command_form(raw: &RawInstruction, args: &[Word]) -> CommandForm {
 
 /// Lowers one raw instruction.
 pub(crate) fn lower(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction, ParseError> {
-    match crate::raw::keyword_name(&raw.keyword.text).unwrap_or("") {
+    lower_named(
+        raw,
+        crate::raw::keyword_name(&raw.keyword.text).unwrap_or(""),
+        ctx,
+    )
+}
+
+/// [`lower`] with the keyword's lower-case name already looked up (empty when unknown).
+pub(crate) fn lower_named(
+    raw: &RawInstruction,
+    name: &str,
+    ctx: &mut Ctx<'_>,
+) -> Result<Instruction, ParseError> {
+    match name {
         "from" => from_run::from(raw, ctx),
         "run" => from_run::run(raw, ctx),
         "cmd" => command::cmd(raw, ctx).map(Instruction::Cmd),
