@@ -268,13 +268,7 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
 pub fn parse_shared(source: &Text) -> Result<Dockerfile, ParseError> {
     let mut asm = lower::Assembler::default();
     let head = parse_each(source, |node, place, _| asm.push(node, place))?;
-    Ok(lower::finish(
-        head.directives,
-        head.escape,
-        asm.global_args,
-        asm.stages,
-        head.warnings,
-    ))
+    Ok(asm.finish(head.directives, head.escape, head.warnings))
 }
 
 /// What a parse finds besides the instructions (see [`parse_streamed`]).
