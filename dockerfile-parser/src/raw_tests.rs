@@ -272,7 +272,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
     #[test]
     fn byte_wise_words_agree_with_the_reference(
-        text in "[a-z =\"'\\\\`\t\u{a0}\u{2003}é\u{85}]{0,24}",
+        text in "[a-z =\"'\\\\`\t\r\n\u{b}\u{c}\u{8}\u{e}\u{a0}\u{2003}é\u{85}]{0,48}",
         backtick in any::<bool>(),
     ) {
         let escape = if backtick { '`' } else { '\\' };
@@ -328,5 +328,19 @@ proptest! {
             .collect();
         let slow = crate::lower::KEYWORDS.iter().find(|k| k.eq_ignore_ascii_case(&word)).copied();
         prop_assert_eq!(keyword_name(&word), slow);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+    /// Long runs of plain bytes (the sixteen-byte scan) between the bytes that end them.
+    #[test]
+    fn words_with_long_plain_runs_agree_with_the_reference(
+        parts in proptest::collection::vec(("[a-z0-9=._/-]{0,40}", "[ \"'\\\\`\t\r\u{b}\u{c}é\u{2003}]"), 0..6),
+        backtick in any::<bool>(),
+    ) {
+        let text: String = parts.iter().flat_map(|(a, b)| [a.as_str(), b.as_str()]).collect();
+        let escape = if backtick { '`' } else { '\\' };
+        prop_assert_eq!(parse_words(&text, escape), parse_words_reference(&text, escape));
     }
 }
