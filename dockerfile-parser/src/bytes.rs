@@ -87,6 +87,16 @@ pub fn decode(bytes: &[u8]) -> (Cow<'_, str>, bool) {
     (Cow::Owned(out), invalid)
 }
 
+/// [`decode`] of text already known to be UTF-8 (a `String` read from a file), without
+/// checking that again: the text itself unless it holds a reserved code point.
+pub fn decode_str(s: &str) -> Cow<'_, str> {
+    if has_reserved(s.as_bytes()) {
+        decode(s.as_bytes()).0
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 /// [`decode`] of an `OsStr` (a file name, a command-line argument).
 pub fn from_os_str(s: &OsStr) -> Cow<'_, str> {
     decode(s.as_bytes()).0
@@ -156,6 +166,10 @@ mod tests {
         assert!(!invalid);
         assert!(matches!(to_bytes("café"), Cow::Borrowed(_)));
         assert!(matches!(to_json_text("café"), Cow::Borrowed(_)));
+        assert!(matches!(decode_str("café ☕"), Cow::Borrowed("café ☕")));
+        let held = "a\u{10FF80}b";
+        assert_eq!(decode_str(held), decode(held.as_bytes()).0);
+        assert_ne!(decode_str(held), held);
     }
 
     #[test]

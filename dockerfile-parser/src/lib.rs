@@ -160,7 +160,7 @@ fn too_large(len: usize) -> ParseError {
 pub fn parse_raw_shared(source: &Text) -> Result<RawDockerfile, ParseError> {
     let mut reader = RawReader::new(source);
     let mut instructions = Vec::new();
-    while let Some(raw) = reader.next_instruction()? {
+    while let Some((raw, _)) = reader.next_instruction()? {
         instructions.push(raw);
     }
     let (directives, escape, warnings) = reader.finish()?;
@@ -189,7 +189,8 @@ impl<'a> RawReader<'a> {
         }
     }
 
-    fn next_instruction(&mut self) -> Result<Option<RawInstruction>, ParseError> {
+    /// The next instruction and its keyword's lower-case name (empty when unknown).
+    fn next_instruction(&mut self) -> Result<Option<(RawInstruction, &'static str)>, ParseError> {
         let Some(line) = self.scanner.next_logical()? else {
             return Ok(None);
         };
@@ -200,7 +201,7 @@ impl<'a> RawReader<'a> {
             escape: scanner.escape,
             src,
         };
-        let (mut raw, pending) = builder.build(0)?;
+        let (mut raw, pending, name) = builder.build(0)?;
         let mut heredocs = Vec::with_capacity(pending.len());
         for p in pending {
             let marker = p.marker_span;
@@ -225,8 +226,9 @@ impl<'a> RawReader<'a> {
         raw.end_line = scanner.line() as u32;
         // The logical line is the original text; hand it over instead of copying it.
         raw.original = line.text;
+        self.scanner.recycle(line.segments);
         self.count += 1;
-        Ok(Some(raw))
+        Ok(Some((raw, name)))
     }
 
     /// Directives, escape character and the pre-pass's warnings, once every instruction is read.
@@ -265,14 +267,8 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
 /// copying it (see [`Text`]). `Text::new(string)` makes one without copying.
 pub fn parse_shared(source: &Text) -> Result<Dockerfile, ParseError> {
     let mut asm = lower::Assembler::default();
-    let head = parse_each(source, |node, place| asm.push(node, place))?;
-    Ok(lower::finish(
-        head.directives,
-        head.escape,
-        asm.global_args,
-        asm.stages,
-        head.warnings,
-    ))
+    let head = parse_each(source, |node, place, _| asm.push(node, place))?;
+    Ok(asm.finish(head.directives, head.escape, head.warnings))
 }
 
 /// What a parse finds besides the instructions (see [`parse_streamed`]).
@@ -296,7 +292,7 @@ pub fn parse_streamed(
     source: &Text,
     mut each: impl FnMut(&InstructionNode),
 ) -> Result<Summary, ParseError> {
-    parse_each(source, |node, _| each(&node))
+    parse_each(source, |node, _, _| each(&node))
 }
 
 /// Parses `source` and hands each instruction, checked, to `each` in file order, without
@@ -305,7 +301,7 @@ pub fn parse_streamed(
 /// were handed over makes the whole parse fail.
 pub(crate) fn parse_each(
     source: &Text,
-    mut each: impl FnMut(InstructionNode, lower::Place),
+    mut each: impl FnMut(InstructionNode, lower::Place, &'static str),
 ) -> Result<Summary, ParseError> {
     if source.len() >= text::MAX_TEXT_LEN {
         return Err(too_large(source.len()));
@@ -317,8 +313,8 @@ pub(crate) fn parse_each(
         warnings: Vec::new(),
     };
     let mut checker = lower::Checker::default();
-    while let Some(r) = reader.next_instruction()? {
-        let checked = lower::lower(&r, &mut ctx).and_then(|instruction| {
+    while let Some((r, name)) = reader.next_instruction()? {
+        let checked = lower::lower_named(&r, name, &mut ctx).and_then(|instruction| {
             let node = InstructionNode {
                 instruction,
                 raw: r,
@@ -326,7 +322,7 @@ pub(crate) fn parse_each(
             checker.check(&node, &mut ctx).map(|place| (node, place))
         });
         match checked {
-            Ok((node, place)) => each(node, place),
+            Ok((node, place)) => each(node, place, name),
             Err(e) => {
                 // An error of the line pre-pass or of the raw layer anywhere in the file comes
                 // first, as when the whole raw layer was read before lowering.

@@ -45,29 +45,41 @@ pub(crate) struct RawBuilder<'a> {
 /// starting with `--` up to the next blank. Most instructions take it, which keeps the
 /// per-instruction cost low (see the crate docs).
 fn fast_head(text: &str) -> Option<FastHead> {
-    let start = text.find(|c| !is_blank(c))?;
-    let len = text[start..].find(is_blank).unwrap_or(text.len() - start);
+    // Byte-wise: the blanks are ASCII, and no byte of a multi-byte character is ASCII.
+    let b = text.as_bytes();
+    let blank = |c: &u8| matches!(c, b' ' | b'\t' | 0x0B | 0x0C | b'\r' | b'\n');
+    let start = b.iter().position(|c| !blank(c))?;
+    let len = b[start..].iter().position(blank).unwrap_or(b.len() - start);
     let keyword = (start, start + len);
-    let mut flags = Vec::new();
+    let mut flags = FlagRanges::default();
     let mut end = keyword.1;
     loop {
-        let rest = &text[end..];
-        let word_start = end + (rest.len() - rest.trim_start_matches(is_blank).len());
-        if word_start == end || !text[word_start..].starts_with("--") {
+        let word_start = end
+            + b[end..]
+                .iter()
+                .position(|c| !blank(c))
+                .unwrap_or(b.len() - end);
+        if word_start == end || !b[word_start..].starts_with(b"--") {
             break;
         }
-        let word_len = text[word_start..]
-            .find(is_blank)
-            .unwrap_or(text.len() - word_start);
-        let word = &text[word_start..word_start + word_len];
-        if word.contains(['"', '\'', '\\']) {
+        let word_len = b[word_start..]
+            .iter()
+            .position(blank)
+            .unwrap_or(b.len() - word_start);
+        let word = &b[word_start..word_start + word_len];
+        if has_quote_or_backslash(word) {
             return None;
         }
         end = word_start + word_len;
-        if word == "--" {
+        if word == b"--" {
             break;
         }
-        flags.push((word_start, end));
+        if flags.len == flags.ranges.len() {
+            // Rare: the grammar reads heads with many flags.
+            return None;
+        }
+        flags.ranges[flags.len] = (word_start, end);
+        flags.len += 1;
     }
     Some(FastHead {
         keyword,
@@ -76,11 +88,29 @@ fn fast_head(text: &str) -> Option<FastHead> {
     })
 }
 
+/// Whether a word holds a quote or a backslash (what BuildKit's flag tokenizer changes).
+fn has_quote_or_backslash(word: &[u8]) -> bool {
+    word.iter().any(|c| matches!(c, b'"' | b'\'' | b'\\'))
+}
+
 /// Result of [`fast_head`]: byte ranges in the line.
 struct FastHead {
     keyword: (usize, usize),
-    flags: Vec<(usize, usize)>,
+    flags: FlagRanges,
     end: usize,
+}
+
+/// The flag words of a head read by [`fast_head`], without an allocation.
+#[derive(Default)]
+struct FlagRanges {
+    ranges: [(usize, usize); 8],
+    len: usize,
+}
+
+impl FlagRanges {
+    fn as_slice(&self) -> &[(usize, usize)] {
+        &self.ranges[..self.len]
+    }
 }
 
 impl RawBuilder<'_> {
@@ -104,17 +134,18 @@ impl RawBuilder<'_> {
             let (s, e) = (base + p.as_span().start(), base + p.as_span().end());
             match p.as_rule() {
                 Rule::keyword => keyword = self.word(p.as_str(), s, e),
-                Rule::flag => flags.push(self.flag(p.as_str(), s, e)),
+                Rule::flag => flags.push(self.flag(p.as_str(), s, e, false)),
                 _ => {}
             }
         }
         Ok((keyword, flags, head_end))
     }
 
-    /// A flag from its word as written at logical range `s..e`.
-    fn flag(&self, raw: &str, s: usize, e: usize) -> Flag {
+    /// A flag from its word as written at logical range `s..e`; `plain` when the word is
+    /// already known to hold no quote or backslash.
+    fn flag(&self, raw: &str, s: usize, e: usize, plain: bool) -> Flag {
         // Without quotes or backslashes the tokenizer leaves the word as it is: share it.
-        let text = if raw.contains(['"', '\'', '\\']) {
+        let text = if !plain && has_quote_or_backslash(raw.as_bytes()) {
             Text::from(unquote_flag(raw))
         } else {
             self.line.text.slice_ref(raw)
@@ -149,8 +180,12 @@ impl RawBuilder<'_> {
     }
 
     /// Builds the raw instruction starting at logical offset `base` (non-zero for ONBUILD
-    /// triggers). Heredoc markers are returned for the caller to read the bodies.
-    pub fn build(&self, base: usize) -> Result<(RawInstruction, Vec<PendingHeredoc>), ParseError> {
+    /// triggers). Heredoc markers are returned for the caller to read the bodies, with the
+    /// keyword's lower-case name (empty for an unknown keyword), so it is looked up once.
+    pub fn build(
+        &self,
+        base: usize,
+    ) -> Result<(RawInstruction, Vec<PendingHeredoc>, &'static str), ParseError> {
         let text = &self.line.text[base..];
         let fast = if crate::reference_mode() {
             None
@@ -162,8 +197,9 @@ impl RawBuilder<'_> {
                 let (ks, ke) = h.keyword;
                 let flags = h
                     .flags
+                    .as_slice()
                     .iter()
-                    .map(|&(a, b)| self.flag(&text[a..b], base + a, base + b))
+                    .map(|&(a, b)| self.flag(&text[a..b], base + a, base + b, true))
                     .collect();
                 (self.word(&text[ks..ke], base + ks, base + ke), flags, h.end)
             }
@@ -247,7 +283,7 @@ impl RawBuilder<'_> {
                         )
                         .with_help("put the trigger instruction directly after ONBUILD"));
                 }
-                let (child, child_heredocs) = self.build(rest_start)?;
+                let (child, child_heredocs, _) = self.build(rest_start)?;
                 pending = child_heredocs;
                 sub = Some(Box::new(child));
             }
@@ -277,7 +313,7 @@ impl RawBuilder<'_> {
             start_line: self.line.start_line as u32,
             end_line: self.line.end_line as u32,
         };
-        Ok((raw, pending))
+        Ok((raw, pending, name))
     }
 
     /// JSON form of `rest`, if it is a JSON array of strings.
@@ -287,6 +323,21 @@ impl RawBuilder<'_> {
         start: usize,
         whole: &Word,
     ) -> Result<Option<Vec<Word>>, ParseError> {
+        // The common array (strings without escapes) straight into words: counted first, so
+        // the list is allocated once at its size.
+        if rest.starts_with('[') && !crate::reference_mode() {
+            let mut count = 0;
+            if simple_json_items(rest, |_, _| count += 1) {
+                let mut words = Vec::with_capacity(count);
+                simple_json_items(rest, |a, b| {
+                    words.push(Word {
+                        text: self.line.text.slice_ref(&rest[a + 1..b - 1]),
+                        span: self.line.span(start + a, start + b),
+                    });
+                });
+                return Ok(Some(words));
+            }
+        }
         match parse_json_args(rest) {
             JsonArgs::NotJson => Ok(None),
             JsonArgs::Strings(items) => Ok(Some(

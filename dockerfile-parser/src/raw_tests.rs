@@ -21,7 +21,7 @@ proptest! {
     fn fast_head_agrees_with_grammar(text in "[ \t\u{0B}a-zA-Z\"'=,\\\\-]{0,32}") {
         if let Some(fast) = fast_head(&text) {
             let mut ranges = vec![fast.keyword];
-            ranges.extend(fast.flags);
+            ranges.extend(fast.flags.as_slice());
             prop_assert_eq!(Some((ranges, fast.end)), pest_ranges(&text));
         }
     }
@@ -36,7 +36,7 @@ proptest! {
         let text = format!("{kw}{gap}{}{gap}{rest}", flags.join(&gap));
         if let Some(fast) = fast_head(&text) {
             let mut ranges = vec![fast.keyword];
-            ranges.extend(fast.flags);
+            ranges.extend(fast.flags.as_slice());
             prop_assert_eq!(Some((ranges, fast.end)), pest_ranges(&text));
         }
     }
@@ -272,9 +272,74 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
     #[test]
     fn byte_wise_words_agree_with_the_reference(
-        text in "[a-z =\"'\\\\`\t\u{a0}\u{2003}é\u{85}]{0,24}",
+        text in "[a-z =\"'\\\\`\t\r\n\u{b}\u{c}\u{8}\u{e}\u{a0}\u{2003}é\u{85}]{0,48}",
         backtick in any::<bool>(),
     ) {
+        let escape = if backtick { '`' } else { '\\' };
+        prop_assert_eq!(parse_words(&text, escape), parse_words_reference(&text, escape));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+    /// The plain-marker shortcut gives what the grammar and the word splitter give.
+    #[test]
+    fn plain_heredoc_markers_agree_with_the_grammar(
+        word in "[0-9]{0,2}<<-{0,2}[\"' ]?[A-Za-z0-9_$\"' .;&|(){}<>\\`~\t-]{0,6}[\"']?",
+    ) {
+        let fast = parse_heredoc_marker(&word);
+        crate::REFERENCE.with(|r| r.set(true));
+        let reference = parse_heredoc_marker(&word);
+        crate::REFERENCE.with(|r| r.set(false));
+        prop_assert_eq!(fast, reference);
+    }
+}
+
+#[test]
+fn plain_heredoc_markers_take_the_shortcut() {
+    for (word, want) in [
+        ("<<EOF", Some(("EOF", 0, false, true))),
+        ("3<<-'E_1'", Some(("E_1", 3, true, false))),
+        ("<<\"EOF\"", Some(("EOF", 0, false, false))),
+        ("<<'EOF\"", None),
+        ("<<\"\"", None),
+        ("<<-", None),
+        ("<<E$X", None),
+    ] {
+        let got =
+            words::plain_heredoc_marker(word, word.bytes().take_while(u8::is_ascii_digit).count());
+        let got = got.as_ref().map(|(n, fd, c, e)| (n.as_str(), *fd, *c, *e));
+        assert_eq!(got, want, "{word}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+    /// The packed comparison is `eq_ignore_ascii_case` against every keyword.
+    #[test]
+    fn keyword_names_agree_with_a_search(
+        word in "(add|arg|cmd|copy|entrypoint|env|expose|from|healthcheck|label|maintainer|onbuild|run|shell|stopsignal|user|volume|workdir|[a-zA-Z@`\\[{\u{0}\u{c1}é ]{0,12})",
+        flips in any::<u16>(),
+    ) {
+        let word: String = word
+            .chars()
+            .enumerate()
+            .map(|(i, c)| if flips >> (i % 16) & 1 == 1 { c.to_ascii_uppercase() } else { c })
+            .collect();
+        let slow = crate::lower::KEYWORDS.iter().find(|k| k.eq_ignore_ascii_case(&word)).copied();
+        prop_assert_eq!(keyword_name(&word), slow);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+    /// Long runs of plain bytes (the sixteen-byte scan) between the bytes that end them.
+    #[test]
+    fn words_with_long_plain_runs_agree_with_the_reference(
+        parts in proptest::collection::vec(("[a-z0-9=._/-]{0,40}", "[ \"'\\\\`\t\r\u{b}\u{c}é\u{2003}]"), 0..6),
+        backtick in any::<bool>(),
+    ) {
+        let text: String = parts.iter().flat_map(|(a, b)| [a.as_str(), b.as_str()]).collect();
         let escape = if backtick { '`' } else { '\\' };
         prop_assert_eq!(parse_words(&text, escape), parse_words_reference(&text, escape));
     }

@@ -37,14 +37,28 @@ pub(crate) fn parse_json_args(rest: &str) -> JsonArgs {
 /// control character, so each decodes to its text as written. `None` for anything else, which
 /// the decoder then reads (a test checks the two agree wherever this one answers).
 pub(super) fn simple_json_strings(rest: &str) -> Option<Vec<(Option<String>, usize, usize)>> {
+    let mut out = Vec::new();
+    simple_json_items(rest, |a, b| out.push((None, a, b))).then_some(out)
+}
+
+/// [`simple_json_strings`] without a list: hands the range of each string literal (quotes
+/// included) to `each`, and says whether the whole text is such an array. On `false`, `each`
+/// may have been called for some items.
+pub(super) fn simple_json_items(rest: &str, mut each: impl FnMut(usize, usize)) -> bool {
+    simple_json_scan(rest, &mut each).is_some()
+}
+
+fn simple_json_scan(rest: &str, each: &mut impl FnMut(usize, usize)) -> Option<()> {
     let b = rest.as_bytes();
     let ws = |i: &mut usize| {
         while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\n' | b'\r') {
             *i += 1;
         }
     };
+    if b.first() != Some(&b'[') {
+        return None;
+    }
     let mut i = 1;
-    let mut out = Vec::new();
     ws(&mut i);
     if b.get(i) == Some(&b']') {
         i += 1;
@@ -63,7 +77,7 @@ pub(super) fn simple_json_strings(rest: &str) -> Option<Vec<(Option<String>, usi
                 }
             }
             i += 1;
-            out.push((None, start, i));
+            each(start, i);
             ws(&mut i);
             match b.get(i)? {
                 b',' => {
@@ -79,7 +93,7 @@ pub(super) fn simple_json_strings(rest: &str) -> Option<Vec<(Option<String>, usi
         }
     }
     ws(&mut i);
-    (i == b.len()).then_some(out)
+    (i == b.len()).then_some(())
 }
 
 /// [`parse_json_args`] through the JSON decoder.
@@ -143,6 +157,46 @@ pub(crate) fn split_blanks(s: &str) -> impl Iterator<Item = (usize, usize)> + '_
     })
 }
 
+/// Where the run of plain bytes starting at `pos` ends, sixteen bytes at a time (SSE2, in every
+/// x86-64 processor): plain is ASCII other than the blanks `\t`..`\r` and space, quotes and
+/// `esc` (0x80 when the escape character is not ASCII). Stops early, at the last whole block;
+/// the caller finishes the run byte by byte.
+#[cfg(target_arch = "x86_64")]
+fn plain_run_end(bytes: &[u8], mut pos: usize, esc: u8) -> usize {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_sub_epi8,
+    };
+    while pos + 16 <= bytes.len() {
+        // SAFETY: SSE2 is in the x86-64 baseline; `pos + 16 <= len`, and the load needs no
+        // alignment.
+        let mask = unsafe {
+            let v = _mm_loadu_si128(bytes.as_ptr().add(pos).cast());
+            // 0x09..=0x0D: the byte minus 9 is at most 4 (unsigned).
+            let d = _mm_sub_epi8(v, _mm_set1_epi8(0x09));
+            let blank = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(4)), d);
+            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            let special = _mm_or_si128(
+                _mm_or_si128(blank, eq(b' ')),
+                _mm_or_si128(_mm_or_si128(eq(b'\''), eq(b'"')), eq(esc)),
+            );
+            // The sign bit is set for bytes of 0x80 and above.
+            _mm_movemask_epi8(special) | _mm_movemask_epi8(v)
+        };
+        if mask != 0 {
+            return pos + mask.trailing_zeros() as usize;
+        }
+        pos += 16;
+    }
+    pos
+}
+
+/// [`plain_run_end`] elsewhere: the caller's byte loop does the work.
+#[cfg(not(target_arch = "x86_64"))]
+fn plain_run_end(_bytes: &[u8], pos: usize, _esc: u8) -> usize {
+    pos
+}
+
 /// BuildKit's `parseWords`: quote-aware words, quotes and escapes kept in the text.
 ///
 /// Returns `(start, end, text_end)`: the word spans `start..end` and its text is
@@ -178,6 +232,7 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)
     while pos < bytes.len() {
         match phase {
             Phase::Word => {
+                pos = plain_run_end(bytes, pos, esc);
                 while pos < bytes.len() && plain(bytes[pos]) {
                     pos += 1;
                 }
@@ -287,6 +342,11 @@ pub(crate) fn parse_heredoc_marker(word: &str) -> Result<Option<(String, u32, bo
     if !word[digits..].starts_with("<<") {
         return Ok(None);
     }
+    if !crate::reference_mode()
+        && let Some(marker) = plain_heredoc_marker(word, digits)
+    {
+        return Ok(Some(marker));
+    }
     let Ok(mut pairs) = DockerfileGrammar::parse(Rule::heredoc_marker, word) else {
         return Ok(None);
     };
@@ -319,36 +379,101 @@ pub(crate) fn parse_heredoc_marker(word: &str) -> Result<Option<(String, u32, bo
     Ok(Some((words[0].clone(), fd, chomp, expand)))
 }
 
+/// The common markers without the grammar and the word splitter: `[fd]<<[-]NAME`,
+/// `[fd]<<[-]"NAME"` and `[fd]<<[-]'NAME'` where NAME is printable ASCII without quotes,
+/// backslashes, `$`, `<` or backticks (`EOF`, `env.sh`). `None`
+/// for anything else (the caller then takes the general path). `digits` is the length of the fd.
+/// A property test checks it against the general path.
+pub(super) fn plain_heredoc_marker(word: &str, digits: usize) -> Option<(String, u32, bool, bool)> {
+    let rest = word.get(digits + 2..)?;
+    let (chomp, rest) = match rest.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    let b = rest.as_bytes();
+    let (name, expand) = match b.first()? {
+        q @ (b'"' | b'\'') if b.len() > 2 && b[b.len() - 1] == *q => {
+            (&rest[1..rest.len() - 1], false)
+        }
+        _ => (rest, true),
+    };
+    // Printable ASCII that the word splitter leaves alone: no blanks, quotes, escapes or
+    // variables (and no `<`, which the grammar refuses in a name).
+    let plain =
+        |c: u8| c.is_ascii_graphic() && !matches!(c, b'$' | b'"' | b'\'' | b'\\' | b'<' | b'`');
+    if name.is_empty() || !name.bytes().all(plain) {
+        return None;
+    }
+    let fd = word[..digits].parse().unwrap_or(0);
+    Some((name.to_string(), fd, chomp, expand))
+}
+
 /// The lower-case name of a known instruction keyword (case-insensitive), without allocating.
 pub(crate) fn keyword_name(keyword: &str) -> Option<&'static str> {
+    const NAMES: [&str; 18] = [
+        "add",
+        "arg",
+        "cmd",
+        "copy",
+        "entrypoint",
+        "env",
+        "expose",
+        "from",
+        "healthcheck",
+        "label",
+        "maintainer",
+        "onbuild",
+        "run",
+        "shell",
+        "stopsignal",
+        "user",
+        "volume",
+        "workdir",
+    ];
+    /// The bytes of `b` (at most 16) as one little-endian number, zero-padded.
+    const fn packed(b: &[u8]) -> u128 {
+        let mut v = 0u128;
+        let mut i = 0;
+        while i < b.len() {
+            v |= (b[i] as u128) << (8 * i);
+            i += 1;
+        }
+        v
+    }
+    const PACKED: [u128; 18] = {
+        let mut out = [0u128; 18];
+        let mut i = 0;
+        while i < 18 {
+            out[i] = packed(NAMES[i].as_bytes());
+            i += 1;
+        }
+        out
+    };
     let b = keyword.as_bytes();
     if !(3..=11).contains(&b.len()) {
         return None;
     }
-    // ASCII lower-casing leaves other bytes alone, as `eq_ignore_ascii_case` compares them.
-    let mut buf = [0u8; 11];
+    // Setting bit 5 of every byte lower-cases ASCII letters. Every name is lower-case letters,
+    // and the only bytes that become a lower-case letter `l` this way are `l` and its upper-case
+    // form: equality after it is `eq_ignore_ascii_case`.
+    let mut buf = [0u8; 16];
     for (d, s) in buf.iter_mut().zip(b) {
-        *d = s.to_ascii_lowercase();
+        *d = s | 0x20;
     }
-    Some(match &buf[..b.len()] {
-        b"add" => "add",
-        b"arg" => "arg",
-        b"cmd" => "cmd",
-        b"copy" => "copy",
-        b"entrypoint" => "entrypoint",
-        b"env" => "env",
-        b"expose" => "expose",
-        b"from" => "from",
-        b"healthcheck" => "healthcheck",
-        b"label" => "label",
-        b"maintainer" => "maintainer",
-        b"onbuild" => "onbuild",
-        b"run" => "run",
-        b"shell" => "shell",
-        b"stopsignal" => "stopsignal",
-        b"user" => "user",
-        b"volume" => "volume",
-        b"workdir" => "workdir",
-        _ => return None,
-    })
+    let word = u128::from_le_bytes(buf);
+    // The names of each length, as indexes into NAMES.
+    let candidates: &[usize] = match b.len() {
+        3 => &[0, 1, 2, 5, 12],
+        4 => &[3, 7, 15],
+        5 => &[9, 13],
+        6 => &[6, 16],
+        7 => &[11, 17],
+        10 => &[4, 10, 14],
+        11 => &[8],
+        _ => &[],
+    };
+    candidates
+        .iter()
+        .find(|&&i| PACKED[i] == word)
+        .map(|&i| NAMES[i])
 }

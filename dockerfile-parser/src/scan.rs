@@ -73,6 +73,10 @@ pub(crate) struct Scanner<'a> {
     pub directives: Vec<Directive>,
     directives_done: bool,
     pub warnings: Vec<Warning>,
+    /// Scratch for joining a continued line, kept between lines so it is allocated once.
+    join: String,
+    /// A segment list handed back by [`Scanner::recycle`], reused for the next continued line.
+    spare_segments: Vec<(usize, usize)>,
 }
 
 fn is_go_space(c: char) -> bool {
@@ -90,6 +94,16 @@ impl<'a> Scanner<'a> {
             directives: Vec::new(),
             directives_done: false,
             warnings: Vec::new(),
+            join: String::new(),
+            spare_segments: Vec::new(),
+        }
+    }
+
+    /// Takes back a logical line's segment list once the line is read, for the next one.
+    pub fn recycle(&mut self, mut segments: Vec<(usize, usize)>) {
+        if segments.capacity() > self.spare_segments.capacity() {
+            segments.clear();
+            self.spare_segments = segments;
         }
     }
 
@@ -103,7 +117,7 @@ impl<'a> Scanner<'a> {
             return None;
         }
         let rest = &self.src[self.pos..];
-        let len = rest.find('\n').map(|i| i + 1).unwrap_or(rest.len());
+        let len = memchr::memchr(b'\n', rest.as_bytes()).map_or(rest.len(), |i| i + 1);
         let mut start = self.pos;
         let mut full = &rest[..len];
         if self.line == 0
@@ -226,9 +240,10 @@ impl<'a> Scanner<'a> {
                     end_line: self.line,
                 }));
             }
-            let mut text = String::with_capacity(first.len() * 8);
+            let mut text = std::mem::take(&mut self.join);
+            text.clear();
             text.push_str(first);
-            let mut segments = Vec::new();
+            let mut segments = std::mem::take(&mut self.spare_segments);
             let mut end = pl.start + pl.text.len();
             let mut last_start = tok_start;
             let mut empty_line = false;
@@ -265,12 +280,11 @@ impl<'a> Scanner<'a> {
                     line: self.line,
                 });
             }
+            // The joined line gets a buffer of its exact size; the scratch stays for the next.
+            let joined = Text::from(text.as_str());
+            self.join = text;
             return Ok(Some(LogicalLine {
-                text: {
-                    // The capacity was a guess: keep only what the line holds.
-                    text.shrink_to_fit();
-                    Text::from(text)
-                },
+                text: joined,
                 first: tok_start,
                 segments,
                 end,

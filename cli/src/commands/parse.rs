@@ -44,7 +44,7 @@ pub fn read_dockerfile(path: &std::path::Path) -> miette::Result<(String, String
     };
     let text = match String::from_utf8(bytes) {
         // Valid UTF-8 changes only if it holds one of the code points that stand for bytes.
-        Ok(text) => match kiln_dockerfile_parser::decode(text.as_bytes()).0 {
+        Ok(text) => match kiln_dockerfile_parser::bytes::decode_str(&text) {
             std::borrow::Cow::Owned(escaped) => Some(escaped),
             std::borrow::Cow::Borrowed(_) => None,
         }
@@ -88,7 +88,7 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
         // Indented for a person at a terminal, on one line for a program reading a pipe or a
         // file.
         kiln_dockerfile_parser::dump::parse_to_json(&source, tty)
-            .map(|dump| (dump.warnings.clone(), Some(dump), None))
+            .map(|mut dump| (std::mem::take(&mut dump.warnings), Some(dump), None))
     } else {
         let mut listing = Vec::with_capacity(source.len() + source.len() / 4);
         kiln_dockerfile_parser::parse_streamed(&source, |node| {

@@ -75,9 +75,13 @@ pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
         indent,
     };
     let mut blocks = Vec::new();
-    let summary = crate::parse_each(source, |node, _| {
+    let summary = crate::parse_each(source, |node, _, name| {
         body.elem();
-        body.instruction(&node.raw);
+        if indent {
+            body.instruction(&node.raw);
+        } else {
+            body.instruction_compact(&node.raw, Some(name).filter(|n| !n.is_empty()));
+        }
         if body.buf.len() >= block {
             let next = Vec::with_capacity(block + block / 8);
             blocks.push(std::mem::replace(&mut body.buf, next));
@@ -250,10 +254,27 @@ impl<W: Write> Pretty<W> {
 
     fn str(&mut self, s: &str) {
         self.buf.push(b'"');
-        // Bytes that were not UTF-8 print as Go's JSON prints them (U+FFFD).
-        let s = crate::bytes::to_json_text(s);
-        escape_into(&mut self.buf, s.as_bytes());
+        let at = self.buf.len();
+        // Bytes that were not UTF-8 print as Go's JSON prints them (U+FFFD). Their code points
+        // start with 0xF4, which the escape scan stops at: only then is the string converted.
+        if !escape_into::<true>(&mut self.buf, s.as_bytes()) {
+            self.buf.truncate(at);
+            let s = crate::bytes::to_json_text(s);
+            escape_into::<false>(&mut self.buf, s.as_bytes());
+        }
         self.buf.push(b'"');
+    }
+
+    /// The items of a JSON array of strings, without the brackets, on one line.
+    fn compact_items<'t>(&mut self, items: impl Iterator<Item = &'t Text>) {
+        let mut first = true;
+        for s in items {
+            if !first {
+                self.buf.push(b',');
+            }
+            first = false;
+            self.str(s);
+        }
     }
 
     fn strs<'t>(&mut self, items: impl Iterator<Item = &'t str>) {
@@ -280,7 +301,75 @@ impl<W: Write> Pretty<W> {
         self.close(b'}');
     }
 
+    /// One instruction's object on one line: the text between the values is constant, so each
+    /// run of it (`],"end_line":`) is one copy.
+    /// `name` is the keyword's lower-case name when already known.
+    fn instruction_compact(&mut self, raw: &RawInstruction, name: Option<&'static str>) {
+        // Room for the whole object, nearly always: the pushes below then never grow the buffer.
+        self.buf.reserve(raw.original.len() * 2 + 192);
+        self.buf.extend_from_slice(b"{\"args\":[");
+        self.compact_items(raw.args.iter().map(|w| &w.text));
+        self.buf.extend_from_slice(b"],\"end_line\":");
+        self.num(u64::from(raw.end_line));
+        self.buf.extend_from_slice(b",\"flags\":[");
+        self.compact_items(raw.flags.iter().map(|f| &f.text));
+        self.buf.extend_from_slice(b"],\"heredocs\":[");
+        for (i, h) in raw.heredocs.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            self.buf.extend_from_slice(if h.chomp {
+                b"{\"chomp\":true,\"content\":" as &[u8]
+            } else {
+                b"{\"chomp\":false,\"content\":"
+            });
+            self.str(&h.content);
+            self.buf.extend_from_slice(if h.expand {
+                b",\"expand\":true,\"fd\":" as &[u8]
+            } else {
+                b",\"expand\":false,\"fd\":"
+            });
+            self.num(u64::from(h.fd));
+            self.buf.extend_from_slice(b",\"name\":");
+            self.str(&h.name);
+            self.buf.push(b'}');
+        }
+        self.buf.extend_from_slice(if raw.json {
+            b"],\"json\":true,\"keyword\":" as &[u8]
+        } else {
+            b"],\"json\":false,\"keyword\":"
+        });
+        match name.or_else(|| crate::raw::keyword_name(&raw.keyword.text)) {
+            // A known keyword and its name are ASCII letters: nothing to escape.
+            Some(name) => {
+                self.buf.push(b'"');
+                self.buf.extend_from_slice(raw.keyword.text.as_bytes());
+                self.buf.extend_from_slice(b"\",\"name\":\"");
+                self.buf.extend_from_slice(name.as_bytes());
+                self.buf.push(b'"');
+            }
+            None => {
+                self.str(&raw.keyword.text);
+                self.buf.extend_from_slice(b",\"name\":");
+                self.str(&raw.name());
+            }
+        }
+        self.buf.extend_from_slice(b",\"original\":");
+        self.str(&raw.original);
+        self.buf.extend_from_slice(b",\"start_line\":");
+        self.num(u64::from(raw.start_line));
+        self.buf.extend_from_slice(b",\"sub\":");
+        match &raw.sub {
+            Some(sub) => self.instruction_compact(sub, None),
+            None => self.buf.extend_from_slice(b"null"),
+        }
+        self.buf.push(b'}');
+    }
+
     fn instruction(&mut self, raw: &RawInstruction) {
+        if !self.indent {
+            return self.instruction_compact(raw, None);
+        }
         self.open(b'{');
         self.key("args");
         self.strs(raw.args.iter().map(|w| w.text.as_str()));
@@ -320,25 +409,90 @@ impl<W: Write> Pretty<W> {
 /// Whether any byte is a control character, a quote or a backslash.
 #[cfg(test)]
 fn needs_escape(bytes: &[u8]) -> bool {
-    first_special(bytes).is_some()
+    first_special::<false>(bytes).is_some()
 }
 
-/// The index of the first byte that is a control character, a quote or a backslash, found
-/// eight bytes at a time.
+/// The index of the first byte that is a control character, a quote or a backslash (or, with
+/// `F4`, the byte 0xF4 that starts the reserved code points of [`crate::bytes`]), found sixteen
+/// bytes at a time with SSE2 (part of every x86-64 processor).
+#[cfg(target_arch = "x86_64")]
 #[inline]
-fn first_special(bytes: &[u8]) -> Option<usize> {
+fn first_special<const F4: bool>(bytes: &[u8]) -> Option<usize> {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    /// One bit per special byte of the 16 at `p`.
+    ///
+    /// # Safety
+    /// `p` must be valid for reading 16 bytes (no alignment needed).
+    #[inline(always)]
+    unsafe fn mask<const F4: bool>(p: *const u8) -> u32 {
+        // SAFETY: SSE2 is in the x86-64 baseline; the caller vouches for the 16 bytes.
+        unsafe {
+            let v = _mm_loadu_si128(p.cast());
+            // Below 0x20 (unsigned): the byte is its minimum with 0x1F.
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            let mut m = _mm_or_si128(control, _mm_or_si128(quote, backslash));
+            if F4 {
+                m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(0xF4_u8 as i8)));
+            }
+            _mm_movemask_epi8(m) as u32
+        }
+    }
+    let len = bytes.len();
+    let mut at = 0;
+    while at + 16 <= len {
+        // SAFETY: `at + 16 <= len`.
+        let m = unsafe { mask::<F4>(bytes.as_ptr().add(at)) };
+        if m != 0 {
+            return Some(at + m.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    if at == len {
+        return None;
+    }
+    let m = if len >= 16 {
+        // The last 16 bytes, without the ones already looked at.
+        let base = len - 16;
+        // SAFETY: `base + 16 == len`.
+        (unsafe { mask::<F4>(bytes.as_ptr().add(base)) }) >> (at - base)
+    } else {
+        // Short: padded with a byte that needs no escape.
+        let mut padded = [b'a'; 16];
+        padded[..len].copy_from_slice(bytes);
+        // SAFETY: `padded` holds 16 bytes.
+        unsafe { mask::<F4>(padded.as_ptr()) }
+    };
+    (m != 0).then(|| at + m.trailing_zeros() as usize)
+}
+
+/// [`first_special`] elsewhere: eight bytes at a time in a `u64`.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn first_special<const F4: bool>(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // The high bit of each byte of `v` below `n` (n <= 0x80). Borrows can set bits above a
     // byte that is below `n`, never below the first one: the lowest set bit is exact.
     let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGH;
-    let mut chunks = bytes.chunks_exact(8);
+    let special = |v: u64| {
+        let m = below(v, 0x20) | below(v ^ (ONES * 0x22), 1) | below(v ^ (ONES * 0x5C), 1);
+        if F4 {
+            m | below(v ^ (ONES * 0xF4), 1)
+        } else {
+            m
+        }
+    };
     let mut at = 0;
+    let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
-        let v = u64::from_le_bytes(w);
-        let m = below(v, 0x20) | below(v ^ (ONES * 0x22), 1) | below(v ^ (ONES * 0x5C), 1);
+        let m = special(u64::from_le_bytes(w));
         if m != 0 {
             return Some(at + (m.trailing_zeros() / 8) as usize);
         }
@@ -350,23 +504,25 @@ fn first_special(bytes: &[u8]) -> Option<usize> {
         return None;
     }
     let mut w = [b'a'; 8];
-    for (d, s) in w.iter_mut().zip(tail) {
-        *d = *s;
-    }
-    let v = u64::from_le_bytes(w);
-    let m = below(v, 0x20) | below(v ^ (ONES * 0x22), 1) | below(v ^ (ONES * 0x5C), 1);
+    w[..tail.len()].copy_from_slice(tail);
+    let m = special(u64::from_le_bytes(w));
     (m != 0).then(|| at + (m.trailing_zeros() / 8) as usize)
 }
 
 /// Appends `bytes` with serde_json's escapes: `\"`, `\\`, the short forms of backspace, form
 /// feed, newline, carriage return and tab, `\u00XX` (lower-case hex) for other control
-/// characters. Runs without escapes are copied whole.
-fn escape_into(buf: &mut Vec<u8>, bytes: &[u8]) {
+/// characters. Runs without escapes are copied whole. With `F4`, stops at the first byte 0xF4
+/// (it may start a reserved code point, see [`crate::bytes`]) and returns false: the caller
+/// converts the string and writes it again; without, every such byte is copied as it is.
+fn escape_into<const F4: bool>(buf: &mut Vec<u8>, bytes: &[u8]) -> bool {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
-    while let Some(off) = first_special(&bytes[start..]) {
+    while let Some(off) = first_special::<F4>(&bytes[start..]) {
         let i = start + off;
         let b = bytes[i];
+        if F4 && b == 0xF4 {
+            return false;
+        }
         let short: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -388,6 +544,7 @@ fn escape_into(buf: &mut Vec<u8>, bytes: &[u8]) {
         start = i + 1;
     }
     buf.extend_from_slice(&bytes[start..]);
+    true
 }
 
 #[cfg(test)]
@@ -401,7 +558,32 @@ mod tests {
         fn word_at_a_time_check_is_exact(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
             let slow = bytes.iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\');
             prop_assert_eq!(needs_escape(&bytes), slow.is_some());
-            prop_assert_eq!(first_special(&bytes), slow);
+            prop_assert_eq!(first_special::<false>(&bytes), slow);
+            let slow_f4 = bytes
+                .iter()
+                .position(|&b| b < 0x20 || b == b'"' || b == b'\\' || b == 0xF4);
+            prop_assert_eq!(first_special::<true>(&bytes), slow_f4);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+        /// A string is written as serde_json writes its JSON text (Go's U+FFFD for each byte
+        /// that was not UTF-8), whether or not it holds a code point starting with 0xF4.
+        #[test]
+        fn strings_are_serde_json_text_of_the_json_text(
+            s in "[a-z\"\\\u{1}\u{1f}\u{7f}é\u{100000}\u{10ff7f}\u{10ff80}\u{10ffff}]{0,40}",
+        ) {
+            let mut j = super::Pretty {
+                buf: Vec::new(),
+                out: std::io::sink(),
+                depth: 0,
+                first: true,
+                indent: false,
+            };
+            j.str(&s);
+            let want = serde_json::to_string(&crate::bytes::to_json_text(&s)).expect("serializes");
+            prop_assert_eq!(String::from_utf8(j.buf).expect("UTF-8"), want);
         }
     }
 

@@ -84,7 +84,20 @@ pub(crate) fn command_form(raw: &RawInstruction, args: &[Word]) -> CommandForm {
 
 /// Lowers one raw instruction.
 pub(crate) fn lower(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction, ParseError> {
-    match crate::raw::keyword_name(&raw.keyword.text).unwrap_or("") {
+    lower_named(
+        raw,
+        crate::raw::keyword_name(&raw.keyword.text).unwrap_or(""),
+        ctx,
+    )
+}
+
+/// [`lower`] with the keyword's lower-case name already looked up (empty when unknown).
+pub(crate) fn lower_named(
+    raw: &RawInstruction,
+    name: &str,
+    ctx: &mut Ctx<'_>,
+) -> Result<Instruction, ParseError> {
+    match name {
         "from" => from_run::from(raw, ctx),
         "run" => from_run::run(raw, ctx),
         "cmd" => command::cmd(raw, ctx).map(Instruction::Cmd),
@@ -184,6 +197,10 @@ impl Checker {
 pub(crate) struct Assembler {
     pub global_args: Vec<InstructionNode>,
     pub stages: Vec<Stage>,
+    /// The instructions of the last stage while it is read: one list that keeps its room from
+    /// stage to stage, so a short stage's own list is allocated once, at its size, when it ends
+    /// (a long one takes the list itself).
+    current: Vec<InstructionNode>,
 }
 
 impl Assembler {
@@ -191,10 +208,7 @@ impl Assembler {
     pub fn push(&mut self, node: InstructionNode, place: Place) {
         match place {
             Place::Stage(name) => {
-                if let Some(prev) = self.stages.last_mut() {
-                    // That stage is complete: give back the room its list grew ahead.
-                    prev.instructions.shrink_to_fit();
-                }
+                self.end_stage();
                 self.stages.push(Stage {
                     from: node,
                     name,
@@ -202,30 +216,46 @@ impl Assembler {
                 });
             }
             Place::InStage => match self.stages.last_mut() {
-                Some(stage) => stage.instructions.push(node),
+                Some(_) => self.current.push(node),
                 None => self.global_args.push(node),
             },
             Place::GlobalArg => self.global_args.push(node),
         }
     }
-}
 
-/// Builds the [`Dockerfile`] from its parts.
-pub(crate) fn finish(
-    directives: Vec<crate::ast::Directive>,
-    escape: char,
-    global_args: Vec<InstructionNode>,
-    mut stages: Vec<Stage>,
-    warnings: Vec<Warning>,
-) -> Dockerfile {
-    if let Some(last) = stages.last_mut() {
-        last.instructions.shrink_to_fit();
+    /// Moves the instructions read since the last FROM into its stage.
+    fn end_stage(&mut self) {
+        if let Some(stage) = self.stages.last_mut()
+            && !self.current.is_empty()
+        {
+            stage.instructions = if self.current.len() > 64 {
+                // A long stage keeps the list itself, given back the room it grew ahead: a
+                // copy would hold the instructions twice at once.
+                let mut list = std::mem::take(&mut self.current);
+                list.shrink_to_fit();
+                list
+            } else {
+                let mut list = Vec::with_capacity(self.current.len());
+                list.append(&mut self.current);
+                list
+            };
+        }
     }
-    Dockerfile {
-        directives,
-        escape,
-        global_args,
-        stages,
-        warnings,
+
+    /// Builds the [`Dockerfile`] from the instructions and the rest of the parse.
+    pub fn finish(
+        mut self,
+        directives: Vec<crate::ast::Directive>,
+        escape: char,
+        warnings: Vec<Warning>,
+    ) -> Dockerfile {
+        self.end_stage();
+        Dockerfile {
+            directives,
+            escape,
+            global_args: self.global_args,
+            stages: self.stages,
+            warnings,
+        }
     }
 }
