@@ -115,7 +115,7 @@ pub enum LayerError {
     /// The stream uses a compression kiln cannot read.
     #[error("unsupported archive compression {0}")]
     UnsupportedCompression(&'static str),
-    /// Applying a compressed layer blob failed (see [`apply_packed`]).
+    /// Applying a compressed layer blob failed (a base layer unpacked straight from its compressed blob).
     #[error("layer blob {blob}")]
     Packed {
         /// The compressed blob.
