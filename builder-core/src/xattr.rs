@@ -2,6 +2,7 @@
 //! the copy snapshotter), so that what counts as "no xattrs" is decided once.
 
 use std::ffi::{OsStr, OsString};
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -22,9 +23,29 @@ pub(crate) fn is_overlay_own(name: &[u8]) -> bool {
 /// `/proc/self/fd` link joined with a name), not following a final symlink, sorted by name.
 /// Filesystems without xattrs give none.
 pub fn list(target: &Path) -> std::io::Result<Vec<(OsString, Vec<u8>)>> {
+    read_all(
+        |buf| rustix::fs::llistxattr(target, buf),
+        |key, buf| rustix::fs::lgetxattr(target, key, buf),
+    )
+}
+
+/// The extended attributes of the open file `fd`, sorted by name; as [`list`].
+pub(crate) fn list_fd(fd: BorrowedFd<'_>) -> std::io::Result<Vec<(OsString, Vec<u8>)>> {
+    read_all(
+        |buf| rustix::fs::flistxattr(fd, buf),
+        |key, buf| rustix::fs::fgetxattr(fd, key, buf),
+    )
+}
+
+/// Lists the names, then reads each value, growing the buffers on `ERANGE` up to 1 MiB (the
+/// kernel's own limit is 64 KiB a value). A name removed in between is skipped.
+fn read_all(
+    list_names: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    get: impl Fn(&OsStr, &mut [u8]) -> rustix::io::Result<usize>,
+) -> std::io::Result<Vec<(OsString, Vec<u8>)>> {
     let mut names = vec![0u8; 1024];
     let len = loop {
-        match rustix::fs::llistxattr(target, &mut names) {
+        match list_names(&mut names) {
             Ok(n) => break n,
             Err(rustix::io::Errno::RANGE) => names.resize(names.len() * 4, 0),
             Err(rustix::io::Errno::NOTSUP) | Err(rustix::io::Errno::PERM) => return Ok(Vec::new()),
@@ -39,7 +60,7 @@ pub fn list(target: &Path) -> std::io::Result<Vec<(OsString, Vec<u8>)>> {
         let key = OsStr::from_bytes(key);
         let mut value = vec![0u8; 256];
         let n = loop {
-            match rustix::fs::lgetxattr(target, key, &mut value) {
+            match get(key, &mut value) {
                 Ok(n) => break Some(n),
                 Err(rustix::io::Errno::RANGE) if value.len() < 1 << 20 => {
                     value.resize(value.len() * 4, 0)

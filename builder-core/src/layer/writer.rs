@@ -411,45 +411,16 @@ impl<'a, W: Write> TarWriter<'a, W> {
     }
 
     fn xattrs(&self, fd: BorrowedFd<'_>, rel: &Path) -> Result<Vec<(String, Vec<u8>)>, LayerError> {
-        let mut names = vec![0u8; 1024];
-        let n = match rustix::fs::flistxattr(fd, &mut names) {
-            Ok(n) => n,
-            Err(rustix::io::Errno::RANGE) => {
-                let size = rustix::fs::flistxattr(fd, &mut [0u8; 0][..])
-                    .map_err(|e| self.io_err("list xattrs", rel, e))?;
-                names.resize(size, 0);
-                rustix::fs::flistxattr(fd, &mut names)
-                    .map_err(|e| self.io_err("list xattrs", rel, e))?
-            }
-            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
-            Err(e) => return Err(self.io_err("list xattrs", rel, e)),
-        };
-        let mut out = Vec::new();
-        for raw in names[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
-            let Ok(key) = std::str::from_utf8(raw) else {
-                continue;
-            };
-            let wanted = XATTR_PREFIX_OK.iter().any(|p| key.starts_with(p))
-                && !crate::xattr::is_overlay_own(key.as_bytes());
-            if !wanted {
-                continue;
-            }
-            let mut value = vec![0u8; 256];
-            let len = loop {
-                match rustix::fs::fgetxattr(fd, key, &mut value) {
-                    Ok(len) => break len,
-                    Err(rustix::io::Errno::RANGE) => value.resize(value.len() * 4, 0),
-                    Err(rustix::io::Errno::NODATA) => break usize::MAX,
-                    Err(e) => return Err(self.io_err("read xattr", rel, e)),
-                }
-            };
-            if len != usize::MAX {
-                value.truncate(len);
-                out.push((key.to_string(), value));
-            }
-        }
-        out.sort();
-        Ok(out)
+        let all = crate::xattr::list_fd(fd).map_err(|e| self.io_err("list xattrs", rel, e))?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let key = key.into_string().ok()?;
+                let wanted = XATTR_PREFIX_OK.iter().any(|p| key.starts_with(p))
+                    && !crate::xattr::is_overlay_own(key.as_bytes());
+                wanted.then_some((key, value))
+            })
+            .collect())
     }
 
     fn copy_content(&mut self, mut file: File, size: u64, rel: &Path) -> Result<(), LayerError> {
