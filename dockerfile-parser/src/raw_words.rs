@@ -410,26 +410,7 @@ pub(super) fn plain_heredoc_marker(word: &str, digits: usize) -> Option<(String,
 
 /// The lower-case name of a known instruction keyword (case-insensitive), without allocating.
 pub(crate) fn keyword_name(keyword: &str) -> Option<&'static str> {
-    const NAMES: [&str; 18] = [
-        "add",
-        "arg",
-        "cmd",
-        "copy",
-        "entrypoint",
-        "env",
-        "expose",
-        "from",
-        "healthcheck",
-        "label",
-        "maintainer",
-        "onbuild",
-        "run",
-        "shell",
-        "stopsignal",
-        "user",
-        "volume",
-        "workdir",
-    ];
+    const NAMES: [&str; 18] = *crate::lower::KEYWORDS;
     /// The bytes of `b` (at most 16) as one little-endian number, zero-padded.
     const fn packed(b: &[u8]) -> u128 {
         let mut v = 0u128;

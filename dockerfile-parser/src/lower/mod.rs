@@ -18,7 +18,7 @@ use crate::span::Span;
 pub(crate) use flags::{FlagKind, Flags};
 
 /// Every instruction keyword, lower-case.
-pub(crate) const KEYWORDS: &[&str] = &[
+pub(crate) const KEYWORDS: &[&str; 18] = &[
     "add",
     "arg",
     "cmd",
