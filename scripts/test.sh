@@ -49,6 +49,8 @@ cargo fmt --all --check
 # builder-core's module graph: no import circles, at most three imports back up the layers.
 python3 scripts/modgraph.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The library as an embedder builds it (no `testing` feature): every public type nameable, no warnings.
+cargo clippy -p kiln-builder-core --lib --locked -- -D warnings
 cargo build --workspace --all-targets --locked
 # The API docs: every link resolves, nothing warns (the doctests run with cargo test).
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked

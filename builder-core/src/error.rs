@@ -94,7 +94,7 @@ pub use crate::chmod::ChmodError;
 pub use crate::context::glob::BadPattern;
 pub use crate::context::hash::HashError;
 pub use crate::context::statcache::SaveError;
-pub use crate::context::{ContextError, IgnoreError};
+pub use crate::context::{ContextError, IgnoreError, WalkError};
 pub use crate::copy::CopyError;
 pub use crate::fsroot::FsError;
 pub use crate::graph::Origin;

@@ -30,6 +30,9 @@
 //! and set fields, and match events with a wildcard arm.
 #![deny(missing_docs)]
 #![warn(unnameable_types)]
+// Some internals are reached only by the unit tests and, through `testing::internals`, by the
+// integration tests and benches; a build without them must not warn that they are unused.
+#![cfg_attr(not(any(test, feature = "testing")), allow(dead_code, unused_imports))]
 
 pub(crate) mod attest;
 pub mod builder;

@@ -5,19 +5,8 @@
 //! it (every path is resolved through a [`crate::fsroot::Root`], and the walk opens directories
 //! with `O_NOFOLLOW`). What a `COPY` does with the entries lives in `crate::copy`.
 //!
-//! ```ignore
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use kiln_builder_core::context::{BuildContext, CachingHasher, StatCache};
-//! let ctx = BuildContext::open("ctx".as_ref(), Some("ctx/Dockerfile".as_ref()))?;
-//! let index = ctx.walk()?;
-//! let hasher = CachingHasher::new(StatCache::load("cache/ctx.statcache".as_ref()));
-//! for entry in index.iter().filter(|e| e.kind == kiln_builder_core::context::EntryKind::File) {
-//!     use kiln_builder_core::context::FileHasher;
-//!     println!("{} {}", entry.path.display(), hasher.digest(ctx.root(), entry)?);
-//! }
-//! hasher.into_cache().save("cache/ctx.statcache".as_ref())?;
-//! # Ok(()) }
-//! ```
+//! Open, walk, hash through the stat cache, save it and hash again reading only the changed
+//! file: `tests::caching_hasher_reads_only_changed_files`.
 
 pub mod glob;
 pub mod hash;

@@ -173,7 +173,7 @@ pub struct Collector<'a> {
 
 impl<'a> Collector<'a> {
     /// A collector for `store`, its snapshotter and the cache records under `records_dir`.
-    pub fn new(
+    pub(crate) fn new(
         store: &'a ContentStore,
         snapshots: &'a dyn Snapshotter,
         records_dir: PathBuf,
