@@ -190,17 +190,22 @@ fn stat_cache_saved_for_an_index_keeps_what_the_walk_found() {
     );
 }
 
-#[test]
-fn damaged_stat_cache_loads_empty() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cache = StatCache::new();
-    let key = StatKey {
+/// A stat key for caches written and read back without a real file.
+fn sample_key() -> StatKey {
+    StatKey {
         size: 1,
         mtime: (1, 2),
         ctime: (3, 4),
         ino: 5,
         mode: 0o644,
-    };
+    }
+}
+
+#[test]
+fn damaged_stat_cache_loads_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cache = StatCache::new();
+    let key = sample_key();
     cache.insert(PathBuf::from("x/y"), key, ContentDigest::of(b"x"));
     let p = dir.path().join("c");
     cache.save(&p).unwrap();
@@ -257,13 +262,7 @@ fn halves_hashed_apart_give_the_one_pass_digest() {
 fn a_stat_cache_of_sha256_digests_loads_empty() {
     let dir = tempfile::tempdir().unwrap();
     let mut cache = StatCache::new();
-    let key = StatKey {
-        size: 1,
-        mtime: (1, 2),
-        ctime: (3, 4),
-        ino: 5,
-        mode: 0o644,
-    };
+    let key = sample_key();
     cache.insert(PathBuf::from("x"), key, ContentDigest::of(b"x"));
     let mut bytes = cache.encode();
     // The same records under version 2's magic, checksum redone: still refused.

@@ -11,6 +11,7 @@
 use std::io::{self, Read};
 use std::sync::mpsc;
 
+use super::compress::read_full;
 use super::{ApplyOptions, ApplyStats, LayerError, apply_tar, decompress};
 use crate::changes::WhiteoutStyle;
 use crate::content::{ContentStore, Digest, Hasher, unwrap_io_error};
@@ -104,20 +105,6 @@ pub fn apply_packed(
         });
     }
     Ok(stats)
-}
-
-/// Reads until `buf` is full or the stream ends.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 /// The applying side of the channel as a `Read`.
