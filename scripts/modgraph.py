@@ -60,7 +60,7 @@ def strip(src):
 # The layers of docs/architecture.md, bottom first: a module may import its own layer and the
 # ones below; an import of a higher layer "runs back up".
 LAYERS = [
-    ["image", "xattr", "programs", "rootless", "scratch", "secret", "ssh_keys", "changes", "chmod", "report"],
+    ["image", "xattr", "programs", "rootless", "scratch", "secret", "ssh_keys", "changes", "chmod", "report", "stream"],
     ["fsroot", "content", "userdb"],
     ["cache", "layer", "snapshot", "exec", "import", "attest"],
     ["export", "registry", "context", "copy", "graph", "progress"],

@@ -68,6 +68,7 @@ pub mod secret;
 pub(crate) mod snapshot;
 pub(crate) mod solver;
 pub mod ssh_keys;
+mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub(crate) mod userdb;

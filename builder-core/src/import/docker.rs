@@ -350,21 +350,13 @@ fn sniff(store: &ContentStore, digest: &Digest) -> Result<ArchiveCompression, Im
             source,
         })
     })?;
-    let mut got = 0;
-    while got < head.len() {
-        match f.read(&mut head[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(source) => {
-                return Err(ImportError::Io(crate::report::IoError {
-                    op: "read",
-                    path,
-                    source,
-                }));
-            }
-        }
-    }
+    let got = crate::stream::read_full(&mut f, &mut head).map_err(|source| {
+        ImportError::Io(crate::report::IoError {
+            op: "read",
+            path,
+            source,
+        })
+    })?;
     Ok(detect_compression(&head[..got]))
 }
 

@@ -20,6 +20,7 @@ use flate2::{Compress, Crc, FlushCompress};
 use super::LayerError;
 use crate::content::{BlobInfo, ContentStore, Digest, unwrap_io_error, write_atomic};
 use crate::image::Compression;
+use crate::stream::read_full;
 
 /// The compression of an archive, from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,15 +55,7 @@ pub fn detect_compression(head: &[u8]) -> ArchiveCompression {
 /// Wraps `reader` in the decompressor its magic bytes call for.
 pub fn decompress<'a>(mut reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>, LayerError> {
     let mut head = [0u8; 6];
-    let mut got = 0;
-    while got < head.len() {
-        match reader.read(&mut head[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(LayerError::Read(e)),
-        }
-    }
+    let got = read_full(&mut reader, &mut head).map_err(LayerError::Read)?;
     let kind = detect_compression(&head[..got]);
     let chained =
         BufReader::with_capacity(1 << 20, Cursor::new(head[..got].to_vec()).chain(reader));
@@ -236,20 +229,6 @@ pub fn gzip_parallel<R: Read, W: Write>(
     output.write_all(&crc.sum().to_le_bytes())?;
     output.write_all(&crc.amount().to_le_bytes())?;
     Ok(output)
-}
-
-/// Reads until `buf` is full or the stream ends.
-pub(super) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Options of `compress_layer`: how exports and pushes compress layers.

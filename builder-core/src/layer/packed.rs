@@ -11,11 +11,11 @@
 use std::io::{self, Read};
 use std::sync::mpsc;
 
-use super::compress::read_full;
 use super::{ApplyOptions, ApplyStats, LayerError, apply_tar, decompress};
 use crate::changes::WhiteoutStyle;
 use crate::content::{ContentStore, Digest, Hasher, unwrap_io_error};
 use crate::fsroot::Root;
+use crate::stream::read_full;
 
 /// Bytes handed from the decompressing thread to the applying one at a time.
 const CHUNK: usize = 1 << 20;

@@ -17,7 +17,6 @@
 //! two snapshotters agree on the list.
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +25,7 @@ use rustix::fs::{FileType, Stat};
 use super::copytree::xattrs;
 use super::{SnapshotError, io_err};
 use crate::changes::Change;
+use crate::stream::read_full;
 
 fn lstat(path: &Path) -> Result<Option<Stat>, SnapshotError> {
     match rustix::fs::lstat(path) {
@@ -116,17 +116,6 @@ fn same_content(pa: &Path, pb: &Path) -> Result<bool, SnapshotError> {
             return Ok(true);
         }
     }
-}
-
-fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// Every entry below `dir` (excluding it) as an upsert, skipping overlay whiteouts (and with
