@@ -26,6 +26,7 @@
 //! ```
 
 mod caps;
+mod command;
 mod error;
 mod helper;
 mod mountns;
