@@ -75,12 +75,12 @@ pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
         indent,
     };
     let mut blocks = Vec::new();
-    let summary = crate::parse_each(source, |node, _, name| {
+    let summary = crate::parse_each_raw(source, |raw, name| {
         body.elem();
         if indent {
-            body.instruction(&node.raw);
+            body.instruction(raw);
         } else {
-            body.instruction_compact(&node.raw, Some(name).filter(|n| !n.is_empty()));
+            body.instruction_compact(raw, Some(name).filter(|n| !n.is_empty()));
         }
         if body.buf.len() >= block {
             let next = Vec::with_capacity(block + block / 8);
