@@ -170,6 +170,7 @@ impl RawBuilder<'_> {
 
     /// A word whose text is `text` (a slice of the logical line, shared; anything else is
     /// copied) written at logical range `start..end`.
+    #[inline]
     fn word(&self, text: &str, start: usize, end: usize) -> Word {
         Word {
             text: self.line.text.slice_ref(text),

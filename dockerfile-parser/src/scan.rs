@@ -36,7 +36,12 @@ pub(crate) struct LogicalLine {
 
 impl LogicalLine {
     /// Source offset of logical offset `at`.
+    #[inline]
     pub fn source_offset(&self, at: usize) -> usize {
+        if self.segments.is_empty() {
+            // A single physical line (nearly every instruction): logical offsets are the source's.
+            return self.first + at;
+        }
         let (l, s) = match self.segments.binary_search_by(|(l, _)| l.cmp(&at)) {
             Ok(i) => self.segments[i],
             Err(0) => (0, self.first),
@@ -46,6 +51,7 @@ impl LogicalLine {
     }
 
     /// Source span of logical range `start..end`.
+    #[inline]
     pub fn span(&self, start: usize, end: usize) -> Span {
         if end <= start {
             return Span::empty(self.source_offset(start));

@@ -63,6 +63,7 @@ impl Text {
 
     /// A sub-slice sharing this buffer; `range` is relative to this text. An out-of-range or
     /// mid-character range gives the empty text.
+    #[inline]
     pub fn slice(&self, range: std::ops::Range<usize>) -> Text {
         let s = self.as_str();
         if range.start > range.end || s.get(range.clone()).is_none() {
@@ -76,6 +77,7 @@ impl Text {
     }
 
     /// `sub` as a slice of this buffer when it points into this text, else a copy of it.
+    #[inline]
     pub fn slice_ref(&self, sub: &str) -> Text {
         let s = self.as_str();
         let base = s.as_ptr() as usize;
