@@ -209,9 +209,9 @@ impl RawBuilder<'_> {
             None => self.pest_head(text, base)?,
         };
         let after = &text[head_end..];
-        let rest_trimmed = after.trim_start_matches(char::is_whitespace);
+        let rest_trimmed = crate::text::trim_start_whitespace(after);
         let rest_start = base + head_end + (after.len() - rest_trimmed.len());
-        let rest_str = rest_trimmed.trim_end_matches(char::is_whitespace);
+        let rest_str = crate::text::trim_end_whitespace(rest_trimmed);
         let rest_end = rest_start + rest_str.len();
         let rest = self.word(rest_str, rest_start, rest_end);
         let name = keyword_name(&keyword.text).unwrap_or("");

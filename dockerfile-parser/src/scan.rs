@@ -221,7 +221,7 @@ impl<'a> Scanner<'a> {
             let Some(pl) = self.next_phys() else {
                 return Ok(None);
             };
-            let trimmed = pl.text.trim_start_matches(is_go_space);
+            let trimmed = crate::text::trim_start_whitespace(pl.text);
             let lead = pl.text.len() - trimmed.len();
             let tok_start = pl.start + lead;
             self.parse_directive(trimmed, Span::new(tok_start, pl.start + pl.text.len()))?;
@@ -259,7 +259,7 @@ impl<'a> Scanner<'a> {
                 self.parse_directive(cl.text, span)?;
                 end = cl.start + cl.text.len();
                 last_start = cl.start;
-                let lead_trimmed = cl.text.trim_start_matches(is_go_space);
+                let lead_trimmed = crate::text::trim_start_whitespace(cl.text);
                 if lead_trimmed.starts_with('#') {
                     continue;
                 }

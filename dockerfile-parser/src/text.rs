@@ -100,6 +100,35 @@ impl Text {
     }
 }
 
+/// `s.trim_start_matches(char::is_whitespace)`, reading ASCII bytes without decoding them.
+#[inline]
+pub(crate) fn trim_start_whitespace(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() && matches!(b[i], b' ' | b'\t'..=b'\r') {
+        i += 1;
+    }
+    match b.get(i) {
+        // Past ASCII: Unicode has more blanks.
+        Some(&c) if c >= 0x80 => s[i..].trim_start_matches(char::is_whitespace),
+        _ => &s[i..],
+    }
+}
+
+/// `s.trim_end_matches(char::is_whitespace)`, reading ASCII bytes without decoding them.
+#[inline]
+pub(crate) fn trim_end_whitespace(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut i = b.len();
+    while i > 0 && matches!(b[i - 1], b' ' | b'\t'..=b'\r') {
+        i -= 1;
+    }
+    match i.checked_sub(1).map(|j| b[j]) {
+        Some(c) if c >= 0x80 => s[..i].trim_end_matches(char::is_whitespace),
+        _ => &s[..i],
+    }
+}
+
 impl Default for Text {
     fn default() -> Self {
         Text {
@@ -269,6 +298,31 @@ mod tests {
         assert_eq!(whole.slice(0..99), "");
         assert_eq!(Text::from("é").slice(0..1), "");
         assert_eq!(image.slice(1..3), "lp");
+    }
+
+    #[test]
+    fn trims_as_char_is_whitespace() {
+        for s in [
+            "",
+            " ",
+            " a ",
+            "\t\x0b\x0c\r\n a b \r\n",
+            "\u{a0}a\u{2003}",
+            " \u{85} é ",
+            "é",
+            "a\u{3000}",
+            "\u{1680}\u{1680}",
+            " \u{feff}x",
+        ] {
+            assert_eq!(
+                trim_start_whitespace(s),
+                s.trim_start_matches(char::is_whitespace)
+            );
+            assert_eq!(
+                trim_end_whitespace(s),
+                s.trim_end_matches(char::is_whitespace)
+            );
+        }
     }
 
     #[test]

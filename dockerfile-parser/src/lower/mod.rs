@@ -180,7 +180,7 @@ pub(crate) fn assert_lowers_cleanly(raw: &RawInstruction, name: &str, src: &str)
 /// Where an instruction goes: the checks of stage structure, as instructions come.
 #[derive(Default)]
 pub(crate) struct Checker {
-    names: std::collections::HashSet<String>,
+    names: std::collections::HashSet<crate::text::Text>,
     /// A FROM was seen.
     pub has_stage: bool,
     /// The span of the last global ARG (for the "no FROM" error).
@@ -190,7 +190,7 @@ pub(crate) struct Checker {
 /// Where [`Checker::check`] puts an instruction.
 pub(crate) enum Place {
     /// A FROM: a new stage, with its lower-cased name.
-    Stage(Option<String>),
+    Stage(Option<crate::text::Text>),
     /// An instruction of the current stage.
     InStage,
     /// An ARG before the first FROM.
@@ -209,7 +209,14 @@ impl Checker {
         ctx: &mut Ctx<'_>,
     ) -> Result<Place, ParseError> {
         if let Some(Instruction::From(f)) = instruction {
-            let name = f.alias.as_ref().map(|a| a.text.to_ascii_lowercase());
+            // The alias itself when it is lower-case already (no copy).
+            let name = f.alias.as_ref().map(|a| {
+                if a.text.bytes().any(|c| c.is_ascii_uppercase()) {
+                    crate::text::Text::from(a.text.to_ascii_lowercase())
+                } else {
+                    a.text.clone()
+                }
+            });
             if let Some(n) = &name
                 && !self.names.insert(n.clone())
             {
@@ -261,7 +268,7 @@ impl Assembler {
                 self.end_stage();
                 self.stages.push(Stage {
                     from: node,
-                    name,
+                    name: name.map(String::from),
                     instructions: Vec::new(),
                 });
             }
