@@ -42,6 +42,12 @@ impl LogicalLine {
             // A single physical line (nearly every instruction): logical offsets are the source's.
             return self.first + at;
         }
+        self.continued_offset(at)
+    }
+
+    /// [`LogicalLine::source_offset`] in a continued line.
+    #[inline(never)]
+    fn continued_offset(&self, at: usize) -> usize {
         let (l, s) = match self.segments.binary_search_by(|(l, _)| l.cmp(&at)) {
             Ok(i) => self.segments[i],
             Err(0) => (0, self.first),
