@@ -60,7 +60,9 @@ impl Dump {
 /// Parses `source` and writes its dump (indented or on one line) as each instruction is read,
 /// instead of building the AST first: the instructions are dropped once written, so the memory
 /// is the text's and the work stays in the cache. The same text as [`write_pretty`] and
-/// [`write_compact`] of [`crate::parse_shared`]'s result, and the same errors.
+/// [`write_compact`] of [`crate::parse_shared`]'s result, and the same errors and warnings; the
+/// dump needs only the raw layer, so an instruction whose lowering certainly succeeds without a
+/// warning (no flags, arguments that cannot fail) is not lowered at all.
 pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
     parse_to_json_in(source, indent, &mut Vec::with_capacity)
 }
