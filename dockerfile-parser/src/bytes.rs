@@ -49,7 +49,8 @@ fn reserved_char(b: u8) -> char {
 /// Whether UTF-8 text holds a reserved code point: `F4 8F BE xx` or `F4 8F BF xx`.
 #[inline]
 fn has_reserved(bytes: &[u8]) -> bool {
-    if !bytes.contains(&0xF4) {
+    // `memchr` (SIMD) rather than `contains`: a whole Dockerfile is scanned once per parse.
+    if memchr::memchr(0xF4, bytes).is_none() {
         return false;
     }
     bytes

@@ -69,6 +69,60 @@ fn corpus_and_golden_cases_parse_the_same_without_shortcuts() {
     crate::dump::tests::assert_streamed_same(&whole);
 }
 
+/// The dump skips the lowering of instructions it can tell are valid (`valid_without_lowering`):
+/// on the shapes next to that line, the dump's errors and warnings are still the parse's (and
+/// every skip is checked against the lowering while the tests run).
+#[test]
+fn the_dump_checks_what_it_does_not_lower() {
+    for body in [
+        "ENV A=1 B=2",
+        "ENV A 1",
+        "ENV =1",
+        "ENV A=1 =2",
+        "ENV",
+        "LABEL a=b c",
+        "LABEL a b",
+        "ARG A",
+        "ARG =x",
+        "ARG A=1 =x",
+        "ARG",
+        "VOLUME /a",
+        "VOLUME [\"\"]",
+        "VOLUME [\" \"]",
+        "VOLUME",
+        "EXPOSE 80",
+        "EXPOSE",
+        "USER a",
+        "USER a b",
+        "USER",
+        "WORKDIR /a",
+        "WORKDIR",
+        "STOPSIGNAL 9",
+        "STOPSIGNAL --x=1 9",
+        "CMD [\"a\"]",
+        "CMD a",
+        "CMD",
+        "ENTRYPOINT a",
+        "ENTRYPOINT []",
+        "RUN a",
+        "RUN",
+        "RUN --bad a",
+        "COPY a b",
+        "COPY a",
+        "COPY a <<EOF",
+        "COPY [\"a\", \"<<EOF\"]",
+        "COPY <<EOF /d\nx\nEOF",
+        "ADD a b",
+        "ADD --bad a b",
+        "MAINTAINER x",
+        "SHELL a",
+    ] {
+        for src in [format!("FROM a\n{body}\n"), format!("{body}\nFROM a\n")] {
+            crate::dump::tests::assert_streamed_same(&src);
+        }
+    }
+}
+
 fn line() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("FROM alpine AS b".to_string()),
@@ -85,13 +139,17 @@ fn line() -> impl Strategy<Value = String> {
         Just("ENV A=1 B=\"2 3\" C".to_string()),
         Just("LABEL a=b".to_string()),
         Just("ARG X=1".to_string()),
+        Just("ARG =1 Y".to_string()),
+        Just("ENV A 1".to_string()),
+        Just("CMD a b".to_string()),
+        Just("USER".to_string()),
         Just("HEALTHCHECK --interval=1s CMD [\"a\"]".to_string()),
         Just("ONBUILD RUN [\"x\"]".to_string()),
         Just("VOLUME [\"/a\", 1]".to_string()),
         Just("\\".to_string()),
         Just("# comment".to_string()),
         Just(String::new()),
-        "(RUN|COPY|CMD|FROM|ADD|ENV|VOLUME) (--[a-z]{1,6}(=[a-z\"' \\\\]{0,5})? ){0,2}[\\[\\]\", a-z\\\\{}é]{0,20}",
+        "(RUN|COPY|CMD|FROM|ADD|ENV|VOLUME|ARG|LABEL|EXPOSE|USER|WORKDIR|STOPSIGNAL|ENTRYPOINT) (--[a-z]{1,6}(=[a-z\"' \\\\]{0,5})? ){0,2}[\\[\\]\", a-z\\\\{}é]{0,20}",
         "[A-Za-z$={}\\[\\]\"' \\\\<>,-]{0,30}",
     ]
 }

@@ -178,6 +178,8 @@ struct RawReader<'a> {
     scanner: Scanner<'a>,
     src: &'a str,
     count: usize,
+    /// Scratch for the raw layer's word splitting, kept from line to line.
+    words: std::cell::RefCell<Vec<(usize, usize, usize)>>,
 }
 
 impl<'a> RawReader<'a> {
@@ -186,6 +188,7 @@ impl<'a> RawReader<'a> {
             scanner: Scanner::new(source),
             src: source.as_str(),
             count: 0,
+            words: std::cell::RefCell::default(),
         }
     }
 
@@ -200,6 +203,7 @@ impl<'a> RawReader<'a> {
             line: &line,
             escape: scanner.escape,
             src,
+            words: &self.words,
         };
         let (mut raw, pending, name) = builder.build(0)?;
         let mut heredocs = Vec::with_capacity(pending.len());
@@ -303,6 +307,30 @@ pub(crate) fn parse_each(
     source: &Text,
     mut each: impl FnMut(InstructionNode, lower::Place, &'static str),
 ) -> Result<Summary, ParseError> {
+    parse_loop(source, true, |raw, instruction, place, name| {
+        if let Some(instruction) = instruction {
+            each(InstructionNode { instruction, raw }, place, name);
+        }
+    })
+}
+
+/// [`parse_each`] for a reader of the raw layer alone: the instructions are checked as
+/// [`parse`] checks them (the same errors and warnings), but the typed form is only built where
+/// [`lower::valid_without_lowering`] cannot tell that it would lower cleanly.
+pub(crate) fn parse_each_raw(
+    source: &Text,
+    mut each: impl FnMut(&RawInstruction, &'static str),
+) -> Result<Summary, ParseError> {
+    parse_loop(source, false, |raw, _, _, name| each(&raw, name))
+}
+
+/// The loop of [`parse_each`] and [`parse_each_raw`]: `each` gets the raw instruction and its
+/// typed form (always when `typed`).
+fn parse_loop(
+    source: &Text,
+    typed: bool,
+    mut each: impl FnMut(RawInstruction, Option<Instruction>, lower::Place, &'static str),
+) -> Result<Summary, ParseError> {
     if source.len() >= text::MAX_TEXT_LEN {
         return Err(too_large(source.len()));
     }
@@ -314,15 +342,20 @@ pub(crate) fn parse_each(
     };
     let mut checker = lower::Checker::default();
     while let Some((r, name)) = reader.next_instruction()? {
-        let checked = lower::lower_named(&r, name, &mut ctx).and_then(|instruction| {
-            let node = InstructionNode {
-                instruction,
-                raw: r,
-            };
-            checker.check(&node, &mut ctx).map(|place| (node, place))
+        let lowered = if !typed && lower::valid_without_lowering(&r, name) {
+            #[cfg(test)]
+            lower::assert_lowers_cleanly(&r, name, src);
+            Ok(None)
+        } else {
+            lower::lower_named(&r, name, &mut ctx).map(Some)
+        };
+        let checked = lowered.and_then(|instruction| {
+            checker
+                .check(&r, instruction.as_ref(), name, &mut ctx)
+                .map(|place| (instruction, place))
         });
         match checked {
-            Ok((node, place)) => each(node, place, name),
+            Ok((instruction, place)) => each(r, instruction, place, name),
             Err(e) => {
                 // An error of the line pre-pass or of the raw layer anywhere in the file comes
                 // first, as when the whole raw layer was read before lowering.

@@ -35,6 +35,8 @@ pub(crate) struct RawBuilder<'a> {
     pub line: &'a LogicalLine,
     pub escape: char,
     pub src: &'a str,
+    /// Word ranges of ARG, ENV and LABEL arguments: one list reused from line to line.
+    pub words: &'a std::cell::RefCell<Vec<(usize, usize, usize)>>,
 }
 
 /// Keyword and flag ranges of an instruction line, found without the grammar, or `None` when the
@@ -168,6 +170,7 @@ impl RawBuilder<'_> {
 
     /// A word whose text is `text` (a slice of the logical line, shared; anything else is
     /// copied) written at logical range `start..end`.
+    #[inline]
     fn word(&self, text: &str, start: usize, end: usize) -> Word {
         Word {
             text: self.line.text.slice_ref(text),
@@ -206,9 +209,9 @@ impl RawBuilder<'_> {
             None => self.pest_head(text, base)?,
         };
         let after = &text[head_end..];
-        let rest_trimmed = after.trim_start_matches(char::is_whitespace);
+        let rest_trimmed = crate::text::trim_start_whitespace(after);
         let rest_start = base + head_end + (after.len() - rest_trimmed.len());
-        let rest_str = rest_trimmed.trim_end_matches(char::is_whitespace);
+        let rest_str = crate::text::trim_end_whitespace(rest_trimmed);
         let rest_end = rest_start + rest_str.len();
         let rest = self.word(rest_str, rest_start, rest_end);
         let name = keyword_name(&keyword.text).unwrap_or("");
@@ -242,9 +245,10 @@ impl RawBuilder<'_> {
             }
             "from" | "expose" => split_into(&mut args),
             "arg" => {
-                let words = parse_words(rest_str, self.escape);
+                let mut words = self.words.borrow_mut();
+                parse_words_into(rest_str, self.escape, &mut words);
                 args.reserve_exact(words.len());
-                for (a, b, t) in words {
+                for &(a, b, t) in words.iter() {
                     args.push(self.word(&rest_str[a..t], rest_start + a, rest_start + b));
                 }
             }
@@ -369,11 +373,14 @@ impl RawBuilder<'_> {
 
     /// BuildKit's `parseNameVal` for ENV and LABEL: key, value, separator triples.
     fn name_values(&self, rest: &str, start: usize, name: &str) -> Result<Vec<Word>, ParseError> {
-        let words = parse_words(rest, self.escape);
+        let mut words = self.words.borrow_mut();
+        parse_words_into(rest, self.escape, &mut words);
         let Some(&(fa, _, ft)) = words.first() else {
             return Ok(Vec::new());
         };
-        if !rest[fa..ft].contains('=') {
+        // A byte loop: the words are short, and `=` is ASCII.
+        let find_eq = |w: &str| w.bytes().position(|c| c == b'=');
+        if find_eq(&rest[fa..ft]).is_none() {
             let upper = name.to_ascii_uppercase();
             let Some((ka, kb)) = split_blanks(rest).next() else {
                 return Ok(Vec::new());
@@ -395,9 +402,9 @@ impl RawBuilder<'_> {
             ]);
         }
         let mut out = Vec::with_capacity(words.len() * 3);
-        for (a, b, t) in words {
+        for &(a, b, t) in words.iter() {
             let w = &rest[a..t];
-            let Some(eq) = w.find('=') else {
+            let Some(eq) = find_eq(w) else {
                 return Err(self
                     .error(
                         ParseErrorKind::Arguments(format!(

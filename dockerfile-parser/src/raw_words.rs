@@ -202,7 +202,16 @@ fn plain_run_end(_bytes: &[u8], pos: usize, _esc: u8) -> usize {
 /// Returns `(start, end, text_end)`: the word spans `start..end` and its text is
 /// `rest[start..text_end]`, which differs from `end` only when an escape character at the very
 /// end of the line is dropped (as BuildKit drops it).
+#[cfg(test)]
 pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)> {
+    let mut words = Vec::new();
+    parse_words_into(rest, escape, &mut words);
+    words
+}
+
+/// [`parse_words`] into `words` (cleared first), so a caller reuses one list from line to line.
+pub(crate) fn parse_words_into(rest: &str, escape: char, words: &mut Vec<(usize, usize, usize)>) {
+    words.clear();
     #[derive(PartialEq)]
     enum Phase {
         Spaces,
@@ -224,7 +233,6 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)
     // character: such runs are skipped without looking at each character.
     let esc = u8::try_from(escape).unwrap_or(0x80);
     let plain = |b: u8| b < 0x80 && !matches!(b, b' ' | 0x09..=0x0D | b'\'' | b'"') && b != esc;
-    let mut words = Vec::new();
     let mut phase = Phase::Spaces;
     let mut blank_ok = false;
     let mut start = 0;
@@ -282,7 +290,7 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)
                         if blank_ok || pos > start {
                             words.push((start, rest.len(), pos));
                         }
-                        return words;
+                        return;
                     }
                     pos = next + char_at(next).1;
                     continue;
@@ -294,7 +302,7 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)
                 } else if ch == escape && q != '\'' {
                     if next >= bytes.len() {
                         words.push((start, rest.len(), pos));
-                        return words;
+                        return;
                     }
                     pos = next + char_at(next).1;
                     continue;
@@ -307,7 +315,6 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)
     if phase != Phase::Spaces && (blank_ok || rest.len() > start) {
         words.push((start, rest.len(), rest.len()));
     }
-    words
 }
 
 /// Removes the quotes and backslash escapes of a flag word, as BuildKit's flag tokenizer does.

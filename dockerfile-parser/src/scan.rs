@@ -36,7 +36,18 @@ pub(crate) struct LogicalLine {
 
 impl LogicalLine {
     /// Source offset of logical offset `at`.
+    #[inline]
     pub fn source_offset(&self, at: usize) -> usize {
+        if self.segments.is_empty() {
+            // A single physical line (nearly every instruction): logical offsets are the source's.
+            return self.first + at;
+        }
+        self.continued_offset(at)
+    }
+
+    /// [`LogicalLine::source_offset`] in a continued line.
+    #[inline(never)]
+    fn continued_offset(&self, at: usize) -> usize {
         let (l, s) = match self.segments.binary_search_by(|(l, _)| l.cmp(&at)) {
             Ok(i) => self.segments[i],
             Err(0) => (0, self.first),
@@ -46,6 +57,7 @@ impl LogicalLine {
     }
 
     /// Source span of logical range `start..end`.
+    #[inline]
     pub fn span(&self, start: usize, end: usize) -> Span {
         if end <= start {
             return Span::empty(self.source_offset(start));
@@ -215,7 +227,7 @@ impl<'a> Scanner<'a> {
             let Some(pl) = self.next_phys() else {
                 return Ok(None);
             };
-            let trimmed = pl.text.trim_start_matches(is_go_space);
+            let trimmed = crate::text::trim_start_whitespace(pl.text);
             let lead = pl.text.len() - trimmed.len();
             let tok_start = pl.start + lead;
             self.parse_directive(trimmed, Span::new(tok_start, pl.start + pl.text.len()))?;
@@ -253,7 +265,7 @@ impl<'a> Scanner<'a> {
                 self.parse_directive(cl.text, span)?;
                 end = cl.start + cl.text.len();
                 last_start = cl.start;
-                let lead_trimmed = cl.text.trim_start_matches(is_go_space);
+                let lead_trimmed = crate::text::trim_start_whitespace(cl.text);
                 if lead_trimmed.starts_with('#') {
                     continue;
                 }

@@ -63,6 +63,7 @@ impl Text {
 
     /// A sub-slice sharing this buffer; `range` is relative to this text. An out-of-range or
     /// mid-character range gives the empty text.
+    #[inline]
     pub fn slice(&self, range: std::ops::Range<usize>) -> Text {
         let s = self.as_str();
         if range.start > range.end || s.get(range.clone()).is_none() {
@@ -76,6 +77,7 @@ impl Text {
     }
 
     /// `sub` as a slice of this buffer when it points into this text, else a copy of it.
+    #[inline]
     pub fn slice_ref(&self, sub: &str) -> Text {
         let s = self.as_str();
         let base = s.as_ptr() as usize;
@@ -95,6 +97,35 @@ impl Text {
     /// Whether this text and `other` slice the same buffer (used by tests).
     pub fn shares_buffer(&self, other: &Text) -> bool {
         Arc::ptr_eq(&self.buf, &other.buf)
+    }
+}
+
+/// `s.trim_start_matches(char::is_whitespace)`, reading ASCII bytes without decoding them.
+#[inline]
+pub(crate) fn trim_start_whitespace(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() && matches!(b[i], b' ' | b'\t'..=b'\r') {
+        i += 1;
+    }
+    match b.get(i) {
+        // Past ASCII: Unicode has more blanks.
+        Some(&c) if c >= 0x80 => s[i..].trim_start_matches(char::is_whitespace),
+        _ => &s[i..],
+    }
+}
+
+/// `s.trim_end_matches(char::is_whitespace)`, reading ASCII bytes without decoding them.
+#[inline]
+pub(crate) fn trim_end_whitespace(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut i = b.len();
+    while i > 0 && matches!(b[i - 1], b' ' | b'\t'..=b'\r') {
+        i -= 1;
+    }
+    match i.checked_sub(1).map(|j| b[j]) {
+        Some(c) if c >= 0x80 => s[..i].trim_end_matches(char::is_whitespace),
+        _ => &s[..i],
     }
 }
 
@@ -267,6 +298,31 @@ mod tests {
         assert_eq!(whole.slice(0..99), "");
         assert_eq!(Text::from("é").slice(0..1), "");
         assert_eq!(image.slice(1..3), "lp");
+    }
+
+    #[test]
+    fn trims_as_char_is_whitespace() {
+        for s in [
+            "",
+            " ",
+            " a ",
+            "\t\x0b\x0c\r\n a b \r\n",
+            "\u{a0}a\u{2003}",
+            " \u{85} é ",
+            "é",
+            "a\u{3000}",
+            "\u{1680}\u{1680}",
+            " \u{feff}x",
+        ] {
+            assert_eq!(
+                trim_start_whitespace(s),
+                s.trim_start_matches(char::is_whitespace)
+            );
+            assert_eq!(
+                trim_end_whitespace(s),
+                s.trim_end_matches(char::is_whitespace)
+            );
+        }
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub fn read_dockerfile(path: &std::path::Path) -> miette::Result<(String, String
             .wrap_err("cannot read the Dockerfile from standard input")?;
         ("<stdin>".to_string(), bytes)
     } else {
-        let bytes = std::fs::read(path)
+        let bytes = read_file(path)
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot read {}", path.display()))?;
         (path.display().to_string(), bytes)
@@ -60,6 +60,64 @@ pub fn read_dockerfile(path: &std::path::Path) -> miette::Result<(String, String
     };
     Ok((name, text))
 }
+
+/// Buffers from this size on are backed by huge pages where the kernel allows it.
+const LARGE: usize = 4 << 20;
+
+/// The size of a transparent huge page (x86-64, and aarch64 with 4 KiB pages).
+const HUGE_PAGE: usize = 2 << 20;
+
+/// The file's bytes, read into a buffer of its size ([`large_buffer`]).
+fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata().map_or(0, |m| m.len());
+    // One byte more than the file: the read that finds its end needs no room of its own.
+    let mut bytes = large_buffer(usize::try_from(len).unwrap_or(0).saturating_add(1));
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// A block of the JSON dump: 8 MiB ones backed by huge pages for a large document.
+fn dump_block(room: usize) -> Vec<u8> {
+    if room < 1 << 20 {
+        Vec::with_capacity(room)
+    } else {
+        large_buffer(8 << 20)
+    }
+}
+
+/// An empty buffer with room for at least `len` bytes, for memory the process writes once and
+/// keeps (the Dockerfile read, the JSON dump). From [`LARGE`] on, the kernel is asked to back it
+/// with transparent huge pages: one page fault per 2 MiB instead of one per 4 KiB, which took
+/// about a third of the time `kiln parse --json` spent in the kernel on large files (the dump is
+/// about five times the file). Only advice: where huge pages are off, nothing changes.
+fn large_buffer(len: usize) -> Vec<u8> {
+    if len < LARGE {
+        return Vec::with_capacity(len);
+    }
+    // Room for whole huge pages inside the allocation, wherever it starts.
+    let mut buf = Vec::with_capacity(len.next_multiple_of(HUGE_PAGE) + HUGE_PAGE);
+    advise_huge_pages(&mut buf);
+    buf
+}
+
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(buf: &mut Vec<u8>) {
+    let start = buf.as_mut_ptr() as usize;
+    let first = start.next_multiple_of(HUGE_PAGE);
+    let end = (start + buf.capacity()) / HUGE_PAGE * HUGE_PAGE;
+    if end > first {
+        // SAFETY: `first..end` lies inside the vector's allocation, which this process owns;
+        // the advice changes how the kernel backs those pages, never their contents. A refusal
+        // (huge pages off or unsupported) leaves the buffer as it was.
+        unsafe {
+            libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_buf: &mut Vec<u8>) {}
 
 /// Runs `kiln parse`.
 pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
@@ -87,7 +145,7 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
     let parsed = if args.json {
         // Indented for a person at a terminal, on one line for a program reading a pipe or a
         // file.
-        kiln_dockerfile_parser::dump::parse_to_json(&source, tty)
+        kiln_dockerfile_parser::dump::parse_to_json_in(&source, tty, &mut dump_block)
             .map(|mut dump| (std::mem::take(&mut dump.warnings), Some(dump), None))
     } else {
         let mut listing = Vec::with_capacity(source.len() + source.len() / 4);

@@ -12,7 +12,7 @@ use crate::ast::{Directive, Dockerfile, Heredoc, RawInstruction, Warning};
 use crate::error::ParseError;
 
 mod pretty;
-pub use pretty::{Dump, parse_to_json, write_compact, write_pretty};
+pub use pretty::{Dump, parse_to_json, parse_to_json_in, write_compact, write_pretty};
 
 fn heredoc(h: &Heredoc) -> Value {
     json!({

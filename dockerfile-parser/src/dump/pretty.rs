@@ -60,30 +60,49 @@ impl Dump {
 /// Parses `source` and writes its dump (indented or on one line) as each instruction is read,
 /// instead of building the AST first: the instructions are dropped once written, so the memory
 /// is the text's and the work stays in the cache. The same text as [`write_pretty`] and
-/// [`write_compact`] of [`crate::parse_shared`]'s result, and the same errors.
+/// [`write_compact`] of [`crate::parse_shared`]'s result, and the same errors and warnings; the
+/// dump needs only the raw layer, so an instruction whose lowering certainly succeeds without a
+/// warning (no flags, arguments that cannot fail) is not lowered at all.
 pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
+    parse_to_json_in(source, indent, &mut Vec::with_capacity)
+}
+
+/// [`parse_to_json`] with the document's blocks made by `new_block`, called with the room a
+/// block needs: it may return more, and each block is filled to about eight ninths of the room
+/// it comes with. For a caller that places the memory itself (`kiln parse --json` asks the
+/// kernel to back large blocks with huge pages, which takes most of the page faults of writing
+/// a large document away).
+pub fn parse_to_json_in(
+    source: &Text,
+    indent: bool,
+    new_block: &mut dyn FnMut(usize) -> Vec<u8>,
+) -> Result<Dump, ParseError> {
     // The instructions are written at the depth they have in the document: inside its object and
     // its `instructions` array.
     // Blocks of BLOCK bytes and a little room for the instruction that fills one; less for a
     // small file (its dump is about five times its size).
     let block = (source.len() * 6).clamp(1 << 12, BLOCK);
+    let room = block + block / 8;
+    let fill = |buf: &Vec<u8>| buf.capacity() - buf.capacity() / 9;
     let mut body = Pretty {
-        buf: Vec::with_capacity(block + block / 8),
+        buf: new_block(room),
         out: io::sink(),
         depth: 2,
         first: true,
         indent,
     };
+    let mut full = fill(&body.buf);
     let mut blocks = Vec::new();
-    let summary = crate::parse_each(source, |node, _, name| {
+    let summary = crate::parse_each_raw(source, |raw, name| {
         body.elem();
         if indent {
-            body.instruction(&node.raw);
+            body.instruction(raw);
         } else {
-            body.instruction_compact(&node.raw, Some(name).filter(|n| !n.is_empty()));
+            body.instruction_compact(raw, Some(name).filter(|n| !n.is_empty()));
         }
-        if body.buf.len() >= block {
-            let next = Vec::with_capacity(block + block / 8);
+        if body.buf.len() >= full {
+            let next = new_block(room);
+            full = fill(&next);
             blocks.push(std::mem::replace(&mut body.buf, next));
         }
     })?;

@@ -17,10 +17,14 @@ pub(crate) enum FlagKind {
 
 /// Flags of one instruction, checked against a declaration.
 pub(crate) struct Flags<'a> {
-    /// Flags given, in order, with their declared name. Empty (no allocation) for the many
-    /// instructions without flags.
-    used: Vec<(&'static str, &'a Flag)>,
+    /// Flags given, in order, with their declared name: the first few in place (no allocation
+    /// for nearly every instruction), the rest in `more`.
+    first: [Option<(&'static str, &'a Flag)>; FIRST],
+    more: Vec<(&'static str, &'a Flag)>,
 }
+
+/// How many flags [`Flags`] holds without allocating.
+const FIRST: usize = 4;
 
 impl<'a> Flags<'a> {
     /// Checks `raw.flags` against `spec`.
@@ -29,8 +33,11 @@ impl<'a> Flags<'a> {
         spec: &[(&'static str, FlagKind)],
         src: &str,
     ) -> Result<Self, ParseError> {
-        let mut used: Vec<(&'static str, &'a Flag)> = Vec::with_capacity(raw.flags.len());
-        for flag in &raw.flags {
+        let mut used = Flags {
+            first: [None; FIRST],
+            more: Vec::new(),
+        };
+        for (i, flag) in raw.flags.iter().enumerate() {
             let Some(&(name, kind)) = spec.iter().find(|(n, _)| *n == flag.name) else {
                 let keyword = raw.keyword.text.to_ascii_uppercase();
                 let names: Vec<&str> = spec.iter().map(|(n, _)| *n).collect();
@@ -57,7 +64,7 @@ impl<'a> Flags<'a> {
                     src,
                 ));
             };
-            if kind != FlagKind::Strs && used.iter().any(|(n, _)| *n == name) {
+            if kind != FlagKind::Strs && used.all().any(|(n, _)| n == name) {
                 return Err(ParseError::new(
                     ParseErrorKind::DuplicateFlag(name.to_string()),
                     flag.span,
@@ -86,16 +93,24 @@ impl<'a> Flags<'a> {
                 (FlagKind::Str | FlagKind::Strs, None) => return Err(missing(name, flag, src)),
                 _ => {}
             }
-            used.push((name, flag));
+            match used.first.get_mut(i) {
+                Some(slot) => *slot = Some((name, flag)),
+                None => used.more.push((name, flag)),
+            }
         }
-        Ok(Flags { used })
+        Ok(used)
+    }
+
+    /// The flags given, in order, with their declared names.
+    fn all(&self) -> impl Iterator<Item = (&'static str, &'a Flag)> + '_ {
+        self.first
+            .iter()
+            .map_while(|f| *f)
+            .chain(self.more.iter().copied())
     }
 
     fn get<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a Flag> + 's {
-        self.used
-            .iter()
-            .filter(move |(n, _)| *n == name)
-            .map(|(_, f)| *f)
+        self.all().filter(move |(n, _)| *n == name).map(|(_, f)| f)
     }
 
     /// A single-valued flag's value.

@@ -131,10 +131,56 @@ pub(crate) fn lower_named(
     }
 }
 
+/// Whether `raw` certainly lowers without an error and without a warning, found without
+/// building its typed form: for readers of the raw layer alone (the JSON dump), which then skip
+/// the lowering. Only the common shapes answer `true` (no flags, the argument counts and values
+/// that cannot fail); anything else is lowered as usual, so errors and warnings are the
+/// lowering's own. Tests check every `true` against the lowering.
+pub(crate) fn valid_without_lowering(raw: &RawInstruction, name: &str) -> bool {
+    if !raw.flags.is_empty() {
+        return false;
+    }
+    let args = &raw.args[..];
+    match name {
+        "run" => true,
+        "cmd" | "entrypoint" => raw.json || raw.rest.text.is_empty(),
+        "user" | "workdir" | "stopsignal" => args.len() == 1,
+        "expose" => !args.is_empty(),
+        "volume" => !args.is_empty() && args.iter().all(|w| !w.text.trim().is_empty()),
+        "arg" => !args.is_empty() && args.iter().all(|w| !w.text.starts_with('=')),
+        "env" | "label" => {
+            !args.is_empty()
+                && args
+                    .chunks_exact(3)
+                    .all(|t| !t[0].text.is_empty() && !t[2].text.is_empty())
+        }
+        "copy" | "add" => match args.split_last() {
+            Some((dest, sources)) => !sources.is_empty() && (raw.json || !dest.text.contains("<<")),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// What [`valid_without_lowering`] promises: the lowering succeeds and warns of nothing.
+#[cfg(test)]
+pub(crate) fn assert_lowers_cleanly(raw: &RawInstruction, name: &str, src: &str) {
+    let mut ctx = Ctx {
+        src,
+        warnings: Vec::new(),
+    };
+    let lowered = lower_named(raw, name, &mut ctx);
+    assert!(
+        lowered.is_ok() && ctx.warnings.is_empty(),
+        "{name} taken as valid without lowering: {lowered:?} {:?}",
+        ctx.warnings
+    );
+}
+
 /// Where an instruction goes: the checks of stage structure, as instructions come.
 #[derive(Default)]
 pub(crate) struct Checker {
-    names: std::collections::HashSet<String>,
+    names: std::collections::HashSet<crate::text::Text>,
     /// A FROM was seen.
     pub has_stage: bool,
     /// The span of the last global ARG (for the "no FROM" error).
@@ -144,7 +190,7 @@ pub(crate) struct Checker {
 /// Where [`Checker::check`] puts an instruction.
 pub(crate) enum Place {
     /// A FROM: a new stage, with its lower-cased name.
-    Stage(Option<String>),
+    Stage(Option<crate::text::Text>),
     /// An instruction of the current stage.
     InStage,
     /// An ARG before the first FROM.
@@ -153,22 +199,33 @@ pub(crate) enum Place {
 
 impl Checker {
     /// Checks the next instruction in file order (warning on duplicate stage names).
+    /// `instruction` is the typed form, `None` when it was not built (never for a FROM), and
+    /// `name` the keyword's lower-case name.
     pub fn check(
         &mut self,
-        node: &InstructionNode,
+        raw: &RawInstruction,
+        instruction: Option<&Instruction>,
+        name: &str,
         ctx: &mut Ctx<'_>,
     ) -> Result<Place, ParseError> {
-        if let Instruction::From(f) = &node.instruction {
-            let name = f.alias.as_ref().map(|a| a.text.to_ascii_lowercase());
+        if let Some(Instruction::From(f)) = instruction {
+            // The alias itself when it is lower-case already (no copy).
+            let name = f.alias.as_ref().map(|a| {
+                if a.text.bytes().any(|c| c.is_ascii_uppercase()) {
+                    crate::text::Text::from(a.text.to_ascii_lowercase())
+                } else {
+                    a.text.clone()
+                }
+            });
             if let Some(n) = &name
                 && !self.names.insert(n.clone())
             {
-                let span = f.alias.as_ref().map(|a| a.span).unwrap_or(node.raw.span);
+                let span = f.alias.as_ref().map(|a| a.span).unwrap_or(raw.span);
                 ctx.warn(
                     "DuplicateStageName",
                     format!("duplicate stage name \"{n}\", stage names should be unique"),
                     span,
-                    node.raw.start_line,
+                    raw.start_line,
                 );
             }
             self.has_stage = true;
@@ -177,15 +234,15 @@ impl Checker {
         if self.has_stage {
             return Ok(Place::InStage);
         }
-        if matches!(node.instruction, Instruction::Arg { .. }) {
-            self.last_global_arg = Some(node.raw.span);
+        if name == "arg" {
+            self.last_global_arg = Some(raw.span);
             return Ok(Place::GlobalArg);
         }
-        let kw = node.raw.keyword.text.to_ascii_uppercase();
+        let kw = raw.keyword.text.to_ascii_uppercase();
         Err(ctx
             .error(
                 ParseErrorKind::NoStage,
-                node.raw.keyword.span,
+                raw.keyword.span,
                 format!("expected FROM (only ARG may come before it), found {kw}"),
             )
             .with_help("start the build stage with `FROM <image>` before this line"))
@@ -211,7 +268,7 @@ impl Assembler {
                 self.end_stage();
                 self.stages.push(Stage {
                     from: node,
-                    name,
+                    name: name.map(String::from),
                     instructions: Vec::new(),
                 });
             }
