@@ -236,13 +236,13 @@ fn prehash(dir: &LocalDir, sel: &crate::copy::Selection) -> Result<(), WorkerErr
 pub(super) async fn input_files(
     w: &LocalWorker,
     step: &StepContext<'_>,
-) -> Result<Vec<(String, String)>, WorkerError> {
+) -> Result<crate::cache::FileDigests, WorkerError> {
     let groups = context_requests(w, step)?;
     if groups.is_empty() {
-        return Ok(Vec::new());
+        return Ok(crate::cache::FileDigests::new());
     }
     blocking(move || {
-        let mut out = Vec::new();
+        let mut out = crate::cache::FileDigests::new();
         for (dir, req) in groups
             .iter()
             .flat_map(|(d, rs)| rs.iter().map(move |r| (d, r)))
@@ -252,10 +252,16 @@ pub(super) async fn input_files(
             sel.each_entry_digest(&fs, req, |path, digest| {
                 // Half the digest is plenty to tell two versions of a file apart and halves
                 // the size of the manifests of large contexts.
-                let hex = hex::encode(&digest.0[..16]);
-                out.push((path.to_string_lossy().into_owned(), hex));
+                let mut hex = [0u8; 32];
+                // Cannot fail: the buffer is exactly twice the bytes.
+                let hex = match hex::encode_to_slice(&digest.0[..16], &mut hex) {
+                    Ok(()) => std::str::from_utf8(&hex).unwrap_or_default(),
+                    Err(_) => "",
+                };
+                out.push(&path.to_string_lossy(), hex);
             })?;
         }
+        out.finish();
         Ok(out)
     })
     .await
@@ -443,7 +449,7 @@ pub(super) async fn execute_copy(
     blocking(move || {
         // A COPY of one directory from a local directory, and nothing else, may start from
         // its previous result (see `copy_reuse`).
-        let mut reuse = match &local_dir {
+        let reuse = match &local_dir {
             Some(dir)
                 if urls.is_empty() && checkouts.is_empty() && c.inline.is_empty() && !c.add =>
             {
@@ -540,9 +546,6 @@ pub(super) async fn execute_copy(
                     };
                     let min = direct_mode.then_some(super::deferred::DEFER_MIN);
                     deferred = crate::copy::apply_deferring(&fs, sel, &req, &dest, &opts, min)?;
-                    if let Some(cand) = reuse.as_mut() {
-                        cand.forget_selection();
-                    }
                 }
                 (_, Some(state)) => {
                     let view = view(&cfg, state)?;
