@@ -46,6 +46,17 @@ impl FileDigests {
         }
     }
 
+    /// An empty set with room for `entries` entries of `text` bytes of paths and digests in
+    /// all (a buffer grown by doubling would hold up to twice that, and both buffers while it
+    /// moves).
+    pub(crate) fn with_capacity(entries: usize, text: usize) -> Self {
+        Self {
+            text: String::with_capacity(text),
+            spans: Vec::with_capacity(entries),
+            sorted: true,
+        }
+    }
+
     /// Adds an entry; a later entry for the same path replaces an earlier one once sorted
     /// ([`FileDigests::finish`]), as a map's `insert` would. Entries longer than 4 GiB are
     /// dropped.
@@ -69,14 +80,14 @@ impl FileDigests {
         let path = |&(s, p, _): &(usize, u32, u32)| &text[s..s + p as usize];
         // Stable: among equal paths the last pushed stays last.
         self.spans.sort_by(|a, b| path(a).cmp(path(b)));
-        let mut out: Vec<(usize, u32, u32)> = Vec::with_capacity(self.spans.len());
-        for span in self.spans.drain(..) {
-            match out.last_mut() {
-                Some(last) if path(last) == path(&span) => *last = span,
-                _ => out.push(span),
+        // In place: of a run of equal paths the first slot stays, holding the last one's span.
+        self.spans.dedup_by(|later, kept| {
+            let same = path(later) == path(kept);
+            if same {
+                *kept = *later;
             }
-        }
-        self.spans = out;
+            same
+        });
         self.sorted = true;
     }
 

@@ -226,7 +226,7 @@ fn prehash(dir: &LocalDir, sel: &crate::copy::Selection) -> Result<(), WorkerErr
     if threads < 2 || unknown.len() < 2 || (unknown.len() < 64 && bytes < PARALLEL_HASH_BYTES) {
         return Ok(());
     }
-    crate::context::hash::hash_all(dir.ctx.root(), dir.hasher.as_ref(), &unknown, threads)
+    crate::context::hash::prime_all(dir.ctx.root(), dir.hasher.as_ref(), &unknown, threads)
         .map_err(crate::copy::CopyError::from)?;
     Ok(())
 }
@@ -249,6 +249,21 @@ pub(super) async fn input_files(
         {
             let fs = dir.source();
             let sel = crate::copy::select(&fs, req)?;
+            if out.is_empty() {
+                // Room for exactly this selection's paths and digests (most steps read one).
+                let (n, text) = sel
+                    .items
+                    .iter()
+                    .flat_map(|i| {
+                        std::iter::once(&i.entry)
+                            .filter(|e| !e.is_dir())
+                            .chain(i.contents.iter().map(|s| &*s.entry))
+                    })
+                    .fold((0, 0), |(n, t), e| {
+                        (n + 1, t + e.path.as_os_str().len() + 32)
+                    });
+                out = crate::cache::FileDigests::with_capacity(n, text);
+            }
             sel.each_entry_digest(&fs, req, |path, digest| {
                 // Half the digest is plenty to tell two versions of a file apart and halves
                 // the size of the manifests of large contexts.
