@@ -250,30 +250,32 @@ pub(super) async fn input_files(
             let fs = dir.source();
             let sel = crate::copy::select(&fs, req)?;
             if out.is_empty() {
-                // Room for exactly this selection's paths and digests (most steps read one).
-                let (n, text) = sel
-                    .items
-                    .iter()
-                    .flat_map(|i| {
-                        std::iter::once(&i.entry)
-                            .filter(|e| !e.is_dir())
-                            .chain(i.contents.iter().map(|s| &*s.entry))
-                    })
-                    .fold((0, 0), |(n, t), e| {
-                        (n + 1, t + e.path.as_os_str().len() + 32)
-                    });
-                out = crate::cache::FileDigests::with_capacity(n, text);
+                // Room for exactly this selection's entries (most steps read one).
+                let n = sel.items.iter().map(|i| i.contents.len() + 1).sum();
+                out = crate::cache::FileDigests::with_shared_capacity(n);
             }
+            // The entries `each_entry_digest` goes through, in its order: an item that is not
+            // a directory (not shared with the index), then its contents (shared).
+            let mut entries = sel.items.iter().flat_map(|i| {
+                std::iter::once(None)
+                    .filter(|_| !i.entry.is_dir())
+                    .chain(i.contents.iter().map(Some))
+            });
             sel.each_entry_digest(&fs, req, |path, digest| {
                 // Half the digest is plenty to tell two versions of a file apart and halves
                 // the size of the manifests of large contexts.
                 let mut hex = [0u8; 32];
                 // Cannot fail: the buffer is exactly twice the bytes.
-                let hex = match hex::encode_to_slice(&digest.0[..16], &mut hex) {
-                    Ok(()) => std::str::from_utf8(&hex).unwrap_or_default(),
-                    Err(_) => "",
-                };
-                out.push(&path.to_string_lossy(), hex);
+                if hex::encode_to_slice(&digest.0[..16], &mut hex).is_err() {
+                    hex = [b'0'; 32];
+                }
+                match entries.next().flatten() {
+                    Some(s) if s.entry.path == path => out.push_shared(&s.entry, hex),
+                    _ => out.push(
+                        &path.to_string_lossy(),
+                        std::str::from_utf8(&hex).unwrap_or_default(),
+                    ),
+                }
             })?;
         }
         out.finish();
