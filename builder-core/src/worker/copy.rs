@@ -101,13 +101,9 @@ impl LocalWorker {
             };
             let index = ctx.walk_cached(&loaded).map_err(Arc::new)?;
             drop(loaded);
-            // Room for a digest of every file the walk found none for, taken in one step
-            // (a cache grown record by record would double its buffer on the way).
-            let (n, bytes) = index
-                .iter()
-                .filter(|e| e.kind == crate::context::EntryKind::File && e.digest.is_none())
-                .fold((0, 0), |(n, b), e| (n + 1, b + e.path.as_os_str().len()));
-            self.hasher.with_cache(|c| c.reserve(n, bytes));
+            // No room is reserved in the hasher's cache: the files hashed ahead of a step's
+            // key keep their digests in the index's entries (`CachingHasher::prime`), and only
+            // the few hashed otherwise get a record.
             Ok(Arc::new(index))
         });
         match res {
@@ -215,14 +211,17 @@ pub(super) async fn input_digest(
 const PARALLEL_HASH_BYTES: u64 = 64 << 20;
 
 fn prehash(dir: &LocalDir, sel: &crate::copy::Selection) -> Result<(), WorkerError> {
-    let unknown: Vec<&crate::context::Entry> = sel
+    // An item is a copy of its index entry; its contents are the index's own entries.
+    let unknown: Vec<(&crate::context::Entry, bool)> = sel
         .items
         .iter()
-        .flat_map(|i| std::iter::once(&i.entry).chain(i.contents.iter().map(|s| &*s.entry)))
-        .filter(|e| e.kind == crate::context::EntryKind::File && e.digest.is_none())
+        .flat_map(|i| {
+            std::iter::once((&i.entry, false)).chain(i.contents.iter().map(|s| (&*s.entry, true)))
+        })
+        .filter(|(e, _)| e.kind == crate::context::EntryKind::File && e.digest.get().is_none())
         .collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let bytes: u64 = unknown.iter().map(|e| e.size).sum();
+    let bytes: u64 = unknown.iter().map(|(e, _)| e.size).sum();
     if threads < 2 || unknown.len() < 2 || (unknown.len() < 64 && bytes < PARALLEL_HASH_BYTES) {
         return Ok(());
     }
