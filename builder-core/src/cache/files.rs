@@ -55,18 +55,6 @@ impl FileDigests {
         }
     }
 
-    /// An empty set with room for `entries` entries of `text` bytes of paths and digests in
-    /// all (a buffer grown by doubling would hold up to twice that, and both buffers while it
-    /// moves).
-    pub(crate) fn with_capacity(entries: usize, text: usize) -> Self {
-        Self {
-            text: String::with_capacity(text),
-            spans: Vec::with_capacity(entries),
-            shared: Vec::new(),
-            sorted: true,
-        }
-    }
-
     /// An empty set with room for `entries` context entries ([`FileDigests::push_shared`]).
     pub(crate) fn with_shared_capacity(entries: usize) -> Self {
         Self {
