@@ -296,7 +296,7 @@ pub fn busybox_layout(dest: &Path, tag: &str) -> Result<crate::content::Digest, 
 pub mod internals {
     pub use crate::cache::{CacheKey, CacheRecord, CacheStore, KeyBuilder, LayerRef, PackedBlob};
     pub use crate::changes::{Change, WhiteoutStyle};
-    pub use crate::context::hash::{ContentDigest, Sha256Digest, StatKey};
+    pub use crate::context::hash::{ContentDigest, RACY_WINDOW, Sha256Digest, StatKey};
     pub use crate::context::pattern::Pattern;
     pub use crate::context::{
         BuildContext, CachingHasher, DirectHasher, Entry, EntryKind, FileHasher, IgnoreMatcher,

@@ -20,8 +20,8 @@ use crate::worker::WorkerError;
 
 pub use crate::attest::provenance::ProvenanceMode;
 pub use crate::cache::{
-    BaseImage, BuildExplanation, CacheKey, ExplainError, ExplainStore, FileChange, KeyManifest,
-    LayerRef, MissReason, PackedBlob, StepExplanation,
+    BaseImage, BuildExplanation, CacheKey, ExplainError, ExplainStore, FileChange, FileDigests,
+    KeyManifest, LayerRef, MissReason, PackedBlob, StepExplanation,
 };
 pub use crate::cache_transfer::{CacheDestination, CacheExport, CacheMode, CacheSource};
 pub use crate::context::{BuildContexts, NamedContext, NamedContextError};

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::CacheKey;
+use super::{CacheKey, FileDigests};
 
 /// How many builds' explanations are kept.
 pub const KEEP_BUILDS: usize = 20;
@@ -58,8 +58,8 @@ pub struct KeyManifest {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sources: BTreeMap<String, String>,
     /// Context files the step reads: path → digest of everything the key takes from the file.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub files: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "FileDigests::is_empty")]
+    pub files: FileDigests,
     /// The worker's input digest (covers `files`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
@@ -255,14 +255,14 @@ pub fn explain(
     }
     let before = out.len();
     let mut files = Vec::new();
-    for (path, digest) in &current.files {
+    for (path, digest) in current.files.iter() {
         match prev.files.get(path) {
             None => files.push((path, FileChange::Added)),
             Some(d) if d != digest => files.push((path, FileChange::Modified)),
             Some(_) => {}
         }
     }
-    for path in prev.files.keys() {
+    for (path, _) in prev.files.iter() {
         if !current.files.contains_key(path) {
             files.push((path, FileChange::Removed));
         }
@@ -271,7 +271,7 @@ pub fn explain(
     let total = files.len();
     for (path, change) in files.into_iter().take(MAX_FILES_NAMED) {
         out.push(MissReason::FileChanged {
-            path: path.clone(),
+            path: path.to_owned(),
             change,
         });
     }

@@ -15,7 +15,7 @@ fn manifest() -> KeyManifest {
         parent: "p".into(),
         parent_from: "`COPY . /src`".into(),
         env: [("VERSION".to_string(), value_digest(b"1"))].into(),
-        files: [("a.txt".to_string(), "1".to_string())].into(),
+        files: [("a.txt", "1")].into_iter().collect(),
         ..Default::default()
     }
 }
@@ -42,8 +42,8 @@ fn names_env_files_instruction_and_parent() {
     let old = manifest();
     let mut new = manifest();
     new.env.insert("VERSION".into(), value_digest(b"2"));
-    new.files.insert("a.txt".into(), "2".into());
-    new.files.insert("b.txt".into(), "3".into());
+    new.files.insert("a.txt", "2");
+    new.files.insert("b.txt", "3");
     new.parent = "q".into();
     let r = explain(Some((&key("a"), Some(&old))), &key("b"), &new, false);
     assert_eq!(
@@ -104,7 +104,7 @@ fn many_files_are_counted_and_builds_are_kept() {
     let old = manifest();
     let mut new = manifest();
     for i in 0..30 {
-        new.files.insert(format!("f{i:02}"), "x".into());
+        new.files.insert(format!("f{i:02}"), "x");
     }
     let r = explain(Some((&key("a"), Some(&old))), &key("b"), &new, false);
     assert_eq!(r.len(), MAX_FILES_NAMED + 1);

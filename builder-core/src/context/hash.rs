@@ -378,6 +378,31 @@ impl CachingHasher {
         self.cache.into_inner().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Hashes `entry`, an entry of the context's index, unless its digest is known, and keeps
+    /// the digest in the entry itself instead of a record: the index lives as long as the
+    /// build, later digests of the same entry find it there, and the stat cache is saved from
+    /// the index ([`StatCache::save_for`]). A cold build of 100,000 files held ~12 MB of records
+    /// otherwise. A copy of an index entry must go through [`FileHasher::digest`] instead, or the
+    /// digest is lost with the copy.
+    pub fn prime(&self, root: &Root, entry: &Entry) -> Result<(), HashError> {
+        if entry.digest.get().is_some() {
+            return Ok(());
+        }
+        let key = StatKey::of(entry);
+        if self.lock().lookup(&entry.path, &key).is_some() {
+            return Ok(());
+        }
+        let now = SystemTime::now();
+        let digest = hash_file(root, &entry.path)?;
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !is_racy(entry, now) {
+            // Set by no one else: only a hash of the same file under the same key could be.
+            let _ = entry.digest.set(digest);
+        }
+        Ok(())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, StatCache> {
         // A panic while holding the lock cannot leave the map half-updated in a way that matters:
         // every update is a single insert.
@@ -400,9 +425,9 @@ fn is_racy(entry: &Entry, now: SystemTime) -> bool {
 
 impl FileHasher for CachingHasher {
     fn digest(&self, root: &Root, entry: &Entry) -> Result<ContentDigest, HashError> {
-        // Found in this cache by the walk, under the same stat key.
-        if let Some(d) = entry.digest {
-            return Ok(d);
+        // Found in this cache by the walk, under the same stat key, or hashed since.
+        if let Some(d) = entry.digest.get() {
+            return Ok(*d);
         }
         let key = StatKey::of(entry);
         if let Some(d) = self.lock().lookup(&entry.path, &key) {
@@ -418,6 +443,53 @@ impl FileHasher for CachingHasher {
             cache.record(&entry.path, key, digest, plain);
         }
         Ok(digest)
+    }
+}
+
+/// Hashes `entries` (regular files) on up to `threads` threads for what the hasher remembers
+/// and keeps no digest: a caller that reads the digests later, in its own order, from the
+/// hasher. For 100,000 files the digests in input order cost ~12 MB at once. An entry marked
+/// `true` is the index's own and keeps its digest ([`CachingHasher::prime`]); one marked
+/// `false` (a copy) is recorded in the hasher's stat cache.
+pub fn prime_all(
+    root: &Root,
+    hasher: &CachingHasher,
+    entries: &[(&Entry, bool)],
+    threads: usize,
+) -> Result<(), HashError> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+    let threads = threads.clamp(1, 16).min(entries.len().max(1));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_err: Mutex<Option<HashError>> = Mutex::new(None);
+    let work = || {
+        while !failed.load(Relaxed) {
+            let Some(&(e, shared)) = entries.get(next.fetch_add(1, Relaxed)) else {
+                break;
+            };
+            let done = if shared {
+                hasher.prime(root, e)
+            } else {
+                hasher.digest(root, e).map(drop)
+            };
+            if let Err(err) = done {
+                failed.store(true, Relaxed);
+                first_err
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(err);
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(work);
+        }
+        work();
+    });
+    match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 

@@ -73,7 +73,7 @@ impl StatCache {
                 .filter(|e| e.kind == EntryKind::File)
                 .filter_map(|e| {
                     let p = bytes(&e.path);
-                    match (self.entries.get(p), e.digest) {
+                    match (self.entries.get(p), e.digest.get().copied()) {
                         (Some(r), _) => Some((p, r.key, r.digest, r.plain)),
                         (None, Some(d)) => {
                             let plain = e.xattrs.as_ref().is_some_and(|x| x.is_empty());

@@ -103,9 +103,11 @@ pub struct Entry {
     /// Extended attributes sorted by name, when the walk read them (the context walk does, through
     /// the directory it holds open); `None` means "not read", and readers read them themselves.
     pub xattrs: Option<Vec<(std::ffi::OsString, Vec<u8>)>>,
-    /// The content digest of a regular file when the walk already knows it: the stat cache held
-    /// one recorded under the same (size, mtime, ctime, inode, mode). `None` means "not known".
-    pub digest: Option<super::ContentDigest>,
+    /// The content digest of a regular file once known: the stat cache held one recorded under
+    /// the same (size, mtime, ctime, inode, mode) when the context was walked, or the build
+    /// hashed the file since (the hasher keeps a context file's digest here rather than in a
+    /// record of its own, and the stat cache is saved from the index). Unset means "not known".
+    pub digest: std::sync::OnceLock<super::ContentDigest>,
 }
 
 impl Entry {
@@ -126,7 +128,7 @@ impl Entry {
             rdev: st.st_rdev,
             link_target,
             xattrs: None,
-            digest: None,
+            digest: std::sync::OnceLock::new(),
         }
     }
 
@@ -427,7 +429,7 @@ impl Walker<'_> {
                 && let Some((digest, no_xattrs)) =
                     (self.known)(&entry.path, &super::StatKey::of(&entry))
             {
-                entry.digest = Some(digest);
+                entry.digest = std::sync::OnceLock::from(digest);
                 plain = no_xattrs;
             }
             if plain {

@@ -120,8 +120,8 @@ pub trait Worker: Send + Sync {
     fn input_files<'a>(
         &'a self,
         _step: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<Vec<(String, String)>, crate::Error>> {
-        Box::pin(async { Ok(Vec::new()) })
+    ) -> BoxFuture<'a, Result<crate::cache::FileDigests, crate::Error>> {
+        Box::pin(async { Ok(crate::cache::FileDigests::new()) })
     }
 
     /// Runs a filesystem op on the parent state and returns the layer it made (`None` when the op
@@ -490,13 +490,7 @@ async fn run_stage(
                 manifest.parent_from = parent_from.clone();
                 manifest.base = base_image.clone();
                 if input.is_some() {
-                    manifest.files = shared
-                        .worker
-                        .input_files(&ctx)
-                        .await
-                        .map_err(wrap)?
-                        .into_iter()
-                        .collect();
+                    manifest.files = shared.worker.input_files(&ctx).await.map_err(wrap)?;
                 }
                 let previous = shared.opts.previous_keys.get(&position);
                 let previous_manifest = previous.and_then(|k| shared.cache.manifest(k));
@@ -506,6 +500,15 @@ async fn run_stage(
                     &manifest,
                     shared.opts.no_cache,
                 );
+                drop(previous_manifest);
+                // Written before the step runs and dropped: the file list of a COPY of
+                // 100,000 files is ~8 MB, which the copy itself has better use for. Forgotten
+                // again if the step fails.
+                shared
+                    .cache
+                    .put_manifest(&key, &manifest)
+                    .map_err(|e| wrap(e.into()))?;
+                drop(manifest);
                 shared
                     .events
                     .send(BuildEvent::CacheMiss {
@@ -513,11 +516,13 @@ async fn run_stage(
                         reasons: reasons.clone(),
                     })
                     .await;
-                let layer = shared
-                    .worker
-                    .execute(&ctx, shared.events.clone())
-                    .await
-                    .map_err(wrap)?;
+                let layer = match shared.worker.execute(&ctx, shared.events.clone()).await {
+                    Ok(layer) => layer,
+                    Err(e) => {
+                        shared.cache.forget_manifest(&key);
+                        return Err(wrap(e));
+                    }
+                };
                 let chain = layer.as_ref().and_then(|l| {
                     let mut layers = state.layers.clone();
                     layers.push(l.clone());
@@ -528,10 +533,6 @@ async fn run_stage(
                     created: epoch.unwrap_or_else(now_secs),
                     chain,
                 };
-                shared
-                    .cache
-                    .put_manifest(&key, &manifest)
-                    .map_err(|e| wrap(e.into()))?;
                 shared.cache.put(&key, &rec).map_err(|e| wrap(e.into()))?;
                 if let Some(f) = &shared.opts.inflight {
                     f.mark_done(&key);

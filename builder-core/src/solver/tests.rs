@@ -400,6 +400,22 @@ async fn failing_step_names_its_line() {
         }
         other => panic!("unexpected {other}"),
     }
+    // The manifest written before the failing step ran is gone again: only `RUN ok` has a
+    // record and a manifest.
+    let mut names = Vec::new();
+    for sub in std::fs::read_dir(h.cache.dir()).unwrap() {
+        for f in std::fs::read_dir(sub.unwrap().path()).unwrap() {
+            names.push(f.unwrap().file_name().to_string_lossy().into_owned());
+        }
+    }
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.ends_with(".manifest.json"))
+            .count(),
+        1
+    );
+    assert_eq!(names.len(), 2, "{names:?}");
 }
 
 fn previous(r: &StageResult) -> SolveOptions {

@@ -101,13 +101,9 @@ impl LocalWorker {
             };
             let index = ctx.walk_cached(&loaded).map_err(Arc::new)?;
             drop(loaded);
-            // Room for a digest of every file the walk found none for, taken in one step
-            // (a cache grown record by record would double its buffer on the way).
-            let (n, bytes) = index
-                .iter()
-                .filter(|e| e.kind == crate::context::EntryKind::File && e.digest.is_none())
-                .fold((0, 0), |(n, b), e| (n + 1, b + e.path.as_os_str().len()));
-            self.hasher.with_cache(|c| c.reserve(n, bytes));
+            // No room is reserved in the hasher's cache: the files hashed ahead of a step's
+            // key keep their digests in the index's entries (`CachingHasher::prime`), and only
+            // the few hashed otherwise get a record.
             Ok(Arc::new(index))
         });
         match res {
@@ -215,18 +211,21 @@ pub(super) async fn input_digest(
 const PARALLEL_HASH_BYTES: u64 = 64 << 20;
 
 fn prehash(dir: &LocalDir, sel: &crate::copy::Selection) -> Result<(), WorkerError> {
-    let unknown: Vec<&crate::context::Entry> = sel
+    // An item is a copy of its index entry; its contents are the index's own entries.
+    let unknown: Vec<(&crate::context::Entry, bool)> = sel
         .items
         .iter()
-        .flat_map(|i| std::iter::once(&i.entry).chain(i.contents.iter().map(|s| &*s.entry)))
-        .filter(|e| e.kind == crate::context::EntryKind::File && e.digest.is_none())
+        .flat_map(|i| {
+            std::iter::once((&i.entry, false)).chain(i.contents.iter().map(|s| (&*s.entry, true)))
+        })
+        .filter(|(e, _)| e.kind == crate::context::EntryKind::File && e.digest.get().is_none())
         .collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let bytes: u64 = unknown.iter().map(|e| e.size).sum();
+    let bytes: u64 = unknown.iter().map(|(e, _)| e.size).sum();
     if threads < 2 || unknown.len() < 2 || (unknown.len() < 64 && bytes < PARALLEL_HASH_BYTES) {
         return Ok(());
     }
-    crate::context::hash::hash_all(dir.ctx.root(), dir.hasher.as_ref(), &unknown, threads)
+    crate::context::hash::prime_all(dir.ctx.root(), dir.hasher.as_ref(), &unknown, threads)
         .map_err(crate::copy::CopyError::from)?;
     Ok(())
 }
@@ -236,26 +235,49 @@ fn prehash(dir: &LocalDir, sel: &crate::copy::Selection) -> Result<(), WorkerErr
 pub(super) async fn input_files(
     w: &LocalWorker,
     step: &StepContext<'_>,
-) -> Result<Vec<(String, String)>, WorkerError> {
+) -> Result<crate::cache::FileDigests, WorkerError> {
     let groups = context_requests(w, step)?;
     if groups.is_empty() {
-        return Ok(Vec::new());
+        return Ok(crate::cache::FileDigests::new());
     }
     blocking(move || {
-        let mut out = Vec::new();
+        let mut out = crate::cache::FileDigests::new();
         for (dir, req) in groups
             .iter()
             .flat_map(|(d, rs)| rs.iter().map(move |r| (d, r)))
         {
             let fs = dir.source();
             let sel = crate::copy::select(&fs, req)?;
+            if out.is_empty() {
+                // Room for exactly this selection's entries (most steps read one).
+                let n = sel.items.iter().map(|i| i.contents.len() + 1).sum();
+                out = crate::cache::FileDigests::with_shared_capacity(n);
+            }
+            // The entries `each_entry_digest` goes through, in its order: an item that is not
+            // a directory (not shared with the index), then its contents (shared).
+            let mut entries = sel.items.iter().flat_map(|i| {
+                std::iter::once(None)
+                    .filter(|_| !i.entry.is_dir())
+                    .chain(i.contents.iter().map(Some))
+            });
             sel.each_entry_digest(&fs, req, |path, digest| {
                 // Half the digest is plenty to tell two versions of a file apart and halves
                 // the size of the manifests of large contexts.
-                let hex = hex::encode(&digest.0[..16]);
-                out.push((path.to_string_lossy().into_owned(), hex));
+                let mut hex = [0u8; 32];
+                // Cannot fail: the buffer is exactly twice the bytes.
+                if hex::encode_to_slice(&digest.0[..16], &mut hex).is_err() {
+                    hex = [b'0'; 32];
+                }
+                match entries.next().flatten() {
+                    Some(s) if s.entry.path == path => out.push_shared(&s.entry, hex),
+                    _ => out.push(
+                        &path.to_string_lossy(),
+                        std::str::from_utf8(&hex).unwrap_or_default(),
+                    ),
+                }
             })?;
         }
+        out.finish();
         Ok(out)
     })
     .await
@@ -443,7 +465,7 @@ pub(super) async fn execute_copy(
     blocking(move || {
         // A COPY of one directory from a local directory, and nothing else, may start from
         // its previous result (see `copy_reuse`).
-        let mut reuse = match &local_dir {
+        let reuse = match &local_dir {
             Some(dir)
                 if urls.is_empty() && checkouts.is_empty() && c.inline.is_empty() && !c.add =>
             {
@@ -540,9 +562,6 @@ pub(super) async fn execute_copy(
                     };
                     let min = direct_mode.then_some(super::deferred::DEFER_MIN);
                     deferred = crate::copy::apply_deferring(&fs, sel, &req, &dest, &opts, min)?;
-                    if let Some(cand) = reuse.as_mut() {
-                        cand.forget_selection();
-                    }
                 }
                 (_, Some(state)) => {
                     let view = view(&cfg, state)?;

@@ -72,13 +72,22 @@ struct Memo {
     entries: Vec<MemoEntry>,
 }
 
+/// What the memo records of a copied entry besides its path and kind (which the selection
+/// holds): 17 bytes, where a [`MemoEntry`] with its own copy of the path is ~90.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mark {
+    flags: u8,
+    digest: [u8; 16],
+}
+
 /// A COPY that can use, and leave, a memo: one directory from a local directory, no archives,
 /// no hard links.
 pub(super) struct Candidate {
     memo_path: PathBuf,
     req: CopyRequest,
     sel: Selection,
-    entries: Vec<MemoEntry>,
+    /// One per entry of the memo: the directory item itself, then its contents in order.
+    marks: Vec<Mark>,
 }
 
 fn now_secs() -> i64 {
@@ -94,15 +103,10 @@ pub(super) fn start_time() -> i64 {
 }
 
 impl Candidate {
-    /// The copy's selection, for the copy itself when it runs from nothing (one selection of
-    /// 100,000 entries is ~25 MB).
+    /// The copy's selection, for the copy itself when it runs from nothing (it shares the
+    /// index's entries: 16 bytes per entry).
     pub(super) fn selection(&self) -> &Selection {
         &self.sel
-    }
-
-    /// Frees the selection once the copy is done (only the memo's entries are needed after).
-    pub(super) fn forget_selection(&mut self) {
-        self.sel.items = Vec::new();
     }
 
     /// The memo of `req` copied from `dir` onto `parent`; `None` when the copy is not one this
@@ -128,13 +132,13 @@ impl Candidate {
         {
             return None;
         }
-        let mut entries = Vec::with_capacity(item.contents.len() + 1);
-        entries.push(memo_entry(b"", &item.entry, &[0u8; 32]));
+        let mut marks = Vec::with_capacity(item.contents.len() + 1);
+        marks.push(mark(&item.entry, &[0u8; 32]));
         // One digest per entry of the contents, in order (the directory item has none).
         let mut contents = item.contents.iter();
         let mut extra = false;
         sel.each_entry_digest(&fs, &req, |_, d| match contents.next() {
-            Some(s) => entries.push(memo_entry(s.rel().as_os_str().as_bytes(), &s.entry, &d.0)),
+            Some(s) => marks.push(mark(&s.entry, &d.0)),
             None => extra = true,
         })
         .ok()?;
@@ -162,7 +166,7 @@ impl Candidate {
             memo_path,
             req,
             sel,
-            entries,
+            marks,
         })
     }
 
@@ -285,8 +289,34 @@ impl Candidate {
         }
     }
 
+    /// This copy's entries as the memo records them: path below the copied directory, kind
+    /// tag and mark, the directory item first.
+    fn entries(&self) -> impl Iterator<Item = (&[u8], u8, Mark)> + '_ {
+        let items = self.sel.items.iter().take(1);
+        let top = items
+            .clone()
+            .map(|i| (&b""[..], i.entry.kind.tag()))
+            .chain(items.flat_map(|i| {
+                i.contents
+                    .iter()
+                    .map(|s| (s.rel().as_os_str().as_bytes(), s.entry.kind.tag()))
+            }));
+        top.zip(self.marks.iter())
+            .map(|((rel, kind), m)| (rel, kind, *m))
+    }
+
     fn save(&self, result: &str, layer: &LayerRef, started: i64) {
-        if let Err(e) = store(&self.memo_path, result, layer, started, &self.entries) {
+        let entries = self
+            .entries()
+            .map(|(rel, kind, m)| (rel, kind, m.flags, m.digest));
+        if let Err(e) = store(
+            &self.memo_path,
+            result,
+            layer,
+            started,
+            self.marks.len(),
+            entries,
+        ) {
             tracing::debug!(path = %self.memo_path.display(), "cannot remember a copy: {e}", e = crate::report::chain(&e));
         }
     }
@@ -367,7 +397,7 @@ impl Candidate {
         let old: HashMap<&[u8], &MemoEntry> =
             memo.entries.iter().map(|e| (e.rel.as_slice(), e)).collect();
         let new_paths: std::collections::HashSet<&[u8]> =
-            self.entries.iter().map(|e| e.rel.as_slice()).collect();
+            self.entries().map(|(rel, _, _)| rel).collect();
         let mut delta = Delta::default();
         delta.touched.insert(PathBuf::new());
         let simple = |k: u8| {
@@ -377,34 +407,34 @@ impl Candidate {
         };
         // The item itself (the first entry) only lends the top directory its time, which the
         // copy sets again in any case.
-        let contents = self.entries.iter().skip(1).zip(&item.contents);
+        let contents = self.entries().skip(1).zip(&item.contents);
         let mut iter = contents.peekable();
-        while let Some((e, sel)) = iter.next() {
-            let was = old.get(e.rel.as_slice());
+        while let Some(((rel, kind, e), sel)) = iter.next() {
+            let was = old.get(rel);
             if was.is_some_and(|w| w.digest == e.digest) {
                 continue;
             }
-            if !simple(e.kind) {
+            if !simple(kind) {
                 return None;
             }
             if let Some(w) = was {
                 let dir = EntryKind::Dir.tag();
-                if w.kind != e.kind || (e.kind == dir && (w.flags | e.flags) & FLAG_XATTRS != 0) {
+                if w.kind != kind || (kind == dir && (w.flags | e.flags) & FLAG_XATTRS != 0) {
                     return None;
                 }
             }
             if strict && was.is_some() {
                 delta.must_be_new.push(sel.rel().to_path_buf());
-            } else if e.kind == EntryKind::Dir.tag() {
-                let has_child = iter.peek().is_some_and(|(next, _)| {
-                    Path::new(std::ffi::OsStr::from_bytes(&next.rel))
-                        .starts_with(std::ffi::OsStr::from_bytes(&e.rel))
+            } else if kind == EntryKind::Dir.tag() {
+                let has_child = iter.peek().is_some_and(|((next, _, _), _)| {
+                    Path::new(std::ffi::OsStr::from_bytes(next))
+                        .starts_with(std::ffi::OsStr::from_bytes(rel))
                 });
                 if !has_child {
                     delta.must_be_new.push(sel.rel().to_path_buf());
                 }
             }
-            if e.kind == EntryKind::Dir.tag() {
+            if kind == EntryKind::Dir.tag() {
                 delta.touched.insert(sel.rel().to_path_buf());
             }
             delta
@@ -438,7 +468,7 @@ struct Delta {
     touched: std::collections::BTreeSet<PathBuf>,
 }
 
-fn memo_entry(rel: &[u8], entry: &crate::context::Entry, digest: &[u8; 32]) -> MemoEntry {
+fn mark(entry: &crate::context::Entry, digest: &[u8; 32]) -> Mark {
     let mut h = Sha256::new();
     h.update(digest);
     h.update(entry.mtime.0.to_le_bytes());
@@ -447,9 +477,7 @@ fn memo_entry(rel: &[u8], entry: &crate::context::Entry, digest: &[u8; 32]) -> M
     let mut d = [0u8; 16];
     d.copy_from_slice(&full[..16]);
     let has_xattrs = entry.xattrs.as_ref().is_none_or(|x| !x.is_empty());
-    MemoEntry {
-        rel: rel.to_vec(),
-        kind: entry.kind.tag(),
+    Mark {
         flags: if has_xattrs { FLAG_XATTRS } else { 0 },
         digest: d,
     }
@@ -508,32 +536,64 @@ impl<'a> ParentView<'a> {
     }
 }
 
-/// Writes a memo (without a copy of its entries: 100,000 of them are ~5 MB).
-fn store(
+/// Writes a memo, streamed: `count` entries (path, kind tag, flags, digest), each written as it
+/// comes, so that neither the entries nor the file's bytes are held whole (for 100,000 entries
+/// they were ~8 MB and ~7 MB).
+fn store<'a>(
     path: &Path,
     result: &str,
     layer: &LayerRef,
     started: i64,
-    entries: &[MemoEntry],
+    count: usize,
+    entries: impl Iterator<Item = (&'a [u8], u8, u8, [u8; 16])>,
 ) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(64 + entries.len() * 64);
-    buf.extend_from_slice(MAGIC);
-    put(&mut buf, result.as_bytes());
-    put(&mut buf, layer.diff_id.hex().as_bytes());
-    buf.extend_from_slice(&layer.size.to_le_bytes());
-    buf.extend_from_slice(&started.to_le_bytes());
-    buf.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-    for e in entries {
-        put(&mut buf, &e.rel);
-        buf.extend_from_slice(&[e.kind, e.flags]);
-        buf.extend_from_slice(&e.digest);
-    }
-    let sum = Sha256::digest(&buf);
-    buf.extend_from_slice(&sum);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
+    let tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.as_file().lock()?;
+    let mut out = Summed {
+        out: std::io::BufWriter::new(tmp),
+        sum: Sha256::new(),
+    };
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(MAGIC);
+    put(&mut head, result.as_bytes());
+    put(&mut head, layer.diff_id.hex().as_bytes());
+    head.extend_from_slice(&layer.size.to_le_bytes());
+    head.extend_from_slice(&started.to_le_bytes());
+    head.extend_from_slice(&(count as u64).to_le_bytes());
+    out.write(&head)?;
+    let mut written = 0;
+    for (rel, kind, flags, digest) in entries {
+        let len = u32::try_from(rel.len()).map_err(std::io::Error::other)?;
+        out.write(&len.to_le_bytes())?;
+        out.write(rel)?;
+        out.write(&[kind, flags])?;
+        out.write(&digest)?;
+        written += 1;
+    }
+    if written != count {
+        return Err(std::io::Error::other("memo entries and count differ"));
+    }
+    let sum = out.sum.finalize();
+    std::io::Write::write_all(&mut out.out, &sum)?;
+    let tmp = out.out.into_inner().map_err(|e| e.into_error())?;
     // A hint, not store data: no sync. A torn or empty file fails its checksum and is ignored.
-    crate::content::write_atomic_unsynced(path, &buf).map_err(std::io::Error::other)
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// A buffered file with a running sha256 of what went into it.
+struct Summed {
+    out: std::io::BufWriter<tempfile::NamedTempFile>,
+    sum: Sha256,
+}
+
+impl Summed {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.sum.update(bytes);
+        std::io::Write::write_all(&mut self.out, bytes)
+    }
 }
 
 fn put(buf: &mut Vec<u8>, bytes: &[u8]) {
@@ -625,7 +685,10 @@ mod tests {
             &memo.result,
             &memo.layer,
             memo.started,
-            &memo.entries,
+            memo.entries.len(),
+            memo.entries
+                .iter()
+                .map(|e| (e.rel.as_slice(), e.kind, e.flags, e.digest)),
         )
         .unwrap();
         let back = load(&path).unwrap();

@@ -369,7 +369,7 @@ impl Worker for LocalWorker {
     fn input_files<'a>(
         &'a self,
         step: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<Vec<(String, String)>, crate::Error>> {
+    ) -> BoxFuture<'a, Result<crate::cache::FileDigests, crate::Error>> {
         Box::pin(async move { Ok(copy::input_files(self, step).await?) })
     }
 
