@@ -62,8 +62,8 @@ def strip(src):
 LAYERS = [
     ["image", "xattr", "programs", "rootless", "scratch", "secret", "ssh_keys", "changes", "chmod", "report", "stream"],
     ["fsroot", "content", "userdb"],
-    ["cache", "layer", "snapshot", "exec", "import", "attest"],
-    ["export", "registry", "context", "copy", "graph", "progress"],
+    ["layer", "snapshot", "exec", "import", "attest"],
+    ["export", "registry", "context", "copy", "graph", "progress", "cache"],
     ["plan", "solver", "gc", "cache_transfer"],
     ["worker", "images", "container", "output", "info"],
     ["builder", "deliver", "error"],
