@@ -1,4 +1,5 @@
 //! `kiln parse --json`'s work alone, for profiles: the compact dump of a file, written to stdout.
+//! With `ast` as second argument: `parse()` alone; with `blocks`: `block::parse_blocks` alone.
 use std::io::Write;
 
 fn main() {
@@ -12,6 +13,17 @@ fn main() {
     let mode = std::env::args().nth(2).unwrap_or_default();
     let out = std::io::stdout();
     let mut out = out.lock();
+    if mode == "blocks" {
+        let n = kiln_dockerfile_parser::block::parse_blocks(&source).map(|f| {
+            let all = f.instructions().len();
+            (
+                all,
+                all - f.instructions().filter(|b| b.node().is_some()).count(),
+            )
+        });
+        let _ = writeln!(out, "{n:?} (instructions, in blocks of their own)");
+        return;
+    }
     if mode == "ast" {
         let n = kiln_dockerfile_parser::parse_shared(&source).map(|d| d.instructions().count());
         let _ = writeln!(out, "{n:?}");

@@ -80,6 +80,7 @@
 #![deny(missing_docs)]
 
 pub mod ast;
+pub mod block;
 pub mod bytes;
 pub mod dump;
 pub mod error;
@@ -197,6 +198,14 @@ impl<'a> RawReader<'a> {
         let Some(line) = self.scanner.next_logical()? else {
             return Ok(None);
         };
+        self.build_line(line).map(Some)
+    }
+
+    /// The raw instruction of a logical line the scanner gave, its heredoc bodies read.
+    fn build_line(
+        &mut self,
+        line: scan::LogicalLine,
+    ) -> Result<(RawInstruction, &'static str), ParseError> {
         let src = self.src;
         let scanner = &mut self.scanner;
         let builder = RawBuilder {
@@ -232,7 +241,7 @@ impl<'a> RawReader<'a> {
         raw.original = line.text;
         self.scanner.recycle(line.segments);
         self.count += 1;
-        Ok(Some((raw, name)))
+        Ok((raw, name))
     }
 
     /// Directives, escape character and the pre-pass's warnings, once every instruction is read.

@@ -15,6 +15,7 @@ use crate::ast::{
 use crate::error::{ParseError, ParseErrorKind, suggest};
 use crate::span::Span;
 
+pub(crate) use copy::{ADD_FLAGS, COPY_FLAGS};
 pub(crate) use flags::{FlagKind, Flags};
 
 /// Every instruction keyword, lower-case.
@@ -217,19 +218,8 @@ impl Checker {
                     a.text.clone()
                 }
             });
-            if let Some(n) = &name
-                && !self.names.insert(n.clone())
-            {
-                let span = f.alias.as_ref().map(|a| a.span).unwrap_or(raw.span);
-                ctx.warn(
-                    "DuplicateStageName",
-                    format!("duplicate stage name \"{n}\", stage names should be unique"),
-                    span,
-                    raw.start_line,
-                );
-            }
-            self.has_stage = true;
-            return Ok(Place::Stage(name));
+            let span = f.alias.as_ref().map(|a| a.span).unwrap_or(raw.span);
+            return Ok(self.stage(name, span, raw.start_line, ctx));
         }
         if self.has_stage {
             return Ok(Place::InStage);
@@ -246,6 +236,31 @@ impl Checker {
                 format!("expected FROM (only ARG may come before it), found {kw}"),
             )
             .with_help("start the build stage with `FROM <image>` before this line"))
+    }
+}
+
+impl Checker {
+    /// A FROM starting a stage called `name` (lower-cased), whose alias is at `span`: warns when
+    /// the name was taken by an earlier stage.
+    pub fn stage(
+        &mut self,
+        name: Option<crate::text::Text>,
+        span: Span,
+        line: u32,
+        ctx: &mut Ctx<'_>,
+    ) -> Place {
+        if let Some(n) = &name
+            && !self.names.insert(n.clone())
+        {
+            ctx.warn(
+                "DuplicateStageName",
+                format!("duplicate stage name \"{n}\", stage names should be unique"),
+                span,
+                line,
+            );
+        }
+        self.has_stage = true;
+        Place::Stage(name)
     }
 }
 

@@ -1,0 +1,363 @@
+//! Building blocks: the line loop of [`parse_blocks`] and the reading of the common shapes.
+
+use super::{Block, BlockFile, FlagView, Kind, WordRef, WordView};
+use crate::ast::InstructionNode;
+use crate::error::ParseError;
+use crate::lower::{self, ADD_FLAGS, COPY_FLAGS, FlagKind, Place};
+use crate::raw::{fast_head, keyword_name, parse_words_into, simple_json_items, split_blanks};
+use crate::scan::LogicalLine;
+use crate::span::Span;
+use crate::text::Text;
+use crate::{RawReader, parse_shared, text};
+
+/// Parses `source` into blocks, with [`crate::parse`]'s checks, errors and warnings.
+pub fn parse_blocks(source: &Text) -> Result<BlockFile, ParseError> {
+    match parse_blocks_inner(source) {
+        Ok(Some(file)) => Ok(file),
+        // Any error: the full parse gives it, with its order of errors.
+        Ok(None) | Err(_) => match parse_shared(source) {
+            Err(e) => Err(e),
+            Ok(_) => parse_blocks_inner(source)?.ok_or_else(|| crate::too_large(source.len())),
+        },
+    }
+}
+
+fn parse_blocks_inner(source: &Text) -> Result<Option<BlockFile>, ParseError> {
+    if source.len() >= text::MAX_TEXT_LEN {
+        return Ok(None);
+    }
+    let src = source.as_str();
+    let mut reader = RawReader::new(source);
+    let mut ctx = lower::Ctx {
+        src,
+        warnings: Vec::new(),
+    };
+    let mut checker = lower::Checker::default();
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut stages = Vec::new();
+    while let Some(line) = reader.scanner.next_logical()? {
+        let escape = reader.scanner.escape;
+        let fast = {
+            let mut scratch = reader.words.borrow_mut();
+            fast_block(&line, escape, &mut scratch)
+        };
+        let block = match fast {
+            Some((mut block, name)) => {
+                block.end_line = reader.scanner.line() as u32;
+                let place = if name == "from" {
+                    let a = block.first_arg();
+                    let alias = (block.words.len() == a + 3).then(|| block.words[a + 2]);
+                    let name = alias.map(|a| block.line.slice(a.start as usize..a.end as usize));
+                    let span = alias.map_or(block.span, |a| a.span);
+                    checker.stage(name, span, block.start_line, &mut ctx)
+                } else if checker.has_stage {
+                    Place::InStage
+                } else if name == "arg" {
+                    checker.last_global_arg = Some(block.span);
+                    Place::GlobalArg
+                } else {
+                    return Ok(None);
+                };
+                if let Place::Stage(name) = place {
+                    stages.push((blocks.len() as u32, name));
+                }
+                reader.scanner.recycle(line.segments);
+                reader.count += 1;
+                block
+            }
+            None => {
+                let (raw, name) = reader.build_line(line)?;
+                let instruction = lower::lower_named(&raw, name, &mut ctx)?;
+                let place = checker.check(&raw, Some(&instruction), name, &mut ctx)?;
+                if let Place::Stage(name) = place {
+                    stages.push((blocks.len() as u32, name));
+                }
+                Block {
+                    line: Text::default(),
+                    words: Box::default(),
+                    span: raw.span,
+                    start_line: raw.start_line,
+                    end_line: raw.end_line,
+                    kind: Kind::Node,
+                    json: raw.json,
+                    flags: 0,
+                    node: Some(Box::new(InstructionNode { instruction, raw })),
+                }
+            }
+        };
+        blocks.push(block);
+    }
+    let (directives, escape, mut warnings) = reader.finish()?;
+    if !checker.has_stage {
+        return Ok(None);
+    }
+    warnings.append(&mut ctx.warnings);
+    warnings.sort_by_key(|w| (w.span.start, w.line));
+    Ok(Some(BlockFile {
+        directives,
+        escape,
+        warnings,
+        blocks,
+        stages,
+    }))
+}
+
+/// The block of a line in one of the prototype's shapes, with its keyword's name; `None` for
+/// anything else (flags, heredocs, shapes the lowering may refuse or warn about).
+fn fast_block(
+    line: &LogicalLine,
+    escape: char,
+    scratch: &mut Vec<(usize, usize, usize)>,
+) -> Option<(Block, &'static str)> {
+    if crate::reference_mode() {
+        return None;
+    }
+    let text = line.text.as_str();
+    let head = fast_head(text)?;
+    if has_heredoc_marker(text.as_bytes()) {
+        return None;
+    }
+    let (ks, ke) = head.keyword;
+    let name = keyword_name(&text[ks..ke])?;
+    let flag_ranges = head.flags.as_slice();
+    let spec: &[(&str, FlagKind)] = match name {
+        _ if flag_ranges.is_empty() => &[],
+        "copy" => COPY_FLAGS,
+        "add" => ADD_FLAGS,
+        "from" => &[("platform", FlagKind::Str)],
+        _ => return None,
+    };
+    if !flags_valid(text, flag_ranges, spec) {
+        return None;
+    }
+    let kind = match name {
+        "from" => Kind::From,
+        "run" => Kind::Run,
+        "cmd" => Kind::Cmd,
+        "entrypoint" => Kind::Entrypoint,
+        "copy" => Kind::Copy,
+        "add" => Kind::Add,
+        "env" => Kind::Env,
+        "label" => Kind::Label,
+        "arg" => Kind::Arg,
+        "expose" => Kind::Expose,
+        "volume" => Kind::Volume,
+        "user" => Kind::User,
+        "workdir" => Kind::Workdir,
+        "stopsignal" => Kind::Stopsignal,
+        _ => return None,
+    };
+    let after = &text[head.end..];
+    let trimmed = text::trim_start_whitespace(after);
+    let rest_start = head.end + (after.len() - trimmed.len());
+    let rest = text::trim_end_whitespace(trimmed);
+    if rest.is_empty() {
+        return None;
+    }
+    let rest_end = rest_start + rest.len();
+    let word = |a: usize, b: usize, t: usize| WordRef {
+        start: (rest_start + a) as u32,
+        end: (rest_start + t) as u32,
+        span: line.span(rest_start + a, rest_start + b),
+    };
+    let mut head_words = [WordRef::default(); 2 + 8];
+    head_words[0] = WordRef {
+        start: ks as u32,
+        end: ke as u32,
+        span: line.span(ks, ke),
+    };
+    head_words[1] = WordRef {
+        start: rest_start as u32,
+        end: rest_end as u32,
+        span: line.span(rest_start, rest_end),
+    };
+    for (i, &(a, b)) in flag_ranges.iter().enumerate() {
+        head_words[2 + i] = WordRef {
+            start: a as u32,
+            end: b as u32,
+            span: line.span(a, b),
+        };
+    }
+    let head_words = &head_words[..2 + flag_ranges.len()];
+    let nh = head_words.len();
+    let mut json = false;
+    // JSON arrays of plain strings, counted first so the words are allocated once.
+    let json_words = |words: &mut Vec<WordRef>| -> Option<()> {
+        if !rest.starts_with('[') {
+            return None;
+        }
+        let mut count = 0;
+        if !simple_json_items(rest, |_, _| count += 1) {
+            return None;
+        }
+        words.reserve_exact(nh + count);
+        words.extend_from_slice(head_words);
+        simple_json_items(rest, |a, b| {
+            words.push(WordRef {
+                start: (rest_start + a + 1) as u32,
+                end: (rest_start + b - 1) as u32,
+                span: line.span(rest_start + a, rest_start + b),
+            })
+        });
+        Some(())
+    };
+    let blanks = |words: &mut Vec<WordRef>| {
+        words.reserve_exact(nh + split_blanks(rest).count());
+        words.extend_from_slice(head_words);
+        words.extend(split_blanks(rest).map(|(a, b)| word(a, b, b)));
+    };
+    let mut words: Vec<WordRef> = Vec::new();
+    match kind {
+        Kind::Run | Kind::Cmd | Kind::Entrypoint => {
+            if rest.starts_with('[') {
+                json_words(&mut words)?;
+                json = true;
+            } else if kind != Kind::Run {
+                // Shell-form CMD and ENTRYPOINT warn.
+                return None;
+            } else {
+                words.reserve_exact(3);
+                words.extend_from_slice(head_words);
+                words.push(head_words[1]);
+            }
+        }
+        Kind::Copy | Kind::Add | Kind::Volume => {
+            if rest.starts_with('[') {
+                json_words(&mut words)?;
+                json = true;
+            } else {
+                blanks(&mut words);
+            }
+            let args = &words[nh..];
+            let ok = match kind {
+                Kind::Volume => {
+                    !args.is_empty()
+                        && args
+                            .iter()
+                            .all(|w| !text[w.start as usize..w.end as usize].trim().is_empty())
+                }
+                _ => args.len() >= 2,
+            };
+            if !ok {
+                return None;
+            }
+        }
+        Kind::From | Kind::Expose => {
+            blanks(&mut words);
+            if kind == Kind::From && !valid_from(text, &words, nh) {
+                return None;
+            }
+        }
+        Kind::Arg => {
+            parse_words_into(rest, escape, scratch);
+            if scratch.is_empty() || scratch.iter().any(|&(a, _, _)| rest[a..].starts_with('=')) {
+                return None;
+            }
+            words.reserve_exact(nh + scratch.len());
+            words.extend_from_slice(head_words);
+            words.extend(scratch.iter().map(|&(a, b, t)| word(a, b, t)));
+        }
+        Kind::Env | Kind::Label => {
+            parse_words_into(rest, escape, scratch);
+            if scratch.is_empty() {
+                return None;
+            }
+            words.reserve_exact(nh + 3 * scratch.len());
+            words.extend_from_slice(head_words);
+            for &(a, b, t) in scratch.iter() {
+                let eq = rest[a..t].bytes().position(|c| c == b'=')?;
+                if eq == 0 {
+                    return None;
+                }
+                let eq_at = a + eq;
+                words.push(word(a, eq_at, eq_at));
+                words.push(WordRef {
+                    start: (rest_start + eq_at + 1) as u32,
+                    end: (rest_start + t) as u32,
+                    span: line.span(rest_start + eq_at + 1, rest_start + b),
+                });
+                words.push(word(eq_at, eq_at + 1, eq_at + 1));
+            }
+        }
+        Kind::User | Kind::Workdir | Kind::Stopsignal => {
+            words.reserve_exact(nh + 1);
+            words.extend_from_slice(head_words);
+            words.push(head_words[1]);
+        }
+        Kind::Node => return None,
+    }
+    Some((
+        Block {
+            words: words.into_boxed_slice(),
+            span: Span::new(line.source_offset(0), line.end),
+            start_line: line.start_line as u32,
+            end_line: line.end_line as u32,
+            kind,
+            json,
+            flags: flag_ranges.len() as u8,
+            node: None,
+            line: line.text.clone(),
+        },
+        name,
+    ))
+}
+
+/// Whether `text` may hold a heredoc marker (`<<`).
+fn has_heredoc_marker(text: &[u8]) -> bool {
+    memchr::memchr_iter(b'<', text).any(|i| text.get(i + 1) == Some(&b'<'))
+}
+
+/// Whether plain flag words (no quotes or backslashes) pass the checks of [`crate::lower`]'s
+/// `Flags::parse` for `spec`, and a constant `--chmod` its value check.
+fn flags_valid(text: &str, flags: &[(usize, usize)], spec: &[(&str, FlagKind)]) -> bool {
+    let mut seen = [""; 8];
+    for (i, &(a, b)) in flags.iter().enumerate() {
+        let f = FlagView::of(WordView {
+            text: &text[a..b],
+            span: Span::default(),
+        });
+        let Some(&(name, kind)) = spec.iter().find(|(n, _)| *n == f.name) else {
+            return false;
+        };
+        if kind != FlagKind::Strs && seen[..i].contains(&name) {
+            return false;
+        }
+        seen[i] = name;
+        let ok = match (kind, f.value) {
+            (FlagKind::Bool, Some(v)) => {
+                v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false")
+            }
+            (FlagKind::Bool, None) => true,
+            (_, None) => false,
+            (_, Some(v)) => {
+                name != "chmod" || v.contains('$') || crate::values::parse_chmod(v).is_ok()
+            }
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// A FROM that lowers without an error or a warning: `image`, or `image AS name` with a
+/// lower-case name and `AS` cased as the keyword.
+fn valid_from(text: &str, words: &[WordRef], nh: usize) -> bool {
+    let s = |w: &WordRef| &text[w.start as usize..w.end as usize];
+    match words.len() - nh {
+        1 => true,
+        3 => {
+            let (kw, as_word, alias) = (s(&words[0]), s(&words[nh + 1]), s(&words[nh + 2]));
+            let mut chars = alias.chars();
+            let alias_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+            let upper = |t: &str| t.bytes().all(|c| c.is_ascii_uppercase());
+            let lower = |t: &str| t.bytes().all(|c| c.is_ascii_lowercase());
+            as_word.eq_ignore_ascii_case("as")
+                && alias_ok
+                && (!upper(kw) || upper(as_word))
+                && (!lower(kw) || lower(as_word))
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,458 @@
+//! A prototype of the compact AST: one block per instruction (see docs/architecture.md,
+//! "Planned: one block per instruction").
+//!
+//! [`parse_blocks`] checks a Dockerfile exactly as [`crate::parse`] does (same errors, same
+//! warnings) but keeps each instruction as a [`Block`]: the instruction's logical line (a
+//! [`Text`], which for a single-line instruction is the source itself) and one boxed slice of
+//! [`WordRef`]s (keyword, the rest of the line, the arguments), each a byte range of that line
+//! and a source span. That slice is the instruction's one allocation; nothing else is built, and
+//! dropping a block is one free and one reference count. Typed fields are read through
+//! [`Block::view`], which borrows the block.
+//!
+//! The prototype covers the shapes that make up most real files: FROM, RUN, CMD, ENTRYPOINT,
+//! COPY, ADD, ENV, LABEL, ARG, EXPOSE, VOLUME, USER, WORKDIR and STOPSIGNAL without heredocs,
+//! without flags except FROM's and COPY/ADD's (plain flag words), in the shapes that lower without
+//! an error or a warning. Every other instruction keeps today's [`InstructionNode`] inside its
+//! block ([`View::Node`]).
+//!
+//! ```
+//! use kiln_dockerfile_parser::block::{parse_blocks, View};
+//! use kiln_dockerfile_parser::Text;
+//!
+//! let file = parse_blocks(&Text::from("FROM alpine AS build\nRUN make\nCOPY a b /dst/\n"))?;
+//! let stage = file.stages().next().unwrap();
+//! assert_eq!(stage.name(), Some("build"));
+//! for block in stage.instructions() {
+//!     match block.view() {
+//!         View::Run(cmd) => assert_eq!(cmd.shell().map(|w| w.text), Some("make")),
+//!         View::Copy { sources, dest, .. } => {
+//!             assert_eq!(sources.map(|w| w.text).collect::<Vec<_>>(), ["a", "b"]);
+//!             assert_eq!(dest.text, "/dst/");
+//!         }
+//!         other => panic!("unexpected {other:?}"),
+//!     }
+//! }
+//! # Ok::<(), kiln_dockerfile_parser::ParseError>(())
+//! ```
+
+use crate::ast::{Directive, InstructionNode, Warning};
+use crate::span::Span;
+use crate::text::Text;
+
+mod build;
+pub use build::parse_blocks;
+
+/// A word of a block: a byte range of the block's line and where it was written. 16 bytes, no
+/// reference count: the block holds the line once for all its words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WordRef {
+    start: u32,
+    end: u32,
+    span: Span,
+}
+
+/// A word read from a block: its text (unexpanded) and where it was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WordView<'a> {
+    /// The text as written (quotes kept, variables unexpanded).
+    pub text: &'a str,
+    /// Where it was written in the source.
+    pub span: Span,
+}
+
+/// What kind of instruction a fast block holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Kind {
+    From,
+    Run,
+    Cmd,
+    Entrypoint,
+    Copy,
+    Add,
+    Env,
+    Label,
+    Arg,
+    Expose,
+    Volume,
+    User,
+    Workdir,
+    Stopsignal,
+    /// A block that holds an [`InstructionNode`].
+    Node,
+}
+
+/// One instruction: its line, its words and its positions, in one allocation (the words).
+#[derive(Debug, Clone)]
+pub struct Block {
+    /// The logical line (the source itself for a single-line instruction).
+    line: Text,
+    /// `[keyword, rest, flags..., args...]`.
+    words: Box<[WordRef]>,
+    /// Instructions outside the prototype's shapes, in today's form.
+    node: Option<Box<InstructionNode>>,
+    span: Span,
+    start_line: u32,
+    end_line: u32,
+    kind: Kind,
+    json: bool,
+    /// How many flag words follow the keyword and the rest.
+    flags: u8,
+}
+
+/// A flag word as written (`--from=build`), read from a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagView<'a> {
+    /// The whole flag word.
+    pub text: &'a str,
+    /// The name without `--`.
+    pub name: &'a str,
+    /// The value after the first `=`, if any (unexpanded).
+    pub value: Option<&'a str>,
+    /// Where the flag was written.
+    pub span: Span,
+}
+
+impl<'a> FlagView<'a> {
+    pub(super) fn of(w: WordView<'a>) -> Self {
+        let body = w.text.get(2..).unwrap_or("");
+        let (name, value) = match body.find('=') {
+            Some(eq) => (&body[..eq], Some(&body[eq + 1..])),
+            None => (body, None),
+        };
+        FlagView {
+            text: w.text,
+            name,
+            value,
+            span: w.span,
+        }
+    }
+
+    /// The value as a word spanning the whole flag (as [`crate::Flag::value_word`]).
+    pub fn value_word(&self) -> WordView<'a> {
+        WordView {
+            text: self.value.unwrap_or(""),
+            span: self.span,
+        }
+    }
+}
+
+/// The words of a block, in order (an exact-size iterator of [`WordView`]s).
+#[derive(Debug, Clone)]
+pub struct Words<'a> {
+    line: &'a str,
+    refs: std::slice::Iter<'a, WordRef>,
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = WordView<'a>;
+    fn next(&mut self) -> Option<WordView<'a>> {
+        self.refs.next().map(|w| view_of(self.line, w))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.refs.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Words<'_> {}
+
+/// `key=value` pairs of ENV and LABEL, in order.
+#[derive(Debug, Clone)]
+pub struct Pairs<'a> {
+    line: &'a str,
+    triples: std::slice::ChunksExact<'a, WordRef>,
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (WordView<'a>, WordView<'a>);
+    fn next(&mut self) -> Option<Self::Item> {
+        self.triples
+            .next()
+            .map(|t| (view_of(self.line, &t[0]), view_of(self.line, &t[1])))
+    }
+}
+
+/// A command in shell form (the rest of the line) or exec form (the JSON array's strings).
+#[derive(Debug, Clone)]
+pub enum CommandView<'a> {
+    /// `RUN make all`
+    Shell(WordView<'a>),
+    /// `RUN ["make", "all"]`
+    Exec(Words<'a>),
+}
+
+impl<'a> CommandView<'a> {
+    /// The shell-form command, if it is one.
+    pub fn shell(&self) -> Option<WordView<'a>> {
+        match self {
+            CommandView::Shell(w) => Some(*w),
+            CommandView::Exec(_) => None,
+        }
+    }
+}
+
+/// The typed reading of a block, borrowing it.
+#[derive(Debug, Clone)]
+pub enum View<'a> {
+    /// `FROM image [AS name]`
+    From {
+        /// The image or stage, unexpanded.
+        image: WordView<'a>,
+        /// The alias as written.
+        alias: Option<WordView<'a>>,
+    },
+    /// `RUN`
+    Run(CommandView<'a>),
+    /// `CMD`
+    Cmd(CommandView<'a>),
+    /// `ENTRYPOINT`
+    Entrypoint(CommandView<'a>),
+    /// `COPY` (`add` false) or `ADD` (`add` true)
+    Copy {
+        /// Whether it is ADD.
+        add: bool,
+        /// Sources, unexpanded.
+        sources: Words<'a>,
+        /// Destination, unexpanded.
+        dest: WordView<'a>,
+        /// The JSON form was used.
+        json: bool,
+    },
+    /// `ENV` (`label` false) or `LABEL` (`label` true)
+    Pairs {
+        /// Whether it is LABEL.
+        label: bool,
+        /// The pairs.
+        pairs: Pairs<'a>,
+    },
+    /// `ARG name[=default] ...`: the words as written.
+    Arg(Words<'a>),
+    /// `EXPOSE`
+    Expose(Words<'a>),
+    /// `VOLUME`
+    Volume(Words<'a>),
+    /// `USER`
+    User(WordView<'a>),
+    /// `WORKDIR`
+    Workdir(WordView<'a>),
+    /// `STOPSIGNAL`
+    Stopsignal(WordView<'a>),
+    /// Any other instruction, in today's form.
+    Node(&'a InstructionNode),
+}
+
+pub(super) fn view_of<'a>(line: &'a str, w: &WordRef) -> WordView<'a> {
+    WordView {
+        // The ranges are made on character boundaries of this line.
+        text: line.get(w.start as usize..w.end as usize).unwrap_or(""),
+        span: w.span,
+    }
+}
+
+impl Block {
+    fn word(&self, i: usize) -> WordView<'_> {
+        self.words
+            .get(i)
+            .map(|w| view_of(self.line.as_str(), w))
+            .unwrap_or(WordView {
+                text: "",
+                span: self.span,
+            })
+    }
+
+    fn words_from(&self, a: usize, b: usize) -> Words<'_> {
+        Words {
+            line: self.line.as_str(),
+            refs: self.words[a.min(self.words.len())..b.min(self.words.len())].iter(),
+        }
+    }
+
+    /// The arguments after the flags, split as BuildKit splits them for this keyword.
+    pub fn args(&self) -> Words<'_> {
+        match &self.node {
+            Some(_) => self.words_from(0, 0),
+            None => self.words_from(self.first_arg(), self.words.len()),
+        }
+    }
+
+    pub(super) fn first_arg(&self) -> usize {
+        2 + self.flags as usize
+    }
+
+    /// The flags as written, in order.
+    pub fn flags(&self) -> impl ExactSizeIterator<Item = FlagView<'_>> + '_ {
+        self.words_from(2, self.first_arg()).map(FlagView::of)
+    }
+
+    /// The value of the flag called `name` as a word spanning the flag (`--from=`, `--chown=`,
+    /// `--platform=`), if it was given.
+    pub fn flag_value(&self, name: &str) -> Option<WordView<'_>> {
+        self.flags()
+            .find(|f| f.name == name)
+            .map(|f| f.value_word())
+    }
+
+    /// Whether the boolean flag `name` (`--link`) is on.
+    pub fn flag_on(&self, name: &str) -> bool {
+        self.flags()
+            .find(|f| f.name == name)
+            .is_some_and(|f| f.value.is_none_or(|v| v.eq_ignore_ascii_case("true")))
+    }
+
+    /// The keyword as written.
+    pub fn keyword(&self) -> WordView<'_> {
+        match &self.node {
+            Some(n) => WordView {
+                text: n.raw.keyword.as_str(),
+                span: n.raw.keyword.span,
+            },
+            None => self.word(0),
+        }
+    }
+
+    /// Byte span of the whole instruction.
+    pub fn span(&self) -> Span {
+        self.span
+    }
+
+    /// 1-based first line.
+    pub fn start_line(&self) -> usize {
+        self.start_line as usize
+    }
+
+    /// 1-based last line.
+    pub fn end_line(&self) -> usize {
+        self.end_line as usize
+    }
+
+    /// The logical line (continuations joined).
+    pub fn original(&self) -> &str {
+        match &self.node {
+            Some(n) => n.original(),
+            None => self.line.as_str(),
+        }
+    }
+
+    /// The typed reading.
+    pub fn view(&self) -> View<'_> {
+        if let Some(n) = &self.node {
+            return View::Node(n);
+        }
+        let n = self.words.len();
+        let a = self.first_arg();
+        let command = || {
+            if self.json {
+                CommandView::Exec(self.words_from(a, n))
+            } else {
+                CommandView::Shell(self.word(1))
+            }
+        };
+        match self.kind {
+            Kind::From => View::From {
+                image: self.word(a),
+                alias: (n == a + 3).then(|| self.word(a + 2)),
+            },
+            Kind::Run => View::Run(command()),
+            Kind::Cmd => View::Cmd(command()),
+            Kind::Entrypoint => View::Entrypoint(command()),
+            Kind::Copy | Kind::Add => View::Copy {
+                add: self.kind == Kind::Add,
+                sources: self.words_from(a, n - 1),
+                dest: self.word(n - 1),
+                json: self.json,
+            },
+            Kind::Env | Kind::Label => View::Pairs {
+                label: self.kind == Kind::Label,
+                pairs: Pairs {
+                    line: self.line.as_str(),
+                    triples: self.words[a..].chunks_exact(3),
+                },
+            },
+            Kind::Arg => View::Arg(self.args()),
+            Kind::Expose => View::Expose(self.args()),
+            Kind::Volume => View::Volume(self.args()),
+            Kind::User => View::User(self.word(a)),
+            Kind::Workdir => View::Workdir(self.word(a)),
+            Kind::Stopsignal => View::Stopsignal(self.word(a)),
+            // A node block returned above.
+            Kind::Node => View::Arg(self.words_from(0, 0)),
+        }
+    }
+
+    /// The instruction in today's form, when the block keeps it.
+    pub fn node(&self) -> Option<&InstructionNode> {
+        self.node.as_deref()
+    }
+}
+
+/// A stage: its FROM block and the blocks after it.
+#[derive(Debug, Clone, Copy)]
+pub struct StageView<'a> {
+    name: Option<&'a str>,
+    blocks: &'a [Block],
+}
+
+impl<'a> StageView<'a> {
+    /// The stage name, lower-cased.
+    pub fn name(&self) -> Option<&'a str> {
+        self.name
+    }
+    /// The FROM instruction.
+    pub fn from(&self) -> &'a Block {
+        &self.blocks[0]
+    }
+    /// The instructions after FROM.
+    pub fn instructions(&self) -> std::slice::Iter<'a, Block> {
+        self.blocks[1..].iter()
+    }
+}
+
+/// A parsed Dockerfile of blocks: one list of every instruction in file order, the stages as
+/// positions in it (no list per stage).
+#[derive(Debug, Clone)]
+pub struct BlockFile {
+    /// Parser directives in the order written.
+    pub directives: Vec<Directive>,
+    /// The escape character.
+    pub escape: char,
+    /// Warnings, sorted as [`crate::Dockerfile::warnings`].
+    pub warnings: Vec<Warning>,
+    blocks: Vec<Block>,
+    /// Index of each stage's FROM in `blocks` and the stage's name.
+    stages: Vec<(u32, Option<Text>)>,
+}
+
+impl BlockFile {
+    /// Every instruction in file order (global ARGs first).
+    pub fn instructions(&self) -> std::slice::Iter<'_, Block> {
+        self.blocks.iter()
+    }
+
+    /// The ARGs before the first FROM.
+    pub fn global_args(&self) -> &[Block] {
+        let first = self
+            .stages
+            .first()
+            .map_or(self.blocks.len(), |s| s.0 as usize);
+        &self.blocks[..first]
+    }
+
+    /// The stages in order.
+    pub fn stages(&self) -> impl ExactSizeIterator<Item = StageView<'_>> + '_ {
+        (0..self.stages.len()).map(move |i| {
+            let start = self.stages[i].0 as usize;
+            let end = self
+                .stages
+                .get(i + 1)
+                .map_or(self.blocks.len(), |s| s.0 as usize);
+            StageView {
+                name: self.stages[i].1.as_deref(),
+                blocks: &self.blocks[start..end],
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,222 @@
+use std::path::Path;
+
+use super::*;
+use crate::ast::{CommandForm, Instruction, Word};
+
+fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, out);
+        } else if p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("Dockerfile"))
+        {
+            out.push(p);
+        }
+    }
+}
+
+fn same_word(w: WordView<'_>, expected: &Word, what: &str) {
+    assert_eq!(w.text, expected.as_str(), "{what}");
+    assert_eq!(w.span, expected.span, "{what} {}", w.text);
+}
+
+fn same_command(c: &CommandView<'_>, expected: &CommandForm) {
+    match (c, expected) {
+        (CommandView::Shell(w), CommandForm::Shell(e)) => same_word(*w, e, "shell form"),
+        (CommandView::Exec(words), CommandForm::Exec(e)) => {
+            let got: Vec<&str> = words.clone().map(|w| w.text).collect();
+            let want: Vec<&str> = e.iter().map(|t| t.as_str()).collect();
+            assert_eq!(got, want);
+        }
+        other => panic!("different forms: {other:?}"),
+    }
+}
+
+/// Every block reads as the AST of [`crate::parse`] reads: positions, raw words, typed fields.
+fn assert_same(src: &str) {
+    let source = Text::from(src);
+    let expected = crate::parse_shared(&source);
+    let got = parse_blocks(&source);
+    let (df, file) = match (expected, got) {
+        (Err(e), Err(g)) => {
+            assert_eq!(e, g);
+            return;
+        }
+        (Ok(df), Ok(file)) => (df, file),
+        (e, g) => panic!("{e:?}\n{g:?}"),
+    };
+    assert_eq!(df.warnings, file.warnings);
+    assert_eq!(df.directives, file.directives);
+    assert_eq!(df.escape, file.escape);
+    assert_eq!(df.global_args.len(), file.global_args().len());
+    assert_eq!(df.stages.len(), file.stages().len());
+    for (s, v) in df.stages.iter().zip(file.stages()) {
+        assert_eq!(s.name.as_deref(), v.name());
+        assert_eq!(s.instructions.len(), v.instructions().len());
+    }
+    assert_eq!(df.instructions().count(), file.instructions().len());
+    for (node, block) in df.instructions().zip(file.instructions()) {
+        let raw = &node.raw;
+        assert_eq!(block.span(), raw.span);
+        assert_eq!(block.start_line(), node.start_line());
+        assert_eq!(block.end_line(), node.end_line());
+        assert_eq!(block.original(), node.original());
+        same_word(block.keyword(), &raw.keyword, "keyword");
+        if block.node().is_some() {
+            continue;
+        }
+        assert_eq!(block.flags().len(), raw.flags.len());
+        for (f, e) in block.flags().zip(raw.flags.iter()) {
+            assert_eq!(f.text, e.text.as_str());
+            assert_eq!(f.name, e.name.as_str());
+            assert_eq!(f.value, e.value.as_deref());
+            assert_eq!(f.span, e.span);
+        }
+        assert_eq!(block.args().len(), raw.args.len(), "{}", node.original());
+        for (w, e) in block.args().zip(raw.args.iter()) {
+            same_word(w, e, "argument");
+        }
+        match (block.view(), &node.instruction) {
+            (View::From { image, alias }, Instruction::From(f)) => {
+                same_word(image, &f.image, "image");
+                let platform = block.flag_value("platform");
+                assert_eq!(
+                    platform.map(|w| w.text),
+                    f.platform.as_ref().map(|w| w.as_str())
+                );
+                assert_eq!(
+                    platform.map(|w| w.span),
+                    f.platform.as_ref().map(|w| w.span)
+                );
+                assert_eq!(alias.map(|a| a.text), f.alias.as_ref().map(|a| a.as_str()));
+            }
+            (View::Run(c), Instruction::Run(r)) => same_command(&c, &r.command),
+            (View::Cmd(c), Instruction::Cmd(e))
+            | (View::Entrypoint(c), Instruction::Entrypoint(e)) => same_command(&c, e),
+            (
+                View::Copy {
+                    add,
+                    sources,
+                    dest,
+                    json,
+                },
+                Instruction::Copy(c) | Instruction::Add(c),
+            ) => {
+                assert_eq!(add, matches!(node.instruction, Instruction::Add(_)));
+                assert_eq!(json, c.json_form);
+                assert_eq!(sources.len(), c.sources.len());
+                for (w, e) in sources.zip(c.sources.iter()) {
+                    same_word(w, e, "source");
+                }
+                same_word(dest, &c.dest, "dest");
+                for (name, e) in [("from", &c.from), ("chown", &c.chown), ("chmod", &c.chmod)] {
+                    let got = block.flag_value(name);
+                    assert_eq!(
+                        got.map(|w| (w.text, w.span)),
+                        e.as_ref().map(|w| (w.as_str(), w.span))
+                    );
+                }
+                assert_eq!(block.flag_on("link"), c.link);
+            }
+            (
+                View::Pairs { pairs, .. },
+                Instruction::Env { pairs: e } | Instruction::Label { pairs: e },
+            ) => {
+                let got: Vec<_> = pairs.collect();
+                assert_eq!(got.len(), e.len());
+                for ((k, v), (ek, ev)) in got.into_iter().zip(e.iter()) {
+                    same_word(k, ek, "key");
+                    same_word(v, ev, "value");
+                }
+            }
+            (View::Arg(words), Instruction::Arg { args }) => assert_eq!(words.len(), args.len()),
+            (View::Expose(w), Instruction::Expose(e))
+            | (View::Volume(w), Instruction::Volume(e)) => {
+                assert_eq!(w.len(), e.len());
+            }
+            (View::User(w), Instruction::User(e))
+            | (View::Workdir(w), Instruction::Workdir(e))
+            | (View::Stopsignal(w), Instruction::Stopsignal(e)) => same_word(w, e, "word"),
+            (v, i) => panic!("{v:?} read as {i:?}"),
+        }
+    }
+}
+
+#[test]
+fn blocks_read_as_the_ast_over_the_corpus_and_golden_cases() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+    let mut paths = Vec::new();
+    files(&root, &mut paths);
+    paths.sort();
+    assert!(paths.len() > 150, "found {} Dockerfiles", paths.len());
+    let mut whole = String::new();
+    for p in &paths {
+        let Ok(src) = std::fs::read_to_string(p) else {
+            continue;
+        };
+        assert_same(&src);
+        if !src.starts_with("# escape") {
+            whole.push_str(&src);
+            whole.push('\n');
+        }
+    }
+    assert_same(&whole);
+}
+
+#[test]
+fn blocks_of_edge_shapes() {
+    for body in [
+        "ENV A=1 B=2",
+        "ENV A 1",
+        "ENV =1",
+        "ARG a=1 b",
+        "ARG =1",
+        "COPY a",
+        "COPY [\"a\", \"b\"]",
+        "COPY a \\\n  b",
+        "RUN [\"a\", \"b\\n\"]",
+        "RUN echo <<EOF\nx\nEOF",
+        "CMD echo",
+        "VOLUME [\"\"]",
+        "USER",
+        "LABEL a=\"b c\" d=e",
+        "COPY --from=x --chown=1:1 --link a b",
+        "COPY --from=x --from=y a b",
+        "COPY --chmod=0755 a b",
+        "COPY --chmod=9 a b",
+        "COPY --chmod=$M a b",
+        "COPY --link=false a b",
+        "COPY --link=maybe a b",
+        "COPY --from a b",
+        "COPY --exclude=*.md --exclude=x a b",
+        "COPY --checksum=sha256:x a b",
+        "ADD --checksum=sha256:x --keep-git-dir a b",
+        "COPY --from=x -- a b",
+        "RUN --mount=type=cache,target=/x make",
+        "COPY a b<c",
+        "COPY a<<EOF b",
+        "FROM --platform=$BUILDPLATFORM c AS d",
+        "FROM --platform c",
+        "FROM --platform=x --platform=y c",
+    ] {
+        assert_same(&format!("FROM a AS b\n{body}\n"));
+        assert_same(&format!("from a As Bad\n{body}\nFROM c as b\n"));
+    }
+    assert_same("ARG x\nRUN a\n");
+    assert_same("ARG x\n");
+}
+
+#[test]
+fn common_shapes_take_one_block() {
+    let src = "ARG v=1\nFROM --platform=$P img:$v AS build\nRUN make \\\n  all\nCOPY --from=x --chown=1:1 --link a b\n\
+               ENV A=1 B=\"2 3\"\nWORKDIR /w\nCMD [\"a\", \"b\"]\nEXPOSE 80 443\nUSER app\n";
+    let file = parse_blocks(&Text::from(src)).unwrap();
+    assert_eq!(file.instructions().len(), 9);
+    assert!(file.instructions().all(|b| b.node().is_none()));
+    assert_same(src);
+}
