@@ -1,9 +1,9 @@
 //! Building blocks: the line loop of [`parse_blocks`] and the reading of the common shapes.
 
 use super::{Block, BlockFile, FlagView, Kind, WordRef, WordView};
-use crate::ast::InstructionNode;
+use crate::ast::{InstructionNode, MountSpec, Word};
 use crate::error::ParseError;
-use crate::lower::{self, ADD_FLAGS, COPY_FLAGS, FlagKind, Place};
+use crate::lower::{self, ADD_FLAGS, COPY_FLAGS, FlagKind, Place, RUN_FLAGS};
 use crate::raw::{fast_head, keyword_name, parse_words_into, simple_json_items, split_blanks};
 use crate::scan::LogicalLine;
 use crate::span::Span;
@@ -42,8 +42,19 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<BlockFile>, ParseError> {
             fast_block(&line, escape, &mut scratch)
         };
         let block = match fast {
-            Some((mut block, name)) => {
+            Some((mut block, name, legacy)) => {
                 block.end_line = reader.scanner.line() as u32;
+                if legacy {
+                    let kw = if name == "env" { "ENV" } else { "LABEL" };
+                    ctx.warn(
+                        "LegacyKeyValueFormat",
+                        format!(
+                            "\"{kw} key=value\" should be used instead of legacy \"{kw} key value\" format"
+                        ),
+                        block.words[1].span,
+                        block.start_line,
+                    );
+                }
                 let place = if name == "from" {
                     let a = block.first_arg();
                     let alias = (block.words.len() == a + 3).then(|| block.words[a + 2]);
@@ -108,7 +119,7 @@ fn fast_block(
     line: &LogicalLine,
     escape: char,
     scratch: &mut Vec<(usize, usize, usize)>,
-) -> Option<(Block, &'static str)> {
+) -> Option<(Block, &'static str, bool)> {
     if crate::reference_mode() {
         return None;
     }
@@ -125,9 +136,10 @@ fn fast_block(
         "copy" => COPY_FLAGS,
         "add" => ADD_FLAGS,
         "from" => &[("platform", FlagKind::Str)],
+        "run" => RUN_FLAGS,
         _ => return None,
     };
-    if !flags_valid(text, flag_ranges, spec) {
+    if !flags_valid(line, flag_ranges, spec) {
         return None;
     }
     let kind = match name {
@@ -181,6 +193,7 @@ fn fast_block(
     let head_words = &head_words[..2 + flag_ranges.len()];
     let nh = head_words.len();
     let mut json = false;
+    let mut legacy = false;
     // JSON arrays of plain strings, counted first so the words are allocated once.
     let json_words = |words: &mut Vec<WordRef>| -> Option<()> {
         if !rest.starts_with('[') {
@@ -259,24 +272,34 @@ fn fast_block(
         }
         Kind::Env | Kind::Label => {
             parse_words_into(rest, escape, scratch);
-            if scratch.is_empty() {
-                return None;
-            }
-            words.reserve_exact(nh + 3 * scratch.len());
-            words.extend_from_slice(head_words);
-            for &(a, b, t) in scratch.iter() {
-                let eq = rest[a..t].bytes().position(|c| c == b'=')?;
-                if eq == 0 {
-                    return None;
+            let &(fa, _, ft) = scratch.first()?;
+            if !rest[fa..ft].contains('=') {
+                // Legacy `ENV name value`: one pair, and a warning.
+                let (ka, kb) = split_blanks(rest).next()?;
+                let va = kb + rest[kb..].find(|c| !crate::raw::is_blank(c))?;
+                words.reserve_exact(nh + 3);
+                words.extend_from_slice(head_words);
+                words.push(word(ka, kb, kb));
+                words.push(word(va, rest.len(), rest.len()));
+                words.push(word(rest.len(), rest.len(), rest.len()));
+                legacy = true;
+            } else {
+                words.reserve_exact(nh + 3 * scratch.len());
+                words.extend_from_slice(head_words);
+                for &(a, b, t) in scratch.iter() {
+                    let eq = rest[a..t].bytes().position(|c| c == b'=')?;
+                    if eq == 0 {
+                        return None;
+                    }
+                    let eq_at = a + eq;
+                    words.push(word(a, eq_at, eq_at));
+                    words.push(WordRef {
+                        start: (rest_start + eq_at + 1) as u32,
+                        end: (rest_start + t) as u32,
+                        span: line.span(rest_start + eq_at + 1, rest_start + b),
+                    });
+                    words.push(word(eq_at, eq_at + 1, eq_at + 1));
                 }
-                let eq_at = a + eq;
-                words.push(word(a, eq_at, eq_at));
-                words.push(WordRef {
-                    start: (rest_start + eq_at + 1) as u32,
-                    end: (rest_start + t) as u32,
-                    span: line.span(rest_start + eq_at + 1, rest_start + b),
-                });
-                words.push(word(eq_at, eq_at + 1, eq_at + 1));
             }
         }
         Kind::User | Kind::Workdir | Kind::Stopsignal => {
@@ -299,6 +322,7 @@ fn fast_block(
             line: line.text.clone(),
         },
         name,
+        legacy,
     ))
 }
 
@@ -309,11 +333,11 @@ fn has_heredoc_marker(text: &[u8]) -> bool {
 
 /// Whether plain flag words (no quotes or backslashes) pass the checks of [`crate::lower`]'s
 /// `Flags::parse` for `spec`, and a constant `--chmod` its value check.
-fn flags_valid(text: &str, flags: &[(usize, usize)], spec: &[(&str, FlagKind)]) -> bool {
+fn flags_valid(line: &LogicalLine, flags: &[(usize, usize)], spec: &[(&str, FlagKind)]) -> bool {
     let mut seen = [""; 8];
     for (i, &(a, b)) in flags.iter().enumerate() {
         let f = FlagView::of(WordView {
-            text: &text[a..b],
+            text: &line.text[a..b],
             span: Span::default(),
         });
         let Some(&(name, kind)) = spec.iter().find(|(n, _)| *n == f.name) else {
@@ -329,15 +353,35 @@ fn flags_valid(text: &str, flags: &[(usize, usize)], spec: &[(&str, FlagKind)]) 
             }
             (FlagKind::Bool, None) => true,
             (_, None) => false,
-            (_, Some(v)) => {
-                name != "chmod" || v.contains('$') || crate::values::parse_chmod(v).is_ok()
-            }
+            (_, Some(v)) => match name {
+                "chmod" => v.contains('$') || crate::values::parse_chmod(v).is_ok(),
+                "network" => matches!(v, "default" | "none" | "host"),
+                "security" => matches!(v, "sandbox" | "insecure"),
+                "mount" => mount_of(&line.text, a, b, line.span(a, b)).is_some(),
+                _ => true,
+            },
         };
         if !ok {
             return false;
         }
     }
     true
+}
+
+/// The mount of the `--mount=` flag word at `a..b` of `line` as the lowering reads it (options
+/// that BuildKit only checks when the stage runs are kept in [`MountSpec::invalid`]); `None`
+/// when the lowering refuses it.
+pub(super) fn mount_of(line: &Text, a: usize, b: usize, span: Span) -> Option<MountSpec> {
+    let word = Word::new(line.slice(a + "--mount=".len()..b), span);
+    match MountSpec::parse_word(&word, true) {
+        Ok(m) => Some(m),
+        Err(e) if crate::mount::is_csv_record(&word.text) => Some(MountSpec {
+            raw: word,
+            invalid: Some(e.message),
+            ..MountSpec::default()
+        }),
+        Err(_) => None,
+    }
 }
 
 /// A FROM that lowers without an error or a warning: `image`, or `image AS name` with a

@@ -292,6 +292,15 @@ impl Block {
             .map(|f| f.value_word())
     }
 
+    /// RUN's `--mount=` flags, parsed as the lowering parses them (each time this is called: the
+    /// block keeps the flag words only).
+    pub fn mounts(&self) -> impl Iterator<Item = crate::ast::MountSpec> + '_ {
+        self.words[2.min(self.words.len())..self.first_arg().min(self.words.len())]
+            .iter()
+            .filter(|w| self.line[w.start as usize..w.end as usize].starts_with("--mount="))
+            .filter_map(|w| build::mount_of(&self.line, w.start as usize, w.end as usize, w.span))
+    }
+
     /// Whether the boolean flag `name` (`--link`) is on.
     pub fn flag_on(&self, name: &str) -> bool {
         self.flags()

@@ -95,7 +95,12 @@ fn assert_same(src: &str) {
                 );
                 assert_eq!(alias.map(|a| a.text), f.alias.as_ref().map(|a| a.as_str()));
             }
-            (View::Run(c), Instruction::Run(r)) => same_command(&c, &r.command),
+            (View::Run(c), Instruction::Run(r)) => {
+                same_command(&c, &r.command);
+                assert_eq!(block.mounts().collect::<Vec<_>>(), &r.mounts[..]);
+                let network = block.flag_value("network").map(|w| w.text);
+                assert_eq!(network.is_some(), r.network.is_some());
+            }
             (View::Cmd(c), Instruction::Cmd(e))
             | (View::Entrypoint(c), Instruction::Entrypoint(e)) => same_command(&c, e),
             (
@@ -198,6 +203,16 @@ fn blocks_of_edge_shapes() {
         "ADD --checksum=sha256:x --keep-git-dir a b",
         "COPY --from=x -- a b",
         "RUN --mount=type=cache,target=/x make",
+        "RUN --mount=type=cache,target=/x,z make",
+        "RUN --mount=type=bogus make",
+        "RUN --mount=type=secret,id=a,env=B --network=none --security=insecure make",
+        "RUN --network=bogus make",
+        "RUN --network make",
+        "RUN --security=x make",
+        "RUN --network=host --network=none make",
+        "ENV A  1 2",
+        "LABEL A",
+        "ENV A=1 B",
         "COPY a b<c",
         "COPY a<<EOF b",
         "FROM --platform=$BUILDPLATFORM c AS d",
@@ -214,9 +229,9 @@ fn blocks_of_edge_shapes() {
 #[test]
 fn common_shapes_take_one_block() {
     let src = "ARG v=1\nFROM --platform=$P img:$v AS build\nRUN make \\\n  all\nCOPY --from=x --chown=1:1 --link a b\n\
-               ENV A=1 B=\"2 3\"\nWORKDIR /w\nCMD [\"a\", \"b\"]\nEXPOSE 80 443\nUSER app\n";
+               ENV A=1 B=\"2 3\"\nENV C 4\nRUN --mount=type=cache,target=/c --network=none x\nWORKDIR /w\nCMD [\"a\", \"b\"]\nEXPOSE 80 443\nUSER app\n";
     let file = parse_blocks(&Text::from(src)).unwrap();
-    assert_eq!(file.instructions().len(), 9);
+    assert_eq!(file.instructions().len(), 11);
     assert!(file.instructions().all(|b| b.node().is_none()));
     assert_same(src);
 }

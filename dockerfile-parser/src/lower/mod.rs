@@ -17,6 +17,7 @@ use crate::span::Span;
 
 pub(crate) use copy::{ADD_FLAGS, COPY_FLAGS};
 pub(crate) use flags::{FlagKind, Flags};
+pub(crate) use from_run::RUN_FLAGS;
 
 /// Every instruction keyword, lower-case.
 pub(crate) const KEYWORDS: &[&str; 18] = &[
