@@ -34,16 +34,21 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<BlockFile>, ParseError> {
     };
     let mut checker = lower::Checker::default();
     let mut blocks: Vec<Block> = Vec::new();
+    // Every block's words in one list; a line's words are read into `line_words` first.
+    let mut words: Vec<WordRef> = Vec::new();
+    let mut line_words: Vec<WordRef> = Vec::new();
     let mut stages = Vec::new();
     while let Some(line) = reader.scanner.next_logical()? {
         let escape = reader.scanner.escape;
         let fast = {
             let mut scratch = reader.words.borrow_mut();
-            fast_block(&line, escape, &mut scratch)
+            fast_block(&line, escape, &mut scratch, &mut line_words)
         };
         let block = match fast {
             Some((mut block, name, legacy)) => {
                 block.end_line = reader.scanner.line() as u32;
+                block.first = words.len() as u32;
+                words.extend_from_slice(&line_words);
                 if legacy {
                     let kw = if name == "env" { "ENV" } else { "LABEL" };
                     ctx.warn(
@@ -51,13 +56,13 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<BlockFile>, ParseError> {
                         format!(
                             "\"{kw} key=value\" should be used instead of legacy \"{kw} key value\" format"
                         ),
-                        block.words[1].span,
+                        line_words[1].span,
                         block.start_line,
                     );
                 }
                 let place = if name == "from" {
-                    let a = block.first_arg();
-                    let alias = (block.words.len() == a + 3).then(|| block.words[a + 2]);
+                    let a = 2 + block.flags as usize;
+                    let alias = (line_words.len() == a + 3).then(|| line_words[a + 2]);
                     let name = alias.map(|a| block.line.slice(a.start as usize..a.end as usize));
                     let span = alias.map_or(block.span, |a| a.span);
                     checker.stage(name, span, block.start_line, &mut ctx)
@@ -85,7 +90,8 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<BlockFile>, ParseError> {
                 }
                 Block {
                     line: Text::default(),
-                    words: Box::default(),
+                    first: 0,
+                    len: 0,
                     span: raw.span,
                     start_line: raw.start_line,
                     end_line: raw.end_line,
@@ -109,6 +115,7 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<BlockFile>, ParseError> {
         escape,
         warnings,
         blocks,
+        words,
         stages,
     }))
 }
@@ -119,7 +126,9 @@ fn fast_block(
     line: &LogicalLine,
     escape: char,
     scratch: &mut Vec<(usize, usize, usize)>,
+    words: &mut Vec<WordRef>,
 ) -> Option<(Block, &'static str, bool)> {
+    words.clear();
     if crate::reference_mode() {
         return None;
     }
@@ -219,11 +228,10 @@ fn fast_block(
         words.extend_from_slice(head_words);
         words.extend(split_blanks(rest).map(|(a, b)| word(a, b, b)));
     };
-    let mut words: Vec<WordRef> = Vec::new();
     match kind {
         Kind::Run | Kind::Cmd | Kind::Entrypoint => {
             if rest.starts_with('[') {
-                json_words(&mut words)?;
+                json_words(words)?;
                 json = true;
             } else if kind != Kind::Run {
                 // Shell-form CMD and ENTRYPOINT warn.
@@ -236,10 +244,10 @@ fn fast_block(
         }
         Kind::Copy | Kind::Add | Kind::Volume => {
             if rest.starts_with('[') {
-                json_words(&mut words)?;
+                json_words(words)?;
                 json = true;
             } else {
-                blanks(&mut words);
+                blanks(words);
             }
             let args = &words[nh..];
             let ok = match kind {
@@ -256,8 +264,8 @@ fn fast_block(
             }
         }
         Kind::From | Kind::Expose => {
-            blanks(&mut words);
-            if kind == Kind::From && !valid_from(text, &words, nh) {
+            blanks(words);
+            if kind == Kind::From && !valid_from(text, words, nh) {
                 return None;
             }
         }
@@ -311,7 +319,8 @@ fn fast_block(
     }
     Some((
         Block {
-            words: words.into_boxed_slice(),
+            first: 0,
+            len: words.len() as u32,
             span: Span::new(line.source_offset(0), line.end),
             start_line: line.start_line as u32,
             end_line: line.end_line as u32,

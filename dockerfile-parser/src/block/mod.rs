@@ -3,17 +3,18 @@
 //!
 //! [`parse_blocks`] checks a Dockerfile exactly as [`crate::parse`] does (same errors, same
 //! warnings) but keeps each instruction as a [`Block`]: the instruction's logical line (a
-//! [`Text`], which for a single-line instruction is the source itself) and one boxed slice of
-//! [`WordRef`]s (keyword, the rest of the line, the arguments), each a byte range of that line
-//! and a source span. That slice is the instruction's one allocation; nothing else is built, and
-//! dropping a block is one free and one reference count. Typed fields are read through
-//! [`Block::view`], which borrows the block.
+//! [`Text`], which for a single-line instruction is the source itself), its positions, and where
+//! its [`WordRef`]s (keyword, the rest of the line, flags, arguments; each a byte range of the
+//! line and a source span) start in the file's one list of words. A block allocates nothing of
+//! its own, and dropping the file is a few frees and one reference count per block. Embedders
+//! read a block through a [`BlockRef`] (the block and its words): [`BlockRef::view`] gives the
+//! typed reading, borrowing the file.
 //!
 //! The prototype covers the shapes that make up most real files: FROM, RUN, CMD, ENTRYPOINT,
 //! COPY, ADD, ENV, LABEL, ARG, EXPOSE, VOLUME, USER, WORKDIR and STOPSIGNAL without heredocs,
-//! without flags except FROM's and COPY/ADD's (plain flag words), in the shapes that lower without
-//! an error or a warning. Every other instruction keeps today's [`InstructionNode`] inside its
-//! block ([`View::Node`]).
+//! with plain flag words (no quotes or backslashes) for FROM, RUN, COPY and ADD, in the shapes
+//! that lower without an error (legacy `ENV name value` with its warning). Every other
+//! instruction keeps today's [`InstructionNode`] inside its block ([`View::Node`]).
 //!
 //! ```
 //! use kiln_dockerfile_parser::block::{parse_blocks, View};
@@ -82,13 +83,16 @@ enum Kind {
     Node,
 }
 
-/// One instruction: its line, its words and its positions, in one allocation (the words).
+/// One instruction: its line, where its words are in the file's word list, and its positions.
+/// No allocation of its own (read it through a [`BlockRef`]).
 #[derive(Debug, Clone)]
 pub struct Block {
     /// The logical line (the source itself for a single-line instruction).
     line: Text,
-    /// `[keyword, rest, flags..., args...]`.
-    words: Box<[WordRef]>,
+    /// Where `[keyword, rest, flags..., args...]` start in [`BlockFile`]'s word list.
+    first: u32,
+    /// How many words.
+    len: u32,
     /// Instructions outside the prototype's shapes, in today's form.
     node: Option<Box<InstructionNode>>,
     span: Span,
@@ -249,44 +253,51 @@ pub(super) fn view_of<'a>(line: &'a str, w: &WordRef) -> WordView<'a> {
     }
 }
 
-impl Block {
-    fn word(&self, i: usize) -> WordView<'_> {
+/// A block with its words: what an embedder reads.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockRef<'a> {
+    block: &'a Block,
+    words: &'a [WordRef],
+}
+
+impl<'a> BlockRef<'a> {
+    fn word(self, i: usize) -> WordView<'a> {
         self.words
             .get(i)
-            .map(|w| view_of(self.line.as_str(), w))
+            .map(|w| view_of(self.block.line.as_str(), w))
             .unwrap_or(WordView {
                 text: "",
-                span: self.span,
+                span: self.block.span,
             })
     }
 
-    fn words_from(&self, a: usize, b: usize) -> Words<'_> {
+    fn words_from(self, a: usize, b: usize) -> Words<'a> {
         Words {
-            line: self.line.as_str(),
+            line: self.block.line.as_str(),
             refs: self.words[a.min(self.words.len())..b.min(self.words.len())].iter(),
         }
     }
 
     /// The arguments after the flags, split as BuildKit splits them for this keyword.
-    pub fn args(&self) -> Words<'_> {
-        match &self.node {
+    pub fn args(self) -> Words<'a> {
+        match &self.block.node {
             Some(_) => self.words_from(0, 0),
             None => self.words_from(self.first_arg(), self.words.len()),
         }
     }
 
-    pub(super) fn first_arg(&self) -> usize {
-        2 + self.flags as usize
+    pub(super) fn first_arg(self) -> usize {
+        2 + self.block.flags as usize
     }
 
     /// The flags as written, in order.
-    pub fn flags(&self) -> impl ExactSizeIterator<Item = FlagView<'_>> + '_ {
+    pub fn flags(self) -> impl ExactSizeIterator<Item = FlagView<'a>> + 'a {
         self.words_from(2, self.first_arg()).map(FlagView::of)
     }
 
     /// The value of the flag called `name` as a word spanning the flag (`--from=`, `--chown=`,
     /// `--platform=`), if it was given.
-    pub fn flag_value(&self, name: &str) -> Option<WordView<'_>> {
+    pub fn flag_value(self, name: &str) -> Option<WordView<'a>> {
         self.flags()
             .find(|f| f.name == name)
             .map(|f| f.value_word())
@@ -294,23 +305,25 @@ impl Block {
 
     /// RUN's `--mount=` flags, parsed as the lowering parses them (each time this is called: the
     /// block keeps the flag words only).
-    pub fn mounts(&self) -> impl Iterator<Item = crate::ast::MountSpec> + '_ {
+    pub fn mounts(self) -> impl Iterator<Item = crate::ast::MountSpec> + 'a {
         self.words[2.min(self.words.len())..self.first_arg().min(self.words.len())]
             .iter()
-            .filter(|w| self.line[w.start as usize..w.end as usize].starts_with("--mount="))
-            .filter_map(|w| build::mount_of(&self.line, w.start as usize, w.end as usize, w.span))
+            .filter(|w| self.block.line[w.start as usize..w.end as usize].starts_with("--mount="))
+            .filter_map(|w| {
+                build::mount_of(&self.block.line, w.start as usize, w.end as usize, w.span)
+            })
     }
 
     /// Whether the boolean flag `name` (`--link`) is on.
-    pub fn flag_on(&self, name: &str) -> bool {
+    pub fn flag_on(self, name: &str) -> bool {
         self.flags()
             .find(|f| f.name == name)
             .is_some_and(|f| f.value.is_none_or(|v| v.eq_ignore_ascii_case("true")))
     }
 
     /// The keyword as written.
-    pub fn keyword(&self) -> WordView<'_> {
-        match &self.node {
+    pub fn keyword(self) -> WordView<'a> {
+        match &self.block.node {
             Some(n) => WordView {
                 text: n.raw.keyword.as_str(),
                 span: n.raw.keyword.span,
@@ -320,43 +333,43 @@ impl Block {
     }
 
     /// Byte span of the whole instruction.
-    pub fn span(&self) -> Span {
-        self.span
+    pub fn span(self) -> Span {
+        self.block.span
     }
 
     /// 1-based first line.
-    pub fn start_line(&self) -> usize {
-        self.start_line as usize
+    pub fn start_line(self) -> usize {
+        self.block.start_line as usize
     }
 
     /// 1-based last line.
-    pub fn end_line(&self) -> usize {
-        self.end_line as usize
+    pub fn end_line(self) -> usize {
+        self.block.end_line as usize
     }
 
     /// The logical line (continuations joined).
-    pub fn original(&self) -> &str {
-        match &self.node {
+    pub fn original(self) -> &'a str {
+        match &self.block.node {
             Some(n) => n.original(),
-            None => self.line.as_str(),
+            None => self.block.line.as_str(),
         }
     }
 
     /// The typed reading.
-    pub fn view(&self) -> View<'_> {
-        if let Some(n) = &self.node {
+    pub fn view(self) -> View<'a> {
+        if let Some(n) = &self.block.node {
             return View::Node(n);
         }
         let n = self.words.len();
         let a = self.first_arg();
         let command = || {
-            if self.json {
+            if self.block.json {
                 CommandView::Exec(self.words_from(a, n))
             } else {
                 CommandView::Shell(self.word(1))
             }
         };
-        match self.kind {
+        match self.block.kind {
             Kind::From => View::From {
                 image: self.word(a),
                 alias: (n == a + 3).then(|| self.word(a + 2)),
@@ -365,15 +378,15 @@ impl Block {
             Kind::Cmd => View::Cmd(command()),
             Kind::Entrypoint => View::Entrypoint(command()),
             Kind::Copy | Kind::Add => View::Copy {
-                add: self.kind == Kind::Add,
+                add: self.block.kind == Kind::Add,
                 sources: self.words_from(a, n - 1),
                 dest: self.word(n - 1),
-                json: self.json,
+                json: self.block.json,
             },
             Kind::Env | Kind::Label => View::Pairs {
-                label: self.kind == Kind::Label,
+                label: self.block.kind == Kind::Label,
                 pairs: Pairs {
-                    line: self.line.as_str(),
+                    line: self.block.line.as_str(),
                     triples: self.words[a..].chunks_exact(3),
                 },
             },
@@ -389,8 +402,18 @@ impl Block {
     }
 
     /// The instruction in today's form, when the block keeps it.
-    pub fn node(&self) -> Option<&InstructionNode> {
-        self.node.as_deref()
+    pub fn node(self) -> Option<&'a InstructionNode> {
+        self.block.node.as_deref()
+    }
+}
+
+/// `block` with its words out of the file's list.
+fn with_words<'a>(block: &'a Block, words: &'a [WordRef]) -> BlockRef<'a> {
+    let first = (block.first as usize).min(words.len());
+    let end = (first + block.len as usize).min(words.len());
+    BlockRef {
+        block,
+        words: &words[first..end],
     }
 }
 
@@ -399,6 +422,7 @@ impl Block {
 pub struct StageView<'a> {
     name: Option<&'a str>,
     blocks: &'a [Block],
+    words: &'a [WordRef],
 }
 
 impl<'a> StageView<'a> {
@@ -407,12 +431,13 @@ impl<'a> StageView<'a> {
         self.name
     }
     /// The FROM instruction.
-    pub fn from(&self) -> &'a Block {
-        &self.blocks[0]
+    pub fn from(&self) -> BlockRef<'a> {
+        with_words(&self.blocks[0], self.words)
     }
     /// The instructions after FROM.
-    pub fn instructions(&self) -> std::slice::Iter<'a, Block> {
-        self.blocks[1..].iter()
+    pub fn instructions(&self) -> impl ExactSizeIterator<Item = BlockRef<'a>> + 'a {
+        let words = self.words;
+        self.blocks[1..].iter().map(move |b| with_words(b, words))
     }
 }
 
@@ -427,23 +452,27 @@ pub struct BlockFile {
     /// Warnings, sorted as [`crate::Dockerfile::warnings`].
     pub warnings: Vec<Warning>,
     blocks: Vec<Block>,
+    /// The words of every block, in file order: the file's one list of words.
+    words: Vec<WordRef>,
     /// Index of each stage's FROM in `blocks` and the stage's name.
     stages: Vec<(u32, Option<Text>)>,
 }
 
 impl BlockFile {
     /// Every instruction in file order (global ARGs first).
-    pub fn instructions(&self) -> std::slice::Iter<'_, Block> {
-        self.blocks.iter()
+    pub fn instructions(&self) -> impl ExactSizeIterator<Item = BlockRef<'_>> + '_ {
+        self.blocks.iter().map(|b| with_words(b, &self.words))
     }
 
     /// The ARGs before the first FROM.
-    pub fn global_args(&self) -> &[Block] {
+    pub fn global_args(&self) -> impl ExactSizeIterator<Item = BlockRef<'_>> + '_ {
         let first = self
             .stages
             .first()
             .map_or(self.blocks.len(), |s| s.0 as usize);
-        &self.blocks[..first]
+        self.blocks[..first]
+            .iter()
+            .map(|b| with_words(b, &self.words))
     }
 
     /// The stages in order.
@@ -457,6 +486,7 @@ impl BlockFile {
             StageView {
                 name: self.stages[i].1.as_deref(),
                 blocks: &self.blocks[start..end],
+                words: &self.words,
             }
         })
     }
