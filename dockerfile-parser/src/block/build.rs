@@ -33,9 +33,12 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<BlockFile>, ParseError> {
         warnings: Vec::new(),
     };
     let mut checker = lower::Checker::default();
-    let mut blocks: Vec<Block> = Vec::new();
+    // Sized once from the number of lines (at most one instruction each; real instructions
+    // have about six words), so the lists do not grow by copies for a small file.
+    let lines = memchr::memchr_iter(b'\n', src.as_bytes()).count() + 1;
+    let mut blocks: Vec<Block> = Vec::with_capacity(lines);
     // Every block's words in one list; a line's words are read into `line_words` first.
-    let mut words: Vec<WordRef> = Vec::new();
+    let mut words: Vec<WordRef> = Vec::with_capacity(lines * 6);
     let mut line_words: Vec<WordRef> = Vec::new();
     let mut stages = Vec::new();
     while let Some(line) = reader.scanner.next_logical()? {
