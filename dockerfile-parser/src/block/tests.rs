@@ -235,3 +235,9 @@ fn common_shapes_take_one_block() {
     assert!(file.instructions().all(|b| b.node().is_none()));
     assert_same(src);
 }
+
+#[test]
+fn blocks_and_words_stay_small() {
+    assert_eq!(std::mem::size_of::<Block>(), 56);
+    assert_eq!(std::mem::size_of::<WordRef>(), 16);
+}
