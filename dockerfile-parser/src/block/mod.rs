@@ -494,4 +494,4 @@ impl BlockFile {
 
 #[cfg(test)]
 #[path = "tests.rs"]
-mod tests;
+pub(crate) mod tests;
