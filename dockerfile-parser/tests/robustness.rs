@@ -1,7 +1,8 @@
 //! No panic, no hang and bounded work on hostile input.
 
 use kiln_dockerfile_parser::shell::{ExpandErrorKind, Expander};
-use kiln_dockerfile_parser::{parse, parse_raw};
+use kiln_dockerfile_parser::block::parse_blocks;
+use kiln_dockerfile_parser::{Text, parse, parse_raw};
 use proptest::prelude::*;
 
 fn env(_: &str) -> Option<String> {
@@ -14,6 +15,7 @@ proptest! {
     #[test]
     fn arbitrary_text_never_panics(src in "\\PC{0,200}") {
         let _ = parse(&src);
+        let _ = parse_blocks(&Text::from(src.as_str()));
     }
 
     #[test]
@@ -40,6 +42,7 @@ proptest! {
         let src = lines.join(sep);
         let _ = parse(&src);
         let _ = parse_raw(&src);
+        let _ = parse_blocks(&Text::from(src.as_str()));
     }
 
     #[test]
