@@ -1,7 +1,7 @@
 //! No panic, no hang and bounded work on hostile input.
 
-use kiln_dockerfile_parser::shell::{ExpandErrorKind, Expander};
 use kiln_dockerfile_parser::block::parse_blocks;
+use kiln_dockerfile_parser::shell::{ExpandErrorKind, Expander};
 use kiln_dockerfile_parser::{Text, parse, parse_raw};
 use proptest::prelude::*;
 
