@@ -48,20 +48,12 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<BlockFile>, ParseError> {
             fast_block(&line, escape, &mut scratch, &mut line_words)
         };
         let block = match fast {
-            Some((mut block, name, legacy)) => {
+            Some((mut block, name, warn)) => {
                 block.end_line = reader.scanner.line() as u32;
                 block.first = words.len() as u32;
                 words.extend_from_slice(&line_words);
-                if legacy {
-                    let kw = if name == "env" { "ENV" } else { "LABEL" };
-                    ctx.warn(
-                        "LegacyKeyValueFormat",
-                        format!(
-                            "\"{kw} key=value\" should be used instead of legacy \"{kw} key value\" format"
-                        ),
-                        line_words[1].span,
-                        block.start_line,
-                    );
+                if warn {
+                    warn_as_lowering(&mut ctx, name, &line, &line_words, block.start_line);
                 }
                 let place = if name == "from" {
                     let a = 2 + block.flags as usize;
@@ -123,6 +115,48 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<BlockFile>, ParseError> {
     }))
 }
 
+/// The warning the lowering gives for a block that [`fast_block`] flagged: the same rule, text,
+/// span and line.
+fn warn_as_lowering(
+    ctx: &mut lower::Ctx<'_>,
+    name: &str,
+    line: &LogicalLine,
+    words: &[WordRef],
+    start_line: u32,
+) {
+    let (rule, message, span) = match name {
+        "env" | "label" => {
+            let kw = if name == "env" { "ENV" } else { "LABEL" };
+            (
+                "LegacyKeyValueFormat",
+                format!(
+                    "\"{kw} key=value\" should be used instead of legacy \"{kw} key value\" format"
+                ),
+                words[1].span,
+            )
+        }
+        "maintainer" => (
+            "MaintainerDeprecated",
+            "the MAINTAINER instruction is deprecated, use a label instead to define an image \
+             author"
+                .to_string(),
+            words[0].span,
+        ),
+        _ => {
+            let kw = line.text[words[0].start as usize..words[0].end as usize].to_ascii_uppercase();
+            (
+                "JSONArgsRecommended",
+                format!(
+                    "JSON arguments recommended for {kw} to prevent unintended behavior related \
+                     to OS signals"
+                ),
+                words[1].span,
+            )
+        }
+    };
+    ctx.warn(rule, message, span, start_line);
+}
+
 /// The block of a line in one of the prototype's shapes, with its keyword's name; `None` for
 /// anything else (flags, heredocs, shapes the lowering may refuse or warn about).
 fn fast_block(
@@ -131,6 +165,7 @@ fn fast_block(
     scratch: &mut Vec<(usize, usize, usize)>,
     words: &mut Vec<WordRef>,
 ) -> Option<(Block, &'static str, bool)> {
+    // The bool: the lowering warns about this instruction (see `warn_as_lowering`).
     words.clear();
     if crate::reference_mode() {
         return None;
@@ -169,6 +204,8 @@ fn fast_block(
         "user" => Kind::User,
         "workdir" => Kind::Workdir,
         "stopsignal" => Kind::Stopsignal,
+        "shell" => Kind::Shell,
+        "maintainer" => Kind::Maintainer,
         _ => return None,
     };
     let after = &text[head.end..];
@@ -205,7 +242,7 @@ fn fast_block(
     let head_words = &head_words[..2 + flag_ranges.len()];
     let nh = head_words.len();
     let mut json = false;
-    let mut legacy = false;
+    let mut legacy = false; // a warning to give
     // JSON arrays of plain strings, counted first so the words are allocated once.
     let json_words = |words: &mut Vec<WordRef>| -> Option<()> {
         if !rest.starts_with('[') {
@@ -236,13 +273,19 @@ fn fast_block(
             if rest.starts_with('[') {
                 json_words(words)?;
                 json = true;
-            } else if kind != Kind::Run {
-                // Shell-form CMD and ENTRYPOINT warn.
-                return None;
             } else {
+                // Shell-form CMD and ENTRYPOINT warn.
+                legacy = kind != Kind::Run;
                 words.reserve_exact(3);
                 words.extend_from_slice(head_words);
                 words.push(head_words[1]);
+            }
+        }
+        Kind::Shell => {
+            json_words(words)?;
+            json = true;
+            if words.len() == nh {
+                return None;
             }
         }
         Kind::Copy | Kind::Add | Kind::Volume => {
@@ -313,7 +356,8 @@ fn fast_block(
                 }
             }
         }
-        Kind::User | Kind::Workdir | Kind::Stopsignal => {
+        Kind::User | Kind::Workdir | Kind::Stopsignal | Kind::Maintainer => {
+            legacy = kind == Kind::Maintainer;
             words.reserve_exact(nh + 1);
             words.extend_from_slice(head_words);
             words.push(head_words[1]);

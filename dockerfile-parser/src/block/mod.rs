@@ -79,6 +79,8 @@ enum Kind {
     User,
     Workdir,
     Stopsignal,
+    Shell,
+    Maintainer,
     /// A block that holds an [`InstructionNode`].
     Node,
 }
@@ -241,6 +243,10 @@ pub enum View<'a> {
     Workdir(WordView<'a>),
     /// `STOPSIGNAL`
     Stopsignal(WordView<'a>),
+    /// `SHELL ["executable", "params"]`
+    Shell(Words<'a>),
+    /// `MAINTAINER name` (deprecated)
+    Maintainer(WordView<'a>),
     /// Any other instruction, in today's form.
     Node(&'a InstructionNode),
 }
@@ -396,6 +402,8 @@ impl<'a> BlockRef<'a> {
             Kind::User => View::User(self.word(a)),
             Kind::Workdir => View::Workdir(self.word(a)),
             Kind::Stopsignal => View::Stopsignal(self.word(a)),
+            Kind::Shell => View::Shell(self.args()),
+            Kind::Maintainer => View::Maintainer(self.word(a)),
             // A node block returned above.
             Kind::Node => View::Arg(self.words_from(0, 0)),
         }

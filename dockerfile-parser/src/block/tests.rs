@@ -147,6 +147,12 @@ pub(crate) fn assert_same(src: &str) {
             (View::User(w), Instruction::User(e))
             | (View::Workdir(w), Instruction::Workdir(e))
             | (View::Stopsignal(w), Instruction::Stopsignal(e)) => same_word(w, e, "word"),
+            (View::Shell(w), Instruction::Shell(e)) => {
+                let got: Vec<&str> = w.map(|w| w.text).collect();
+                let want: Vec<&str> = e.iter().map(|t| t.as_str()).collect();
+                assert_eq!(got, want);
+            }
+            (View::Maintainer(w), Instruction::Maintainer(e)) => assert_eq!(w.text, e),
             (v, i) => panic!("{v:?} read as {i:?}"),
         }
     }
@@ -187,6 +193,13 @@ fn blocks_of_edge_shapes() {
         "RUN [\"a\", \"b\\n\"]",
         "RUN echo <<EOF\nx\nEOF",
         "CMD echo",
+        "entrypoint echo hi",
+        "CMD [\"a\" b",
+        "SHELL [\"/bin/sh\", \"-c\"]",
+        "SHELL sh -c",
+        "SHELL []",
+        "MAINTAINER a b",
+        "MAINTAINER",
         "VOLUME [\"\"]",
         "USER",
         "LABEL a=\"b c\" d=e",
@@ -229,9 +242,9 @@ fn blocks_of_edge_shapes() {
 #[test]
 fn common_shapes_take_one_block() {
     let src = "ARG v=1\nFROM --platform=$P img:$v AS build\nRUN make \\\n  all\nCOPY --from=x --chown=1:1 --link a b\n\
-               ENV A=1 B=\"2 3\"\nENV C 4\nRUN --mount=type=cache,target=/c --network=none x\nWORKDIR /w\nCMD [\"a\", \"b\"]\nEXPOSE 80 443\nUSER app\n";
+               ENV A=1 B=\"2 3\"\nENV C 4\nCMD run it\nSHELL [\"sh\", \"-c\"]\nMAINTAINER me\nRUN --mount=type=cache,target=/c --network=none x\nWORKDIR /w\nCMD [\"a\", \"b\"]\nEXPOSE 80 443\nUSER app\n";
     let file = parse_blocks(&Text::from(src)).unwrap();
-    assert_eq!(file.instructions().len(), 11);
+    assert_eq!(file.instructions().len(), 14);
     assert!(file.instructions().all(|b| b.node().is_none()));
     assert_same(src);
 }
