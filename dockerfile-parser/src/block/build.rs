@@ -1,7 +1,7 @@
 //! Building blocks: the line loop of [`parse_blocks`] and the reading of the common shapes.
 
 use super::{Block, BlockFile, FlagView, Kind, WordRef, WordView};
-use crate::ast::{InstructionNode, MountSpec, Word};
+use crate::ast::{MountSpec, Word};
 use crate::error::ParseError;
 use crate::lower::{self, ADD_FLAGS, COPY_FLAGS, FlagKind, Place, RUN_FLAGS};
 use crate::raw::{fast_head, keyword_name, parse_words_into, simple_json_items, split_blanks};
@@ -41,6 +41,8 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<BlockFile>, ParseError> {
     let mut words: Vec<WordRef> = Vec::with_capacity(lines * 6);
     let mut line_words: Vec<WordRef> = Vec::new();
     let mut stages = Vec::new();
+    let mut heredocs = Vec::new();
+    let mut triggers = Vec::new();
     while let Some(line) = reader.scanner.next_logical()? {
         let escape = reader.scanner.escape;
         let fast = {
@@ -77,24 +79,41 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<BlockFile>, ParseError> {
                 block
             }
             None => {
-                let (raw, name) = reader.build_line(line)?;
+                let (mut raw, name) = reader.build_line(line)?;
                 let instruction = lower::lower_named(&raw, name, &mut ctx)?;
                 let place = checker.check(&raw, Some(&instruction), name, &mut ctx)?;
                 if let Place::Stage(name) = place {
                     stages.push((blocks.len() as u32, name));
                 }
-                Block {
-                    line: Text::default(),
-                    first: 0,
-                    len: 0,
-                    span: raw.span,
-                    start_line: raw.start_line,
-                    end_line: raw.end_line,
-                    kind: Kind::Node,
-                    json: raw.json,
-                    flags: 0,
-                    node: Some(Box::new(InstructionNode { instruction, raw })),
+                let Some(kind) = super::node::kind_of(name) else {
+                    return Ok(None);
+                };
+                let mut block = super::node::block_of_raw(&raw, kind, &mut words);
+                let first_heredoc = heredocs.len() as u32;
+                let count = raw.heredocs.len() as u32;
+                heredocs.extend(std::mem::take(&mut raw.heredocs).into_vec());
+                match (&raw.sub, &instruction) {
+                    (Some(sub), crate::ast::Instruction::Onbuild(o)) => {
+                        let sub_name = crate::raw::keyword_name(&sub.keyword.text).unwrap_or("");
+                        let Some(sub_kind) = super::node::kind_of(sub_name) else {
+                            return Ok(None);
+                        };
+                        let mut t = super::node::block_of_raw(sub, sub_kind, &mut words);
+                        t.ext = first_heredoc;
+                        t.heredocs = count;
+                        t.bits |= super::TRIGGER;
+                        block.ext = triggers.len() as u32;
+                        if o.trigger.is_none() {
+                            block.bits |= super::TRIGGER_INVALID;
+                        }
+                        triggers.push(t);
+                    }
+                    _ => {
+                        block.ext = first_heredoc;
+                        block.heredocs = count;
+                    }
                 }
+                block
             }
         };
         blocks.push(block);
@@ -112,6 +131,8 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<BlockFile>, ParseError> {
         blocks,
         words,
         stages,
+        heredocs,
+        triggers,
     }))
 }
 
@@ -362,7 +383,7 @@ fn fast_block(
             words.extend_from_slice(head_words);
             words.push(head_words[1]);
         }
-        Kind::Node => return None,
+        Kind::Healthcheck | Kind::Onbuild => return None,
     }
     Some((
         Block {
@@ -372,9 +393,11 @@ fn fast_block(
             start_line: line.start_line as u32,
             end_line: line.end_line as u32,
             kind,
-            json,
-            flags: flag_ranges.len() as u8,
-            node: None,
+            flags: flag_ranges.len() as u16,
+            orig_len: text.len() as u32,
+            ext: 0,
+            heredocs: 0,
+            bits: if json { super::JSON } else { 0 },
             line: line.text.clone(),
         },
         name,

@@ -10,11 +10,12 @@
 //! read a block through a [`BlockRef`] (the block and its words): [`BlockRef::view`] gives the
 //! typed reading, borrowing the file.
 //!
-//! The prototype covers the shapes that make up most real files: FROM, RUN, CMD, ENTRYPOINT,
-//! COPY, ADD, ENV, LABEL, ARG, EXPOSE, VOLUME, USER, WORKDIR and STOPSIGNAL without heredocs,
-//! with plain flag words (no quotes or backslashes) for FROM, RUN, COPY and ADD, in the shapes
-//! that lower without an error (legacy `ENV name value` with its warning). Every other
-//! instruction keeps today's [`InstructionNode`] inside its block ([`View::Node`]).
+//! The common shapes (plain flag words, no heredoc, JSON strings without escapes) are read
+//! straight into blocks. The others (heredocs, ONBUILD, HEALTHCHECK, quoted flags, escaped
+//! JSON strings) go through the raw layer and its lowering, for the checks, and are then kept
+//! as blocks too: heredocs in the file's side list (the block holds a range of it), an
+//! ONBUILD's trigger as a block of the file's trigger list, texts that are not slices of the
+//! line (unquoted flags, decoded JSON strings) appended to the block's own copy of the line.
 //!
 //! ```
 //! use kiln_dockerfile_parser::block::{parse_blocks, View};
@@ -36,12 +37,20 @@
 //! # Ok::<(), kiln_dockerfile_parser::ParseError>(())
 //! ```
 
-use crate::ast::{Directive, InstructionNode, Warning};
+use crate::ast::{Directive, DurationFlag, Heredoc, Warning};
 use crate::span::Span;
 use crate::text::Text;
 
 mod build;
+mod node;
 pub use build::parse_blocks;
+
+/// [`Block::bits`]: the block is an ONBUILD's trigger.
+const TRIGGER: u8 = 1;
+/// [`Block::bits`]: an ONBUILD whose trigger does not lower (a warning, as in BuildKit).
+const TRIGGER_INVALID: u8 = 2;
+/// [`Block::bits`]: the exec (JSON) form was used.
+const JSON: u8 = 4;
 
 /// A word of a block: a byte range of the block's line and where it was written. 16 bytes, no
 /// reference count: the block holds the line once for all its words.
@@ -81,29 +90,42 @@ enum Kind {
     Stopsignal,
     Shell,
     Maintainer,
-    /// A block that holds an [`InstructionNode`].
-    Node,
+    Healthcheck,
+    Onbuild,
 }
 
 /// One instruction: its line, where its words are in the file's word list, and its positions.
 /// No allocation of its own (read it through a [`BlockRef`]).
 #[derive(Debug, Clone)]
 pub struct Block {
-    /// The logical line (the source itself for a single-line instruction).
+    /// The logical line (the source itself for a single-line instruction), followed by the
+    /// texts of words that are not slices of it, if any.
     line: Text,
     /// Where `[keyword, rest, flags..., args...]` start in [`BlockFile`]'s word list.
     first: u32,
     /// How many words.
     len: u32,
-    /// Instructions outside the prototype's shapes, in today's form.
-    node: Option<Box<InstructionNode>>,
     span: Span,
     start_line: u32,
     end_line: u32,
-    kind: Kind,
-    json: bool,
+    /// The length of the logical line in `line`.
+    orig_len: u32,
+    /// ONBUILD: its trigger's index in [`BlockFile`]'s triggers; otherwise where the block's
+    /// heredocs start in the file's heredoc list.
+    ext: u32,
+    /// How many heredocs.
+    heredocs: u32,
     /// How many flag words follow the keyword and the rest.
-    flags: u8,
+    flags: u16,
+    kind: Kind,
+    /// [`JSON`], [`TRIGGER`], [`TRIGGER_INVALID`].
+    bits: u8,
+}
+
+impl Block {
+    fn json(&self) -> bool {
+        self.bits & JSON != 0
+    }
 }
 
 /// A flag word as written (`--from=build`), read from a block.
@@ -218,7 +240,7 @@ pub enum View<'a> {
         /// Whether it is ADD.
         add: bool,
         /// Sources, unexpanded.
-        sources: Words<'a>,
+        sources: Sources<'a>,
         /// Destination, unexpanded.
         dest: WordView<'a>,
         /// The JSON form was used.
@@ -247,8 +269,13 @@ pub enum View<'a> {
     Shell(Words<'a>),
     /// `MAINTAINER name` (deprecated)
     Maintainer(WordView<'a>),
-    /// Any other instruction, in today's form.
-    Node(&'a InstructionNode),
+    /// `HEALTHCHECK CMD command` (the durations and retries through
+    /// [`BlockRef::healthcheck_duration`] and [`BlockRef::healthcheck_retries`]), or `None` for
+    /// `HEALTHCHECK NONE`.
+    Healthcheck(Option<CommandView<'a>>),
+    /// `ONBUILD trigger`: the trigger, `None` when it does not lower (accepted with a warning,
+    /// as in BuildKit); the expression through [`BlockRef::onbuild_expression`].
+    Onbuild(Option<BlockRef<'a>>),
 }
 
 pub(super) fn view_of<'a>(line: &'a str, w: &WordRef) -> WordView<'a> {
@@ -264,6 +291,7 @@ pub(super) fn view_of<'a>(line: &'a str, w: &WordRef) -> WordView<'a> {
 pub struct BlockRef<'a> {
     block: &'a Block,
     words: &'a [WordRef],
+    file: &'a BlockFile,
 }
 
 impl<'a> BlockRef<'a> {
@@ -286,10 +314,7 @@ impl<'a> BlockRef<'a> {
 
     /// The arguments after the flags, split as BuildKit splits them for this keyword.
     pub fn args(self) -> Words<'a> {
-        match &self.block.node {
-            Some(_) => self.words_from(0, 0),
-            None => self.words_from(self.first_arg(), self.words.len()),
-        }
+        self.words_from(self.first_arg(), self.words.len())
     }
 
     pub(super) fn first_arg(self) -> usize {
@@ -329,13 +354,74 @@ impl<'a> BlockRef<'a> {
 
     /// The keyword as written.
     pub fn keyword(self) -> WordView<'a> {
-        match &self.block.node {
-            Some(n) => WordView {
-                text: n.raw.keyword.as_str(),
-                span: n.raw.keyword.span,
-            },
-            None => self.word(0),
+        self.word(0)
+    }
+
+    /// The rest of the line after the flags (trimmed), unsplit.
+    pub fn rest(self) -> WordView<'a> {
+        self.word(1)
+    }
+
+    /// The lower-case keyword (`run`, `copy`, ...).
+    pub fn name(self) -> &'static str {
+        node::name_of(self.block.kind)
+    }
+
+    /// Whether the exec (JSON) form was used.
+    pub fn is_json(self) -> bool {
+        self.block.json()
+    }
+
+    /// The heredocs of RUN, COPY, ADD (and of an ONBUILD and its trigger), in order.
+    pub fn heredocs(self) -> &'a [Heredoc] {
+        if self.block.kind == Kind::Onbuild && self.block.bits & TRIGGER == 0 {
+            return self.trigger().map_or(&[], |t| t.heredocs());
         }
+        let a = self.block.ext as usize;
+        let b = a + self.block.heredocs as usize;
+        self.file.heredocs.get(a..b).unwrap_or(&[])
+    }
+
+    /// ONBUILD's trigger (whether or not it lowers).
+    pub fn trigger(self) -> Option<BlockRef<'a>> {
+        if self.block.kind != Kind::Onbuild || self.block.bits & TRIGGER != 0 {
+            return None;
+        }
+        let t = self.file.triggers.get(self.block.ext as usize)?;
+        Some(with_words(t, self.file))
+    }
+
+    /// ONBUILD's trigger text as the image config stores it (BuildKit's expression: the line
+    /// without `ONBUILD`, heredoc bodies appended).
+    pub fn onbuild_expression(self) -> String {
+        let line = self.original().trim_start();
+        let mut expression = line
+            .get(self.keyword().text.len()..)
+            .unwrap_or("")
+            .trim_start()
+            .to_string();
+        for h in self.heredocs() {
+            expression.push('\n');
+            expression.push_str(&h.content);
+            expression.push_str(&h.name);
+        }
+        expression
+    }
+
+    /// A HEALTHCHECK duration flag (`interval`, `timeout`, `start-period`, `start-interval`),
+    /// checked while parsing.
+    pub fn healthcheck_duration(self, name: &str) -> Option<DurationFlag> {
+        let w = self.flag_value(name)?;
+        let value = crate::values::parse_go_duration(w.text).ok()?;
+        Some(DurationFlag {
+            raw: crate::ast::Word::new(self.block.line.slice_ref(w.text), w.span),
+            value,
+        })
+    }
+
+    /// HEALTHCHECK's `--retries=`, checked while parsing.
+    pub fn healthcheck_retries(self) -> Option<u32> {
+        self.flag_value("retries")?.text.parse().ok()
     }
 
     /// Byte span of the whole instruction.
@@ -355,21 +441,18 @@ impl<'a> BlockRef<'a> {
 
     /// The logical line (continuations joined).
     pub fn original(self) -> &'a str {
-        match &self.block.node {
-            Some(n) => n.original(),
-            None => self.block.line.as_str(),
-        }
+        self.block
+            .line
+            .get(..self.block.orig_len as usize)
+            .unwrap_or("")
     }
 
     /// The typed reading.
     pub fn view(self) -> View<'a> {
-        if let Some(n) = &self.block.node {
-            return View::Node(n);
-        }
         let n = self.words.len();
         let a = self.first_arg();
         let command = || {
-            if self.block.json {
+            if self.block.json() {
                 CommandView::Exec(self.words_from(a, n))
             } else {
                 CommandView::Shell(self.word(1))
@@ -385,9 +468,16 @@ impl<'a> BlockRef<'a> {
             Kind::Entrypoint => View::Entrypoint(command()),
             Kind::Copy | Kind::Add => View::Copy {
                 add: self.block.kind == Kind::Add,
-                sources: self.words_from(a, n - 1),
-                dest: self.word(n - 1),
-                json: self.block.json,
+                sources: Sources {
+                    words: self.words_from(a, n.saturating_sub(1)),
+                    heredocs: if self.block.json() {
+                        &[]
+                    } else {
+                        self.heredocs()
+                    },
+                },
+                dest: self.word(n.saturating_sub(1)),
+                json: self.block.json(),
             },
             Kind::Env | Kind::Label => View::Pairs {
                 label: self.block.kind == Kind::Label,
@@ -404,24 +494,53 @@ impl<'a> BlockRef<'a> {
             Kind::Stopsignal => View::Stopsignal(self.word(a)),
             Kind::Shell => View::Shell(self.args()),
             Kind::Maintainer => View::Maintainer(self.word(a)),
-            // A node block returned above.
-            Kind::Node => View::Arg(self.words_from(0, 0)),
+            Kind::Healthcheck => {
+                if self.word(a).text.eq_ignore_ascii_case("none") {
+                    View::Healthcheck(None)
+                } else if self.block.json() {
+                    View::Healthcheck(Some(CommandView::Exec(self.words_from(a + 1, n))))
+                } else {
+                    View::Healthcheck(Some(CommandView::Shell(self.word(a + 1))))
+                }
+            }
+            Kind::Onbuild => View::Onbuild(
+                self.trigger()
+                    .filter(|_| self.block.bits & TRIGGER_INVALID == 0),
+            ),
         }
     }
+}
 
-    /// The instruction in today's form, when the block keeps it.
-    pub fn node(self) -> Option<&'a InstructionNode> {
-        self.block.node.as_deref()
+/// The sources of COPY and ADD: its arguments but the last, without the heredoc markers whose
+/// bodies are inline files ([`BlockRef::heredocs`]).
+#[derive(Debug, Clone)]
+pub struct Sources<'a> {
+    words: Words<'a>,
+    heredocs: &'a [Heredoc],
+}
+
+impl<'a> Iterator for Sources<'a> {
+    type Item = WordView<'a>;
+    fn next(&mut self) -> Option<WordView<'a>> {
+        if self.heredocs.is_empty() {
+            return self.words.next();
+        }
+        self.words.by_ref().find(|w| {
+            !matches!(crate::raw::parse_heredoc_marker(w.text),
+                Ok(Some((name, ..))) if self.heredocs.iter().any(|h| h.name == name))
+        })
     }
 }
 
 /// `block` with its words out of the file's list.
-fn with_words<'a>(block: &'a Block, words: &'a [WordRef]) -> BlockRef<'a> {
+fn with_words<'a>(block: &'a Block, file: &'a BlockFile) -> BlockRef<'a> {
+    let words = &file.words;
     let first = (block.first as usize).min(words.len());
     let end = (first + block.len as usize).min(words.len());
     BlockRef {
         block,
         words: &words[first..end],
+        file,
     }
 }
 
@@ -430,7 +549,7 @@ fn with_words<'a>(block: &'a Block, words: &'a [WordRef]) -> BlockRef<'a> {
 pub struct StageView<'a> {
     name: Option<&'a str>,
     blocks: &'a [Block],
-    words: &'a [WordRef],
+    file: &'a BlockFile,
 }
 
 impl<'a> StageView<'a> {
@@ -440,12 +559,12 @@ impl<'a> StageView<'a> {
     }
     /// The FROM instruction.
     pub fn from(&self) -> BlockRef<'a> {
-        with_words(&self.blocks[0], self.words)
+        with_words(&self.blocks[0], self.file)
     }
     /// The instructions after FROM.
     pub fn instructions(&self) -> impl ExactSizeIterator<Item = BlockRef<'a>> + 'a {
-        let words = self.words;
-        self.blocks[1..].iter().map(move |b| with_words(b, words))
+        let file = self.file;
+        self.blocks[1..].iter().map(move |b| with_words(b, file))
     }
 }
 
@@ -464,12 +583,16 @@ pub struct BlockFile {
     words: Vec<WordRef>,
     /// Index of each stage's FROM in `blocks` and the stage's name.
     stages: Vec<(u32, Option<Text>)>,
+    /// Every heredoc, in file order (a block holds a range).
+    heredocs: Vec<Heredoc>,
+    /// ONBUILD triggers (an ONBUILD block holds an index).
+    triggers: Vec<Block>,
 }
 
 impl BlockFile {
     /// Every instruction in file order (global ARGs first).
     pub fn instructions(&self) -> impl ExactSizeIterator<Item = BlockRef<'_>> + '_ {
-        self.blocks.iter().map(|b| with_words(b, &self.words))
+        self.blocks.iter().map(|b| with_words(b, self))
     }
 
     /// The ARGs before the first FROM.
@@ -478,9 +601,7 @@ impl BlockFile {
             .stages
             .first()
             .map_or(self.blocks.len(), |s| s.0 as usize);
-        self.blocks[..first]
-            .iter()
-            .map(|b| with_words(b, &self.words))
+        self.blocks[..first].iter().map(|b| with_words(b, self))
     }
 
     /// The stages in order.
@@ -494,7 +615,7 @@ impl BlockFile {
             StageView {
                 name: self.stages[i].1.as_deref(),
                 blocks: &self.blocks[start..end],
-                words: &self.words,
+                file: self,
             }
         })
     }

@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::ast::{CommandForm, Instruction, Word};
+use crate::ast::{CommandForm, Healthcheck, Instruction, Word};
 
 fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -67,9 +67,9 @@ pub(crate) fn assert_same(src: &str) {
         assert_eq!(block.end_line(), node.end_line());
         assert_eq!(block.original(), node.original());
         same_word(block.keyword(), &raw.keyword, "keyword");
-        if block.node().is_some() {
-            continue;
-        }
+        assert_eq!(block.to_raw(), *raw, "{}", node.original());
+        assert_eq!(block.to_node().as_ref(), Some(node), "{}", node.original());
+        assert_eq!(block.heredocs(), &raw.heredocs[..]);
         assert_eq!(block.flags().len(), raw.flags.len());
         for (f, e) in block.flags().zip(raw.flags.iter()) {
             assert_eq!(f.text, e.text.as_str());
@@ -114,7 +114,7 @@ pub(crate) fn assert_same(src: &str) {
             ) => {
                 assert_eq!(add, matches!(node.instruction, Instruction::Add(_)));
                 assert_eq!(json, c.json_form);
-                assert_eq!(sources.len(), c.sources.len());
+                assert_eq!(sources.clone().count(), c.sources.len());
                 for (w, e) in sources.zip(c.sources.iter()) {
                     same_word(w, e, "source");
                 }
@@ -153,6 +153,27 @@ pub(crate) fn assert_same(src: &str) {
                 assert_eq!(got, want);
             }
             (View::Maintainer(w), Instruction::Maintainer(e)) => assert_eq!(w.text, e),
+            (View::Healthcheck(None), Instruction::Healthcheck(Healthcheck::None)) => {}
+            (View::Healthcheck(Some(c)), Instruction::Healthcheck(Healthcheck::Cmd(h))) => {
+                same_command(&c, &h.command);
+                assert_eq!(block.healthcheck_duration("interval"), h.interval);
+                assert_eq!(block.healthcheck_duration("timeout"), h.timeout);
+                assert_eq!(block.healthcheck_duration("start-period"), h.start_period);
+                assert_eq!(
+                    block.healthcheck_duration("start-interval"),
+                    h.start_interval
+                );
+                assert_eq!(block.healthcheck_retries(), h.retries);
+            }
+            (View::Onbuild(t), Instruction::Onbuild(o)) => {
+                assert_eq!(block.onbuild_expression(), o.expression);
+                assert_eq!(t.is_some(), o.trigger.is_some());
+                let trigger = block.trigger().expect("an ONBUILD has a trigger");
+                assert_eq!(Some(&trigger.to_raw()), raw.sub.as_deref());
+                if let (Some(t), Some(e)) = (t, &o.trigger) {
+                    assert_eq!(t.to_node().map(|n| n.instruction).as_ref(), Some(&**e));
+                }
+            }
             (v, i) => panic!("{v:?} read as {i:?}"),
         }
     }
@@ -231,6 +252,32 @@ fn blocks_of_edge_shapes() {
         "FROM --platform=$BUILDPLATFORM c AS d",
         "FROM --platform c",
         "FROM --platform=x --platform=y c",
+        "COPY --chown=\"a b\" x y",
+        "COPY --from='st' x y",
+        "RUN [\"a\\u0041\", \"b\"]",
+        "RUN <<EOF\necho hi\nEOF",
+        "RUN <<-EOF cat\n\techo hi\n\tEOF",
+        "RUN 3<<A <<'B' cat\na\nA\nb\nB",
+        "COPY <<EOF /etc/x\nbody\nEOF",
+        "COPY <<EOF a /etc/\nbody\nEOF",
+        "ADD --chmod=0644 <<\"A\" <<B /d/\n$x\nA\ny\nB",
+        "COPY [\"<<EOF\", \"/x\"]",
+        "ONBUILD RUN make",
+        "ONBUILD COPY --chown=\"a\" x y",
+        "onbuild run <<EOF\nbody\nEOF",
+        "ONBUILD COPY one",
+        "ONBUILD FROM x",
+        "ONBUILD",
+        "HEALTHCHECK NONE",
+        "HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD curl -f x",
+        "HEALTHCHECK --start-period=1m --start-interval=2s CMD [\"a\", \"b\"]",
+        "HEALTHCHECK --interval=1ns CMD x",
+        "HEALTHCHECK --retries=x CMD x",
+        "HEALTHCHECK CMD",
+        "HEALTHCHECK NONE x",
+        "HEALTHCHECK BOGUS",
+        "ENV A=\"x\\\" y\"",
+        "RUN --mount=\"type=cache,target=/x\" make",
     ] {
         assert_same(&format!("FROM a AS b\n{body}\n"));
         assert_same(&format!("from a As Bad\n{body}\nFROM c as b\n"));
@@ -245,7 +292,6 @@ fn common_shapes_take_one_block() {
                ENV A=1 B=\"2 3\"\nENV C 4\nCMD run it\nSHELL [\"sh\", \"-c\"]\nMAINTAINER me\nRUN --mount=type=cache,target=/c --network=none x\nWORKDIR /w\nCMD [\"a\", \"b\"]\nEXPOSE 80 443\nUSER app\n";
     let file = parse_blocks(&Text::from(src)).unwrap();
     assert_eq!(file.instructions().len(), 14);
-    assert!(file.instructions().all(|b| b.node().is_none()));
     assert_same(src);
 }
 
