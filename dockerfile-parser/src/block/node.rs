@@ -2,8 +2,8 @@
 //! escapes), made from the raw instruction the full path reads, and the raw and typed forms of
 //! any block read back from it.
 
-use super::{Block, BlockRef, Kind, WordRef, WordView};
-use crate::ast::{Flag, Heredoc, InstructionNode, RawInstruction, Word};
+use super::{Block, BlockRef, Kind, TRIGGER, WordRef, WordView, with_words};
+use crate::ast::{DurationFlag, Flag, Heredoc, InstructionNode, RawInstruction, Word};
 use crate::lower;
 use crate::span::Span;
 use crate::text::Text;
@@ -128,6 +128,58 @@ pub(super) fn block_of_raw(raw: &RawInstruction, kind: Kind, words: &mut Vec<Wor
 }
 
 impl<'a> BlockRef<'a> {
+    /// The heredocs of RUN, COPY, ADD (and of an ONBUILD and its trigger), in order.
+    pub fn heredocs(self) -> &'a [Heredoc] {
+        if self.block.kind == Kind::Onbuild && self.block.bits & TRIGGER == 0 {
+            return self.trigger().map_or(&[], |t| t.heredocs());
+        }
+        let a = self.block.ext as usize;
+        let b = a + self.block.heredocs as usize;
+        self.file.heredocs.get(a..b).unwrap_or(&[])
+    }
+
+    /// ONBUILD's trigger (whether or not it lowers).
+    pub fn trigger(self) -> Option<BlockRef<'a>> {
+        if self.block.kind != Kind::Onbuild || self.block.bits & TRIGGER != 0 {
+            return None;
+        }
+        let t = self.file.triggers.get(self.block.ext as usize)?;
+        Some(with_words(t, self.file))
+    }
+
+    /// ONBUILD's trigger text as the image config stores it (BuildKit's expression: the line
+    /// without `ONBUILD`, heredoc bodies appended).
+    pub fn onbuild_expression(self) -> String {
+        let line = self.original().trim_start();
+        let mut expression = line
+            .get(self.keyword().text.len()..)
+            .unwrap_or("")
+            .trim_start()
+            .to_string();
+        for h in self.heredocs() {
+            expression.push('\n');
+            expression.push_str(&h.content);
+            expression.push_str(&h.name);
+        }
+        expression
+    }
+
+    /// A HEALTHCHECK duration flag (`interval`, `timeout`, `start-period`, `start-interval`),
+    /// checked while parsing.
+    pub fn healthcheck_duration(self, name: &str) -> Option<DurationFlag> {
+        let w = self.flag_value(name)?;
+        let value = crate::values::parse_go_duration(w.text).ok()?;
+        Some(DurationFlag {
+            raw: crate::ast::Word::new(self.block.line.slice_ref(w.text), w.span),
+            value,
+        })
+    }
+
+    /// HEALTHCHECK's `--retries=`, checked while parsing.
+    pub fn healthcheck_retries(self) -> Option<u32> {
+        self.flag_value("retries")?.text.parse().ok()
+    }
+
     fn text_word(self, w: &WordRef) -> Word {
         let line = &self.block.line;
         let (a, b) = (w.start as usize, w.end as usize);
