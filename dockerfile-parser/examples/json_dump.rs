@@ -26,7 +26,7 @@ fn main() {
                 ok += usize::from(if blocks {
                     kiln_dockerfile_parser::block::parse_blocks(&source).is_ok()
                 } else {
-                    kiln_dockerfile_parser::parse_shared(&source).is_ok()
+                    kiln_dockerfile_parser::parse_typed_shared(&source).is_ok()
                 });
             }
         }
@@ -49,7 +49,8 @@ fn main() {
         return;
     }
     if mode == "ast" {
-        let n = kiln_dockerfile_parser::parse_shared(&source).map(|d| d.instructions().count());
+        let n =
+            kiln_dockerfile_parser::parse_typed_shared(&source).map(|d| d.instructions().count());
         let _ = writeln!(out, "{n:?}");
         return;
     }

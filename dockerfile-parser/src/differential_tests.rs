@@ -6,13 +6,13 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use crate::{REFERENCE, parse};
+use crate::{REFERENCE, parse_typed as parse};
 
 fn both(
     src: &str,
 ) -> (
-    Result<crate::Dockerfile, crate::ParseError>,
-    Result<crate::Dockerfile, crate::ParseError>,
+    Result<crate::TypedDockerfile, crate::ParseError>,
+    Result<crate::TypedDockerfile, crate::ParseError>,
 ) {
     REFERENCE.with(|r| r.set(true));
     let reference = parse(src);

@@ -73,7 +73,8 @@ fn one_megabyte_continued_instruction() {
         "&& \\\n  echo x ".repeat(1 << 16)
     );
     let df = parse(&src).expect("parses");
-    assert_eq!(df.stages[0].instructions[0].end_line(), (1 << 16) + 2);
+    let run = df.stages().next().and_then(|s| s.instructions().next());
+    assert_eq!(run.map(|r| r.end_line()), Some((1 << 16) + 2));
 }
 
 #[test]

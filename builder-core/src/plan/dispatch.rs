@@ -8,7 +8,9 @@ use kiln_dockerfile_parser::{
 };
 
 use super::scope::{ArgUsage, PROXY_ARGS, StageScope};
-use super::{ContainerConfig, DEFAULT_PATH, ImageLookup, PlanError, PlanOptions, origin_of};
+use super::{
+    ContainerConfig, DEFAULT_PATH, ImageLookup, PlanError, PlanOptions, origin_of, origin_of_block,
+};
 use crate::graph::{Base, CopyOp, ImageRef, InlineFile, Op, SourceRef, StagePlan, Step};
 use crate::image::Healthcheck as HealthConfig;
 
@@ -53,8 +55,10 @@ pub(super) fn plan_stage(
     images: &ImageLookup<'_>,
     usage: &mut ArgUsage,
 ) -> Result<PlannedStage, PlanError> {
-    let stage = &input.df.stages[input.index];
-    let from_origin = origin_of(&stage.from);
+    let Some(stage) = input.df.stage(input.index) else {
+        return Err(PlanError::NoStage);
+    };
+    let from_origin = origin_of_block(stage.from());
     let (mut config, inherited_from) = match &input.base {
         Base::Scratch => (ContainerConfig::default(), None),
         Base::Stage(i) => match planned.get(i) {
@@ -118,18 +122,23 @@ pub(super) fn plan_stage(
                     source: Box::new(e),
                 }
             })?;
-        let Some(node) = parsed.stages.first().and_then(|s| s.instructions.first()) else {
+        let first = parsed.stages().next().and_then(|s| s.instructions().next());
+        let Some(mut node) = first.and_then(|b| b.to_node()) else {
             continue;
         };
-        let mut node = node.clone();
         // Errors in a trigger point at the FROM line that inherited it.
         node.raw.span = from_origin.span;
         node.raw.start_line = u32::try_from(from_origin.start_line).unwrap_or(u32::MAX);
         node.raw.end_line = u32::try_from(from_origin.end_line).unwrap_or(u32::MAX);
         st.dispatch(&node, usage)?;
     }
-    for node in &stage.instructions {
-        st.dispatch(node, usage)?;
+    for block in stage.instructions() {
+        // The typed reading of the block, built for this one instruction.
+        let node = block.to_node().ok_or_else(|| PlanError::Invalid {
+            message: format!("cannot read the instruction `{}`", block.original()),
+            span: block.span(),
+        })?;
+        st.dispatch(&node, usage)?;
     }
     if input.is_target {
         for (k, v) in &input.opts.labels {
@@ -141,7 +150,7 @@ pub(super) fn plan_stage(
     }
     let plan = StagePlan {
         index: input.index,
-        name: stage.name.clone(),
+        name: stage.name().map(str::to_string),
         base: input.base.clone(),
         from_origin,
         steps: st.steps,

@@ -1,6 +1,6 @@
 //! Building blocks: the line loop of [`parse_blocks`] and the reading of the common shapes.
 
-use super::{Block, BlockFile, FlagView, Kind, WordRef, WordView};
+use super::{Block, Dockerfile, FlagView, Kind, WordRef, WordView};
 use crate::ast::{MountSpec, Word};
 use crate::error::ParseError;
 use crate::lower::{self, ADD_FLAGS, COPY_FLAGS, FlagKind, Place, RUN_FLAGS};
@@ -8,21 +8,21 @@ use crate::raw::{fast_head, keyword_name, parse_words_into, simple_json_items, s
 use crate::scan::LogicalLine;
 use crate::span::Span;
 use crate::text::Text;
-use crate::{RawReader, parse_shared, text};
+use crate::{RawReader, text};
 
 /// Parses `source` into blocks, with [`crate::parse`]'s checks, errors and warnings.
-pub fn parse_blocks(source: &Text) -> Result<BlockFile, ParseError> {
+pub fn parse_blocks(source: &Text) -> Result<Dockerfile, ParseError> {
     match parse_blocks_inner(source) {
         Ok(Some(file)) => Ok(file),
         // Any error: the full parse gives it, with its order of errors.
-        Ok(None) | Err(_) => match parse_shared(source) {
+        Ok(None) | Err(_) => match crate::parse_typed_shared(source) {
             Err(e) => Err(e),
             Ok(_) => parse_blocks_inner(source)?.ok_or_else(|| crate::too_large(source.len())),
         },
     }
 }
 
-fn parse_blocks_inner(source: &Text) -> Result<Option<BlockFile>, ParseError> {
+fn parse_blocks_inner(source: &Text) -> Result<Option<Dockerfile>, ParseError> {
     if source.len() >= text::MAX_TEXT_LEN {
         return Ok(None);
     }
@@ -124,7 +124,7 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<BlockFile>, ParseError> {
     }
     warnings.append(&mut ctx.warnings);
     warnings.sort_by_key(|w| (w.span.start, w.line));
-    Ok(Some(BlockFile {
+    Ok(Some(Dockerfile {
         directives,
         escape,
         warnings,

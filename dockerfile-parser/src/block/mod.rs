@@ -101,7 +101,7 @@ pub struct Block {
     /// The logical line (the source itself for a single-line instruction), followed by the
     /// texts of words that are not slices of it, if any.
     line: Text,
-    /// Where `[keyword, rest, flags..., args...]` start in [`BlockFile`]'s word list.
+    /// Where `[keyword, rest, flags..., args...]` start in [`Dockerfile`]'s word list.
     first: u32,
     /// How many words.
     len: u32,
@@ -110,7 +110,7 @@ pub struct Block {
     end_line: u32,
     /// The length of the logical line in `line`.
     orig_len: u32,
-    /// ONBUILD: its trigger's index in [`BlockFile`]'s triggers; otherwise where the block's
+    /// ONBUILD: its trigger's index in [`Dockerfile`]'s triggers; otherwise where the block's
     /// heredocs start in the file's heredoc list.
     ext: u32,
     /// How many heredocs.
@@ -291,7 +291,7 @@ pub(super) fn view_of<'a>(line: &'a str, w: &WordRef) -> WordView<'a> {
 pub struct BlockRef<'a> {
     block: &'a Block,
     words: &'a [WordRef],
-    file: &'a BlockFile,
+    file: &'a Dockerfile,
 }
 
 impl<'a> BlockRef<'a> {
@@ -481,7 +481,7 @@ impl<'a> Iterator for Sources<'a> {
 }
 
 /// `block` with its words out of the file's list.
-fn with_words<'a>(block: &'a Block, file: &'a BlockFile) -> BlockRef<'a> {
+fn with_words<'a>(block: &'a Block, file: &'a Dockerfile) -> BlockRef<'a> {
     let words = &file.words;
     let first = (block.first as usize).min(words.len());
     let end = (first + block.len as usize).min(words.len());
@@ -497,7 +497,7 @@ fn with_words<'a>(block: &'a Block, file: &'a BlockFile) -> BlockRef<'a> {
 pub struct StageView<'a> {
     name: Option<&'a str>,
     blocks: &'a [Block],
-    file: &'a BlockFile,
+    file: &'a Dockerfile,
 }
 
 impl<'a> StageView<'a> {
@@ -519,12 +519,12 @@ impl<'a> StageView<'a> {
 /// A parsed Dockerfile of blocks: one list of every instruction in file order, the stages as
 /// positions in it (no list per stage).
 #[derive(Debug, Clone)]
-pub struct BlockFile {
+pub struct Dockerfile {
     /// Parser directives in the order written.
     pub directives: Vec<Directive>,
     /// The escape character.
     pub escape: char,
-    /// Warnings, sorted as [`crate::Dockerfile::warnings`].
+    /// Warnings, sorted as [`crate::TypedDockerfile::warnings`].
     pub warnings: Vec<Warning>,
     blocks: Vec<Block>,
     /// The words of every block, in file order: the file's one list of words.
@@ -537,7 +537,56 @@ pub struct BlockFile {
     triggers: Vec<Block>,
 }
 
-impl BlockFile {
+impl Dockerfile {
+    /// The directive called `name` (`syntax`, `escape`, `check`), if present.
+    pub fn directive(&self, name: &str) -> Option<&Directive> {
+        self.directives.iter().find(|d| d.name == name)
+    }
+
+    /// `# syntax=` directive.
+    pub fn syntax(&self) -> Option<&Directive> {
+        self.directive("syntax")
+    }
+
+    /// `# check=` directive.
+    pub fn check(&self) -> Option<&Directive> {
+        self.directive("check")
+    }
+
+    /// The stage at `index`.
+    pub fn stage(&self, index: usize) -> Option<StageView<'_>> {
+        (index < self.stages.len()).then(|| self.stage_at(index))
+    }
+
+    /// The stage at `index`, which is below `stages.len()`: stages start at increasing block
+    /// indices, each with its FROM block.
+    fn stage_at(&self, index: usize) -> StageView<'_> {
+        let start = self.stages[index].0 as usize;
+        let end = self
+            .stages
+            .get(index + 1)
+            .map_or(self.blocks.len(), |s| s.0 as usize);
+        StageView {
+            name: self.stages[index].1.as_deref(),
+            blocks: &self.blocks[start..end],
+            file: self,
+        }
+    }
+
+    /// How many stages.
+    pub fn stage_count(&self) -> usize {
+        self.stages.len()
+    }
+
+    /// The stage called `name` (compared case-insensitively) and its index.
+    pub fn stage_by_name(&self, name: &str) -> Option<(usize, StageView<'_>)> {
+        let i = self
+            .stages
+            .iter()
+            .position(|s| s.1.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))?;
+        Some((i, self.stage(i)?))
+    }
+
     /// Every instruction in file order (global ARGs first).
     pub fn instructions(&self) -> impl ExactSizeIterator<Item = BlockRef<'_>> + '_ {
         self.blocks.iter().map(|b| with_words(b, self))
@@ -554,18 +603,7 @@ impl BlockFile {
 
     /// The stages in order.
     pub fn stages(&self) -> impl ExactSizeIterator<Item = StageView<'_>> + '_ {
-        (0..self.stages.len()).map(move |i| {
-            let start = self.stages[i].0 as usize;
-            let end = self
-                .stages
-                .get(i + 1)
-                .map_or(self.blocks.len(), |s| s.0 as usize);
-            StageView {
-                name: self.stages[i].1.as_deref(),
-                blocks: &self.blocks[start..end],
-                file: self,
-            }
-        })
+        (0..self.stages.len()).map(move |i| self.stage_at(i))
     }
 }
 

@@ -40,7 +40,7 @@ fn same_command(c: &CommandView<'_>, expected: &CommandForm) {
 /// Every block reads as the AST of [`crate::parse`] reads: positions, raw words, typed fields.
 pub(crate) fn assert_same(src: &str) {
     let source = Text::from(src);
-    let expected = crate::parse_shared(&source);
+    let expected = crate::parse_typed_shared(&source);
     let got = parse_blocks(&source);
     let (df, file) = match (expected, got) {
         (Err(e), Err(g)) => {

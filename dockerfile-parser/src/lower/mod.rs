@@ -10,7 +10,8 @@ mod from_run;
 mod simple;
 
 use crate::ast::{
-    CommandForm, Dockerfile, Instruction, InstructionNode, RawInstruction, Stage, Warning, Word,
+    CommandForm, Instruction, InstructionNode, RawInstruction, Stage, TypedDockerfile, Warning,
+    Word,
 };
 use crate::error::{ParseError, ParseErrorKind, suggest};
 use crate::span::Span;
@@ -315,15 +316,15 @@ impl Assembler {
         }
     }
 
-    /// Builds the [`Dockerfile`] from the instructions and the rest of the parse.
+    /// Builds the [`TypedDockerfile`] from the instructions and the rest of the parse.
     pub fn finish(
         mut self,
         directives: Vec<crate::ast::Directive>,
         escape: char,
         warnings: Vec<Warning>,
-    ) -> Dockerfile {
+    ) -> TypedDockerfile {
         self.end_stage();
-        Dockerfile {
+        TypedDockerfile {
             directives,
             escape,
             global_args: self.global_args,
