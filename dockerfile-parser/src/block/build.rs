@@ -1,5 +1,7 @@
 //! Building blocks: the line loop of [`parse_blocks`] and the reading of the common shapes.
 
+use std::cell::Cell;
+
 use super::{Block, Dockerfile, FlagView, Kind, WordRef, WordView};
 use crate::ast::{MountSpec, Word};
 use crate::error::ParseError;
@@ -9,6 +11,45 @@ use crate::scan::LogicalLine;
 use crate::span::Span;
 use crate::text::Text;
 use crate::{RawReader, text};
+
+/// Scratch lists of a parse, kept for the thread's next parse so that parsing many small files
+/// does not allocate them again for each.
+#[derive(Default)]
+struct Scratch {
+    join: String,
+    segments: Vec<(usize, usize)>,
+    words: Vec<(usize, usize, usize)>,
+    line_words: Vec<WordRef>,
+}
+
+thread_local! {
+    static SCRATCH: Cell<Scratch> = Cell::default();
+}
+
+/// `buf` if it is small enough to keep between parses (64 KiB), otherwise an empty one.
+fn small<T: Default + Capacity>(buf: T) -> T {
+    if buf.bytes() <= 64 << 10 {
+        buf
+    } else {
+        T::default()
+    }
+}
+
+trait Capacity {
+    fn bytes(&self) -> usize;
+}
+
+impl Capacity for String {
+    fn bytes(&self) -> usize {
+        self.capacity()
+    }
+}
+
+impl<T> Capacity for Vec<T> {
+    fn bytes(&self) -> usize {
+        self.capacity() * std::mem::size_of::<T>()
+    }
+}
 
 /// Parses `source` into blocks, with [`crate::parse`]'s checks, errors and warnings.
 pub fn parse_blocks(source: &Text) -> Result<Dockerfile, ParseError> {
@@ -33,13 +74,17 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<Dockerfile>, ParseError> {
         warnings: Vec::new(),
     };
     let mut checker = lower::Checker::default();
-    // Sized once from the number of lines (at most one instruction each; real instructions
-    // have about six words), so the lists do not grow by copies for a small file.
-    let lines = memchr::memchr_iter(b'\n', src.as_bytes()).count() + 1;
-    let mut blocks: Vec<Block> = Vec::with_capacity(lines);
+    // Sized once from the size (real instructions are about 50 bytes with six words; no pass
+    // to count the lines), so the lists rarely grow by copies.
+    let estimate = src.len() / 48 + 4;
+    let mut blocks: Vec<Block> = Vec::with_capacity(estimate);
     // Every block's words in one list; a line's words are read into `line_words` first.
-    let mut words: Vec<WordRef> = Vec::with_capacity(lines * 6);
-    let mut line_words: Vec<WordRef> = Vec::new();
+    let mut words: Vec<WordRef> = Vec::with_capacity(estimate * 6);
+    let kept = SCRATCH.with(Cell::take);
+    reader.scanner.join = kept.join;
+    reader.scanner.spare_segments = kept.segments;
+    reader.words = kept.words.into();
+    let mut line_words = kept.line_words;
     let mut stages = Vec::new();
     let mut heredocs = Vec::new();
     let mut triggers = Vec::new();
@@ -118,6 +163,14 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<Dockerfile>, ParseError> {
         };
         blocks.push(block);
     }
+    SCRATCH.with(|s| {
+        s.set(Scratch {
+            join: small(std::mem::take(&mut reader.scanner.join)),
+            segments: small(std::mem::take(&mut reader.scanner.spare_segments)),
+            words: small(reader.words.take()),
+            line_words: small(line_words),
+        })
+    });
     let (directives, escape, mut warnings) = reader.finish()?;
     if !checker.has_stage {
         return Ok(None);

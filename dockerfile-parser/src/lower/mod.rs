@@ -183,7 +183,10 @@ pub(crate) fn assert_lowers_cleanly(raw: &RawInstruction, name: &str, src: &str)
 /// Where an instruction goes: the checks of stage structure, as instructions come.
 #[derive(Default)]
 pub(crate) struct Checker {
-    names: std::collections::HashSet<crate::text::Text>,
+    /// The stage names so far: searched in order while there are few (most files have one to
+    /// three stages, and a hash set per file cost more than the search), then in `name_set`.
+    names: Vec<crate::text::Text>,
+    name_set: std::collections::HashSet<crate::text::Text>,
     /// A FROM was seen.
     pub has_stage: bool,
     /// The span of the last global ARG (for the "no FROM" error).
@@ -252,7 +255,7 @@ impl Checker {
         ctx: &mut Ctx<'_>,
     ) -> Place {
         if let Some(n) = &name
-            && !self.names.insert(n.clone())
+            && !self.insert_name(n)
         {
             ctx.warn(
                 "DuplicateStageName",
@@ -263,6 +266,22 @@ impl Checker {
         }
         self.has_stage = true;
         Place::Stage(name)
+    }
+
+    /// Adds a stage name; false when it was there already.
+    fn insert_name(&mut self, name: &crate::text::Text) -> bool {
+        const FEW: usize = 16;
+        if self.names.len() < FEW {
+            if self.names.contains(name) {
+                return false;
+            }
+            self.names.push(name.clone());
+            if self.names.len() == FEW {
+                self.name_set.extend(self.names.iter().cloned());
+            }
+            return true;
+        }
+        self.name_set.insert(name.clone())
     }
 }
 
