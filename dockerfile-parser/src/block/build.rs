@@ -2,8 +2,10 @@
 
 use std::cell::Cell;
 
-use super::{Block, Dockerfile, FlagView, Kind, WordRef, WordView};
-use crate::ast::{MountSpec, Word};
+use super::checks::{
+    HEALTHCHECK_FLAGS, fast_onbuild, flags_valid, has_heredoc_marker, valid_from, warn_as_lowering,
+};
+use super::{Block, Dockerfile, Kind, WordRef};
 use crate::error::ParseError;
 use crate::lower::{self, ADD_FLAGS, COPY_FLAGS, FlagKind, Place, RUN_FLAGS};
 use crate::raw::{fast_head, keyword_name, parse_words_into, simple_json_items, split_blanks};
@@ -88,11 +90,24 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<Dockerfile>, ParseError> {
     let mut stages = Vec::new();
     let mut heredocs = Vec::new();
     let mut triggers = Vec::new();
+    let mut trigger_words: Vec<WordRef> = Vec::new();
     while let Some(line) = reader.scanner.next_logical()? {
         let escape = reader.scanner.escape;
         let fast = {
             let mut scratch = reader.words.borrow_mut();
-            fast_block(&line, escape, &mut scratch, &mut line_words)
+            fast_block(&line, 0, escape, &mut scratch, &mut line_words)
+        };
+        let onbuild = if fast.is_none() && checker.has_stage {
+            let mut scratch = reader.words.borrow_mut();
+            fast_onbuild(
+                &line,
+                escape,
+                &mut scratch,
+                &mut line_words,
+                &mut trigger_words,
+            )
+        } else {
+            None
         };
         let block = match fast {
             Some((mut block, name, warn)) => {
@@ -119,6 +134,22 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<Dockerfile>, ParseError> {
                 if let Place::Stage(name) = place {
                     stages.push((blocks.len() as u32, name));
                 }
+                reader.scanner.recycle(line.segments);
+                reader.count += 1;
+                block
+            }
+            None if onbuild.is_some() => {
+                // ONBUILD and a trigger of the common shapes: two blocks, no lowering.
+                let Some((mut block, mut trigger)) = onbuild else {
+                    return Ok(None);
+                };
+                block.end_line = reader.scanner.line() as u32;
+                block.first = words.len() as u32;
+                words.extend_from_slice(&line_words);
+                trigger.first = words.len() as u32;
+                words.extend_from_slice(&trigger_words);
+                block.ext = triggers.len() as u32;
+                triggers.push(trigger);
                 reader.scanner.recycle(line.segments);
                 reader.count += 1;
                 block
@@ -189,52 +220,11 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<Dockerfile>, ParseError> {
     }))
 }
 
-/// The warning the lowering gives for a block that [`fast_block`] flagged: the same rule, text,
-/// span and line.
-fn warn_as_lowering(
-    ctx: &mut lower::Ctx<'_>,
-    name: &str,
-    line: &LogicalLine,
-    words: &[WordRef],
-    start_line: u32,
-) {
-    let (rule, message, span) = match name {
-        "env" | "label" => {
-            let kw = if name == "env" { "ENV" } else { "LABEL" };
-            (
-                "LegacyKeyValueFormat",
-                format!(
-                    "\"{kw} key=value\" should be used instead of legacy \"{kw} key value\" format"
-                ),
-                words[1].span,
-            )
-        }
-        "maintainer" => (
-            "MaintainerDeprecated",
-            "the MAINTAINER instruction is deprecated, use a label instead to define an image \
-             author"
-                .to_string(),
-            words[0].span,
-        ),
-        _ => {
-            let kw = line.text[words[0].start as usize..words[0].end as usize].to_ascii_uppercase();
-            (
-                "JSONArgsRecommended",
-                format!(
-                    "JSON arguments recommended for {kw} to prevent unintended behavior related \
-                     to OS signals"
-                ),
-                words[1].span,
-            )
-        }
-    };
-    ctx.warn(rule, message, span, start_line);
-}
-
 /// The block of a line in one of the prototype's shapes, with its keyword's name; `None` for
 /// anything else (flags, heredocs, shapes the lowering may refuse or warn about).
-fn fast_block(
+pub(super) fn fast_block(
     line: &LogicalLine,
+    base: usize,
     escape: char,
     scratch: &mut Vec<(usize, usize, usize)>,
     words: &mut Vec<WordRef>,
@@ -244,7 +234,16 @@ fn fast_block(
     if crate::reference_mode() {
         return None;
     }
-    let text = line.text.as_str();
+    // An ONBUILD's trigger starts at `base` of the line: its block's line is the rest.
+    let sub;
+    let line_text = if base == 0 {
+        &line.text
+    } else {
+        sub = line.text.slice(base..line.text.len());
+        &sub
+    };
+    let text = line_text.as_str();
+    let sp = |a: usize, b: usize| line.span(base + a, base + b);
     let head = fast_head(text)?;
     if has_heredoc_marker(text.as_bytes()) {
         return None;
@@ -258,9 +257,10 @@ fn fast_block(
         "add" => ADD_FLAGS,
         "from" => &[("platform", FlagKind::Str)],
         "run" => RUN_FLAGS,
+        "healthcheck" => HEALTHCHECK_FLAGS,
         _ => return None,
     };
-    if !flags_valid(line, flag_ranges, spec) {
+    if !flags_valid(line_text, sp, flag_ranges, spec) {
         return None;
     }
     let kind = match name {
@@ -280,6 +280,7 @@ fn fast_block(
         "stopsignal" => Kind::Stopsignal,
         "shell" => Kind::Shell,
         "maintainer" => Kind::Maintainer,
+        "healthcheck" => Kind::Healthcheck,
         _ => return None,
     };
     let after = &text[head.end..];
@@ -293,24 +294,24 @@ fn fast_block(
     let word = |a: usize, b: usize, t: usize| WordRef {
         start: (rest_start + a) as u32,
         end: (rest_start + t) as u32,
-        span: line.span(rest_start + a, rest_start + b),
+        span: sp(rest_start + a, rest_start + b),
     };
     let mut head_words = [WordRef::default(); 2 + 8];
     head_words[0] = WordRef {
         start: ks as u32,
         end: ke as u32,
-        span: line.span(ks, ke),
+        span: sp(ks, ke),
     };
     head_words[1] = WordRef {
         start: rest_start as u32,
         end: rest_end as u32,
-        span: line.span(rest_start, rest_end),
+        span: sp(rest_start, rest_end),
     };
     for (i, &(a, b)) in flag_ranges.iter().enumerate() {
         head_words[2 + i] = WordRef {
             start: a as u32,
             end: b as u32,
-            span: line.span(a, b),
+            span: sp(a, b),
         };
     }
     let head_words = &head_words[..2 + flag_ranges.len()];
@@ -332,7 +333,7 @@ fn fast_block(
             words.push(WordRef {
                 start: (rest_start + a + 1) as u32,
                 end: (rest_start + b - 1) as u32,
-                span: line.span(rest_start + a, rest_start + b),
+                span: sp(rest_start + a, rest_start + b),
             })
         });
         Some(())
@@ -424,7 +425,7 @@ fn fast_block(
                     words.push(WordRef {
                         start: (rest_start + eq_at + 1) as u32,
                         end: (rest_start + t) as u32,
-                        span: line.span(rest_start + eq_at + 1, rest_start + b),
+                        span: sp(rest_start + eq_at + 1, rest_start + b),
                     });
                     words.push(word(eq_at, eq_at + 1, eq_at + 1));
                 }
@@ -436,13 +437,49 @@ fn fast_block(
             words.extend_from_slice(head_words);
             words.push(head_words[1]);
         }
-        Kind::Healthcheck | Kind::Onbuild => return None,
+        Kind::Healthcheck => {
+            // `NONE`, or `CMD` and a command (JSON strings without escapes, or shell form).
+            let typ_len = rest.find(crate::raw::is_blank).unwrap_or(rest.len());
+            let typ = &rest[..typ_len];
+            let cmd = rest[typ_len..].trim_start_matches(crate::raw::is_blank);
+            let cmd_at = rest.len() - cmd.len();
+            if typ.eq_ignore_ascii_case("none") {
+                if !cmd.is_empty() || !flag_ranges.is_empty() {
+                    return None;
+                }
+                words.extend_from_slice(head_words);
+                words.push(word(0, typ_len, typ_len));
+            } else if typ.eq_ignore_ascii_case("cmd") && !cmd.is_empty() {
+                words.extend_from_slice(head_words);
+                words.push(word(0, typ_len, typ_len));
+                if cmd.starts_with('[') {
+                    let n = words.len();
+                    let at = rest_start + cmd_at;
+                    if !simple_json_items(cmd, |a, b| {
+                        words.push(WordRef {
+                            start: (at + a + 1) as u32,
+                            end: (at + b - 1) as u32,
+                            span: sp(at + a, at + b),
+                        });
+                    }) || words.len() == n
+                    {
+                        return None;
+                    }
+                    json = true;
+                } else {
+                    words.push(word(cmd_at, rest.len(), rest.len()));
+                }
+            } else {
+                return None;
+            }
+        }
+        Kind::Onbuild => return None,
     }
     Some((
         Block {
             first: 0,
             len: words.len() as u32,
-            span: Span::new(line.source_offset(0), line.end),
+            span: Span::new(line.source_offset(base), line.end),
             start_line: line.start_line as u32,
             end_line: line.end_line as u32,
             kind,
@@ -451,89 +488,9 @@ fn fast_block(
             ext: 0,
             heredocs: 0,
             bits: if json { super::JSON } else { 0 },
-            line: line.text.clone(),
+            line: line_text.clone(),
         },
         name,
         legacy,
     ))
-}
-
-/// Whether `text` may hold a heredoc marker (`<<`).
-fn has_heredoc_marker(text: &[u8]) -> bool {
-    memchr::memchr_iter(b'<', text).any(|i| text.get(i + 1) == Some(&b'<'))
-}
-
-/// Whether plain flag words (no quotes or backslashes) pass the checks of [`crate::lower`]'s
-/// `Flags::parse` for `spec`, and a constant `--chmod` its value check.
-fn flags_valid(line: &LogicalLine, flags: &[(usize, usize)], spec: &[(&str, FlagKind)]) -> bool {
-    let mut seen = [""; 8];
-    for (i, &(a, b)) in flags.iter().enumerate() {
-        let f = FlagView::of(WordView {
-            text: &line.text[a..b],
-            span: Span::default(),
-        });
-        let Some(&(name, kind)) = spec.iter().find(|(n, _)| *n == f.name) else {
-            return false;
-        };
-        if kind != FlagKind::Strs && seen[..i].contains(&name) {
-            return false;
-        }
-        seen[i] = name;
-        let ok = match (kind, f.value) {
-            (FlagKind::Bool, Some(v)) => {
-                v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false")
-            }
-            (FlagKind::Bool, None) => true,
-            (_, None) => false,
-            (_, Some(v)) => match name {
-                "chmod" => v.contains('$') || crate::values::parse_chmod(v).is_ok(),
-                "network" => matches!(v, "default" | "none" | "host"),
-                "security" => matches!(v, "sandbox" | "insecure"),
-                "mount" => mount_of(&line.text, a, b, line.span(a, b)).is_some(),
-                _ => true,
-            },
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-/// The mount of the `--mount=` flag word at `a..b` of `line` as the lowering reads it (options
-/// that BuildKit only checks when the stage runs are kept in [`MountSpec::invalid`]); `None`
-/// when the lowering refuses it.
-pub(super) fn mount_of(line: &Text, a: usize, b: usize, span: Span) -> Option<MountSpec> {
-    let word = Word::new(line.slice(a + "--mount=".len()..b), span);
-    match MountSpec::parse_word(&word, true) {
-        Ok(m) => Some(m),
-        Err(e) if crate::mount::is_csv_record(&word.text) => Some(MountSpec {
-            raw: word,
-            invalid: Some(e.message),
-            ..MountSpec::default()
-        }),
-        Err(_) => None,
-    }
-}
-
-/// A FROM that lowers without an error or a warning: `image`, or `image AS name` with a
-/// lower-case name and `AS` cased as the keyword.
-fn valid_from(text: &str, words: &[WordRef], nh: usize) -> bool {
-    let s = |w: &WordRef| &text[w.start as usize..w.end as usize];
-    match words.len() - nh {
-        1 => true,
-        3 => {
-            let (kw, as_word, alias) = (s(&words[0]), s(&words[nh + 1]), s(&words[nh + 2]));
-            let mut chars = alias.chars();
-            let alias_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
-                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
-            let upper = |t: &str| t.bytes().all(|c| c.is_ascii_uppercase());
-            let lower = |t: &str| t.bytes().all(|c| c.is_ascii_lowercase());
-            as_word.eq_ignore_ascii_case("as")
-                && alias_ok
-                && (!upper(kw) || upper(as_word))
-                && (!lower(kw) || lower(as_word))
-        }
-        _ => false,
-    }
 }

@@ -278,6 +278,29 @@ fn blocks_of_edge_shapes() {
         "HEALTHCHECK BOGUS",
         "ENV A=\"x\\\" y\"",
         "RUN --mount=\"type=cache,target=/x\" make",
+        "ONBUILD CMD x",
+        "ONBUILD ENV A 1",
+        "ONBUILD RUN [\"a\", \"b\"]",
+        "ONBUILD  COPY --from=x --chown=1 a b  ",
+        "onbuild run --mount=type=cache,target=/c make \\\n  all",
+        "ONBUILD ONBUILD RUN x",
+        "ONBUILD maintainer me",
+        "ONBUILD --x RUN y",
+        "ONBUILD RUN --network=bogus x",
+        "ONBUILD HEALTHCHECK --interval=1m CMD [\"true\"]",
+        "ONBUILD SHELL []",
+        "HEALTHCHECK --interval=0s CMD x",
+        "healthcheck cmd x y",
+        "HEALTHCHECK CMD []",
+        "HEALTHCHECK CMD [\"a\"",
+        "HEALTHCHECK --retries=3 NONE",
+        "HEALTHCHECK --retries=-1 CMD x",
+        "HEALTHCHECK --timeout=2 CMD x",
+        "HEALTHCHECK --interval=1s --interval=2s CMD x",
+        "HEALTHCHECK --bogus=1 CMD x",
+        "HEALTHCHECK CMD\tcurl",
+        "HEALTHCHECK none",
+        "HEALTHCHECK \\\n  CMD [\"a\", \"b\"]",
     ] {
         assert_same(&format!("FROM a AS b\n{body}\n"));
         assert_same(&format!("from a As Bad\n{body}\nFROM c as b\n"));
@@ -292,6 +315,7 @@ fn common_shapes_take_one_block() {
                ENV A=1 B=\"2 3\"\nENV C 4\nCMD run it\nSHELL [\"sh\", \"-c\"]\nMAINTAINER me\nRUN --mount=type=cache,target=/c --network=none x\nWORKDIR /w\nCMD [\"a\", \"b\"]\nEXPOSE 80 443\nUSER app\n";
     let file = parse_blocks(&Text::from(src)).unwrap();
     assert_eq!(file.instructions().len(), 14);
+    assert!(file.triggers.is_empty() && file.heredocs.is_empty());
     assert_same(src);
 }
 
