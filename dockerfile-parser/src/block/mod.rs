@@ -311,7 +311,11 @@ impl<'a> BlockRef<'a> {
     fn words_from(self, a: usize, b: usize) -> Words<'a> {
         Words {
             line: self.block.line.as_str(),
-            refs: self.words[a.min(self.words.len())..b.min(self.words.len())].iter(),
+            refs: self
+                .words
+                .get(a..b.min(self.words.len()))
+                .unwrap_or(&[])
+                .iter(),
         }
     }
 
@@ -434,7 +438,7 @@ impl<'a> BlockRef<'a> {
                 label: self.block.kind == Kind::Label,
                 pairs: Pairs {
                     line: self.block.line.as_str(),
-                    triples: self.words[a..].chunks_exact(3),
+                    triples: self.words.get(a..).unwrap_or(&[]).chunks_exact(3),
                 },
             },
             Kind::Arg => View::Arg(self.args()),
