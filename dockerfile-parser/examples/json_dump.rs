@@ -1,5 +1,6 @@
 //! `kiln parse --json`'s work alone, for profiles: the compact dump of a file, written to stdout.
-//! With `ast` as second argument: `parse()` alone; with `blocks`: `block::parse_blocks` alone.
+//! With `ast` as second argument: `parse_typed()` alone (the typed layer); with `blocks`:
+//! `parse()` alone (one block per instruction).
 //! Given a directory, parses each of its files 100 times (`ast` or `blocks`), as the
 //! `parse/corpus` bench does.
 use std::io::Write;
@@ -24,7 +25,7 @@ fn main() {
             for t in &texts {
                 let source = kiln_dockerfile_parser::Text::from(t.as_str());
                 ok += usize::from(if blocks {
-                    kiln_dockerfile_parser::block::parse_blocks(&source).is_ok()
+                    kiln_dockerfile_parser::parse_shared(&source).is_ok()
                 } else {
                     kiln_dockerfile_parser::parse_typed_shared(&source).is_ok()
                 });
@@ -41,11 +42,8 @@ fn main() {
     let out = std::io::stdout();
     let mut out = out.lock();
     if mode == "blocks" {
-        let n = kiln_dockerfile_parser::block::parse_blocks(&source).map(|f| {
-            let all = f.instructions().len();
-            (all, all - f.instructions().count())
-        });
-        let _ = writeln!(out, "{n:?} (instructions, in blocks of their own)");
+        let n = kiln_dockerfile_parser::parse_shared(&source).map(|f| f.instructions().len());
+        let _ = writeln!(out, "{n:?}");
         return;
     }
     if mode == "ast" {
