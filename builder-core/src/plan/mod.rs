@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_dockerfile_parser::block::{BlockRef, View};
 use kiln_dockerfile_parser::shell::{ExpandError, Expander};
-use kiln_dockerfile_parser::{Dockerfile, Instruction, InstructionNode, ParseError, Span};
+use kiln_dockerfile_parser::{Dockerfile, ParseError, Span};
 
 pub use crate::image::Platform;
 pub use crate::image::{ContainerConfig, DEFAULT_PATH};
@@ -270,15 +270,6 @@ fn cycle_text(stages: &[(String, usize)]) -> String {
 /// A base image as the planner needs it: its container config for a platform.
 pub type ImageLookup<'a> = dyn Fn(&ImageRef, &Platform) -> Option<ContainerConfig> + 'a;
 
-pub(crate) fn origin_of(node: &InstructionNode) -> Origin {
-    Origin {
-        span: node.span(),
-        start_line: node.start_line(),
-        end_line: node.end_line(),
-        text: node.original().to_string(),
-    }
-}
-
 pub(crate) fn origin_of_block(block: BlockRef<'_>) -> Origin {
     Origin {
         span: block.span(),
@@ -310,16 +301,13 @@ fn global_scope(
             .map(|(k, v)| (k, Some(v)))
             .collect();
     for block in df.global_args() {
-        // The typed reading of the ARG, which splits `name=default`.
-        let Some(node) = block.to_node() else {
+        let View::Arg(words) = block.view() else {
             continue;
         };
-        let Instruction::Arg { args } = &node.instruction else {
-            continue;
-        };
-        for (name, default) in args {
+        for word in words {
+            let (name, default) = dispatch::arg_parts(word);
             usage.declared.insert(name.text.to_string());
-            let value = match opts.build_args.get(name.text.as_str()) {
+            let value = match opts.build_args.get(name.text) {
                 Some(v) => Some(v.clone()),
                 None => match default {
                     Some(word) => {
@@ -330,7 +318,7 @@ fn global_scope(
                                 .and_then(|(_, v)| v.clone())
                         };
                         let value = expander
-                            .expand(&word.text, &lookup)
+                            .expand(word.text, &lookup)
                             .map_err(|source| PlanError::Expand {
                                 what: format!("ARG {}", name.text),
                                 span: word.span,
@@ -343,7 +331,7 @@ fn global_scope(
                     None => None,
                 },
             };
-            globals.retain(|(n, _)| n != &name.text);
+            globals.retain(|(n, _)| n != name.text);
             globals.push((name.text.to_string(), value));
         }
     }

@@ -138,6 +138,26 @@ impl<'a> BlockRef<'a> {
         self.file.heredocs.get(a..b).unwrap_or(&[])
     }
 
+    /// COPY's and ADD's inline files: for each source that is a heredoc marker, in order, the
+    /// heredoc it names (as the lowering's `CopyInstruction::heredocs`).
+    pub fn inline_files(self) -> impl Iterator<Item = &'a Heredoc> + 'a {
+        let heredocs = if self.block.json() {
+            &[]
+        } else {
+            self.heredocs()
+        };
+        let n = self.words.len();
+        let sources = if heredocs.is_empty() {
+            self.words_from(0, 0)
+        } else {
+            self.words_from(self.first_arg(), n.saturating_sub(1))
+        };
+        sources.filter_map(move |w| match crate::raw::parse_heredoc_marker(w.text) {
+            Ok(Some((name, ..))) => heredocs.iter().find(|h| h.name == name),
+            _ => None,
+        })
+    }
+
     /// ONBUILD's trigger (whether or not it lowers).
     pub fn trigger(self) -> Option<BlockRef<'a>> {
         if self.block.kind != Kind::Onbuild || self.block.bits & TRIGGER != 0 {

@@ -127,6 +127,10 @@ pub(crate) fn assert_same(src: &str) {
                     );
                 }
                 assert_eq!(block.flag_on("link"), c.link);
+                assert_eq!(
+                    block.inline_files().cloned().collect::<Vec<_>>(),
+                    &c.heredocs[..]
+                );
             }
             (
                 View::Pairs { pairs, .. },
