@@ -1,11 +1,13 @@
-//! Parser throughput: a 1 MB and a 10 MB synthetic Dockerfile (to check linearity) and the corpus.
+//! Parser throughput: a 1 MB and a 10 MB synthetic Dockerfile (to check linearity) and the corpus,
+//! with `parse` (one block per instruction) and `parse_typed` (the typed layer of boxed nodes it
+//! replaced, the tests' reference; `_typed` in the name).
 
 use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln_benches::dockerfiles::synthetic;
-use kiln_dockerfile_parser::parse;
+use kiln_dockerfile_parser::{parse, parse_typed};
 
 fn corpus() -> Vec<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/dockerfiles/corpus");
@@ -29,6 +31,9 @@ fn bench(c: &mut Criterion) {
             group.sample_size(10);
         }
         group.bench_function(name, |b| b.iter(|| parse(black_box(&src))));
+        group.bench_function(format!("{name}_typed"), |b| {
+            b.iter(|| parse_typed(black_box(&src)))
+        });
     }
     let files = corpus();
     let total: usize = files.iter().map(String::len).sum();
@@ -39,6 +44,13 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 for f in &files {
                     let _ = black_box(parse(black_box(f)));
+                }
+            })
+        });
+        group.bench_function("corpus_typed", |b| {
+            b.iter(|| {
+                for f in &files {
+                    let _ = black_box(parse_typed(black_box(f)));
                 }
             })
         });

@@ -6,7 +6,7 @@ fn main() {
     if std::io::stdin().read_to_string(&mut src).is_err() {
         return;
     }
-    match kiln_dockerfile_parser::parse(&src) {
+    match kiln_dockerfile_parser::parse_typed(&src) {
         Ok(df) => println!(
             "{}",
             serde_json::to_string_pretty(&kiln_dockerfile_parser::dump::to_json(&df))

@@ -522,7 +522,7 @@ impl Stage {
 
 /// A parsed Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Dockerfile {
+pub struct TypedDockerfile {
     /// Parser directives in the order written.
     pub directives: Vec<Directive>,
     /// The escape character (`\` or `` ` ``).
@@ -535,7 +535,7 @@ pub struct Dockerfile {
     pub warnings: Vec<Warning>,
 }
 
-impl Dockerfile {
+impl TypedDockerfile {
     /// The directive called `name` (`syntax`, `escape`, `check`), if present.
     pub fn directive(&self, name: &str) -> Option<&Directive> {
         self.directives.iter().find(|d| d.name == name)

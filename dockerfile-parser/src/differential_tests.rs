@@ -6,13 +6,13 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use crate::{REFERENCE, parse};
+use crate::{REFERENCE, parse_typed as parse};
 
 fn both(
     src: &str,
 ) -> (
-    Result<crate::Dockerfile, crate::ParseError>,
-    Result<crate::Dockerfile, crate::ParseError>,
+    Result<crate::TypedDockerfile, crate::ParseError>,
+    Result<crate::TypedDockerfile, crate::ParseError>,
 ) {
     REFERENCE.with(|r| r.set(true));
     let reference = parse(src);
@@ -133,6 +133,9 @@ fn line() -> impl Strategy<Value = String> {
         Just("EOF".to_string()),
         Just("COPY --from=b --chmod=0755 <<-X /d".to_string()),
         Just("COPY [\"a\", \"b c\", \"/d/\"]".to_string()),
+        Just("COPY --from=b --link --chown=1:1 a /d".to_string()),
+        Just("RUN --mount=type=cache,target=/x,sharing=locked --network=none make".to_string()),
+        Just("from a As B".to_string()),
         Just("CMD [\"a\\\"b\", \"\\u00e9\"]".to_string()),
         Just("ENTRYPOINT [ \"/bin/app\" ,\"--port\",\"80\" ]".to_string()),
         Just("SHELL [\"/bin/sh\", \"-c\"]".to_string()),
@@ -169,5 +172,6 @@ proptest! {
             crate::dump::tests::assert_same_pretty_text(df);
         }
         crate::dump::tests::assert_streamed_same(&src);
+        crate::block::tests::assert_same(&src);
     }
 }

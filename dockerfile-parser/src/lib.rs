@@ -6,15 +6,18 @@
 //! in [`Word`]s, and [`shell::Expander`] gives the planner BuildKit's expansion semantics.
 //!
 //! ```
-//! use kiln_dockerfile_parser::{parse, CommandForm, Instruction};
+//! use kiln_dockerfile_parser::block::{CommandView, View};
+//! use kiln_dockerfile_parser::parse;
 //!
 //! let df = parse("ARG BASE=alpine\nFROM $BASE AS build\nRUN --network=none make\n")?;
-//! assert_eq!(df.global_args.len(), 1);
-//! assert_eq!(df.stages[0].name.as_deref(), Some("build"));
-//! let run = &df.stages[0].instructions[0];
+//! assert_eq!(df.global_args().len(), 1);
+//! let stage = df.stages().next().unwrap();
+//! assert_eq!(stage.name(), Some("build"));
+//! let run = stage.instructions().next().unwrap();
 //! assert_eq!(run.start_line(), 3);
-//! match &run.instruction {
-//!     Instruction::Run(r) => assert!(matches!(&r.command, CommandForm::Shell(w) if w.text == "make")),
+//! assert_eq!(run.flag_value("network").map(|w| w.text), Some("none"));
+//! match run.view() {
+//!     View::Run(CommandView::Shell(w)) => assert_eq!(w.text, "make"),
 //!     other => panic!("unexpected {other:?}"),
 //! }
 //!
@@ -32,12 +35,15 @@
 //!   arguments as BuildKit's parser node chain holds them), for linters, formatters and the JSON
 //!   dump ([`dump::to_json`], behind `kiln parse --json`).
 //! * [`parse`] checks every instruction (flags, argument counts, mounts, durations, stage names,
-//!   ONBUILD triggers) and groups them into global ARGs and [`Stage`]s.
+//!   ONBUILD triggers) and keeps each as one block ([`Dockerfile`], see [`block`]): the global
+//!   ARGs and the stages are positions in one list of blocks, and the typed reading of a block
+//!   ([`block::View`]) borrows it. [`parse_typed`] gives the same instructions as boxed typed
+//!   nodes ([`TypedDockerfile`], [`Stage`]), the reference the blocks are tested against.
 //!
 //! Errors are [`ParseError`]s with a span, a plain-words expected/found label and a help line,
 //! and implement [`miette::Diagnostic`]. Warnings (empty continuation lines, MAINTAINER, legacy
 //! `ENV k v`, casing, shell-form CMD/ENTRYPOINT, duplicate stage names) are returned in
-//! [`Dockerfile::warnings`], never printed.
+//! [`TypedDockerfile::warnings`], never printed.
 //!
 //! # How the work is split, and why
 //!
@@ -80,6 +86,7 @@
 #![deny(missing_docs)]
 
 pub mod ast;
+pub mod block;
 pub mod bytes;
 pub mod dump;
 pub mod error;
@@ -113,6 +120,7 @@ fn reference_mode() -> bool {
 }
 
 pub use ast::*;
+pub use block::Dockerfile;
 pub use error::{ParseError, ParseErrorKind};
 pub use span::{LineIndex, Span, Spanned};
 pub use text::Text;
@@ -197,6 +205,14 @@ impl<'a> RawReader<'a> {
         let Some(line) = self.scanner.next_logical()? else {
             return Ok(None);
         };
+        self.build_line(line).map(Some)
+    }
+
+    /// The raw instruction of a logical line the scanner gave, its heredoc bodies read.
+    fn build_line(
+        &mut self,
+        line: scan::LogicalLine,
+    ) -> Result<(RawInstruction, &'static str), ParseError> {
         let src = self.src;
         let scanner = &mut self.scanner;
         let builder = RawBuilder {
@@ -232,7 +248,7 @@ impl<'a> RawReader<'a> {
         raw.original = line.text;
         self.scanner.recycle(line.segments);
         self.count += 1;
-        Ok(Some((raw, name)))
+        Ok((raw, name))
     }
 
     /// Directives, escape character and the pre-pass's warnings, once every instruction is read.
@@ -262,14 +278,27 @@ pub fn is_heredoc_marker(word: &str) -> bool {
     matches!(raw::parse_heredoc_marker(word), Ok(Some(_)))
 }
 
-/// Parse a Dockerfile.
+/// Parse a Dockerfile into one block per instruction ([`Dockerfile`]).
 pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
     parse_shared(&source_text(src)?)
 }
 
-/// Parse a Dockerfile held in a shared buffer: the AST's strings slice `source` instead of
-/// copying it (see [`Text`]). `Text::new(string)` makes one without copying.
+/// [`parse`] of a Dockerfile held in a shared buffer: the blocks' lines slice `source` instead
+/// of copying it (see [`Text`]). `Text::new(string)` makes one without copying.
 pub fn parse_shared(source: &Text) -> Result<Dockerfile, ParseError> {
+    block::parse_blocks(source)
+}
+
+/// Parse a Dockerfile into the typed layer ([`TypedDockerfile`]: a boxed node per
+/// instruction with its raw and typed forms). [`parse`] gives the same instructions, checks,
+/// errors and warnings as blocks, at a third of the cost; this form is the reference the blocks
+/// are tested against, and [`block::BlockRef::to_node`] gives it for one block.
+pub fn parse_typed(src: &str) -> Result<TypedDockerfile, ParseError> {
+    parse_typed_shared(&source_text(src)?)
+}
+
+/// [`parse_typed`] over a shared buffer.
+pub fn parse_typed_shared(source: &Text) -> Result<TypedDockerfile, ParseError> {
     let mut asm = lower::Assembler::default();
     let head = parse_each(source, |node, place, _| asm.push(node, place))?;
     Ok(asm.finish(head.directives, head.escape, head.warnings))
@@ -282,12 +311,12 @@ pub struct Summary {
     pub directives: Vec<Directive>,
     /// The escape character.
     pub escape: char,
-    /// Sorted as [`Dockerfile::warnings`].
+    /// Sorted as [`TypedDockerfile::warnings`].
     pub warnings: Vec<Warning>,
 }
 
 /// Parses `source` and hands each instruction, checked, to `each` in file order (global ARGs,
-/// then each stage's FROM and its instructions, as [`Dockerfile::instructions`]) without keeping
+/// then each stage's FROM and its instructions, as [`TypedDockerfile::instructions`]) without keeping
 /// them: for a reader that needs one instruction at a time, the memory is the text's, not the
 /// AST's. An error anywhere in the file fails the whole parse, with the error [`parse`] gives,
 /// after some instructions may have been handed over: buffer what `each` produces until this
@@ -300,7 +329,7 @@ pub fn parse_streamed(
 }
 
 /// Parses `source` and hands each instruction, checked, to `each` in file order, without
-/// keeping them: [`parse_shared`] keeps them in a [`Dockerfile`], the JSON dump writes them out
+/// keeping them: [`parse_shared`] keeps them in a [`TypedDockerfile`], the JSON dump writes them out
 /// as they come. The errors are the same either way: an error found after some instructions
 /// were handed over makes the whole parse fail.
 pub(crate) fn parse_each(

@@ -46,7 +46,7 @@ pub(crate) struct RawBuilder<'a> {
 /// (a property test checks this): optional blanks, a keyword up to the first blank, then words
 /// starting with `--` up to the next blank. Most instructions take it, which keeps the
 /// per-instruction cost low (see the crate docs).
-fn fast_head(text: &str) -> Option<FastHead> {
+pub(crate) fn fast_head(text: &str) -> Option<FastHead> {
     // Byte-wise: the blanks are ASCII, and no byte of a multi-byte character is ASCII.
     let b = text.as_bytes();
     let blank = |c: &u8| matches!(c, b' ' | b'\t' | 0x0B | 0x0C | b'\r' | b'\n');
@@ -96,21 +96,21 @@ fn has_quote_or_backslash(word: &[u8]) -> bool {
 }
 
 /// Result of [`fast_head`]: byte ranges in the line.
-struct FastHead {
-    keyword: (usize, usize),
-    flags: FlagRanges,
-    end: usize,
+pub(crate) struct FastHead {
+    pub keyword: (usize, usize),
+    pub flags: FlagRanges,
+    pub end: usize,
 }
 
 /// The flag words of a head read by [`fast_head`], without an allocation.
 #[derive(Default)]
-struct FlagRanges {
+pub(crate) struct FlagRanges {
     ranges: [(usize, usize); 8],
     len: usize,
 }
 
 impl FlagRanges {
-    fn as_slice(&self) -> &[(usize, usize)] {
+    pub fn as_slice(&self) -> &[(usize, usize)] {
         &self.ranges[..self.len]
     }
 }

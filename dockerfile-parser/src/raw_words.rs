@@ -44,7 +44,7 @@ pub(super) fn simple_json_strings(rest: &str) -> Option<Vec<(Option<String>, usi
 /// [`simple_json_strings`] without a list: hands the range of each string literal (quotes
 /// included) to `each`, and says whether the whole text is such an array. On `false`, `each`
 /// may have been called for some items.
-pub(super) fn simple_json_items(rest: &str, mut each: impl FnMut(usize, usize)) -> bool {
+pub(crate) fn simple_json_items(rest: &str, mut each: impl FnMut(usize, usize)) -> bool {
     simple_json_scan(rest, &mut each).is_some()
 }
 
@@ -338,7 +338,7 @@ pub(super) fn unquote_flag(raw: &str) -> String {
 }
 
 /// Keywords whose instruction may carry heredocs.
-pub(super) fn heredoc_capable(name: &str) -> bool {
+pub(crate) fn heredoc_capable(name: &str) -> bool {
     matches!(name, "run" | "copy" | "add")
 }
 

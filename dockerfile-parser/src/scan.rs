@@ -86,9 +86,9 @@ pub(crate) struct Scanner<'a> {
     directives_done: bool,
     pub warnings: Vec<Warning>,
     /// Scratch for joining a continued line, kept between lines so it is allocated once.
-    join: String,
+    pub(crate) join: String,
     /// A segment list handed back by [`Scanner::recycle`], reused for the next continued line.
-    spare_segments: Vec<(usize, usize)>,
+    pub(crate) spare_segments: Vec<(usize, usize)>,
 }
 
 fn is_go_space(c: char) -> bool {

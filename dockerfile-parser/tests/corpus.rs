@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use kiln_dockerfile_parser::{dump, parse};
+use kiln_dockerfile_parser::{dump, parse_typed as parse};
 
 #[test]
 fn corpus_parses() {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln_dockerfile_parser::{dump, parse};
+use kiln_dockerfile_parser::{dump, parse_typed as parse};
 use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource};
 use serde_json::{Value, json};
 

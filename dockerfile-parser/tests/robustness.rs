@@ -1,8 +1,29 @@
 //! No panic, no hang and bounded work on hostile input.
 
+use kiln_dockerfile_parser::block::parse_blocks;
 use kiln_dockerfile_parser::shell::{ExpandErrorKind, Expander};
-use kiln_dockerfile_parser::{parse, parse_raw};
+use kiln_dockerfile_parser::{Text, parse, parse_raw};
 use proptest::prelude::*;
+
+/// Parses `src` and reads every block every way an embedder can.
+fn read_every_block(src: &str) {
+    let Ok(df) = parse(src) else {
+        return;
+    };
+    for b in df.instructions() {
+        let _ = format!("{:?}", b.view());
+        let _ = (
+            b.to_raw(),
+            b.to_node(),
+            b.mounts().count(),
+            b.heredocs().len(),
+        );
+        let _ = (b.onbuild_expression(), b.healthcheck_duration("interval"));
+        if let Some(t) = b.trigger() {
+            let _ = (format!("{:?}", t.view()), t.to_node());
+        }
+    }
+}
 
 fn env(_: &str) -> Option<String> {
     Some("v".into())
@@ -13,7 +34,8 @@ proptest! {
 
     #[test]
     fn arbitrary_text_never_panics(src in "\\PC{0,200}") {
-        let _ = parse(&src);
+        read_every_block(&src);
+        let _ = parse_blocks(&Text::from(src.as_str()));
     }
 
     #[test]
@@ -30,6 +52,10 @@ proptest! {
                 Just("`".to_string()),
                 Just("ONBUILD RUN x".to_string()),
                 Just("HEALTHCHECK --interval=1s CMD [\"a\"]".to_string()),
+                Just("ONBUILD COPY --from=b <<E /d".to_string()),
+                Just("HEALTHCHECK NONE".to_string()),
+                Just("RUN --mount=type=cache,target=/c x".to_string()),
+                Just("COPY --chown=\"a\" x y".to_string()),
                 "[A-Za-z$={}\\[\\]\"' \\\\<>-]{0,40}",
             ],
             0..30,
@@ -38,8 +64,9 @@ proptest! {
     ) {
         let sep = if crlf { "\r\n" } else { "\n" };
         let src = lines.join(sep);
-        let _ = parse(&src);
+        read_every_block(&src);
         let _ = parse_raw(&src);
+        let _ = parse_blocks(&Text::from(src.as_str()));
     }
 
     #[test]
@@ -70,7 +97,8 @@ fn one_megabyte_continued_instruction() {
         "&& \\\n  echo x ".repeat(1 << 16)
     );
     let df = parse(&src).expect("parses");
-    assert_eq!(df.stages[0].instructions[0].end_line(), (1 << 16) + 2);
+    let run = df.stages().next().and_then(|s| s.instructions().next());
+    assert_eq!(run.map(|r| r.end_line()), Some((1 << 16) + 2));
 }
 
 #[test]

@@ -2,13 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kiln_dockerfile_parser::block::{BlockRef, CommandView, Sources, View, WordView};
 use kiln_dockerfile_parser::shell::Expander;
-use kiln_dockerfile_parser::{
-    CommandForm, CopyInstruction, Healthcheck, Instruction, InstructionNode, Span, Word,
-};
+use kiln_dockerfile_parser::{Span, Word};
 
 use super::scope::{ArgUsage, PROXY_ARGS, StageScope};
-use super::{ContainerConfig, DEFAULT_PATH, ImageLookup, PlanError, PlanOptions, origin_of};
+use super::{ContainerConfig, DEFAULT_PATH, ImageLookup, PlanError, PlanOptions, origin_of_block};
 use crate::graph::{Base, CopyOp, ImageRef, InlineFile, Op, SourceRef, StagePlan, Step};
 use crate::image::Healthcheck as HealthConfig;
 
@@ -41,6 +40,9 @@ pub(super) struct StageState<'a> {
     pub(super) set_at: BTreeMap<String, Span>,
     /// The first error that counts only if the build runs this stage (a bad mount option).
     pub(super) deferred: Option<PlanError>,
+    /// While a base image's ONBUILD trigger is planned: the span and lines of the FROM that
+    /// inherited it, which its steps and errors point at.
+    pub(super) at_from: Option<(Span, usize, usize)>,
 }
 
 /// A planned stage, the first reference to each stage it depends on, and the first error that
@@ -53,8 +55,10 @@ pub(super) fn plan_stage(
     images: &ImageLookup<'_>,
     usage: &mut ArgUsage,
 ) -> Result<PlannedStage, PlanError> {
-    let stage = &input.df.stages[input.index];
-    let from_origin = origin_of(&stage.from);
+    let Some(stage) = input.df.stage(input.index) else {
+        return Err(PlanError::NoStage);
+    };
+    let from_origin = origin_of_block(stage.from());
     let (mut config, inherited_from) = match &input.base {
         Base::Scratch => (ContainerConfig::default(), None),
         Base::Stage(i) => match planned.get(i) {
@@ -104,6 +108,7 @@ pub(super) fn plan_stage(
         cmd_set: false,
         set_at: BTreeMap::new(),
         deferred: None,
+        at_from: None,
     };
 
     // ONBUILD triggers of the base run first, as if written right after FROM.
@@ -118,18 +123,21 @@ pub(super) fn plan_stage(
                     source: Box::new(e),
                 }
             })?;
-        let Some(node) = parsed.stages.first().and_then(|s| s.instructions.first()) else {
+        let Some(block) = parsed.stages().next().and_then(|s| s.instructions().next()) else {
             continue;
         };
-        let mut node = node.clone();
         // Errors in a trigger point at the FROM line that inherited it.
-        node.raw.span = from_origin.span;
-        node.raw.start_line = u32::try_from(from_origin.start_line).unwrap_or(u32::MAX);
-        node.raw.end_line = u32::try_from(from_origin.end_line).unwrap_or(u32::MAX);
-        st.dispatch(&node, usage)?;
+        st.at_from = Some((
+            from_origin.span,
+            from_origin.start_line,
+            from_origin.end_line,
+        ));
+        let planned = st.dispatch(block, usage);
+        st.at_from = None;
+        planned?;
     }
-    for node in &stage.instructions {
-        st.dispatch(node, usage)?;
+    for block in stage.instructions() {
+        st.dispatch(block, usage)?;
     }
     if input.is_target {
         for (k, v) in &input.opts.labels {
@@ -141,7 +149,7 @@ pub(super) fn plan_stage(
     }
     let plan = StagePlan {
         index: input.index,
-        name: stage.name.clone(),
+        name: stage.name().map(str::to_string),
         base: input.base.clone(),
         from_origin,
         steps: st.steps,
@@ -178,11 +186,11 @@ impl StageState<'_> {
         self.scope.arg(name).map(str::to_string)
     }
 
-    pub(super) fn expand(&self, word: &Word, what: &str) -> Result<String, PlanError> {
+    pub(super) fn expand(&self, word: WordView<'_>, what: &str) -> Result<String, PlanError> {
         let lookup = |k: &str| self.lookup(k);
         let value = self
             .expander
-            .expand(&word.text, &lookup)
+            .expand(word.text, &lookup)
             .map(|e| e.value)
             .map_err(|source| PlanError::Expand {
                 what: what.to_string(),
@@ -193,11 +201,15 @@ impl StageState<'_> {
         Ok(value)
     }
 
-    pub(super) fn expand_words(&self, word: &Word, what: &str) -> Result<Vec<String>, PlanError> {
+    pub(super) fn expand_words(
+        &self,
+        word: WordView<'_>,
+        what: &str,
+    ) -> Result<Vec<String>, PlanError> {
         let lookup = |k: &str| self.lookup(k);
         let words = self
             .expander
-            .expand_words(&word.text, &lookup)
+            .expand_words(word.text, &lookup)
             .map(|e| e.words)
             .map_err(|source| PlanError::Expand {
                 what: what.to_string(),
@@ -209,12 +221,28 @@ impl StageState<'_> {
         Ok(words)
     }
 
-    pub(super) fn push(&mut self, node: &InstructionNode, op: Op, created_by: String) {
+    pub(super) fn push(&mut self, block: BlockRef<'_>, op: Op, created_by: String) {
+        let mut origin = origin_of_block(block);
+        if let Some((span, start_line, end_line)) = self.at_from {
+            origin.span = span;
+            origin.start_line = start_line;
+            origin.end_line = end_line;
+        }
         self.steps.push(Step {
-            origin: origin_of(node),
+            origin,
             op,
             created_by,
         });
+    }
+
+    /// The span an instruction's own errors point at (the inheriting FROM for a trigger).
+    pub(super) fn span_of(&self, block: BlockRef<'_>) -> Span {
+        self.at_from.map_or(block.span(), |(span, ..)| span)
+    }
+
+    /// The first line of [`Self::span_of`].
+    pub(super) fn line_of(&self, block: BlockRef<'_>) -> usize {
+        self.at_from.map_or(block.start_line(), |(_, line, _)| line)
     }
 
     /// Build args in effect for RUN: declared in this stage, with a value, not shadowed by ENV.
@@ -248,10 +276,10 @@ impl StageState<'_> {
         }
     }
 
-    pub(super) fn command_argv(&self, form: &CommandForm) -> Vec<String> {
+    pub(super) fn command_argv(&self, form: &CommandView<'_>) -> Vec<String> {
         match form {
-            CommandForm::Exec(v) => v.iter().map(|s| s.to_string()).collect(),
-            CommandForm::Shell(w) => {
+            CommandView::Exec(v) => v.clone().map(|w| w.text.to_string()).collect(),
+            CommandView::Shell(w) => {
                 let mut argv = self.config.shell_or_default();
                 argv.push(w.text.to_string());
                 argv
@@ -259,14 +287,15 @@ impl StageState<'_> {
         }
     }
 
-    fn dispatch(&mut self, node: &InstructionNode, usage: &mut ArgUsage) -> Result<(), PlanError> {
-        let text = node.original().to_string();
-        match &node.instruction {
-            Instruction::From(_) => {}
-            Instruction::Arg { args } => {
-                for (name, default) in args {
+    fn dispatch(&mut self, block: BlockRef<'_>, usage: &mut ArgUsage) -> Result<(), PlanError> {
+        match block.view() {
+            View::From { .. } => {}
+            View::Arg(words) => {
+                let mut history = Vec::with_capacity(words.len());
+                for w in words {
+                    let (name, default) = arg_parts(w);
                     usage.declared.insert(name.text.to_string());
-                    let value = match self.input.opts.build_args.get(name.text.as_str()) {
+                    let value = match self.input.opts.build_args.get(name.text) {
                         Some(v) => Some(v.clone()),
                         None => match default {
                             Some(w) => Some(self.expand(w, &format!("ARG {}", name.text))?),
@@ -274,21 +303,28 @@ impl StageState<'_> {
                                 .input
                                 .globals
                                 .iter()
-                                .find(|(n, _)| n == &name.text)
+                                .find(|(n, _)| n == name.text)
                                 .and_then(|(_, v)| v.clone()),
                         },
                     };
-                    let at = default.as_ref().map_or(name.span, |d| d.span);
+                    let at = default.map_or(name.span, |d| d.span);
                     self.set_at.insert(name.text.to_string(), at);
-                    self.scope.declare(&name.text, value);
+                    self.scope.declare(name.text, value);
+                    history.push(match default {
+                        Some(d) => format!("{}={}", name.text, d.text),
+                        None => name.text.to_string(),
+                    });
                 }
-                self.push(node, Op::Config, format!("ARG {}", arg_history(args)));
+                self.push(block, Op::Config, format!("ARG {}", history.join(" ")));
             }
-            Instruction::Env { pairs } => {
+            View::Pairs {
+                label: false,
+                pairs,
+            } => {
                 // Docker's rule: every pair is expanded against the environment as it was
                 // before this instruction (`ENV abc=bye def=$abc` sees the old `abc`).
                 let mut parts = Vec::new();
-                let mut expanded = Vec::with_capacity(pairs.len());
+                let mut expanded = Vec::new();
                 for (k, v) in pairs {
                     let key = self.expand(k, "ENV key")?;
                     let value = self.expand(v, &format!("ENV {key}"))?;
@@ -305,9 +341,9 @@ impl StageState<'_> {
                 for (key, value) in &expanded {
                     self.config.env_set(key, value);
                 }
-                self.push(node, Op::Config, format!("ENV {}", parts.join(" ")));
+                self.push(block, Op::Config, format!("ENV {}", parts.join(" ")));
             }
-            Instruction::Label { pairs } => {
+            View::Pairs { label: true, pairs } => {
                 let mut parts = Vec::new();
                 for (k, v) in pairs {
                     let key = self.expand(k, "LABEL key")?;
@@ -324,13 +360,13 @@ impl StageState<'_> {
                         .get_or_insert_with(Default::default)
                         .insert(key, value);
                 }
-                self.push(node, Op::Config, format!("LABEL {}", parts.join(" ")));
+                self.push(block, Op::Config, format!("LABEL {}", parts.join(" ")));
             }
-            Instruction::Maintainer(name) => {
-                self.author = Some(name.clone());
-                self.push(node, Op::Config, format!("MAINTAINER {name}"));
+            View::Maintainer(name) => {
+                self.author = Some(name.text.to_string());
+                self.push(block, Op::Config, format!("MAINTAINER {}", name.text));
             }
-            Instruction::Workdir(w) => {
+            View::Workdir(w) => {
                 let path = self.expand(w, "WORKDIR")?;
                 if path.is_empty() {
                     return Err(PlanError::Invalid {
@@ -348,9 +384,9 @@ impl StageState<'_> {
                         user: self.config.user_or_root().to_string(),
                     }
                 };
-                self.push(node, op, format!("WORKDIR {abs}"));
+                self.push(block, op, format!("WORKDIR {abs}"));
             }
-            Instruction::User(w) => {
+            View::User(w) => {
                 let user = self.expand(w, "USER")?;
                 if user.is_empty() {
                     return Err(PlanError::Invalid {
@@ -359,9 +395,9 @@ impl StageState<'_> {
                     });
                 }
                 self.config.user = Some(user.clone());
-                self.push(node, Op::Config, format!("USER {user}"));
+                self.push(block, Op::Config, format!("USER {user}"));
             }
-            Instruction::Expose(words) => {
+            View::Expose(words) => {
                 let mut ports = Vec::new();
                 for w in words {
                     for p in self.expand_words(w, "EXPOSE")? {
@@ -374,9 +410,9 @@ impl StageState<'_> {
                         }
                     }
                 }
-                self.push(node, Op::Config, format!("EXPOSE {}", ports.join(" ")));
+                self.push(block, Op::Config, format!("EXPOSE {}", ports.join(" ")));
             }
-            Instruction::Volume(words) => {
+            View::Volume(words) => {
                 let mut vols = Vec::new();
                 for w in words {
                     let v = self.expand(w, "VOLUME")?;
@@ -393,9 +429,9 @@ impl StageState<'_> {
                         .insert(v.to_string());
                     vols.push(v.to_string());
                 }
-                self.push(node, Op::Config, format!("VOLUME [{}]", vols.join(" ")));
+                self.push(block, Op::Config, format!("VOLUME [{}]", vols.join(" ")));
             }
-            Instruction::Stopsignal(w) => {
+            View::Stopsignal(w) => {
                 let sig = self.expand(w, "STOPSIGNAL")?;
                 if !valid_signal(&sig) {
                     return Err(PlanError::Invalid {
@@ -404,75 +440,84 @@ impl StageState<'_> {
                     });
                 }
                 self.config.stop_signal = Some(sig.clone());
-                self.push(node, Op::Config, format!("STOPSIGNAL {sig}"));
+                self.push(block, Op::Config, format!("STOPSIGNAL {sig}"));
             }
-            Instruction::Cmd(form) => {
-                let argv = self.command_argv(form);
+            View::Cmd(form) => {
+                let argv = self.command_argv(&form);
                 self.config.cmd = Some(argv.clone());
                 self.cmd_set = true;
-                self.push(node, Op::Config, format!("CMD {}", json_list(&argv)));
+                self.push(block, Op::Config, format!("CMD {}", json_list(&argv)));
             }
-            Instruction::Entrypoint(form) => {
-                let argv = self.command_argv(form);
+            View::Entrypoint(form) => {
+                let argv = self.command_argv(&form);
                 self.config.entrypoint = Some(argv.clone());
                 // An inherited CMD is reset by ENTRYPOINT; one set in this stage is kept.
                 if !self.cmd_set {
                     self.config.cmd = None;
                 }
-                self.push(node, Op::Config, format!("ENTRYPOINT {}", json_list(&argv)));
+                self.push(
+                    block,
+                    Op::Config,
+                    format!("ENTRYPOINT {}", json_list(&argv)),
+                );
             }
-            Instruction::Shell(argv) => {
-                let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-                self.push(node, Op::Config, format!("SHELL {}", json_list(&argv)));
+            View::Shell(words) => {
+                let argv: Vec<String> = words.map(|w| w.text.to_string()).collect();
+                self.push(block, Op::Config, format!("SHELL {}", json_list(&argv)));
                 self.config.shell = Some(argv);
             }
-            Instruction::Onbuild(o) => {
+            View::Onbuild(_) => {
+                let expression = block.onbuild_expression();
                 self.config
                     .on_build
                     .get_or_insert_with(Vec::new)
-                    .push(o.expression.clone());
-                self.push(node, Op::Config, format!("ONBUILD {}", o.expression));
+                    .push(expression.clone());
+                self.push(block, Op::Config, format!("ONBUILD {expression}"));
             }
-            Instruction::Healthcheck(h) => {
-                let hc = match h {
-                    Healthcheck::None => HealthConfig {
+            View::Healthcheck(check) => {
+                let hc = match check {
+                    None => HealthConfig {
                         test: Some(vec!["NONE".into()]),
                         ..Default::default()
                     },
-                    Healthcheck::Cmd(c) => {
-                        let test = match &c.command {
-                            CommandForm::Exec(v) => std::iter::once("CMD".to_string())
-                                .chain(v.iter().map(|s| s.to_string()))
+                    Some(command) => {
+                        let test = match command {
+                            CommandView::Exec(v) => std::iter::once("CMD".to_string())
+                                .chain(v.map(|w| w.text.to_string()))
                                 .collect(),
-                            CommandForm::Shell(w) => {
+                            CommandView::Shell(w) => {
                                 vec!["CMD-SHELL".to_string(), w.text.to_string()]
                             }
                         };
-                        let ns = |d: &Option<kiln_dockerfile_parser::DurationFlag>| {
-                            d.as_ref()
+                        let ns = |name: &str| {
+                            block
+                                .healthcheck_duration(name)
                                 .map(|d| i64::try_from(d.value.as_nanos()).unwrap_or(i64::MAX))
                         };
                         HealthConfig {
                             test: Some(test),
-                            interval: ns(&c.interval),
-                            timeout: ns(&c.timeout),
-                            start_period: ns(&c.start_period),
-                            start_interval: ns(&c.start_interval),
-                            retries: c.retries.map(i64::from),
+                            interval: ns("interval"),
+                            timeout: ns("timeout"),
+                            start_period: ns("start-period"),
+                            start_interval: ns("start-interval"),
+                            retries: block.healthcheck_retries().map(i64::from),
                             ..Default::default()
                         }
                     }
                 };
                 self.config.healthcheck = Some(hc);
-                self.push(node, Op::Config, text.clone());
+                self.push(block, Op::Config, block.original().to_string());
             }
-            Instruction::Run(run) => self.dispatch_run(node, run)?,
-            Instruction::Copy(c) => self.dispatch_copy(node, c, false)?,
-            Instruction::Add(c) => self.dispatch_copy(node, c, true)?,
+            View::Run(command) => self.dispatch_run(block, command)?,
+            View::Copy {
+                add,
+                sources,
+                dest,
+                json,
+            } => self.dispatch_copy(block, add, sources, dest, json)?,
         }
         Ok(())
     }
-
     pub(super) fn source_ref(&mut self, from: &str, span: Span) -> Result<SourceRef, PlanError> {
         let source = super::names::source_for(self.input.df, self.input.opts, from, span)?;
         match &source {
@@ -490,12 +535,14 @@ impl StageState<'_> {
 
     fn dispatch_copy(
         &mut self,
-        node: &InstructionNode,
-        c: &CopyInstruction,
+        block: BlockRef<'_>,
         add: bool,
+        source_words: Sources<'_>,
+        dest_word: WordView<'_>,
+        json: bool,
     ) -> Result<(), PlanError> {
         let kw = if add { "ADD" } else { "COPY" };
-        let from = match &c.from {
+        let from = match block.flag_value("from") {
             Some(w) => {
                 let v = self.expand(w, "--from")?;
                 self.source_ref(&v, w.span)?
@@ -503,18 +550,22 @@ impl StageState<'_> {
             None => SourceRef::Context,
         };
         let mut sources = Vec::new();
-        for w in &c.sources {
-            if c.json_form {
+        for w in source_words {
+            if json {
                 sources.push(self.expand(w, kw)?);
             } else {
                 sources.extend(self.expand_words(w, kw)?);
             }
         }
         let mut inline = Vec::new();
-        for h in &c.heredocs {
+        for h in block.inline_files() {
             let body = h.body().into_owned();
             let content = if h.expand {
-                self.expand(&Word::new(body, h.body_span), "heredoc")?
+                let word = WordView {
+                    text: &body,
+                    span: h.body_span,
+                };
+                self.expand(word, "heredoc")?
             } else {
                 body
             };
@@ -523,11 +574,11 @@ impl StageState<'_> {
                 content,
             });
         }
-        let dest_raw = self.expand(&c.dest, &format!("{kw} destination"))?;
+        let dest_raw = self.expand(dest_word, &format!("{kw} destination"))?;
         if dest_raw.is_empty() {
             return Err(PlanError::Invalid {
                 message: format!("{kw} requires a destination"),
-                span: c.dest.span,
+                span: dest_word.span,
             });
         }
         let trailing = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
@@ -535,8 +586,18 @@ impl StageState<'_> {
         if trailing && dest != "/" {
             dest.push('/');
         }
-        let opt = |s: &Self, w: &Option<Word>, what: &str| -> Result<Option<String>, PlanError> {
-            w.as_ref().map(|w| s.expand(w, what)).transpose()
+        let opt = |s: &Self, name: &str| -> Result<Option<String>, PlanError> {
+            block
+                .flag_value(name)
+                .map(|w| s.expand(w, &format!("--{name}")))
+                .transpose()
+        };
+        // A boolean flag as given (`--unpack`, `--unpack=false`), `None` when it is not.
+        let boolean = |name: &str| {
+            block
+                .flags()
+                .find(|f| f.name == name)
+                .map(|f| f.value.is_none_or(|v| v.eq_ignore_ascii_case("true")))
         };
         let op = CopyOp {
             add,
@@ -544,32 +605,50 @@ impl StageState<'_> {
             sources,
             inline,
             dest,
-            chown: opt(self, &c.chown, "--chown")?,
-            chmod: opt(self, &c.chmod, "--chmod")?,
-            exclude: c
-                .exclude
-                .iter()
-                .map(|w| self.expand(w, "--exclude"))
+            chown: opt(self, "chown")?,
+            chmod: opt(self, "chmod")?,
+            exclude: block
+                .flags()
+                .filter(|f| f.name == "exclude")
+                .map(|f| self.expand(f.value_word(), "--exclude"))
                 .collect::<Result<_, _>>()?,
-            parents: c.parents,
-            link: c.link,
-            checksum: opt(self, &c.checksum, "--checksum")?,
-            unpack: c.unpack,
-            keep_git_dir: c.keep_git_dir.unwrap_or(false),
+            parents: block.flag_on("parents"),
+            link: block.flag_on("link"),
+            checksum: opt(self, "checksum")?,
+            unpack: boolean("unpack"),
+            keep_git_dir: boolean("keep-git-dir").unwrap_or(false),
         };
-        self.push(node, Op::Copy(op), node.original().to_string());
+        self.push(block, Op::Copy(op), block.original().to_string());
         Ok(())
     }
 }
 
-fn arg_history(args: &[(Word, Option<Word>)]) -> String {
-    args.iter()
-        .map(|(n, d)| match d {
-            Some(d) => format!("{}={}", n.text, d.text),
-            None => n.text.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+/// An ARG word split into its name and default (`name=default`), as the lowering splits it.
+pub(super) fn arg_parts(w: WordView<'_>) -> (WordView<'_>, Option<WordView<'_>>) {
+    match w.text.split_once('=') {
+        Some((name, value)) => {
+            let eq = w.span.start() + name.len();
+            (
+                WordView {
+                    text: name,
+                    span: Span::new(w.span.start(), eq),
+                },
+                Some(WordView {
+                    text: value,
+                    span: Span::new((eq + 1).min(w.span.end()), w.span.end()),
+                }),
+            )
+        }
+        None => (w, None),
+    }
+}
+
+/// A parsed word as the planner reads it.
+pub(super) fn view_of(w: &Word) -> WordView<'_> {
+    WordView {
+        text: w.as_str(),
+        span: w.span,
+    }
 }
 
 fn json_list(v: &[String]) -> String {

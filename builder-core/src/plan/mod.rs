@@ -15,8 +15,9 @@ mod scope;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kiln_dockerfile_parser::block::{BlockRef, View};
 use kiln_dockerfile_parser::shell::{ExpandError, Expander};
-use kiln_dockerfile_parser::{Dockerfile, Instruction, InstructionNode, ParseError, Span};
+use kiln_dockerfile_parser::{Dockerfile, ParseError, Span};
 
 pub use crate::image::Platform;
 pub use crate::image::{ContainerConfig, DEFAULT_PATH};
@@ -269,12 +270,20 @@ fn cycle_text(stages: &[(String, usize)]) -> String {
 /// A base image as the planner needs it: its container config for a platform.
 pub type ImageLookup<'a> = dyn Fn(&ImageRef, &Platform) -> Option<ContainerConfig> + 'a;
 
-pub(crate) fn origin_of(node: &InstructionNode) -> Origin {
+pub(crate) fn origin_of_block(block: BlockRef<'_>) -> Origin {
     Origin {
-        span: node.span(),
-        start_line: node.start_line(),
-        end_line: node.end_line(),
-        text: node.original().to_string(),
+        span: block.span(),
+        start_line: block.start_line(),
+        end_line: block.end_line(),
+        text: block.original().to_string(),
+    }
+}
+
+/// A stage's FROM image word (unexpanded) and its span.
+fn from_image(df: &Dockerfile, index: usize) -> Option<(&str, Span)> {
+    match df.stage(index)?.from().view() {
+        View::From { image, .. } => Some((image.text, image.span)),
+        _ => None,
     }
 }
 
@@ -291,13 +300,14 @@ fn global_scope(
             .into_iter()
             .map(|(k, v)| (k, Some(v)))
             .collect();
-    for node in &df.global_args {
-        let Instruction::Arg { args } = &node.instruction else {
+    for block in df.global_args() {
+        let View::Arg(words) = block.view() else {
             continue;
         };
-        for (name, default) in args {
+        for word in words {
+            let (name, default) = dispatch::arg_parts(word);
             usage.declared.insert(name.text.to_string());
-            let value = match opts.build_args.get(name.text.as_str()) {
+            let value = match opts.build_args.get(name.text) {
                 Some(v) => Some(v.clone()),
                 None => match default {
                     Some(word) => {
@@ -308,7 +318,7 @@ fn global_scope(
                                 .and_then(|(_, v)| v.clone())
                         };
                         let value = expander
-                            .expand(&word.text, &lookup)
+                            .expand(word.text, &lookup)
                             .map_err(|source| PlanError::Expand {
                                 what: format!("ARG {}", name.text),
                                 span: word.span,
@@ -321,7 +331,7 @@ fn global_scope(
                     None => None,
                 },
             };
-            globals.retain(|(n, _)| n != &name.text);
+            globals.retain(|(n, _)| n != name.text);
             globals.push((name.text.to_string(), value));
         }
     }
@@ -335,8 +345,7 @@ fn resolve_from(
     globals: &[(String, Option<String>)],
     opts: &PlanOptions,
 ) -> Result<Base, PlanError> {
-    let stage = &df.stages[index];
-    let Some(from) = stage.from_instruction() else {
+    let Some((image_text, image_span)) = from_image(df, index) else {
         return Err(PlanError::NoStage);
     };
     let lookup = |k: &str| {
@@ -346,20 +355,20 @@ fn resolve_from(
             .and_then(|(_, v)| v.clone())
     };
     let image = Expander::new(df.escape)
-        .expand(&from.image.text, &lookup)
+        .expand(image_text, &lookup)
         .map_err(|source| PlanError::Expand {
             what: "FROM".into(),
-            span: from.image.span,
+            span: image_span,
             source,
         })?
         .value;
     if image.is_empty() {
         return Err(PlanError::Invalid {
             message: "base name (FROM) should not be blank".into(),
-            span: from.image.span,
+            span: image_span,
         });
     }
-    names::base_for(df, opts, index, &image, from.image.span)
+    names::base_for(df, opts, index, &image, image_span)
 }
 
 /// Phase one: the base image references the stages' FROM lines need, after global-arg expansion,
@@ -373,16 +382,16 @@ pub fn base_images(
     frontend::check(df, opts)?;
     let mut usage = ArgUsage::default();
     let globals = global_scope(df, opts, &mut usage, &limits::Budget::default())?;
-    let bases: Vec<Base> = (0..df.stages.len())
+    let bases: Vec<Base> = (0..df.stage_count())
         .map(|i| resolve_from(df, i, &globals, opts))
         .collect::<Result<_, _>>()?;
     let platforms = stage_platforms(df, &bases, &globals, opts)?;
     let mut out: Vec<(ImageRef, Platform, Span)> = Vec::new();
-    for (i, stage) in df.stages.iter().enumerate() {
+    for (i, stage) in df.stages().enumerate() {
         if let Base::Image(r) = &bases[i]
             && !out.iter().any(|(x, p, _)| x == r && p == &platforms[i])
         {
-            out.push((r.clone(), platforms[i].clone(), stage.from.span()));
+            out.push((r.clone(), platforms[i].clone(), stage.from().span()));
         }
     }
     Ok(out)
@@ -403,15 +412,14 @@ fn stage_platforms(
             .find(|(n, _)| n == k)
             .and_then(|(_, v)| v.clone())
     };
-    let mut explicit: Vec<Option<Platform>> = Vec::with_capacity(df.stages.len());
-    for stage in &df.stages {
-        let word = stage.from_instruction().and_then(|f| f.platform.as_ref());
-        let Some(word) = word else {
+    let mut explicit: Vec<Option<Platform>> = Vec::with_capacity(df.stage_count());
+    for stage in df.stages() {
+        let Some(word) = stage.from().flag_value("platform") else {
             explicit.push(None);
             continue;
         };
         let text = Expander::new(df.escape)
-            .expand(&word.text, &lookup)
+            .expand(word.text, &lookup)
             .map_err(|source| PlanError::Expand {
                 what: "FROM --platform".into(),
                 span: word.span,
@@ -428,8 +436,8 @@ fn stage_platforms(
     }
     // A stage without --platform takes its base stage's; chains are followed to their start
     // (a cycle is reported by the planner, so it only needs to end here).
-    let mut out = Vec::with_capacity(df.stages.len());
-    for i in 0..df.stages.len() {
+    let mut out = Vec::with_capacity(df.stage_count());
+    for i in 0..df.stage_count() {
         let mut at = i;
         let mut hops = 0;
         let platform = loop {
@@ -437,7 +445,7 @@ fn stage_platforms(
                 break p.clone();
             }
             match bases.get(at) {
-                Some(Base::Stage(b)) if hops <= df.stages.len() => {
+                Some(Base::Stage(b)) if hops <= df.stage_count() => {
                     at = *b;
                     hops += 1;
                 }
@@ -451,10 +459,10 @@ fn stage_platforms(
 
 /// The span of a stage's FROM image word.
 fn from_span(df: &Dockerfile, index: usize) -> Span {
-    let stage = &df.stages[index];
-    stage
-        .from_instruction()
-        .map_or_else(|| stage.from.span(), |f| f.image.span)
+    from_image(df, index).map_or_else(
+        || df.stage(index).map_or(Span::default(), |s| s.from().span()),
+        |(_, span)| span,
+    )
 }
 
 /// Phase two: builds the graph. `images` returns the container config of a base image reference
@@ -464,7 +472,7 @@ pub fn plan(
     opts: &PlanOptions,
     images: &ImageLookup<'_>,
 ) -> Result<BuildGraph, PlanError> {
-    if df.stages.is_empty() {
+    if df.stage_count() == 0 {
         return Err(PlanError::NoStage);
     }
     let frontend_notice = frontend::check(df, opts)?;
@@ -473,16 +481,15 @@ pub fn plan(
     let globals = global_scope(df, opts, &mut usage, &budget)?;
 
     let target = match &opts.target {
-        None => df.stages.len() - 1,
+        None => df.stage_count() - 1,
         Some(name) => {
             df.stage_by_name(name)
                 .map(|(i, _)| i)
                 .ok_or_else(|| PlanError::UnknownTarget {
                     name: name.clone(),
                     stages: df
-                        .stages
-                        .iter()
-                        .filter_map(|s| s.name.clone())
+                        .stages()
+                        .filter_map(|s| s.name())
                         .collect::<Vec<_>>()
                         .join(", "),
                 })?
@@ -493,7 +500,7 @@ pub fn plan(
     // planned in dependency order: a stage's FROM chain first (a stage inherits its base's
     // config). Every stage up to the target is planned (so its errors show, as before), and so
     // is every later stage they reach; then only what the target reaches is kept.
-    let bases: Vec<Base> = (0..df.stages.len())
+    let bases: Vec<Base> = (0..df.stage_count())
         .map(|i| resolve_from(df, i, &globals, opts))
         .collect::<Result<_, _>>()?;
     let platforms = stage_platforms(df, &bases, &globals, opts)?;

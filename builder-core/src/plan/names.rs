@@ -37,10 +37,7 @@ pub(super) fn refuse_host_path(what: &str, reference: &str, span: Span) -> Resul
 
 /// The stage a name refers to, wherever it is defined.
 fn stage_named(df: &Dockerfile, name: &str) -> Option<usize> {
-    let lower = name.to_ascii_lowercase();
-    df.stages
-        .iter()
-        .position(|s| s.name.as_deref() == Some(lower.as_str()))
+    df.stage_by_name(name).map(|(i, _)| i)
 }
 
 /// What the FROM image name (expanded) of stage `index` refers to. A stage's own name in its
@@ -95,11 +92,11 @@ pub(super) fn source_for(
         return Ok(SourceRef::Stage(pos));
     }
     if let Ok(n) = from.parse::<usize>() {
-        if n >= df.stages.len() {
+        if n >= df.stage_count() {
             return Err(PlanError::StageReference {
                 message: format!(
                     "invalid stage index {n}: the Dockerfile has {} stage(s)",
-                    df.stages.len()
+                    df.stage_count()
                 ),
                 span,
             });
@@ -111,12 +108,11 @@ pub(super) fn source_for(
 
 /// A stage as cycle errors name it: its name (or index) and the line of its FROM.
 fn stage_label(df: &Dockerfile, i: usize) -> (String, usize) {
-    let name = df
-        .stages
-        .get(i)
-        .and_then(|s| s.name.clone())
-        .unwrap_or_else(|| i.to_string());
-    let line = df.stages.get(i).map_or(0, |s| s.from.start_line());
+    let stage = df.stage(i);
+    let name = stage
+        .and_then(|s| s.name())
+        .map_or_else(|| i.to_string(), str::to_string);
+    let line = stage.map_or(0, |s| s.from().start_line());
     (name, line)
 }
 

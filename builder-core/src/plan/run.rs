@@ -2,12 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kiln_dockerfile_parser::{
-    CommandForm, InstructionNode, MountType, NetworkMode, RunInstruction, SecurityMode,
-};
+use kiln_dockerfile_parser::MountType;
+use kiln_dockerfile_parser::block::{BlockRef, CommandView};
 
 use super::PlanError;
-use super::dispatch::{StageState, clean_abs};
+use super::dispatch::{StageState, clean_abs, view_of};
 use super::limits::{SetBy, check_run_args};
 use super::scope::PROXY_ARGS;
 use crate::graph::{InlineFile, Network, Op, RunMount, RunOp, SourceRef};
@@ -15,16 +14,17 @@ use crate::graph::{InlineFile, Network, Op, RunMount, RunOp, SourceRef};
 impl StageState<'_> {
     pub(super) fn dispatch_run(
         &mut self,
-        node: &InstructionNode,
-        run: &RunInstruction,
+        block: BlockRef<'_>,
+        command: CommandView<'_>,
     ) -> Result<(), PlanError> {
         let mut inline = Vec::new();
-        let argv = match &run.command {
-            CommandForm::Exec(v) => v.iter().map(|s| s.to_string()).collect(),
-            CommandForm::Shell(w) => {
+        let heredocs = block.heredocs();
+        let argv = match command {
+            CommandView::Exec(v) => v.map(|w| w.text.to_string()).collect(),
+            CommandView::Shell(w) => {
                 let mut argv = self.config.shell_or_default();
                 let cmd = w.text.trim();
-                if let [h] = &run.heredocs[..]
+                if let [h] = heredocs
                     && kiln_dockerfile_parser::is_heredoc_marker(cmd)
                 {
                     // `RUN <<EOF` (or `<< EOF`, `3<<EOF`): the body is the script.
@@ -39,11 +39,11 @@ impl StageState<'_> {
                     } else {
                         argv.push(body);
                     }
-                    return self.finish_run(node, run, argv, inline);
+                    return self.finish_run(block, argv, inline);
                 }
                 // The shell reads heredocs itself: hand it the line and the bodies.
                 let mut script = w.text.to_string();
-                for h in &run.heredocs {
+                for h in heredocs {
                     script.push('\n');
                     script.push_str(&h.content);
                     if !h.content.ends_with('\n') && !h.content.is_empty() {
@@ -55,13 +55,12 @@ impl StageState<'_> {
                 argv
             }
         };
-        self.finish_run(node, run, argv, inline)
+        self.finish_run(block, argv, inline)
     }
 
     fn finish_run(
         &mut self,
-        node: &InstructionNode,
-        run: &RunInstruction,
+        block: BlockRef<'_>,
         argv: Vec<String>,
         inline: Vec<InlineFile>,
     ) -> Result<(), PlanError> {
@@ -80,27 +79,29 @@ impl StageState<'_> {
             message: format!(
                 "RUN --{flag}={value} needs the {entitlement} entitlement: grant it with `kiln build --allow {entitlement}`"
             ),
-            span: node
-                .raw
-                .flags
-                .iter()
+            span: block
+                .flags()
                 .find(|f| f.name == flag)
-                .map_or(node.span(), |f| f.span),
+                .map_or(self.span_of(block), |f| f.span),
         };
-        if run.security == Some(SecurityMode::Insecure) && !self.input.opts.allow.security_insecure
-        {
+        // Checked while parsing: `sandbox` or `insecure`, `default`, `none` or `host`.
+        let insecure = block
+            .flag_value("security")
+            .is_some_and(|w| w.text == "insecure");
+        let network_mode = block.flag_value("network").map(|w| w.text);
+        if insecure && !self.input.opts.allow.security_insecure {
             return Err(not_granted("security", "insecure", "security.insecure"));
         }
-        if run.network == Some(NetworkMode::Host) && !self.input.opts.allow.network_host {
+        if network_mode == Some("host") && !self.input.opts.allow.network_host {
             return Err(not_granted("network", "host", "network.host"));
         }
-        let network = match run.network {
-            Some(NetworkMode::Host) => Network::Host,
-            Some(NetworkMode::None) => Network::None,
-            Some(NetworkMode::Default) | None => self.input.opts.network,
+        let network = match network_mode {
+            Some("host") => Network::Host,
+            Some("none") => Network::None,
+            _ => self.input.opts.network,
         };
         let mut mounts = Vec::new();
-        for m in &run.mounts {
+        for m in block.mounts() {
             if let Some(message) = &m.invalid {
                 // Bad options fail the build only if it runs this stage, as in BuildKit.
                 self.deferred.get_or_insert(PlanError::Invalid {
@@ -110,7 +111,7 @@ impl StageState<'_> {
                 continue;
             }
             let spec = if m.raw.has_variables() {
-                let expanded = self.expand(&m.raw, "--mount")?;
+                let expanded = self.expand(view_of(&m.raw), "--mount")?;
                 kiln_dockerfile_parser::MountSpec::parse(&expanded).map_err(|e| {
                     PlanError::Invalid {
                         message: format!("invalid --mount: {e}", e = crate::report::chain(&e)),
@@ -118,7 +119,7 @@ impl StageState<'_> {
                     }
                 })?
             } else {
-                m.clone()
+                m
             };
             mounts.push(self.run_mount(&spec)?);
         }
@@ -143,8 +144,9 @@ impl StageState<'_> {
             None if self.input.opts.build_args.contains_key(name) => SetBy::BuildArg,
             None => SetBy::BaseImage,
         };
-        let size = check_run_args(&argv, &env, &set_by, node.span(), node.start_line())?;
-        self.input.budget.take(size, node.span())?;
+        let span = self.span_of(block);
+        let size = check_run_args(&argv, &env, &set_by, span, self.line_of(block))?;
+        self.input.budget.take(size, span)?;
         let op = RunOp {
             argv,
             env,
@@ -154,10 +156,10 @@ impl StageState<'_> {
             network,
             mounts,
             inline,
-            insecure: run.security == Some(SecurityMode::Insecure),
+            insecure,
             settings: self.input.opts.step_settings.clone(),
         };
-        self.push(node, Op::Run(op), created_by);
+        self.push(block, Op::Run(op), created_by);
         Ok(())
     }
 

@@ -139,20 +139,24 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
     // tail: whole buffers go to a duplicate of its descriptor instead.
     let raw = std::fs::File::from(stdout.as_fd().try_clone_to_owned().into_diagnostic()?);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, raw);
-    // Both forms are written while parsing, each instruction dropped once written, so the
-    // memory is the text's and the output's, never a whole AST's. Nothing is printed unless the
-    // whole file parses.
+    // The JSON dump is written while parsing, each instruction dropped once written, so the
+    // memory is the text's and the output's, never a whole AST's; the listing reads the blocks
+    // of the parsed file. Nothing is printed unless the whole file parses.
     let parsed = if args.json {
         // Indented for a person at a terminal, on one line for a program reading a pipe or a
         // file.
         kiln_dockerfile_parser::dump::parse_to_json_in(&source, tty, &mut dump_block)
             .map(|mut dump| (std::mem::take(&mut dump.warnings), Some(dump), None))
     } else {
-        let mut listing = Vec::with_capacity(source.len() + source.len() / 4);
-        kiln_dockerfile_parser::parse_streamed(&source, |node| {
-            listing_line(&mut listing, node.start_line(), node.original());
+        // One block per instruction (about 150 bytes each besides the text), listed in file
+        // order once the whole file parsed.
+        kiln_dockerfile_parser::parse_shared(&source).map(|mut df| {
+            let mut listing = Vec::with_capacity(source.len() + source.len() / 4);
+            for block in df.instructions() {
+                listing_line(&mut listing, block.start_line(), block.original());
+            }
+            (std::mem::take(&mut df.warnings), None, Some(listing))
         })
-        .map(|summary| (summary.warnings, None, Some(listing)))
     };
     match parsed {
         Ok((warnings, json, listing)) => {

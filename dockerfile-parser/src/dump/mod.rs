@@ -8,7 +8,7 @@
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
-use crate::ast::{Directive, Dockerfile, Heredoc, RawInstruction, Warning};
+use crate::ast::{Directive, Heredoc, RawInstruction, TypedDockerfile, Warning};
 use crate::error::ParseError;
 
 mod pretty;
@@ -41,7 +41,7 @@ pub fn instruction(raw: &RawInstruction) -> Value {
 }
 
 /// The whole parse result as one JSON document.
-pub fn to_json(df: &Dockerfile) -> Value {
+pub fn to_json(df: &TypedDockerfile) -> Value {
     json!({
         "escape": df.escape.to_string(),
         "directives": df.directives.iter().map(|d| json!({
@@ -57,7 +57,7 @@ pub fn to_json(df: &Dockerfile) -> Value {
 /// The same document as [`to_json`], serialized straight from the AST: no `Value` is built, so
 /// dumping a huge Dockerfile costs little beyond its AST. Keys come in the sorted order
 /// `to_json`'s maps have, so the text is the same.
-pub struct Streamed<'a>(pub &'a Dockerfile);
+pub struct Streamed<'a>(pub &'a TypedDockerfile);
 
 /// One raw instruction in the dump's shape, serialized without building a `Value`.
 pub struct RawJson<'a>(pub &'a RawInstruction);
@@ -116,7 +116,7 @@ impl Serialize for RawJson<'_> {
 
 impl Serialize for Streamed<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct Instructions<'a>(&'a Dockerfile);
+        struct Instructions<'a>(&'a TypedDockerfile);
         impl Serialize for Instructions<'_> {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.collect_seq(self.0.instructions().map(|n| RawJson(&n.raw)))
@@ -177,7 +177,7 @@ pub(crate) mod tests {
     #[test]
     fn the_streamed_dump_is_the_same_text() {
         let src = "# syntax=docker/dockerfile:1\nFROM a AS b\nRUN --mount=type=cache,target=/c <<EOF\nx\nEOF\nONBUILD RUN y\n\\\n\nENV A=1 B=2\n";
-        let df = crate::parse(src).expect("parses");
+        let df = crate::parse_typed(src).expect("parses");
         for pretty in [false, true] {
             let (whole, streamed) = if pretty {
                 (
@@ -195,7 +195,7 @@ pub(crate) mod tests {
     }
 
     /// The hand-written text is serde_json's, escapes included.
-    pub(crate) fn assert_same_pretty_text(df: &Dockerfile) {
+    pub(crate) fn assert_same_pretty_text(df: &TypedDockerfile) {
         let mut mine = Vec::new();
         write_pretty(df, &mut mine).expect("writes");
         let serde = serde_json::to_string_pretty(&to_json(df)).expect("serializes");
@@ -209,7 +209,7 @@ pub(crate) mod tests {
     /// The dump made while parsing is the dump of the AST, and the errors are the same.
     pub(crate) fn assert_streamed_same(src: &str) {
         let source = crate::Text::from(src);
-        let parsed = crate::parse_shared(&source);
+        let parsed = crate::parse_typed_shared(&source);
         for indent in [true, false] {
             match (&parsed, parse_to_json(&source, indent)) {
                 (Ok(df), Ok(dump)) => {
@@ -235,9 +235,9 @@ pub(crate) mod tests {
     #[test]
     fn the_written_dump_is_serde_json_text() {
         let src = "# syntax=docker/dockerfile:1\n# escape=\\\nFROM a AS b\nRUN --mount=type=cache,target=/c <<EOF\nx \\ \"y\" \t\u{1}\u{7f}\u{8}\u{c}\r\n\u{e9}\u{1F600}\nEOF\nONBUILD RUN y\n\\\n\nENV A=1 B=2\nCMD []\nCOPY [\"a\\\"b\", \"/c\"]\n";
-        let df = crate::parse(src).expect("parses");
+        let df = crate::parse_typed(src).expect("parses");
         assert_same_pretty_text(&df);
-        let escaped = crate::parse("# escape=`\nFROM a\nRUN x\n").expect("parses");
+        let escaped = crate::parse_typed("# escape=`\nFROM a\nRUN x\n").expect("parses");
         assert_same_pretty_text(&escaped);
         for src in [
             src,

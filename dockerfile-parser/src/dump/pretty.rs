@@ -5,17 +5,17 @@
 
 use std::io::{self, Write};
 
-use crate::ast::{Directive, Dockerfile, Heredoc, RawInstruction, Warning};
+use crate::ast::{Directive, Heredoc, RawInstruction, TypedDockerfile, Warning};
 use crate::error::ParseError;
 use crate::text::Text;
 
 /// Writes the dump of `df` to `out` as indented JSON (no trailing newline).
-pub fn write_pretty<W: Write>(df: &Dockerfile, out: W) -> io::Result<()> {
+pub fn write_pretty<W: Write>(df: &TypedDockerfile, out: W) -> io::Result<()> {
     write(df, out, true)
 }
 
 /// Writes the dump of `df` to `out` as JSON on one line (no trailing newline).
-pub fn write_compact<W: Write>(df: &Dockerfile, out: W) -> io::Result<()> {
+pub fn write_compact<W: Write>(df: &TypedDockerfile, out: W) -> io::Result<()> {
     write(df, out, false)
 }
 
@@ -60,7 +60,7 @@ impl Dump {
 /// Parses `source` and writes its dump (indented or on one line) as each instruction is read,
 /// instead of building the AST first: the instructions are dropped once written, so the memory
 /// is the text's and the work stays in the cache. The same text as [`write_pretty`] and
-/// [`write_compact`] of [`crate::parse_shared`]'s result, and the same errors and warnings; the
+/// [`write_compact`] of [`crate::parse_typed_shared`]'s result, and the same errors and warnings; the
 /// dump needs only the raw layer, so an instruction whose lowering certainly succeeds without a
 /// warning (no flags, arguments that cannot fail) is not lowered at all.
 pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
@@ -126,7 +126,7 @@ pub fn parse_to_json_in(
     })
 }
 
-fn write<W: Write>(df: &Dockerfile, out: W, indent: bool) -> io::Result<()> {
+fn write<W: Write>(df: &TypedDockerfile, out: W, indent: bool) -> io::Result<()> {
     let mut j = Pretty {
         buf: Vec::with_capacity(1 << 16),
         out,

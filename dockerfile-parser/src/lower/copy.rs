@@ -6,7 +6,7 @@ use crate::error::{ParseError, ParseErrorKind};
 use crate::raw::parse_heredoc_marker;
 use crate::values::parse_chmod;
 
-const COPY_FLAGS: &[(&str, FlagKind)] = &[
+pub(crate) const COPY_FLAGS: &[(&str, FlagKind)] = &[
     ("chown", FlagKind::Str),
     ("from", FlagKind::Str),
     ("chmod", FlagKind::Str),
@@ -15,7 +15,7 @@ const COPY_FLAGS: &[(&str, FlagKind)] = &[
     ("exclude", FlagKind::Strs),
 ];
 
-const ADD_FLAGS: &[(&str, FlagKind)] = &[
+pub(crate) const ADD_FLAGS: &[(&str, FlagKind)] = &[
     ("chown", FlagKind::Str),
     ("chmod", FlagKind::Str),
     ("link", FlagKind::Bool),

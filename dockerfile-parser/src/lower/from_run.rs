@@ -75,16 +75,15 @@ pub(super) fn from(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instructio
     })))
 }
 
+/// The flags RUN takes.
+pub(crate) const RUN_FLAGS: &[(&str, FlagKind)] = &[
+    ("mount", FlagKind::Strs),
+    ("network", FlagKind::Str),
+    ("security", FlagKind::Str),
+];
+
 pub(super) fn run(raw: &RawInstruction, ctx: &mut Ctx<'_>) -> Result<Instruction, ParseError> {
-    let flags = Flags::parse(
-        raw,
-        &[
-            ("mount", FlagKind::Strs),
-            ("network", FlagKind::Str),
-            ("security", FlagKind::Str),
-        ],
-        ctx.src,
-    )?;
+    let flags = Flags::parse(raw, RUN_FLAGS, ctx.src)?;
     let mut mounts = Vec::with_capacity(raw.flags.iter().filter(|f| f.name == "mount").count());
     for word in flags.strings("mount") {
         match MountSpec::parse_word(&word, true) {

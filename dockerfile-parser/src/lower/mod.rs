@@ -10,12 +10,15 @@ mod from_run;
 mod simple;
 
 use crate::ast::{
-    CommandForm, Dockerfile, Instruction, InstructionNode, RawInstruction, Stage, Warning, Word,
+    CommandForm, Instruction, InstructionNode, RawInstruction, Stage, TypedDockerfile, Warning,
+    Word,
 };
 use crate::error::{ParseError, ParseErrorKind, suggest};
 use crate::span::Span;
 
+pub(crate) use copy::{ADD_FLAGS, COPY_FLAGS};
 pub(crate) use flags::{FlagKind, Flags};
+pub(crate) use from_run::RUN_FLAGS;
 
 /// Every instruction keyword, lower-case.
 pub(crate) const KEYWORDS: &[&str; 18] = &[
@@ -180,7 +183,10 @@ pub(crate) fn assert_lowers_cleanly(raw: &RawInstruction, name: &str, src: &str)
 /// Where an instruction goes: the checks of stage structure, as instructions come.
 #[derive(Default)]
 pub(crate) struct Checker {
-    names: std::collections::HashSet<crate::text::Text>,
+    /// The stage names so far: searched in order while there are few (most files have one to
+    /// three stages, and a hash set per file cost more than the search), then in `name_set`.
+    names: Vec<crate::text::Text>,
+    name_set: std::collections::HashSet<crate::text::Text>,
     /// A FROM was seen.
     pub has_stage: bool,
     /// The span of the last global ARG (for the "no FROM" error).
@@ -217,19 +223,8 @@ impl Checker {
                     a.text.clone()
                 }
             });
-            if let Some(n) = &name
-                && !self.names.insert(n.clone())
-            {
-                let span = f.alias.as_ref().map(|a| a.span).unwrap_or(raw.span);
-                ctx.warn(
-                    "DuplicateStageName",
-                    format!("duplicate stage name \"{n}\", stage names should be unique"),
-                    span,
-                    raw.start_line,
-                );
-            }
-            self.has_stage = true;
-            return Ok(Place::Stage(name));
+            let span = f.alias.as_ref().map(|a| a.span).unwrap_or(raw.span);
+            return Ok(self.stage(name, span, raw.start_line, ctx));
         }
         if self.has_stage {
             return Ok(Place::InStage);
@@ -246,6 +241,47 @@ impl Checker {
                 format!("expected FROM (only ARG may come before it), found {kw}"),
             )
             .with_help("start the build stage with `FROM <image>` before this line"))
+    }
+}
+
+impl Checker {
+    /// A FROM starting a stage called `name` (lower-cased), whose alias is at `span`: warns when
+    /// the name was taken by an earlier stage.
+    pub fn stage(
+        &mut self,
+        name: Option<crate::text::Text>,
+        span: Span,
+        line: u32,
+        ctx: &mut Ctx<'_>,
+    ) -> Place {
+        if let Some(n) = &name
+            && !self.insert_name(n)
+        {
+            ctx.warn(
+                "DuplicateStageName",
+                format!("duplicate stage name \"{n}\", stage names should be unique"),
+                span,
+                line,
+            );
+        }
+        self.has_stage = true;
+        Place::Stage(name)
+    }
+
+    /// Adds a stage name; false when it was there already.
+    fn insert_name(&mut self, name: &crate::text::Text) -> bool {
+        const FEW: usize = 16;
+        if self.names.len() < FEW {
+            if self.names.contains(name) {
+                return false;
+            }
+            self.names.push(name.clone());
+            if self.names.len() == FEW {
+                self.name_set.extend(self.names.iter().cloned());
+            }
+            return true;
+        }
+        self.name_set.insert(name.clone())
     }
 }
 
@@ -299,15 +335,15 @@ impl Assembler {
         }
     }
 
-    /// Builds the [`Dockerfile`] from the instructions and the rest of the parse.
+    /// Builds the [`TypedDockerfile`] from the instructions and the rest of the parse.
     pub fn finish(
         mut self,
         directives: Vec<crate::ast::Directive>,
         escape: char,
         warnings: Vec<Warning>,
-    ) -> Dockerfile {
+    ) -> TypedDockerfile {
         self.end_stage();
-        Dockerfile {
+        TypedDockerfile {
             directives,
             escape,
             global_args: self.global_args,
