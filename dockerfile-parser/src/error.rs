@@ -84,6 +84,10 @@ pub enum ParseErrorKind {
     /// A file larger than the parser takes (4 GiB).
     #[error("Dockerfile too large: {0} bytes")]
     TooLarge(usize),
+
+    /// An instruction with more flags than the parser keeps (65,535).
+    #[error("too many flags on one instruction: {0} (at most {max})", max = crate::MAX_FLAGS)]
+    TooManyFlags(usize),
 }
 
 /// ` (did you mean --x?)` after a message, as BuildKit words it, or nothing.

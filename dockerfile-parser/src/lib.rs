@@ -125,6 +125,10 @@ pub use error::{ParseError, ParseErrorKind};
 pub use span::{LineIndex, Span, Spanned};
 pub use text::Text;
 
+/// The most flags one instruction may carry (a block counts them in 16 bits); more is
+/// [`ParseErrorKind::TooManyFlags`].
+pub const MAX_FLAGS: usize = u16::MAX as usize;
+
 use crate::raw::{RawBuilder, finish_heredoc};
 use crate::scan::Scanner;
 

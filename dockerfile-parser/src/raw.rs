@@ -208,6 +208,13 @@ impl RawBuilder<'_> {
             }
             None => self.pest_head(text, base)?,
         };
+        if flags.len() > crate::MAX_FLAGS {
+            return Err(self.error(
+                ParseErrorKind::TooManyFlags(flags.len()),
+                self.line.span(base, base + head_end),
+                "the instruction's flags",
+            ));
+        }
         let after = &text[head_end..];
         let rest_trimmed = crate::text::trim_start_whitespace(after);
         let rest_start = base + head_end + (after.len() - rest_trimmed.len());

@@ -126,3 +126,18 @@ fn deeply_nested_json_falls_back_to_shell_form() {
     let src = format!("FROM alpine\nCMD {}\n", "[".repeat(100_000));
     assert!(parse(&src).is_ok());
 }
+
+#[test]
+fn flags_up_to_the_limit_parse_and_one_more_is_an_error_at_its_line() {
+    use kiln_dockerfile_parser::{MAX_FLAGS, ParseErrorKind};
+    let copy = |n: usize| format!("FROM scratch\n  COPY {}. /app\n", "--exclude=x ".repeat(n));
+    let df = parse(&copy(MAX_FLAGS)).expect("parses");
+    let block = df.instructions().nth(1).expect("the COPY");
+    assert_eq!(block.flags().count(), MAX_FLAGS);
+    assert_eq!(block.flags().last().map(|f| f.text), Some("--exclude=x"));
+
+    let err = parse(&copy(MAX_FLAGS + 1)).expect_err("one flag too many");
+    assert!(matches!(err.kind(), ParseErrorKind::TooManyFlags(n) if *n == MAX_FLAGS + 1));
+    assert_eq!((err.line(), err.column()), (2, 3));
+    assert!(err.to_string().contains("too many flags"), "{err}");
+}

@@ -122,7 +122,8 @@ pub(super) fn block_of_raw(raw: &RawInstruction, kind: Kind, words: &mut Vec<Wor
         ext: 0,
         heredocs: 0,
         kind,
-        flags: raw.flags.len().min(u16::MAX as usize) as u16,
+        // The raw layer refuses more than `MAX_FLAGS` flags.
+        flags: raw.flags.len().min(crate::MAX_FLAGS) as u16,
         bits: if raw.json { super::JSON } else { 0 },
     }
 }
