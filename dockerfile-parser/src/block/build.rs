@@ -220,7 +220,7 @@ fn parse_blocks_inner(source: &Text) -> Result<Option<Dockerfile>, ParseError> {
     }))
 }
 
-/// The block of a line in one of the prototype's shapes, with its keyword's name; `None` for
+/// The block of a line in one of the common shapes, with its keyword's name; `None` for
 /// anything else (flags, heredocs, shapes the lowering may refuse or warn about).
 pub(super) fn fast_block(
     line: &LogicalLine,

@@ -1,14 +1,14 @@
-//! A prototype of the compact AST: one block per instruction (see docs/architecture.md,
-//! "Planned: one block per instruction").
+//! What [`crate::parse`] returns: one block per instruction (see docs/architecture.md, "One
+//! block per instruction").
 //!
-//! [`parse_blocks`] checks a Dockerfile exactly as [`crate::parse`] does (same errors, same
-//! warnings) but keeps each instruction as a [`Block`]: the instruction's logical line (a
-//! [`Text`], which for a single-line instruction is the source itself), its positions, and where
-//! its [`WordRef`]s (keyword, the rest of the line, flags, arguments; each a byte range of the
-//! line and a source span) start in the file's one list of words. A block allocates nothing of
-//! its own, and dropping the file is a few frees and one reference count per block. Embedders
-//! read a block through a [`BlockRef`] (the block and its words): [`BlockRef::view`] gives the
-//! typed reading, borrowing the file.
+//! [`parse_blocks`] (which [`crate::parse`] calls) checks a Dockerfile exactly as the typed layer
+//! ([`crate::parse_typed`]) does (same errors, same warnings) but keeps each instruction as a
+//! [`Block`]: the instruction's logical line (a [`Text`], which for a single-line instruction is
+//! the source itself), its positions, and where its [`WordRef`]s (keyword, the rest of the line,
+//! flags, arguments; each a byte range of the line and a source span) start in the file's one list
+//! of words. A block allocates nothing of its own, and dropping the file is a few frees and one
+//! reference count per block. Embedders read a block through a [`BlockRef`] (the block and its
+//! words): [`BlockRef::view`] gives the typed reading, borrowing the file.
 //!
 //! The common shapes (plain flag words, no heredoc, JSON strings without escapes) are read
 //! straight into blocks. The others (heredocs, ONBUILD, HEALTHCHECK, quoted flags, escaped
