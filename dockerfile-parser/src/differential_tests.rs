@@ -20,6 +20,17 @@ fn both(
     (reference, parse(src))
 }
 
+/// Every Dockerfile under `testdata/` (the corpus and the golden cases), sorted.
+pub(crate) fn testdata_dockerfiles() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+    let mut paths = Vec::new();
+    files(&root, &mut paths);
+    paths.sort();
+    assert!(paths.len() > 150, "found {} Dockerfiles", paths.len());
+    paths
+}
+
+/// Every file under `dir` whose name holds `Dockerfile`.
 fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -39,11 +50,7 @@ fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 #[test]
 fn corpus_and_golden_cases_parse_the_same_without_shortcuts() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
-    let mut paths = Vec::new();
-    files(&root, &mut paths);
-    paths.sort();
-    assert!(paths.len() > 150, "found {} Dockerfiles", paths.len());
+    let paths = testdata_dockerfiles();
     let mut whole = String::new();
     for p in &paths {
         let Ok(src) = std::fs::read_to_string(p) else {

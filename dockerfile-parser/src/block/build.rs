@@ -263,25 +263,10 @@ pub(super) fn fast_block(
     if !flags_valid(line_text, sp, flag_ranges, spec) {
         return None;
     }
-    let kind = match name {
-        "from" => Kind::From,
-        "run" => Kind::Run,
-        "cmd" => Kind::Cmd,
-        "entrypoint" => Kind::Entrypoint,
-        "copy" => Kind::Copy,
-        "add" => Kind::Add,
-        "env" => Kind::Env,
-        "label" => Kind::Label,
-        "arg" => Kind::Arg,
-        "expose" => Kind::Expose,
-        "volume" => Kind::Volume,
-        "user" => Kind::User,
-        "workdir" => Kind::Workdir,
-        "stopsignal" => Kind::Stopsignal,
-        "shell" => Kind::Shell,
-        "maintainer" => Kind::Maintainer,
-        "healthcheck" => Kind::Healthcheck,
-        _ => return None,
+    // ONBUILD always takes the general path (its trigger is an instruction of its own).
+    let kind = match super::node::kind_of(name) {
+        Some(Kind::Onbuild) | None => return None,
+        Some(kind) => kind,
     };
     let after = &text[head.end..];
     let trimmed = text::trim_start_whitespace(after);

@@ -1,24 +1,7 @@
-use std::path::Path;
-
 use super::*;
 use crate::ast::{CommandForm, Healthcheck, Instruction, Word};
 
-fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files(&p, out);
-        } else if p
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().contains("Dockerfile"))
-        {
-            out.push(p);
-        }
-    }
-}
+use crate::differential_tests::testdata_dockerfiles;
 
 fn same_word(w: WordView<'_>, expected: &Word, what: &str) {
     assert_eq!(w.text, expected.as_str(), "{what}");
@@ -185,11 +168,7 @@ pub(crate) fn assert_same(src: &str) {
 
 #[test]
 fn blocks_read_as_the_ast_over_the_corpus_and_golden_cases() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
-    let mut paths = Vec::new();
-    files(&root, &mut paths);
-    paths.sort();
-    assert!(paths.len() > 150, "found {} Dockerfiles", paths.len());
+    let paths = testdata_dockerfiles();
     let mut whole = String::new();
     for p in &paths {
         let Ok(src) = std::fs::read_to_string(p) else {
