@@ -55,13 +55,17 @@ impl<T> Capacity for Vec<T> {
 
 /// Parses `source` into blocks, with [`crate::parse`]'s checks, errors and warnings.
 pub fn parse_blocks(source: &Text) -> Result<Dockerfile, ParseError> {
-    match parse_blocks_inner(source) {
-        Ok(Some(file)) => Ok(file),
-        // Any error: the full parse gives it, with its order of errors.
-        Ok(None) | Err(_) => match crate::parse_typed_shared(source) {
-            Err(e) => Err(e),
-            Ok(_) => parse_blocks_inner(source)?.ok_or_else(|| crate::too_large(source.len())),
-        },
+    let blocks = parse_blocks_inner(source);
+    if let Ok(Some(file)) = blocks {
+        return Ok(file);
+    }
+    // Any error: the full parse gives it, with its order of errors. Should the full parse
+    // accept the file, the block builder's own answer stands (it is deterministic: running it
+    // again would give the same).
+    crate::parse_typed_shared(source)?;
+    match blocks {
+        Err(e) => Err(e),
+        Ok(_) => Err(crate::too_large(source.len())),
     }
 }
 
