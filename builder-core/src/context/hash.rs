@@ -457,22 +457,34 @@ pub fn prime_all(
     entries: &[(&Entry, bool)],
     threads: usize,
 ) -> Result<(), HashError> {
+    each_parallel(entries, threads, |_, &(e, shared)| {
+        if shared {
+            hasher.prime(root, e)
+        } else {
+            hasher.digest(root, e).map(drop)
+        }
+    })
+}
+
+/// Runs `f` on every item, on up to `threads` threads (the calling one among them), each
+/// taking the next item not yet taken; stops at the first error and returns it.
+fn each_parallel<T: Sync>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(usize, &T) -> Result<(), HashError> + Sync,
+) -> Result<(), HashError> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-    let threads = threads.clamp(1, 16).min(entries.len().max(1));
+    let threads = threads.clamp(1, 16).min(items.len().max(1));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_err: Mutex<Option<HashError>> = Mutex::new(None);
     let work = || {
         while !failed.load(Relaxed) {
-            let Some(&(e, shared)) = entries.get(next.fetch_add(1, Relaxed)) else {
+            let i = next.fetch_add(1, Relaxed);
+            let Some(item) = items.get(i) else {
                 break;
             };
-            let done = if shared {
-                hasher.prime(root, e)
-            } else {
-                hasher.digest(root, e).map(drop)
-            };
-            if let Err(err) = done {
+            if let Err(err) = f(i, item) {
                 failed.store(true, Relaxed);
                 first_err
                     .lock()
@@ -504,48 +516,16 @@ pub fn hash_all(
     if threads == 1 {
         return entries.iter().map(|e| hasher.digest(root, e)).collect();
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut out: Vec<Option<ContentDigest>> = vec![None; entries.len()];
-    let results = Mutex::new(Vec::with_capacity(entries.len()));
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let first_err: Mutex<Option<HashError>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let mut local = Vec::new();
-                loop {
-                    if failed.load(std::sync::atomic::Ordering::Relaxed) {
-                        break;
-                    }
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(e) = entries.get(i) else { break };
-                    match hasher.digest(root, e) {
-                        Ok(d) => local.push((i, d)),
-                        Err(err) => {
-                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                            let mut slot = first_err.lock().unwrap_or_else(|p| p.into_inner());
-                            slot.get_or_insert(err);
-                            break;
-                        }
-                    }
-                }
-                results
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(local);
-            });
-        }
-    });
-    if let Some(e) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    for (i, d) in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        out[i] = Some(d);
-    }
+    let out: Vec<std::sync::OnceLock<ContentDigest>> =
+        entries.iter().map(|_| std::sync::OnceLock::new()).collect();
+    each_parallel(entries, threads, |i, e| {
+        let _ = out[i].set(hasher.digest(root, e)?);
+        Ok(())
+    })?;
     out.into_iter()
         .zip(entries)
         .map(|(d, e)| {
-            d.ok_or_else(|| HashError {
+            d.into_inner().ok_or_else(|| HashError {
                 root: root.path().to_path_buf(),
                 path: e.path.clone(),
                 source: std::io::Error::other("not hashed"),
