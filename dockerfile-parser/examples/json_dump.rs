@@ -1,6 +1,7 @@
-//! `kiln parse --json`'s work alone, for profiles: the compact dump of a file, written to stdout.
-//! With `ast` as second argument: `parse_typed()` alone (the typed layer); with `blocks`:
-//! `parse()` alone (one block per instruction).
+//! `kiln parse --json`'s work alone, for profiles: the compact dump of a file, written to stdout
+//! from its blocks. With `ast` as second argument: `parse_typed()` alone (the typed layer); with
+//! `blocks`: `parse()` alone (one block per instruction); with `streamed`: the dump written while
+//! parsing the raw layer (`dump::parse_to_json`), held whole, then written.
 //! Given a directory, parses each of its files 100 times (`ast` or `blocks`), as the
 //! `parse/corpus` bench does.
 use std::io::Write;
@@ -52,7 +53,13 @@ fn main() {
         let _ = writeln!(out, "{n:?}");
         return;
     }
-    if let Ok(dump) = kiln_dockerfile_parser::dump::parse_to_json(&source, false) {
-        let _ = dump.write_to(&mut out);
+    if mode == "streamed" {
+        if let Ok(dump) = kiln_dockerfile_parser::dump::parse_to_json(&source, false) {
+            let _ = dump.write_to(&mut out);
+        }
+        return;
+    }
+    if let Ok(file) = kiln_dockerfile_parser::parse_shared(&source) {
+        let _ = kiln_dockerfile_parser::dump::write_blocks(&file, &mut out, false);
     }
 }

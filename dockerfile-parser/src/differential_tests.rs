@@ -62,6 +62,7 @@ fn corpus_and_golden_cases_parse_the_same_without_shortcuts() {
             crate::dump::tests::assert_same_pretty_text(df);
         }
         crate::dump::tests::assert_streamed_same(&src);
+        crate::dump::tests::assert_blocks_same(&src);
         if !src.starts_with("# escape") {
             whole.push_str(&src);
             whole.push('\n');
@@ -74,6 +75,7 @@ fn corpus_and_golden_cases_parse_the_same_without_shortcuts() {
         crate::dump::tests::assert_same_pretty_text(df);
     }
     crate::dump::tests::assert_streamed_same(&whole);
+    crate::dump::tests::assert_blocks_same(&whole);
 }
 
 /// The dump skips the lowering of instructions it can tell are valid (`valid_without_lowering`):
@@ -126,6 +128,7 @@ fn the_dump_checks_what_it_does_not_lower() {
     ] {
         for src in [format!("FROM a\n{body}\n"), format!("{body}\nFROM a\n")] {
             crate::dump::tests::assert_streamed_same(&src);
+            crate::dump::tests::assert_blocks_same(&src);
         }
     }
 }
@@ -179,6 +182,7 @@ proptest! {
             crate::dump::tests::assert_same_pretty_text(df);
         }
         crate::dump::tests::assert_streamed_same(&src);
+        crate::dump::tests::assert_blocks_same(&src);
         crate::block::tests::assert_same(&src);
     }
 }

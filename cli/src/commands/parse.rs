@@ -77,20 +77,10 @@ fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// A block of the JSON dump: 8 MiB ones backed by huge pages for a large document.
-fn dump_block(room: usize) -> Vec<u8> {
-    if room < 1 << 20 {
-        Vec::with_capacity(room)
-    } else {
-        large_buffer(8 << 20)
-    }
-}
-
 /// An empty buffer with room for at least `len` bytes, for memory the process writes once and
-/// keeps (the Dockerfile read, the JSON dump). From [`LARGE`] on, the kernel is asked to back it
-/// with transparent huge pages: one page fault per 2 MiB instead of one per 4 KiB, which took
-/// about a third of the time `kiln parse --json` spent in the kernel on large files (the dump is
-/// about five times the file). Only advice: where huge pages are off, nothing changes.
+/// keeps (the Dockerfile read). From [`LARGE`] on, the kernel is asked to back it with
+/// transparent huge pages: one page fault per 2 MiB instead of one per 4 KiB. Only advice: where
+/// huge pages are off, nothing changes.
 fn large_buffer(len: usize) -> Vec<u8> {
     if len < LARGE {
         return Vec::with_capacity(len);
@@ -139,38 +129,29 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
     // tail: whole buffers go to a duplicate of its descriptor instead.
     let raw = std::fs::File::from(stdout.as_fd().try_clone_to_owned().into_diagnostic()?);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, raw);
-    // The JSON dump is written while parsing, each instruction dropped once written, so the
-    // memory is the text's and the output's, never a whole AST's; the listing reads the blocks
-    // of the parsed file. Nothing is printed unless the whole file parses.
-    let parsed = if args.json {
-        // Indented for a person at a terminal, on one line for a program reading a pipe or a
-        // file.
-        kiln_dockerfile_parser::dump::parse_to_json_in(&source, tty, &mut dump_block)
-            .map(|mut dump| (std::mem::take(&mut dump.warnings), Some(dump), None))
-    } else {
-        // One block per instruction (about 150 bytes each besides the text), listed in file
-        // order once the whole file parsed.
-        kiln_dockerfile_parser::parse_shared(&source).map(|mut df| {
-            let mut listing = Vec::with_capacity(source.len() + source.len() / 4);
-            for block in df.instructions() {
-                listing_line(&mut listing, block.start_line(), block.original());
-            }
-            (std::mem::take(&mut df.warnings), None, Some(listing))
-        })
-    };
+    // The file is parsed into blocks (about 150 bytes per instruction besides the text) and
+    // nothing is printed unless the whole file parses; then the JSON dump (about five times the
+    // input) is written from the blocks through a small buffer, never held whole, or the listing
+    // is.
+    let parsed = kiln_dockerfile_parser::parse_shared(&source);
     match parsed {
-        Ok((warnings, json, listing)) => {
-            if let Some(dump) = json {
-                dump.write_to(&mut out).into_diagnostic()?;
+        Ok(df) => {
+            if args.json {
+                // Indented for a person at a terminal, on one line for a program reading a pipe
+                // or a file. The writer fills pieces of about 64 KiB, which pass `out`'s buffer.
+                kiln_dockerfile_parser::dump::write_blocks(&df, &mut out, tty).into_diagnostic()?;
                 writeln!(out).into_diagnostic()?;
-            }
-            if let Some(listing) = &listing {
-                out.write_all(listing).into_diagnostic()?;
+            } else {
+                let mut listing = Vec::with_capacity(source.len() + source.len() / 4);
+                for block in df.instructions() {
+                    listing_line(&mut listing, block.start_line(), block.original());
+                }
+                out.write_all(&listing).into_diagnostic()?;
             }
             out.flush().into_diagnostic()?;
             // One write for all the warnings, not one per line.
             let mut err = std::io::BufWriter::new(std::io::stderr().lock());
-            for w in &warnings {
+            for w in &df.warnings {
                 writeln!(err, "warning: {name}:{}: {}", w.line, w.message).into_diagnostic()?;
             }
             err.flush().into_diagnostic()?;

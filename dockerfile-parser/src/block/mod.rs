@@ -328,6 +328,12 @@ impl<'a> BlockRef<'a> {
         2 + self.block.flags as usize
     }
 
+    /// The flag words as written (`--from=build`), in order: [`Self::flags`] without splitting
+    /// them into name and value.
+    pub fn flag_words(self) -> Words<'a> {
+        self.words_from(2, self.first_arg())
+    }
+
     /// The flags as written, in order.
     pub fn flags(self) -> impl ExactSizeIterator<Item = FlagView<'a>> + 'a {
         self.words_from(2, self.first_arg()).map(FlagView::of)

@@ -11,8 +11,10 @@ use serde_json::{Value, json};
 use crate::ast::{Directive, Heredoc, RawInstruction, TypedDockerfile, Warning};
 use crate::error::ParseError;
 
+mod blocks;
 mod pretty;
-pub use pretty::{Dump, parse_to_json, parse_to_json_in, write_compact, write_pretty};
+pub use blocks::write_blocks;
+pub use pretty::{Dump, parse_to_json, write_compact, write_pretty};
 
 fn heredoc(h: &Heredoc) -> Value {
     json!({
@@ -232,6 +234,38 @@ pub(crate) mod tests {
         }
     }
 
+    /// The dump written from the blocks of [`crate::parse_shared`] is the typed parse's dump,
+    /// byte for byte, in both forms, and the errors and warnings are the same.
+    pub(crate) fn assert_blocks_same(src: &str) {
+        let source = crate::Text::from(src);
+        match (
+            crate::parse_typed_shared(&source),
+            crate::parse_shared(&source),
+        ) {
+            (Ok(df), Ok(file)) => {
+                for indent in [true, false] {
+                    let mut want = Vec::new();
+                    let written = if indent {
+                        write_pretty(&df, &mut want)
+                    } else {
+                        write_compact(&df, &mut want)
+                    };
+                    written.expect("writes");
+                    let mut got = Vec::new();
+                    write_blocks(&file, &mut got, indent).expect("writes");
+                    assert_eq!(
+                        String::from_utf8_lossy(&got),
+                        String::from_utf8_lossy(&want)
+                    );
+                    assert_eq!(got, want);
+                }
+                assert_eq!(file.warnings, df.warnings);
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b),
+            (a, b) => panic!("typed parse ok: {}, blocks ok: {}", a.is_ok(), b.is_ok()),
+        }
+    }
+
     #[test]
     fn the_written_dump_is_serde_json_text() {
         let src = "# syntax=docker/dockerfile:1\n# escape=\\\nFROM a AS b\nRUN --mount=type=cache,target=/c <<EOF\nx \\ \"y\" \t\u{1}\u{7f}\u{8}\u{c}\r\n\u{e9}\u{1F600}\nEOF\nONBUILD RUN y\n\\\n\nENV A=1 B=2\nCMD []\nCOPY [\"a\\\"b\", \"/c\"]\n";
@@ -248,6 +282,7 @@ pub(crate) mod tests {
             "FROM a\nRUNN x\nCOPY a\n",
         ] {
             assert_streamed_same(src);
+            assert_blocks_same(src);
         }
     }
 }

@@ -59,39 +59,26 @@ impl Dump {
 
 /// Parses `source` and writes its dump (indented or on one line) as each instruction is read,
 /// instead of building the AST first: the instructions are dropped once written, so the memory
-/// is the text's and the work stays in the cache. The same text as [`write_pretty`] and
-/// [`write_compact`] of [`crate::parse_typed_shared`]'s result, and the same errors and warnings; the
-/// dump needs only the raw layer, so an instruction whose lowering certainly succeeds without a
-/// warning (no flags, arguments that cannot fail) is not lowered at all.
+/// is the text's and the document's. The same text as [`write_pretty`] and [`write_compact`] of
+/// [`crate::parse_typed_shared`]'s result, and the same errors and warnings; the dump needs only
+/// the raw layer, so an instruction whose lowering certainly succeeds without a warning (no
+/// flags, arguments that cannot fail) is not lowered at all. `kiln parse --json` parses into
+/// blocks and writes them with [`super::write_blocks`] instead: no document held in memory.
 pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
-    parse_to_json_in(source, indent, &mut Vec::with_capacity)
-}
-
-/// [`parse_to_json`] with the document's blocks made by `new_block`, called with the room a
-/// block needs: it may return more, and each block is filled to about eight ninths of the room
-/// it comes with. For a caller that places the memory itself (`kiln parse --json` asks the
-/// kernel to back large blocks with huge pages, which takes most of the page faults of writing
-/// a large document away).
-pub fn parse_to_json_in(
-    source: &Text,
-    indent: bool,
-    new_block: &mut dyn FnMut(usize) -> Vec<u8>,
-) -> Result<Dump, ParseError> {
     // The instructions are written at the depth they have in the document: inside its object and
     // its `instructions` array.
     // Blocks of BLOCK bytes and a little room for the instruction that fills one; less for a
     // small file (its dump is about five times its size).
     let block = (source.len() * 6).clamp(1 << 12, BLOCK);
     let room = block + block / 8;
-    let fill = |buf: &Vec<u8>| buf.capacity() - buf.capacity() / 9;
+    let full = block;
     let mut body = Pretty {
-        buf: new_block(room),
+        buf: Vec::with_capacity(room),
         out: io::sink(),
         depth: 2,
         first: true,
         indent,
     };
-    let mut full = fill(&body.buf);
     let mut blocks = Vec::new();
     let summary = crate::parse_each_raw(source, |raw, name| {
         body.elem();
@@ -101,8 +88,7 @@ pub fn parse_to_json_in(
             body.instruction_compact(raw, Some(name).filter(|n| !n.is_empty()));
         }
         if body.buf.len() >= full {
-            let next = new_block(room);
-            full = fill(&next);
+            let next = Vec::with_capacity(room);
             blocks.push(std::mem::replace(&mut body.buf, next));
         }
     })?;
@@ -146,7 +132,7 @@ fn write<W: Write>(df: &TypedDockerfile, out: W, indent: bool) -> io::Result<()>
 
 impl<W: Write> Pretty<W> {
     /// The document up to the first instruction.
-    fn head(&mut self, directives: &[Directive], escape: char) {
+    pub(super) fn head(&mut self, directives: &[Directive], escape: char) {
         let j = self;
         j.open(b'{');
         j.key("directives");
@@ -171,7 +157,7 @@ impl<W: Write> Pretty<W> {
     }
 
     /// The document after the last instruction.
-    fn tail(&mut self, warnings: &[Warning]) {
+    pub(super) fn tail(&mut self, warnings: &[Warning]) {
         let j = self;
         j.close(b']');
         j.key("warnings");
@@ -192,18 +178,18 @@ impl<W: Write> Pretty<W> {
     }
 }
 
-struct Pretty<W: Write> {
-    buf: Vec<u8>,
-    out: W,
-    depth: usize,
+pub(super) struct Pretty<W: Write> {
+    pub(super) buf: Vec<u8>,
+    pub(super) out: W,
+    pub(super) depth: usize,
     /// Nothing written yet in the innermost open container.
-    first: bool,
+    pub(super) first: bool,
     /// Newlines and indentation (serde_json's pretty form) or none (its compact form).
-    indent: bool,
+    pub(super) indent: bool,
 }
 
 impl<W: Write> Pretty<W> {
-    fn flush_some(&mut self) -> io::Result<()> {
+    pub(super) fn flush_some(&mut self) -> io::Result<()> {
         if self.buf.len() >= 1 << 16 {
             self.out.write_all(&self.buf)?;
             self.buf.clear();
@@ -211,13 +197,13 @@ impl<W: Write> Pretty<W> {
         Ok(())
     }
 
-    fn open(&mut self, c: u8) {
+    pub(super) fn open(&mut self, c: u8) {
         self.buf.push(c);
         self.depth += 1;
         self.first = true;
     }
 
-    fn close(&mut self, c: u8) {
+    pub(super) fn close(&mut self, c: u8) {
         self.depth -= 1;
         if !self.first {
             self.newline();
@@ -243,7 +229,7 @@ impl<W: Write> Pretty<W> {
     }
 
     /// Before an array element.
-    fn elem(&mut self) {
+    pub(super) fn elem(&mut self) {
         if !self.first {
             self.buf.push(b',');
         }
@@ -252,7 +238,7 @@ impl<W: Write> Pretty<W> {
     }
 
     /// A key of the dump's own (plain ASCII, nothing to escape).
-    fn key(&mut self, k: &str) {
+    pub(super) fn key(&mut self, k: &str) {
         self.elem();
         self.buf.push(b'"');
         self.buf.extend_from_slice(k.as_bytes());
@@ -261,17 +247,17 @@ impl<W: Write> Pretty<W> {
             .extend_from_slice(if self.indent { b": " as &[u8] } else { b":" });
     }
 
-    fn num(&mut self, n: u64) {
+    pub(super) fn num(&mut self, n: u64) {
         self.buf
             .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
 
-    fn boolean(&mut self, b: bool) {
+    pub(super) fn boolean(&mut self, b: bool) {
         self.buf
             .extend_from_slice(if b { b"true" as &[u8] } else { b"false" });
     }
 
-    fn str(&mut self, s: &str) {
+    pub(super) fn str(&mut self, s: &str) {
         self.buf.push(b'"');
         let at = self.buf.len();
         // Bytes that were not UTF-8 print as Go's JSON prints them (U+FFFD). Their code points
@@ -285,7 +271,7 @@ impl<W: Write> Pretty<W> {
     }
 
     /// The items of a JSON array of strings, without the brackets, on one line.
-    fn compact_items<'t>(&mut self, items: impl Iterator<Item = &'t Text>) {
+    pub(super) fn compact_items<'t>(&mut self, items: impl Iterator<Item = &'t str>) {
         let mut first = true;
         for s in items {
             if !first {
@@ -296,7 +282,7 @@ impl<W: Write> Pretty<W> {
         }
     }
 
-    fn strs<'t>(&mut self, items: impl Iterator<Item = &'t str>) {
+    pub(super) fn strs<'t>(&mut self, items: impl Iterator<Item = &'t str>) {
         self.open(b'[');
         for s in items {
             self.elem();
@@ -305,7 +291,7 @@ impl<W: Write> Pretty<W> {
         self.close(b']');
     }
 
-    fn heredoc(&mut self, h: &Heredoc) {
+    pub(super) fn heredoc(&mut self, h: &Heredoc) {
         self.open(b'{');
         self.key("chomp");
         self.boolean(h.chomp);
@@ -327,11 +313,11 @@ impl<W: Write> Pretty<W> {
         // Room for the whole object, nearly always: the pushes below then never grow the buffer.
         self.buf.reserve(raw.original.len() * 2 + 192);
         self.buf.extend_from_slice(b"{\"args\":[");
-        self.compact_items(raw.args.iter().map(|w| &w.text));
+        self.compact_items(raw.args.iter().map(|w| w.text.as_str()));
         self.buf.extend_from_slice(b"],\"end_line\":");
         self.num(u64::from(raw.end_line));
         self.buf.extend_from_slice(b",\"flags\":[");
-        self.compact_items(raw.flags.iter().map(|f| &f.text));
+        self.compact_items(raw.flags.iter().map(|f| f.text.as_str()));
         self.buf.extend_from_slice(b"],\"heredocs\":[");
         for (i, h) in raw.heredocs.iter().enumerate() {
             if i > 0 {

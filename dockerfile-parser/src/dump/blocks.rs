@@ -1,0 +1,145 @@
+//! The dump written from a parsed file of blocks ([`crate::parse_shared`]'s result): the same
+//! text as [`super::write_pretty`] and [`super::write_compact`] of the typed parse, read from the
+//! blocks' words instead of raw instructions, and written through one small buffer. A caller that
+//! must print nothing for a file that fails to parse parses first (the blocks cost less than the
+//! document, about five times the input) and then streams the document out.
+
+use std::io::{self, Write};
+
+use super::pretty::Pretty;
+use crate::ast::Heredoc;
+use crate::block::{BlockRef, Dockerfile};
+
+/// What the buffer holds before it is written out. The buffer is made with twice this room, so
+/// that the instruction that crosses the mark rarely grows it.
+const FLUSH_AT: usize = 64 << 10;
+
+/// Writes the dump of `file` to `out`, indented (serde_json's pretty form) or on one line (its
+/// compact form), with no trailing newline: the same bytes as [`super::write_pretty`] or
+/// [`super::write_compact`] of [`crate::parse_typed_shared`]'s result for the same source.
+/// Writes in pieces of about 64 KiB: `out` needs no buffer of its own.
+pub fn write_blocks<W: Write>(file: &Dockerfile, out: W, indent: bool) -> io::Result<()> {
+    let mut j = Pretty {
+        buf: Vec::with_capacity(2 * FLUSH_AT),
+        out,
+        depth: 0,
+        first: true,
+        indent,
+    };
+    j.head(&file.directives, file.escape);
+    for block in file.instructions() {
+        j.elem();
+        if indent {
+            j.block_pretty(block, false);
+        } else {
+            j.block_compact(block, false);
+        }
+        if j.buf.len() >= FLUSH_AT {
+            j.out.write_all(&j.buf)?;
+            j.buf.clear();
+        }
+    }
+    j.tail(&file.warnings);
+    j.out.write_all(&j.buf)
+}
+
+/// The heredocs the raw form of `block` holds: an ONBUILD holds its trigger's, the trigger (the
+/// `sub` object) none (as [`BlockRef::to_raw`] builds them).
+fn heredocs_of(block: BlockRef<'_>, sub: bool) -> &[Heredoc] {
+    if sub { &[] } else { block.heredocs() }
+}
+
+impl<W: Write> Pretty<W> {
+    /// One block's object on one line (as `instruction_compact` writes a raw instruction).
+    fn block_compact(&mut self, block: BlockRef<'_>, sub: bool) {
+        let original = block.original();
+        // Room for the whole object, nearly always: the pushes below then never grow the buffer.
+        self.buf.reserve(original.len() * 2 + 192);
+        self.buf.extend_from_slice(b"{\"args\":[");
+        self.compact_items(block.args().map(|w| w.text));
+        self.buf.extend_from_slice(b"],\"end_line\":");
+        self.num(block.end_line() as u64);
+        self.buf.extend_from_slice(b",\"flags\":[");
+        self.compact_items(block.flag_words().map(|w| w.text));
+        self.buf.extend_from_slice(b"],\"heredocs\":[");
+        for (i, h) in heredocs_of(block, sub).iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            self.buf.extend_from_slice(if h.chomp {
+                b"{\"chomp\":true,\"content\":" as &[u8]
+            } else {
+                b"{\"chomp\":false,\"content\":"
+            });
+            self.str(&h.content);
+            self.buf.extend_from_slice(if h.expand {
+                b",\"expand\":true,\"fd\":" as &[u8]
+            } else {
+                b",\"expand\":false,\"fd\":"
+            });
+            self.num(u64::from(h.fd));
+            self.buf.extend_from_slice(b",\"name\":");
+            self.str(&h.name);
+            self.buf.push(b'}');
+        }
+        self.buf.extend_from_slice(if block.is_json() {
+            b"],\"json\":true,\"keyword\":" as &[u8]
+        } else {
+            b"],\"json\":false,\"keyword\":"
+        });
+        // A block's keyword is a known one (its name is the keyword lower-cased): ASCII letters,
+        // nothing to escape.
+        debug_assert_eq!(
+            crate::raw::keyword_name(block.keyword().text),
+            Some(block.name())
+        );
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(block.keyword().text.as_bytes());
+        self.buf.extend_from_slice(b"\",\"name\":\"");
+        self.buf.extend_from_slice(block.name().as_bytes());
+        self.buf.extend_from_slice(b"\",\"original\":");
+        self.str(original);
+        self.buf.extend_from_slice(b",\"start_line\":");
+        self.num(block.start_line() as u64);
+        self.buf.extend_from_slice(b",\"sub\":");
+        match block.trigger() {
+            Some(trigger) => self.block_compact(trigger, true),
+            None => self.buf.extend_from_slice(b"null"),
+        }
+        self.buf.push(b'}');
+    }
+
+    /// One block's object, indented (as `instruction` writes a raw instruction).
+    fn block_pretty(&mut self, block: BlockRef<'_>, sub: bool) {
+        self.open(b'{');
+        self.key("args");
+        self.strs(block.args().map(|w| w.text));
+        self.key("end_line");
+        self.num(block.end_line() as u64);
+        self.key("flags");
+        self.strs(block.flag_words().map(|w| w.text));
+        self.key("heredocs");
+        self.open(b'[');
+        for h in heredocs_of(block, sub) {
+            self.elem();
+            self.heredoc(h);
+        }
+        self.close(b']');
+        self.key("json");
+        self.boolean(block.is_json());
+        self.key("keyword");
+        self.str(block.keyword().text);
+        self.key("name");
+        self.str(block.name());
+        self.key("original");
+        self.str(block.original());
+        self.key("start_line");
+        self.num(block.start_line() as u64);
+        self.key("sub");
+        match block.trigger() {
+            Some(trigger) => self.block_pretty(trigger, true),
+            None => self.buf.extend_from_slice(b"null"),
+        }
+        self.close(b'}');
+    }
+}
