@@ -58,7 +58,10 @@ impl<W: Write> Pretty<W> {
         self.buf.extend_from_slice(b"{\"args\":[");
         self.compact_items(block.args().map(|w| w.text));
         self.buf.extend_from_slice(b"],\"end_line\":");
-        self.num(block.end_line() as u64);
+        // Nearly every instruction is on one line: its number is formatted once for both.
+        let mut digits = itoa::Buffer::new();
+        let end_line = digits.format(block.end_line()).as_bytes();
+        self.buf.extend_from_slice(end_line);
         self.buf.extend_from_slice(b",\"flags\":[");
         self.compact_items(block.flag_words().map(|w| w.text));
         self.buf.extend_from_slice(b"],\"heredocs\":[");
@@ -100,7 +103,11 @@ impl<W: Write> Pretty<W> {
         self.buf.extend_from_slice(b"\",\"original\":");
         self.str(original);
         self.buf.extend_from_slice(b",\"start_line\":");
-        self.num(block.start_line() as u64);
+        if block.start_line() == block.end_line() {
+            self.buf.extend_from_slice(end_line);
+        } else {
+            self.num(block.start_line() as u64);
+        }
         self.buf.extend_from_slice(b",\"sub\":");
         match block.trigger() {
             Some(trigger) => self.block_compact(trigger, true),

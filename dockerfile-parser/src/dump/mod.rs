@@ -12,6 +12,7 @@ use crate::ast::{Directive, Heredoc, RawInstruction, TypedDockerfile, Warning};
 use crate::error::ParseError;
 
 mod blocks;
+mod escape;
 mod pretty;
 pub use blocks::write_blocks;
 pub use pretty::{Dump, parse_to_json, write_compact, write_pretty};

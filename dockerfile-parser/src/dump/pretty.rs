@@ -9,6 +9,8 @@ use crate::ast::{Directive, Heredoc, RawInstruction, TypedDockerfile, Warning};
 use crate::error::ParseError;
 use crate::text::Text;
 
+use super::escape::{copy_plain, escape_into};
+
 /// Writes the dump of `df` to `out` as indented JSON (no trailing newline).
 pub fn write_pretty<W: Write>(df: &TypedDockerfile, out: W) -> io::Result<()> {
     write(df, out, true)
@@ -260,9 +262,12 @@ impl<W: Write> Pretty<W> {
     pub(super) fn str(&mut self, s: &str) {
         self.buf.push(b'"');
         let at = self.buf.len();
+        // Nearly every string needs no escape: it is copied while it is scanned.
+        let bytes = s.as_bytes();
+        let plain = copy_plain(&mut self.buf, bytes);
         // Bytes that were not UTF-8 print as Go's JSON prints them (U+FFFD). Their code points
         // start with 0xF4, which the escape scan stops at: only then is the string converted.
-        if !escape_into::<true>(&mut self.buf, s.as_bytes()) {
+        if plain < bytes.len() && !escape_into::<true>(&mut self.buf, &bytes[plain..]) {
             self.buf.truncate(at);
             let s = crate::bytes::to_json_text(s);
             escape_into::<false>(&mut self.buf, s.as_bytes());
@@ -411,165 +416,9 @@ impl<W: Write> Pretty<W> {
     }
 }
 
-/// Whether any byte is a control character, a quote or a backslash.
-#[cfg(test)]
-fn needs_escape(bytes: &[u8]) -> bool {
-    first_special::<false>(bytes).is_some()
-}
-
-/// The index of the first byte that is a control character, a quote or a backslash (or, with
-/// `F4`, the byte 0xF4 that starts the reserved code points of [`crate::bytes`]), found sixteen
-/// bytes at a time with SSE2 (part of every x86-64 processor).
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn first_special<const F4: bool>(bytes: &[u8]) -> Option<usize> {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
-    };
-    /// One bit per special byte of the 16 at `p`.
-    ///
-    /// # Safety
-    /// `p` must be valid for reading 16 bytes (no alignment needed).
-    #[inline(always)]
-    unsafe fn mask<const F4: bool>(p: *const u8) -> u32 {
-        // SAFETY: SSE2 is in the x86-64 baseline; the caller vouches for the 16 bytes.
-        unsafe {
-            let v = _mm_loadu_si128(p.cast());
-            // Below 0x20 (unsigned): the byte is its minimum with 0x1F.
-            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
-            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-            let mut m = _mm_or_si128(control, _mm_or_si128(quote, backslash));
-            if F4 {
-                m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(0xF4_u8 as i8)));
-            }
-            _mm_movemask_epi8(m) as u32
-        }
-    }
-    let len = bytes.len();
-    let mut at = 0;
-    while at + 16 <= len {
-        // SAFETY: `at + 16 <= len`.
-        let m = unsafe { mask::<F4>(bytes.as_ptr().add(at)) };
-        if m != 0 {
-            return Some(at + m.trailing_zeros() as usize);
-        }
-        at += 16;
-    }
-    if at == len {
-        return None;
-    }
-    let m = if len >= 16 {
-        // The last 16 bytes, without the ones already looked at.
-        let base = len - 16;
-        // SAFETY: `base + 16 == len`.
-        (unsafe { mask::<F4>(bytes.as_ptr().add(base)) }) >> (at - base)
-    } else {
-        // Short: padded with a byte that needs no escape.
-        let mut padded = [b'a'; 16];
-        padded[..len].copy_from_slice(bytes);
-        // SAFETY: `padded` holds 16 bytes.
-        unsafe { mask::<F4>(padded.as_ptr()) }
-    };
-    (m != 0).then(|| at + m.trailing_zeros() as usize)
-}
-
-/// [`first_special`] elsewhere: eight bytes at a time in a `u64`.
-#[cfg(not(target_arch = "x86_64"))]
-#[inline]
-fn first_special<const F4: bool>(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // The high bit of each byte of `v` below `n` (n <= 0x80). Borrows can set bits above a
-    // byte that is below `n`, never below the first one: the lowest set bit is exact.
-    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGH;
-    let special = |v: u64| {
-        let m = below(v, 0x20) | below(v ^ (ONES * 0x22), 1) | below(v ^ (ONES * 0x5C), 1);
-        if F4 {
-            m | below(v ^ (ONES * 0xF4), 1)
-        } else {
-            m
-        }
-    };
-    let mut at = 0;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let m = special(u64::from_le_bytes(w));
-        if m != 0 {
-            return Some(at + (m.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    // The tail in one more word, padded with a byte that needs no escape.
-    let tail = chunks.remainder();
-    if tail.is_empty() {
-        return None;
-    }
-    let mut w = [b'a'; 8];
-    w[..tail.len()].copy_from_slice(tail);
-    let m = special(u64::from_le_bytes(w));
-    (m != 0).then(|| at + (m.trailing_zeros() / 8) as usize)
-}
-
-/// Appends `bytes` with serde_json's escapes: `\"`, `\\`, the short forms of backspace, form
-/// feed, newline, carriage return and tab, `\u00XX` (lower-case hex) for other control
-/// characters. Runs without escapes are copied whole. With `F4`, stops at the first byte 0xF4
-/// (it may start a reserved code point, see [`crate::bytes`]) and returns false: the caller
-/// converts the string and writes it again; without, every such byte is copied as it is.
-fn escape_into<const F4: bool>(buf: &mut Vec<u8>, bytes: &[u8]) -> bool {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut start = 0;
-    while let Some(off) = first_special::<F4>(&bytes[start..]) {
-        let i = start + off;
-        let b = bytes[i];
-        if F4 && b == 0xF4 {
-            return false;
-        }
-        let short: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            0x0C => b"\\f",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            _ => b"",
-        };
-        buf.extend_from_slice(&bytes[start..i]);
-        if short.is_empty() {
-            buf.extend_from_slice(b"\\u00");
-            buf.push(HEX[usize::from(b >> 4)]);
-            buf.push(HEX[usize::from(b & 0xF)]);
-        } else {
-            buf.extend_from_slice(short);
-        }
-        start = i + 1;
-    }
-    buf.extend_from_slice(&bytes[start..]);
-    true
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{first_special, needs_escape};
     use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
-        #[test]
-        fn word_at_a_time_check_is_exact(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
-            let slow = bytes.iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\');
-            prop_assert_eq!(needs_escape(&bytes), slow.is_some());
-            prop_assert_eq!(first_special::<false>(&bytes), slow);
-            let slow_f4 = bytes
-                .iter()
-                .position(|&b| b < 0x20 || b == b'"' || b == b'\\' || b == 0xF4);
-            prop_assert_eq!(first_special::<true>(&bytes), slow_f4);
-        }
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
@@ -589,15 +438,6 @@ mod tests {
             j.str(&s);
             let want = serde_json::to_string(&crate::bytes::to_json_text(&s)).expect("serializes");
             prop_assert_eq!(String::from_utf8(j.buf).expect("UTF-8"), want);
-        }
-    }
-
-    #[test]
-    fn edges() {
-        for b in 0u8..=255 {
-            let mut v = vec![b'a'; 17];
-            v[9] = b;
-            assert_eq!(needs_escape(&v), b < 0x20 || b == b'"' || b == b'\\', "{b}");
         }
     }
 }
