@@ -393,7 +393,7 @@ pub(super) fn fast_block(
             let &(fa, _, ft) = scratch.first()?;
             // A byte loop: `str::contains` goes through the generic `memchr`, about 90
             // instructions for a short word.
-            if !rest.as_bytes()[fa..ft].iter().any(|&c| c == b'=') {
+            if !rest[fa..ft].bytes().any(|c| c == b'=') {
                 // Legacy `ENV name value`: one pair, and a warning.
                 let (ka, kb) = split_blanks(rest).next()?;
                 let va = kb + rest[kb..].find(|c| !crate::raw::is_blank(c))?;
