@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use super::copy::LocalDir;
+use super::local_dir::LocalDir;
 use super::{LocalWorkerConfig, WorkerError, chain_ids};
 use crate::cache::LayerRef;
 use crate::context::EntryKind;
