@@ -85,6 +85,10 @@ pub enum ParseErrorKind {
     #[error("Dockerfile too large: {0} bytes")]
     TooLarge(usize),
 
+    /// The parser disagreed with itself on this file: a bug of the parser, not of the file.
+    #[error("internal parser error: {0}")]
+    Internal(&'static str),
+
     /// An instruction with more flags than the parser keeps (65,535).
     #[error("too many flags on one instruction: {0} (at most {max})", max = crate::MAX_FLAGS)]
     TooManyFlags(usize),

@@ -83,8 +83,8 @@ impl Builder {
             },
         )?;
         let platform = graph.target_stage().platform.clone();
-        if crate::worker::copy::reads_context(&graph) {
-            crate::worker::copy::prefetch_context(&worker);
+        if crate::worker::local_dir::reads_context(&graph) {
+            crate::worker::local_dir::prefetch_context(&worker);
         }
         let default_network = graph.stages.values().flat_map(|s| &s.steps).any(|step| {
             matches!(&step.op, crate::graph::Op::Run(r) if r.network == crate::graph::Network::Default)

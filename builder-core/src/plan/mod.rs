@@ -6,12 +6,14 @@
 //! global args), the caller resolves them, then [`plan`] builds the graph
 //! (`tests::a_dockerfile_planned` shows it).
 
+mod copy;
 mod dispatch;
 mod frontend;
 pub mod limits;
 mod names;
 mod run;
 mod scope;
+mod stage;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -305,7 +307,7 @@ fn global_scope(
             continue;
         };
         for word in words {
-            let (name, default) = dispatch::arg_parts(word);
+            let (name, default) = stage::arg_parts(word);
             usage.declared.insert(name.text.to_string());
             let value = match opts.build_args.get(name.text) {
                 Some(v) => Some(v.clone()),
@@ -525,7 +527,7 @@ pub fn plan(
         }
         for &index in chain.iter().rev() {
             let (stage_plan, deps, stage_deferred) = dispatch::plan_stage(
-                dispatch::StageInput {
+                stage::StageInput {
                     df,
                     index,
                     base: bases[index].clone(),

@@ -6,9 +6,9 @@ use kiln_dockerfile_parser::MountType;
 use kiln_dockerfile_parser::block::{BlockRef, CommandView};
 
 use super::PlanError;
-use super::dispatch::{StageState, clean_abs, view_of};
 use super::limits::{SetBy, check_run_args};
 use super::scope::PROXY_ARGS;
+use super::stage::{StageState, clean_abs, view_of};
 use crate::graph::{InlineFile, Network, Op, RunMount, RunOp, SourceRef};
 
 impl StageState<'_> {

@@ -5,7 +5,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
-use crate::cache::FileCacheStore;
+use crate::cache::{FileCacheStore, LayerRef};
+use crate::graph::Op;
 use crate::plan::{PlanOptions, plan};
 
 /// A worker whose "filesystem" is the op text: a step's layer digest is the hash of its key

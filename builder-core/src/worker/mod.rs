@@ -17,6 +17,7 @@ pub(crate) mod download;
 pub mod emulate;
 mod git;
 mod image;
+pub(crate) mod local_dir;
 mod run;
 mod ssh;
 pub mod steplog;
@@ -176,7 +177,7 @@ pub struct LocalWorker {
     /// `COPY --from` of the same reference see the same image.
     resolved: tokio::sync::Mutex<BTreeMap<crate::solver::BaseKey, ResolvedImage>>,
     /// Directory contexts (`--build-context NAME=DIR`) opened and walked by this build, by key.
-    named_dirs: std::sync::Mutex<BTreeMap<String, copy::LocalDir>>,
+    named_dirs: std::sync::Mutex<BTreeMap<String, local_dir::LocalDir>>,
 }
 
 impl LocalWorker {
@@ -363,14 +364,14 @@ impl Worker for LocalWorker {
         &'a self,
         step: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<Option<String>, crate::Error>> {
-        Box::pin(async move { Ok(copy::input_digest(self, step).await?) })
+        Box::pin(async move { Ok(local_dir::input_digest(self, step).await?) })
     }
 
     fn input_files<'a>(
         &'a self,
         step: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<crate::cache::FileDigests, crate::Error>> {
-        Box::pin(async move { Ok(copy::input_files(self, step).await?) })
+        Box::pin(async move { Ok(local_dir::input_files(self, step).await?) })
     }
 
     fn has_layer(&self, layer: &LayerRef) -> bool {

@@ -140,12 +140,12 @@ fn write_private(
 }
 
 /// The local directories (the context, named directory contexts) a step's bind mounts read.
-type LocalDirs = std::collections::BTreeMap<SourceRef, super::copy::LocalDir>;
+type LocalDirs = std::collections::BTreeMap<SourceRef, super::local_dir::LocalDir>;
 
 /// Whether a bind of `dir` can be the directory itself: only when no `.dockerignore` pattern
 /// excludes anything, so the mount shows exactly what COPY sees. Symlinks inside a bind
 /// resolve in the step's own root, never on the host, so they need no check here.
-fn binds_directly(dir: &super::copy::LocalDir) -> bool {
+fn binds_directly(dir: &super::local_dir::LocalDir) -> bool {
     dir.ctx.matcher().is_empty()
 }
 
@@ -391,7 +391,7 @@ pub(super) async fn execute(
     let mut locals = LocalDirs::new();
     for m in &run.mounts {
         if let RunMount::Bind { from, .. } = m
-            && super::copy::is_local_dir(from)
+            && super::local_dir::is_local_dir(from)
             && !locals.contains_key(from)
             && let Some(dir) = w.local_dir(from)?
         {

@@ -6,7 +6,7 @@ use super::checks::{
     HEALTHCHECK_FLAGS, fast_onbuild, flags_valid, has_heredoc_marker, valid_from, warn_as_lowering,
 };
 use super::{Block, Dockerfile, Kind, WordRef};
-use crate::error::ParseError;
+use crate::error::{ParseError, ParseErrorKind};
 use crate::lower::{self, ADD_FLAGS, COPY_FLAGS, FlagKind, Place, RUN_FLAGS};
 use crate::raw::{fast_head, keyword_name, parse_words_into, simple_json_items, split_blanks};
 use crate::scan::LogicalLine;
@@ -55,6 +55,11 @@ impl<T> Capacity for Vec<T> {
 
 /// Parses `source` into blocks, with [`crate::parse`]'s checks, errors and warnings.
 pub fn parse_blocks(source: &Text) -> Result<Dockerfile, ParseError> {
+    // Block offsets are 32-bit: one more byte than the largest offset is refused here, before
+    // the full parse could accept it.
+    if source.len() >= text::MAX_TEXT_LEN {
+        return Err(crate::too_large(source.len()));
+    }
     let blocks = parse_blocks_inner(source);
     if let Ok(Some(file)) = blocks {
         return Ok(file);
@@ -65,7 +70,15 @@ pub fn parse_blocks(source: &Text) -> Result<Dockerfile, ParseError> {
     crate::parse_typed_shared(source)?;
     match blocks {
         Err(e) => Err(e),
-        Ok(_) => Err(crate::too_large(source.len())),
+        // The builder gives up only on files the full parse refuses; should the two ever
+        // disagree, that is a bug of this crate, said as such rather than blamed on the file.
+        Ok(_) => Err(ParseError::new(
+            ParseErrorKind::Internal("the block reader gave up on a file the full parse accepts"),
+            Span::empty(0),
+            "the parser could not read this file",
+            "",
+        )
+        .with_help("this is a bug in the parser: please report it with the Dockerfile")),
     }
 }
 
