@@ -207,11 +207,7 @@ impl Candidate {
             }],
         };
         let fs = dir.source();
-        let opts = ApplyOptions {
-            extractor: None,
-            skip_chown: false,
-            created_dir_mtime: cfg.source_date_epoch.map(|e| (e, 0)),
-        };
+        let opts = ApplyOptions::with_epoch(cfg.source_date_epoch);
         crate::copy::apply(&fs, &sub, &self.req, &dest, &opts)?;
         if !self.set_dir_times(&dest, &top, &delta.touched, &mut below)? {
             return Ok(None);

@@ -86,7 +86,7 @@ pub(super) fn copy_downloads(
     files: &[std::sync::Arc<super::download::Downloaded>],
     urls: &[String],
     dest: &Root,
-    created_dir_mtime: Option<(i64, u32)>,
+    source_date_epoch: Option<i64>,
 ) -> Result<(), WorkerError> {
     for (file, url) in files.iter().zip(urls) {
         if c.dest.ends_with('/') && super::download::file_name(url).is_none() {
@@ -101,11 +101,7 @@ pub(super) fn copy_downloads(
         }
         let src_root = Root::open(&file.dir)?;
         let fs = RootfsSource::new(&src_root);
-        let opts = ApplyOptions {
-            extractor: None,
-            skip_chown: false,
-            created_dir_mtime,
-        };
+        let opts = ApplyOptions::with_epoch(source_date_epoch);
         copy_from(&fs, &req, dest, &opts)?;
     }
     Ok(())
