@@ -139,10 +139,7 @@ pub(super) async fn execute_copy(
                 ))?,
         ),
     };
-    let (urls, local) = match c.from {
-        SourceRef::Context => split_urls(&c)?,
-        _ => (Vec::new(), c.sources.clone()),
-    };
+    let (urls, local) = split_urls(&c)?;
     let mut downloads = Vec::new();
     for url in &urls {
         downloads.push(w.downloads.fetch(url, c.checksum.as_deref()).await?);

@@ -56,8 +56,12 @@ pub(super) fn git_sources(c: &CopyOp) -> Result<Vec<super::git::GitSource>, Work
 }
 
 /// The URL sources of an `ADD` and its local ones (git repositories are in neither); several
-/// sources need a directory destination, as Docker says.
+/// sources need a directory destination, as Docker says. Only the main context's instruction
+/// has URLs: every source of a `--from` is a path there.
 pub(super) fn split_urls(c: &CopyOp) -> Result<(Vec<String>, Vec<String>), WorkerError> {
+    if c.from != SourceRef::Context {
+        return Ok((Vec::new(), c.sources.clone()));
+    }
     let (urls, local): (Vec<String>, Vec<String>) = c
         .sources
         .iter()
