@@ -38,6 +38,17 @@ pub struct ApplyOptions<'a> {
     pub created_dir_mtime: Option<(i64, u32)>,
 }
 
+impl ApplyOptions<'_> {
+    /// No archive extractor, ownership changed on disk, and missing parents dated
+    /// `source_date_epoch` (now when it is unset): how the worker's copies write.
+    pub fn with_epoch(source_date_epoch: Option<i64>) -> Self {
+        Self {
+            created_dir_mtime: source_date_epoch.map(|e| (e, 0)),
+            ..Self::default()
+        }
+    }
+}
+
 /// What [`apply`] wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CopyOutput {

@@ -3,8 +3,9 @@
 //! right in the descriptor of a directory the copy made, their bytes sent with `sendfile`, or
 //! deferred (see [`super::apply_deferring`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -55,6 +56,9 @@ fn ts(t: (i64, u32)) -> Timestamps {
         last_modification: spec,
     }
 }
+
+/// An extended attribute's name and value.
+type Xattr = (OsString, Vec<u8>);
 
 /// At most this many files per copying thread are deferred (each holds two descriptors).
 const DEFER_MAX: usize = 16;
@@ -210,6 +214,11 @@ impl Writer<'_> {
                 Err(e) => return Err(e.into()),
             }
         };
+        if existing == Some(FileType::Directory) && entry.kind != EntryKind::Dir {
+            return Err(CopyError::ReplaceDir {
+                path: dst.to_path_buf(),
+            });
+        }
         let owner = self.owner_of(entry);
         let mode = dest_mode(self.req, entry);
         match entry.kind {
@@ -239,11 +248,6 @@ impl Writer<'_> {
                 }
             }
             EntryKind::File => {
-                if existing == Some(FileType::Directory) {
-                    return Err(CopyError::ReplaceDir {
-                        path: dst.to_path_buf(),
-                    });
-                }
                 if entry.nlink > 1 {
                     if let Some(first) = links.get(&(entry.dev, entry.ino)) {
                         self.dest.hard_link(first, dst)?;
@@ -296,11 +300,6 @@ impl Writer<'_> {
                     .map_err(|e| self.io("set times", dst, e))?;
             }
             EntryKind::Symlink => {
-                if existing == Some(FileType::Directory) {
-                    return Err(CopyError::ReplaceDir {
-                        path: dst.to_path_buf(),
-                    });
-                }
                 let target = entry.link_target.clone().unwrap_or_default();
                 self.dest.symlink(&target, dst)?;
                 self.chown(dst, owner)?;
@@ -310,11 +309,6 @@ impl Writer<'_> {
             | EntryKind::Socket
             | EntryKind::CharDevice
             | EntryKind::BlockDevice => {
-                if existing == Some(FileType::Directory) {
-                    return Err(CopyError::ReplaceDir {
-                        path: dst.to_path_buf(),
-                    });
-                }
                 let kind = match entry.kind {
                     EntryKind::Fifo => FileType::Fifo,
                     EntryKind::Socket => FileType::Socket,
@@ -352,24 +346,25 @@ impl Writer<'_> {
         {
             return Ok(false);
         }
-        let xattrs = match &entry.xattrs {
-            Some(x) => x.clone(),
-            None => read_xattrs(self.fs.root(), &entry.path)?,
-        };
+        let xattrs = self.xattrs_of(entry)?;
         Ok(!xattrs
             .iter()
             .any(|(name, _)| name.as_encoded_bytes().starts_with(b"security.")))
     }
 
+    /// The source entry's xattrs: as its listing recorded them, or read now.
+    fn xattrs_of<'e>(&self, entry: &'e Entry) -> Result<Cow<'e, [Xattr]>, CopyError> {
+        Ok(match &entry.xattrs {
+            Some(x) => Cow::Borrowed(x),
+            None => Cow::Owned(read_xattrs(self.fs.root(), &entry.path)?),
+        })
+    }
+
     /// Copies the source entry's xattrs onto `fd`. Failures are logged and skipped, as BuildKit
     /// does (e.g. `security.*` names a filesystem refuses).
     fn copy_xattrs(&self, entry: &Entry, fd: &impl AsFd, dst: &Path) -> Result<(), CopyError> {
-        let xattrs = match &entry.xattrs {
-            Some(x) => x.clone(),
-            None => read_xattrs(self.fs.root(), &entry.path)?,
-        };
-        for (name, value) in xattrs {
-            if let Err(e) = rustix::fs::fsetxattr(fd, &name, &value, XattrFlags::empty()) {
+        for (name, value) in self.xattrs_of(entry)?.iter() {
+            if let Err(e) = rustix::fs::fsetxattr(fd, name, value, XattrFlags::empty()) {
                 tracing::debug!(path = %dst.display(), xattr = ?name, error = %crate::report::chain(&e), "xattr not copied");
             }
         }

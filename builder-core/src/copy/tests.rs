@@ -175,6 +175,35 @@ fn file_into_existing_directory_and_written_paths() {
 }
 
 #[test]
+fn only_a_directory_lands_on_a_directory() {
+    let f = fixture(|dir| {
+        write(dir, "file/x", b"F");
+        std::fs::create_dir_all(dir.join("link")).unwrap();
+        symlink("target", dir.join("link/x")).unwrap();
+        std::fs::create_dir_all(dir.join("fifo")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join("fifo/x"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        write(dir, "dir/x/inner", b"D");
+    });
+    std::fs::create_dir_all(f.dest_dir.join("out/x/kept")).unwrap();
+    for src in ["file", "link", "fifo"] {
+        match f.copy(&CopyRequest::new(&[src], "/out")) {
+            Err(CopyError::ReplaceDir { path }) => assert_eq!(path, Path::new("out/x"), "{src}"),
+            other => panic!("{src}: {other:?}"),
+        }
+    }
+    f.copy(&CopyRequest::new(&["dir"], "/out")).unwrap();
+    assert_eq!(f.read("out/x/inner"), "D");
+    assert!(f.exists("out/x/kept"));
+}
+
+#[test]
 fn missing_sources_are_errors_naming_them() {
     let f = fixture(basic);
     for src in ["nope.txt", "*.none", "src/*.py", "nodir/*"] {

@@ -229,6 +229,15 @@ pub fn format_rfc3339(secs: i64) -> String {
     )
 }
 
+/// The wall clock in whole seconds since the Unix epoch (0 before it): the time images and
+/// history entries get when `SOURCE_DATE_EPOCH` is not set.
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// Parses an RFC 3339 time (`2024-01-02T03:04:05.123+02:00`) into whole seconds since the Unix
 /// epoch; fractions are dropped. `None` when it is not RFC 3339.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {

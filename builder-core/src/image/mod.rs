@@ -21,6 +21,7 @@ mod platform;
 
 pub use annotations::{AnnotationError, Annotations, PlatformAnnotation};
 pub use canonical::{canonicalize, to_canonical_json};
+pub(crate) use config::now_secs;
 pub use config::{
     ContainerConfig, Healthcheck, History, ImageConfig, RootFs, format_rfc3339, parse_rfc3339,
 };

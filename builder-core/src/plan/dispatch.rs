@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_dockerfile_parser::Span;
-use kiln_dockerfile_parser::block::{BlockRef, CommandView, View};
+use kiln_dockerfile_parser::block::{BlockRef, CommandView, Pairs, View};
 use kiln_dockerfile_parser::shell::Expander;
 
 use super::scope::{ArgUsage, StageScope};
@@ -129,7 +129,35 @@ pub(super) fn plan_stage(
     Ok((plan, st.dep_spans, st.deferred))
 }
 
+/// An ENV or LABEL pair expanded: its name, its value, and the span of the value as written.
+type ExpandedPair = (String, String, Span);
+
 impl StageState<'_> {
+    /// The `key=value` pairs of ENV or LABEL (`keyword`) expanded, each with the span of its
+    /// value, and the instruction as history shows it; a blank name is an error. Expansion
+    /// reads the scope as it was before the instruction.
+    fn expand_pairs(
+        &self,
+        keyword: &str,
+        pairs: Pairs<'_>,
+    ) -> Result<(Vec<ExpandedPair>, String), PlanError> {
+        let mut expanded = Vec::new();
+        let mut parts = Vec::new();
+        for (k, v) in pairs {
+            let key = self.expand(k, &format!("{keyword} key"))?;
+            let value = self.expand(v, &format!("{keyword} {key}"))?;
+            if key.is_empty() {
+                return Err(PlanError::Invalid {
+                    message: format!("{keyword} names can not be blank"),
+                    span: k.span,
+                });
+            }
+            parts.push(format!("{key}={value}"));
+            expanded.push((key, value, v.span));
+        }
+        Ok((expanded, format!("{keyword} {}", parts.join(" "))))
+    }
+
     fn dispatch(&mut self, block: BlockRef<'_>, usage: &mut ArgUsage) -> Result<(), PlanError> {
         match block.view() {
             View::From { .. } => {}
@@ -166,44 +194,20 @@ impl StageState<'_> {
             } => {
                 // Docker's rule: every pair is expanded against the environment as it was
                 // before this instruction (`ENV abc=bye def=$abc` sees the old `abc`).
-                let mut parts = Vec::new();
-                let mut expanded = Vec::new();
-                for (k, v) in pairs {
-                    let key = self.expand(k, "ENV key")?;
-                    let value = self.expand(v, &format!("ENV {key}"))?;
-                    if key.is_empty() {
-                        return Err(PlanError::Invalid {
-                            message: "ENV names can not be blank".into(),
-                            span: k.span,
-                        });
-                    }
-                    parts.push(format!("{key}={value}"));
-                    self.set_at.insert(key.clone(), v.span);
-                    expanded.push((key, value));
+                let (expanded, history) = self.expand_pairs("ENV", pairs)?;
+                for (key, value, at) in expanded {
+                    self.config.env_set(&key, &value);
+                    self.set_at.insert(key, at);
                 }
-                for (key, value) in &expanded {
-                    self.config.env_set(key, value);
-                }
-                self.push(block, Op::Config, format!("ENV {}", parts.join(" ")));
+                self.push(block, Op::Config, history);
             }
             View::Pairs { label: true, pairs } => {
-                let mut parts = Vec::new();
-                for (k, v) in pairs {
-                    let key = self.expand(k, "LABEL key")?;
-                    let value = self.expand(v, &format!("LABEL {key}"))?;
-                    if key.is_empty() {
-                        return Err(PlanError::Invalid {
-                            message: "LABEL names can not be blank".into(),
-                            span: k.span,
-                        });
-                    }
-                    parts.push(format!("{key}={value}"));
-                    self.config
-                        .labels
-                        .get_or_insert_with(Default::default)
-                        .insert(key, value);
+                let (expanded, history) = self.expand_pairs("LABEL", pairs)?;
+                let labels = self.config.labels.get_or_insert_with(Default::default);
+                for (key, value, _) in expanded {
+                    labels.insert(key, value);
                 }
-                self.push(block, Op::Config, format!("LABEL {}", parts.join(" ")));
+                self.push(block, Op::Config, history);
             }
             View::Maintainer(name) => {
                 self.author = Some(name.text.to_string());

@@ -19,26 +19,23 @@ impl StageState<'_> {
     ) -> Result<(), PlanError> {
         let mut inline = Vec::new();
         let heredocs = block.heredocs();
-        let argv = match command {
-            CommandView::Exec(v) => v.map(|w| w.text.to_string()).collect(),
-            CommandView::Shell(w) => {
-                let mut argv = self.config.shell_or_default();
-                let cmd = w.text.trim();
+        let argv = match &command {
+            CommandView::Shell(w) if !heredocs.is_empty() => {
                 if let [h] = heredocs
-                    && kiln_dockerfile_parser::is_heredoc_marker(cmd)
+                    && kiln_dockerfile_parser::is_heredoc_marker(w.text.trim())
                 {
                     // `RUN <<EOF` (or `<< EOF`, `3<<EOF`): the body is the script.
                     let body = h.body().into_owned();
-                    if body.starts_with("#!") {
+                    let argv = if body.starts_with("#!") {
                         let path = format!("/dev/pipes/{}", h.name);
                         inline.push(InlineFile {
                             name: path.clone(),
                             content: body,
                         });
-                        argv = vec![path];
+                        vec![path]
                     } else {
-                        argv.push(body);
-                    }
+                        self.shell_argv(body)
+                    };
                     return self.finish_run(block, argv, inline);
                 }
                 // The shell reads heredocs itself: hand it the line and the bodies.
@@ -51,9 +48,9 @@ impl StageState<'_> {
                     }
                     script.push_str(&h.name);
                 }
-                argv.push(script);
-                argv
+                self.shell_argv(script)
             }
+            _ => self.command_argv(&command),
         };
         self.finish_run(block, argv, inline)
     }

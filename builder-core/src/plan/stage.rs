@@ -164,12 +164,15 @@ impl StageState<'_> {
     pub(super) fn command_argv(&self, form: &CommandView<'_>) -> Vec<String> {
         match form {
             CommandView::Exec(v) => v.clone().map(|w| w.text.to_string()).collect(),
-            CommandView::Shell(w) => {
-                let mut argv = self.config.shell_or_default();
-                argv.push(w.text.to_string());
-                argv
-            }
+            CommandView::Shell(w) => self.shell_argv(w.text.to_string()),
         }
+    }
+
+    /// The stage's shell (`SHELL`, or `/bin/sh -c`) running `script`.
+    pub(super) fn shell_argv(&self, script: String) -> Vec<String> {
+        let mut argv = self.config.shell_or_default();
+        argv.push(script);
+        argv
     }
 
     pub(super) fn source_ref(&mut self, from: &str, span: Span) -> Result<SourceRef, PlanError> {

@@ -258,6 +258,27 @@ fn labels_from_options_apply_to_target_only() {
 }
 
 #[test]
+fn env_and_label_pairs_expand_alike_and_refuse_blank_names() {
+    let src = "FROM scratch\nARG K=k\nENV $K=1 b=$K\nLABEL $K=2 c=\"$K x\"\n";
+    let g = plan_src(src, &PlanOptions::default()).unwrap();
+    let stage = g.target_stage();
+    let history: Vec<_> = stage.steps.iter().map(|s| s.created_by.as_str()).collect();
+    assert_eq!(&history[1..], ["ENV k=1 b=k", "LABEL k=2 c=k x"]);
+    let labels = stage.config.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("c").map(String::as_str), Some("k x"));
+    for (line, keyword) in [("ENV $E=1", "ENV"), ("LABEL a=1 ${E}=2", "LABEL")] {
+        let src = format!("FROM scratch\nARG E\n{line}\n");
+        let err = plan_src(&src, &PlanOptions::default()).unwrap_err();
+        let PlanError::Invalid { message, span } = err else {
+            panic!("expected a blank-name error, got {err:?}")
+        };
+        assert_eq!(message, format!("{keyword} names can not be blank"));
+        let at = src.find(line).unwrap() + line.find("$").unwrap();
+        assert_eq!(span.start(), at);
+    }
+}
+
+#[test]
 fn invalid_onbuild_trigger_fails_the_child_build_at_its_from_line() {
     let src = "FROM scratch\nFROM bad:1\nRUN x\n";
     let df = kiln_dockerfile_parser::parse(src).unwrap();

@@ -14,12 +14,11 @@ mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crate::cache::{BaseImage, CacheKey, CacheRecord, CacheStore, KeyBuilder, StepExplanation};
 use crate::graph::{Base, BuildGraph, ImageRef, SourceRef, StepId};
-use crate::image::ContainerConfig;
-use crate::image::Platform;
+use crate::image::{ContainerConfig, Platform, now_secs};
 use crate::progress::{BuildEvent, EventSink};
 
 pub use inflight::InFlight;
@@ -76,13 +75,6 @@ pub struct StepOutcome {
 
 /// Placeholder for history times that are only known when the stage ends.
 const PENDING_TIME: i64 = i64::MIN;
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 // Every step key chains from its stage's base state, so the platform in these two keys reaches
 // every key of the stage: the same Dockerfile built for two platforms never shares a result

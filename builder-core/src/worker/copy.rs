@@ -139,10 +139,7 @@ pub(super) async fn execute_copy(
                 ))?,
         ),
     };
-    let (urls, local) = match c.from {
-        SourceRef::Context => split_urls(&c)?,
-        _ => (Vec::new(), c.sources.clone()),
-    };
+    let (urls, local) = split_urls(&c)?;
     let mut downloads = Vec::new();
     for url in &urls {
         downloads.push(w.downloads.fetch(url, c.checksum.as_deref()).await?);
@@ -219,23 +216,13 @@ pub(super) async fn execute_copy(
         };
         let dest = Root::open(active.root())?;
         write_inline(&cfg, &dest, &c)?;
-        copy_downloads(
-            &c,
-            &downloads,
-            &urls,
-            &dest,
-            cfg.source_date_epoch.map(|e| (e, 0)),
-        )?;
+        copy_downloads(&c, &downloads, &urls, &dest, cfg.source_date_epoch)?;
         for (_scratch, tree) in &checkouts {
             // The repository's tree is copied like a directory source, never extracted.
             let src_root = Root::open(tree)?;
             let fs = RootfsSource::new(&src_root);
             let req = copy_request(&c, vec!["/".to_owned()])?;
-            let opts = ApplyOptions {
-                extractor: None,
-                skip_chown: false,
-                created_dir_mtime: cfg.source_date_epoch.map(|e| (e, 0)),
-            };
+            let opts = ApplyOptions::with_epoch(cfg.source_date_epoch);
             copy_from(&fs, &req, &dest, &opts)?;
         }
         let mut deferred = Vec::new();
@@ -247,8 +234,7 @@ pub(super) async fn execute_copy(
                 } else {
                     None
                 },
-                skip_chown: false,
-                created_dir_mtime: cfg.source_date_epoch.map(|e| (e, 0)),
+                ..ApplyOptions::with_epoch(cfg.source_date_epoch)
             };
             match (&c.from, &source_state) {
                 (SourceRef::Context | SourceRef::Dir(_), _) => {

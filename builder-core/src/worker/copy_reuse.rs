@@ -39,6 +39,7 @@ use crate::cache::LayerRef;
 use crate::context::EntryKind;
 use crate::copy::{ApplyOptions, CopyRequest, Selected, SelectedItem, Selection};
 use crate::fsroot::{Root, clean};
+use crate::image::now_secs;
 use crate::solver::FsState;
 
 mod memo;
@@ -67,13 +68,6 @@ pub(super) struct Candidate {
     sel: Selection,
     /// One per entry of the memo: the directory item itself, then its contents in order.
     marks: Vec<Mark>,
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// A time before any the kernel gives a file from now on (its clock is coarse).
@@ -213,11 +207,7 @@ impl Candidate {
             }],
         };
         let fs = dir.source();
-        let opts = ApplyOptions {
-            extractor: None,
-            skip_chown: false,
-            created_dir_mtime: cfg.source_date_epoch.map(|e| (e, 0)),
-        };
+        let opts = ApplyOptions::with_epoch(cfg.source_date_epoch);
         crate::copy::apply(&fs, &sub, &self.req, &dest, &opts)?;
         if !self.set_dir_times(&dest, &top, &delta.touched, &mut below)? {
             return Ok(None);

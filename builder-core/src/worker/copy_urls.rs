@@ -56,8 +56,12 @@ pub(super) fn git_sources(c: &CopyOp) -> Result<Vec<super::git::GitSource>, Work
 }
 
 /// The URL sources of an `ADD` and its local ones (git repositories are in neither); several
-/// sources need a directory destination, as Docker says.
+/// sources need a directory destination, as Docker says. Only the main context's instruction
+/// has URLs: every source of a `--from` is a path there.
 pub(super) fn split_urls(c: &CopyOp) -> Result<(Vec<String>, Vec<String>), WorkerError> {
+    if c.from != SourceRef::Context {
+        return Ok((Vec::new(), c.sources.clone()));
+    }
     let (urls, local): (Vec<String>, Vec<String>) = c
         .sources
         .iter()
@@ -86,7 +90,7 @@ pub(super) fn copy_downloads(
     files: &[std::sync::Arc<super::download::Downloaded>],
     urls: &[String],
     dest: &Root,
-    created_dir_mtime: Option<(i64, u32)>,
+    source_date_epoch: Option<i64>,
 ) -> Result<(), WorkerError> {
     for (file, url) in files.iter().zip(urls) {
         if c.dest.ends_with('/') && super::download::file_name(url).is_none() {
@@ -101,11 +105,7 @@ pub(super) fn copy_downloads(
         }
         let src_root = Root::open(&file.dir)?;
         let fs = RootfsSource::new(&src_root);
-        let opts = ApplyOptions {
-            extractor: None,
-            skip_chown: false,
-            created_dir_mtime,
-        };
+        let opts = ApplyOptions::with_epoch(source_date_epoch);
         copy_from(&fs, &req, dest, &opts)?;
     }
     Ok(())

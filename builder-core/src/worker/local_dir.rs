@@ -267,10 +267,7 @@ fn context_requests(
 ) -> Result<Vec<(LocalDir, Vec<CopyRequest>)>, WorkerError> {
     let wanted: Vec<(&SourceRef, CopyRequest)> = match step.op {
         Op::Copy(c) if is_local_dir(&c.from) && !c.sources.is_empty() => {
-            let local = match c.from {
-                SourceRef::Context => split_urls(c)?.1,
-                _ => c.sources.clone(),
-            };
+            let (_, local) = split_urls(c)?;
             if local.is_empty() {
                 return Ok(Vec::new());
             }
