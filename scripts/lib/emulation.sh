@@ -35,7 +35,7 @@ foreign_busybox() {
             if ! dpkg --print-foreign-architectures | grep -qx "$deb_arch" \
                 && [ "$deb_arch" != "$(dpkg --print-architecture)" ]; then
                 dpkg --add-architecture "$deb_arch"
-                apt-get update -qq
+                apt_update
             fi
             (cd "$work" && apt-get download -qq "busybox-static:$deb_arch" >/dev/null)
             dpkg-deb -x "$work"/busybox-static_*_"$deb_arch".deb "$work/$deb_arch"

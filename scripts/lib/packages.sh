@@ -15,6 +15,20 @@ KILN_TEST_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" uidmap fuse-overlayfs slirp4netn
 # Packages kiln itself needs at run time for the example build.
 KILN_RUN_PACKAGES=("${KILN_BUILD_PACKAGES[@]}" uidmap slirp4netns busybox-static runc umoci jq curl ca-certificates)
 
+# apt_update: refreshes the package lists, up to three times. A mirror that is being synced
+# answers some index files with the wrong size for a while ("Mirror sync in progress?"); if every
+# attempt fails, what could be fetched is kept and the install that follows says whether a
+# package is really missing.
+apt_update() {
+    local attempt
+    for attempt in 1 2 3; do
+        apt-get update -qq && return 0
+        echo "apt-get update failed (attempt $attempt of 3)" >&2
+        [ "$attempt" -lt 3 ] && sleep $((attempt * 15))
+    done
+    echo "warning: going on with the package lists apt-get could fetch" >&2
+}
+
 install_packages() {
     local missing=() p
     for p in "$@"; do
@@ -28,7 +42,7 @@ install_packages() {
         return 0
     fi
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
+    apt_update
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}"
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
