@@ -65,26 +65,7 @@ impl<W: Write> Pretty<W> {
         self.buf.extend_from_slice(b",\"flags\":[");
         self.compact_items(block.flag_words().map(|w| w.text));
         self.buf.extend_from_slice(b"],\"heredocs\":[");
-        for (i, h) in heredocs_of(block, sub).iter().enumerate() {
-            if i > 0 {
-                self.buf.push(b',');
-            }
-            self.buf.extend_from_slice(if h.chomp {
-                b"{\"chomp\":true,\"content\":" as &[u8]
-            } else {
-                b"{\"chomp\":false,\"content\":"
-            });
-            self.str(&h.content);
-            self.buf.extend_from_slice(if h.expand {
-                b",\"expand\":true,\"fd\":" as &[u8]
-            } else {
-                b",\"expand\":false,\"fd\":"
-            });
-            self.num(u64::from(h.fd));
-            self.buf.extend_from_slice(b",\"name\":");
-            self.str(&h.name);
-            self.buf.push(b'}');
-        }
+        self.heredocs_compact(heredocs_of(block, sub));
         self.buf.extend_from_slice(if block.is_json() {
             b"],\"json\":true,\"keyword\":" as &[u8]
         } else {

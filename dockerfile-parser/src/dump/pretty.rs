@@ -311,20 +311,10 @@ impl<W: Write> Pretty<W> {
         self.close(b'}');
     }
 
-    /// One instruction's object on one line: the text between the values is constant, so each
-    /// run of it (`],"end_line":`) is one copy.
-    /// `name` is the keyword's lower-case name when already known.
-    fn instruction_compact(&mut self, raw: &RawInstruction, name: Option<&'static str>) {
-        // Room for the whole object, nearly always: the pushes below then never grow the buffer.
-        self.buf.reserve(raw.original.len() * 2 + 192);
-        self.buf.extend_from_slice(b"{\"args\":[");
-        self.compact_items(raw.args.iter().map(|w| w.text.as_str()));
-        self.buf.extend_from_slice(b"],\"end_line\":");
-        self.num(u64::from(raw.end_line));
-        self.buf.extend_from_slice(b",\"flags\":[");
-        self.compact_items(raw.flags.iter().map(|f| f.text.as_str()));
-        self.buf.extend_from_slice(b"],\"heredocs\":[");
-        for (i, h) in raw.heredocs.iter().enumerate() {
+    /// The items of an instruction's `heredocs` list on one line (the brackets are the
+    /// caller's).
+    pub(super) fn heredocs_compact(&mut self, heredocs: &[Heredoc]) {
+        for (i, h) in heredocs.iter().enumerate() {
             if i > 0 {
                 self.buf.push(b',');
             }
@@ -344,6 +334,22 @@ impl<W: Write> Pretty<W> {
             self.str(&h.name);
             self.buf.push(b'}');
         }
+    }
+
+    /// One instruction's object on one line: the text between the values is constant, so each
+    /// run of it (`],"end_line":`) is one copy.
+    /// `name` is the keyword's lower-case name when already known.
+    fn instruction_compact(&mut self, raw: &RawInstruction, name: Option<&'static str>) {
+        // Room for the whole object, nearly always: the pushes below then never grow the buffer.
+        self.buf.reserve(raw.original.len() * 2 + 192);
+        self.buf.extend_from_slice(b"{\"args\":[");
+        self.compact_items(raw.args.iter().map(|w| w.text.as_str()));
+        self.buf.extend_from_slice(b"],\"end_line\":");
+        self.num(u64::from(raw.end_line));
+        self.buf.extend_from_slice(b",\"flags\":[");
+        self.compact_items(raw.flags.iter().map(|f| f.text.as_str()));
+        self.buf.extend_from_slice(b"],\"heredocs\":[");
+        self.heredocs_compact(&raw.heredocs);
         self.buf.extend_from_slice(if raw.json {
             b"],\"json\":true,\"keyword\":" as &[u8]
         } else {
