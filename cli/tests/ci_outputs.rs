@@ -201,9 +201,26 @@ fn load_streams_the_image_into_podman_or_says_what_is_missing() {
         return;
     }
     let name = format!("localhost/kiln-load-test-{}:1", std::process::id());
-    let (ok, _, stderr) = try_build(root.path(), ctx.path(), &["--load", "-t", &name]);
-    assert!(ok, "{stderr}");
-    assert!(stderr.contains("loaded into"), "{stderr}");
+    // Podman alone on $PATH: `--load` prefers docker when its daemon answers (as buildx
+    // does), and a machine may have both.
+    let podman = std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("podman"))
+                .find(|candidate| candidate.is_file())
+        })
+        .expect("podman is on $PATH");
+    let only_podman = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&podman, only_podman.path().join("podman")).unwrap();
+    let out = kiln(root.path())
+        .env("PATH", only_podman.path())
+        .args(["build", "--load", "-t", &name])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("loaded into podman"), "{stderr}");
     let out = Std::new("podman")
         .args(["image", "inspect", "--format", "{{.Id}}", &name])
         .output()
