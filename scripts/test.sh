@@ -54,4 +54,5 @@ cargo clippy -p kiln-builder-core --lib --locked -- -D warnings
 cargo build --workspace --all-targets --locked
 # The API docs: every link resolves, nothing warns (the doctests run with cargo test).
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked
-cargo test --workspace --locked
+# Every test binary runs even after one fails, so that one run shows every failure.
+cargo test --workspace --locked --no-fail-fast
