@@ -97,3 +97,42 @@ fn json_error_object_for_an_unreadable_file() {
     let error = v["error"].as_str().expect("an error string");
     assert!(error.contains("/nonexistent/Dockerfile"), "{error}");
 }
+
+#[test]
+fn a_reader_that_stops_early_is_no_error() {
+    use std::fmt::Write as _;
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Dockerfile");
+    // A dump of several megabytes: far more than a pipe holds.
+    let mut text = String::from("FROM scratch\n");
+    for i in 0..100_000 {
+        writeln!(text, "ENV VAR_{i}=value-{i}").unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    for json in [true, false] {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("kiln"));
+        cmd.arg("parse");
+        if json {
+            cmd.arg("--json");
+        }
+        let mut child = cmd
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 16];
+        stdout.read_exact(&mut first).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "json {json}: {:?} {stderr}",
+            out.status
+        );
+        assert!(stderr.is_empty(), "json {json}: {stderr}");
+    }
+}

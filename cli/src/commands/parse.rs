@@ -136,19 +136,30 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
     let parsed = kiln_dockerfile_parser::parse_shared(&source);
     match parsed {
         Ok(df) => {
-            if args.json {
-                // Indented for a person at a terminal, on one line for a program reading a pipe
-                // or a file. The writer fills pieces of about 64 KiB, which pass `out`'s buffer.
-                kiln_dockerfile_parser::dump::write_blocks(&df, &mut out, tty).into_diagnostic()?;
-                writeln!(out).into_diagnostic()?;
-            } else {
-                let mut listing = Vec::with_capacity(source.len() + source.len() / 4);
-                for block in df.instructions() {
-                    listing_line(&mut listing, block.start_line(), block.original());
+            let written = (|| -> std::io::Result<()> {
+                if args.json {
+                    // Indented for a person at a terminal, on one line for a program reading a
+                    // pipe or a file. The writer fills pieces of about 64 KiB, which pass `out`'s
+                    // buffer.
+                    kiln_dockerfile_parser::dump::write_blocks(&df, &mut out, tty)?;
+                    writeln!(out)?;
+                } else {
+                    let mut listing = Vec::with_capacity(source.len() + source.len() / 4);
+                    for block in df.instructions() {
+                        listing_line(&mut listing, block.start_line(), block.original());
+                    }
+                    out.write_all(&listing)?;
                 }
-                out.write_all(&listing).into_diagnostic()?;
+                out.flush()
+            })();
+            match written {
+                // The reader went away (`kiln parse --json | head`): it has what it wanted, as
+                // `cat` or `grep` would see it; nothing to report.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                written => written.into_diagnostic()?,
             }
-            out.flush().into_diagnostic()?;
             // One write for all the warnings, not one per line.
             let mut err = std::io::BufWriter::new(std::io::stderr().lock());
             for w in &df.warnings {
