@@ -6,26 +6,18 @@
 
 use std::io::{self, Write};
 
-use super::pretty::Pretty;
+use super::pretty::{FLUSH_AT, Pretty};
 use crate::ast::Heredoc;
 use crate::block::{BlockRef, Dockerfile};
-
-/// What the buffer holds before it is written out. The buffer is made with twice this room, so
-/// that the instruction that crosses the mark rarely grows it.
-const FLUSH_AT: usize = 64 << 10;
 
 /// Writes the dump of `file` to `out`, indented (serde_json's pretty form) or on one line (its
 /// compact form), with no trailing newline: the same bytes as [`super::write_pretty`] or
 /// [`super::write_compact`] of [`crate::parse_typed_shared`]'s result for the same source.
 /// Writes in pieces of about 64 KiB: `out` needs no buffer of its own.
 pub fn write_blocks<W: Write>(file: &Dockerfile, out: W, indent: bool) -> io::Result<()> {
-    let mut j = Pretty {
-        buf: Vec::with_capacity(2 * FLUSH_AT),
-        out,
-        depth: 0,
-        first: true,
-        indent,
-    };
+    // Twice the mark at which the buffer is written out: the instruction that crosses it rarely
+    // grows the buffer.
+    let mut j = Pretty::new(out, indent, 2 * FLUSH_AT);
     j.head(&file.directives, file.escape);
     for block in file.instructions() {
         j.elem();
@@ -34,10 +26,7 @@ pub fn write_blocks<W: Write>(file: &Dockerfile, out: W, indent: bool) -> io::Re
         } else {
             j.block_compact(block, false);
         }
-        if j.buf.len() >= FLUSH_AT {
-            j.out.write_all(&j.buf)?;
-            j.buf.clear();
-        }
+        j.flush_some()?;
     }
     j.tail(&file.warnings);
     j.out.write_all(&j.buf)

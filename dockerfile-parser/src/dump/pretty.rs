@@ -74,13 +74,8 @@ pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
     let block = (source.len() * 6).clamp(1 << 12, BLOCK);
     let room = block + block / 8;
     let full = block;
-    let mut body = Pretty {
-        buf: Vec::with_capacity(room),
-        out: io::sink(),
-        depth: 2,
-        first: true,
-        indent,
-    };
+    let mut body = Pretty::new(io::sink(), indent, room);
+    body.depth = 2;
     let mut blocks = Vec::new();
     let summary = crate::parse_each_raw(source, |raw, name| {
         body.elem();
@@ -95,13 +90,7 @@ pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
         }
     })?;
     blocks.push(body.buf);
-    let mut j = Pretty {
-        buf: Vec::new(),
-        out: io::sink(),
-        depth: 0,
-        first: true,
-        indent,
-    };
+    let mut j = Pretty::new(io::sink(), indent, 0);
     j.head(&summary.directives, summary.escape);
     let head = std::mem::take(&mut j.buf);
     j.first = body.first;
@@ -115,13 +104,7 @@ pub fn parse_to_json(source: &Text, indent: bool) -> Result<Dump, ParseError> {
 }
 
 fn write<W: Write>(df: &TypedDockerfile, out: W, indent: bool) -> io::Result<()> {
-    let mut j = Pretty {
-        buf: Vec::with_capacity(1 << 16),
-        out,
-        depth: 0,
-        first: true,
-        indent,
-    };
+    let mut j = Pretty::new(out, indent, FLUSH_AT);
     j.head(&df.directives, df.escape);
     for n in df.instructions() {
         j.elem();
@@ -190,9 +173,24 @@ pub(super) struct Pretty<W: Write> {
     pub(super) indent: bool,
 }
 
+/// From this many bytes in the buffer, [`Pretty::flush_some`] hands them to the output.
+pub(super) const FLUSH_AT: usize = 64 << 10;
+
 impl<W: Write> Pretty<W> {
+    /// A writer at the document's top level with room for `capacity` bytes.
+    pub(super) fn new(out: W, indent: bool, capacity: usize) -> Self {
+        Pretty {
+            buf: Vec::with_capacity(capacity),
+            out,
+            depth: 0,
+            first: true,
+            indent,
+        }
+    }
+
+    /// Writes the buffer out once it holds [`FLUSH_AT`] bytes or more.
     pub(super) fn flush_some(&mut self) -> io::Result<()> {
-        if self.buf.len() >= 1 << 16 {
+        if self.buf.len() >= FLUSH_AT {
             self.out.write_all(&self.buf)?;
             self.buf.clear();
         }
@@ -434,13 +432,7 @@ mod tests {
         fn strings_are_serde_json_text_of_the_json_text(
             s in "[a-z\"\\\u{1}\u{1f}\u{7f}é\u{100000}\u{10ff7f}\u{10ff80}\u{10ffff}]{0,40}",
         ) {
-            let mut j = super::Pretty {
-                buf: Vec::new(),
-                out: std::io::sink(),
-                depth: 0,
-                first: true,
-                indent: false,
-            };
+            let mut j = super::Pretty::new(std::io::sink(), false, 0);
             j.str(&s);
             let want = serde_json::to_string(&crate::bytes::to_json_text(&s)).expect("serializes");
             prop_assert_eq!(String::from_utf8(j.buf).expect("UTF-8"), want);
