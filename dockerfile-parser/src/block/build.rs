@@ -82,10 +82,9 @@ pub fn parse_blocks(source: &Text) -> Result<Dockerfile, ParseError> {
     }
 }
 
+/// The block builder; `None` where the full parse must give the answer. `source` is below
+/// [`text::MAX_TEXT_LEN`] ([`parse_blocks`] refused the rest).
 fn parse_blocks_inner(source: &Text) -> Result<Option<Dockerfile>, ParseError> {
-    if source.len() >= text::MAX_TEXT_LEN {
-        return Ok(None);
-    }
     let src = source.as_str();
     let mut reader = RawReader::new(source);
     let mut ctx = lower::Ctx {
