@@ -136,22 +136,7 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
     let parsed = kiln_dockerfile_parser::parse_shared(&source);
     match parsed {
         Ok(df) => {
-            let written = (|| -> std::io::Result<()> {
-                if args.json {
-                    // Indented for a person at a terminal, on one line for a program reading a
-                    // pipe or a file. The writer fills pieces of about 64 KiB, which pass `out`'s
-                    // buffer.
-                    kiln_dockerfile_parser::dump::write_blocks(&df, &mut out, tty)?;
-                    writeln!(out)?;
-                } else {
-                    let mut listing = Vec::with_capacity(source.len() + source.len() / 4);
-                    for block in df.instructions() {
-                        listing_line(&mut listing, block.start_line(), block.original());
-                    }
-                    out.write_all(&listing)?;
-                }
-                out.flush()
-            })();
+            let written = write_output(&df, args.json, tty, source.len(), &mut out);
             match written {
                 // The reader went away (`kiln parse --json | head`): it has what it wanted, as
                 // `cat` or `grep` would see it; nothing to report.
@@ -179,6 +164,29 @@ pub fn run(args: &ParseArgs) -> miette::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// Writes the parsed file to `out`: the JSON dump (indented for a person at a terminal, on one
+/// line for a program reading a pipe or a file; the writer fills pieces of about 64 KiB, which
+/// pass `out`'s buffer) or the listing of its instructions.
+fn write_output(
+    df: &kiln_dockerfile_parser::Dockerfile,
+    json: bool,
+    tty: bool,
+    source_len: usize,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    if json {
+        kiln_dockerfile_parser::dump::write_blocks(df, &mut *out, tty)?;
+        writeln!(out)?;
+    } else {
+        let mut listing = Vec::with_capacity(source_len + source_len / 4);
+        for block in df.instructions() {
+            listing_line(&mut listing, block.start_line(), block.original());
+        }
+        out.write_all(&listing)?;
+    }
+    out.flush()
 }
 
 /// One line of `kiln parse`'s listing: `format!("{line:>4}  {text}\n")` without the formatter.
