@@ -156,6 +156,31 @@ fn sigkill_while_a_layer_is_written_leaves_no_temp_blob_after_the_next_build() {
     assert_store_consistent(root.path());
 }
 
+#[test]
+fn a_stamp_write_killed_halfway_is_swept_by_the_next_build() {
+    if !require_privileged("crash test") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context("FROM scratch\nCOPY a.txt /a.txt\n");
+    std::fs::write(ctx.path().join("a.txt"), "a").unwrap();
+    build(root.path(), ctx.path(), &["-t", "stamp:1"]);
+    // What a build killed between creating a stamp's temp file and renaming it leaves (nobody
+    // holds its lock), beside the stamps the build wrote.
+    let verified = root.path().join("kiln/verified");
+    assert!(verified.is_dir(), "the build stamped its layer");
+    let stray = verified.join(".tmp-killed");
+    std::fs::write(&stray, "1 2.3 4.5 6").unwrap();
+    std::fs::write(ctx.path().join("a.txt"), "b").unwrap();
+    build(root.path(), ctx.path(), &["-t", "stamp:1"]);
+    assert!(
+        !stray.exists(),
+        "the next build removed {}",
+        stray.display()
+    );
+    assert_store_consistent(root.path());
+}
+
 // ---- concurrency: builds at once on one store ---------------------------------------------------
 
 /// A Dockerfile whose image prints `msg`; all share the first two steps.

@@ -183,6 +183,8 @@ pub struct LocalWorker {
 impl LocalWorker {
     /// A worker with this setup.
     pub fn new(cfg: LocalWorkerConfig) -> Self {
+        // Once per worker, not per stamp: the directory holds a stamp per blob.
+        verify::sweep_abandoned(&cfg.store);
         let stat_cache_path = cfg.context.as_ref().map(|ctx| {
             let key = hex::encode(Sha256::digest(
                 ctx.root().path().as_os_str().as_encoded_bytes(),

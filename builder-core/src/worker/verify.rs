@@ -29,6 +29,12 @@ fn stamp_of(meta: &std::fs::Metadata) -> String {
     )
 }
 
+/// Removes the temp files of stamp writes that killed builds left in the stamps' directory (a
+/// live writer holds its file locked, so it is kept; see `content::sweep_abandoned_temps`).
+pub(crate) fn sweep_abandoned(store: &ContentStore) {
+    crate::content::sweep_abandoned_temps(&store.state_dir().join("verified"));
+}
+
 /// Records that the blob as it is now was verified. Failures only cost a re-hash later.
 pub(crate) fn stamp(store: &ContentStore, digest: &Digest) {
     let Ok(meta) = std::fs::metadata(store.blob_path(digest)) else {
